@@ -97,11 +97,11 @@ std::string identity_hash(const ResolvedObject& o) {
       {"limits", {o.timeout, o.min_cores, o.max_cores, o.min_ram_gb, o.min_disk_gb, o.max_retries,
                   o.retry_wait_seconds}},
       {"ports", o.port_expose}};
-  return sha256_hex(identity.dump());
+  return sha256_hex(identity.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 std::string object_to_json(const ResolvedObject& object, int indent) {
-  return object_json(object).dump(indent);
+  return object_json(object).dump(indent, ' ', false, json::error_handler_t::replace);
 }
 
 std::string commit_to_json(const ResolvedCommit& c, int indent) {
@@ -130,7 +130,7 @@ std::string commit_to_json(const ResolvedCommit& c, int indent) {
               {"objects", objects},
               {"test_sets", c.test_sets},
               {"triggered_test_sets", c.triggered_test_sets}};
-  return out.dump(indent);
+  return out.dump(indent, ' ', false, json::error_handler_t::replace);
 }
 
 }  // namespace testlooper::definitions

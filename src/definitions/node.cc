@@ -9,6 +9,13 @@ std::string Mark::to_string() const {
   return fmt::format("{}:{}:{}", file, line, column);
 }
 
+Node::Node() = default;
+Node::Node(const Node&) = default;
+Node::Node(Node&&) noexcept = default;
+Node& Node::operator=(const Node&) = default;
+Node& Node::operator=(Node&&) noexcept = default;
+Node::~Node() = default;
+
 const Node* Node::find(const std::string& key) const {
   for (const auto& [k, v] : entries) {
     if (k.text == key) return &v;

@@ -22,6 +22,15 @@ struct Mark {
 
 struct Node {
   enum class Kind { kNull, kScalar, kList, kMap };
+  // Out of line: Node holds containers of itself, which must not be instantiated before Node is
+  // complete (clang checks pair<Node, Node> eagerly).
+  Node();
+  Node(const Node&);
+  Node(Node&&) noexcept;
+  Node& operator=(const Node&);
+  Node& operator=(Node&&) noexcept;
+  ~Node();
+
   Kind kind = Kind::kNull;
   std::string text;  // kScalar
   bool plain = false;  // kScalar written without quotes
