@@ -35,7 +35,7 @@ std::string describe(const Dependency& d) {
 }
 
 void print_object(const ResolvedObject& o) {
-  fmt::print("  {}  [{}]  hash {}\n", o.name, to_string(o.kind), short_sha(o.hash));
+  fmt::print("  {}  hash {}\n", o.name, short_sha(o.hash));
   fmt::print("    environment {} ({}), project {}, configuration {}\n", o.environment.name,
              o.environment.image_kind, o.project, o.configuration);
   fmt::print("    timeout {}s, cores {}-{}, ram {} GB\n", o.timeout, o.min_cores, o.max_cores, o.min_ram_gb);
@@ -58,8 +58,16 @@ void print_human(const ResolvedCommit& c) {
     for (const auto& i : e.inheritance) chain += (chain.empty() ? "" : " -> ") + i;
     fmt::print("environment {}: {} {} [{}]\n", name, e.platform, e.image_kind, chain);
   }
-  if (!c.objects.empty()) fmt::print("objects:\n");
-  for (const auto& o : c.objects) print_object(o);
+  for (const auto kind : {definitions::ObjectKind::kBuild, definitions::ObjectKind::kTest,
+                          definitions::ObjectKind::kDeployment}) {
+    bool header = false;
+    for (const auto& o : c.objects) {
+      if (o.kind != kind) continue;
+      if (!header) fmt::print("{}s:\n", to_string(kind));
+      header = true;
+      print_object(o);
+    }
+  }
   for (const auto& [set, names] : c.test_sets) fmt::print("test set {}: {} objects\n", set, names.size());
   std::string triggered;
   for (const auto& t : c.triggered_test_sets) triggered += " " + t;

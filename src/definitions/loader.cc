@@ -208,8 +208,9 @@ const CommitDefinitions& Loader::load(const std::string& repo, const std::string
   const auto key = std::make_pair(repo, commit);
   if (auto it = cache_.find(key); it != cache_.end()) return *it->second;
   if (!loading_.insert(key).second) {
-    throw DefinitionError(Mark{display_path(repo, "")},
-                          fmt::format("repos of {}/{} refer back to themselves", repo, commit));
+    const std::string message = fmt::format("repos of {}/{} refer back to themselves", repo, commit);
+    if (at != nullptr) fail_at(*at, message);
+    throw DefinitionError(Mark{display_path(repo, "")}, message);
   }
   std::shared_ptr<CommitDefinitions> defs;
   try {

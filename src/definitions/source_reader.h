@@ -28,8 +28,9 @@ class SourceReader {
                                                        const std::string& commit,
                                                        const std::string& path) = 0;
 
-  // The newest commit reachable from `commit` (first-parent or not, as `git log -1 -- path`)
-  // that changed anything under `path` (a file or a directory). `path` is never empty.
+  // The newest commit on the first-parent chain from `commit` whose content under `path` (a
+  // file or a directory) differs from its first parent's (or the root commit). `path` is never
+  // empty. A change brought in by a merge is credited to the merge commit.
   virtual Result<std::string> last_commit_touching(const std::string& repo,
                                                    const std::string& commit,
                                                    const std::string& path) = 0;
