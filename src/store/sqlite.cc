@@ -1,0 +1,88 @@
+#include "store/sqlite.h"
+
+namespace testlooper::store {
+
+Statement::Statement(sqlite3* db, const std::string& sql) : db_(db) {
+  if (sqlite3_prepare_v2(db, sql.c_str(), static_cast<int>(sql.size()), &stmt_, nullptr) != SQLITE_OK) {
+    error_ = sqlite3_errmsg(db);
+    stmt_ = nullptr;
+  }
+}
+
+Statement::~Statement() { sqlite3_finalize(stmt_); }
+
+Statement& Statement::bind(int index, const std::string& value) {
+  sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+
+Statement& Statement::bind(int index, int64_t value) {
+  sqlite3_bind_int64(stmt_, index, value);
+  return *this;
+}
+
+Statement& Statement::bind(int index, double value) {
+  sqlite3_bind_double(stmt_, index, value);
+  return *this;
+}
+
+bool Statement::step() {
+  if (stmt_ == nullptr) return false;
+  const int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc != SQLITE_DONE) error_ = sqlite3_errmsg(db_);
+  return false;
+}
+
+bool Statement::run() {
+  while (step()) {
+  }
+  return stmt_ != nullptr && error_.empty();
+}
+
+std::string Statement::text(int column) const {
+  const auto* p = sqlite3_column_text(stmt_, column);
+  return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(stmt_, column)) : "";
+}
+
+int64_t Statement::integer(int column) const { return sqlite3_column_int64(stmt_, column); }
+double Statement::real(int column) const { return sqlite3_column_double(stmt_, column); }
+bool Statement::is_null(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+
+Result<std::unique_ptr<Connection>> Connection::open(const std::string& path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) {
+    Error e{path, std::string("cannot open the database: ") + sqlite3_errmsg(db)};
+    sqlite3_close(db);
+    return e;
+  }
+  sqlite3_busy_timeout(db, 5000);
+  return std::unique_ptr<Connection>(new Connection(db));
+}
+
+Connection::~Connection() { sqlite3_close(db_); }
+
+Status Connection::exec(const std::string& sql, const std::string& what) {
+  char* message = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
+    Error e{"store", what + ": " + (message ? message : "unknown error")};
+    sqlite3_free(message);
+    return e;
+  }
+  return {};
+}
+
+Transaction::Transaction(Connection& c) : connection_(c) {
+  (void)connection_.exec("BEGIN IMMEDIATE", "begin");
+}
+
+Transaction::~Transaction() {
+  if (!done_) (void)connection_.exec("ROLLBACK", "rollback");
+}
+
+Status Transaction::commit() {
+  done_ = true;
+  return connection_.exec("COMMIT", "commit");
+}
+
+}  // namespace testlooper::store

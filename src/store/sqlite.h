@@ -1,0 +1,68 @@
+// A minimal RAII layer over the SQLite C API for the store: a connection and prepared
+// statements with positional binds. Internal to src/store.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/error.h"
+
+namespace testlooper::store {
+
+class Statement {
+ public:
+  Statement(sqlite3* db, const std::string& sql);
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  ~Statement();
+
+  bool ok() const { return stmt_ != nullptr; }
+  Statement& bind(int index, const std::string& value);
+  Statement& bind(int index, int64_t value);
+  Statement& bind(int index, int value) { return bind(index, static_cast<int64_t>(value)); }
+  Statement& bind(int index, double value);
+  // Advances to the next row: true while there is one. `error` is set on failure.
+  bool step();
+  // Runs to completion; false on failure.
+  bool run();
+  std::string text(int column) const;
+  int64_t integer(int column) const;
+  double real(int column) const;
+  bool is_null(int column) const;
+  const std::string& error() const { return error_; }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  std::string error_;
+};
+
+class Connection {
+ public:
+  static Result<std::unique_ptr<Connection>> open(const std::string& path);
+  ~Connection();
+  sqlite3* get() const { return db_; }
+  // Executes statements with no results; an Error names `what`.
+  Status exec(const std::string& sql, const std::string& what);
+
+ private:
+  explicit Connection(sqlite3* db) : db_(db) {}
+  sqlite3* db_;
+};
+
+// Begins a transaction; commits on commit(), rolls back on destruction otherwise.
+class Transaction {
+ public:
+  explicit Transaction(Connection& c);
+  ~Transaction();
+  Status commit();
+
+ private:
+  Connection& connection_;
+  bool done_ = false;
+};
+
+}  // namespace testlooper::store

@@ -1,0 +1,321 @@
+// The SQLite implementation of Store.
+#include <fmt/format.h>
+
+#include <sstream>
+
+#include "store/sqlite.h"
+#include "store/store.h"
+
+namespace testlooper::store {
+namespace {
+
+constexpr const char* kSchema = R"sql(
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS repos (name TEXT PRIMARY KEY, path TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS branches (
+  repo TEXT NOT NULL, name TEXT NOT NULL, head TEXT NOT NULL, under_test INTEGER NOT NULL,
+  depth INTEGER NOT NULL, PRIMARY KEY (repo, name));
+CREATE TABLE IF NOT EXISTS commits (
+  repo TEXT NOT NULL, sha TEXT NOT NULL, parents TEXT NOT NULL, subject TEXT NOT NULL,
+  author TEXT NOT NULL, time INTEGER NOT NULL, resolved INTEGER NOT NULL DEFAULT 0,
+  file TEXT, error TEXT, test_sets TEXT NOT NULL DEFAULT '{}', triggered TEXT NOT NULL DEFAULT '[]',
+  PRIMARY KEY (repo, sha));
+CREATE TABLE IF NOT EXISTS objects (
+  repo TEXT NOT NULL, sha TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL,
+  hash TEXT NOT NULL, definition TEXT NOT NULL, PRIMARY KEY (repo, sha, name));
+CREATE TABLE IF NOT EXISTS targets (
+  repo TEXT NOT NULL, sha TEXT NOT NULL, name TEXT NOT NULL, runs INTEGER NOT NULL,
+  PRIMARY KEY (repo, sha, name));
+CREATE TABLE IF NOT EXISTS commit_sets (
+  repo TEXT NOT NULL, sha TEXT NOT NULL, test_set TEXT NOT NULL, enabled INTEGER NOT NULL,
+  PRIMARY KEY (repo, sha, test_set));
+CREATE TABLE IF NOT EXISTS runs (
+  id TEXT PRIMARY KEY, hash TEXT NOT NULL, repo TEXT NOT NULL, sha TEXT NOT NULL,
+  name TEXT NOT NULL, kind TEXT NOT NULL, worker TEXT NOT NULL, state TEXT NOT NULL,
+  exit_code INTEGER NOT NULL, started REAL NOT NULL, ended REAL NOT NULL, detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS runs_by_hash ON runs (hash);
+CREATE TABLE IF NOT EXISTS cases (
+  run_id TEXT NOT NULL, seq INTEGER NOT NULL, name TEXT NOT NULL, success INTEGER NOT NULL,
+  elapsed REAL NOT NULL, PRIMARY KEY (run_id, seq));
+)sql";
+
+std::string join_words(const std::vector<std::string>& words) {
+  std::string out;
+  for (const auto& w : words) out += (out.empty() ? "" : " ") + w;
+  return out;
+}
+
+std::vector<std::string> split_words(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
+Error failed(const std::string& what, const Statement& s) {
+  return Error{"store", what + ": " + s.error()};
+}
+
+RunRow read_run(const Statement& s) {
+  RunRow r;
+  r.id = s.text(0);
+  r.hash = s.text(1);
+  r.repo = s.text(2);
+  r.commit = s.text(3);
+  r.name = s.text(4);
+  r.kind = s.text(5);
+  r.worker = s.text(6);
+  r.state = run_state_from(s.text(7)).value_or(RunState::kInfraFailed);
+  r.exit_code = static_cast<int>(s.integer(8));
+  r.started = s.real(9);
+  r.ended = s.real(10);
+  r.detail = s.text(11);
+  return r;
+}
+
+constexpr const char* kRunColumns =
+    "id, hash, repo, sha, name, kind, worker, state, exit_code, started, ended, detail";
+
+class SqliteStore : public Store {
+ public:
+  explicit SqliteStore(std::unique_ptr<Connection> db) : db_(std::move(db)) {}
+
+  Status put_repo(const RepoRow& repo) override {
+    Statement s(db_->get(), "INSERT OR REPLACE INTO repos (name, path) VALUES (?, ?)");
+    if (!s.bind(1, repo.name).bind(2, repo.path).run()) return failed("put_repo", s);
+    return {};
+  }
+
+  Result<std::vector<RepoRow>> repos() override {
+    Statement s(db_->get(), "SELECT name, path FROM repos ORDER BY name");
+    std::vector<RepoRow> out;
+    while (s.step()) out.push_back({s.text(0), s.text(1)});
+    if (!s.error().empty()) return failed("repos", s);
+    return out;
+  }
+
+  Status put_branch(const BranchRow& b) override {
+    Statement s(db_->get(),
+                "INSERT OR REPLACE INTO branches (repo, name, head, under_test, depth) "
+                "VALUES (?, ?, ?, ?, ?)");
+    s.bind(1, b.repo).bind(2, b.name).bind(3, b.head).bind(4, b.under_test ? 1 : 0).bind(5, b.depth);
+    if (!s.run()) return failed("put_branch", s);
+    return {};
+  }
+
+  Status delete_branch(const std::string& repo, const std::string& name) override {
+    Statement s(db_->get(), "DELETE FROM branches WHERE repo = ? AND name = ?");
+    if (!s.bind(1, repo).bind(2, name).run()) return failed("delete_branch", s);
+    return {};
+  }
+
+  Result<std::vector<BranchRow>> branches() override {
+    Statement s(db_->get(), "SELECT repo, name, head, under_test, depth FROM branches ORDER BY repo, name");
+    std::vector<BranchRow> out;
+    while (s.step()) {
+      out.push_back({s.text(0), s.text(1), s.text(2), s.integer(3) != 0, static_cast<int>(s.integer(4))});
+    }
+    if (!s.error().empty()) return failed("branches", s);
+    return out;
+  }
+
+  Status put_commits(const std::vector<CommitRow>& commits) override {
+    Transaction t(*db_);
+    for (const auto& c : commits) {
+      Statement one(db_->get(),
+                    "INSERT OR IGNORE INTO commits (repo, sha, parents, subject, author, time) "
+                    "VALUES (?, ?, ?, ?, ?, ?)");
+      one.bind(1, c.repo).bind(2, c.sha).bind(3, join_words(c.parents)).bind(4, c.subject);
+      one.bind(5, c.author).bind(6, c.time);
+      if (!one.run()) return failed("put_commits", one);
+    }
+    return t.commit();
+  }
+
+  Result<std::vector<CommitRow>> commits() override {
+    Statement s(db_->get(),
+                "SELECT repo, sha, parents, subject, author, time, resolved, file, error, "
+                "test_sets, triggered FROM commits");
+    std::vector<CommitRow> out;
+    while (s.step()) {
+      CommitRow c;
+      c.repo = s.text(0);
+      c.sha = s.text(1);
+      c.parents = split_words(s.text(2));
+      c.subject = s.text(3);
+      c.author = s.text(4);
+      c.time = s.integer(5);
+      c.resolved = s.integer(6) != 0;
+      if (!s.is_null(7)) c.file = s.text(7);
+      if (!s.is_null(8)) c.error = s.text(8);
+      c.test_sets_json = s.text(9);
+      c.triggered_json = s.text(10);
+      out.push_back(std::move(c));
+    }
+    if (!s.error().empty()) return failed("commits", s);
+    return out;
+  }
+
+  Status put_definitions(const CommitRow& c, const std::vector<ObjectRow>& objects) override {
+    Transaction t(*db_);
+    Statement u(db_->get(),
+                "UPDATE commits SET resolved = 1, file = ?, error = ?, test_sets = ?, triggered = ? "
+                "WHERE repo = ? AND sha = ?");
+    if (c.file) u.bind(1, *c.file);
+    if (c.error) u.bind(2, *c.error);
+    u.bind(3, c.test_sets_json).bind(4, c.triggered_json).bind(5, c.repo).bind(6, c.sha);
+    if (!u.run()) return failed("put_definitions", u);
+    Statement d(db_->get(), "DELETE FROM objects WHERE repo = ? AND sha = ?");
+    if (!d.bind(1, c.repo).bind(2, c.sha).run()) return failed("put_definitions", d);
+    for (const auto& o : objects) {
+      Statement i(db_->get(),
+                  "INSERT INTO objects (repo, sha, name, kind, hash, definition) VALUES (?, ?, ?, ?, ?, ?)");
+      i.bind(1, o.repo).bind(2, o.commit).bind(3, o.name).bind(4, o.kind).bind(5, o.hash);
+      if (!i.bind(6, o.definition_json).run()) return failed("put_definitions", i);
+    }
+    return t.commit();
+  }
+
+  Result<std::vector<ObjectRow>> objects() override {
+    Statement s(db_->get(), "SELECT repo, sha, name, kind, hash, definition FROM objects");
+    std::vector<ObjectRow> out;
+    while (s.step()) out.push_back({s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5)});
+    if (!s.error().empty()) return failed("objects", s);
+    return out;
+  }
+
+  Status set_target(const std::string& repo, const std::string& commit, const std::string& name,
+                    int runs) override {
+    Statement s(db_->get(), "INSERT OR REPLACE INTO targets (repo, sha, name, runs) VALUES (?, ?, ?, ?)");
+    if (!s.bind(1, repo).bind(2, commit).bind(3, name).bind(4, runs).run()) return failed("set_target", s);
+    return {};
+  }
+
+  Result<std::map<std::tuple<std::string, std::string, std::string>, int>> targets() override {
+    Statement s(db_->get(), "SELECT repo, sha, name, runs FROM targets");
+    std::map<std::tuple<std::string, std::string, std::string>, int> out;
+    while (s.step()) out[{s.text(0), s.text(1), s.text(2)}] = static_cast<int>(s.integer(3));
+    if (!s.error().empty()) return failed("targets", s);
+    return out;
+  }
+
+  Status set_commit_set(const std::string& repo, const std::string& commit, const std::string& set,
+                        bool enabled) override {
+    Statement s(db_->get(),
+                "INSERT OR REPLACE INTO commit_sets (repo, sha, test_set, enabled) VALUES (?, ?, ?, ?)");
+    if (!s.bind(1, repo).bind(2, commit).bind(3, set).bind(4, enabled ? 1 : 0).run()) {
+      return failed("set_commit_set", s);
+    }
+    return {};
+  }
+
+  Result<std::map<std::tuple<std::string, std::string, std::string>, bool>> commit_sets() override {
+    Statement s(db_->get(), "SELECT repo, sha, test_set, enabled FROM commit_sets");
+    std::map<std::tuple<std::string, std::string, std::string>, bool> out;
+    while (s.step()) out[{s.text(0), s.text(1), s.text(2)}] = s.integer(3) != 0;
+    if (!s.error().empty()) return failed("commit_sets", s);
+    return out;
+  }
+
+  Status start_run(const RunRow& r) override {
+    Statement s(db_->get(), fmt::format("INSERT OR REPLACE INTO runs ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", kRunColumns));
+    bind_run(s, r);
+    if (!s.run()) return failed("start_run", s);
+    return {};
+  }
+
+  Result<bool> finish_run(const RunRow& r, const std::vector<CaseRow>& cases) override {
+    Transaction t(*db_);
+    Statement u(db_->get(),
+                "UPDATE runs SET state = ?, exit_code = ?, ended = ?, detail = ?, worker = ? "
+                "WHERE id = ? AND state = 'running'");
+    u.bind(1, std::string(to_string(r.state))).bind(2, r.exit_code).bind(3, r.ended);
+    u.bind(4, r.detail).bind(5, r.worker).bind(6, r.id);
+    if (!u.run()) return failed("finish_run", u);
+    if (sqlite3_changes(db_->get()) == 0) return false;
+    int seq = 0;
+    for (const auto& c : cases) {
+      Statement i(db_->get(), "INSERT INTO cases (run_id, seq, name, success, elapsed) VALUES (?, ?, ?, ?, ?)");
+      i.bind(1, r.id).bind(2, seq++).bind(3, c.name).bind(4, c.success ? 1 : 0).bind(5, c.elapsed);
+      if (!i.run()) return failed("finish_run", i);
+    }
+    TL_RETURN_IF_ERROR(t.commit());
+    return true;
+  }
+
+  Result<std::vector<RunRow>> runs() override {
+    Statement s(db_->get(), fmt::format("SELECT {} FROM runs ORDER BY started", kRunColumns));
+    std::vector<RunRow> out;
+    while (s.step()) out.push_back(read_run(s));
+    if (!s.error().empty()) return failed("runs", s);
+    return out;
+  }
+
+  Result<std::optional<RunRow>> run(const std::string& id) override {
+    Statement s(db_->get(), fmt::format("SELECT {} FROM runs WHERE id = ?", kRunColumns));
+    s.bind(1, id);
+    if (s.step()) return std::optional<RunRow>(read_run(s));
+    if (!s.error().empty()) return failed("run", s);
+    return std::optional<RunRow>();
+  }
+
+  Result<std::vector<CaseRow>> cases(const std::string& run_id) override {
+    Statement s(db_->get(), "SELECT name, success, elapsed FROM cases WHERE run_id = ? ORDER BY seq");
+    s.bind(1, run_id);
+    std::vector<CaseRow> out;
+    while (s.step()) out.push_back({s.text(0), s.integer(1) != 0, s.real(2)});
+    if (!s.error().empty()) return failed("cases", s);
+    return out;
+  }
+
+  Result<std::map<std::string, std::pair<int64_t, int64_t>>> case_counts(const std::string& hash) override {
+    Statement s(db_->get(),
+                "SELECT c.name, COUNT(*), SUM(1 - c.success) FROM cases c JOIN runs r ON r.id = c.run_id "
+                "WHERE r.hash = ? AND r.state IN ('succeeded', 'failed') GROUP BY c.name");
+    s.bind(1, hash);
+    std::map<std::string, std::pair<int64_t, int64_t>> out;
+    while (s.step()) out[s.text(0)] = {s.integer(1), s.integer(2)};
+    if (!s.error().empty()) return failed("case_counts", s);
+    return out;
+  }
+
+ private:
+  static void bind_run(Statement& s, const RunRow& r) {
+    s.bind(1, r.id).bind(2, r.hash).bind(3, r.repo).bind(4, r.commit).bind(5, r.name);
+    s.bind(6, r.kind).bind(7, r.worker).bind(8, std::string(to_string(r.state)));
+    s.bind(9, r.exit_code).bind(10, r.started).bind(11, r.ended).bind(12, r.detail);
+  }
+
+  std::unique_ptr<Connection> db_;
+};
+
+}  // namespace
+
+const char* to_string(RunState state) {
+  switch (state) {
+    case RunState::kRunning: return "running";
+    case RunState::kSucceeded: return "succeeded";
+    case RunState::kFailed: return "failed";
+    case RunState::kInfraFailed: return "infra_failed";
+    case RunState::kCancelled: return "cancelled";
+  }
+  return "?";
+}
+
+std::optional<RunState> run_state_from(const std::string& text) {
+  for (auto s : {RunState::kRunning, RunState::kSucceeded, RunState::kFailed, RunState::kInfraFailed,
+                 RunState::kCancelled}) {
+    if (text == to_string(s)) return s;
+  }
+  return std::nullopt;
+}
+
+Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path) {
+  auto db = Connection::open(path);
+  if (!db.ok()) return db.error();
+  TL_RETURN_IF_ERROR((*db)->exec(kSchema, "creating the schema"));
+  return std::unique_ptr<Store>(new SqliteStore(std::move(*db)));
+}
+
+}  // namespace testlooper::store

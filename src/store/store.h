@@ -1,0 +1,144 @@
+// The store: TestLooper's persistent state behind one interface (DESIGN.md "store"). SQLite is
+// the embedded backend: one file under the server's data dir, WAL journal, so a `kill -9` of the
+// server at any instant loses no committed write.
+//
+// What it keeps: repos, branches (and which are under test), commits with their resolved
+// definitions and objects, the user's settings (target runs, enabled test sets), and every run
+// with its individual test results. Runs are keyed by run id and finishing a run is idempotent:
+// a worker that resends a result after a reconnect does not double-count it.
+//
+// Ownership and threads: a Store is used by one thread at a time (the server's state thread);
+// each method is one transaction. Errors come back as values naming the operation.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <tuple>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+
+namespace testlooper::store {
+
+struct RepoRow {
+  std::string name;
+  std::string path;
+};
+
+struct BranchRow {
+  std::string repo;
+  std::string name;
+  std::string head;
+  bool under_test = false;
+  int depth = 0;  // ancestors (first-parent) also under test
+};
+
+struct CommitRow {
+  std::string repo;
+  std::string sha;
+  std::vector<std::string> parents;
+  std::string subject;
+  std::string author;
+  int64_t time = 0;  // author time, seconds since the epoch
+  // Filled once the definitions are resolved.
+  bool resolved = false;
+  std::optional<std::string> file;
+  std::optional<std::string> error;
+  std::string test_sets_json = "{}";   // {set: [names]}
+  std::string triggered_json = "[]";   // [set, ...]
+};
+
+// One build/test/deployment of a commit; `definition_json` is the resolved object
+// (definitions::object_to_json) the worker receives.
+struct ObjectRow {
+  std::string repo;
+  std::string commit;
+  std::string name;
+  std::string kind;  // "build" | "test" | "deployment"
+  std::string hash;
+  std::string definition_json;
+};
+
+enum class RunState { kRunning, kSucceeded, kFailed, kInfraFailed, kCancelled };
+const char* to_string(RunState state);
+std::optional<RunState> run_state_from(const std::string& text);
+
+// One run of an object (identified by hash; scheduled on behalf of repo/commit/name).
+struct RunRow {
+  std::string id;
+  std::string hash;
+  std::string repo;
+  std::string commit;
+  std::string name;
+  std::string kind;
+  std::string worker;
+  RunState state = RunState::kRunning;
+  int exit_code = 0;
+  double started = 0;
+  double ended = 0;
+  std::string detail;  // infrastructure failure reason, cancellation reason
+};
+
+// One individual test result of a run (a run may hold a case several times).
+struct CaseRow {
+  std::string name;
+  bool success = false;
+  double elapsed = 0;
+};
+
+// Counts over the finished runs of one identity. Infrastructure failures are counted apart and
+// never as failures.
+struct RunCounts {
+  int64_t runs = 0;
+  int64_t failures = 0;
+  int64_t infra_failures = 0;
+  int64_t active = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  virtual Status put_repo(const RepoRow& repo) = 0;
+  virtual Result<std::vector<RepoRow>> repos() = 0;
+
+  virtual Status put_branch(const BranchRow& branch) = 0;
+  virtual Status delete_branch(const std::string& repo, const std::string& name) = 0;
+  virtual Result<std::vector<BranchRow>> branches() = 0;
+
+  // Inserts commits that are new; known shas are left as they are. One transaction.
+  virtual Status put_commits(const std::vector<CommitRow>& commits) = 0;
+  virtual Result<std::vector<CommitRow>> commits() = 0;
+  // Records a commit's resolved definitions and objects (replacing earlier ones).
+  virtual Status put_definitions(const CommitRow& commit, const std::vector<ObjectRow>& objects) = 0;
+  virtual Result<std::vector<ObjectRow>> objects() = 0;
+
+  virtual Status set_target(const std::string& repo, const std::string& commit,
+                            const std::string& name, int runs) = 0;
+  // (repo, commit, name) -> target runs
+  virtual Result<std::map<std::tuple<std::string, std::string, std::string>, int>> targets() = 0;
+  virtual Status set_commit_set(const std::string& repo, const std::string& commit,
+                                const std::string& set, bool enabled) = 0;
+  // (repo, commit, set) -> enabled
+  virtual Result<std::map<std::tuple<std::string, std::string, std::string>, bool>> commit_sets() = 0;
+
+  // Records a run that has started (or re-records it, e.g. a worker resuming after a restart).
+  virtual Status start_run(const RunRow& run) = 0;
+  // Finishes a running run with its results. Idempotent: returns false (and changes nothing)
+  // when the run is already finished or unknown.
+  virtual Result<bool> finish_run(const RunRow& run, const std::vector<CaseRow>& cases) = 0;
+  virtual Result<std::vector<RunRow>> runs() = 0;
+  virtual Result<std::optional<RunRow>> run(const std::string& id) = 0;
+  virtual Result<std::vector<CaseRow>> cases(const std::string& run_id) = 0;
+  // Every case result of every finished, non-infrastructure run of `hash`: name -> (runs, failures).
+  virtual Result<std::map<std::string, std::pair<int64_t, int64_t>>> case_counts(
+      const std::string& hash) = 0;
+};
+
+// Opens (creating if needed) the SQLite store at `path`.
+Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path);
+
+}  // namespace testlooper::store

@@ -1,0 +1,42 @@
+#include "dispatch/dispatch.h"
+
+#include <gtest/gtest.h>
+
+namespace testlooper::dispatch {
+namespace {
+
+planner::Job job(const std::string& name, int runs, int min_cores, int max_cores, int ram = 0) {
+  planner::Job j;
+  j.hash = name;
+  j.name = name;
+  j.runs = runs;
+  j.min_cores = min_cores;
+  j.max_cores = max_cores;
+  j.min_ram_gb = ram;
+  return j;
+}
+
+TEST(Dispatch, PacksABuildAndTwoTestsOnFourCoresWithoutOvercommitting) {
+  const auto result = assign({job("build", 1, 2, 2), job("test", 5, 1, 1)}, {{"w", 4, 8, 4, 8}});
+  ASSERT_EQ(result.assignments.size(), 3u);
+  int cores = 0;
+  for (const auto& a : result.assignments) cores += a.cores;
+  EXPECT_EQ(cores, 4);
+  EXPECT_EQ(result.assignments[0].job.name, "build");
+}
+
+TEST(Dispatch, RespectsRamAndReportsWhatNoWorkerCanRun) {
+  const auto result = assign({job("huge", 1, 64, 64), job("ram", 3, 1, 1, 3)}, {{"w", 4, 8, 4, 8}});
+  ASSERT_EQ(result.unrunnable.size(), 1u);
+  EXPECT_EQ(result.unrunnable[0].job.name, "huge");
+  EXPECT_EQ(result.assignments.size(), 2u);  // 2 x 3 GB fit in 8 GB
+}
+
+TEST(Dispatch, GivesUpToMaxCores) {
+  const auto result = assign({job("wide", 1, 1, 8)}, {{"w", 4, 8, 4, 8}});
+  ASSERT_EQ(result.assignments.size(), 1u);
+  EXPECT_EQ(result.assignments[0].cores, 4);
+}
+
+}  // namespace
+}  // namespace testlooper::dispatch

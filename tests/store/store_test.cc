@@ -1,0 +1,82 @@
+#include "store/store.h"
+
+#include <gtest/gtest.h>
+
+#include "git/git_fixture.h"
+
+namespace testlooper::store {
+namespace {
+
+class StoreTest : public testing::Test {
+ protected:
+  std::unique_ptr<Store> open() {
+    auto s = open_sqlite_store(dir_.path() + "/state.db");
+    EXPECT_TRUE(s.ok()) << s.error().to_string();
+    return std::move(s).value();
+  }
+  fixtures::TempDir dir_;
+};
+
+RunRow running(const std::string& id, const std::string& hash) {
+  RunRow r;
+  r.id = id;
+  r.hash = hash;
+  r.repo = "repo";
+  r.commit = "c1";
+  r.name = "test";
+  r.kind = "test";
+  r.worker = "w1";
+  r.started = 10;
+  return r;
+}
+
+TEST_F(StoreTest, Store_FinishingARunIsIdempotent) {
+  auto store = open();
+  ASSERT_TRUE(store->start_run(running("r1", "h")).ok());
+  RunRow done = running("r1", "h");
+  done.state = RunState::kFailed;
+  done.ended = 12;
+  auto first = store->finish_run(done, {{"case::a", false, 0.1}, {"case::b", true, 0.2}});
+  ASSERT_TRUE(first.ok());
+  EXPECT_TRUE(*first);
+  auto again = store->finish_run(done, {{"case::a", false, 0.1}});
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(*again);
+  EXPECT_EQ(store->cases("r1")->size(), 2u);
+  auto counts = store->case_counts("h");
+  EXPECT_EQ(counts->at("case::a"), std::make_pair<int64_t, int64_t>(1, 1));
+  EXPECT_EQ((*store->run("r1"))->state, RunState::kFailed);
+}
+
+TEST_F(StoreTest, Store_SurvivesReopeningWithEverything) {
+  {
+    auto store = open();
+    ASSERT_TRUE(store->put_repo({"repo", "/x/repo"}).ok());
+    ASSERT_TRUE(store->put_branch({"repo", "main", "c2", true, 3}).ok());
+    CommitRow c;
+    c.repo = "repo";
+    c.sha = "c2";
+    c.parents = {"c1", "c0"};
+    c.subject = "subject";
+    ASSERT_TRUE(store->put_commits({c}).ok());
+    c.resolved = true;
+    c.file = "testlooper.yml";
+    ASSERT_TRUE(store->put_definitions(c, {{"repo", "c2", "t", "test", "h", "{}"}}).ok());
+    ASSERT_TRUE(store->set_target("repo", "c2", "t", 7).ok());
+    ASSERT_TRUE(store->set_commit_set("repo", "c2", "all", true).ok());
+  }
+  auto store = open();
+  EXPECT_EQ(store->repos()->at(0).path, "/x/repo");
+  EXPECT_EQ(store->branches()->at(0).depth, 3);
+  const CommitRow c = store->commits()->at(0);
+  EXPECT_EQ(c.parents, (std::vector<std::string>{"c1", "c0"}));
+  EXPECT_TRUE(c.resolved);
+  EXPECT_EQ(c.file.value_or(""), "testlooper.yml");
+  EXPECT_FALSE(c.error.has_value());
+  EXPECT_EQ(store->objects()->size(), 1u);
+  EXPECT_EQ((store->targets()->at({"repo", "c2", "t"})), 7);
+  EXPECT_TRUE((store->commit_sets()->at({"repo", "c2", "all"})));
+}
+
+}  // namespace
+}  // namespace testlooper::store
