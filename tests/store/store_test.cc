@@ -44,7 +44,8 @@ TEST_F(StoreTest, Store_FinishingARunIsIdempotent) {
   EXPECT_FALSE(*again);
   EXPECT_EQ(store->cases("r1")->size(), 2u);
   auto counts = store->case_counts("h");
-  EXPECT_EQ(counts->at("case::a"), std::make_pair<int64_t, int64_t>(1, 1));
+  EXPECT_EQ(counts->at("case::a").first, 1);
+  EXPECT_EQ(counts->at("case::a").second, 1);
   EXPECT_EQ((*store->run("r1"))->state, RunState::kFailed);
 }
 
