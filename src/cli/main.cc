@@ -8,9 +8,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   testlooper::cli::Action action;
   testlooper::cli::add_check_command(app, action);
-#ifdef TESTLOOPER_HAVE_RUN
   testlooper::cli::add_run_command(app, action);
-#endif
+  testlooper::cli::add_serve_command(app, action);
+  testlooper::cli::add_worker_command(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -74,7 +74,93 @@ json object_json(const ResolvedObject& o) {
   return out;
 }
 
+// The member `key` of `o`, or an empty value when it is missing (iterating a temporary
+// from json::value() trips GCC 12's -Wmaybe-uninitialized).
+const json& member(const json& o, const char* key) {
+  static const json kEmpty;
+  auto it = o.find(key);
+  return it == o.end() ? kEmpty : *it;
+}
+
+Environment environment_from(const json& o) {
+  Environment e;
+  e.name = o.value("environment", "");
+  e.platform = o.value("platform", "");
+  const json& image = member(o, "image");
+  if (image.is_object()) {
+    if (image.contains("host")) e.image_kind = "host";
+    if (image.contains("base_ami")) {
+      e.image_kind = "ami";
+      e.base_ami = image.value("base_ami", "");
+    }
+    if (image.contains("dockerfile_contents")) {
+      e.image_kind = "dockerfile";
+      e.dockerfile_contents = image.value("dockerfile_contents", "");
+      e.image_path = image.value("dockerfile", "");
+    }
+    e.setup_script_contents = image.value("setup_script_contents", "");
+  }
+  return e;
+}
+
+Stage stage_from(const json& s) {
+  Stage out;
+  out.command = s.value("command", "");
+  out.list_tests_command = s.value("list_tests_command", "");
+  out.run_tests_command = s.value("run_tests_command", "");
+  out.cleanup = s.value("cleanup", "");
+  out.order = s.value("order", 0.0);
+  out.always_run = s.value("always_run", false);
+  for (const auto& a : member(s, "artifacts")) {
+    out.artifacts.push_back({a.value("name", ""), a.value("directory", ""),
+                             a.value("include_patterns", std::vector<std::string>{}),
+                             a.value("exclude_patterns", std::vector<std::string>{}),
+                             a.value("format", "Tar")});
+  }
+  return out;
+}
+
 }  // namespace
+
+Result<ResolvedObject> object_from_json(const std::string& text) {
+  const json o = json::parse(text, nullptr, false);
+  if (!o.is_object()) return Error{"object", "not a JSON object"};
+  try {
+    ResolvedObject out;
+    out.name = o.at("name").get<std::string>();
+    out.full_name = o.value("full_name", out.name);
+    const std::string kind = o.value("kind", "test");
+    out.kind = kind == "build" ? ObjectKind::kBuild : kind == "deployment" ? ObjectKind::kDeployment : ObjectKind::kTest;
+    out.hash = o.value("hash", "");
+    out.environment = environment_from(o);
+    out.configuration = o.value("configuration", "");
+    out.project = o.value("project", "");
+    out.variables = o.value("variables", std::map<std::string, std::string>{});
+    for (const auto& [path, d] : member(o, "dependencies").items()) {
+      Dependency dep;
+      dep.kind = d.value("kind", "") == "build" ? Dependency::Kind::kBuild : Dependency::Kind::kSource;
+      dep.repo = d.value("repo", "");
+      dep.commit = d.value("commit", "");
+      dep.path = d.value("path", "");
+      dep.build_name = d.value("name", "");
+      dep.build_hash = d.value("hash", "");
+      dep.artifact = d.value("artifact", "");
+      out.dependencies[path] = dep;
+    }
+    for (const auto& s : member(o, "stages")) out.stages.push_back(stage_from(s));
+    out.timeout = o.value("timeout", 3600);
+    out.min_cores = o.value("min_cores", 1);
+    out.max_cores = o.value("max_cores", 1);
+    out.min_ram_gb = o.value("min_ram_gb", 0);
+    out.min_disk_gb = o.value("min_disk_gb", 0);
+    out.max_retries = o.value("max_retries", 0);
+    out.retry_wait_seconds = o.value("retry_wait_seconds", 0);
+    out.port_expose = o.value("portExpose", std::map<std::string, int>{});
+    return out;
+  } catch (const json::exception& e) {
+    return Error{"object", std::string("malformed object: ") + e.what()};
+  }
+}
 
 std::string identity_hash(const ResolvedObject& o) {
   json deps = json::object();

@@ -14,4 +14,7 @@ std::string commit_to_json(const ResolvedCommit& commit, int indent = 2);
 // One resolved object as a JSON object text (the "objects" items of commit_to_json).
 std::string object_to_json(const ResolvedObject& object, int indent = -1);
 
+// Reads back what object_to_json wrote (what a worker receives). Error on malformed input.
+Result<ResolvedObject> object_from_json(const std::string& text);
+
 }  // namespace testlooper::definitions

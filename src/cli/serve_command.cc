@@ -1,0 +1,63 @@
+// `testlooper serve` and `testlooper worker`.
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+#include <unistd.h>
+
+#include "cli/command.h"
+#include "server/server.h"
+#include "worker/worker.h"
+
+namespace testlooper::cli {
+
+void add_serve_command(CLI::App& app, Action& action) {
+  auto options = std::make_shared<server::ServerOptions>();
+  CLI::App* cmd = app.add_subcommand("serve", "Watch git repos, run their tests continuously, serve the API");
+  cmd->add_option("--repos", options->repos_dir, "Every git repo directly under DIR is watched")->required();
+  cmd->add_option("--data", options->data_dir, "State and artifacts (default ./testlooper-data)");
+  cmd->add_option("--port", options->port, "HTTP port on 127.0.0.1 (default 9081; 0 = any free)");
+  cmd->add_option("--workers", options->local_workers, "Local worker processes (default 1)");
+  cmd->add_option("--worker-cores", options->worker_cores, "Cores per local worker (default: divided)");
+  cmd->add_option("--worker-ram-gb", options->worker_ram_gb, "RAM per local worker (default: divided)");
+  cmd->add_option("--poll-seconds", options->poll_seconds, "Git polling interval (default 10)");
+  cmd->add_option("--worker-timeout", options->worker_timeout_seconds,
+                  "Seconds of silence after which a worker is lost (default 30)");
+  cmd->add_option("--default-runs", options->default_target_runs, "Target runs per test (default 1)");
+  cmd->add_option("--webhook-secret", options->webhook_secret, "HMAC secret for push webhooks");
+  cmd->callback([options, &action] {
+    action = [options] {
+      options->self_executable = std::filesystem::read_symlink("/proc/self/exe").string();
+      return server::run_server(*options);
+    };
+  });
+}
+
+void add_worker_command(CLI::App& app, Action& action) {
+  auto options = std::make_shared<worker::WorkerOptions>();
+  CLI::App* cmd = app.add_subcommand("worker", "Run jobs for a TestLooper server");
+  cmd->add_option("--server", options->server_url, "The server, e.g. http://127.0.0.1:9081")->required();
+  cmd->add_option("--cores", options->cores, "Cores to offer (default: all)");
+  cmd->add_option("--ram-gb", options->ram_gb, "RAM to offer in GB (default: all)");
+  cmd->add_option("--dir", options->dir, "Working directory (default ./testlooper-worker)");
+  cmd->add_option("--id", options->id, "Worker id (default: host name and directory)");
+  cmd->add_flag("--on-host", options->on_host, "Run Linux environments directly on this machine");
+  cmd->callback([options, &action] {
+    action = [options] {
+      if (options->dir.empty()) options->dir = "testlooper-worker";
+      options->dir = std::filesystem::absolute(options->dir).string();
+      if (options->cores <= 0) options->cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+      if (options->ram_gb <= 0) {
+        options->ram_gb = static_cast<int>(sysconf(_SC_PHYS_PAGES) / (1024 * 1024 * 1024 / sysconf(_SC_PAGE_SIZE)));
+      }
+      if (options->id.empty()) {
+        char host[256] = {0};
+        gethostname(host, sizeof(host) - 1);
+        options->id = std::string(host) + ":" + options->dir;
+      }
+      return worker::run_worker(*options);
+    };
+  });
+}
+
+}  // namespace testlooper::cli

@@ -1,0 +1,306 @@
+#include "server/api.h"
+
+#include <fmt/format.h>
+#include <openssl/hmac.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "stats/failure_rate.h"
+
+namespace testlooper::server {
+namespace {
+
+using nlohmann::json;
+
+Response ok(const json& body) { return Response{200, "application/json", body.dump(), ""}; }
+Response error(int status, const std::string& message) {
+  return Response{status, "application/json", json{{"error", message}}.dump(), ""};
+}
+
+bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+json rate_json(int64_t failures, int64_t runs) {
+  const stats::FailureRate r = stats::failure_rate(failures, runs);
+  return {{"estimate", r.estimate}, {"low", r.low}, {"high", r.high}};
+}
+
+std::string hmac_sha256_hex(const std::string& key, const std::string& data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest, &size);
+  std::string out;
+  for (unsigned int i = 0; i < size; ++i) out += fmt::format("{:02x}", digest[i]);
+  return out;
+}
+
+// Splits "/api/repos/{repo}/<rest>" into repo and rest; false when it does not match.
+bool split_repo_path(const std::string& path, std::string& repo, std::string& rest) {
+  const std::string prefix = "/api/repos/";
+  if (!starts_with(path, prefix)) return false;
+  const size_t slash = path.find('/', prefix.size());
+  repo = path.substr(prefix.size(), slash == std::string::npos ? std::string::npos : slash - prefix.size());
+  rest = slash == std::string::npos ? "" : path.substr(slash);
+  return !repo.empty();
+}
+
+}  // namespace
+
+Api::Api(ServerState& state, std::function<void()> refresh, std::string webhook_secret)
+    : state_(state), refresh_(std::move(refresh)), webhook_secret_(std::move(webhook_secret)) {}
+
+Response Api::handle(const Request& request) {
+  if (request.method == "GET") return get(request);
+  if (request.method == "POST") return post(request);
+  return error(405, "method not allowed: " + request.method);
+}
+
+Response Api::get(const Request& request) {
+  const std::string& p = request.path;
+  if (p == "/api/repos") return repos();
+  if (p == "/api/workers") return workers();
+  if (starts_with(p, "/api/runs/")) {
+    const std::string rest = p.substr(10);
+    if (ends_with(rest, "/log")) return run_log(rest.substr(0, rest.size() - 4));
+    return run(rest);
+  }
+  std::string repo, rest;
+  if (split_repo_path(p, repo, rest)) {
+    if (!state_.repos().count(repo)) return error(404, "no repo named '" + repo + "'");
+    if (rest == "/branches") return branches(repo);
+    if (starts_with(rest, "/branches/") && ends_with(rest, "/history")) {
+      size_t limit = 100;
+      if (auto it = request.query.find("limit"); it != request.query.end()) {
+        try {
+          limit = std::stoul(it->second);
+        } catch (...) {
+          return error(400, "limit must be a positive integer");
+        }
+      }
+      return history(repo, rest.substr(10, rest.size() - 10 - 8), limit);
+    }
+    if (starts_with(rest, "/commits/")) return commit(repo, rest.substr(9));
+  }
+  return error(404, "no such endpoint: GET " + p);
+}
+
+Response Api::post(const Request& request) {
+  const std::string& p = request.path;
+  if (p == "/api/refresh") {
+    refresh_();
+    return ok({{"refreshing", true}});
+  }
+  if (p == "/githubReceivedAPush" || p == "/webhook") return webhook(request);
+  const json body = json::parse(request.body, nullptr, false);
+  if (!body.is_object()) return error(400, "the body must be a JSON object");
+  std::string repo, rest;
+  if (!split_repo_path(p, repo, rest)) return error(404, "no such endpoint: POST " + p);
+  if (!state_.repos().count(repo)) return error(404, "no repo named '" + repo + "'");
+  if (starts_with(rest, "/branches/") && ends_with(rest, "/test")) {
+    if (!body.contains("enabled") || !body["enabled"].is_boolean()) return error(400, "'enabled' must be true or false");
+    const json depth = body.value("depth", json(0));
+    if (!depth.is_number_integer() || depth.get<int>() < 0) return error(400, "'depth' must be a non-negative integer");
+    const std::string branch = rest.substr(10, rest.size() - 10 - 5);
+    const Status s = state_.set_branch_under_test(repo, branch, body["enabled"].get<bool>(), depth.get<int>());
+    if (!s.ok()) return error(404, s.error().message);
+    return ok({{"repo", repo}, {"branch", branch}, {"under_test", body["enabled"]}, {"depth", depth}});
+  }
+  if (starts_with(rest, "/commits/")) {
+    const std::string tail = rest.substr(9);
+    const size_t slash = tail.find('/');
+    const std::string sha = tail.substr(0, slash);
+    const std::string action = slash == std::string::npos ? "" : tail.substr(slash);
+    const CommitState* c = state_.commit(repo, sha);
+    if (c == nullptr) return error(404, "no commit " + sha + " in repo '" + repo + "'");
+    if (action == "/targets") {
+      if (!body.contains("name") || !body["name"].is_string()) return error(400, "'name' must be a test name");
+      if (!body.contains("runs") || !body["runs"].is_number_integer() || body["runs"].get<int>() < 0) {
+        return error(400, "'runs' must be a non-negative integer");
+      }
+      const std::string name = body["name"];
+      bool known = false;
+      for (const auto& o : c->objects) known = known || o.name == name;
+      if (!known) return error(404, "commit has no test named '" + name + "'");
+      const Status s = state_.set_target(repo, sha, name, body["runs"].get<int>());
+      if (!s.ok()) return error(500, s.error().message);
+      return ok({{"name", name}, {"runs", body["runs"]}});
+    }
+    if (action == "/sets") {
+      if (!body.contains("set") || !body["set"].is_string()) return error(400, "'set' must be a test set name");
+      if (!body.contains("enabled") || !body["enabled"].is_boolean()) return error(400, "'enabled' must be true or false");
+      const json sets = json::parse(c->row.test_sets_json, nullptr, false);
+      if (!sets.is_object() || !sets.contains(body["set"].get<std::string>())) {
+        return error(404, "commit has no test set named '" + body["set"].get<std::string>() + "'");
+      }
+      const Status s = state_.set_commit_set(repo, sha, body["set"], body["enabled"].get<bool>());
+      if (!s.ok()) return error(500, s.error().message);
+      return ok({{"set", body["set"]}, {"enabled", body["enabled"]}});
+    }
+  }
+  return error(404, "no such endpoint: POST " + p);
+}
+
+Response Api::repos() {
+  json out = json::array();
+  for (const auto& [name, path] : state_.repos()) {
+    json branches = json::array();
+    for (const auto& [key, b] : state_.branches()) {
+      if (key.first == name) branches.push_back({{"name", b.name}, {"head", b.head}, {"under_test", b.under_test}, {"depth", b.depth}});
+    }
+    out.push_back({{"name", name}, {"branches", branches}});
+  }
+  return ok(out);
+}
+
+Response Api::branches(const std::string& repo) {
+  json out = json::array();
+  for (const auto& [key, b] : state_.branches()) {
+    if (key.first == repo) out.push_back({{"name", b.name}, {"head", b.head}, {"under_test", b.under_test}, {"depth", b.depth}});
+  }
+  return ok(out);
+}
+
+Response Api::history(const std::string& repo, const std::string& branch, size_t limit) {
+  auto b = state_.branches().find({repo, branch});
+  if (b == state_.branches().end()) return error(404, "no branch '" + branch + "' in repo '" + repo + "'");
+  json commits = json::array();
+  for (const auto& sha : state_.first_parent_history(repo, b->second.head, limit)) {
+    const CommitState* c = state_.commit(repo, sha);
+    json objects = json::array();
+    for (const auto& o : c->objects) {
+      const auto p = state_.progress(o.hash);
+      auto st = state_.plan().statuses.find({repo, sha, o.name});
+      objects.push_back({{"name", o.name}, {"kind", o.kind}, {"hash", o.hash},
+                         {"status", st == state_.plan().statuses.end() ? "not_enabled" : planner::to_string(st->second.state)},
+                         {"runs", p.runs}, {"failures", p.failures}, {"active_runs", p.active},
+                         {"failure_rate", rate_json(p.failures, p.runs)}});
+    }
+    commits.push_back({{"sha", sha}, {"subject", c->row.subject}, {"author", c->row.author},
+                       {"time", c->row.time}, {"parents", c->row.parents},
+                       {"error", c->row.error ? json(*c->row.error) : json(nullptr)}, {"objects", objects}});
+  }
+  return ok({{"repo", repo}, {"branch", branch}, {"head", b->second.head}, {"commits", commits}});
+}
+
+Response Api::commit(const std::string& repo, const std::string& sha) {
+  const CommitState* c = state_.commit(repo, sha);
+  if (c == nullptr) return error(404, "no commit " + sha + " in repo '" + repo + "'");
+  json objects = json::array();
+  for (const auto& o : c->objects) {
+    const auto p = state_.progress(o.hash);
+    auto st = state_.plan().statuses.find({repo, sha, o.name});
+    json cases = json::object();
+    if (o.kind == "test") {
+      auto counts = state_.store().case_counts(o.hash);
+      if (counts.ok()) {
+        for (const auto& [name, rf] : *counts) {
+          cases[name] = {{"runs", rf.first}, {"failures", rf.second}, {"failure_rate", rate_json(rf.second, rf.first)}};
+        }
+      }
+    }
+    objects.push_back({{"name", o.name}, {"kind", o.kind}, {"hash", o.hash},
+                       {"status", st == state_.plan().statuses.end() ? "not_enabled" : planner::to_string(st->second.state)},
+                       {"reason", st == state_.plan().statuses.end() ? "" : st->second.reason},
+                       {"runs", p.runs}, {"active_runs", p.active}, {"failures", p.failures},
+                       {"target_runs", st == state_.plan().statuses.end() ? 0 : st->second.target},
+                       {"failure_rate", rate_json(p.failures, p.runs)}, {"cases", cases},
+                       {"definition", json::parse(o.definition_json, nullptr, false)}});
+  }
+  json enabled = json::array();
+  if (auto e = state_.enabled_sets().find({repo, sha}); e != state_.enabled_sets().end()) {
+    for (const auto& s : e->second) enabled.push_back(s);
+  }
+  return ok({{"repo", repo}, {"sha", sha}, {"subject", c->row.subject}, {"author", c->row.author},
+             {"time", c->row.time}, {"parents", c->row.parents},
+             {"file", c->row.file ? json(*c->row.file) : json(nullptr)},
+             {"error", c->row.error ? json(*c->row.error) : json(nullptr)},
+             {"test_sets", json::parse(c->row.test_sets_json, nullptr, false)},
+             {"triggered_test_sets", json::parse(c->row.triggered_json, nullptr, false)},
+             {"enabled_sets", enabled}, {"objects", objects}});
+}
+
+Response Api::run(const std::string& id) {
+  auto r = state_.store().run(id);
+  if (!r.ok()) return error(500, r.error().message);
+  if (!r->has_value()) return error(404, "no run " + id);
+  const store::RunRow& run = **r;
+  json cases = json::array();
+  if (auto cs = state_.store().cases(id); cs.ok()) {
+    for (const auto& c : *cs) cases.push_back({{"name", c.name}, {"success", c.success}, {"elapsed", c.elapsed}});
+  }
+  return ok({{"id", run.id}, {"hash", run.hash}, {"repo", run.repo}, {"commit", run.commit}, {"name", run.name},
+             {"kind", run.kind}, {"worker", run.worker}, {"state", store::to_string(run.state)},
+             {"exit_code", run.exit_code}, {"started", run.started}, {"ended", run.ended},
+             {"detail", run.detail}, {"cases", cases}});
+}
+
+Response Api::run_log(const std::string& id) {
+  auto r = state_.store().run(id);
+  if (!r.ok() || !r->has_value()) return error(404, "no run " + id);
+  Response res{200, "text/plain; charset=utf-8", "", ""};
+  if (std::filesystem::exists(state_.log_path(id))) res.file = state_.log_path(id);
+  return res;
+}
+
+Response Api::workers() {
+  json out = json::array();
+  for (const auto& [id, w] : state_.workers()) {
+    json running = json::array();
+    int used = 0;
+    for (const auto& [run_id, res] : w.running) {
+      running.push_back(run_id);
+      used += res.first;
+    }
+    out.push_back({{"id", id}, {"host", w.host}, {"connected", w.socket != nullptr}, {"cores", w.cores},
+                   {"ram_gb", w.ram_gb}, {"cores_used", used}, {"running", running}});
+  }
+  return ok(out);
+}
+
+Response Api::webhook(const Request& request) {
+  if (!webhook_secret_.empty()) {
+    auto github = request.headers.find("x-hub-signature-256");
+    auto gitlab = request.headers.find("x-gitlab-token");
+    const bool valid =
+        (github != request.headers.end() &&
+         github->second == "sha256=" + hmac_sha256_hex(webhook_secret_, request.body)) ||
+        (gitlab != request.headers.end() && gitlab->second == webhook_secret_);
+    if (!valid) return error(401, "the webhook signature does not match the configured secret");
+  }
+  const json body = json::parse(request.body, nullptr, false);
+  if (!body.is_object()) return error(400, "a push payload must be a JSON object");
+  refresh_();
+  return ok({{"refreshing", true}});
+}
+
+bool Api::on_open(const std::shared_ptr<Socket>& socket, const Request& request) {
+  const std::string& p = request.path;
+  if (p == "/api/worker") {
+    state_.worker_connected(socket);
+    return true;
+  }
+  if (p == "/api/events") {
+    state_.add_event_socket(socket);
+    return true;
+  }
+  if (starts_with(p, "/api/runs/") && ends_with(p, "/log/live")) {
+    state_.add_log_socket(p.substr(10, p.size() - 10 - 9), socket);
+    return true;
+  }
+  return false;
+}
+
+void Api::on_message(const std::shared_ptr<Socket>& socket, const std::string& text) {
+  if (socket->path() == "/api/worker") state_.worker_message(socket, text);
+}
+
+void Api::on_close(const std::shared_ptr<Socket>& socket) {
+  if (socket->path() == "/api/worker") state_.worker_disconnected(socket);
+  state_.remove_socket(socket);
+}
+
+}  // namespace testlooper::server

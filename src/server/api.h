@@ -1,0 +1,41 @@
+// The JSON API and WebSocket endpoints (docs/api.md) on top of ServerState. Runs on the io
+// thread. Errors are `{"error": message}` with a 4xx status, and a rejected request changes
+// nothing.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "server/http.h"
+#include "server/state.h"
+
+namespace testlooper::server {
+
+class Api : public Handler {
+ public:
+  // `refresh` asks the git watcher to look now.
+  Api(ServerState& state, std::function<void()> refresh, std::string webhook_secret);
+
+  Response handle(const Request& request) override;
+  bool on_open(const std::shared_ptr<Socket>& socket, const Request& request) override;
+  void on_message(const std::shared_ptr<Socket>& socket, const std::string& text) override;
+  void on_close(const std::shared_ptr<Socket>& socket) override;
+
+ private:
+  Response get(const Request& request);
+  Response post(const Request& request);
+  Response repos();
+  Response branches(const std::string& repo);
+  Response history(const std::string& repo, const std::string& branch, size_t limit);
+  Response commit(const std::string& repo, const std::string& sha);
+  Response run(const std::string& id);
+  Response run_log(const std::string& id);
+  Response workers();
+  Response webhook(const Request& request);
+
+  ServerState& state_;
+  std::function<void()> refresh_;
+  std::string webhook_secret_;
+};
+
+}  // namespace testlooper::server

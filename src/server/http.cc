@@ -1,0 +1,248 @@
+// Boost.Beast behind HttpServer: one io_context, one thread.
+#include "server/http.h"
+
+#include <optional>
+#include <utility>
+
+#include <boost/asio.hpp>
+#include <boost/beast.hpp>
+#include <boost/beast/websocket.hpp>
+#include <deque>
+#include <fstream>
+#include <sstream>
+
+namespace testlooper::server {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+
+std::string url_decode(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size()) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i] == '+' ? ' ' : s[i];
+    }
+  }
+  return out;
+}
+
+Request to_request(const http::request<http::string_body>& r) {
+  Request out;
+  out.method = std::string(r.method_string());
+  const std::string target(r.target());
+  const size_t q = target.find('?');
+  out.path = url_decode(target.substr(0, q));
+  if (q != std::string::npos) {
+    std::istringstream query(target.substr(q + 1));
+    for (std::string part; std::getline(query, part, '&');) {
+      const size_t eq = part.find('=');
+      out.query[url_decode(part.substr(0, eq))] = eq == std::string::npos ? "" : url_decode(part.substr(eq + 1));
+    }
+  }
+  for (const auto& h : r) {
+    std::string name(h.name_string());
+    for (auto& c : name) c = static_cast<char>(tolower(c));
+    out.headers[name] = std::string(h.value());
+  }
+  out.body = r.body();
+  return out;
+}
+
+class WsSession : public Socket, public std::enable_shared_from_this<WsSession> {
+ public:
+  WsSession(tcp::socket socket, Handler& handler, std::string path, int id)
+      : ws_(std::move(socket)), handler_(handler), path_(std::move(path)), id_(id) {}
+
+  void start(http::request<http::string_body> request, Request parsed) {
+    ws_.read_message_max(64 << 20);
+    auto self = shared_from_this();
+    ws_.async_accept(request, [self, parsed](beast::error_code ec) {
+      if (ec) return;
+      if (!self->handler_.on_open(self, parsed)) {
+        self->close();
+        return;
+      }
+      self->read();
+    });
+  }
+
+  void send(const std::string& text) override {
+    if (closed_) return;
+    queue_.push_back(text);
+    if (queue_.size() == 1) write_next();
+  }
+
+  void close() override {
+    if (closed_) return;
+    closed_ = true;
+    auto self = shared_from_this();
+    ws_.async_close(websocket::close_code::normal, [self](beast::error_code) {});
+  }
+
+  const std::string& path() const override { return path_; }
+  int id() const override { return id_; }
+
+ private:
+  void read() {
+    auto self = shared_from_this();
+    ws_.async_read(buffer_, [self](beast::error_code ec, size_t) {
+      if (ec) {
+        self->closed_ = true;
+        self->handler_.on_close(self);
+        return;
+      }
+      const std::string text = beast::buffers_to_string(self->buffer_.data());
+      self->buffer_.consume(self->buffer_.size());
+      self->handler_.on_message(self, text);
+      self->read();
+    });
+  }
+
+  void write_next() {
+    auto self = shared_from_this();
+    ws_.text(true);
+    ws_.async_write(asio::buffer(queue_.front()), [self](beast::error_code ec, size_t) {
+      if (ec) {
+        self->queue_.clear();
+        return;
+      }
+      self->queue_.pop_front();
+      if (!self->queue_.empty()) self->write_next();
+    });
+  }
+
+  websocket::stream<tcp::socket> ws_;
+  Handler& handler_;
+  std::string path_;
+  int id_;
+  beast::flat_buffer buffer_;
+  std::deque<std::string> queue_;
+  bool closed_ = false;
+};
+
+class HttpSession : public std::enable_shared_from_this<HttpSession> {
+ public:
+  HttpSession(tcp::socket socket, Handler& handler, int& next_id)
+      : socket_(std::move(socket)), handler_(handler), next_id_(next_id) {}
+
+  void read() {
+    parser_.emplace();
+    parser_->body_limit(1ull << 32);
+    auto self = shared_from_this();
+    http::async_read(socket_, buffer_, *parser_, [self](beast::error_code ec, size_t) {
+      if (ec) return;
+      self->dispatch(self->parser_->release());
+    });
+  }
+
+ private:
+  void dispatch(http::request<http::string_body> request) {
+    Request parsed = to_request(request);
+    if (websocket::is_upgrade(request)) {
+      auto ws = std::make_shared<WsSession>(std::move(socket_), handler_, parsed.path, ++next_id_);
+      ws->start(std::move(request), std::move(parsed));
+      return;
+    }
+    Response response;
+    try {
+      response = handler_.handle(parsed);
+    } catch (const std::exception& e) {
+      response = Response{500, "application/json", std::string("{\"error\": \"internal error\"}"), ""};
+    }
+    auto res = std::make_shared<http::response<http::string_body>>(
+        static_cast<http::status>(response.status), request.version());
+    res->set(http::field::content_type, response.content_type);
+    res->set(http::field::cache_control, "no-store");
+    if (!response.file.empty()) {
+      std::ifstream in(response.file, std::ios::binary);
+      std::ostringstream content;
+      content << in.rdbuf();
+      res->body() = content.str();
+    } else {
+      res->body() = std::move(response.body);
+    }
+    res->keep_alive(request.keep_alive());
+    res->prepare_payload();
+    auto self = shared_from_this();
+    http::async_write(socket_, *res, [self, res](beast::error_code ec, size_t) {
+      if (ec || !res->keep_alive()) {
+        beast::error_code ignored;
+        self->socket_.shutdown(tcp::socket::shutdown_send, ignored);
+        return;
+      }
+      self->read();
+    });
+  }
+
+  tcp::socket socket_;
+  Handler& handler_;
+  int& next_id_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  Impl(Handler& h, int port) : handler(h), acceptor(io) {
+    const tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port));
+    acceptor.open(endpoint.protocol());
+    acceptor.set_option(asio::socket_base::reuse_address(true));
+    acceptor.bind(endpoint);
+    acceptor.listen();
+  }
+
+  void accept() {
+    acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
+      if (ec) return;
+      std::make_shared<HttpSession>(std::move(socket), handler, next_id)->read();
+      accept();
+    });
+  }
+
+  void schedule(std::shared_ptr<asio::steady_timer> timer, double seconds, std::function<void()> task) {
+    timer->expires_after(std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)));
+    timer->async_wait([this, timer, seconds, task](beast::error_code ec) {
+      if (ec) return;
+      task();
+      schedule(timer, seconds, task);
+    });
+  }
+
+  Handler& handler;
+  asio::io_context io;
+  tcp::acceptor acceptor;
+  int next_id = 0;
+};
+
+HttpServer::HttpServer(Handler& handler, int port) {
+  try {
+    impl_ = std::make_unique<Impl>(handler, port);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot listen on 127.0.0.1:" + std::to_string(port) + ": " + e.what());
+  }
+  impl_->accept();
+}
+
+HttpServer::~HttpServer() = default;
+
+int HttpServer::port() const { return impl_->acceptor.local_endpoint().port(); }
+
+void HttpServer::run() { impl_->io.run(); }
+
+void HttpServer::stop() { impl_->io.stop(); }
+
+void HttpServer::post(std::function<void()> task) { asio::post(impl_->io, std::move(task)); }
+
+void HttpServer::every(double seconds, std::function<void()> task) {
+  impl_->schedule(std::make_shared<asio::steady_timer>(impl_->io), seconds, std::move(task));
+}
+
+}  // namespace testlooper::server

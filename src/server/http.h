@@ -1,0 +1,68 @@
+// The server's network layer: an HTTP/1.1 + WebSocket server on Boost.Beast (kept out of this
+// header). Every request and every WebSocket message is handed to the Handler on the one
+// io_context thread, so the handler needs no locks: the server's state is owned by that thread.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace testlooper::server {
+
+struct Request {
+  std::string method;  // "GET", "POST", ...
+  std::string path;    // without the query
+  std::map<std::string, std::string> query;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::string file;  // when set, the body is this file's content (streamed)
+};
+
+// A WebSocket connection as the handler sees it. send() may be called from the io thread only.
+class Socket {
+ public:
+  virtual ~Socket() = default;
+  virtual void send(const std::string& text) = 0;
+  virtual void close() = 0;
+  virtual const std::string& path() const = 0;
+  virtual int id() const = 0;
+};
+
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  virtual Response handle(const Request& request) = 0;
+  // A WebSocket opened on `socket->path()`; return false to refuse it.
+  virtual bool on_open(const std::shared_ptr<Socket>& socket, const Request& request) = 0;
+  virtual void on_message(const std::shared_ptr<Socket>& socket, const std::string& text) = 0;
+  virtual void on_close(const std::shared_ptr<Socket>& socket) = 0;
+};
+
+class HttpServer {
+ public:
+  // Binds 127.0.0.1:`port` (0 = any free port). Throws std::runtime_error when it cannot.
+  HttpServer(Handler& handler, int port);
+  ~HttpServer();
+  int port() const;
+  // Runs the io loop on this thread until stop().
+  void run();
+  // Thread-safe.
+  void stop();
+  // Runs `task` on the io thread (thread-safe).
+  void post(std::function<void()> task);
+  // Runs `task` on the io thread every `seconds` until stop().
+  void every(double seconds, std::function<void()> task);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace testlooper::server

@@ -1,0 +1,154 @@
+// run_server: wires the store, state, watcher, API and local workers together.
+#include "server/server.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "server/api.h"
+#include "server/http.h"
+#include "server/state.h"
+#include "server/watcher.h"
+
+namespace testlooper::server {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void on_signal(int) { g_stop = true; }
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Local worker processes, restarted when they exit.
+class LocalWorkers {
+ public:
+  LocalWorkers(const ServerOptions& options, int port) : options_(options), port_(port) {
+    const int n = std::max(0, options.local_workers);
+    const int cores = options.worker_cores > 0 ? options.worker_cores
+                                               : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / std::max(1, n));
+    const long pages = sysconf(_SC_PHYS_PAGES) * (sysconf(_SC_PAGE_SIZE) / 1024) / (1024 * 1024);
+    const int ram = options.worker_ram_gb > 0 ? options.worker_ram_gb : std::max(1, static_cast<int>(pages / std::max(1, n)));
+    for (int i = 0; i < n; ++i) {
+      specs_.push_back({i, cores, ram});
+      pids_.push_back(start(specs_.back()));
+    }
+  }
+
+  // Asks the workers to stop, and kills those still there after two seconds.
+  ~LocalWorkers() {
+    for (pid_t pid : pids_) {
+      if (pid > 0) kill(pid, SIGTERM);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    for (pid_t pid : pids_) {
+      if (pid <= 0) continue;
+      while (waitpid(pid, nullptr, WNOHANG) == 0) {
+        if (std::chrono::steady_clock::now() > deadline) {
+          kill(pid, SIGKILL);
+          waitpid(pid, nullptr, 0);
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+  }
+
+  // Restarts workers that exited.
+  void supervise() {
+    for (size_t i = 0; i < pids_.size(); ++i) {
+      if (pids_[i] > 0 && waitpid(pids_[i], nullptr, WNOHANG) == pids_[i]) pids_[i] = start(specs_[i]);
+    }
+  }
+
+ private:
+  struct Spec {
+    int index;
+    int cores;
+    int ram;
+  };
+
+  pid_t start(const Spec& s) {
+    const std::string dir = options_.data_dir + "/workers/" + std::to_string(s.index);
+    std::filesystem::create_directories(dir);
+    std::vector<std::string> args = {options_.self_executable, "worker", "--server",
+                                     "http://127.0.0.1:" + std::to_string(port_), "--cores",
+                                     std::to_string(s.cores), "--ram-gb", std::to_string(s.ram),
+                                     "--dir", dir, "--id", "local-" + std::to_string(s.index)};
+    const pid_t pid = fork();
+    if (pid == 0) {
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    return pid;
+  }
+
+  const ServerOptions& options_;
+  int port_;
+  std::vector<Spec> specs_;
+  std::vector<pid_t> pids_;
+};
+
+}  // namespace
+
+int run_server(const ServerOptions& options) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(options.data_dir + "/logs", ec);
+  if (ec) {
+    std::cerr << "testlooper serve: cannot create " << options.data_dir << ": " << ec.message() << "\n";
+    return 2;
+  }
+  auto store = store::open_sqlite_store(options.data_dir + "/state.db");
+  if (!store.ok()) {
+    std::cerr << "testlooper serve: " << store.error().to_string() << "\n";
+    return 2;
+  }
+  const std::string data = fs::absolute(options.data_dir).string();
+  ServerState state(**store, StateOptions{options.default_target_runs, options.worker_timeout_seconds,
+                                          data + "/logs", fs::absolute(options.repos_dir).string(),
+                                          data + "/artifacts"});
+  if (auto s = state.load(); !s.ok()) {
+    std::cerr << "testlooper serve: " << s.error().to_string() << "\n";
+    return 2;
+  }
+  std::unique_ptr<HttpServer> http;
+  std::unique_ptr<Watcher> watcher;
+  Api api(state, [&] { if (watcher) watcher->refresh(); }, options.webhook_secret);
+  try {
+    http = std::make_unique<HttpServer>(api, options.port);
+  } catch (const std::exception& e) {
+    std::cerr << "testlooper serve: " << e.what() << "\n";
+    return 2;
+  }
+  watcher = std::make_unique<Watcher>(options.repos_dir, options.poll_seconds, state.known_commits(),
+                                      [&](RepoBatch batch) {
+                                        auto shared = std::make_shared<RepoBatch>(std::move(batch));
+                                        http->post([&state, shared] { state.ingest(std::move(*shared)); });
+                                      });
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+  signal(SIGPIPE, SIG_IGN);
+  LocalWorkers workers(options, http->port());
+  http->every(0.5, [&] {
+    if (g_stop) http->stop();
+    workers.supervise();
+    state.check_workers(now_seconds());
+  });
+  std::cout << "testlooper serve: listening on http://127.0.0.1:" << http->port() << std::endl;
+  http->run();
+  watcher.reset();
+  return 0;
+}
+
+}  // namespace testlooper::server

@@ -1,0 +1,28 @@
+// `testlooper serve`: the server process. Watches the git repos under a folder, resolves each
+// new commit's definitions once, decides what runs (planner), packs runs onto workers
+// (dispatch), keeps every result (store) and serves the JSON API (docs/api.md) over HTTP and
+// WebSocket on 127.0.0.1.
+#pragma once
+
+#include <string>
+
+namespace testlooper::server {
+
+struct ServerOptions {
+  std::string repos_dir;             // every git repo directly under it is watched
+  std::string data_dir = "testlooper-data";
+  int port = 9081;
+  int local_workers = 1;             // worker processes started and supervised by the server
+  int worker_cores = 0;              // per local worker; 0 = the machine's cores / workers
+  int worker_ram_gb = 0;             // per local worker; 0 = the machine's RAM / workers
+  double poll_seconds = 10;          // git polling interval
+  double worker_timeout_seconds = 30;  // a worker silent this long is lost
+  int default_target_runs = 1;
+  std::string webhook_secret;        // HMAC secret for push webhooks ("" = unverified)
+  std::string self_executable;       // the testlooper binary, for local workers
+};
+
+// Runs the server until SIGINT/SIGTERM; returns the exit status.
+int run_server(const ServerOptions& options);
+
+}  // namespace testlooper::server

@@ -1,0 +1,258 @@
+#include "server/state.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "dispatch/dispatch.h"
+
+namespace testlooper::server {
+namespace {
+
+using nlohmann::json;
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+planner::PlannedObject planned_from(const store::ObjectRow& row) {
+  planner::PlannedObject o;
+  o.name = row.name;
+  o.kind = row.kind;
+  o.hash = row.hash;
+  const json j = json::parse(row.definition_json, nullptr, false);
+  if (j.is_discarded()) return o;
+  o.min_cores = j.value("min_cores", 1);
+  o.max_cores = j.value("max_cores", o.min_cores);
+  o.min_ram_gb = j.value("min_ram_gb", 0);
+  o.max_retries = j.value("max_retries", 0);
+  if (!j.contains("dependencies")) return o;
+  for (const auto& [path, dep] : j["dependencies"].items()) {
+    if (dep.value("kind", "") == "build") o.builds.push_back({dep.value("name", ""), dep.value("hash", "")});
+  }
+  return o;
+}
+
+}  // namespace
+
+ServerState::ServerState(store::Store& store, StateOptions options)
+    : store_(store), options_(std::move(options)) {}
+
+Status ServerState::load() {
+  auto repos = store_.repos();
+  if (!repos.ok()) return repos.error();
+  for (const auto& r : *repos) repos_[r.name] = r.path;
+  auto branches = store_.branches();
+  if (!branches.ok()) return branches.error();
+  for (const auto& b : *branches) branches_[{b.repo, b.name}] = b;
+  auto commits = store_.commits();
+  if (!commits.ok()) return commits.error();
+  auto objects = store_.objects();
+  if (!objects.ok()) return objects.error();
+  std::map<std::pair<std::string, std::string>, std::vector<store::ObjectRow>> by_commit;
+  for (auto& o : *objects) by_commit[{o.repo, o.commit}].push_back(std::move(o));
+  for (auto& c : *commits) {
+    auto key = std::make_pair(c.repo, c.sha);
+    add_commit(std::move(c), std::move(by_commit[key]));
+  }
+  auto targets = store_.targets();
+  if (!targets.ok()) return targets.error();
+  targets_ = *targets;
+  auto sets = store_.commit_sets();
+  if (!sets.ok()) return sets.error();
+  for (const auto& [key, enabled] : *sets) {
+    if (enabled) enabled_[{std::get<0>(key), std::get<1>(key)}].insert(std::get<2>(key));
+  }
+  auto runs = store_.runs();
+  if (!runs.ok()) return runs.error();
+  for (const auto& r : *runs) {
+    planner::HashProgress& p = progress_[r.hash];
+    if (r.state == store::RunState::kRunning) {
+      ++p.active;
+      active_runs_[r.id] = r;
+      // Its worker has until the timeout to come back and claim it.
+      WorkerState& w = workers_[r.worker];
+      w.id = r.worker;
+      w.last_seen = now_seconds();
+      w.running[r.id] = {0, 0};
+    } else if (r.state == store::RunState::kSucceeded || r.state == store::RunState::kFailed) {
+      ++p.runs;
+      if (r.state == store::RunState::kFailed) ++p.failures;
+    }
+  }
+  run_counter_ = static_cast<int64_t>(runs->size());
+  recompute_reachable();
+  return {};
+}
+
+std::map<std::string, std::set<std::string>> ServerState::known_commits() const {
+  std::map<std::string, std::set<std::string>> out;
+  for (const auto& [key, c] : commits_) out[key.first].insert(key.second);
+  return out;
+}
+
+void ServerState::add_commit(store::CommitRow row, std::vector<store::ObjectRow> objects) {
+  CommitState& c = commits_[{row.repo, row.sha}];
+  c.row = std::move(row);
+  c.objects = std::move(objects);
+  c.planned.clear();
+  for (const auto& o : c.objects) c.planned.push_back(planned_from(o));
+}
+
+const CommitState* ServerState::commit(const std::string& repo, const std::string& sha) const {
+  auto it = commits_.find({repo, sha});
+  return it == commits_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> ServerState::first_parent_history(const std::string& repo, const std::string& sha,
+                                                           size_t limit) const {
+  std::vector<std::string> out;
+  std::string at = sha;
+  while (out.size() < limit) {
+    const CommitState* c = commit(repo, at);
+    if (c == nullptr) break;
+    out.push_back(at);
+    if (c->row.parents.empty()) break;
+    at = c->row.parents.front();
+  }
+  return out;
+}
+
+planner::HashProgress ServerState::progress(const std::string& hash) const {
+  auto it = progress_.find(hash);
+  return it == progress_.end() ? planner::HashProgress{} : it->second;
+}
+
+void ServerState::ingest(RepoBatch batch) {
+  (void)store_.put_repo(batch.repo);
+  repos_[batch.repo.name] = batch.repo.path;
+  if (!batch.commits.empty()) (void)store_.put_commits(batch.commits);
+  for (size_t i = 0; i < batch.commits.size(); ++i) {
+    (void)store_.put_definitions(batch.commits[i], batch.objects[i]);
+    add_commit(batch.commits[i], batch.objects[i]);
+  }
+  std::set<std::string> present;
+  for (auto& b : batch.branches) {
+    present.insert(b.name);
+    auto it = branches_.find({b.repo, b.name});
+    if (it != branches_.end()) {
+      const bool moved = it->second.head != b.head;
+      it->second.head = b.head;
+      if (!moved) continue;
+      (void)store_.put_branch(it->second);
+      if (it->second.under_test) enable_triggered(b.repo, b.head);
+    } else {
+      branches_[{b.repo, b.name}] = b;
+      (void)store_.put_branch(b);
+    }
+    broadcast(json{{"type", "branch"}, {"repo", b.repo}, {"branch", b.name}, {"head", b.head}}.dump());
+  }
+  for (auto it = branches_.begin(); it != branches_.end();) {
+    if (it->first.first == batch.repo.name && !present.count(it->first.second)) {
+      (void)store_.delete_branch(it->first.first, it->first.second);
+      it = branches_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (!batch.commits.empty()) broadcast(json{{"type", "commits"}, {"repo", batch.repo.name}}.dump());
+  recompute_reachable();
+  update();
+}
+
+void ServerState::enable_triggered(const std::string& repo, const std::string& sha) {
+  const CommitState* c = commit(repo, sha);
+  if (c == nullptr) return;
+  const json triggered = json::parse(c->row.triggered_json, nullptr, false);
+  if (!triggered.is_array()) return;
+  for (const auto& set : triggered) {
+    if (enabled_[{repo, sha}].insert(set.get<std::string>()).second) {
+      (void)store_.set_commit_set(repo, sha, set.get<std::string>(), true);
+    }
+  }
+}
+
+Status ServerState::set_branch_under_test(const std::string& repo, const std::string& branch,
+                                          bool enabled, int depth) {
+  auto it = branches_.find({repo, branch});
+  if (it == branches_.end()) return Error{repo, fmt::format("no branch '{}' in repo '{}'", branch, repo)};
+  it->second.under_test = enabled;
+  it->second.depth = depth;
+  TL_RETURN_IF_ERROR(store_.put_branch(it->second));
+  if (enabled) {
+    for (const auto& sha : first_parent_history(repo, it->second.head, static_cast<size_t>(depth) + 1)) {
+      enable_triggered(repo, sha);
+    }
+  }
+  broadcast(json{{"type", "branch"}, {"repo", repo}, {"branch", branch}, {"under_test", enabled}}.dump());
+  update();
+  return {};
+}
+
+Status ServerState::set_target(const std::string& repo, const std::string& sha, const std::string& name, int runs) {
+  TL_RETURN_IF_ERROR(store_.set_target(repo, sha, name, runs));
+  targets_[{repo, sha, name}] = runs;
+  broadcast(json{{"type", "commit"}, {"repo", repo}, {"commit", sha}}.dump());
+  update();
+  return {};
+}
+
+Status ServerState::set_commit_set(const std::string& repo, const std::string& sha, const std::string& set,
+                                   bool enabled) {
+  TL_RETURN_IF_ERROR(store_.set_commit_set(repo, sha, set, enabled));
+  if (enabled) {
+    enabled_[{repo, sha}].insert(set);
+  } else {
+    enabled_[{repo, sha}].erase(set);
+  }
+  broadcast(json{{"type", "commit"}, {"repo", repo}, {"commit", sha}}.dump());
+  update();
+  return {};
+}
+
+void ServerState::recompute_reachable() {
+  reachable_.clear();
+  std::vector<std::pair<std::string, std::string>> stack;
+  for (const auto& [key, b] : branches_) stack.emplace_back(b.repo, b.head);
+  while (!stack.empty()) {
+    auto key = stack.back();
+    stack.pop_back();
+    if (!reachable_.insert(key).second) continue;
+    const CommitState* c = commit(key.first, key.second);
+    if (c == nullptr) continue;
+    for (const auto& p : c->row.parents) stack.emplace_back(key.first, p);
+  }
+}
+
+void ServerState::update() {
+  planner::PlanInput in;
+  in.default_target = options_.default_target_runs;
+  in.enabled_sets = enabled_;
+  in.targets = targets_;
+  in.progress = progress_;
+  for (const auto& [key, c] : commits_) {
+    planner::PlannedCommit pc{key.first, key.second, c.row.time, reachable_.count(key) > 0, {}, c.planned};
+    const json sets = json::parse(c.row.test_sets_json, nullptr, false);
+    if (sets.is_object()) pc.test_sets = sets.get<std::map<std::string, std::vector<std::string>>>();
+    in.commits.push_back(std::move(pc));
+  }
+  plan_ = planner::make_plan(in);
+  // Runs of commits nobody can reach any more are cancelled.
+  std::vector<std::string> cancel;
+  for (const auto& [id, run] : active_runs_) {
+    if (!reachable_.count({run.repo, run.commit})) cancel.push_back(id);
+  }
+  for (const auto& id : cancel) {
+    const store::RunRow run = active_runs_.at(id);
+    auto w = workers_.find(run.worker);
+    if (w != workers_.end() && w->second.socket) {
+      w->second.socket->send(json{{"type", "cancel"}, {"run_id", id}}.dump());
+    }
+  }
+  dispatch();
+}
+
+}  // namespace testlooper::server

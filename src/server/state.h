@@ -1,0 +1,120 @@
+// ServerState: everything the server knows, in memory, written through to the Store. Owned by
+// the io thread: every method is called there (no locks). It turns ingested commits and worker
+// messages into stored facts, replans, and dispatches runs to connected workers.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "planner/planner.h"
+#include "server/http.h"
+#include "server/watcher.h"
+#include "store/store.h"
+
+namespace testlooper::server {
+
+struct CommitState {
+  store::CommitRow row;
+  std::vector<store::ObjectRow> objects;
+  std::vector<planner::PlannedObject> planned;  // parsed from objects
+};
+
+struct WorkerState {
+  std::string id;
+  std::shared_ptr<Socket> socket;  // nullptr while disconnected
+  int cores = 0;
+  int ram_gb = 0;
+  std::string host;
+  double last_seen = 0;
+  std::map<std::string, std::pair<int, int>> running;  // run id -> (cores, ram)
+};
+
+struct StateOptions {
+  int default_target_runs = 1;
+  double worker_timeout_seconds = 30;
+  std::string logs_dir;
+  std::string repos_dir;      // given to workers on this machine with each job
+  std::string artifacts_dir;  // the artifact store shared with local workers
+};
+
+class ServerState {
+ public:
+  ServerState(store::Store& store, StateOptions options);
+
+  // Loads what the store holds. Runs still marked running wait for their worker to come back.
+  Status load();
+  // Commits already known per repo (for the watcher).
+  std::map<std::string, std::set<std::string>> known_commits() const;
+
+  void ingest(RepoBatch batch);
+  // Puts a branch under test (its head and `depth` first-parent ancestors get their triggered
+  // sets) or takes it off. Error when the branch is unknown.
+  Status set_branch_under_test(const std::string& repo, const std::string& branch, bool enabled, int depth);
+  Status set_target(const std::string& repo, const std::string& sha, const std::string& name, int runs);
+  Status set_commit_set(const std::string& repo, const std::string& sha, const std::string& set, bool enabled);
+
+  // Worker protocol (see docs/api.md "Workers").
+  void worker_connected(const std::shared_ptr<Socket>& socket);
+  void worker_message(const std::shared_ptr<Socket>& socket, const std::string& text);
+  void worker_disconnected(const std::shared_ptr<Socket>& socket);
+  // Declares workers silent for too long lost: their runs become infrastructure failures.
+  void check_workers(double now);
+
+  // Event streams and live logs.
+  void add_event_socket(const std::shared_ptr<Socket>& socket) { event_sockets_.insert(socket); }
+  void add_log_socket(const std::string& run_id, const std::shared_ptr<Socket>& socket);
+  void remove_socket(const std::shared_ptr<Socket>& socket);
+
+  // Read access for the API.
+  store::Store& store() { return store_; }
+  const std::map<std::string, std::string>& repos() const { return repos_; }
+  const std::map<std::pair<std::string, std::string>, store::BranchRow>& branches() const { return branches_; }
+  const CommitState* commit(const std::string& repo, const std::string& sha) const;
+  std::vector<std::string> first_parent_history(const std::string& repo, const std::string& sha, size_t limit) const;
+  const planner::Plan& plan() const { return plan_; }
+  planner::HashProgress progress(const std::string& hash) const;
+  const std::map<std::string, WorkerState>& workers() const { return workers_; }
+  const std::map<std::tuple<std::string, std::string, std::string>, int>& targets() const { return targets_; }
+  const std::map<std::pair<std::string, std::string>, std::set<std::string>>& enabled_sets() const { return enabled_; }
+  std::string log_path(const std::string& run_id) const;
+  int64_t run_counter() const { return run_counter_; }
+
+  // Replans and dispatches; called after every change.
+  void update();
+
+ private:
+  void add_commit(store::CommitRow row, std::vector<store::ObjectRow> objects);
+  void enable_triggered(const std::string& repo, const std::string& sha);
+  void recompute_reachable();
+  void dispatch();
+  void start_run(WorkerState& worker, const planner::Job& job, int cores, int ram);
+  void finish_run(const std::string& worker, const std::string& text);
+  void record_result(store::RunRow run, const std::vector<store::CaseRow>& cases);
+  void fail_worker_runs(WorkerState& worker, const std::string& why);
+  void append_log(const std::string& run_id, const std::string& data);
+  void broadcast(const std::string& event);
+
+  store::Store& store_;
+  StateOptions options_;
+  std::map<std::string, std::string> repos_;
+  std::map<std::pair<std::string, std::string>, store::BranchRow> branches_;
+  std::map<std::pair<std::string, std::string>, CommitState> commits_;
+  std::set<std::pair<std::string, std::string>> reachable_;
+  std::map<std::pair<std::string, std::string>, std::set<std::string>> enabled_;
+  std::map<std::tuple<std::string, std::string, std::string>, int> targets_;
+  std::map<std::string, planner::HashProgress> progress_;
+  std::map<std::string, store::RunRow> active_runs_;
+  std::map<std::string, WorkerState> workers_;
+  std::map<int, std::string> worker_by_socket_;
+  std::set<std::shared_ptr<Socket>> event_sockets_;
+  std::map<std::string, std::set<std::shared_ptr<Socket>>> log_sockets_;
+  planner::Plan plan_;
+  int64_t run_counter_ = 0;
+};
+
+}  // namespace testlooper::server

@@ -1,0 +1,266 @@
+#include "worker/worker.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <utility>
+
+#include <boost/asio.hpp>
+#include <boost/beast.hpp>
+#include <boost/beast/websocket.hpp>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "artifacts/artifacts.h"
+#include "definitions/definitions_json.h"
+#include "environments/environments.h"
+#include "runner/runner.h"
+
+namespace testlooper::worker {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+std::atomic<bool> g_stop{false};
+void on_signal(int) { g_stop = true; }
+
+// Runners for the stores and repos jobs name (a local server shares its disk with its workers).
+class Runners {
+ public:
+  explicit Runners(bool on_host) : launchers_({.on_host = on_host}) {}
+
+  runner::Runner& get(const std::string& store_dir, const std::string& repos_dir) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto& entry = runners_[{store_dir, repos_dir}];
+    if (!entry) {
+      entry = std::make_unique<Entry>();
+      entry->store = std::make_unique<artifacts::Store>(store_dir);
+      entry->exporter = runner::make_git_exporter([repos_dir](const std::string& name) {
+        return std::optional<std::string>(repos_dir + "/" + name);
+      });
+      entry->runner = std::make_unique<runner::Runner>(runner::RunnerContext{
+          entry->store.get(), entry->exporter.get(),
+          [this](const definitions::Environment& e) { return launchers_.launcher_for(e); },
+          &runner::system_clock()});
+    }
+    return *entry->runner;
+  }
+
+ private:
+  struct Entry {
+    std::unique_ptr<artifacts::Store> store;
+    std::unique_ptr<runner::SourceExporter> exporter;
+    std::unique_ptr<runner::Runner> runner;
+  };
+  environments::LauncherFactory launchers_;
+  std::mutex mutex_;
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<Entry>> runners_;
+};
+
+std::string outcome_word(runner::Outcome o) {
+  switch (o) {
+    case runner::Outcome::kSuccess: return "success";
+    case runner::Outcome::kFailure: return "failure";
+    case runner::Outcome::kCancelled: return "cancelled";
+    case runner::Outcome::kInfraError: return "infra";
+  }
+  return "infra";
+}
+
+std::string read_tail(const fs::path& path, size_t max_bytes) {
+  std::ifstream in(path, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return text.size() > max_bytes ? text.substr(text.size() - max_bytes) : text;
+}
+
+class Agent {
+ public:
+  explicit Agent(const WorkerOptions& options)
+      : options_(options), runners_(options.on_host), pending_dir_(options.dir + "/pending") {
+    fs::create_directories(pending_dir_);
+    const std::string url = options.server_url;
+    const std::string rest = url.substr(url.find("://") == std::string::npos ? 0 : url.find("://") + 3);
+    host_ = rest.substr(0, rest.find(':'));
+    const size_t colon = rest.find(':');
+    port_ = colon == std::string::npos ? "80" : rest.substr(colon + 1, rest.find('/', colon) - colon - 1);
+  }
+
+  int run() {
+    std::thread heartbeat([this] {
+      while (!g_stop) {
+        std::this_thread::sleep_for(std::chrono::seconds(2));
+        send(json{{"type", "heartbeat"}}.dump());
+      }
+    });
+    while (!g_stop) {
+      session();
+      if (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+    cancel_all();
+    heartbeat.join();
+    for (auto& t : threads_) t.join();
+    return 0;
+  }
+
+ private:
+  // One connection: hello, then jobs until the server goes away.
+  void session() {
+    try {
+      asio::io_context io;
+      tcp::resolver resolver(io);
+      auto ws = std::make_shared<websocket::stream<tcp::socket>>(io);
+      asio::connect(ws->next_layer(), resolver.resolve(host_, port_));
+      ws->handshake(host_ + ":" + port_, "/api/worker");
+      ws->read_message_max(256 << 20);
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        ws_ = ws;
+      }
+      send(hello());
+      beast::flat_buffer buffer;
+      while (!g_stop) {
+        ws->read(buffer);
+        const std::string text = beast::buffers_to_string(buffer.data());
+        buffer.consume(buffer.size());
+        handle(text);
+      }
+    } catch (const std::exception&) {
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    ws_.reset();
+  }
+
+  void send(const std::string& text) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!ws_) return;
+    try {
+      ws_->text(true);
+      ws_->write(asio::buffer(text));
+    } catch (const std::exception&) {
+      beast::error_code ignored;
+      ws_->next_layer().shutdown(tcp::socket::shutdown_both, ignored);
+    }
+  }
+
+  std::string hello() {
+    json running = json::array();
+    json finished = json::array();
+    {
+      std::lock_guard<std::mutex> lock(jobs_mutex_);
+      for (const auto& [id, c] : cancellations_) running.push_back(id);
+    }
+    for (const auto& entry : fs::directory_iterator(pending_dir_)) {
+      const json result = json::parse(read_tail(entry.path(), 1 << 30), nullptr, false);
+      if (result.is_object()) finished.push_back(result);
+    }
+    char hostname[256] = {0};
+    gethostname(hostname, sizeof(hostname) - 1);
+    return json{{"type", "hello"}, {"worker", options_.id}, {"cores", options_.cores},
+                {"ram_gb", options_.ram_gb}, {"host", hostname}, {"running", running},
+                {"finished", finished}}.dump();
+  }
+
+  void handle(const std::string& text) {
+    const json m = json::parse(text, nullptr, false);
+    if (!m.is_object()) return;
+    const std::string type = m.value("type", "");
+    if (type == "job") {
+      start(m);
+    } else if (type == "cancel") {
+      std::lock_guard<std::mutex> lock(jobs_mutex_);
+      auto it = cancellations_.find(m.value("run_id", ""));
+      if (it != cancellations_.end()) it->second->cancel();
+    } else if (type == "ack") {
+      std::error_code ignored;
+      fs::remove(pending_dir_ + "/" + m.value("run_id", "") + ".json", ignored);
+    }
+  }
+
+  void start(const json& job) {
+    const std::string run_id = job.value("run_id", "");
+    auto cancellation = std::make_shared<runner::Cancellation>();
+    {
+      std::lock_guard<std::mutex> lock(jobs_mutex_);
+      cancellations_[run_id] = cancellation;
+    }
+    threads_.emplace_back([this, job, run_id, cancellation] {
+      const json result = execute(job, *cancellation);
+      const std::string path = pending_dir_ + "/" + run_id + ".json";
+      (void)artifacts::write_file_atomically(path, result.dump(), false);
+      {
+        std::lock_guard<std::mutex> lock(jobs_mutex_);
+        cancellations_.erase(run_id);
+      }
+      send(result.dump());
+    });
+  }
+
+  json execute(const json& job, runner::Cancellation& cancellation) {
+    const std::string run_id = job.value("run_id", "");
+    json result = {{"type", "result"}, {"run_id", run_id}};
+    auto object = definitions::object_from_json(job.value("object", json::object()).dump());
+    if (!object.ok()) {
+      result["outcome"] = "infra";
+      result["message"] = object.error().to_string();
+      return result;
+    }
+    const std::string store_dir = job.value("artifacts_dir", options_.dir + "/store");
+    runner::Runner& r = runners_.get(store_dir, job.value("repos_dir", ""));
+    runner::RunRequest request{&*object, run_id, job.value("cores", 1), job.value("ram_gb", 0), &cancellation};
+    const runner::RunResult run = r.run(request, {});
+    const std::string log = read_tail(run.log_path, 4 << 20);
+    if (!log.empty()) send(json{{"type", "log"}, {"run_id", run_id}, {"data", log}}.dump());
+    json cases = json::array();
+    for (const auto& t : run.tests) cases.push_back({{"name", t.name}, {"success", t.success}, {"elapsed", t.elapsed}});
+    result["outcome"] = outcome_word(run.outcome);
+    result["exit_code"] = run.exit_code;
+    result["message"] = run.message;
+    result["start"] = run.start_timestamp;
+    result["end"] = run.end_timestamp;
+    result["cases"] = cases;
+    return result;
+  }
+
+  void cancel_all() {
+    std::lock_guard<std::mutex> lock(jobs_mutex_);
+    for (auto& [id, c] : cancellations_) c->cancel();
+  }
+
+  const WorkerOptions& options_;
+  Runners runners_;
+  std::string pending_dir_;
+  std::string host_;
+  std::string port_;
+  std::mutex mutex_;  // guards ws_ and serialises writes
+  std::shared_ptr<websocket::stream<tcp::socket>> ws_;
+  std::mutex jobs_mutex_;
+  std::map<std::string, std::shared_ptr<runner::Cancellation>> cancellations_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace
+
+int run_worker(const WorkerOptions& options) {
+  // Without SA_RESTART, so that a blocking read returns and the worker notices the signal.
+  struct sigaction action {};
+  action.sa_handler = on_signal;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  fs::create_directories(options.dir);
+  return Agent(options).run();
+}
+
+}  // namespace testlooper::worker

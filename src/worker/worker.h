@@ -1,0 +1,23 @@
+// `testlooper worker`: an agent that connects to a server, receives fully resolved jobs, runs
+// them with the runner and reports results (DESIGN.md "worker"). It reconnects forever when the
+// server goes away and, on reconnect, reports what it is running and the results the server has
+// not acknowledged yet (kept on disk under --dir, so they survive a restart of the worker too).
+#pragma once
+
+#include <string>
+
+namespace testlooper::worker {
+
+struct WorkerOptions {
+  std::string server_url;  // "http://127.0.0.1:9081"
+  int cores = 1;
+  int ram_gb = 1;
+  std::string dir;         // work directories, local artifact store, unacknowledged results
+  std::string id;          // stable worker id (default: host name + dir)
+  bool on_host = false;    // run Linux environments directly on this machine
+};
+
+// Runs until SIGINT/SIGTERM; returns the exit status.
+int run_worker(const WorkerOptions& options);
+
+}  // namespace testlooper::worker

@@ -1,0 +1,112 @@
+// `testlooper serve` end to end: real git repos, the real server on a loopback port, real local
+// worker processes, the JSON API over HTTP.
+#include <gtest/gtest.h>
+
+#include "server_fixture.h"
+
+namespace testlooper::server {
+namespace {
+
+using fixtures::eventually;
+using fixtures::GitFixtureRepo;
+using fixtures::ServerProcess;
+using fixtures::TempDir;
+using nlohmann::json;
+
+constexpr const char* kDefinitions =
+    "looper_version: 5\n"
+    "environments: {linux: {platform: linux, image: {host: true}}}\n"
+    "builds:\n"
+    "  build/linux: {command: 'echo built > $TEST_BUILD_OUTPUT_DIR/out.txt'}\n"
+    "tests:\n"
+    "  unit/linux:\n"
+    "    command: 'cat $TEST_INPUTS/build/out.txt && echo {\\\"a\\\": true, \\\"b\\\": false} > $TEST_OUTPUT_DIR/testSummary.json'\n"
+    "    dependencies: {build: build/linux}\n";
+
+class ServeTest : public testing::Test {
+ protected:
+  ServeTest() : app_(dir_.path() + "/repos/app") {
+    app_.write("testlooper.yml", kDefinitions);
+    first_ = app_.commit("first");
+  }
+
+  std::unique_ptr<ServerProcess> start(int workers = 1) {
+    return std::make_unique<ServerProcess>(std::vector<std::string>{
+        "--repos", dir_.path() + "/repos", "--data", dir_.path() + "/data", "--port", "0",
+        "--workers", std::to_string(workers), "--worker-cores", "2", "--worker-ram-gb", "2",
+        "--poll-seconds", "0.3"});
+  }
+
+  // The object `name` of the history's commit at `index` (0 = head).
+  static json object_at(const json& history, size_t index, const std::string& name) {
+    if (!history.is_object() || history["commits"].size() <= index) return json();
+    for (const auto& o : history["commits"][index]["objects"]) {
+      if (o["name"] == name) return o;
+    }
+    return json();
+  }
+
+  TempDir dir_;
+  GitFixtureRepo app_;
+  std::string first_;
+};
+
+TEST_F(ServeTest, Serve_BranchUnderTestRunsBuildThenTestAndPicksUpAPush) {
+  auto server = start();
+  ASSERT_TRUE(eventually([&] { return server->get("/api/repos").size() == 1; }, 30));
+  EXPECT_EQ(server->get("/api/repos")[0]["name"], "app");
+  const auto [status, body] = server->post("/api/repos/app/branches/main/test", R"({"enabled": true})");
+  ASSERT_EQ(status, 200) << body.dump();
+  ASSERT_TRUE(eventually([&] {
+    const json t = object_at(server->get("/api/repos/app/branches/main/history?limit=5"), 0, "unit/linux");
+    return t.is_object() && t["runs"] == 1;
+  })) << server->get("/api/repos/app/branches/main/history?limit=5").dump(2);
+  const json commit = server->get("/api/repos/app/commits/" + first_);
+  ASSERT_EQ(commit["sha"], first_);
+  json test;
+  for (const auto& o : commit["objects"]) {
+    if (o["name"] == "unit/linux") test = o;
+  }
+  EXPECT_EQ(test["status"], "done");
+  EXPECT_EQ(test["failures"], 0);
+  EXPECT_EQ(test["cases"]["b"]["failures"], 1);
+  EXPECT_EQ(test["cases"]["a"]["runs"], 1);
+
+  app_.write("README", "a change");
+  const std::string second = app_.commit("second");
+  server->post("/api/refresh", "{}");
+  ASSERT_TRUE(eventually([&] {
+    const json h = server->get("/api/repos/app/branches/main/history?limit=5");
+    return h["head"] == second && object_at(h, 0, "unit/linux")["runs"] == 1;
+  }));
+}
+
+TEST_F(ServeTest, Serve_TargetRunsAreReached) {
+  auto server = start();
+  ASSERT_TRUE(eventually([&] { return server->get("/api/repos").size() == 1; }, 30));
+  server->post("/api/repos/app/branches/main/test", R"({"enabled": true})");
+  const auto [status, body] =
+      server->post("/api/repos/app/commits/" + first_ + "/targets", R"({"name": "unit/linux", "runs": 4})");
+  ASSERT_EQ(status, 200) << body.dump();
+  ASSERT_TRUE(eventually([&] {
+    return object_at(server->get("/api/repos/app/branches/main/history"), 0, "unit/linux")["runs"] == 4;
+  }));
+}
+
+TEST_F(ServeTest, Serve_BadRequestsAreJsonErrorsAndChangeNothing) {
+  auto server = start(0);
+  ASSERT_TRUE(eventually([&] { return server->get("/api/repos").size() == 1; }, 30));
+  auto [s1, b1] = server->post("/api/repos/app/branches/main/test", "not json");
+  EXPECT_EQ(s1, 400);
+  EXPECT_TRUE(b1.contains("error"));
+  auto [s2, b2] = server->post("/api/repos/app/branches/nope/test", R"({"enabled": true})");
+  EXPECT_EQ(s2, 404);
+  auto [s3, b3] = server->post("/api/repos/app/commits/" + first_ + "/targets", R"({"name": "unit/linux", "runs": -1})");
+  EXPECT_EQ(s3, 400);
+  auto [s4, b4] = server->post("/api/repos/nope/commits/x/sets", R"({"set": "all", "enabled": true})");
+  EXPECT_EQ(s4, 404);
+  EXPECT_EQ(server->get("/api/repos/app/branches")[0]["under_test"], false);
+}
+
+}  // namespace
+}  // namespace testlooper::server

@@ -1,0 +1,106 @@
+// Fixtures for end-to-end server tests: a real `testlooper serve` process on a loopback port
+// (chosen by the kernel), driven over HTTP with curl, and stopped (or killed) by the test.
+#pragma once
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "git/git_fixture.h"
+
+namespace testlooper::fixtures {
+
+// Runs `command` with /bin/sh and returns its standard output.
+inline std::string capture(const std::string& command) {
+  FILE* p = popen(command.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf{};
+  size_t n = 0;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  pclose(p);
+  return out;
+}
+
+class ServerProcess {
+ public:
+  // Starts `testlooper serve` with `args`; waits until it listens.
+  explicit ServerProcess(const std::vector<std::string>& args) {
+    int out[2];
+    if (pipe(out) != 0) throw std::runtime_error("pipe failed");
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(out[1], STDOUT_FILENO);
+      close(out[0]);
+      close(out[1]);
+      setpgid(0, 0);
+      std::vector<std::string> all = {TL_BINARY, "serve"};
+      all.insert(all.end(), args.begin(), args.end());
+      std::vector<char*> argv;
+      for (auto& a : all) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    close(out[1]);
+    FILE* f = fdopen(out[0], "r");
+    char line[512] = {0};
+    if (fgets(line, sizeof(line), f) == nullptr) throw std::runtime_error("serve did not start");
+    const std::string text(line);
+    const size_t colon = text.rfind(':');
+    port_ = std::stoi(text.substr(colon + 1));
+    out_ = f;
+  }
+  ~ServerProcess() { stop(SIGTERM); }
+
+  // Sends `sig` to the server (and its local workers when `group`) and waits for it.
+  void stop(int sig, bool group = true) {
+    if (pid_ <= 0) return;
+    group ? kill(-pid_, sig) : kill(pid_, sig);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+    if (out_) fclose(out_);
+    out_ = nullptr;
+  }
+
+  int port() const { return port_; }
+  std::string url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+  nlohmann::json get(const std::string& path) const {
+    return nlohmann::json::parse(capture("curl -s " + shell_quote(url(path))), nullptr, false);
+  }
+  // POSTs `body`; returns the HTTP status and the parsed body.
+  std::pair<int, nlohmann::json> post(const std::string& path, const std::string& body) const {
+    const std::string out = capture("curl -s -w '\\n%{http_code}' -X POST -H 'Content-Type: application/json' -d " +
+                                    shell_quote(body) + " " + shell_quote(url(path)));
+    const size_t nl = out.rfind('\n');
+    return {std::stoi(out.substr(nl + 1)), nlohmann::json::parse(out.substr(0, nl), nullptr, false)};
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+  FILE* out_ = nullptr;
+};
+
+// Polls `done` every 100 ms for up to `seconds`; true when it became true.
+template <class F>
+bool eventually(F done, double seconds = 60) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int>(seconds * 1000));
+  while (std::chrono::steady_clock::now() < until) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return done();
+}
+
+}  // namespace testlooper::fixtures
