@@ -1,0 +1,120 @@
+// The artifacts module: packing a directory's selected files into an artifact (Tar, Zip or a
+// plain copy of the files), unpacking it into a dependency directory, and the local
+// content-addressed store that keeps build outputs by build hash and run records by run id.
+//
+// Store layout under its root (default ~/.cache/testlooper):
+//   builds/<build hash>/<artifact>.<tar|zip|files>   one per published artifact
+//   builds/<build hash>/complete.json                 present once every stage succeeded
+//   runs/<run id>/{log.txt,test_result.json,artifacts/,test_logs/}
+//   tmp/                                              writes in progress
+//   work/                                             per-run working directories
+// Every write goes to tmp/ first and is renamed into place, so a crash never leaves a partial
+// artifact or record under a final name. An identity hash names one content: publishing an
+// artifact that is already stored keeps the stored one.
+//
+// Thread-safety: a Store is immutable after construction; its methods may be called from many
+// threads and many processes at once (the filesystem's atomic renames arbitrate).
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.h"
+
+namespace testlooper::artifacts {
+
+namespace fs = std::filesystem;
+
+// How an artifact's files are kept: a tar archive, a zip archive, or the files themselves.
+enum class Format { kTar, kZip, kFiles };
+
+// "Tar" | "Zip" | "Files" (FORMAT.md §7) to a Format; an Error names the unknown word.
+Result<Format> parse_format(std::string_view word);
+
+// Which files under a directory make up an artifact. Patterns are globs (core/glob.h) over paths
+// relative to the directory; an empty include list selects every file. Excludes win.
+struct Selection {
+  std::vector<std::string> include_patterns;
+  std::vector<std::string> exclude_patterns;
+};
+
+// Writes the selected files (and symlinks, kept as links) of `source_dir` to `dest`: an archive
+// file for Tar/Zip, a new directory for Files. A missing `source_dir` packs nothing (an empty
+// artifact). Errors name the file that could not be read or written.
+Status pack(const fs::path& source_dir, const Selection& selection, Format format,
+            const fs::path& dest);
+
+// True when `source_dir` holds no file that `selection` selects (a missing dir holds none).
+bool selects_nothing(const fs::path& source_dir, const Selection& selection);
+
+// Extracts what pack() wrote at `packed` into `dest_dir` (created), replacing files of the same
+// name. Entries that would escape `dest_dir` (absolute, "..", through symlinks) are refused.
+Status unpack(const fs::path& packed, Format format, const fs::path& dest_dir);
+
+// An artifact held by the store.
+struct StoredArtifact {
+  std::string name;  // "" = the unnamed artifact
+  Format format = Format::kTar;
+  fs::path path;  // the archive file, or the directory for Files
+};
+
+// The local artifact store. See the header comment for layout and guarantees.
+class Store {
+ public:
+  // A store rooted at `root` (created lazily by the writes).
+  explicit Store(fs::path root);
+
+  // $TESTLOOPER_STORE, else $XDG_CACHE_HOME/testlooper, else ~/.cache/testlooper.
+  static fs::path default_root();
+
+  const fs::path& root() const { return root_; }
+
+  // Packs the selection of `source_dir` as artifact `name` of build `build_hash` and publishes
+  // it atomically. When the artifact is already stored the stored one is kept.
+  Status put_build_artifact(const std::string& build_hash, const std::string& name,
+                            const fs::path& source_dir, const Selection& selection,
+                            Format format) const;
+
+  // The stored artifact `name` of `build_hash`, or nullopt when it was never published.
+  std::optional<StoredArtifact> find_build_artifact(const std::string& build_hash,
+                                                    const std::string& name) const;
+
+  // Every artifact stored for `build_hash`, sorted by name.
+  std::vector<StoredArtifact> build_artifacts(const std::string& build_hash) const;
+
+  // Records that every stage of `build_hash` succeeded and all its artifacts are stored; later
+  // runs reuse the build instead of running it. `summary_json` is kept as complete.json.
+  Status mark_build_complete(const std::string& build_hash, const std::string& summary_json) const;
+
+  // True once mark_build_complete() succeeded for `build_hash` (by any process).
+  bool is_build_complete(const std::string& build_hash) const;
+
+  // A fresh directory under tmp/ for writes in progress. The caller fills it and then either
+  // commit_run()s it or removes it.
+  Result<fs::path> make_temp_dir(std::string_view label) const;
+
+  // Moves a filled run-record directory (from make_temp_dir) to runs/<run_id> atomically and
+  // returns the final path. Error when a record with that id already exists.
+  Result<fs::path> commit_run(const fs::path& temp_dir, const std::string& run_id) const;
+
+  // runs/<run_id> (whether or not it exists).
+  fs::path run_dir(const std::string& run_id) const;
+
+  // work/: where runs keep their inputs, output and scratch directories.
+  fs::path work_root() const { return root_ / "work"; }
+
+ private:
+  fs::path build_dir(const std::string& build_hash) const;
+
+  fs::path root_;
+};
+
+// Writes `contents` to `path` atomically (a temporary sibling, then rename), creating parent
+// directories. With `durable` the data is fsync'ed before the rename, so it also survives a power
+// loss; that costs about 10 ms per file, too much for per-run records at thousands of runs.
+Status write_file_atomically(const fs::path& path, std::string_view contents, bool durable = true);
+
+}  // namespace testlooper::artifacts

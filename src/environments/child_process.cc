@@ -1,0 +1,215 @@
+#include "environments/child_process.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+extern char** environ;
+
+namespace testlooper::environments {
+namespace {
+
+std::vector<char*> c_strings(const std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (const std::string& s : strings) out.push_back(const_cast<char*>(s.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
+// posix_spawn attributes: own process group, default signals, empty mask.
+struct SpawnAttributes {
+  posix_spawnattr_t attr;
+  SpawnAttributes() {
+    posix_spawnattr_init(&attr);
+    sigset_t all, none;
+    sigfillset(&all);
+    sigemptyset(&none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
+                                        POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_USEVFORK);
+  }
+  ~SpawnAttributes() { posix_spawnattr_destroy(&attr); }
+};
+
+struct FileActions {
+  posix_spawn_file_actions_t actions;
+  FileActions() { posix_spawn_file_actions_init(&actions); }
+  ~FileActions() { posix_spawn_file_actions_destroy(&actions); }
+  void attach(int fd, int target) {
+    if (fd < 0) {
+      posix_spawn_file_actions_addopen(&actions, target, "/dev/null", O_RDWR, 0);
+    } else {
+      posix_spawn_file_actions_adddup2(&actions, fd, target);
+    }
+  }
+};
+
+}  // namespace
+
+Result<ChildProcess> ChildProcess::spawn(const SpawnSpec& spec) {
+  SpawnAttributes attributes;
+  FileActions files;
+  files.attach(spec.stdin_fd, 0);
+  files.attach(spec.stdout_fd, 1);
+  files.attach(spec.stderr_fd, 2);
+  // Descriptors other threads open without O_CLOEXEC must not leak into commands.
+  posix_spawn_file_actions_addclosefrom_np(&files.actions, 3);
+  if (!spec.working_dir.empty()) {
+    posix_spawn_file_actions_addchdir_np(&files.actions, spec.working_dir.c_str());
+  }
+  std::vector<char*> argv = c_strings(spec.argv);
+  std::vector<char*> envp = c_strings(spec.env);
+  pid_t pid = -1;
+  const int r =
+      posix_spawnp(&pid, argv[0], &files.actions, &attributes.attr, argv.data(), envp.data());
+  if (r != 0) return Error{spec.argv[0], std::string("cannot start: ") + strerror(r)};
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  return ChildProcess(pid, pidfd);
+}
+
+ChildProcess::ChildProcess(ChildProcess&& other) noexcept
+    : pid_(other.pid_), pidfd_(other.pidfd_), reaped_(other.reaped_) {
+  other.pid_ = -1;
+  other.pidfd_ = -1;
+  other.reaped_ = true;
+}
+
+ChildProcess::~ChildProcess() {
+  if (pid_ > 0 && !reaped_) {
+    kill_group(SIGKILL);
+    reap();
+  }
+  if (pidfd_ >= 0) ::close(pidfd_);
+}
+
+std::optional<int> ChildProcess::wait_exit(std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    siginfo_t info{};
+    if (::waitid(P_PID, pid_, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid_) {
+      return info.si_code == CLD_EXITED ? W_EXITCODE(info.si_status, 0) : info.si_status & 0x7f;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return std::nullopt;
+    const int timeout = static_cast<int>(std::min<int64_t>(left.count() + 1, 60'000));
+    if (pidfd_ >= 0) {
+      pollfd fd{pidfd_, POLLIN, 0};
+      ::poll(&fd, 1, timeout);
+    } else {
+      // No pidfd (old kernel): poll the exit state every few milliseconds.
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(timeout, 5)));
+    }
+  }
+}
+
+void ChildProcess::kill_group(int signal) {
+  if (pid_ > 0 && !reaped_) ::kill(-pid_, signal);
+}
+
+void ChildProcess::reap() {
+  if (pid_ <= 0 || reaped_) return;
+  int status;
+  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  reaped_ = true;
+}
+
+namespace {
+
+// True when the NUL-separated `environ_text` holds `entry` as one whole variable.
+bool holds_entry(const std::string& environ_text, const std::string& entry) {
+  size_t start = 0;
+  while (start < environ_text.size()) {
+    size_t end = environ_text.find('\0', start);
+    if (end == std::string::npos) end = environ_text.size();
+    if (environ_text.compare(start, end - start, entry) == 0) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+std::string read_small_file(const std::string& path) {
+  std::string text;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return text;
+  char buffer[8192];
+  ssize_t n;
+  while ((n = ::read(fd, buffer, sizeof buffer)) > 0) text.append(buffer, n);
+  ::close(fd);
+  return text;
+}
+
+}  // namespace
+
+void kill_processes_with_env(const std::string& entry) {
+  DIR* proc = ::opendir("/proc");
+  if (!proc) return;
+  const pid_t self = ::getpid();
+  while (dirent* d = ::readdir(proc)) {
+    const pid_t pid = static_cast<pid_t>(atoi(d->d_name));
+    if (pid <= 0 || pid == self) continue;
+    if (holds_entry(read_small_file("/proc/" + std::string(d->d_name) + "/environ"), entry)) {
+      ::kill(pid, SIGKILL);
+    }
+  }
+  ::closedir(proc);
+}
+
+std::vector<std::string> inherited_environment() {
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) env.emplace_back(*e);
+  return env;
+}
+
+Result<Captured> run_and_capture(const std::vector<std::string>& argv,
+                                 const std::string& stdin_text) {
+  int out[2], in[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) return Error{argv[0], "pipe failed"};
+  if (::pipe2(in, O_CLOEXEC) != 0) {
+    ::close(out[0]);
+    ::close(out[1]);
+    return Error{argv[0], "pipe failed"};
+  }
+  Result<ChildProcess> child =
+      ChildProcess::spawn({argv, inherited_environment(), "", in[0], out[1], out[1]});
+  ::close(in[0]);
+  ::close(out[1]);
+  if (!child.ok()) {
+    ::close(in[1]);
+    ::close(out[0]);
+    return child.error();
+  }
+  // Feed stdin from a thread so a child that writes before reading cannot deadlock us.
+  std::thread feeder([fd = in[1], &stdin_text] {
+    size_t done = 0;
+    while (done < stdin_text.size()) {
+      const ssize_t n = ::write(fd, stdin_text.data() + done, stdin_text.size() - done);
+      if (n <= 0) break;
+      done += static_cast<size_t>(n);
+    }
+    ::close(fd);
+  });
+  Captured captured;
+  char buffer[8192];
+  ssize_t n;
+  while ((n = ::read(out[0], buffer, sizeof buffer)) > 0) captured.output.append(buffer, n);
+  ::close(out[0]);
+  feeder.join();
+  const std::optional<int> status = child->wait_exit(std::chrono::steady_clock::time_point::max());
+  child->reap();
+  captured.exit_code = status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
+  return captured;
+}
+
+}  // namespace testlooper::environments

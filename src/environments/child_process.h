@@ -1,0 +1,78 @@
+// ChildProcess: one posix_spawn'ed child, owned by RAII, in its own process group. Internal to
+// the environments module.
+//
+// The child is left a zombie after it exits until reap(), so its pid (= its process group id)
+// cannot be reused while the rest of its group is killed. Destroying a ChildProcess kills the
+// group and reaps the child. kill_group() may be called from any thread; the rest from one.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+
+namespace testlooper::environments {
+
+// What to start. Descriptors are not owned; -1 means /dev/null.
+struct SpawnSpec {
+  std::vector<std::string> argv;  // argv[0] is looked up in PATH when it has no '/'
+  std::vector<std::string> env;   // "NAME=value", the complete environment
+  std::string working_dir;        // "" = inherit
+  int stdin_fd = -1;
+  int stdout_fd = -1;
+  int stderr_fd = -1;
+};
+
+class ChildProcess {
+ public:
+  // Starts the child in a new process group with default signal dispositions, an empty signal
+  // mask and no descriptors but 0, 1 and 2.
+  static Result<ChildProcess> spawn(const SpawnSpec& spec);
+
+  ChildProcess(ChildProcess&& other) noexcept;
+  ChildProcess& operator=(ChildProcess&&) = delete;
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+  ~ChildProcess();
+
+  // Waits for the child to exit or `deadline`. Returns its wait status (see waitpid(2)) without
+  // reaping it, or nullopt at the deadline.
+  std::optional<int> wait_exit(std::chrono::steady_clock::time_point deadline);
+
+  // Sends `signal` to the child's whole process group (no-op once reaped).
+  void kill_group(int signal);
+
+  // Reaps the exited child (after wait_exit returned a status, or after kill_group(SIGKILL)).
+  void reap();
+
+  int pid() const { return pid_; }
+
+ private:
+  ChildProcess(int pid, int pidfd) : pid_(pid), pidfd_(pidfd) {}
+
+  int pid_ = -1;
+  int pidfd_ = -1;
+  bool reaped_ = false;
+};
+
+// Kills (SIGKILL) every process on this machine whose environment holds `entry` exactly (e.g.
+// "TESTLOOPER_RUN_ID=abc"): the ones that left their process group. Best effort.
+void kill_processes_with_env(const std::string& entry);
+
+// The output (stdout and stderr, interleaved) and exit status of a short helper command.
+struct Captured {
+  int exit_code = -1;  // -1 when killed by a signal
+  std::string output;
+};
+
+// Runs `argv` with this process's environment, `stdin_text` on its stdin, and collects its
+// output. Error when it cannot be started.
+Result<Captured> run_and_capture(const std::vector<std::string>& argv,
+                                 const std::string& stdin_text = "");
+
+// This process's environment as "NAME=value" strings.
+std::vector<std::string> inherited_environment();
+
+}  // namespace testlooper::environments

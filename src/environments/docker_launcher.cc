@@ -1,0 +1,134 @@
+// The docker environment: one `docker run --rm` per command, removed on timeout or kill too.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#include "environments/child_process.h"
+#include "environments/environments.h"
+#include "environments/launchers.h"
+
+namespace testlooper::environments {
+namespace {
+
+// `docker run` exits 125 when the engine, not the command, failed.
+constexpr int kDockerRunFailed = 125;
+
+// Container names allow [a-zA-Z0-9_.-]; anything else in a run id becomes '_'.
+std::string container_name(const std::string& run_id) {
+  static std::atomic<uint64_t> counter{0};
+  std::string name = "testlooper-";
+  for (const char c : run_id) name += isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  return name + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+}
+
+std::vector<std::string> docker_run_argv(const std::string& docker, const std::string& tag,
+                                         const std::string& name, const Command& command) {
+  std::vector<std::string> argv = {
+      docker,       "run",
+      "--rm",       "--init",
+      "--name",     name,
+      "--label",    "testlooper.run=" + command.run_id,
+      "--hostname", "testlooperworker",
+      "--user",     std::to_string(::getuid()) + ":" + std::to_string(::getgid())};
+  for (const std::string& mount : command.mounts) {
+    argv.insert(argv.end(), {"--volume", mount + ":" + mount});
+  }
+  if (!command.working_dir.empty()) argv.insert(argv.end(), {"--workdir", command.working_dir});
+  for (const auto& [variable, value] : command.env) {
+    argv.insert(argv.end(), {"--env", variable + "=" + value});
+  }
+  argv.insert(argv.end(), {tag, "/bin/bash", "-c", command.script});
+  return argv;
+}
+
+class DockerProcess : public Process {
+ public:
+  DockerProcess(ChildProcess client, std::string docker, std::string name)
+      : client_(std::move(client)), docker_(std::move(docker)), name_(std::move(name)) {}
+
+  ~DockerProcess() override {
+    if (!finished_) remove_container();
+  }
+
+  Result<Exit> wait_until(std::chrono::steady_clock::time_point deadline) override {
+    const std::optional<int> status = client_.wait_exit(deadline);
+    if (!status) {
+      remove_container();
+      client_.wait_exit(std::chrono::steady_clock::time_point::max());
+    }
+    {
+      std::lock_guard lock(mutex_);
+      client_.kill_group(SIGKILL);
+      client_.reap();
+    }
+    finished_ = true;
+    if (killed_) return Exit{Exit::Kind::kKilled, -1};
+    if (!status) return Exit{Exit::Kind::kTimedOut, -1};
+    if (!WIFEXITED(*status)) {
+      remove_container();
+      return Error{"docker",
+                   "the docker client died with signal " + std::to_string(WTERMSIG(*status))};
+    }
+    if (WEXITSTATUS(*status) == kDockerRunFailed) {
+      return Error{"docker run", "the engine could not run the container (exit 125; see log)"};
+    }
+    return Exit{Exit::Kind::kExited, WEXITSTATUS(*status)};
+  }
+
+  void kill() override {
+    killed_ = true;
+    remove_container();
+  }
+
+ private:
+  // `docker rm -f` kills the container's whole tree and removes it; the client then exits.
+  void remove_container() {
+    (void)run_and_capture({docker_, "rm", "--force", name_});
+    std::lock_guard lock(mutex_);
+    client_.kill_group(SIGKILL);
+  }
+
+  std::mutex mutex_;  // orders kill_group() from kill() against reap() in wait_until()
+  ChildProcess client_;
+  std::string docker_;
+  std::string name_;
+  std::atomic<bool> killed_{false};
+  bool finished_ = false;
+};
+
+class DockerLauncher : public Launcher {
+ public:
+  DockerLauncher(std::string docker, std::string tag, std::string how)
+      : docker_(std::move(docker)), tag_(std::move(tag)), how_(std::move(how)) {}
+
+  Result<std::unique_ptr<Process>> start(const Command& command) override {
+    const std::string name = container_name(command.run_id);
+    SpawnSpec spec;
+    spec.argv = docker_run_argv(docker_, tag_, name, command);
+    spec.env = inherited_environment();
+    spec.stdout_fd = command.log_fd;
+    spec.stderr_fd = command.log_fd;
+    Result<ChildProcess> client = ChildProcess::spawn(spec);
+    if (!client.ok()) return client.error();
+    return std::unique_ptr<Process>(
+        std::make_unique<DockerProcess>(std::move(client).value(), docker_, name));
+  }
+
+  std::string describe() const override { return "docker " + tag_ + " (" + how_ + ")"; }
+
+ private:
+  std::string docker_;
+  std::string tag_;
+  std::string how_;
+};
+
+}  // namespace
+
+std::shared_ptr<Launcher> make_docker_launcher(std::string docker, std::string tag,
+                                               std::string how) {
+  return std::make_shared<DockerLauncher>(std::move(docker), std::move(tag), std::move(how));
+}
+
+}  // namespace testlooper::environments

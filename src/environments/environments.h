@@ -1,0 +1,110 @@
+// The environments module: starts one command of a run in the environment its definition asks
+// for, and kills everything it started.
+//
+//   host    a bash process in its own process group on this machine (`image: {host: true}`, or
+//           any Linux environment with EnvironmentOptions::on_host);
+//   docker  `docker run` of an image built from the environment's Dockerfile text, tagged
+//           `testlooper-env:<first 12 hex of its sha256>` and reused when present; the run's
+//           directories are mounted at the same paths; every container started is removed,
+//           including after a timeout or kill.
+// `ami` and `windows` environments are not runnable on a Linux machine: launcher_for() says so.
+//
+// Every Error returned here is an infrastructure failure (cannot fork, no docker engine, image
+// build failed), never a test failure: a command that runs and exits non-zero is an Exit.
+// Thread-safety: Launchers and the LauncherFactory are thread-safe; a Process is used by one
+// thread, except kill(), which may be called from any thread at any time.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "definitions/definitions.h"
+
+namespace testlooper::environments {
+
+// One command to run: a bash script with the variables the run defines.
+struct Command {
+  std::string script;                      // run by `bash -c`
+  std::map<std::string, std::string> env;  // the run's variables; the environment adds its base
+                                           // (host: PATH, HOME, USER, LANG...; docker: image ENV)
+  std::string working_dir;                 // absolute
+  std::vector<std::string> mounts;         // absolute host dirs visible at the same path
+  int log_fd = -1;                         // stdout and stderr (not owned); stdin is /dev/null
+  std::string run_id;  // names what the command belongs to: containers, process sweeps
+};
+
+// How a command ended.
+struct Exit {
+  enum class Kind { kExited, kSignaled, kTimedOut, kKilled };
+  Kind kind = Kind::kExited;
+  int code = 0;  // exit status for kExited, signal number for kSignaled, else -1
+
+  bool success() const { return kind == Kind::kExited && code == 0; }
+  // "exit 3", "signal 9", "timed out", "killed".
+  std::string to_string() const;
+};
+
+// A started command. Destroying it kills whatever still runs and reaps it.
+class Process {
+ public:
+  virtual ~Process() = default;
+
+  // Blocks until the command ends, or until `deadline`, when the whole tree is killed and the
+  // result is kTimedOut. Every process the command started is gone when this returns. Error
+  // only for infrastructure failures (e.g. the docker engine failed under the command).
+  virtual Result<Exit> wait_until(std::chrono::steady_clock::time_point deadline) = 0;
+
+  // Kills the whole tree now; wait_until() then returns kKilled. Idempotent, any thread.
+  virtual void kill() = 0;
+};
+
+// Starts commands in one prepared environment.
+class Launcher {
+ public:
+  virtual ~Launcher() = default;
+
+  // Starts `command`. Error = infrastructure failure.
+  virtual Result<std::unique_ptr<Process>> start(const Command& command) = 0;
+
+  // Short description for logs: "host", "docker testlooper-env:0123456789ab".
+  virtual std::string describe() const = 0;
+};
+
+// How launchers are chosen.
+struct EnvironmentOptions {
+  bool on_host = false;           // run every Linux environment on this machine
+  std::string docker = "docker";  // the docker CLI (looked up in PATH when not absolute)
+};
+
+// The plain host launcher (process groups on this machine).
+std::shared_ptr<Launcher> make_host_launcher();
+
+// The Dockerfile text an environment builds (Dockerfile + setup_script_contents) and its tag.
+std::string dockerfile_text(const definitions::Environment& environment);
+std::string image_tag(const std::string& dockerfile);
+
+// Gives out launchers for environments, building docker images once per Dockerfile text (and
+// remembering failures, so a broken image is built once per factory, not once per run).
+class LauncherFactory {
+ public:
+  explicit LauncherFactory(EnvironmentOptions options);
+
+  // The launcher for `environment`, preparing it first (may take minutes for an image build).
+  // Errors: windows platform, ami image, docker unreachable, image build failed.
+  Result<std::shared_ptr<Launcher>> launcher_for(const definitions::Environment& environment);
+
+ private:
+  Result<std::shared_ptr<Launcher>> docker_launcher(const std::string& dockerfile);
+
+  EnvironmentOptions options_;
+  std::shared_ptr<Launcher> host_;  // one for every host environment
+  std::mutex mutex_;                // guards images_; image builds run under it, one at a time
+  std::map<std::string, Result<std::shared_ptr<Launcher>>> images_;  // by tag
+};
+
+}  // namespace testlooper::environments

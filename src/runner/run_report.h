@@ -1,0 +1,61 @@
+// What `testlooper run` shows: per object, the runs it had, their failure rate with a 95%
+// interval, and the individual test cases; as a table for people or as JSON for programs.
+// Pure functions over results; no I/O. Thread-compatible.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "definitions/definitions.h"
+#include "runner/runner.h"
+#include "stats/failure_rate.h"
+
+namespace testlooper::runner {
+
+// One object's part of a `testlooper run`.
+struct ObjectReport {
+  const definitions::ResolvedObject* object = nullptr;
+  bool reused = false;                 // a build found complete in the store, not run
+  std::optional<std::string> blocked;  // why it did not run
+  std::vector<RunResult> runs;         // in the order they finished
+};
+
+// Runs and failures of one individual test case.
+struct CaseCount {
+  int64_t runs = 0;
+  int64_t failures = 0;
+};
+
+// Counts over an object's runs. Infrastructure errors and cancelled runs are not runs: they
+// say nothing about the test. Cases are counted from counted runs only.
+struct ObjectTotals {
+  int64_t runs = 0;
+  int64_t failures = 0;
+  int64_t infra_errors = 0;
+  std::map<std::string, CaseCount> cases;
+  stats::FailureRate rate;
+};
+
+ObjectTotals totals(const ObjectReport& report);
+
+// {"commit", "objects": [{"name", "kind", "hash", "runs", "failures", "infra_errors",
+// "failure_rate": {"estimate", "low", "high"}, "cases": {name: {"runs", "failures"}},
+// "reused", "blocked", "runs_detail": [{"id", "success", "outcome", "exit_code", "seconds",
+// "log", "artifacts"}]}]}, pretty-printed.
+std::string report_json(const std::string& commit, const std::vector<ObjectReport>& reports);
+
+// The table: one line per object (runs, failed, infra, failure rate, 95% interval), then for
+// each object the cases that failed at least once, with their rates.
+std::string report_table(const std::vector<ObjectReport>& reports);
+
+// 0 when every test run and the last attempt of every build succeeded and nothing was
+// blocked, else 1.
+int exit_status(const std::vector<ObjectReport>& reports);
+
+// "12.5%" style percentage of a rate in [0, 1].
+std::string percent(double rate);
+
+}  // namespace testlooper::runner

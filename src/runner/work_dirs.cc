@@ -1,0 +1,97 @@
+#include "runner/work_dirs.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <system_error>
+
+namespace testlooper::runner {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kSubdirs[] = {"inputs", "output", "scratch", "control"};
+
+// Empties the slot and makes sure its standard subdirectories exist.
+Status prepare_slot(const fs::path& slot) {
+  std::error_code ec;
+  for (const fs::directory_entry& entry : fs::directory_iterator(slot, ec)) {
+    const std::string name = entry.path().filename().string();
+    const bool standard =
+        name == "inputs" || name == "output" || name == "scratch" || name == "control";
+    if (standard && entry.is_directory() && !entry.is_symlink()) {
+      empty_directory(entry.path());
+    } else {
+      fs::remove_all(entry.path(), ec);
+    }
+  }
+  for (const char* subdir : kSubdirs) {
+    fs::create_directories(slot / subdir, ec);
+    if (ec) return Error{(slot / subdir).string(), "cannot create directory: " + ec.message()};
+  }
+  return {};
+}
+
+}  // namespace
+
+void empty_directory(const fs::path& dir) {
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code remove_ec;
+    fs::remove_all(it->path(), remove_ec);
+  }
+}
+
+WorkDirPool::WorkDirPool(fs::path work_root) : work_root_(std::move(work_root)) {}
+
+WorkDirPool::~WorkDirPool() {
+  for (const int fd : lock_fds_) ::close(fd);
+}
+
+Result<fs::path> WorkDirPool::claim() {
+  fs::path slot;
+  {
+    std::lock_guard lock(mutex_);
+    if (!free_.empty()) {
+      slot = std::move(free_.back());
+      free_.pop_back();
+    }
+  }
+  if (slot.empty()) {
+    Result<fs::path> locked = lock_new_slot();
+    if (!locked.ok()) return locked.error();
+    slot = *locked;
+  }
+  if (Status prepared = prepare_slot(slot); !prepared.ok()) return prepared.error();
+  return slot;
+}
+
+void WorkDirPool::release(const fs::path& slot) {
+  for (const char* subdir : kSubdirs) empty_directory(slot / subdir);
+  std::lock_guard lock(mutex_);
+  free_.push_back(slot);
+}
+
+Result<fs::path> WorkDirPool::lock_new_slot() {
+  std::error_code ec;
+  fs::create_directories(work_root_, ec);
+  if (ec) return Error{work_root_.string(), "cannot create directory: " + ec.message()};
+  std::lock_guard lock(mutex_);
+  for (;; ++next_) {
+    const fs::path lock_path = work_root_ / (std::to_string(next_) + ".lock");
+    const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return Error{lock_path.string(), "cannot create lock file"};
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd);
+      continue;
+    }
+    lock_fds_.push_back(fd);
+    const fs::path slot = work_root_ / std::to_string(next_++);
+    fs::create_directories(slot, ec);
+    if (ec) return Error{slot.string(), "cannot create directory: " + ec.message()};
+    return slot;
+  }
+}
+
+}  // namespace testlooper::runner

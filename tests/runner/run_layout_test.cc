@@ -1,0 +1,92 @@
+#include "runner/run_layout.h"
+
+#include <gtest/gtest.h>
+
+#include "artifacts/temp_dir.h"
+
+namespace testlooper::runner {
+namespace {
+
+using definitions::ObjectKind;
+using definitions::ResolvedObject;
+
+TEST(SubstituteRuntime, ReplacesKnownBracedNamesOnly) {
+  const std::map<std::string, std::string> vars = {{"TEST_OUTPUT_DIR", "/o"}, {"X", "${Y}"}};
+  EXPECT_EQ(substitute_runtime("cp a ${TEST_OUTPUT_DIR}/b $TEST_OUTPUT_DIR ${OTHER} ${X}", vars),
+            "cp a /o/b $TEST_OUTPUT_DIR ${OTHER} ${Y}");
+  EXPECT_EQ(substitute_runtime("unclosed ${TEST_OUTPUT_DIR", vars), "unclosed ${TEST_OUTPUT_DIR");
+  EXPECT_EQ(substitute_runtime("", vars), "");
+}
+
+TEST(RunLayout, ClaimsEmptyDirectoriesAndEmptiesThemAfterwards) {
+  testing::TempDir dir;
+  WorkDirPool pool(dir / "work");
+  std::filesystem::path root;
+  {
+    Result<RunLayout> layout = RunLayout::create(pool, dir / "ccache");
+    ASSERT_TRUE(layout.ok());
+    root = layout->root;
+    EXPECT_TRUE(std::filesystem::is_empty(layout->inputs));
+    EXPECT_TRUE(std::filesystem::is_empty(layout->scratch));
+    EXPECT_TRUE(std::filesystem::is_empty(layout->control));
+    testing::write_file(layout->output / "deep/file", "x");
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(root / "output"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "ccache"));
+  Result<RunLayout> again = RunLayout::create(pool, dir / "ccache");
+  EXPECT_EQ(again->root, root);
+}
+
+TEST(WorkDirPool, GivesEachClaimItsOwnSlotAcrossPools) {
+  testing::TempDir dir;
+  WorkDirPool first(dir / "work");
+  WorkDirPool second(dir / "work");  // as another process would
+  Result<std::filesystem::path> a = first.claim();
+  Result<std::filesystem::path> b = first.claim();
+  Result<std::filesystem::path> c = second.claim();
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_NE(*a, *b);
+  EXPECT_NE(*c, *a);
+  EXPECT_NE(*c, *b);
+}
+
+TEST(WorkDirPool, EmptiesLeftoversOfACrashedOwner) {
+  testing::TempDir dir;
+  testing::write_file(dir / "work/0/output/stale", "old");
+  testing::write_file(dir / "work/0/junk/x", "old");
+  WorkDirPool pool(dir / "work");
+  Result<std::filesystem::path> slot = pool.claim();
+  ASSERT_TRUE(slot.ok());
+  EXPECT_EQ(*slot, dir / "work/0");
+  EXPECT_TRUE(std::filesystem::is_empty(*slot / "output"));
+  EXPECT_FALSE(std::filesystem::exists(*slot / "junk"));
+}
+
+TEST(RunVariables, RuntimeWinsOverObjectWhichWinsOverEnvironment) {
+  testing::TempDir dir;
+  WorkDirPool pool(dir / "work");
+  Result<RunLayout> layout = RunLayout::create(pool, dir / "ccache");
+  ResolvedObject object;
+  object.kind = ObjectKind::kTest;
+  object.environment.variables = {{"A", "env"}, {"B", "env"}};
+  object.variables = {{"B", "object"}, {"OUT", "${TEST_OUTPUT_DIR}/x"}, {"HOSTNAME", "mine"}};
+  RunRequest request{&object, "r1", 3, 5, nullptr};
+  const std::map<std::string, std::string> vars = run_variables(request, *layout);
+  EXPECT_EQ(vars.at("A"), "env");
+  EXPECT_EQ(vars.at("B"), "object");
+  EXPECT_EQ(vars.at("OUT"), layout->output.string() + "/x");
+  EXPECT_EQ(vars.at("HOSTNAME"), "testlooperworker");
+  EXPECT_EQ(vars.at("TEST_CORES_AVAILABLE"), "3");
+  EXPECT_EQ(vars.at("TEST_RAM_GB_AVAILABLE"), "5");
+  EXPECT_EQ(vars.at("TEST_LOOPER_TEST_ID"), "r1");
+  EXPECT_EQ(vars.at("PYTHONUNBUFFERED"), "TRUE");
+  EXPECT_EQ(vars.at("TEST_INPUTS"), layout->inputs.string());
+  EXPECT_EQ(vars.at("TEST_SCRATCH_DIR"), layout->scratch.string());
+  EXPECT_EQ(vars.at("TEST_CCACHE_DIR"), (dir / "ccache").string());
+  EXPECT_FALSE(vars.count("TEST_BUILD_OUTPUT_DIR"));
+  object.kind = ObjectKind::kBuild;
+  EXPECT_EQ(run_variables(request, *layout).at("TEST_BUILD_OUTPUT_DIR"), layout->output.string());
+}
+
+}  // namespace
+}  // namespace testlooper::runner
