@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli/command.h"
+#include "server/rebuild.h"
 #include "server/server.h"
 #include "worker/worker.h"
 
@@ -25,10 +26,29 @@ void add_serve_command(CLI::App& app, Action& action) {
                   "Seconds of silence after which a worker is lost (default 30)");
   cmd->add_option("--default-runs", options->default_target_runs, "Target runs per test (default 1)");
   cmd->add_option("--webhook-secret", options->webhook_secret, "HMAC secret for push webhooks");
+  cmd->add_option("--web", options->web_dir, "The built web UI (default: web/dist beside the binary's folder)");
   cmd->callback([options, &action] {
     action = [options] {
       options->self_executable = std::filesystem::read_symlink("/proc/self/exe").string();
       return server::run_server(*options);
+    };
+  });
+}
+
+void add_rebuild_command(CLI::App& app, Action& action) {
+  auto data = std::make_shared<std::string>("testlooper-data");
+  CLI::App* cmd = app.add_subcommand("rebuild", "Recreate the server's database from its artifact store");
+  cmd->add_option("--data", *data, "The server's data dir (default ./testlooper-data)");
+  cmd->callback([data, &action] {
+    action = [data] {
+      auto summary = server::rebuild_database(*data);
+      if (!summary.ok()) {
+        std::cerr << "testlooper rebuild: " << summary.error().to_string() << "\n";
+        return 2;
+      }
+      std::cout << "testlooper rebuild: restored " << summary->runs << " runs (" << summary->skipped
+                << " records skipped)\n";
+      return 0;
     };
   });
 }

@@ -66,7 +66,7 @@ class Driver {
     worker.start = start;
     worker.cancellation = std::make_unique<Cancellation>();
     RunRequest request{schedule_.objects()[start.object], new_run_id(), start.cores, start.ram_gb,
-                       worker.cancellation.get()};
+                       worker.cancellation.get(), {}};
     if (cancellation_) cancellation_->track(worker.cancellation.get(), true);
     if (events_.started) events_.started(start, request.run_id);
     worker.thread = std::thread([this, slot, request] {

@@ -111,6 +111,7 @@ class RunExecution {
     record_temp_ = *record;
     log_ = std::make_unique<LogFile>(record_temp_ / "log.txt");
     if (log_->fd() < 0) return Error{(record_temp_ / "log.txt").string(), "cannot create"};
+    if (request_.on_log_open) request_.on_log_open(record_temp_ / "log.txt");
     Result<RunLayout> layout = RunLayout::create(work_dirs_, context_.store->root() / "ccache");
     if (!layout.ok()) return layout.error();
     layout_ = std::make_unique<RunLayout>(std::move(layout).value());

@@ -127,6 +127,9 @@ struct RunRequest {
   int cores = 1;                         // TEST_CORES_AVAILABLE
   int ram_gb = 0;                        // TEST_RAM_GB_AVAILABLE
   Cancellation* cancellation = nullptr;  // optional
+  // Optional: called once the run's log file exists (it grows while the run goes on), so that
+  // a caller can follow it live. Called from the running thread.
+  std::function<void(const fs::path& log)> on_log_open;
 };
 
 // The seams and the store a Runner uses; all must outlive it.

@@ -3,9 +3,12 @@
 #include <fmt/format.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
 
+#include "stats/change_points.h"
 #include "stats/failure_rate.h"
 
 namespace testlooper::server {
@@ -48,10 +51,81 @@ bool split_repo_path(const std::string& path, std::string& repo, std::string& re
   return !repo.empty();
 }
 
+json run_json(const store::RunRow& run, store::Store& store) {
+  json cases = json::array();
+  if (auto cs = store.cases(run.id); cs.ok()) {
+    for (const auto& c : *cs) cases.push_back({{"name", c.name}, {"success", c.success}, {"elapsed", c.elapsed}});
+  }
+  return {{"id", run.id}, {"hash", run.hash}, {"repo", run.repo}, {"commit", run.commit}, {"name", run.name},
+          {"kind", run.kind}, {"worker", run.worker}, {"state", store::to_string(run.state)},
+          {"exit_code", run.exit_code}, {"started", run.started}, {"ended", run.ended},
+          {"detail", run.detail}, {"cases", cases}};
+}
+
+// The changes of each test's failure rate along `newest_first` (stats::analyse_changes). An
+// identity's runs are placed once, at its oldest commit, since the statistics pool the runs of
+// consecutive commits that share an identity.
+json change_points_json(ServerState& state, const std::string& repo, const std::vector<std::string>& newest_first) {
+  const size_t n = newest_first.size();
+  std::map<std::string, std::vector<stats::CommitEvidence>> evidence;
+  std::map<std::string, std::set<std::string>> placed;
+  for (size_t i = 0; i < n; ++i) {
+    const CommitState* c = state.commit(repo, newest_first[n - 1 - i]);
+    if (c == nullptr) continue;
+    for (const auto& o : c->objects) {
+      if (o.kind != "test") continue;
+      auto& e = evidence[o.name];
+      if (e.empty()) {
+        e.resize(n);
+        for (size_t j = 0; j < n; ++j) e[j] = {newest_first[n - 1 - j], "", false, 0, 0};
+      }
+      e[i].identity = o.hash;
+      e[i].present = true;
+      if (placed[o.name].insert(o.hash).second) {
+        const auto p = state.progress(o.hash);
+        e[i].runs = p.runs;
+        e[i].failures = p.failures;
+      }
+    }
+  }
+  json out = json::array();
+  for (const auto& [name, e] : evidence) {
+    for (const auto& cp : stats::analyse_changes(e).changes) {
+      out.push_back({{"name", name}, {"commit", cp.commit}, {"probability", cp.probability},
+                     {"range_probability", cp.range_probability},
+                     {"before", {{"estimate", cp.before.estimate}, {"low", cp.before.low}, {"high", cp.before.high}}},
+                     {"after", {{"estimate", cp.after.estimate}, {"low", cp.after.low}, {"high", cp.after.high}}}});
+    }
+  }
+  return out;
+}
+
+std::string content_type_of(const std::filesystem::path& file) {
+  static const std::map<std::string, std::string> kTypes = {
+      {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
+      {".mjs", "text/javascript; charset=utf-8"}, {".css", "text/css; charset=utf-8"},
+      {".json", "application/json"}, {".map", "application/json"}, {".svg", "image/svg+xml"},
+      {".png", "image/png"}, {".ico", "image/x-icon"}, {".woff2", "font/woff2"}, {".woff", "font/woff"},
+      {".txt", "text/plain; charset=utf-8"}, {".wasm", "application/wasm"}};
+  auto it = kTypes.find(file.extension().string());
+  return it == kTypes.end() ? "application/octet-stream" : it->second;
+}
+
+// web/dist of the checkout the binary was built in (the binary lives in build/ or build-dev/).
+std::string default_web_dir() {
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "web/dist";
+  return (exe.parent_path().parent_path() / "web" / "dist").string();
+}
+
 }  // namespace
 
-Api::Api(ServerState& state, std::function<void()> refresh, std::string webhook_secret)
-    : state_(state), refresh_(std::move(refresh)), webhook_secret_(std::move(webhook_secret)) {}
+Api::Api(ServerState& state, std::function<void()> refresh, std::string webhook_secret, std::string web_dir)
+    : state_(state),
+      refresh_(std::move(refresh)),
+      webhook_secret_(std::move(webhook_secret)),
+      web_dir_(web_dir.empty() ? default_web_dir() : std::move(web_dir)) {}
 
 Response Api::handle(const Request& request) {
   if (request.method == "GET") return get(request);
@@ -61,6 +135,7 @@ Response Api::handle(const Request& request) {
 
 Response Api::get(const Request& request) {
   const std::string& p = request.path;
+  if (!starts_with(p, "/api/") && p != "/githubReceivedAPush" && p != "/webhook") return web_file(p);
   if (p == "/api/repos") return repos();
   if (p == "/api/workers") return workers();
   if (starts_with(p, "/api/runs/")) {
@@ -82,6 +157,10 @@ Response Api::get(const Request& request) {
         }
       }
       return history(repo, rest.substr(10, rest.size() - 10 - 8), limit);
+    }
+    if (starts_with(rest, "/commits/") && ends_with(rest, "/runs")) {
+      auto name = request.query.find("name");
+      return commit_runs(repo, rest.substr(9, rest.size() - 9 - 5), name == request.query.end() ? "" : name->second);
     }
     if (starts_with(rest, "/commits/")) return commit(repo, rest.substr(9));
   }
@@ -168,7 +247,8 @@ Response Api::history(const std::string& repo, const std::string& branch, size_t
   auto b = state_.branches().find({repo, branch});
   if (b == state_.branches().end()) return error(404, "no branch '" + branch + "' in repo '" + repo + "'");
   json commits = json::array();
-  for (const auto& sha : state_.first_parent_history(repo, b->second.head, limit)) {
+  const std::vector<std::string> shas = state_.first_parent_history(repo, b->second.head, limit);
+  for (const auto& sha : shas) {
     const CommitState* c = state_.commit(repo, sha);
     json objects = json::array();
     for (const auto& o : c->objects) {
@@ -183,7 +263,8 @@ Response Api::history(const std::string& repo, const std::string& branch, size_t
                        {"time", c->row.time}, {"parents", c->row.parents},
                        {"error", c->row.error ? json(*c->row.error) : json(nullptr)}, {"objects", objects}});
   }
-  return ok({{"repo", repo}, {"branch", branch}, {"head", b->second.head}, {"commits", commits}});
+  return ok({{"repo", repo}, {"branch", branch}, {"head", b->second.head}, {"commits", commits},
+             {"change_points", change_points_json(state_, repo, shas)}});
 }
 
 Response Api::commit(const std::string& repo, const std::string& sha) {
@@ -227,15 +308,27 @@ Response Api::run(const std::string& id) {
   auto r = state_.store().run(id);
   if (!r.ok()) return error(500, r.error().message);
   if (!r->has_value()) return error(404, "no run " + id);
-  const store::RunRow& run = **r;
-  json cases = json::array();
-  if (auto cs = state_.store().cases(id); cs.ok()) {
-    for (const auto& c : *cs) cases.push_back({{"name", c.name}, {"success", c.success}, {"elapsed", c.elapsed}});
+  return ok(run_json(**r, state_.store()));
+}
+
+Response Api::commit_runs(const std::string& repo, const std::string& sha, const std::string& name) {
+  const CommitState* c = state_.commit(repo, sha);
+  if (c == nullptr) return error(404, "no commit " + sha + " in repo '" + repo + "'");
+  std::set<std::string> hashes;
+  for (const auto& o : c->objects) {
+    if (name.empty() || o.name == name) hashes.insert(o.hash);
   }
-  return ok({{"id", run.id}, {"hash", run.hash}, {"repo", run.repo}, {"commit", run.commit}, {"name", run.name},
-             {"kind", run.kind}, {"worker", run.worker}, {"state", store::to_string(run.state)},
-             {"exit_code", run.exit_code}, {"started", run.started}, {"ended", run.ended},
-             {"detail", run.detail}, {"cases", cases}});
+  if (!name.empty() && hashes.empty()) return error(404, "commit has no object named '" + name + "'");
+  auto runs = state_.store().runs();
+  if (!runs.ok()) return error(500, runs.error().message);
+  std::vector<const store::RunRow*> mine;
+  for (const auto& r : *runs) {
+    if (hashes.count(r.hash)) mine.push_back(&r);
+  }
+  std::sort(mine.begin(), mine.end(), [](const auto* a, const auto* b) { return a->started > b->started; });
+  json out = json::array();
+  for (const auto* r : mine) out.push_back(run_json(*r, state_.store()));
+  return ok(out);
 }
 
 Response Api::run_log(const std::string& id) {
@@ -259,6 +352,24 @@ Response Api::workers() {
                    {"ram_gb", w.ram_gb}, {"cores_used", used}, {"running", running}});
   }
   return ok(out);
+}
+
+Response Api::web_file(const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path root = web_dir_;
+  std::error_code ec;
+  if (!fs::is_regular_file(root / "index.html", ec)) {
+    return Response{404, "text/plain; charset=utf-8",
+                    "The web UI is not built: run scripts/web-setup (looked in " + web_dir_ + ")\n", ""};
+  }
+  for (const auto& segment : fs::path(path)) {
+    if (segment == "..") return Response{404, "text/plain; charset=utf-8", "no such file\n", ""};
+  }
+  const fs::path file = root / fs::path(path).relative_path();
+  if (path != "/" && fs::is_regular_file(file, ec)) return Response{200, content_type_of(file), "", file.string()};
+  // Built assets that are missing are errors; every other path is a page of the UI (SPA routing).
+  if (starts_with(path, "/assets/")) return Response{404, "text/plain; charset=utf-8", "no such file\n", ""};
+  return Response{200, "text/html; charset=utf-8", "", (root / "index.html").string()};
 }
 
 Response Api::webhook(const Request& request) {

@@ -13,8 +13,10 @@ namespace testlooper::server {
 
 class Api : public Handler {
  public:
-  // `refresh` asks the git watcher to look now.
-  Api(ServerState& state, std::function<void()> refresh, std::string webhook_secret);
+  // `refresh` asks the git watcher to look now. `web_dir` holds the built web UI (web/dist),
+  // served for every GET outside /api/; "" = the web/dist folder beside the binary's folder.
+  Api(ServerState& state, std::function<void()> refresh, std::string webhook_secret,
+      std::string web_dir = "");
 
   Response handle(const Request& request) override;
   bool on_open(const std::shared_ptr<Socket>& socket, const Request& request) override;
@@ -28,14 +30,17 @@ class Api : public Handler {
   Response branches(const std::string& repo);
   Response history(const std::string& repo, const std::string& branch, size_t limit);
   Response commit(const std::string& repo, const std::string& sha);
+  Response commit_runs(const std::string& repo, const std::string& sha, const std::string& name);
   Response run(const std::string& id);
   Response run_log(const std::string& id);
   Response workers();
   Response webhook(const Request& request);
+  Response web_file(const std::string& path);
 
   ServerState& state_;
   std::function<void()> refresh_;
   std::string webhook_secret_;
+  std::string web_dir_;
 };
 
 }  // namespace testlooper::server

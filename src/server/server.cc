@@ -2,6 +2,7 @@
 #include "server/server.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -84,6 +85,8 @@ class LocalWorkers {
                                      "--dir", dir, "--id", "local-" + std::to_string(s.index)};
     const pid_t pid = fork();
     if (pid == 0) {
+      // A local worker does not outlive its server (a restarted server starts its own).
+      prctl(PR_SET_PDEATHSIG, SIGTERM);
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
@@ -124,7 +127,7 @@ int run_server(const ServerOptions& options) {
   }
   std::unique_ptr<HttpServer> http;
   std::unique_ptr<Watcher> watcher;
-  Api api(state, [&] { if (watcher) watcher->refresh(); }, options.webhook_secret);
+  Api api(state, [&] { if (watcher) watcher->refresh(); }, options.webhook_secret, options.web_dir);
   try {
     http = std::make_unique<HttpServer>(api, options.port);
   } catch (const std::exception& e) {

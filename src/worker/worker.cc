@@ -85,6 +85,51 @@ std::string read_tail(const fs::path& path, size_t max_bytes) {
   return text.size() > max_bytes ? text.substr(text.size() - max_bytes) : text;
 }
 
+// Sends a run's log to the server as it grows: the new bytes every 200 ms, then the rest.
+class LogFollower {
+ public:
+  LogFollower(std::string run_id, std::function<void(const std::string&)> send)
+      : run_id_(std::move(run_id)), send_(std::move(send)) {}
+  ~LogFollower() { stop(); }
+
+  void follow(const fs::path& log) {
+    thread_ = std::thread([this, log] {
+      while (!done_) {
+        send_new(log);
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+    });
+  }
+
+  // The run is over and its log now lives at `final_log`.
+  void finish(const fs::path& final_log) {
+    stop();
+    send_new(final_log);
+  }
+
+ private:
+  void stop() {
+    done_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+  void send_new(const fs::path& log) {
+    std::ifstream in(log, std::ios::binary);
+    if (!in) return;
+    in.seekg(static_cast<std::streamoff>(offset_));
+    std::string chunk((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (chunk.empty()) return;
+    offset_ += chunk.size();
+    send_(json{{"type", "log"}, {"run_id", run_id_}, {"data", chunk}}.dump(-1, ' ', false, json::error_handler_t::replace));
+  }
+
+  std::string run_id_;
+  std::function<void(const std::string&)> send_;
+  std::atomic<bool> done_{false};
+  size_t offset_ = 0;
+  std::thread thread_;
+};
+
 class Agent {
  public:
   explicit Agent(const WorkerOptions& options)
@@ -117,8 +162,9 @@ class Agent {
  private:
   // One connection: hello, then jobs until the server goes away.
   void session() {
+    // Declared first so that it outlives the stream, which other threads may still hold.
+    asio::io_context io;
     try {
-      asio::io_context io;
       tcp::resolver resolver(io);
       auto ws = std::make_shared<websocket::stream<tcp::socket>>(io);
       asio::connect(ws->next_layer(), resolver.resolve(host_, port_));
@@ -218,10 +264,11 @@ class Agent {
     }
     const std::string store_dir = job.value("artifacts_dir", options_.dir + "/store");
     runner::Runner& r = runners_.get(store_dir, job.value("repos_dir", ""));
-    runner::RunRequest request{&*object, run_id, job.value("cores", 1), job.value("ram_gb", 0), &cancellation};
+    runner::RunRequest request{&*object, run_id, job.value("cores", 1), job.value("ram_gb", 0), &cancellation, {}};
+    LogFollower follower(run_id, [this](const std::string& text) { send(text); });
+    request.on_log_open = [&follower](const fs::path& log) { follower.follow(log); };
     const runner::RunResult run = r.run(request, {});
-    const std::string log = read_tail(run.log_path, 4 << 20);
-    if (!log.empty()) send(json{{"type", "log"}, {"run_id", run_id}, {"data", log}}.dump());
+    follower.finish(run.log_path);
     json cases = json::array();
     for (const auto& t : run.tests) cases.push_back({{"name", t.name}, {"success", t.success}, {"elapsed", t.elapsed}});
     result["outcome"] = outcome_word(run.outcome);

@@ -70,7 +70,7 @@ TEST(RunVariables, RuntimeWinsOverObjectWhichWinsOverEnvironment) {
   object.kind = ObjectKind::kTest;
   object.environment.variables = {{"A", "env"}, {"B", "env"}};
   object.variables = {{"B", "object"}, {"OUT", "${TEST_OUTPUT_DIR}/x"}, {"HOSTNAME", "mine"}};
-  RunRequest request{&object, "r1", 3, 5, nullptr};
+  RunRequest request{&object, "r1", 3, 5, nullptr, {}};
   const std::map<std::string, std::string> vars = run_variables(request, *layout);
   EXPECT_EQ(vars.at("A"), "env");
   EXPECT_EQ(vars.at("B"), "object");
