@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli/command.h"
+#include "server/config.h"
 #include "server/rebuild.h"
 #include "server/server.h"
 #include "worker/worker.h"
@@ -15,7 +16,9 @@ namespace testlooper::cli {
 void add_serve_command(CLI::App& app, Action& action) {
   auto options = std::make_shared<server::ServerOptions>();
   CLI::App* cmd = app.add_subcommand("serve", "Watch git repos, run their tests continuously, serve the API");
-  cmd->add_option("--repos", options->repos_dir, "Every git repo directly under DIR is watched")->required();
+  auto config = std::make_shared<std::string>();
+  cmd->add_option("--config", *config, "A config file (docs/configuration.md); flags override it");
+  cmd->add_option("--repos", options->repos_dir, "Every git repo directly under DIR is watched");
   cmd->add_option("--data", options->data_dir, "State and artifacts (default ./testlooper-data)");
   cmd->add_option("--port", options->port, "HTTP port on 127.0.0.1 (default 9081; 0 = any free)");
   cmd->add_option("--workers", options->local_workers, "Local worker processes (default 1)");
@@ -27,7 +30,26 @@ void add_serve_command(CLI::App& app, Action& action) {
   cmd->add_option("--default-runs", options->default_target_runs, "Target runs per test (default 1)");
   cmd->add_option("--webhook-secret", options->webhook_secret, "HMAC secret for push webhooks");
   cmd->add_option("--web", options->web_dir, "The built web UI (default: web/dist beside the binary's folder)");
-  cmd->callback([options, &action] {
+  cmd->callback([options, config, cmd, &action] {
+    if (!config->empty()) {
+      // Flags given on the command line win over the file.
+      server::ServerOptions from_file;
+      if (auto s = server::load_config(*config, from_file); !s.ok()) {
+        throw CLI::ValidationError("--config", s.error().to_string());
+      }
+      if (cmd->count("--repos") == 0) options->repos_dir = from_file.repos_dir;
+      if (cmd->count("--data") == 0) options->data_dir = from_file.data_dir;
+      if (cmd->count("--port") == 0) options->port = from_file.port;
+      if (cmd->count("--workers") == 0) options->local_workers = from_file.local_workers;
+      if (cmd->count("--worker-cores") == 0) options->worker_cores = from_file.worker_cores;
+      if (cmd->count("--worker-ram-gb") == 0) options->worker_ram_gb = from_file.worker_ram_gb;
+      if (cmd->count("--poll-seconds") == 0) options->poll_seconds = from_file.poll_seconds;
+      if (cmd->count("--worker-timeout") == 0) options->worker_timeout_seconds = from_file.worker_timeout_seconds;
+      if (cmd->count("--default-runs") == 0) options->default_target_runs = from_file.default_target_runs;
+      if (cmd->count("--webhook-secret") == 0) options->webhook_secret = from_file.webhook_secret;
+      options->artifacts_dir = from_file.artifacts_dir;
+    }
+    if (options->repos_dir.empty()) throw CLI::RequiredError("--repos (or source_control.path_to_repos in --config)");
     action = [options] {
       options->self_executable = std::filesystem::read_symlink("/proc/self/exe").string();
       return server::run_server(*options);

@@ -120,7 +120,9 @@ int run_server(const ServerOptions& options) {
   const std::string data = fs::absolute(options.data_dir).string();
   ServerState state(**store, StateOptions{options.default_target_runs, options.worker_timeout_seconds,
                                           data + "/logs", fs::absolute(options.repos_dir).string(),
-                                          data + "/artifacts"});
+                                          options.artifacts_dir.empty()
+                                              ? data + "/artifacts"
+                                              : fs::absolute(options.artifacts_dir).string()});
   if (auto s = state.load(); !s.ok()) {
     std::cerr << "testlooper serve: " << s.error().to_string() << "\n";
     return 2;

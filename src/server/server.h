@@ -20,6 +20,7 @@ struct ServerOptions {
   int default_target_runs = 1;
   std::string webhook_secret;        // HMAC secret for push webhooks ("" = unverified)
   std::string self_executable;       // the testlooper binary, for local workers
+  std::string artifacts_dir;         // "" = <data_dir>/artifacts
   std::string web_dir;               // the built web UI; "" = web/dist beside the binary's folder
 };
 

@@ -2,6 +2,9 @@
 // worker processes, the JSON API over HTTP.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "server_fixture.h"
 
 namespace testlooper::server {
@@ -106,6 +109,25 @@ TEST_F(ServeTest, Serve_BadRequestsAreJsonErrorsAndChangeNothing) {
   auto [s4, b4] = server->post("/api/repos/nope/commits/x/sets", R"({"set": "all", "enabled": true})");
   EXPECT_EQ(s4, 404);
   EXPECT_EQ(server->get("/api/repos/app/branches")[0]["under_test"], false);
+}
+
+TEST_F(ServeTest, Serve_ConfigFileWithVariablesAndUnknownKeysNamed) {
+  const std::string config = dir_.path() + "/config.json";
+  std::ofstream(config) << R"({"source_control": {"path_to_repos": "${TL_TEST_ROOT}/repos"},
+    "server": {"path_to_local_data": "$TL_TEST_ROOT/data2", "poll_seconds": 0.3},
+    "server_ports": {"server_port": 0},
+    "machine_management": {"max_workers": 0, "max_cores": 4, "max_ram_gb": 4}})";
+  setenv("TL_TEST_ROOT", dir_.path().c_str(), 1);
+  {
+    ServerProcess server({"--config", config});
+    ASSERT_TRUE(eventually([&] { return server.get("/api/repos").size() == 1; }, 30));
+  }
+  EXPECT_TRUE(std::filesystem::exists(dir_.path() + "/data2/state.db"));
+  std::ofstream(config) << R"({"source_control": {"path_to_repos": "/x", "bogus_key": 1}})";
+  const std::string out = fixtures::capture(std::string(TL_BINARY) + " serve --config " +
+                                            fixtures::shell_quote(config) + " 2>&1; echo exit=$?");
+  EXPECT_NE(out.find("source_control.bogus_key"), std::string::npos) << out;
+  EXPECT_NE(out.find("exit=2"), std::string::npos) << out;
 }
 
 }  // namespace

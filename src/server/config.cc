@@ -1,0 +1,122 @@
+#include "server/config.h"
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+
+namespace testlooper::server {
+namespace {
+
+using nlohmann::json;
+
+// Replaces $VAR and ${VAR} with the environment's values.
+Result<std::string> expand(const std::string& text, const std::string& where) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '$' || i + 1 >= text.size()) {
+      out += text[i];
+      continue;
+    }
+    size_t start = i + 1;
+    size_t end = start;
+    const bool braced = text[start] == '{';
+    if (braced) {
+      end = text.find('}', start);
+      if (end == std::string::npos) return Error{where, "unterminated ${ in '" + text + "'"};
+      ++start;
+    } else {
+      while (end < text.size() && (isalnum(static_cast<unsigned char>(text[end])) || text[end] == '_')) ++end;
+    }
+    const std::string name = text.substr(start, end - start);
+    if (name.empty()) {
+      out += '$';
+      continue;
+    }
+    const char* value = std::getenv(name.c_str());
+    if (value == nullptr) return Error{where, fmt::format("environment variable ${} is not set", name)};
+    out += value;
+    i = braced ? end : end - 1;
+  }
+  return out;
+}
+
+using Setter = std::function<Status(const json& value, const std::string& where)>;
+
+Setter text(std::string& field) {
+  return [&field](const json& v, const std::string& where) -> Status {
+    if (!v.is_string()) return Error{where, "expected a string"};
+    auto e = expand(v.get<std::string>(), where);
+    if (!e.ok()) return e.error();
+    field = *e;
+    return {};
+  };
+}
+
+template <class T>
+Setter number(T& field) {
+  return [&field](const json& v, const std::string& where) -> Status {
+    if (!v.is_number()) return Error{where, "expected a number"};
+    field = v.get<T>();
+    return {};
+  };
+}
+
+Status apply_section(const json& section, const std::string& name, const std::map<std::string, Setter>& keys) {
+  if (!section.is_object()) return Error{name, "expected an object"};
+  for (const auto& [key, value] : section.items()) {
+    auto it = keys.find(key);
+    const std::string where = name + "." + key;
+    if (it == keys.end()) {
+      std::string known;
+      for (const auto& [k, s] : keys) known += (known.empty() ? "" : ", ") + k;
+      return Error{where, fmt::format("unknown or unsupported key '{}'; this section takes: {}", key, known)};
+    }
+    TL_RETURN_IF_ERROR(it->second(value, where));
+  }
+  return {};
+}
+
+}  // namespace
+
+Status load_config(const std::string& path, ServerOptions& o) {
+  std::ifstream in(path);
+  if (!in) return Error{path, "cannot read the config file"};
+  const json config = json::parse(in, nullptr, false);
+  if (!config.is_object()) return Error{path, "the config must be a JSON object"};
+  std::string address = "127.0.0.1";
+  int max_cores = 0;
+  int max_ram_gb = 0;
+  const std::map<std::string, std::map<std::string, Setter>> sections = {
+      {"server", {{"path_to_local_data", text(o.data_dir)}, {"poll_seconds", number(o.poll_seconds)},
+                  {"default_target_runs", number(o.default_target_runs)},
+                  {"worker_timeout_seconds", number(o.worker_timeout_seconds)},
+                  {"webhook_secret", text(o.webhook_secret)}}},
+      {"server_ports", {{"server_address", text(address)}, {"server_port", number(o.port)}}},
+      {"source_control", {{"path_to_repos", text(o.repos_dir)}}},
+      {"artifacts", {{"path_to_local_artifact_storage", text(o.artifacts_dir)}}},
+      {"machine_management", {{"max_workers", number(o.local_workers)}, {"max_cores", number(max_cores)},
+                              {"max_ram_gb", number(max_ram_gb)}}}};
+  for (const auto& [key, value] : config.items()) {
+    auto section = sections.find(key);
+    if (section == sections.end()) {
+      return Error{path, fmt::format("unknown or unsupported section '{}'; expected server, server_ports, "
+                                     "source_control, artifacts, machine_management", key)};
+    }
+    auto s = apply_section(value, key, section->second);
+    if (!s.ok()) return Error{path, s.error().where + ": " + s.error().message};
+  }
+  if (address != "127.0.0.1" && address != "localhost") {
+    return Error{path, "server_ports.server_address: the server binds 127.0.0.1 only"};
+  }
+  if (o.repos_dir.empty()) return Error{path, "source_control.path_to_repos is required"};
+  const int workers = std::max(1, o.local_workers);
+  if (max_cores > 0) o.worker_cores = std::max(1, max_cores / workers);
+  if (max_ram_gb > 0) o.worker_ram_gb = std::max(1, max_ram_gb / workers);
+  return {};
+}
+
+}  // namespace testlooper::server
