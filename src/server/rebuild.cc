@@ -4,6 +4,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "server/protocol.h"
 #include "store/store.h"
 
 namespace testlooper::server {
@@ -11,12 +12,6 @@ namespace {
 
 using nlohmann::json;
 
-store::RunState state_of(const std::string& outcome) {
-  if (outcome == "success") return store::RunState::kSucceeded;
-  if (outcome == "failure") return store::RunState::kFailed;
-  if (outcome == "cancelled") return store::RunState::kCancelled;
-  return store::RunState::kInfraFailed;
-}
 
 // "repo/<40-hex sha>/name" -> repo, sha, name; false when it is not of that shape.
 bool split_full_name(const std::string& full, store::RunRow& run) {
@@ -54,7 +49,7 @@ Result<RebuildSummary> rebuild_database(const std::string& data_dir) {
     run.started = r.value("start_timestamp", 0.0);
     const store::RunRow started = run;
     TL_RETURN_IF_ERROR((*db)->start_run(started));
-    run.state = state_of(r.value("outcome", ""));
+    run.state = run_state_of_outcome(r.value("outcome", ""));
     run.exit_code = r.value("exit_code", 0);
     run.ended = r.value("end_timestamp", 0.0);
     run.detail = r.value("message", "");

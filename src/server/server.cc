@@ -14,6 +14,7 @@
 
 #include "server/api.h"
 #include "server/http.h"
+#include "server/protocol.h"
 #include "server/state.h"
 #include "server/watcher.h"
 
@@ -24,9 +25,6 @@ std::atomic<bool> g_stop{false};
 
 void on_signal(int) { g_stop = true; }
 
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 // Local worker processes, restarted when they exit.
 class LocalWorkers {

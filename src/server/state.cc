@@ -8,15 +8,13 @@
 #include <random>
 
 #include "dispatch/dispatch.h"
+#include "server/protocol.h"
 
 namespace testlooper::server {
 namespace {
 
 using nlohmann::json;
 
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 planner::PlannedObject planned_from(const store::ObjectRow& row) {
   planner::PlannedObject o;

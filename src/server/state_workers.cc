@@ -8,6 +8,7 @@
 #include <random>
 
 #include "dispatch/dispatch.h"
+#include "server/protocol.h"
 #include "server/state.h"
 
 namespace testlooper::server {
@@ -15,21 +16,12 @@ namespace {
 
 using nlohmann::json;
 
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 std::string new_run_id() {
   static std::mt19937_64 rng(std::random_device{}());
   return fmt::format("{:016x}", rng());
 }
 
-store::RunState state_of(const std::string& outcome) {
-  if (outcome == "success") return store::RunState::kSucceeded;
-  if (outcome == "failure") return store::RunState::kFailed;
-  if (outcome == "cancelled") return store::RunState::kCancelled;
-  return store::RunState::kInfraFailed;
-}
 
 }  // namespace
 
@@ -186,7 +178,7 @@ void ServerState::finish_run(const std::string& worker, const std::string& text)
   }
   store::RunRow r = run->second;
   r.worker = worker;
-  r.state = state_of(m.value("outcome", "infra"));
+  r.state = run_state_of_outcome(m.value("outcome", "infra"));
   r.exit_code = m.value("exit_code", 0);
   r.ended = m.value("end", now_seconds());
   r.detail = m.value("message", "");

@@ -60,6 +60,13 @@ json test_object(const json& history, const std::string& name) {
   return json();
 }
 
+// The id of a run the first worker is running now, or "" when it runs none.
+std::string first_running_run(const ServerProcess& server) {
+  const json w = server.get("/api/workers");
+  if (!w.is_array() || w.empty() || w[0]["running"].empty()) return "";
+  return w[0]["running"][0];
+}
+
 class CrashTest : public testing::Test {
  protected:
   CrashTest() : app_(dir_.path() + "/repos/app") {}
@@ -136,12 +143,7 @@ TEST_F(CrashTest, Worker_KilledMidRunIsAnInfrastructureFailureAndRunsAgain) {
   ASSERT_TRUE(eventually([&] { return server->get("/api/repos").size() == 1; }, 30));
   server->post("/api/repos/app/branches/main/test", R"({"enabled": true})");
   std::string run_id;
-  ASSERT_TRUE(eventually([&] {
-    const json w = server->get("/api/workers");
-    if (w.empty() || w[0]["running"].empty()) return false;
-    run_id = w[0]["running"][0];
-    return true;
-  }));
+  ASSERT_TRUE(eventually([&] { return !(run_id = first_running_run(*server)).empty(); }));
   capture("pkill -9 -f " + shell_quote("worker --server http://127.0.0.1:" + std::to_string(server->port())));
   ASSERT_TRUE(eventually([&] { return server->get("/api/runs/" + run_id)["state"] == "infra_failed"; }));
   ASSERT_TRUE(eventually([&] {
@@ -162,12 +164,7 @@ TEST_F(CrashTest, Serve_ForcePushCancelsOrphanedRuns) {
   ASSERT_TRUE(eventually([&] { return server->get("/api/repos").size() == 1; }, 30));
   server->post("/api/repos/app/branches/main/test", R"({"enabled": true})");
   std::string run_id;
-  ASSERT_TRUE(eventually([&] {
-    const json w = server->get("/api/workers");
-    if (w.empty() || w[0]["running"].empty()) return false;
-    run_id = w[0]["running"][0];
-    return true;
-  }));
+  ASSERT_TRUE(eventually([&] { return !(run_id = first_running_run(*server)).empty(); }));
   EXPECT_EQ(server->get("/api/runs/" + run_id)["commit"], second);
   app_.run({"reset", "-q", "--hard", first});
   server->post("/api/refresh", "{}");
