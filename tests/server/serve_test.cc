@@ -111,6 +111,34 @@ TEST_F(ServeTest, Serve_BadRequestsAreJsonErrorsAndChangeNothing) {
   EXPECT_EQ(server->get("/api/repos/app/branches")[0]["under_test"], false);
 }
 
+TEST_F(ServeTest, Serve_CrossRepoDependenciesRunInOrder) {
+  GitFixtureRepo lib(dir_.path() + "/repos/lib");
+  lib.write("testlooper.yml",
+            "looper_version: 5\n"
+            "environments: {linux: {platform: linux, image: {host: true}}}\n"
+            "builds: {libbuild/linux: {command: 'date +%s%N > $TEST_BUILD_OUTPUT_DIR/stamp'}}\n");
+  const std::string lib_sha = lib.commit("lib");
+  app_.write("testlooper.yml",
+             "looper_version: 5\n"
+             "repos: {lib: lib/" + lib_sha + "}\n"
+             "environments: {linux: {platform: linux, image: {host: true}}}\n"
+             "tests:\n"
+             "  uses-lib/linux:\n"
+             "    command: 'test -s $TEST_INPUTS/lib/stamp'\n"
+             "    dependencies: {lib: lib/libbuild/linux}\n");
+  const std::string app_sha = app_.commit("uses lib");
+  auto server = start();
+  ASSERT_TRUE(eventually([&] { return server->get("/api/repos").size() == 2; }, 30));
+  server->post("/api/repos/app/branches/main/test", R"({"enabled": true})");
+  ASSERT_TRUE(eventually([&] {
+    const json t = object_at(server->get("/api/repos/app/branches/main/history"), 0, "uses-lib/linux");
+    return t.is_object() && t["runs"] == 1;
+  })) << server->get("/api/repos/app/commits/" + app_sha).dump(2);
+  EXPECT_EQ(object_at(server->get("/api/repos/app/branches/main/history"), 0, "uses-lib/linux")["failures"], 0);
+  const json lib_history = server->get("/api/repos/lib/branches/main/history");
+  EXPECT_EQ(object_at(lib_history, 0, "libbuild/linux")["runs"], 1);
+}
+
 TEST_F(ServeTest, Serve_ConfigFileWithVariablesAndUnknownKeysNamed) {
   const std::string config = dir_.path() + "/config.json";
   std::ofstream(config) << R"({"source_control": {"path_to_repos": "${TL_TEST_ROOT}/repos"},
