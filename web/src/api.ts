@@ -1,0 +1,226 @@
+// The server's JSON API (docs/api.md) as typed functions. Every GET returns parsed JSON or throws
+// an ApiError with the server's message; mutations are POSTs with a JSON body.
+
+export interface Rate {
+  estimate: number;
+  low: number;
+  high: number;
+}
+
+export interface Branch {
+  name: string;
+  head: string;
+  under_test: boolean;
+  depth: number;
+}
+
+export interface Repo {
+  name: string;
+  branches: Branch[];
+}
+
+export type ObjectStatus =
+  | 'not_enabled'
+  | 'waiting_on_builds'
+  | 'dependency_failed'
+  | 'unresolved_dependency'
+  | 'runnable'
+  | 'done';
+
+export interface HistoryObject {
+  name: string;
+  kind: string;
+  hash: string;
+  status: ObjectStatus;
+  runs: number;
+  failures: number;
+  active_runs: number;
+  failure_rate: Rate;
+}
+
+export interface ChangePoint {
+  name: string;
+  commit: string;
+  probability: number;
+  range_probability: number;
+  before: Rate;
+  after: Rate;
+}
+
+export interface HistoryCommit {
+  sha: string;
+  subject: string;
+  author: string;
+  time: number;
+  parents: string[];
+  error: string | null;
+  objects: HistoryObject[];
+}
+
+export interface History {
+  repo: string;
+  branch: string;
+  head: string;
+  commits: HistoryCommit[];
+  change_points?: ChangePoint[];
+}
+
+export interface CaseCounts {
+  runs: number;
+  failures: number;
+  failure_rate: Rate;
+}
+
+export interface Definition {
+  project?: string;
+  configuration?: string;
+  dependencies?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+export interface CommitObject {
+  name: string;
+  kind: string;
+  hash: string;
+  status: ObjectStatus;
+  reason: string;
+  runs: number;
+  active_runs: number;
+  failures: number;
+  target_runs: number;
+  failure_rate: Rate;
+  cases: Record<string, CaseCounts>;
+  definition: Definition | null;
+}
+
+export interface Commit {
+  repo: string;
+  sha: string;
+  subject: string;
+  author: string;
+  time: number;
+  parents: string[];
+  file: string | null;
+  error: string | null;
+  test_sets: Record<string, string[]> | null;
+  triggered_test_sets: string[] | null;
+  enabled_sets: string[];
+  objects: CommitObject[];
+}
+
+export type RunState = 'running' | 'succeeded' | 'failed' | 'infra_failed' | 'cancelled';
+
+export interface TestCase {
+  name: string;
+  success: boolean;
+  elapsed: number;
+}
+
+export interface Run {
+  id: string;
+  hash: string;
+  repo: string;
+  commit: string;
+  name: string;
+  kind: string;
+  worker: string;
+  state: RunState;
+  exit_code: number;
+  started: number;
+  ended: number;
+  detail: string;
+  cases: TestCase[];
+}
+
+export interface Worker {
+  id: string;
+  host: string;
+  connected: boolean;
+  cores: number;
+  ram_gb: number;
+  cores_used: number;
+  running: string[];
+}
+
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+const enc = encodeURIComponent;
+
+// A branch or test name keeps its slashes in a path: each segment is encoded on its own.
+export function encodePath(name: string): string {
+  return name.split('/').map(enc).join('/');
+}
+
+// When a response's body was fully received (performance.now()), before it is parsed.
+export interface Timing {
+  bodyAt: number;
+}
+
+async function request<T>(method: string, path: string, body?: unknown, timing?: Timing): Promise<T> {
+  const init: RequestInit = { method, headers: { Accept: 'application/json' } };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers = { ...init.headers, 'Content-Type': 'application/json' };
+  }
+  const res = await fetch(path, init);
+  const text = await res.text();
+  if (timing) timing.bodyAt = performance.now();
+  let parsed: unknown = null;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    throw new ApiError(`${method} ${path}: not JSON (HTTP ${res.status})`, res.status);
+  }
+  if (!res.ok) {
+    const message = (parsed as { error?: string } | null)?.error ?? `HTTP ${res.status}`;
+    throw new ApiError(message, res.status);
+  }
+  return parsed as T;
+}
+
+export const api = {
+  repos: () => request<Repo[]>('GET', '/api/repos'),
+  branches: (repo: string) => request<Branch[]>('GET', `/api/repos/${enc(repo)}/branches`),
+  history: (repo: string, branch: string, limit: number, timing?: Timing) =>
+    request<History>(
+      'GET',
+      `/api/repos/${enc(repo)}/branches/${encodePath(branch)}/history?limit=${limit}`,
+      undefined,
+      timing,
+    ),
+  commit: (repo: string, sha: string) =>
+    request<Commit>('GET', `/api/repos/${enc(repo)}/commits/${enc(sha)}`),
+  commitRuns: (repo: string, sha: string, name: string) =>
+    request<Run[]>('GET', `/api/repos/${enc(repo)}/commits/${enc(sha)}/runs?name=${enc(name)}`),
+  run: (id: string) => request<Run>('GET', `/api/runs/${enc(id)}`),
+  runLog: async (id: string): Promise<string> => {
+    const res = await fetch(`/api/runs/${enc(id)}/log`);
+    if (!res.ok) throw new ApiError(`log of run ${id}: HTTP ${res.status}`, res.status);
+    return res.text();
+  },
+  workers: () => request<Worker[]>('GET', '/api/workers'),
+
+  setBranchUnderTest: (repo: string, branch: string, enabled: boolean, depth: number) =>
+    request<unknown>('POST', `/api/repos/${enc(repo)}/branches/${encodePath(branch)}/test`, {
+      enabled,
+      depth,
+    }),
+  setTarget: (repo: string, sha: string, name: string, runs: number) =>
+    request<unknown>('POST', `/api/repos/${enc(repo)}/commits/${enc(sha)}/targets`, { name, runs }),
+  setTestSet: (repo: string, sha: string, set: string, enabled: boolean) =>
+    request<unknown>('POST', `/api/repos/${enc(repo)}/commits/${enc(sha)}/sets`, { set, enabled }),
+  refresh: () => request<unknown>('POST', '/api/refresh', {}),
+};
+
+// The URL of a WebSocket endpoint on this server.
+export function socketUrl(path: string): string {
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${location.host}${path}`;
+}

@@ -1,0 +1,48 @@
+// The frame of every page: the title bar with navigation and the live-connection indicator.
+import type { ComponentChildren } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+
+import { onConnection, type Connection } from '../events';
+
+export function Layout({ children }: { children: ComponentChildren }) {
+  const [connection, setConnection] = useState<Connection>('connecting');
+  useEffect(() => onConnection(setConnection), []);
+  return (
+    <div class="app">
+      <header class="top">
+        <a class="brand" href="/">
+          TestLooper
+        </a>
+        <nav>
+          <a href="/">Repos</a>
+          <a href="/workers">Workers</a>
+        </nav>
+        <span class={`conn conn-${connection}`} data-connection={connection}>
+          {connection === 'live' ? 'live' : connection === 'down' ? 'reconnecting…' : 'connecting…'}
+        </span>
+      </header>
+      <main>{children}</main>
+    </div>
+  );
+}
+
+export function Crumbs({ items }: { items: Array<[string, string | null]> }) {
+  return (
+    <div class="crumbs">
+      {items.map(([label, href], i) => (
+        <span key={i}>
+          {i > 0 && <span class="sep">/</span>}
+          {href ? <a href={href}>{label}</a> : <b>{label}</b>}
+        </span>
+      ))}
+    </div>
+  );
+}
+
+export function Problem({ error }: { error: string | null }) {
+  return error ? <div class="problem">{error}</div> : null;
+}
+
+export function Loading({ what }: { what: string }) {
+  return <div class="loading">Loading {what}…</div>;
+}

@@ -1,0 +1,67 @@
+// Formatting shared by the pages: ages, durations, rates, and the URLs of the pages.
+import { encodePath, type Rate } from './api';
+
+export const shortSha = (sha: string): string => sha.slice(0, 8);
+
+export function age(seconds: number, now = Date.now() / 1000): string {
+  const d = Math.max(0, now - seconds);
+  if (d < 60) return `${Math.floor(d)}s`;
+  if (d < 3600) return `${Math.floor(d / 60)}m`;
+  if (d < 86400) return `${Math.floor(d / 3600)}h`;
+  if (d < 86400 * 60) return `${Math.floor(d / 86400)}d`;
+  if (d < 86400 * 730) return `${Math.floor(d / (86400 * 30))}mo`;
+  return `${Math.floor(d / (86400 * 365))}y`;
+}
+
+export function dateTime(seconds: number): string {
+  if (!seconds) return '';
+  return new Date(seconds * 1000).toLocaleString();
+}
+
+export function duration(seconds: number): string {
+  if (!(seconds >= 0)) return '';
+  if (seconds < 10) return `${seconds.toFixed(2)}s`;
+  if (seconds < 120) return `${seconds.toFixed(1)}s`;
+  const m = Math.floor(seconds / 60);
+  if (m < 120) return `${m}m ${Math.round(seconds - m * 60)}s`;
+  return `${Math.floor(m / 60)}h ${m % 60}m`;
+}
+
+export function percent(x: number): string {
+  if (x === 0) return '0%';
+  if (x < 0.01) return `${(x * 100).toFixed(2)}%`;
+  if (x < 0.1) return `${(x * 100).toFixed(1)}%`;
+  return `${Math.round(x * 100)}%`;
+}
+
+// "12% (3%–30%)": the estimate and its 95% interval; "—" without runs.
+export function rateText(rate: Rate, runs: number): string {
+  if (runs === 0) return '—';
+  return `${percent(rate.estimate)} (${percent(rate.low)}–${percent(rate.high)})`;
+}
+
+// The colour class of a failure rate: `pass` without failures, f1..f5 by the failed fraction,
+// `none` without runs.
+export function rateClass(runs: number, failures: number): string {
+  if (runs === 0) return 'none';
+  if (failures === 0) return 'pass';
+  const f = failures / runs;
+  if (f >= 0.999) return 'f5';
+  if (f >= 0.5) return 'f4';
+  if (f >= 0.2) return 'f3';
+  if (f >= 0.05) return 'f2';
+  return 'f1';
+}
+
+export const paths = {
+  repo: (repo: string) => `/repos/${encodeURIComponent(repo)}`,
+  branch: (repo: string, branch: string) =>
+    `/repos/${encodeURIComponent(repo)}/branches/${encodePath(branch)}`,
+  testHistory: (repo: string, branch: string, test: string) =>
+    `/repos/${encodeURIComponent(repo)}/branches/${encodePath(branch)}?test=${encodeURIComponent(test)}`,
+  commit: (repo: string, sha: string) => `/repos/${encodeURIComponent(repo)}/commits/${sha}`,
+  test: (repo: string, sha: string, name: string) =>
+    `/repos/${encodeURIComponent(repo)}/commits/${sha}/tests/${encodePath(name)}`,
+  run: (id: string) => `/runs/${encodeURIComponent(id)}`,
+  workers: () => '/workers',
+};

@@ -1,0 +1,76 @@
+// The UI's entry: routes each stable URL (docs/web.md) to its page. Pages that bring heavy
+// libraries (xterm.js, uPlot) are loaded when first visited.
+import './style.css';
+
+import { render, type ComponentType } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+
+import { Layout, Loading } from './components/layout';
+import { CommitPage } from './pages/commit_page';
+import { HistoryPage } from './pages/history_page';
+import { RepoPage } from './pages/repo_page';
+import { ReposPage } from './pages/repos_page';
+import { TestPage } from './pages/test_page';
+import { WorkersPage } from './pages/workers_page';
+import { interceptLinks, usePlace, type Place } from './router';
+
+type Params = { place: Place; args: string[] };
+type Page = ComponentType<Params>;
+
+// Loads a page module on first use.
+function lazy(load: () => Promise<{ default: Page }>): Page {
+  let loaded: Page | null = null;
+  return function LazyPage(props: Params) {
+    const [page, setPage] = useState<Page | null>(() => loaded);
+    useEffect(() => {
+      if (!loaded) void load().then((m) => setPage(() => (loaded = m.default)));
+    }, []);
+    const Component = page ?? loaded;
+    return Component ? <Component {...props} /> : <Loading what="page" />;
+  };
+}
+
+const RunPage = lazy(() => import('./pages/run_page'));
+const TestHistoryPage = lazy(() => import('./pages/test_history_page'));
+
+const kRoutes: Array<[RegExp, Page]> = [
+  [/^\/$/, ReposPage],
+  [/^\/workers\/?$/, WorkersPage],
+  [/^\/runs\/([^/]+)$/, RunPage],
+  [/^\/repos\/([^/]+)\/?$/, RepoPage],
+  [/^\/repos\/([^/]+)\/commits\/([^/]+)\/tests\/(.+)$/, TestPage],
+  [/^\/repos\/([^/]+)\/commits\/([^/]+)\/?$/, CommitPage],
+  [/^\/repos\/([^/]+)\/branches\/(.+?)\/?$/, HistoryPage],
+];
+
+function NotFound({ place }: Params) {
+  return (
+    <div class="problem">
+      No page at {place.path}. <a href="/">All repos</a>
+    </div>
+  );
+}
+
+function App() {
+  const place = usePlace();
+  for (const [re, Page] of kRoutes) {
+    const m = re.exec(place.path);
+    if (!m) continue;
+    const args = m.slice(1).map((s) => decodeURIComponent(s));
+    // A test history is the history page with ?test=NAME.
+    const Chosen = Page === HistoryPage && place.query.get('test') ? TestHistoryPage : Page;
+    return (
+      <Layout>
+        <Chosen place={place} args={args} />
+      </Layout>
+    );
+  }
+  return (
+    <Layout>
+      <NotFound place={place} args={[]} />
+    </Layout>
+  );
+}
+
+interceptLinks();
+render(<App />, document.getElementById('app')!);

@@ -1,0 +1,219 @@
+// `/repos/{repo}/commits/{sha}`: the commit's builds and tests with status, runs, failure rate,
+// editable target runs and dependencies; its test sets (toggled here); its definitions file and
+// error; the resolved definition of each object.
+import { useEffect, useState } from 'preact/hooks';
+
+import { api, type Commit, type CommitObject } from '../api';
+import { Crumbs, Loading, Problem } from '../components/layout';
+import { StatusBadge } from '../components/status';
+import { dateTime, paths, rateClass, rateText, shortSha } from '../format';
+import { useLive } from '../live';
+
+function TargetControl({ repo, sha, o, done }: { repo: string; sha: string; o: CommitObject; done: () => void }) {
+  const [value, setValue] = useState(String(o.target_runs));
+  const [error, setError] = useState<string | null>(null);
+  const [dirty, setDirty] = useState(false);
+  useEffect(() => {
+    if (!dirty) setValue(String(o.target_runs));
+  }, [o.target_runs, dirty]);
+  const submit = async (e: Event): Promise<void> => {
+    e.preventDefault();
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0) {
+      setError('a whole number ≥ 0');
+      return;
+    }
+    try {
+      await api.setTarget(repo, sha, o.name, n);
+      setError(null);
+      setDirty(false);
+      done();
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+    }
+  };
+  return (
+    <form class="inline" onSubmit={(e) => void submit(e)}>
+      <input
+        class="num"
+        type="number"
+        min={0}
+        name="target"
+        value={value}
+        onInput={(e) => {
+          setDirty(true);
+          setValue((e.target as HTMLInputElement).value);
+        }}
+      />
+      <button type="submit" name="set-target" disabled={!dirty}>
+        set
+      </button>
+      <Problem error={error} />
+    </form>
+  );
+}
+
+function Dependencies({ o }: { o: CommitObject }) {
+  const deps = o.definition?.dependencies;
+  if (!deps || typeof deps !== 'object' || Object.keys(deps).length === 0) return <span class="muted">none</span>;
+  return (
+    <span class="deps">
+      {Object.entries(deps).map(([path, value]) => (
+        <span key={path} title={JSON.stringify(value)}>
+          {path}: <code>{typeof value === 'string' ? value : describe(value)}</code>
+        </span>
+      ))}
+    </span>
+  );
+}
+
+// A resolved dependency (definitions_json.cc): a source tree or a build's output.
+function describe(value: unknown): string {
+  const v = (value ?? {}) as Record<string, string | undefined>;
+  if (v.kind === 'source') {
+    return `source ${v.repo ?? ''}@${(v.commit ?? '').slice(0, 8)}${v.path ? `/${v.path}` : ''}`;
+  }
+  if (v.kind === 'build') return `build ${v.name ?? ''}${v.artifact ? `/${v.artifact}` : ''}`;
+  return JSON.stringify(value);
+}
+
+function ObjectRow({ c, o, done }: { c: Commit; o: CommitObject; done: () => void }) {
+  return (
+    <>
+      <tr data-name={o.name} data-runs={o.runs} data-active={o.active_runs}>
+        <td>
+          <a href={paths.test(c.repo, c.sha, o.name)}>{o.name}</a>
+        </td>
+        <td class="muted">{o.kind}</td>
+        <td title={o.reason}>
+          <StatusBadge status={o.status} active={o.active_runs} />
+          {o.reason && <div class="muted small">{o.reason}</div>}
+        </td>
+        <td class="runs">{o.runs}</td>
+        <td class={`rate ${rateClass(o.runs, o.failures)}`}>
+          {o.failures}/{o.runs} · {rateText(o.failure_rate, o.runs)}
+        </td>
+        <td>
+          {o.kind === 'test' ? <TargetControl repo={c.repo} sha={c.sha} o={o} done={done} /> : <span class="muted">{o.target_runs}</span>}
+        </td>
+        <td>
+          <Dependencies o={o} />
+        </td>
+      </tr>
+      <tr class="definition">
+        <td colSpan={7}>
+          <details>
+            <summary>resolved definition · {o.hash.slice(0, 12)}</summary>
+            <pre>{JSON.stringify(o.definition, null, 2)}</pre>
+          </details>
+        </td>
+      </tr>
+    </>
+  );
+}
+
+function TestSets({ c, done }: { c: Commit; done: () => void }) {
+  const [error, setError] = useState<string | null>(null);
+  const sets = Object.entries(c.test_sets ?? {});
+  if (sets.length === 0) return null;
+  const toggle = async (set: string, enabled: boolean): Promise<void> => {
+    try {
+      await api.setTestSet(c.repo, c.sha, set, enabled);
+      setError(null);
+      done();
+    } catch (e) {
+      setError(e instanceof Error ? e.message : String(e));
+    }
+  };
+  return (
+    <section>
+      <h2>Test sets</h2>
+      <Problem error={error} />
+      <table class="list sets">
+        <tbody>
+          {sets.map(([set, names]) => (
+            <tr key={set} data-set={set}>
+              <td>
+                <label>
+                  <input
+                    type="checkbox"
+                    name={`set-${set}`}
+                    checked={c.enabled_sets.includes(set)}
+                    onChange={(e) => void toggle(set, (e.target as HTMLInputElement).checked)}
+                  />{' '}
+                  <b>{set}</b>
+                </label>
+              </td>
+              <td>{(c.triggered_test_sets ?? []).includes(set) && <span class="badge">triggered</span>}</td>
+              <td class="muted small">{names.join(', ')}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+export function CommitPage({ args }: { args: string[] }) {
+  const [repo, sha] = [args[0]!, args[1]!];
+  const live = useLive(
+    () => api.commit(repo, sha),
+    [repo, sha],
+    (e) => e.type === 'runs' || (e.repo === repo && e.type !== 'branch'),
+  );
+  const c = live.data;
+  return (
+    <>
+      <Crumbs items={[['repos', '/'], [repo, paths.repo(repo)], [shortSha(sha), null]]} />
+      <Problem error={live.error} />
+      {!c ? (
+        <Loading what="commit" />
+      ) : (
+        <>
+          <h1>{c.subject}</h1>
+          <p class="commit-meta">
+            <code>{c.sha}</code> · {c.author} · {dateTime(c.time)}
+            {c.parents.map((p, i) => (
+              <span key={p}>
+                {' '}
+                · {i === 0 ? 'parent' : 'merged'} <a href={paths.commit(repo, p)}>{shortSha(p)}</a>
+              </span>
+            ))}
+          </p>
+          <p>
+            definitions: {c.file ? <code>{c.file}</code> : <span class="muted">no definitions file</span>}
+          </p>
+          {c.error && (
+            <pre class="problem definitions-error" data-error>
+              {c.error}
+            </pre>
+          )}
+          <TestSets c={c} done={live.reload} />
+          <h2>Builds and tests</h2>
+          {c.objects.length === 0 ? (
+            <p class="muted">This commit defines nothing to build or test.</p>
+          ) : (
+            <table class="list objects">
+              <thead>
+                <tr>
+                  <th>name</th>
+                  <th>kind</th>
+                  <th>status</th>
+                  <th>runs</th>
+                  <th>failures · rate (95%)</th>
+                  <th>target runs</th>
+                  <th>dependencies</th>
+                </tr>
+              </thead>
+              <tbody>
+                {c.objects.map((o) => (
+                  <ObjectRow key={o.name} c={c} o={o} done={live.reload} />
+                ))}
+              </tbody>
+            </table>
+          )}
+        </>
+      )}
+    </>
+  );
+}

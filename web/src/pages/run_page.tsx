@@ -1,0 +1,170 @@
+// `/runs/{id}`: one run. Its log in a terminal (xterm.js), following `/api/runs/{id}/log/live`
+// while the run is running; its timing, worker, outcome and test cases.
+import '@xterm/xterm/css/xterm.css';
+
+import { FitAddon } from '@xterm/addon-fit';
+import { Terminal } from '@xterm/xterm';
+import { useEffect, useRef, useState } from 'preact/hooks';
+
+import { api, socketUrl, type Run } from '../api';
+import { Crumbs, Loading, Problem } from '../components/layout';
+import { RunStateBadge } from '../components/status';
+import { dateTime, duration, paths, shortSha } from '../format';
+import { useLive } from '../live';
+
+type Follow = 'loading' | 'following' | 'complete';
+
+// The log: streamed over the live socket when the run is running when the page opens, else
+// fetched whole. The socket sends everything so far first, so nothing is missed either way.
+function LogTerminal({ id, running }: { id: string; running: boolean }) {
+  const host = useRef<HTMLDivElement>(null);
+  const [follow, setFollow] = useState<Follow>('loading');
+  const [bytes, setBytes] = useState(0);
+
+  useEffect(() => {
+    const term = new Terminal({
+      convertEol: true,
+      disableStdin: true,
+      scrollback: 100000,
+      fontSize: 13,
+      fontFamily: 'ui-monospace, "DejaVu Sans Mono", monospace',
+      theme: { background: '#14161a' },
+    });
+    const fit = new FitAddon();
+    term.loadAddon(fit);
+    term.open(host.current!);
+    fit.fit();
+    const onResize = (): void => fit.fit();
+    window.addEventListener('resize', onResize);
+    let total = 0;
+    const write = (text: string): void => {
+      term.write(text);
+      total += text.length;
+      setBytes(total);
+    };
+    let socket: WebSocket | null = null;
+    let alive = true;
+    if (running) {
+      socket = new WebSocket(socketUrl(`/api/runs/${encodeURIComponent(id)}/log/live`));
+      socket.onopen = () => setFollow('following');
+      socket.onmessage = (m: MessageEvent) => write(String(m.data));
+      socket.onclose = () => alive && setFollow('complete');
+    } else {
+      api
+        .runLog(id)
+        .then((text) => {
+          if (!alive) return;
+          write(text);
+          setFollow('complete');
+        })
+        .catch((e: unknown) => alive && write(`[could not read the log: ${String(e)}]`));
+    }
+    return () => {
+      alive = false;
+      socket?.close();
+      window.removeEventListener('resize', onResize);
+      term.dispose();
+    };
+    // The mode is chosen once per run: a running run's socket carries its log to the end.
+  }, [id]);
+
+  return (
+    <div class="log-wrap">
+      <div class="log-head">
+        <span data-follow={follow}>
+          {follow === 'following' ? '● following the live log' : follow === 'complete' ? 'complete log' : 'loading the log…'}
+        </span>{' '}
+        <span class="muted" data-log-bytes={bytes}>
+          {bytes} bytes
+        </span>{' '}
+        <a href={`/api/runs/${encodeURIComponent(id)}/log`} target="_blank" rel="noopener">
+          raw
+        </a>
+      </div>
+      <div class="log" ref={host} />
+    </div>
+  );
+}
+
+function RunFacts({ run }: { run: Run }) {
+  const end = run.ended || (run.state === 'running' ? Date.now() / 1000 : run.started);
+  return (
+    <table class="facts">
+      <tbody>
+        <tr>
+          <th>state</th>
+          <td>
+            <RunStateBadge state={run.state} /> {run.state !== 'running' && `exit code ${run.exit_code}`}
+            {run.detail && <span class="muted"> · {run.detail}</span>}
+          </td>
+        </tr>
+        <tr>
+          <th>of</th>
+          <td>
+            <a href={paths.test(run.repo, run.commit, run.name)}>{run.name}</a> ({run.kind}) at{' '}
+            <a href={paths.commit(run.repo, run.commit)}>
+              {run.repo} {shortSha(run.commit)}
+            </a>{' '}
+            · identity <code>{run.hash.slice(0, 12)}</code>
+          </td>
+        </tr>
+        <tr>
+          <th>timing</th>
+          <td>
+            started {dateTime(run.started)}
+            {run.ended ? `, ended ${dateTime(run.ended)}` : ''} · {duration(end - run.started)}
+          </td>
+        </tr>
+        <tr>
+          <th>worker</th>
+          <td>
+            <a href={paths.workers()}>{run.worker}</a>
+          </td>
+        </tr>
+      </tbody>
+    </table>
+  );
+}
+
+export default function RunPage({ args }: { args: string[] }) {
+  const id = args[0]!;
+  const live = useLive(() => api.run(id), [id], (e) => e.type === 'run' && e.run_id === id);
+  const run = live.data;
+  const failed = run?.cases.filter((c) => !c.success) ?? [];
+  return (
+    <>
+      <Crumbs items={[['repos', '/'], ...(run ? ([[run.repo, paths.repo(run.repo)]] as Array<[string, string]>) : []), [`run ${id}`, null]]} />
+      <Problem error={live.error} />
+      {!run ? (
+        <Loading what="run" />
+      ) : (
+        <>
+          <h1>
+            {run.name} <span class="muted">run {run.id}</span>
+          </h1>
+          <RunFacts run={run} />
+          <LogTerminal key={id} id={id} running={run.state === 'running'} />
+          {run.cases.length > 0 && (
+            <>
+              <h2>
+                Test cases: {run.cases.length - failed.length} passed, {failed.length} failed
+              </h2>
+              <table class="list cases">
+                <tbody>
+                  {[...failed, ...run.cases.filter((c) => c.success)].map((c, i) => (
+                    <tr key={i}>
+                      <td class={`mark ${c.success ? 'ok' : 'bad'}`}>{c.success ? '✓' : '✗'}</td>
+                      <td>{c.name}</td>
+                      <td class="muted">{duration(c.elapsed)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </>
+          )}
+          <p class="muted small">Artifacts are not served by the API yet.</p>
+        </>
+      )}
+    </>
+  );
+}
