@@ -94,7 +94,8 @@ json change_points_json(ServerState& state, const std::string& repo, const std::
       out.push_back({{"name", name}, {"commit", cp.commit}, {"probability", cp.probability},
                      {"range_probability", cp.range_probability},
                      {"before", {{"estimate", cp.before.estimate}, {"low", cp.before.low}, {"high", cp.before.high}}},
-                     {"after", {{"estimate", cp.after.estimate}, {"low", cp.after.low}, {"high", cp.after.high}}}});
+                     {"after", {{"estimate", cp.after.estimate}, {"low", cp.after.low}, {"high", cp.after.high}}},
+                     {"runs_used", cp.runs_used}});
     }
   }
   return out;
@@ -161,6 +162,9 @@ Response Api::get(const Request& request) {
     if (starts_with(rest, "/commits/") && ends_with(rest, "/runs")) {
       auto name = request.query.find("name");
       return commit_runs(repo, rest.substr(9, rest.size() - 9 - 5), name == request.query.end() ? "" : name->second);
+    }
+    if (starts_with(rest, "/branches/") && ends_with(rest, "/changes")) {
+      return changes(repo, rest.substr(10, rest.size() - 10 - 8));
     }
     if (starts_with(rest, "/commits/")) return commit(repo, rest.substr(9));
   }
@@ -265,6 +269,16 @@ Response Api::history(const std::string& repo, const std::string& branch, size_t
   }
   return ok({{"repo", repo}, {"branch", branch}, {"head", b->second.head}, {"commits", commits},
              {"change_points", change_points_json(state_, repo, shas)}});
+}
+
+Response Api::changes(const std::string& repo, const std::string& branch) {
+  auto b = state_.branches().find({repo, branch});
+  if (b == state_.branches().end()) return error(404, "no branch '" + branch + "' in repo '" + repo + "'");
+  json out = change_points_json(state_, repo, state_.first_parent_history(repo, b->second.head, 2000));
+  std::stable_sort(out.begin(), out.end(), [](const json& x, const json& y) {
+    return x["probability"].get<double>() > y["probability"].get<double>();
+  });
+  return ok(out);
 }
 
 Response Api::commit(const std::string& repo, const std::string& sha) {

@@ -30,6 +30,7 @@ class Api : public Handler {
   Response branches(const std::string& repo);
   Response history(const std::string& repo, const std::string& branch, size_t limit);
   Response commit(const std::string& repo, const std::string& sha);
+  Response changes(const std::string& repo, const std::string& branch);
   Response commit_runs(const std::string& repo, const std::string& sha, const std::string& name);
   Response run(const std::string& id);
   Response run_log(const std::string& id);

@@ -139,6 +139,46 @@ TEST_F(ServeTest, Serve_CrossRepoDependenciesRunInOrder) {
   EXPECT_EQ(object_at(lib_history, 0, "libbuild/linux")["runs"], 1);
 }
 
+TEST_F(ServeTest, Serve_ChangesEndpointNamesTheCommitThatBrokeATest) {
+  app_.write("testlooper.yml",
+             "looper_version: 5\n"
+             "environments: {linux: {platform: linux, image: {host: true}}}\n"
+             "tests: {t/linux: {command: 'test ! -e src/broken', dependencies: {src: HEAD}}}\n");
+  app_.commit("passing 1");
+  app_.write("a", "1");
+  app_.commit("passing 2");
+  app_.write("broken", "yes");
+  const std::string culprit = app_.commit("breaks it");
+  app_.write("b", "2");
+  app_.commit("still broken");
+  auto server = start();
+  ASSERT_TRUE(eventually([&] { return server->get("/api/repos").size() == 1; }, 30));
+  server->post("/api/repos/app/branches/main/test", R"({"enabled": true, "depth": 4})");
+  const json history = server->get("/api/repos/app/branches/main/history");
+  ASSERT_EQ(history["commits"].size(), 5u);  // the fixture's first commit has other tests
+  for (const auto& c : history["commits"]) {
+    if (c["subject"] == "first") continue;
+    const auto [status, body] = server->post("/api/repos/app/commits/" + c["sha"].get<std::string>() + "/targets",
+                                             R"({"name": "t/linux", "runs": 10})");
+    ASSERT_EQ(status, 200) << body.dump();
+  }
+  ASSERT_TRUE(eventually([&] {
+    const json h = server->get("/api/repos/app/branches/main/history");
+    for (const auto& c : h["commits"]) {
+      if (c["subject"] != "first" && c["objects"][0]["runs"] != 10) return false;
+    }
+    return true;
+  }, 30)) << server->get("/api/repos/app/branches/main/history").dump();
+  const json changes = server->get("/api/repos/app/branches/main/changes");
+  ASSERT_TRUE(changes.is_array() && !changes.empty()) << changes.dump();
+  EXPECT_EQ(changes[0]["name"], "t/linux");
+  EXPECT_EQ(changes[0]["commit"], culprit);
+  EXPECT_GT(changes[0]["probability"].get<double>(), 0.9) << changes.dump();
+  EXPECT_EQ(changes[0]["after"]["estimate"], 1.0);
+  EXPECT_TRUE(changes[0].contains("runs_used"));
+  EXPECT_EQ(server->post("/api/repos/app/branches/nope/changes", "{}").first, 404);
+}
+
 TEST_F(ServeTest, Serve_ConfigFileWithVariablesAndUnknownKeysNamed) {
   const std::string config = dir_.path() + "/config.json";
   std::ofstream(config) << R"({"source_control": {"path_to_repos": "${TL_TEST_ROOT}/repos"},
