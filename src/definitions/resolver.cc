@@ -255,8 +255,10 @@ Dependency Resolver::build_dependency(const CommitDefinitions& ns, const Node& a
   for (size_t end = first + 1; end <= segs.size(); ++end) {
     auto it = ns.builds.find(join(segs, first, end));
     if (it == ns.builds.end()) continue;
-    if (stack_.size() > 0 && std::find(stack_.begin(), stack_.end(), ns.repo + "/" + ns.commit + "/" + it->first) != stack_.end()) {
-      fail_at(at, "Circular test dependency found: " + cycle_text(ns.repo + "/" + ns.commit + "/" + it->first));
+    // Checked here as well as in resolve_object so that the error points at this dependency.
+    const std::string full = ns.repo + "/" + ns.commit + "/" + it->first;
+    if (std::find(stack_.begin(), stack_.end(), full) != stack_.end()) {
+      fail_at(at, "Circular test dependency found: " + cycle_text(full));
     }
     const ResolvedObject& build = resolve_object(ns, ObjectKind::kBuild, it->second);
     Dependency d;

@@ -241,13 +241,15 @@ void ServerState::update() {
   // Runs of commits nobody can reach any more are cancelled.
   std::vector<std::string> cancel;
   for (const auto& [id, run] : active_runs_) {
-    if (!reachable_.count({run.repo, run.commit})) cancel.push_back(id);
+    if (!reachable_.count({run.repo, run.commit}) && !cancel_sent_.count(id)) cancel.push_back(id);
   }
   for (const auto& id : cancel) {
     const store::RunRow run = active_runs_.at(id);
     auto w = workers_.find(run.worker);
+    // A worker that is away now is told when it is back (the next update after its hello).
     if (w != workers_.end() && w->second.socket) {
       w->second.socket->send(json{{"type", "cancel"}, {"run_id", id}}.dump());
+      cancel_sent_.insert(id);
     }
   }
   dispatch();

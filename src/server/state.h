@@ -109,6 +109,7 @@ class ServerState {
   std::map<std::tuple<std::string, std::string, std::string>, int> targets_;
   std::map<std::string, planner::HashProgress> progress_;
   std::map<std::string, store::RunRow> active_runs_;
+  std::set<std::string> cancel_sent_;  // active runs already told to stop
   std::map<std::string, WorkerState> workers_;
   std::map<int, std::string> worker_by_socket_;
   std::set<std::shared_ptr<Socket>> event_sockets_;

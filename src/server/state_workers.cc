@@ -82,7 +82,11 @@ void ServerState::worker_disconnected(const std::shared_ptr<Socket>& socket) {
   auto it = worker_by_socket_.find(socket->id());
   if (it == worker_by_socket_.end()) return;
   auto w = workers_.find(it->second);
-  if (w != workers_.end() && w->second.socket == socket) w->second.socket.reset();
+  if (w != workers_.end() && w->second.socket == socket) {
+    w->second.socket.reset();
+    // Cancels it may not have received are sent again when it is back.
+    for (const auto& [run_id, res] : w->second.running) cancel_sent_.erase(run_id);
+  }
   worker_by_socket_.erase(it);
   broadcast(json{{"type", "workers"}}.dump());
 }
@@ -194,6 +198,7 @@ void ServerState::finish_run(const std::string& worker, const std::string& text)
 void ServerState::record_result(store::RunRow run, const std::vector<store::CaseRow>& cases) {
   auto recorded = store_.finish_run(run, cases);
   active_runs_.erase(run.id);
+  cancel_sent_.erase(run.id);
   for (auto& [id, w] : workers_) w.running.erase(run.id);
   planner::HashProgress& p = progress_[run.hash];
   if (p.active > 0) --p.active;

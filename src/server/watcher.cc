@@ -14,15 +14,12 @@ namespace {
 using nlohmann::json;
 
 std::vector<store::ObjectRow> object_rows(const definitions::ResolvedCommit& c) {
+  // Only this commit's objects: builds of other commits are stored when their own commit is
+  // ingested.
   std::vector<store::ObjectRow> rows;
-  for (const auto* list : {&c.objects, &c.external_builds}) {
-    for (const auto& o : *list) {
-      // External builds are stored under their own commit by their own ingestion; here only
-      // this commit's objects.
-      if (list == &c.external_builds) continue;
-      rows.push_back({c.repo, c.commit, o.name, definitions::to_string(o.kind), o.hash,
-                      definitions::object_to_json(o)});
-    }
+  for (const auto& o : c.objects) {
+    rows.push_back({c.repo, c.commit, o.name, definitions::to_string(o.kind), o.hash,
+                    definitions::object_to_json(o)});
   }
   return rows;
 }
