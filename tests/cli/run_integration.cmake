@@ -8,4 +8,5 @@ target_include_directories(run_integration_test PRIVATE ${CMAKE_SOURCE_DIR}/test
 target_compile_definitions(run_integration_test PRIVATE TL_BINARY="$<TARGET_FILE:testlooper>")
 target_link_libraries(run_integration_test PRIVATE nlohmann_json::nlohmann_json GTest::gtest_main)
 add_dependencies(run_integration_test testlooper)
-gtest_discover_tests(run_integration_test DISCOVERY_TIMEOUT 30 PROPERTIES LABELS slow TIMEOUT 600)
+gtest_discover_tests(run_integration_test DISCOVERY_TIMEOUT 30 PROPERTIES LABELS slow TIMEOUT 600
+                     RESOURCE_LOCK docker)
