@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "planner/extra_runs.h"
+
 namespace testlooper::planner {
 namespace {
 
@@ -30,14 +32,58 @@ class Planner {
     }
     for (const auto& c : in_.commits) enable_commit(c);
     std::map<std::string, Job> jobs;
+    // Extra runs: their builds are needed (after everything users want), and they become jobs
+    // of their own once nothing blocks them.
+    std::vector<ExtraRun> extra;
+    for (const auto& budget : in_.budgets) {
+      auto picked = pick_extra_runs(budget, in_, [this](const std::string& repo, const std::string& sha) {
+        return objects_at(repo, sha);
+      });
+      extra.insert(extra.end(), picked.begin(), picked.end());
+    }
+    for (size_t i = 0; i < extra.size(); ++i) {
+      auto found = by_key_.find({extra[i].repo, extra[i].sha, extra[i].name});
+      if (found == by_key_.end()) continue;
+      for (const auto& dep : found->second.object->builds) need_build(dep.hash, kExtraPriority - static_cast<double>(i));
+    }
     for (const auto& [key, priority] : needed_) plan_object(key, priority, plan, jobs);
     for (auto& [hash, job] : jobs) plan.jobs.push_back(job);
+    std::map<std::pair<std::string, std::string>, Job> extra_jobs;  // (purpose, hash)
+    for (size_t i = 0; i < extra.size(); ++i) {
+      const Key key{extra[i].repo, extra[i].sha, extra[i].name};
+      auto found = by_key_.find(key);
+      if (found == by_key_.end() || blocked(*found->second.object)) continue;
+      const PlannedObject& o = *found->second.object;
+      Job& job = extra_jobs[{extra[i].purpose, o.hash}];
+      if (job.hash.empty()) {
+        job = Job{o.hash, extra[i].repo, extra[i].sha, o.name, o.kind, 0, kExtraPriority - static_cast<double>(i),
+                  o.min_cores, o.max_cores, o.min_ram_gb, extra[i].purpose};
+      }
+      ++job.runs;
+    }
+    for (auto& [key, job] : extra_jobs) plan.jobs.push_back(job);
     std::stable_sort(plan.jobs.begin(), plan.jobs.end(),
                      [](const Job& a, const Job& b) { return a.priority > b.priority; });
     return plan;
   }
 
  private:
+  // Below every wanted job (their priority is a commit time, >= 0).
+  static constexpr double kExtraPriority = -1;
+
+  const std::vector<PlannedObject>* objects_at(const std::string& repo, const std::string& sha) {
+    if (commit_index_.empty()) {
+      for (const auto& c : in_.commits) commit_index_[{c.repo, c.sha}] = &c;
+    }
+    auto it = commit_index_.find({repo, sha});
+    return it == commit_index_.end() || !it->second->reachable ? nullptr : &it->second->objects;
+  }
+
+  void need_build(const std::string& hash, double priority) {
+    auto b = builds_by_hash_.find(hash);
+    if (b != builds_by_hash_.end()) need({b->second.commit->repo, b->second.commit->sha, b->second.object->name}, priority);
+  }
+
   HashProgress progress(const std::string& hash) const {
     auto it = in_.progress.find(hash);
     return it == in_.progress.end() ? HashProgress{} : it->second;
@@ -72,12 +118,7 @@ class Planner {
       if (it->second >= priority) return;
       it->second = priority;
     }
-    for (const auto& dep : found->second.object->builds) {
-      auto b = builds_by_hash_.find(dep.hash);
-      if (b != builds_by_hash_.end()) {
-        need({b->second.commit->repo, b->second.commit->sha, b->second.object->name}, priority);
-      }
-    }
+    for (const auto& dep : found->second.object->builds) need_build(dep.hash, priority);
   }
 
   static bool build_succeeded(const HashProgress& p) { return p.runs > p.failures; }
@@ -143,6 +184,7 @@ class Planner {
   std::map<Key, Located> by_key_;
   std::multimap<std::string, Located> builds_by_hash_;
   std::map<Key, double> needed_;
+  std::map<std::pair<std::string, std::string>, const PlannedCommit*> commit_index_;
 };
 
 }  // namespace
@@ -160,5 +202,9 @@ const char* to_string(ObjectState state) {
 }
 
 Plan make_plan(const PlanInput& input) { return Planner(input).run(); }
+
+std::string extra_purpose(const std::string& repo, const std::string& branch) {
+  return "extra:" + repo + "/" + branch;
+}
 
 }  // namespace testlooper::planner

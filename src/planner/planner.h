@@ -8,11 +8,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
+
+#include "stats/evidence.h"
 
 namespace testlooper::planner {
 
@@ -49,6 +52,18 @@ struct HashProgress {
   int64_t active = 0;    // running now
 };
 
+// A branch under test, for the extra-run budget: the planner spends up to `extra_left` more runs on
+// its tests where the statistics say they teach most (stats::plan_runs), at most `extra_parallel`
+// of them in flight at once, so that each round learns from the one before.
+struct BranchBudget {
+  std::string repo;
+  std::string branch;
+  std::vector<std::string> history;  // first-parent commits, OLDEST first
+  int64_t extra_left = 0;            // runs of the budget not yet spent
+  int64_t extra_active = 0;          // runs of the budget running now
+  int extra_parallel = 8;
+};
+
 struct PlanInput {
   std::vector<PlannedCommit> commits;
   // (repo, sha) -> enabled test sets
@@ -57,6 +72,10 @@ struct PlanInput {
   std::map<std::tuple<std::string, std::string, std::string>, int> targets;
   int default_target = 1;
   std::map<std::string, HashProgress> progress;  // by hash
+  std::vector<BranchBudget> budgets;
+  // A test's change is localised (and gets no more extra runs) when its most probable change is
+  // at least this probable.
+  double extra_confidence = 0.95;
 };
 
 enum class ObjectState { kNotEnabled, kWaitingOnBuilds, kDependencyFailed, kUnresolvedDependency,
@@ -75,7 +94,13 @@ struct Job {
   int min_cores = 1;
   int max_cores = 1;
   int min_ram_gb = 0;
+  // "" for runs users want (targets); "extra:<repo>/<branch>" for runs spent from that branch's
+  // extra-run budget. Extra jobs come after every wanted job.
+  std::string purpose;
 };
+
+// The purpose of a run spent from the extra-run budget of `repo`'s `branch`.
+std::string extra_purpose(const std::string& repo, const std::string& branch);
 
 struct ObjectStatus {
   ObjectState state = ObjectState::kNotEnabled;
@@ -89,7 +114,26 @@ struct Plan {
   std::map<std::tuple<std::string, std::string, std::string>, ObjectStatus> statuses;
 };
 
-// Computes the plan. O(objects + dependencies).
+// Computes the plan. O(objects + dependencies), plus, for each branch with budget left and room
+// for more extra runs in flight, its tests' histories and stats::plan_runs over those that failed.
 Plan make_plan(const PlanInput& input);
+
+// Each test's history along `oldest_first` as the statistics see it (stats/evidence.h): per test
+// name, one CommitEvidence per commit. An identity's runs are placed once, at its oldest commit in
+// the history, since the statistics pool consecutive commits that share an identity. With
+// `only_failing`, tests none of whose identities on the history has a failure are left out.
+using ObjectsAt = std::function<const std::vector<PlannedObject>*(const std::string& sha)>;
+using ProgressOf = std::function<HashProgress(const std::string& hash)>;
+std::map<std::string, std::vector<stats::CommitEvidence>> test_histories(
+    const std::vector<std::string>& oldest_first, const ObjectsAt& objects_at,
+    const ProgressOf& progress_of, bool only_failing);
+
+// The histories of a test's individual cases, from the test's history (test_histories) and, per
+// identity, its cases' (runs, failures) (store::Store::case_counts). A case is absent where the
+// test is, and where the test's identity has runs none of which reported the case; an identity's
+// case runs are placed at the commit holding its test runs.
+using CaseCounts = std::map<std::string, std::pair<int64_t, int64_t>>;
+std::map<std::string, std::vector<stats::CommitEvidence>> case_histories(
+    const std::vector<stats::CommitEvidence>& test, const std::map<std::string, CaseCounts>& counts_by_identity);
 
 }  // namespace testlooper::planner

@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS commit_sets (
 CREATE TABLE IF NOT EXISTS runs (
   id TEXT PRIMARY KEY, hash TEXT NOT NULL, repo TEXT NOT NULL, sha TEXT NOT NULL,
   name TEXT NOT NULL, kind TEXT NOT NULL, worker TEXT NOT NULL, state TEXT NOT NULL,
-  exit_code INTEGER NOT NULL, started REAL NOT NULL, ended REAL NOT NULL, detail TEXT NOT NULL);
+  exit_code INTEGER NOT NULL, started REAL NOT NULL, ended REAL NOT NULL, detail TEXT NOT NULL,
+  purpose TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS runs_by_hash ON runs (hash);
 CREATE TABLE IF NOT EXISTS cases (
   run_id TEXT NOT NULL, seq INTEGER NOT NULL, name TEXT NOT NULL, success INTEGER NOT NULL,
@@ -71,11 +72,12 @@ RunRow read_run(const Statement& s) {
   r.started = s.real(9);
   r.ended = s.real(10);
   r.detail = s.text(11);
+  r.purpose = s.text(12);
   return r;
 }
 
 constexpr const char* kRunColumns =
-    "id, hash, repo, sha, name, kind, worker, state, exit_code, started, ended, detail";
+    "id, hash, repo, sha, name, kind, worker, state, exit_code, started, ended, detail, purpose";
 
 class SqliteStore : public Store {
  public:
@@ -219,7 +221,7 @@ class SqliteStore : public Store {
   }
 
   Status start_run(const RunRow& r) override {
-    Statement s(db_->get(), fmt::format("INSERT OR REPLACE INTO runs ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", kRunColumns));
+    Statement s(db_->get(), fmt::format("INSERT OR REPLACE INTO runs ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", kRunColumns));
     bind_run(s, r);
     if (!s.run()) return failed("start_run", s);
     return {};
@@ -284,7 +286,7 @@ class SqliteStore : public Store {
   static void bind_run(Statement& s, const RunRow& r) {
     s.bind(1, r.id).bind(2, r.hash).bind(3, r.repo).bind(4, r.commit).bind(5, r.name);
     s.bind(6, r.kind).bind(7, r.worker).bind(8, std::string(to_string(r.state)));
-    s.bind(9, r.exit_code).bind(10, r.started).bind(11, r.ended).bind(12, r.detail);
+    s.bind(9, r.exit_code).bind(10, r.started).bind(11, r.ended).bind(12, r.detail).bind(13, r.purpose);
   }
 
   std::unique_ptr<Connection> db_;
@@ -315,6 +317,15 @@ Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path) {
   auto db = Connection::open(path);
   if (!db.ok()) return db.error();
   TL_RETURN_IF_ERROR((*db)->exec(kSchema, "creating the schema"));
+  // Stores made before runs had a purpose gain the column (their runs were all wanted runs).
+  bool has_purpose = false;
+  {
+    Statement s((*db)->get(), "SELECT name FROM pragma_table_info('runs')");
+    while (s.step()) has_purpose = has_purpose || s.text(0) == "purpose";
+  }
+  if (!has_purpose) {
+    TL_RETURN_IF_ERROR((*db)->exec("ALTER TABLE runs ADD COLUMN purpose TEXT NOT NULL DEFAULT ''", "adding runs.purpose"));
+  }
   return std::unique_ptr<Store>(new SqliteStore(std::move(*db)));
 }
 

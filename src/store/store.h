@@ -80,6 +80,9 @@ struct RunRow {
   double started = 0;
   double ended = 0;
   std::string detail;  // infrastructure failure reason, cancellation reason
+  // Why it was started: "" = a run users want (target runs, builds); "extra:<repo>/<branch>" =
+  // spent from that branch's extra-run budget (planner::extra_purpose).
+  std::string purpose;
 };
 
 // One individual test result of a run (a run may hold a case several times).

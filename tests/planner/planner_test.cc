@@ -69,3 +69,118 @@ TEST(Planner, UnknownBuildIsAnUnresolvedDependency) {
 
 }  // namespace
 }  // namespace testlooper::planner
+
+namespace testlooper::planner {
+namespace {
+
+// A branch of `n` commits c1..cn (oldest first), each with a shared build "hb" and its own test
+// identity, and nothing enabled: extra runs come from the branch's budget alone.
+PlanInput branch_of(int n, int64_t budget, int parallel = 4) {
+  PlanInput in;
+  BranchBudget b{"repo", "main", {}, budget, 0, parallel};
+  for (int i = 1; i <= n; ++i) {
+    const std::string sha = "c" + std::to_string(i);
+    in.commits.push_back(commit_with_build_and_test(sha, 100 + i));
+    b.history.push_back(sha);
+  }
+  in.budgets.push_back(b);
+  in.progress["hb"] = {1, 0, 0};
+  return in;
+}
+
+std::vector<Job> extra_jobs(const Plan& plan) {
+  std::vector<Job> out;
+  for (const auto& j : plan.jobs) {
+    if (!j.purpose.empty()) out.push_back(j);
+  }
+  return out;
+}
+
+TEST(PlannerExtraRuns, SpendsTheBudgetBetweenPassingAndFailingCommits) {
+  PlanInput in = branch_of(20, 100);
+  in.progress["ht-c1"] = {40, 0, 0};   // surely passing
+  in.progress["ht-c20"] = {10, 5, 0};  // surely failing often
+  const Plan plan = make_plan(in);
+  const std::vector<Job> extra = extra_jobs(plan);
+  int runs = 0;
+  for (const auto& j : extra) {
+    runs += j.runs;
+    EXPECT_EQ(j.purpose, extra_purpose("repo", "main"));
+    EXPECT_EQ(j.name, "test");
+    EXPECT_LT(j.priority, 0);  // after everything users want
+    const int index = std::stoi(j.commit.substr(1));
+    EXPECT_GE(index, 1);
+    EXPECT_LE(index, 20);
+  }
+  EXPECT_EQ(runs, 4);  // extra_parallel
+  bool between = false;
+  for (const auto& j : extra) between = between || (j.commit != "c1" && j.commit != "c20");
+  EXPECT_TRUE(between) << "a statistical bisection tries the untested commits between";
+}
+
+TEST(PlannerExtraRuns, NothingWithoutFailuresBudgetOrRoom) {
+  PlanInput in = branch_of(20, 100);
+  in.progress["ht-c1"] = {5, 0, 0};
+  in.progress["ht-c20"] = {5, 0, 0};
+  EXPECT_TRUE(extra_jobs(make_plan(in)).empty()) << "a test that never failed has no change to find";
+  in.progress["ht-c20"] = {5, 2, 0};
+  in.budgets[0].extra_left = 0;
+  EXPECT_TRUE(extra_jobs(make_plan(in)).empty()) << "the budget is spent";
+  in.budgets[0].extra_left = 100;
+  in.budgets[0].extra_active = 4;
+  EXPECT_TRUE(extra_jobs(make_plan(in)).empty()) << "a round is still running";
+  in.budgets[0].extra_active = 3;
+  in.budgets[0].extra_left = 1;
+  int runs = 0;
+  for (const auto& j : extra_jobs(make_plan(in))) runs += j.runs;
+  EXPECT_EQ(runs, 1);
+}
+
+TEST(PlannerExtraRuns, StopsWhenTheChangeIsLocalised) {
+  PlanInput in = branch_of(20, 100);
+  for (int i = 1; i <= 20; ++i) in.progress["ht-c" + std::to_string(i)] = {10, i >= 11 ? 10 : 0, 0};
+  EXPECT_TRUE(extra_jobs(make_plan(in)).empty());
+}
+
+TEST(PlannerExtraRuns, ABlockedPickNeedsItsBuildFirst) {
+  PlanInput in = branch_of(20, 100);
+  in.progress.erase("hb");
+  in.progress["ht-c1"] = {5, 0, 0};
+  in.progress["ht-c20"] = {5, 2, 0};
+  const Plan plan = make_plan(in);
+  EXPECT_TRUE(extra_jobs(plan).empty());
+  ASSERT_EQ(plan.jobs.size(), 1u);
+  EXPECT_EQ(plan.jobs[0].name, "build");
+}
+
+TEST(PlannerHistories, IdentityRunsArePlacedOnceAndCasesFollowTheTest) {
+  PlanInput in = branch_of(3, 0);
+  in.commits[1].objects[1].hash = "ht-c1";  // c2's test is c1's
+  in.progress["ht-c1"] = {4, 1, 0};
+  in.progress["ht-c3"] = {2, 0, 0};
+  auto histories = test_histories(
+      {"c1", "c2", "c3"},
+      [&](const std::string& sha) -> const std::vector<PlannedObject>* {
+        for (const auto& c : in.commits) {
+          if (c.sha == sha) return &c.objects;
+        }
+        return nullptr;
+      },
+      [&](const std::string& hash) { return in.progress[hash]; }, false);
+  ASSERT_EQ(histories.size(), 1u);
+  const auto& t = histories.at("test");
+  ASSERT_EQ(t.size(), 3u);
+  EXPECT_EQ(t[0].runs, 4);
+  EXPECT_EQ(t[1].runs, 0);  // the same experiment as c1: counted there
+  EXPECT_EQ(t[1].identity, "ht-c1");
+  EXPECT_EQ(t[2].runs, 2);
+  const auto cases = case_histories(t, {{"ht-c1", {{"a", {4, 1}}, {"b", {4, 0}}}}, {"ht-c3", {{"a", {2, 0}}}}});
+  ASSERT_EQ(cases.size(), 2u);
+  EXPECT_EQ(cases.at("a")[0].failures, 1);
+  EXPECT_EQ(cases.at("a")[2].runs, 2);
+  EXPECT_TRUE(cases.at("b")[0].present);
+  EXPECT_FALSE(cases.at("b")[2].present) << "c3's runs never reported case b";
+}
+
+}  // namespace
+}  // namespace testlooper::planner

@@ -1,0 +1,29 @@
+// The planner's extra-run budget: where a branch's spare runs go (stats::plan_runs).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "planner/planner.h"
+
+namespace testlooper::planner {
+
+// One extra run to make: the test `name` of `repo` at commit `sha`.
+struct ExtraRun {
+  std::string repo;
+  std::string sha;
+  std::string name;
+  std::string purpose;  // extra_purpose(repo, branch)
+};
+
+// The extra runs `budget`'s branch should start now, best first: at most
+// min(extra_left, extra_parallel - extra_active), over the tests with a failure somewhere on the
+// branch's history (a test that never failed has no change to localise), none for a test whose
+// listed changes are all at least input.extra_confidence probable. `objects_at(repo, sha)` gives a
+// reachable commit's objects (nullptr when unknown).
+std::vector<ExtraRun> pick_extra_runs(
+    const BranchBudget& budget, const PlanInput& input,
+    const std::function<const std::vector<PlannedObject>*(const std::string&, const std::string&)>& objects_at);
+
+}  // namespace testlooper::planner
