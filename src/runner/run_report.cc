@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "stats/change_points.h"
+#include "stats/classification.h"
+
 namespace testlooper::runner {
 namespace {
 
@@ -28,6 +31,21 @@ json run_json(const RunResult& run) {
           {"artifacts", run.artifacts}};
 }
 
+// `testlooper run` runs one commit: the classification of a history of that commit alone (no
+// change can be seen, so good, flaky, broken or unknown).
+stats::Classification classify_alone(const std::string& identity, int64_t runs, int64_t failures) {
+  const std::vector<stats::CommitEvidence> history = {{"HEAD", identity, true, runs, failures}};
+  return stats::classify(history, 0, stats::analyse_changes(history));
+}
+
+json classification_json(const stats::Classification& c) {
+  return {{"verdict", std::string(stats::to_string(c.verdict))}, {"confidence", c.confidence}};
+}
+
+std::string classification_text(const stats::Classification& c) {
+  return fmt::format("{} ({:.0f}%)", stats::to_string(c.verdict), c.confidence * 100);
+}
+
 std::string interval(const stats::FailureRate& rate) {
   return "[" + percent(rate.low) + ", " + percent(rate.high) + "]";
 }
@@ -40,7 +58,9 @@ std::string object_line(const ObjectReport& report, const ObjectTotals& t, size_
   if (report.reused) return line + "  reused from the store";
   if (report.blocked && t.runs == 0) return line + "  not run: " + *report.blocked;
   if (t.runs == 0) return line;
-  return line + fmt::format("  {:>7}  {}", percent(t.rate.estimate), interval(t.rate));
+  line += fmt::format("  {:>7}  {:<16}", percent(t.rate.estimate), interval(t.rate));
+  if (o.kind != definitions::ObjectKind::kTest) return line;
+  return line + "  " + classification_text(classify_alone(o.hash, t.runs, t.failures));
 }
 
 }  // namespace
@@ -76,7 +96,8 @@ std::string report_json(const std::string& commit, const std::vector<ObjectRepor
     const ObjectTotals t = totals(report);
     json cases = json::object();
     for (const auto& [name, count] : t.cases) {
-      cases[name] = {{"runs", count.runs}, {"failures", count.failures}};
+      cases[name] = {{"runs", count.runs}, {"failures", count.failures},
+                     {"classification", classification_json(classify_alone(name, count.runs, count.failures))}};
     }
     json runs = json::array();
     for (const RunResult& run : report.runs) runs.push_back(run_json(run));
@@ -87,6 +108,9 @@ std::string report_json(const std::string& commit, const std::vector<ObjectRepor
                        {"failures", t.failures},
                        {"infra_errors", t.infra_errors},
                        {"failure_rate", rate_json(t.rate)},
+                       {"classification", report.object->kind == definitions::ObjectKind::kTest
+                                              ? classification_json(classify_alone(report.object->hash, t.runs, t.failures))
+                                              : json(nullptr)},
                        {"cases", cases},
                        {"reused", report.reused},
                        {"blocked", report.blocked ? json(*report.blocked) : json(nullptr)},
@@ -98,16 +122,17 @@ std::string report_json(const std::string& commit, const std::vector<ObjectRepor
 std::string report_table(const std::vector<ObjectReport>& reports) {
   size_t width = 4;
   for (const ObjectReport& r : reports) width = std::max(width, r.object->name.size());
-  std::string out = fmt::format("{:<{}}  {:<5}  {:>5}  {:>6}  {:>5}  {:>7}  {}\n", "NAME", width,
-                                "KIND", "RUNS", "FAILED", "INFRA", "RATE", "95% INTERVAL");
+  std::string out = fmt::format("{:<{}}  {:<5}  {:>5}  {:>6}  {:>5}  {:>7}  {:<16}  {}\n", "NAME", width,
+                                "KIND", "RUNS", "FAILED", "INFRA", "RATE", "95% INTERVAL", "CLASSIFICATION");
   for (const ObjectReport& report : reports) {
     const ObjectTotals t = totals(report);
     out += object_line(report, t, width) + "\n";
     for (const auto& [name, count] : t.cases) {
       if (count.failures == 0) continue;
       const stats::FailureRate rate = stats::failure_rate(count.failures, count.runs);
-      out += fmt::format("    case {}: {} of {} failed, {} {}\n", name, count.failures, count.runs,
-                         percent(rate.estimate), interval(rate));
+      out += fmt::format("    case {}: {} of {} failed, {} {}, {}\n", name, count.failures, count.runs,
+                         percent(rate.estimate), interval(rate),
+                         classification_text(classify_alone(name, count.runs, count.failures)));
     }
   }
   return out;

@@ -48,6 +48,26 @@ TEST_F(RunCommand, AFailingRunExitsOneAndTheTableShowsTheRate) {
   EXPECT_NE(o.err.find("FAIL bad/linux"), std::string::npos) << o.err;
 }
 
+TEST_F(RunCommand, TheReportClassifiesEachTestAndCase) {
+  // flip/linux fails every other run (a counter file outside the run's dirs); bad/linux always.
+  const std::string counter = path("counter");
+  commit(std::string(kHostEnvironment) +
+         "tests:\n"
+         "  flip/linux: {command: 'n=$(cat " + counter + " 2>/dev/null || echo 0); echo $((n+1)) > " + counter +
+         "; test $((n % 2)) -eq 0'}\n"
+         "  bad/linux: {command: 'exit 1'}\n"
+         "  good/linux: {command: 'echo {\\\"x\\\": true} > $TEST_OUTPUT_DIR/testSummary.json'}\n");
+  const json report = run_json("--runs 12 --jobs 1", 1);
+  EXPECT_EQ(object_named(report, "flip/linux")["classification"]["verdict"], "flaky") << report.dump();
+  EXPECT_EQ(object_named(report, "bad/linux")["classification"]["verdict"], "broken");
+  EXPECT_EQ(object_named(report, "good/linux")["classification"]["verdict"], "good");
+  EXPECT_GT(object_named(report, "flip/linux")["classification"]["confidence"].get<double>(), 0.9);
+  EXPECT_EQ(object_named(report, "good/linux")["cases"]["x"]["classification"]["verdict"], "good") << report.dump();
+  const testing::RunOutput table = run("--runs 2 --jobs 1 good/linux");
+  EXPECT_NE(table.out.find("CLASSIFICATION"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("good ("), std::string::npos) << table.out;
+}
+
 TEST_F(RunCommand, DefinitionErrorsExitThree) {
   commit("looper_version: 5\nbogus_key: 1\n");
   const testing::RunOutput o = run("");
