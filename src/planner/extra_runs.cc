@@ -55,7 +55,8 @@ std::map<std::string, std::vector<stats::CommitEvidence>> test_histories(
 }
 
 std::map<std::string, std::vector<stats::CommitEvidence>> case_histories(
-    const std::vector<stats::CommitEvidence>& test, const std::map<std::string, CaseCounts>& counts_by_identity) {
+    const std::vector<stats::CommitEvidence>& test,
+    const std::map<std::string, CaseCounts>& counts_by_identity) {
   std::map<std::string, std::vector<stats::CommitEvidence>> out;
   for (const auto& [identity, counts] : counts_by_identity) {
     for (const auto& [name, rf] : counts) out[name];
@@ -84,15 +85,18 @@ std::map<std::string, std::vector<stats::CommitEvidence>> case_histories(
 
 std::vector<ExtraRun> pick_extra_runs(
     const BranchBudget& budget, const PlanInput& input,
-    const std::function<const std::vector<PlannedObject>*(const std::string&, const std::string&)>& objects_at) {
-  const int64_t room = std::min<int64_t>(budget.extra_left, budget.extra_parallel - budget.extra_active);
+    const std::function<const std::vector<PlannedObject>*(const std::string&, const std::string&)>&
+        objects_at) {
+  const int64_t room =
+      std::min<int64_t>(budget.extra_left, budget.extra_parallel - budget.extra_active);
   if (room <= 0) return {};
   auto progress_of = [&input](const std::string& hash) {
     auto it = input.progress.find(hash);
     return it == input.progress.end() ? HashProgress{} : it->second;
   };
   auto histories = test_histories(
-      budget.history, [&](const std::string& sha) { return objects_at(budget.repo, sha); }, progress_of, true);
+      budget.history, [&](const std::string& sha) { return objects_at(budget.repo, sha); },
+      progress_of, true);
   if (histories.empty()) return {};
   std::vector<ExtraRun> out;
   const std::string purpose = extra_purpose(budget.repo, budget.branch);
@@ -110,12 +114,14 @@ std::vector<ExtraRun> pick_extra_runs(
     const size_t seeds = std::min(present.size(), kSeedCommits);
     std::set<std::string> seeded;
     for (size_t s = 0; s < seeds; ++s) {
-      const size_t at = seeds == 1 ? present.back() : present[s * (present.size() - 1) / (seeds - 1)];
+      const size_t at =
+          seeds == 1 ? present.back() : present[s * (present.size() - 1) / (seeds - 1)];
       if (!seeded.insert(e[at].identity).second) continue;
       const HashProgress p = progress_of(e[at].identity);
       for (int64_t k = p.runs + p.active; k < kSeedRuns; ++k) {
         seeding = true;
-        if (static_cast<int64_t>(out.size()) < room) out.push_back({budget.repo, e[at].commit, name, purpose});
+        if (static_cast<int64_t>(out.size()) < room)
+          out.push_back({budget.repo, e[at].commit, name, purpose});
       }
     }
     if (seeding) continue;
@@ -124,10 +130,11 @@ std::vector<ExtraRun> pick_extra_runs(
   }
   const int64_t left = room - static_cast<int64_t>(out.size());
   if (left <= 0 || evidence.empty()) return out;
-  const auto picks =
-      stats::plan_runs(evidence, {.runs = left, .confidence = input.extra_confidence, .min_value = 1e-6});
+  const auto picks = stats::plan_runs(
+      evidence, {.runs = left, .confidence = input.extra_confidence, .min_value = 1e-6});
   for (const auto& pick : picks) {
-    out.push_back({budget.repo, evidence[pick.history][pick.index].commit, names[pick.history], purpose});
+    out.push_back(
+        {budget.repo, evidence[pick.history][pick.index].commit, names[pick.history], purpose});
   }
   return out;
 }

@@ -24,6 +24,7 @@ struct ExtraRun {
 // reachable commit's objects (nullptr when unknown).
 std::vector<ExtraRun> pick_extra_runs(
     const BranchBudget& budget, const PlanInput& input,
-    const std::function<const std::vector<PlannedObject>*(const std::string&, const std::string&)>& objects_at);
+    const std::function<const std::vector<PlannedObject>*(const std::string&, const std::string&)>&
+        objects_at);
 
 }  // namespace testlooper::planner

@@ -1,6 +1,9 @@
 #include "planner/planner.h"
 
 #include <algorithm>
+#include <optional>
+#include <string_view>
+#include <unordered_map>
 
 #include "planner/extra_runs.h"
 
@@ -16,21 +19,18 @@ struct Located {
 
 class Planner {
  public:
-  explicit Planner(const PlanInput& input) : in_(input) {
-    for (const auto& c : in_.commits) {
-      for (const auto& o : c.objects) {
-        by_key_[{c.repo, c.sha, o.name}] = {&c, &o};
-        if (o.kind == "build") builds_by_hash_.emplace(o.hash, Located{&c, &o});
+  Planner(const PlanInput& input, const std::vector<const PlannedCommit*>& commits) : in_(input), commits_(commits) {
+    for (const PlannedCommit* c : commits_) {
+      commit_index_[{c->repo, c->sha}] = c;
+      for (const auto& o : c->objects) {
+        if (o.kind == "build") builds_by_hash_.emplace(o.hash, Located{c, &o});
       }
     }
   }
 
   Plan run() {
     Plan plan;
-    for (const auto& c : in_.commits) {
-      for (const auto& o : c.objects) plan.statuses[{c.repo, c.sha, o.name}] = {};
-    }
-    for (const auto& c : in_.commits) enable_commit(c);
+    for (const PlannedCommit* c : commits_) enable_commit(*c);
     std::map<std::string, Job> jobs;
     // Extra runs: their builds are needed (after everything users want), and they become jobs
     // of their own once nothing blocks them.
@@ -42,18 +42,17 @@ class Planner {
       extra.insert(extra.end(), picked.begin(), picked.end());
     }
     for (size_t i = 0; i < extra.size(); ++i) {
-      auto found = by_key_.find({extra[i].repo, extra[i].sha, extra[i].name});
-      if (found == by_key_.end()) continue;
-      for (const auto& dep : found->second.object->builds) need_build(dep.hash, kExtraPriority - static_cast<double>(i));
+      auto found = locate({extra[i].repo, extra[i].sha, extra[i].name});
+      if (!found) continue;
+      for (const auto& dep : found->object->builds) need_build(dep.hash, kExtraPriority - static_cast<double>(i));
     }
     for (const auto& [key, priority] : needed_) plan_object(key, priority, plan, jobs);
     for (auto& [hash, job] : jobs) plan.jobs.push_back(job);
     std::map<std::pair<std::string, std::string>, Job> extra_jobs;  // (purpose, hash)
     for (size_t i = 0; i < extra.size(); ++i) {
-      const Key key{extra[i].repo, extra[i].sha, extra[i].name};
-      auto found = by_key_.find(key);
-      if (found == by_key_.end() || blocked(*found->second.object)) continue;
-      const PlannedObject& o = *found->second.object;
+      auto found = locate({extra[i].repo, extra[i].sha, extra[i].name});
+      if (!found || blocked(*found->object)) continue;
+      const PlannedObject& o = *found->object;
       Job& job = extra_jobs[{extra[i].purpose, o.hash}];
       if (job.hash.empty()) {
         job = Job{o.hash, extra[i].repo, extra[i].sha, o.name, o.kind, 0, kExtraPriority - static_cast<double>(i),
@@ -72,9 +71,6 @@ class Planner {
   static constexpr double kExtraPriority = -1;
 
   const std::vector<PlannedObject>* objects_at(const std::string& repo, const std::string& sha) {
-    if (commit_index_.empty()) {
-      for (const auto& c : in_.commits) commit_index_[{c.repo, c.sha}] = &c;
-    }
     auto it = commit_index_.find({repo, sha});
     return it == commit_index_.end() || !it->second->reachable ? nullptr : &it->second->objects;
   }
@@ -100,17 +96,31 @@ class Planner {
     }
   }
 
+  // The commit and object `key` names, if any. A commit's names are indexed the first time one
+  // of its objects is looked up, so a plan costs O(objects of the commits it touches).
+  std::optional<Located> locate(const Key& key) {
+    auto c = commit_index_.find({std::get<0>(key), std::get<1>(key)});
+    if (c == commit_index_.end()) return std::nullopt;
+    auto [names, inserted] = names_.try_emplace(c->second);
+    if (inserted) {
+      for (const auto& o : c->second->objects) names->second.emplace(o.name, &o);
+    }
+    auto o = names->second.find(std::get<2>(key));
+    if (o == names->second.end()) return std::nullopt;
+    return Located{c->second, o->second};
+  }
+
   // Marks an object (and, through its build dependencies, what it needs) as needed.
   void need(const Key& key, double priority) {
-    auto found = by_key_.find(key);
-    if (found == by_key_.end()) {
+    auto found = locate(key);
+    if (!found) {
       const std::string& name = std::get<2>(key);  // a full name of another commit's build
       auto slash1 = name.find('/');
       auto slash2 = slash1 == std::string::npos ? slash1 : name.find('/', slash1 + 1);
       if (slash2 == std::string::npos) return;
       const Key full{name.substr(0, slash1), name.substr(slash1 + 1, slash2 - slash1 - 1),
                      name.substr(slash2 + 1)};
-      if (by_key_.count(full)) need(full, priority);
+      if (locate(full)) need(full, priority);
       return;
     }
     auto [it, inserted] = needed_.emplace(key, priority);
@@ -118,7 +128,7 @@ class Planner {
       if (it->second >= priority) return;
       it->second = priority;
     }
-    for (const auto& dep : found->second.object->builds) need_build(dep.hash, priority);
+    for (const auto& dep : found->object->builds) need_build(dep.hash, priority);
   }
 
   static bool build_succeeded(const HashProgress& p) { return p.runs > p.failures; }
@@ -150,7 +160,7 @@ class Planner {
   }
 
   void plan_object(const Key& key, double priority, Plan& plan, std::map<std::string, Job>& jobs) {
-    const Located& at = by_key_.at(key);
+    const Located at = *locate(key);
     const PlannedObject& o = *at.object;
     ObjectStatus status;
     status.target = target_of(key, o);
@@ -181,10 +191,11 @@ class Planner {
   }
 
   const PlanInput& in_;
-  std::map<Key, Located> by_key_;
+  const std::vector<const PlannedCommit*>& commits_;
   std::multimap<std::string, Located> builds_by_hash_;
   std::map<Key, double> needed_;
   std::map<std::pair<std::string, std::string>, const PlannedCommit*> commit_index_;
+  std::unordered_map<const PlannedCommit*, std::unordered_map<std::string_view, const PlannedObject*>> names_;
 };
 
 }  // namespace
@@ -201,7 +212,16 @@ const char* to_string(ObjectState state) {
   return "?";
 }
 
-Plan make_plan(const PlanInput& input) { return Planner(input).run(); }
+Plan make_plan(const PlanInput& input, const std::vector<const PlannedCommit*>& commits) {
+  return Planner(input, commits).run();
+}
+
+Plan make_plan(const PlanInput& input) {
+  std::vector<const PlannedCommit*> commits;
+  commits.reserve(input.commits.size());
+  for (const auto& c : input.commits) commits.push_back(&c);
+  return make_plan(input, commits);
+}
 
 std::string extra_purpose(const std::string& repo, const std::string& branch) {
   return "extra:" + repo + "/" + branch;

@@ -114,9 +114,14 @@ struct Plan {
   std::map<std::tuple<std::string, std::string, std::string>, ObjectStatus> statuses;
 };
 
-// Computes the plan. O(objects + dependencies), plus, for each branch with budget left and room
+// Computes the plan. O(commits + builds + objects of the commits it needs), plus, for each branch with budget left and room
 // for more extra runs in flight, its tests' histories and stats::plan_runs over those that failed.
+// Statuses are given for the objects that are needed (enabled, or built for what is); every other
+// object is not enabled.
 Plan make_plan(const PlanInput& input);
+// The same over `commits` instead of input.commits (which is then ignored): a server keeps its
+// commits and passes them without copying.
+Plan make_plan(const PlanInput& input, const std::vector<const PlannedCommit*>& commits);
 
 // Each test's history along `oldest_first` as the statistics see it (stats/evidence.h): per test
 // name, one CommitEvidence per commit. An identity's runs are placed once, at its oldest commit in
