@@ -28,6 +28,12 @@ void add_serve_command(CLI::App& app, Action& action) {
   cmd->add_option("--worker-timeout", options->worker_timeout_seconds,
                   "Seconds of silence after which a worker is lost (default 30)");
   cmd->add_option("--default-runs", options->default_target_runs, "Target runs per test (default 1)");
+  cmd->add_option("--extra-runs", options->extra_runs,
+                  "Extra runs per branch under test, spent where they localise a change (default 500)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--confidence", options->extra_confidence,
+                  "Stop spending extra runs on a change this probable (default 0.95)")
+      ->check(CLI::Range(0.5, 0.999999));
   cmd->add_option("--webhook-secret", options->webhook_secret, "HMAC secret for push webhooks");
   cmd->add_option("--web", options->web_dir, "The built web UI (default: web/dist beside the binary's folder)");
   cmd->callback([options, config, cmd, &action] {
@@ -47,6 +53,8 @@ void add_serve_command(CLI::App& app, Action& action) {
       if (cmd->count("--worker-timeout") == 0) options->worker_timeout_seconds = from_file.worker_timeout_seconds;
       if (cmd->count("--default-runs") == 0) options->default_target_runs = from_file.default_target_runs;
       if (cmd->count("--webhook-secret") == 0) options->webhook_secret = from_file.webhook_secret;
+      if (cmd->count("--extra-runs") == 0) options->extra_runs = from_file.extra_runs;
+      if (cmd->count("--confidence") == 0) options->extra_confidence = from_file.extra_confidence;
       options->artifacts_dir = from_file.artifacts_dir;
     }
     if (options->repos_dir.empty()) throw CLI::RequiredError("--repos (or source_control.path_to_repos in --config)");
@@ -84,6 +92,9 @@ void add_worker_command(CLI::App& app, Action& action) {
   cmd->add_option("--dir", options->dir, "Working directory (default ./testlooper-worker)");
   cmd->add_option("--id", options->id, "Worker id (default: host name and directory)");
   cmd->add_flag("--on-host", options->on_host, "Run Linux environments directly on this machine");
+  cmd->add_flag("--shared-disk", options->shared_disk,
+                "Use the server's repos and artifact store directly (same machine or shared "
+                "filesystem); without it sources and artifacts travel over HTTP");
   cmd->callback([options, &action] {
     action = [options] {
       if (options->dir.empty()) options->dir = "testlooper-worker";

@@ -95,9 +95,10 @@ std::string report_json(const std::string& commit, const std::vector<ObjectRepor
   for (const ObjectReport& report : reports) {
     const ObjectTotals t = totals(report);
     json cases = json::object();
+    json case_classifications = json::object();
     for (const auto& [name, count] : t.cases) {
-      cases[name] = {{"runs", count.runs}, {"failures", count.failures},
-                     {"classification", classification_json(classify_alone(name, count.runs, count.failures))}};
+      cases[name] = {{"runs", count.runs}, {"failures", count.failures}};
+      case_classifications[name] = classification_json(classify_alone(name, count.runs, count.failures));
     }
     json runs = json::array();
     for (const RunResult& run : report.runs) runs.push_back(run_json(run));
@@ -112,6 +113,7 @@ std::string report_json(const std::string& commit, const std::vector<ObjectRepor
                                               ? classification_json(classify_alone(report.object->hash, t.runs, t.failures))
                                               : json(nullptr)},
                        {"cases", cases},
+                       {"case_classifications", case_classifications},
                        {"reused", report.reused},
                        {"blocked", report.blocked ? json(*report.blocked) : json(nullptr)},
                        {"runs_detail", runs}});

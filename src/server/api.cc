@@ -1,4 +1,5 @@
 #include "server/api.h"
+#include "server/api_history.h"
 
 #include <fmt/format.h>
 #include <openssl/hmac.h>
@@ -8,7 +9,9 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "planner/planner.h"
 #include "stats/change_points.h"
+#include "stats/classification.h"
 #include "stats/failure_rate.h"
 
 namespace testlooper::server {
@@ -26,10 +29,8 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-json rate_json(int64_t failures, int64_t runs) {
-  const stats::FailureRate r = stats::failure_rate(failures, runs);
-  return {{"estimate", r.estimate}, {"low", r.low}, {"high", r.high}};
-}
+json rate_json(const stats::FailureRate& r);
+json rate_json(int64_t failures, int64_t runs) { return rate_json(stats::failure_rate(failures, runs)); }
 
 std::string hmac_sha256_hex(const std::string& key, const std::string& data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -62,41 +63,89 @@ json run_json(const store::RunRow& run, store::Store& store) {
           {"detail", run.detail}, {"cases", cases}};
 }
 
-// The changes of each test's failure rate along `newest_first` (stats::analyse_changes). An
-// identity's runs are placed once, at its oldest commit, since the statistics pool the runs of
-// consecutive commits that share an identity.
-json change_points_json(ServerState& state, const std::string& repo, const std::vector<std::string>& newest_first) {
-  const size_t n = newest_first.size();
-  std::map<std::string, std::vector<stats::CommitEvidence>> evidence;
-  std::map<std::string, std::set<std::string>> placed;
-  for (size_t i = 0; i < n; ++i) {
-    const CommitState* c = state.commit(repo, newest_first[n - 1 - i]);
-    if (c == nullptr) continue;
-    for (const auto& o : c->objects) {
-      if (o.kind != "test") continue;
-      auto& e = evidence[o.name];
-      if (e.empty()) {
-        e.resize(n);
-        for (size_t j = 0; j < n; ++j) e[j] = {newest_first[n - 1 - j], "", false, 0, 0};
-      }
-      e[i].identity = o.hash;
-      e[i].present = true;
-      if (placed[o.name].insert(o.hash).second) {
-        const auto p = state.progress(o.hash);
-        e[i].runs = p.runs;
-        e[i].failures = p.failures;
-      }
-    }
+// The statistics of each test along a first-parent history: its evidence (oldest first, an
+// identity's runs placed once, at its oldest commit) and the analysis of its changes.
+// How far back a commit's ancestry is read to classify its tests.
+constexpr size_t kClassifyAncestry = 200;
+
+struct TestStats {
+  std::vector<stats::CommitEvidence> evidence;
+  stats::ChangeAnalysis analysis;
+};
+using BranchStats = std::map<std::string, TestStats>;
+
+BranchStats branch_stats(ServerState& state, const std::string& repo, std::vector<std::string> newest_first,
+                         bool only_failing = false) {
+  std::reverse(newest_first.begin(), newest_first.end());
+  auto histories = planner::test_histories(
+      newest_first,
+      [&](const std::string& sha) {
+        const CommitState* c = state.commit(repo, sha);
+        return c == nullptr ? nullptr : &c->planned.objects;
+      },
+      [&](const std::string& hash) { return state.progress(hash); }, only_failing);
+  BranchStats out;
+  for (auto& [name, e] : histories) {
+    TestStats& t = out[name];
+    t.analysis = stats::analyse_changes(e);
+    t.evidence = std::move(e);
   }
-  json out = json::array();
-  for (const auto& [name, e] : evidence) {
-    for (const auto& cp : stats::analyse_changes(e).changes) {
-      out.push_back({{"name", name}, {"commit", cp.commit}, {"probability", cp.probability},
-                     {"range_probability", cp.range_probability},
-                     {"before", {{"estimate", cp.before.estimate}, {"low", cp.before.low}, {"high", cp.before.high}}},
-                     {"after", {{"estimate", cp.after.estimate}, {"low", cp.after.low}, {"high", cp.after.high}}},
-                     {"runs_used", cp.runs_used}});
-    }
+  return out;
+}
+
+json rate_json(const stats::FailureRate& r) { return {{"estimate", r.estimate}, {"low", r.low}, {"high", r.high}}; }
+
+void change_points_json(const std::string& name, const stats::ChangeAnalysis& analysis, json& out) {
+  for (const auto& cp : analysis.changes) {
+    out.push_back({{"name", name}, {"commit", cp.commit}, {"probability", cp.probability},
+                   {"range_probability", cp.range_probability}, {"before", rate_json(cp.before)},
+                   {"after", rate_json(cp.after)}, {"runs_used", cp.runs_used}});
+  }
+}
+
+json classification_json(const TestStats& t, size_t index) {
+  const stats::Classification c = stats::classify(t.evidence, index, t.analysis);
+  return {{"verdict", std::string(stats::to_string(c.verdict))}, {"confidence", c.confidence}};
+}
+
+// An object's state for the API: the planner's, or "unrunnable" when it wants runs that no
+// connected worker could ever take (then `reason_json` says why).
+using ObjectKey = std::tuple<std::string, std::string, std::string>;
+std::string status_json(const ServerState& state, const ObjectKey& key, const std::string& hash) {
+  auto st = state.plan().statuses.find(key);
+  if (st == state.plan().statuses.end()) return "not_enabled";
+  if (st->second.state == planner::ObjectState::kRunnable && !state.unrunnable_reason(hash).empty()) {
+    return "unrunnable";
+  }
+  return planner::to_string(st->second.state);
+}
+
+std::string reason_json(const ServerState& state, const ObjectKey& key, const std::string& hash) {
+  auto st = state.plan().statuses.find(key);
+  if (st == state.plan().statuses.end()) return "";
+  if (st->second.state == planner::ObjectState::kRunnable) return state.unrunnable_reason(hash);
+  return st->second.reason;
+}
+
+bool has_failures(const TestStats& t) {
+  for (const auto& e : t.evidence) {
+    if (e.failures > 0) return true;
+  }
+  return false;
+}
+
+// The per-case statistics of a test with `t`'s history: its cases' histories and analyses.
+BranchStats case_stats(ServerState& state, const TestStats& t) {
+  std::map<std::string, planner::CaseCounts> counts;
+  for (const auto& e : t.evidence) {
+    if (e.runs == 0 || counts.count(e.identity)) continue;
+    counts[e.identity] = state.case_counts(e.identity);
+  }
+  BranchStats out;
+  for (auto& [name, e] : planner::case_histories(t.evidence, counts)) {
+    TestStats& cs = out[name];
+    cs.analysis = stats::analyse_changes(e);
+    cs.evidence = std::move(e);
   }
   return out;
 }
@@ -139,6 +188,7 @@ Response Api::get(const Request& request) {
   if (!starts_with(p, "/api/") && p != "/githubReceivedAPush" && p != "/webhook") return web_file(p);
   if (p == "/api/repos") return repos();
   if (p == "/api/workers") return workers();
+  if (auto file = get_file(request)) return *file;
   if (starts_with(p, "/api/runs/")) {
     const std::string rest = p.substr(10);
     if (ends_with(rest, "/log")) return run_log(rest.substr(0, rest.size() - 4));
@@ -148,6 +198,7 @@ Response Api::get(const Request& request) {
   if (split_repo_path(p, repo, rest)) {
     if (!state_.repos().count(repo)) return error(404, "no repo named '" + repo + "'");
     if (rest == "/branches") return branches(repo);
+    if (auto r = test_history(state_, repo, rest, request.query)) return *r;
     if (starts_with(rest, "/branches/") && ends_with(rest, "/history")) {
       size_t limit = 100;
       if (auto it = request.query.find("limit"); it != request.query.end()) {
@@ -178,6 +229,8 @@ Response Api::post(const Request& request) {
     return ok({{"refreshing", true}});
   }
   if (p == "/githubReceivedAPush" || p == "/webhook") return webhook(request);
+  if (auto file = post_file(request)) return *file;
+  if (starts_with(p, "/api/runs/") && ends_with(p, "/cancel")) return cancel_run(state_, p.substr(10, p.size() - 10 - 7));
   const json body = json::parse(request.body, nullptr, false);
   if (!body.is_object()) return error(400, "the body must be a JSON object");
   std::string repo, rest;
@@ -227,12 +280,17 @@ Response Api::post(const Request& request) {
   return error(404, "no such endpoint: POST " + p);
 }
 
+json Api::branch_json(const store::BranchRow& b) const {
+  return {{"name", b.name}, {"head", b.head}, {"under_test", b.under_test}, {"depth", b.depth},
+          {"extra_runs_used", state_.extra_used(b.repo, b.name)}, {"extra_runs_budget", state_.extra_budget()}};
+}
+
 Response Api::repos() {
   json out = json::array();
   for (const auto& [name, path] : state_.repos()) {
     json branches = json::array();
     for (const auto& [key, b] : state_.branches()) {
-      if (key.first == name) branches.push_back({{"name", b.name}, {"head", b.head}, {"under_test", b.under_test}, {"depth", b.depth}});
+      if (key.first == name) branches.push_back(branch_json(b));
     }
     out.push_back({{"name", name}, {"branches", branches}});
   }
@@ -242,7 +300,7 @@ Response Api::repos() {
 Response Api::branches(const std::string& repo) {
   json out = json::array();
   for (const auto& [key, b] : state_.branches()) {
-    if (key.first == repo) out.push_back({{"name", b.name}, {"head", b.head}, {"under_test", b.under_test}, {"depth", b.depth}});
+    if (key.first == repo) out.push_back(branch_json(b));
   }
   return ok(out);
 }
@@ -252,29 +310,67 @@ Response Api::history(const std::string& repo, const std::string& branch, size_t
   if (b == state_.branches().end()) return error(404, "no branch '" + branch + "' in repo '" + repo + "'");
   json commits = json::array();
   const std::vector<std::string> shas = state_.first_parent_history(repo, b->second.head, limit);
-  for (const auto& sha : shas) {
+  const size_t n = shas.size();
+  const BranchStats tests = branch_stats(state_, repo, shas);
+  // Cases are classified for the tests that failed somewhere in the window (the others' cases
+  // have nothing to tell apart from the test).
+  std::map<std::string, BranchStats> cases;
+  for (const auto& [name, t] : tests) {
+    if (has_failures(t)) cases[name] = case_stats(state_, t);
+  }
+  // Commits that share an identity share its counts: each interval is computed once.
+  std::map<std::pair<int64_t, int64_t>, json> rates;
+  auto rate_of = [&rates](int64_t failures, int64_t runs) -> const json& {
+    auto [it, inserted] = rates.try_emplace({failures, runs});
+    if (inserted) it->second = rate_json(failures, runs);
+    return it->second;
+  };
+  for (size_t i = 0; i < n; ++i) {
+    const std::string& sha = shas[i];
+    const size_t index = n - 1 - i;  // in the oldest-first histories
     const CommitState* c = state_.commit(repo, sha);
     json objects = json::array();
     for (const auto& o : c->objects) {
       const auto p = state_.progress(o.hash);
-      auto st = state_.plan().statuses.find({repo, sha, o.name});
-      objects.push_back({{"name", o.name}, {"kind", o.kind}, {"hash", o.hash},
-                         {"status", st == state_.plan().statuses.end() ? "not_enabled" : planner::to_string(st->second.state)},
-                         {"runs", p.runs}, {"failures", p.failures}, {"active_runs", p.active},
-                         {"failure_rate", rate_json(p.failures, p.runs)}});
+      json object = {{"name", o.name}, {"kind", o.kind}, {"hash", o.hash},
+                     {"status", status_json(state_, {repo, sha, o.name}, o.hash)},
+                     {"runs", p.runs}, {"failures", p.failures}, {"active_runs", p.active},
+                     {"failure_rate", rate_of(p.failures, p.runs)}};
+      if (auto t = tests.find(o.name); t != tests.end()) object["classification"] = classification_json(t->second, index);
+      if (auto cs = cases.find(o.name); cs != cases.end()) {
+        json case_json = json::object();
+        for (const auto& [case_name, stats] : cs->second) {
+          if (!stats.evidence[index].present) continue;
+          case_json[case_name] = {{"classification", classification_json(stats, index)}};
+        }
+        object["cases"] = case_json;
+      }
+      objects.push_back(object);
     }
     commits.push_back({{"sha", sha}, {"subject", c->row.subject}, {"author", c->row.author},
                        {"time", c->row.time}, {"parents", c->row.parents},
                        {"error", c->row.error ? json(*c->row.error) : json(nullptr)}, {"objects", objects}});
   }
+  json change_points = json::array();
+  for (const auto& [name, t] : tests) change_points_json(name, t.analysis, change_points);
+  for (const auto& [name, cs] : cases) {
+    for (const auto& [case_name, stats] : cs) change_points_json(name + "::" + case_name, stats.analysis, change_points);
+  }
   return ok({{"repo", repo}, {"branch", branch}, {"head", b->second.head}, {"commits", commits},
-             {"change_points", change_points_json(state_, repo, shas)}});
+             {"change_points", change_points}});
 }
 
 Response Api::changes(const std::string& repo, const std::string& branch) {
   auto b = state_.branches().find({repo, branch});
   if (b == state_.branches().end()) return error(404, "no branch '" + branch + "' in repo '" + repo + "'");
-  json out = change_points_json(state_, repo, state_.first_parent_history(repo, b->second.head, 2000));
+  json out = json::array();
+  for (const auto& [name, t] : branch_stats(state_, repo, state_.first_parent_history(repo, b->second.head, 2000))) {
+    change_points_json(name, t.analysis, out);
+    if (!has_failures(t)) continue;
+    for (const auto& [case_name, stats] : case_stats(state_, t)) {
+      change_points_json(name + "::" + case_name, stats.analysis, out);
+    }
+  }
   std::stable_sort(out.begin(), out.end(), [](const json& x, const json& y) {
     return x["probability"].get<double>() > y["probability"].get<double>();
   });
@@ -285,24 +381,59 @@ Response Api::commit(const std::string& repo, const std::string& sha) {
   const CommitState* c = state_.commit(repo, sha);
   if (c == nullptr) return error(404, "no commit " + sha + " in repo '" + repo + "'");
   json objects = json::array();
+  // Classified as the history page does: along the first-parent history of a branch holding the
+  // commit (one under test first), so later commits count too; else along its own ancestry.
+  std::vector<std::string> around = state_.first_parent_history(repo, sha, kClassifyAncestry);
+  size_t index = around.size() - 1;  // in oldest-first order
+  for (const bool under_test : {true, false}) {
+    bool found = false;
+    for (const auto& [key, b] : state_.branches()) {
+      if (key.first != repo || b.under_test != under_test) continue;
+      const auto history = state_.first_parent_history(repo, b.head, kClassifyAncestry);
+      const auto at = std::find(history.begin(), history.end(), sha);
+      if (at == history.end()) continue;
+      index = history.size() - 1 - static_cast<size_t>(at - history.begin());
+      around = history;
+      found = true;
+      break;
+    }
+    if (found) break;
+  }
+  const BranchStats tests = branch_stats(state_, repo, around);
   for (const auto& o : c->objects) {
     const auto p = state_.progress(o.hash);
     auto st = state_.plan().statuses.find({repo, sha, o.name});
     json cases = json::object();
+    const auto t = tests.find(o.name);
     if (o.kind == "test") {
-      auto counts = state_.store().case_counts(o.hash);
-      if (counts.ok()) {
-        for (const auto& [name, rf] : *counts) {
+      {
+        for (const auto& [name, rf] : state_.case_counts(o.hash)) {
           cases[name] = {{"runs", rf.first}, {"failures", rf.second}, {"failure_rate", rate_json(rf.second, rf.first)}};
+        }
+      }
+      if (t != tests.end() && !cases.empty()) {
+        // A test that never failed along the ancestry: its cases are judged on this commit's runs
+        // alone (reading every ancestor identity's cases would teach nothing more).
+        TestStats here = t->second;
+        size_t at = index;
+        if (!has_failures(here)) {
+          here.evidence = {here.evidence[index]};
+          here.evidence[0].runs = p.runs;
+          here.evidence[0].failures = p.failures;
+          at = 0;
+        }
+        for (const auto& [name, stats] : case_stats(state_, here)) {
+          if (cases.contains(name)) cases[name]["classification"] = classification_json(stats, at);
         }
       }
     }
     objects.push_back({{"name", o.name}, {"kind", o.kind}, {"hash", o.hash},
-                       {"status", st == state_.plan().statuses.end() ? "not_enabled" : planner::to_string(st->second.state)},
-                       {"reason", st == state_.plan().statuses.end() ? "" : st->second.reason},
+                       {"status", status_json(state_, {repo, sha, o.name}, o.hash)},
+                       {"reason", reason_json(state_, {repo, sha, o.name}, o.hash)},
                        {"runs", p.runs}, {"active_runs", p.active}, {"failures", p.failures},
                        {"target_runs", st == state_.plan().statuses.end() ? 0 : st->second.target},
                        {"failure_rate", rate_json(p.failures, p.runs)}, {"cases", cases},
+                       {"classification", t == tests.end() ? json(nullptr) : classification_json(t->second, index)},
                        {"definition", json::parse(o.definition_json, nullptr, false)}});
   }
   json enabled = json::array();
@@ -333,15 +464,10 @@ Response Api::commit_runs(const std::string& repo, const std::string& sha, const
     if (name.empty() || o.name == name) hashes.insert(o.hash);
   }
   if (!name.empty() && hashes.empty()) return error(404, "commit has no object named '" + name + "'");
-  auto runs = state_.store().runs();
+  auto runs = state_.store().runs_of({hashes.begin(), hashes.end()});
   if (!runs.ok()) return error(500, runs.error().message);
-  std::vector<const store::RunRow*> mine;
-  for (const auto& r : *runs) {
-    if (hashes.count(r.hash)) mine.push_back(&r);
-  }
-  std::sort(mine.begin(), mine.end(), [](const auto* a, const auto* b) { return a->started > b->started; });
   json out = json::array();
-  for (const auto* r : mine) out.push_back(run_json(*r, state_.store()));
+  for (const auto& r : *runs) out.push_back(run_json(r, state_.store()));
   return ok(out);
 }
 

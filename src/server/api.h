@@ -4,6 +4,8 @@
 #pragma once
 
 #include <functional>
+#include <optional>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "server/http.h"
@@ -22,12 +24,26 @@ class Api : public Handler {
   bool on_open(const std::shared_ptr<Socket>& socket, const Request& request) override;
   void on_message(const std::shared_ptr<Socket>& socket, const std::string& text) override;
   void on_close(const std::shared_ptr<Socket>& socket) override;
+  // Uploads (POST /api/artifacts/...) are streamed to a file under the artifact store's tmp/.
+  std::string body_file_for(const Request& head) override;
 
  private:
   Response get(const Request& request);
   Response post(const Request& request);
+  // Source archives, build artifacts and run records (api_files.cc); nullopt when `request` is
+  // not for one of those endpoints.
+  std::optional<Response> get_file(const Request& request);
+  std::optional<Response> post_file(const Request& request);
+  Response source_archive(const std::string& repo, const std::string& sha, const std::string& path);
+  Response build_files(const std::string& hash);
+  Response build_file(const std::string& hash, const std::string& name);
+  Response put_build_file(const std::string& hash, const std::string& name, const Request& request);
+  Response put_run_record(const std::string& run_id, const Request& request);
+  Response run_artifacts(const std::string& run_id);
+  Response run_artifact(const std::string& run_id, const std::string& name);
   Response repos();
   Response branches(const std::string& repo);
+  nlohmann::json branch_json(const store::BranchRow& branch) const;
   Response history(const std::string& repo, const std::string& branch, size_t limit);
   Response commit(const std::string& repo, const std::string& sha);
   Response changes(const std::string& repo, const std::string& branch);

@@ -94,17 +94,26 @@ Status load_config(const std::string& path, ServerOptions& o) {
       {"server", {{"path_to_local_data", text(o.data_dir)}, {"poll_seconds", number(o.poll_seconds)},
                   {"default_target_runs", number(o.default_target_runs)},
                   {"worker_timeout_seconds", number(o.worker_timeout_seconds)},
-                  {"webhook_secret", text(o.webhook_secret)}}},
+                  {"webhook_secret", text(o.webhook_secret)}, {"extra_runs", number(o.extra_runs)},
+                  {"extra_confidence", number(o.extra_confidence)}}},
       {"server_ports", {{"server_address", text(address)}, {"server_port", number(o.port)}}},
       {"source_control", {{"path_to_repos", text(o.repos_dir)}}},
       {"artifacts", {{"path_to_local_artifact_storage", text(o.artifacts_dir)}}},
       {"machine_management", {{"max_workers", number(o.local_workers)}, {"max_cores", number(max_cores)},
                               {"max_ram_gb", number(max_ram_gb)}}}};
+  // The statistics' settings may also stand at the top level.
+  const std::map<std::string, Setter> top = {{"extra_runs", number(o.extra_runs)},
+                                             {"extra_confidence", number(o.extra_confidence)}};
   for (const auto& [key, value] : config.items()) {
+    if (auto t = top.find(key); t != top.end()) {
+      auto s = t->second(value, key);
+      if (!s.ok()) return Error{path, s.error().where + ": " + s.error().message};
+      continue;
+    }
     auto section = sections.find(key);
     if (section == sections.end()) {
       return Error{path, fmt::format("unknown or unsupported section '{}'; expected server, server_ports, "
-                                     "source_control, artifacts, machine_management", key)};
+                                     "source_control, artifacts, machine_management, extra_runs, extra_confidence", key)};
     }
     auto s = apply_section(value, key, section->second);
     if (!s.ok()) return Error{path, s.error().where + ": " + s.error().message};
@@ -113,6 +122,10 @@ Status load_config(const std::string& path, ServerOptions& o) {
     return Error{path, "server_ports.server_address: the server binds 127.0.0.1 only"};
   }
   if (o.repos_dir.empty()) return Error{path, "source_control.path_to_repos is required"};
+  if (o.extra_runs < 0) return Error{path, "extra_runs: must not be negative"};
+  if (o.extra_confidence <= 0 || o.extra_confidence >= 1) {
+    return Error{path, "extra_confidence: must be between 0 and 1 (exclusive)"};
+  }
   const int workers = std::max(1, o.local_workers);
   if (max_cores > 0) o.worker_cores = std::max(1, max_cores / workers);
   if (max_ram_gb > 0) o.worker_ram_gb = std::max(1, max_ram_gb / workers);

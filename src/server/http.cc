@@ -8,7 +8,7 @@
 #include <boost/beast.hpp>
 #include <boost/beast/websocket.hpp>
 #include <deque>
-#include <fstream>
+#include <filesystem>
 #include <sstream>
 
 namespace testlooper::server {
@@ -33,7 +33,11 @@ std::string url_decode(const std::string& s) {
   return out;
 }
 
-Request to_request(const http::request<http::string_body>& r) {
+// Bodies read into memory, and bodies streamed to a file (Handler::body_file_for).
+constexpr uint64_t kBodyLimit = 64ull << 20;
+constexpr uint64_t kFileBodyLimit = 4ull << 30;
+
+Request to_request(const http::request_header<>& r) {
   Request out;
   out.method = std::string(r.method_string());
   const std::string target(r.target());
@@ -51,7 +55,6 @@ Request to_request(const http::request<http::string_body>& r) {
     for (auto& c : name) c = static_cast<char>(tolower(c));
     out.headers[name] = std::string(h.value());
   }
-  out.body = r.body();
   return out;
 }
 
@@ -133,42 +136,95 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       : socket_(std::move(socket)), handler_(handler), next_id_(next_id) {}
 
   void read() {
-    parser_.emplace();
-    parser_->body_limit(1ull << 32);
+    head_parser_.emplace();
+    head_parser_->body_limit(kFileBodyLimit);
     auto self = shared_from_this();
-    http::async_read(socket_, buffer_, *parser_, [self](beast::error_code ec, size_t) {
+    http::async_read_header(socket_, buffer_, *head_parser_, [self](beast::error_code ec, size_t) {
       if (ec) return;
-      self->dispatch(self->parser_->release());
+      self->read_body();
     });
   }
 
  private:
+  // The head is in: reads the body into memory, or into the file the handler names.
+  void read_body() {
+    const auto& head = head_parser_->get();
+    const std::string file =
+        websocket::is_upgrade(head) ? "" : handler_.body_file_for(to_request(head));
+    auto self = shared_from_this();
+    if (file.empty()) {
+      string_parser_.emplace(std::move(*head_parser_));
+      string_parser_->body_limit(kBodyLimit);
+      http::async_read(socket_, buffer_, *string_parser_, [self](beast::error_code ec, size_t) {
+        if (ec) return;
+        self->dispatch(self->string_parser_->release());
+      });
+      return;
+    }
+    if (head[http::field::expect] == "100-continue") {
+      beast::error_code ignored;
+      http::write(socket_,
+                  http::response<http::empty_body>{http::status::continue_, head.version()},
+                  ignored);
+    }
+    file_parser_.emplace(std::move(*head_parser_));
+    file_parser_->body_limit(kFileBodyLimit);
+    beast::error_code ec;
+    file_parser_->get().body().open(file.c_str(), beast::file_mode::write, ec);
+    if (ec) return;
+    http::async_read(socket_, buffer_, *file_parser_, [self, file](beast::error_code ec, size_t) {
+      auto request = self->file_parser_->release();
+      request.body().close();
+      std::error_code ignored;
+      if (ec) {
+        std::filesystem::remove(file, ignored);
+        return;
+      }
+      Request parsed = to_request(request);
+      parsed.body_file = file;
+      self->respond(parsed, request.version(), request.keep_alive());
+      std::filesystem::remove(file, ignored);
+    });
+  }
+
   void dispatch(http::request<http::string_body> request) {
     Request parsed = to_request(request);
+    parsed.body = request.body();
     if (websocket::is_upgrade(request)) {
       auto ws = std::make_shared<WsSession>(std::move(socket_), handler_, parsed.path, ++next_id_);
       ws->start(std::move(request), std::move(parsed));
       return;
     }
+    respond(parsed, request.version(), request.keep_alive());
+  }
+
+  // Hands the request to the handler and writes its response: a file is streamed from disk.
+  void respond(const Request& parsed, unsigned version, bool keep_alive) {
     Response response;
     try {
       response = handler_.handle(parsed);
     } catch (const std::exception& e) {
-      response = Response{500, "application/json", std::string("{\"error\": \"internal error\"}"), ""};
+      response =
+          Response{500, "application/json", std::string("{\"error\": \"internal error\"}"), ""};
+    }
+    if (!response.file.empty()) {
+      auto res = std::make_shared<http::response<http::file_body>>(
+          static_cast<http::status>(response.status), version);
+      beast::error_code ec;
+      res->body().open(response.file.c_str(), beast::file_mode::scan, ec);
+      if (!ec) return write(res, response.content_type, keep_alive);
     }
     auto res = std::make_shared<http::response<http::string_body>>(
-        static_cast<http::status>(response.status), request.version());
-    res->set(http::field::content_type, response.content_type);
+        static_cast<http::status>(response.status), version);
+    res->body() = std::move(response.body);
+    write(res, response.content_type, keep_alive);
+  }
+
+  template <class Message>
+  void write(std::shared_ptr<Message> res, const std::string& content_type, bool keep_alive) {
+    res->set(http::field::content_type, content_type);
     res->set(http::field::cache_control, "no-store");
-    if (!response.file.empty()) {
-      std::ifstream in(response.file, std::ios::binary);
-      std::ostringstream content;
-      content << in.rdbuf();
-      res->body() = content.str();
-    } else {
-      res->body() = std::move(response.body);
-    }
-    res->keep_alive(request.keep_alive());
+    res->keep_alive(keep_alive);
     res->prepare_payload();
     auto self = shared_from_this();
     http::async_write(socket_, *res, [self, res](beast::error_code ec, size_t) {
@@ -185,7 +241,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   Handler& handler_;
   int& next_id_;
   beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::request_parser<http::empty_body>> head_parser_;
+  std::optional<http::request_parser<http::string_body>> string_parser_;
+  std::optional<http::request_parser<http::file_body>> file_parser_;
 };
 
 }  // namespace

@@ -16,6 +16,9 @@ struct Request {
   std::map<std::string, std::string> query;
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
+  // When set, the body was streamed into this file instead (Handler::body_file_for); the server
+  // removes the file after handle() unless the handler moved it away.
+  std::string body_file;
 };
 
 struct Response {
@@ -39,6 +42,13 @@ class Handler {
  public:
   virtual ~Handler() = default;
   virtual Response handle(const Request& request) = 0;
+  // Where to stream the body of the request whose head (no body yet) is `head`: a new file's
+  // path for a large upload (up to 4 GiB), or "" to read the body into Request::body (up to
+  // 64 MiB). A bigger body closes the connection.
+  virtual std::string body_file_for(const Request& head) {
+    (void)head;
+    return "";
+  }
   // A WebSocket opened on `socket->path()`; return false to refuse it.
   virtual bool on_open(const std::shared_ptr<Socket>& socket, const Request& request) = 0;
   virtual void on_message(const std::shared_ptr<Socket>& socket, const std::string& text) = 0;

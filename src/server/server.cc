@@ -80,7 +80,8 @@ class LocalWorkers {
     std::vector<std::string> args = {options_.self_executable, "worker", "--server",
                                      "http://127.0.0.1:" + std::to_string(port_), "--cores",
                                      std::to_string(s.cores), "--ram-gb", std::to_string(s.ram),
-                                     "--dir", dir, "--id", "local-" + std::to_string(s.index)};
+                                     "--dir", dir, "--id", "local-" + std::to_string(s.index),
+                                     "--shared-disk"};
     const pid_t pid = fork();
     if (pid == 0) {
       // A local worker does not outlive its server (a restarted server starts its own).
@@ -120,7 +121,8 @@ int run_server(const ServerOptions& options) {
                                           data + "/logs", fs::absolute(options.repos_dir).string(),
                                           options.artifacts_dir.empty()
                                               ? data + "/artifacts"
-                                              : fs::absolute(options.artifacts_dir).string()});
+                                              : fs::absolute(options.artifacts_dir).string(),
+                                          options.extra_runs, options.extra_confidence});
   if (auto s = state.load(); !s.ok()) {
     std::cerr << "testlooper serve: " << s.error().to_string() << "\n";
     return 2;

@@ -4,6 +4,7 @@
 // WebSocket on 127.0.0.1.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace testlooper::server {
@@ -18,6 +19,8 @@ struct ServerOptions {
   double poll_seconds = 10;          // git polling interval
   double worker_timeout_seconds = 30;  // a worker silent this long is lost
   int default_target_runs = 1;
+  int64_t extra_runs = 500;          // extra runs per branch under test (statistical bisection)
+  double extra_confidence = 0.95;    // a change this probable is localised: no more extra runs
   std::string webhook_secret;        // HMAC secret for push webhooks ("" = unverified)
   std::string self_executable;       // the testlooper binary, for local workers
   std::string artifacts_dir;         // "" = <data_dir>/artifacts

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -14,6 +15,9 @@ namespace testlooper::server {
 namespace {
 
 using nlohmann::json;
+
+// How far back along a branch the extra-run budget looks for changes.
+constexpr size_t kExtraHistory = 1000;
 
 
 planner::PlannedObject planned_from(const store::ObjectRow& row) {
@@ -64,24 +68,26 @@ Status ServerState::load() {
   for (const auto& [key, enabled] : *sets) {
     if (enabled) enabled_[{std::get<0>(key), std::get<1>(key)}].insert(std::get<2>(key));
   }
-  auto runs = store_.runs();
-  if (!runs.ok()) return runs.error();
-  for (const auto& r : *runs) {
-    planner::HashProgress& p = progress_[r.hash];
-    if (r.state == store::RunState::kRunning) {
-      ++p.active;
-      active_runs_[r.id] = r;
-      // Its worker has until the timeout to come back and claim it.
-      WorkerState& w = workers_[r.worker];
-      w.id = r.worker;
-      w.last_seen = now_seconds();
-      w.running[r.id] = {0, 0};
-    } else if (r.state == store::RunState::kSucceeded || r.state == store::RunState::kFailed) {
-      ++p.runs;
-      if (r.state == store::RunState::kFailed) ++p.failures;
-    }
+  // Aggregates only: a store may hold millions of runs.
+  auto counts = store_.run_counts();
+  if (!counts.ok()) return counts.error();
+  for (const auto& [hash, c] : *counts) progress_[hash] = {c.runs, c.failures, c.active};
+  auto spent = store_.purpose_counts();
+  if (!spent.ok()) return spent.error();
+  extra_used_ = *spent;
+  auto active = store_.active_runs();
+  if (!active.ok()) return active.error();
+  for (const auto& r : *active) {
+    active_runs_[r.id] = r;
+    // Its worker has until the timeout to come back and claim it.
+    WorkerState& w = workers_[r.worker];
+    w.id = r.worker;
+    w.last_seen = now_seconds();
+    w.running[r.id] = {0, 0};
   }
-  run_counter_ = static_cast<int64_t>(runs->size());
+  auto total = store_.run_count();
+  if (!total.ok()) return total.error();
+  run_counter_ = *total;
   recompute_reachable();
   return {};
 }
@@ -96,8 +102,10 @@ void ServerState::add_commit(store::CommitRow row, std::vector<store::ObjectRow>
   CommitState& c = commits_[{row.repo, row.sha}];
   c.row = std::move(row);
   c.objects = std::move(objects);
-  c.planned.clear();
-  for (const auto& o : c.objects) c.planned.push_back(planned_from(o));
+  c.planned = planner::PlannedCommit{c.row.repo, c.row.sha, c.row.time, reachable_.count({c.row.repo, c.row.sha}) > 0, {}, {}};
+  for (const auto& o : c.objects) c.planned.objects.push_back(planned_from(o));
+  const json sets = json::parse(c.row.test_sets_json, nullptr, false);
+  if (sets.is_object()) c.planned.test_sets = sets.get<std::map<std::string, std::vector<std::string>>>();
 }
 
 const CommitState* ServerState::commit(const std::string& repo, const std::string& sha) const {
@@ -117,6 +125,20 @@ std::vector<std::string> ServerState::first_parent_history(const std::string& re
     at = c->row.parents.front();
   }
   return out;
+}
+
+int64_t ServerState::extra_used(const std::string& repo, const std::string& branch) const {
+  auto it = extra_used_.find(planner::extra_purpose(repo, branch));
+  return it == extra_used_.end() ? 0 : it->second;
+}
+
+const planner::CaseCounts& ServerState::case_counts(const std::string& hash) {
+  constexpr size_t kMaxCached = 100'000;
+  auto it = case_cache_.find(hash);
+  if (it != case_cache_.end()) return it->second;
+  if (case_cache_.size() >= kMaxCached) case_cache_.clear();
+  auto counts = store_.case_counts(hash);
+  return case_cache_[hash] = counts.ok() ? std::move(*counts) : planner::CaseCounts{};
 }
 
 planner::HashProgress ServerState::progress(const std::string& hash) const {
@@ -223,21 +245,30 @@ void ServerState::recompute_reachable() {
     if (c == nullptr) continue;
     for (const auto& p : c->row.parents) stack.emplace_back(key.first, p);
   }
+  for (auto& [key, c] : commits_) c.planned.reachable = reachable_.count(key) > 0;
 }
 
 void ServerState::update() {
-  planner::PlanInput in;
+  planner::PlanInput& in = plan_input_;
   in.default_target = options_.default_target_runs;
-  in.enabled_sets = enabled_;
-  in.targets = targets_;
-  in.progress = progress_;
-  for (const auto& [key, c] : commits_) {
-    planner::PlannedCommit pc{key.first, key.second, c.row.time, reachable_.count(key) > 0, {}, c.planned};
-    const json sets = json::parse(c.row.test_sets_json, nullptr, false);
-    if (sets.is_object()) pc.test_sets = sets.get<std::map<std::string, std::vector<std::string>>>();
-    in.commits.push_back(std::move(pc));
+  std::vector<const planner::PlannedCommit*> commits;
+  commits.reserve(commits_.size());
+  for (const auto& [key, c] : commits_) commits.push_back(&c.planned);
+  in.budgets.clear();
+  in.extra_confidence = options_.extra_confidence;
+  std::map<std::string, int64_t> extra_active;
+  for (const auto& [id, run] : active_runs_) {
+    if (!run.purpose.empty()) ++extra_active[run.purpose];
   }
-  plan_ = planner::make_plan(in);
+  for (const auto& [key, b] : branches_) {
+    if (!b.under_test || options_.extra_runs <= 0) continue;
+    const std::string purpose = planner::extra_purpose(b.repo, b.name);
+    auto history = first_parent_history(b.repo, b.head, kExtraHistory);
+    std::reverse(history.begin(), history.end());
+    in.budgets.push_back({b.repo, b.name, std::move(history), options_.extra_runs - extra_used(b.repo, b.name),
+                          extra_active[purpose], options_.extra_parallel});
+  }
+  plan_ = planner::make_plan(in, commits);
   // Runs of commits nobody can reach any more are cancelled.
   std::vector<std::string> cancel;
   for (const auto& [id, run] : active_runs_) {

@@ -21,7 +21,7 @@ namespace testlooper::server {
 struct CommitState {
   store::CommitRow row;
   std::vector<store::ObjectRow> objects;
-  std::vector<planner::PlannedObject> planned;  // parsed from objects
+  planner::PlannedCommit planned;  // parsed from row and objects once; `reachable` kept current
 };
 
 struct WorkerState {
@@ -30,6 +30,7 @@ struct WorkerState {
   int cores = 0;
   int ram_gb = 0;
   std::string host;
+  bool shared_disk = false;  // it said it can use the server's repos dir and artifact store
   double last_seen = 0;
   std::map<std::string, std::pair<int, int>> running;  // run id -> (cores, ram)
 };
@@ -40,6 +41,11 @@ struct StateOptions {
   std::string logs_dir;
   std::string repos_dir;      // given to workers on this machine with each job
   std::string artifacts_dir;  // the artifact store shared with local workers
+  // Extra runs per branch under test, spent where the statistics say they teach most
+  // (planner::BranchBudget), until a change is localised with extra_confidence.
+  int64_t extra_runs = 500;
+  double extra_confidence = 0.95;
+  int extra_parallel = 8;  // extra runs of one branch in flight at once
 };
 
 class ServerState {
@@ -64,6 +70,11 @@ class ServerState {
   void worker_disconnected(const std::shared_ptr<Socket>& socket);
   // Declares workers silent for too long lost: their runs become infrastructure failures.
   void check_workers(double now);
+  // A user's cancel: tells the worker running `run_id` to stop it; the run is recorded cancelled
+  // (neither a run nor a failure) when the worker reports back, or at once when its worker is
+  // away. Error when the run is not running. The planner then wants a replacement as for any
+  // run that taught nothing (docs/web.md "Cancelling a run").
+  Status cancel_run(const std::string& run_id);
 
   // Event streams and live logs.
   void add_event_socket(const std::shared_ptr<Socket>& socket) { event_sockets_.insert(socket); }
@@ -78,11 +89,20 @@ class ServerState {
   std::vector<std::string> first_parent_history(const std::string& repo, const std::string& sha, size_t limit) const;
   const planner::Plan& plan() const { return plan_; }
   planner::HashProgress progress(const std::string& hash) const;
+  // Per identity, its cases' (runs, failures) over its finished runs (store::Store::case_counts),
+  // cached until a run of that identity ends; empty when the store cannot say.
+  const planner::CaseCounts& case_counts(const std::string& hash);
+  // Why an identity wanting runs cannot run on any connected worker ("" when it can).
+  std::string unrunnable_reason(const std::string& hash) const;
   const std::map<std::string, WorkerState>& workers() const { return workers_; }
   const std::map<std::tuple<std::string, std::string, std::string>, int>& targets() const { return targets_; }
   const std::map<std::pair<std::string, std::string>, std::set<std::string>>& enabled_sets() const { return enabled_; }
   std::string log_path(const std::string& run_id) const;
+  const std::string& artifacts_dir() const { return options_.artifacts_dir; }
   int64_t run_counter() const { return run_counter_; }
+  // Extra runs spent by a branch under test so far, and its budget.
+  int64_t extra_used(const std::string& repo, const std::string& branch) const;
+  int64_t extra_budget() const { return options_.extra_runs; }
 
   // Replans and dispatches; called after every change.
   void update();
@@ -105,17 +125,24 @@ class ServerState {
   std::map<std::pair<std::string, std::string>, store::BranchRow> branches_;
   std::map<std::pair<std::string, std::string>, CommitState> commits_;
   std::set<std::pair<std::string, std::string>> reachable_;
-  std::map<std::pair<std::string, std::string>, std::set<std::string>> enabled_;
-  std::map<std::tuple<std::string, std::string, std::string>, int> targets_;
-  std::map<std::string, planner::HashProgress> progress_;
+  // The planner's input, kept up to date rather than rebuilt for each plan (its commits are
+  // passed apart, as pointers to commits_' planned).
+  planner::PlanInput plan_input_;
+  std::map<std::pair<std::string, std::string>, std::set<std::string>>& enabled_ = plan_input_.enabled_sets;
+  std::map<std::tuple<std::string, std::string, std::string>, int>& targets_ = plan_input_.targets;
+  std::map<std::string, planner::HashProgress>& progress_ = plan_input_.progress;
   std::map<std::string, store::RunRow> active_runs_;
   std::set<std::string> cancel_sent_;  // active runs already told to stop
+  std::set<std::string> user_cancels_;  // active runs a user cancelled (cancel_run)
   std::map<std::string, WorkerState> workers_;
   std::map<int, std::string> worker_by_socket_;
   std::set<std::shared_ptr<Socket>> event_sockets_;
   std::map<std::string, std::set<std::shared_ptr<Socket>>> log_sockets_;
   planner::Plan plan_;
   int64_t run_counter_ = 0;
+  std::map<std::string, int64_t> extra_used_;  // purpose -> extra runs spent (not infra failures)
+  std::map<std::string, planner::CaseCounts> case_cache_;  // by hash (case_counts)
+  std::map<std::string, std::string> unrunnable_;          // by hash, from the last dispatch
 };
 
 }  // namespace testlooper::server

@@ -44,6 +44,7 @@ void ServerState::worker_message(const std::shared_ptr<Socket>& socket, const st
     w.cores = m.value("cores", 1);
     w.ram_gb = m.value("ram_gb", 0);
     w.host = m.value("host", "");
+    w.shared_disk = m.value("shared_disk", false);
     w.last_seen = now_seconds();
     worker_by_socket_[socket->id()] = id;
     for (const auto& r : m.contains("finished") ? m["finished"] : json::array()) finish_run(id, r.dump());
@@ -62,6 +63,14 @@ void ServerState::worker_message(const std::shared_ptr<Socket>& socket, const st
       r.ended = now_seconds();
       r.detail = "the worker restarted without this run";
       record_result(r, {});
+    }
+    // Runs it still has that are over here (cancelled while it was away, or given up on) or that
+    // a user cancelled are stopped.
+    for (const auto& run_id : still) {
+      const bool active = active_runs_.count(run_id) > 0;
+      if (active && !user_cancels_.count(run_id)) continue;
+      socket->send(json{{"type", "cancel"}, {"run_id", run_id}}.dump());
+      if (active) cancel_sent_.insert(run_id);
     }
     broadcast(json{{"type", "workers"}}.dump());
     update();
@@ -105,6 +114,31 @@ void ServerState::check_workers(double now) {
   }
 }
 
+std::string ServerState::unrunnable_reason(const std::string& hash) const {
+  auto it = unrunnable_.find(hash);
+  return it == unrunnable_.end() ? "" : it->second;
+}
+
+Status ServerState::cancel_run(const std::string& run_id) {
+  auto run = active_runs_.find(run_id);
+  if (run == active_runs_.end()) return Error{run_id, "run " + run_id + " is not running"};
+  user_cancels_.insert(run_id);
+  auto w = workers_.find(run->second.worker);
+  if (w != workers_.end() && w->second.socket) {
+    // Recorded when the worker reports the run (cancelled, or its result if it ended first).
+    w->second.socket->send(json{{"type", "cancel"}, {"run_id", run_id}}.dump());
+    cancel_sent_.insert(run_id);
+    return {};
+  }
+  // Its worker is away: the run ends now, and the worker is told to stop it when it is back.
+  store::RunRow r = run->second;
+  r.state = store::RunState::kCancelled;
+  r.ended = now_seconds();
+  record_result(r, {});
+  update();
+  return {};
+}
+
 void ServerState::fail_worker_runs(WorkerState& worker, const std::string& why) {
   std::vector<std::string> ids;
   for (const auto& [run_id, res] : worker.running) ids.push_back(run_id);
@@ -131,8 +165,10 @@ void ServerState::dispatch() {
     }
     capacity.push_back({id, cores, ram, w.cores, w.ram_gb});
   }
+  unrunnable_.clear();
   if (capacity.empty()) return;
   const auto result = dispatch::assign(plan_.jobs, capacity);
+  for (const auto& u : result.unrunnable) unrunnable_[u.job.hash] = u.reason;
   for (const auto& a : result.assignments) start_run(workers_.at(a.worker), a.job, a.cores, a.ram_gb);
   if (!result.assignments.empty()) broadcast(json{{"type", "runs"}}.dump());
 }
@@ -154,19 +190,27 @@ void ServerState::start_run(WorkerState& worker, const planner::Job& job, int co
   run.kind = job.kind;
   run.worker = worker.id;
   run.started = now_seconds();
+  run.purpose = job.purpose;
   if (!store_.start_run(run).ok()) return;
+  if (!run.purpose.empty()) ++extra_used_[run.purpose];
   ++run_counter_;
   active_runs_[run.id] = run;
   ++progress_[run.hash].active;
   worker.running[run.id] = {cores, ram};
   // Keep the plan's counts in step so the same runs are not dispatched twice in one pass.
   for (auto& j : plan_.jobs) {
-    if (j.hash == job.hash && j.runs > 0) --j.runs;
+    if (j.hash == job.hash && j.purpose == job.purpose && j.runs > 0) --j.runs;
   }
-  worker.socket->send(json{{"type", "job"}, {"run_id", run.id}, {"cores", cores}, {"ram_gb", ram},
-                           {"repo", job.repo}, {"commit", job.commit},
-                           {"repos_dir", options_.repos_dir}, {"artifacts_dir", options_.artifacts_dir},
-                           {"object", json::parse(object->definition_json)}}.dump());
+  json message = {{"type", "job"},      {"run_id", run.id},     {"cores", cores},
+                  {"ram_gb", ram},      {"repo", job.repo},     {"commit", job.commit},
+                  {"object", json::parse(object->definition_json)}};
+  // Only a worker that shares the server's disk is told where it is; any other one fetches
+  // sources and builds over HTTP and uploads what it stores (docs/api.md "Files").
+  if (worker.shared_disk) {
+    message["repos_dir"] = options_.repos_dir;
+    message["artifacts_dir"] = options_.artifacts_dir;
+  }
+  worker.socket->send(message.dump());
 }
 
 void ServerState::finish_run(const std::string& worker, const std::string& text) {
@@ -196,12 +240,18 @@ void ServerState::finish_run(const std::string& worker, const std::string& text)
 }
 
 void ServerState::record_result(store::RunRow run, const std::vector<store::CaseRow>& cases) {
+  if (user_cancels_.erase(run.id) && run.state == store::RunState::kCancelled) run.detail = "cancelled by a user";
   auto recorded = store_.finish_run(run, cases);
+  case_cache_.erase(run.hash);
   active_runs_.erase(run.id);
   cancel_sent_.erase(run.id);
   for (auto& [id, w] : workers_) w.running.erase(run.id);
   planner::HashProgress& p = progress_[run.hash];
   if (p.active > 0) --p.active;
+  // An infrastructure failure taught nothing: the budget gets its run back.
+  if (!run.purpose.empty() && run.state == store::RunState::kInfraFailed && extra_used_[run.purpose] > 0) {
+    --extra_used_[run.purpose];
+  }
   if (recorded.ok() && *recorded &&
       (run.state == store::RunState::kSucceeded || run.state == store::RunState::kFailed)) {
     ++p.runs;

@@ -1,6 +1,7 @@
 // The SQLite implementation of Store.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "store/sqlite.h"
@@ -252,6 +253,57 @@ class SqliteStore : public Store {
     while (s.step()) out.push_back(read_run(s));
     if (!s.error().empty()) return failed("runs", s);
     return out;
+  }
+
+  Result<std::vector<RunRow>> active_runs() override {
+    Statement s(db_->get(), fmt::format("SELECT {} FROM runs WHERE state = 'running' ORDER BY started", kRunColumns));
+    std::vector<RunRow> out;
+    while (s.step()) out.push_back(read_run(s));
+    if (!s.error().empty()) return failed("active_runs", s);
+    return out;
+  }
+
+  Result<std::vector<RunRow>> runs_of(const std::vector<std::string>& hashes) override {
+    std::vector<RunRow> out;
+    for (const auto& hash : hashes) {
+      Statement s(db_->get(), fmt::format("SELECT {} FROM runs WHERE hash = ?", kRunColumns));
+      s.bind(1, hash);
+      while (s.step()) out.push_back(read_run(s));
+      if (!s.error().empty()) return failed("runs_of", s);
+    }
+    std::sort(out.begin(), out.end(), [](const RunRow& a, const RunRow& b) { return a.started > b.started; });
+    return out;
+  }
+
+  Result<std::map<std::string, RunCounts>> run_counts() override {
+    Statement s(db_->get(), "SELECT hash, state, COUNT(*) FROM runs GROUP BY hash, state");
+    std::map<std::string, RunCounts> out;
+    while (s.step()) {
+      RunCounts& c = out[s.text(0)];
+      const auto state = run_state_from(s.text(1));
+      const int64_t n = s.integer(2);
+      if (state == RunState::kSucceeded || state == RunState::kFailed) c.runs += n;
+      if (state == RunState::kFailed) c.failures += n;
+      if (state == RunState::kInfraFailed) c.infra_failures += n;
+      if (state == RunState::kRunning) c.active += n;
+    }
+    if (!s.error().empty()) return failed("run_counts", s);
+    return out;
+  }
+
+  Result<std::map<std::string, int64_t>> purpose_counts() override {
+    Statement s(db_->get(),
+                "SELECT purpose, COUNT(*) FROM runs WHERE purpose != '' AND state != 'infra_failed' GROUP BY purpose");
+    std::map<std::string, int64_t> out;
+    while (s.step()) out[s.text(0)] = s.integer(1);
+    if (!s.error().empty()) return failed("purpose_counts", s);
+    return out;
+  }
+
+  Result<int64_t> run_count() override {
+    Statement s(db_->get(), "SELECT COUNT(*) FROM runs");
+    if (s.step()) return s.integer(0);
+    return failed("run_count", s);
   }
 
   Result<std::optional<RunRow>> run(const std::string& id) override {

@@ -134,6 +134,15 @@ class Store {
   // when the run is already finished or unknown.
   virtual Result<bool> finish_run(const RunRow& run, const std::vector<CaseRow>& cases) = 0;
   virtual Result<std::vector<RunRow>> runs() = 0;
+  // The runs still marked running.
+  virtual Result<std::vector<RunRow>> active_runs() = 0;
+  // The runs of these identities, newest first.
+  virtual Result<std::vector<RunRow>> runs_of(const std::vector<std::string>& hashes) = 0;
+  // Per identity, counts over all its runs (one pass in the database; nothing per run in memory).
+  virtual Result<std::map<std::string, RunCounts>> run_counts() = 0;
+  // Per purpose (RunRow::purpose, "" excluded), the runs that were not infrastructure failures.
+  virtual Result<std::map<std::string, int64_t>> purpose_counts() = 0;
+  virtual Result<int64_t> run_count() = 0;
   virtual Result<std::optional<RunRow>> run(const std::string& id) = 0;
   virtual Result<std::vector<CaseRow>> cases(const std::string& run_id) = 0;
   // Every case result of every finished, non-infrastructure run of `hash`: name -> (runs, failures).

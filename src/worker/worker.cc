@@ -22,6 +22,7 @@
 #include "definitions/definitions_json.h"
 #include "environments/environments.h"
 #include "runner/runner.h"
+#include "worker/server_files.h"
 
 namespace testlooper::worker {
 namespace {
@@ -58,6 +59,18 @@ class Runners {
     return *entry->runner;
   }
 
+  // The runner for jobs without the server's disk: the worker's own store, sources over HTTP.
+  runner::Runner& remote(artifacts::Store& store, runner::SourceExporter& sources) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!remote_) {
+      remote_ = std::make_unique<runner::Runner>(runner::RunnerContext{
+          &store, &sources,
+          [this](const definitions::Environment& e) { return launchers_.launcher_for(e); },
+          &runner::system_clock()});
+    }
+    return *remote_;
+  }
+
  private:
   struct Entry {
     std::unique_ptr<artifacts::Store> store;
@@ -67,7 +80,18 @@ class Runners {
   environments::LauncherFactory launchers_;
   std::mutex mutex_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Entry>> runners_;
+  std::unique_ptr<runner::Runner> remote_;
 };
+
+// "http://host:port/..." -> {host, port}; the port defaults to 80.
+std::pair<std::string, std::string> host_and_port(const std::string& url) {
+  const size_t scheme = url.find("://");
+  const std::string rest = url.substr(scheme == std::string::npos ? 0 : scheme + 3);
+  const std::string authority = rest.substr(0, rest.find('/'));
+  const size_t colon = authority.find(':');
+  if (colon == std::string::npos) return {authority, "80"};
+  return {authority.substr(0, colon), authority.substr(colon + 1)};
+}
 
 std::string outcome_word(runner::Outcome o) {
   switch (o) {
@@ -133,13 +157,16 @@ class LogFollower {
 class Agent {
  public:
   explicit Agent(const WorkerOptions& options)
-      : options_(options), runners_(options.on_host), pending_dir_(options.dir + "/pending") {
+      : options_(options),
+        host_(host_and_port(options.server_url).first),
+        port_(host_and_port(options.server_url).second),
+        client_(host_, port_),
+        local_store_(options.dir + "/store"),
+        remote_sources_(client_, options.dir + "/sources"),
+        remote_files_(client_, local_store_),
+        runners_(options.on_host),
+        pending_dir_(options.dir + "/pending") {
     fs::create_directories(pending_dir_);
-    const std::string url = options.server_url;
-    const std::string rest = url.substr(url.find("://") == std::string::npos ? 0 : url.find("://") + 3);
-    host_ = rest.substr(0, rest.find(':'));
-    const size_t colon = rest.find(':');
-    port_ = colon == std::string::npos ? "80" : rest.substr(colon + 1, rest.find('/', colon) - colon - 1);
   }
 
   int run() {
@@ -214,7 +241,8 @@ class Agent {
     char hostname[256] = {0};
     gethostname(hostname, sizeof(hostname) - 1);
     return json{{"type", "hello"}, {"worker", options_.id}, {"cores", options_.cores},
-                {"ram_gb", options_.ram_gb}, {"host", hostname}, {"running", running},
+                {"ram_gb", options_.ram_gb}, {"host", hostname},
+                {"shared_disk", options_.shared_disk}, {"running", running},
                 {"finished", finished}}.dump();
   }
 
@@ -262,8 +290,19 @@ class Agent {
       result["message"] = object.error().to_string();
       return result;
     }
-    const std::string store_dir = job.value("artifacts_dir", options_.dir + "/store");
-    runner::Runner& r = runners_.get(store_dir, job.value("repos_dir", ""));
+    // The server names its directories only to workers that share its disk.
+    const bool shared = job.contains("repos_dir") && job.contains("artifacts_dir");
+    runner::Runner& r =
+        shared ? runners_.get(job.value("artifacts_dir", ""), job.value("repos_dir", ""))
+               : runners_.remote(local_store_, remote_sources_);
+    if (!shared) {
+      if (Status fetched = remote_files_.fetch_inputs(*object); !fetched.ok()) {
+        result["outcome"] = "infra";
+        result["message"] =
+            "cannot fetch the job's builds from the server: " + fetched.error().to_string();
+        return result;
+      }
+    }
     runner::RunRequest request{&*object, run_id, job.value("cores", 1), job.value("ram_gb", 0), &cancellation, {}};
     LogFollower follower(run_id, [this](const std::string& text) { send(text); });
     request.on_log_open = [&follower](const fs::path& log) { follower.follow(log); };
@@ -274,6 +313,15 @@ class Agent {
     result["outcome"] = outcome_word(run.outcome);
     result["exit_code"] = run.exit_code;
     result["message"] = run.message;
+    if (!shared) {
+      // Consumers of a build need its artifacts on the server: a run whose files did not get
+      // there taught nothing reliable, so it is an infrastructure failure (and runs again).
+      if (Status uploaded = remote_files_.upload_outputs(*object, run_id); !uploaded.ok()) {
+        result["outcome"] = "infra";
+        result["message"] =
+            "cannot upload the run's files to the server: " + uploaded.error().to_string();
+      }
+    }
     result["start"] = run.start_timestamp;
     result["end"] = run.end_timestamp;
     result["cases"] = cases;
@@ -286,10 +334,15 @@ class Agent {
   }
 
   const WorkerOptions& options_;
-  Runners runners_;
-  std::string pending_dir_;
   std::string host_;
   std::string port_;
+  // For jobs without the server's disk (no repos_dir/artifacts_dir in the job).
+  ServerClient client_;
+  artifacts::Store local_store_;
+  RemoteSourceExporter remote_sources_;
+  RemoteFiles remote_files_;
+  Runners runners_;
+  std::string pending_dir_;
   std::mutex mutex_;  // guards ws_ and serialises writes
   std::shared_ptr<websocket::stream<tcp::socket>> ws_;
   std::mutex jobs_mutex_;

@@ -12,9 +12,13 @@ struct WorkerOptions {
   std::string server_url;  // "http://127.0.0.1:9081"
   int cores = 1;
   int ram_gb = 1;
-  std::string dir;         // work directories, local artifact store, unacknowledged results
+  std::string dir;         // work dirs, local artifact store, source cache, unacked results
   std::string id;          // stable worker id (default: host name + dir)
   bool on_host = false;    // run Linux environments directly on this machine
+  // The server's repos dir and artifact store are readable and writable here (the server's own
+  // local workers, or a shared filesystem): jobs then name them and the worker uses them
+  // directly. Otherwise sources and artifacts travel over HTTP (worker/server_files.h).
+  bool shared_disk = false;
 };
 
 // Runs until SIGINT/SIGTERM; returns the exit status.

@@ -1,18 +1,32 @@
 // Runs the browser tests: node tests/browser/run.mjs BINARY ARTIFACTS_DIR
 // (scripts/browser-test checks the prerequisites first and says why when it skips).
+// TL_BROWSER_SUITES=ui,history_cancel runs only those suites (default: all, in this order).
 import fs from 'node:fs';
 import path from 'node:path';
 
 import { runAll } from './harness.mjs';
-import { register } from './ui_test.mjs';
+import { register as registerHistoryCancel } from './history_cancel_test.mjs';
+import { register as registerUi } from './ui_test.mjs';
+
+const kSuites = { ui: registerUi, history_cancel: registerHistoryCancel };
 
 const [binary, artifacts] = process.argv.slice(2);
 if (!binary || !artifacts) {
   console.error('usage: node tests/browser/run.mjs BINARY ARTIFACTS_DIR');
   process.exit(2);
 }
+const chosen = (process.env.TL_BROWSER_SUITES || Object.keys(kSuites).join(',')).split(',').filter(Boolean);
+for (const name of chosen) {
+  if (!kSuites[name]) {
+    console.error(`no browser test suite named '${name}' (there are: ${Object.keys(kSuites).join(', ')})`);
+    process.exit(2);
+  }
+}
 fs.mkdirSync(artifacts, { recursive: true });
-const teardown = register({ binary: path.resolve(binary), artifacts: path.resolve(artifacts) });
-const failed = await runAll(teardown);
+const options = { binary: path.resolve(binary), artifacts: path.resolve(artifacts) };
+const teardowns = chosen.map((name) => kSuites[name](options));
+const failed = await runAll(async () => {
+  for (const teardown of teardowns) await teardown();
+});
 console.log(`screenshots: ${path.resolve(artifacts)}`);
 process.exit(failed > 0 ? 1 : 0);

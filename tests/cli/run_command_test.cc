@@ -62,7 +62,7 @@ TEST_F(RunCommand, TheReportClassifiesEachTestAndCase) {
   EXPECT_EQ(object_named(report, "bad/linux")["classification"]["verdict"], "broken");
   EXPECT_EQ(object_named(report, "good/linux")["classification"]["verdict"], "good");
   EXPECT_GT(object_named(report, "flip/linux")["classification"]["confidence"].get<double>(), 0.9);
-  EXPECT_EQ(object_named(report, "good/linux")["cases"]["x"]["classification"]["verdict"], "good") << report.dump();
+  EXPECT_EQ(object_named(report, "good/linux")["case_classifications"]["x"]["verdict"], "good") << report.dump();
   const testing::RunOutput table = run("--runs 2 --jobs 1 good/linux");
   EXPECT_NE(table.out.find("CLASSIFICATION"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find("good ("), std::string::npos) << table.out;

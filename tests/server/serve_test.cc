@@ -200,3 +200,37 @@ TEST_F(ServeTest, Serve_ConfigFileWithVariablesAndUnknownKeysNamed) {
 
 }  // namespace
 }  // namespace testlooper::server
+
+namespace testlooper::server {
+namespace {
+
+TEST(ServeUnrunnable, ATestNeedingMoreThanAnyWorkerHasIsReportedWithTheReason) {
+  fixtures::TempDir dir;
+  fixtures::GitFixtureRepo app(dir.path() + "/repos/app");
+  app.write("testlooper.yml",
+            "looper_version: 5\n"
+            "environments: {linux: {platform: linux, image: {host: true}}}\n"
+            "tests:\n"
+            "  huge/linux: {command: 'true', min_cores: 64}\n"
+            "  small/linux: {command: 'true'}\n");
+  const std::string sha = app.commit("tests");
+  fixtures::ServerProcess server({"--repos", dir.path() + "/repos", "--data", dir.path() + "/data", "--port", "0",
+                                  "--workers", "1", "--worker-cores", "2", "--worker-ram-gb", "2",
+                                  "--poll-seconds", "0.3"});
+  ASSERT_TRUE(fixtures::eventually([&] { return server.get("/api/repos").size() == 1; }, 30));
+  ASSERT_EQ(server.post("/api/repos/app/branches/main/test", R"({"enabled": true})").first, 200);
+  nlohmann::json huge;
+  ASSERT_TRUE(fixtures::eventually([&] {
+    const nlohmann::json commit = server.get("/api/repos/app/commits/" + sha);
+    for (const auto& o : commit["objects"]) {
+      if (o["name"] == "huge/linux") huge = o;
+      if (o["name"] == "small/linux" && o["runs"] != 1) return false;
+    }
+    return huge.is_object() && huge["status"] == "unrunnable";
+  }, 30)) << server.get("/api/repos/app/commits/" + sha).dump();
+  EXPECT_NE(huge["reason"].get<std::string>().find("64 cores"), std::string::npos) << huge.dump();
+  EXPECT_EQ(huge["runs"], 0);
+}
+
+}  // namespace
+}  // namespace testlooper::server

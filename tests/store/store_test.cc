@@ -49,6 +49,39 @@ TEST_F(StoreTest, Store_FinishingARunIsIdempotent) {
   EXPECT_EQ((*store->run("r1"))->state, RunState::kFailed);
 }
 
+TEST_F(StoreTest, Store_AggregatesRunsWithoutReadingThemAll) {
+  auto store = open();
+  const std::vector<std::pair<std::string, RunState>> runs = {
+      {"h1", RunState::kSucceeded}, {"h1", RunState::kFailed}, {"h1", RunState::kInfraFailed},
+      {"h1", RunState::kRunning},   {"h2", RunState::kSucceeded}, {"h2", RunState::kCancelled}};
+  int n = 0;
+  for (const auto& [hash, state] : runs) {
+    RunRow r = running("r" + std::to_string(++n), hash);
+    r.started = n;
+    if (n <= 3) r.purpose = "extra:repo/main";
+    ASSERT_TRUE(store->start_run(r).ok());
+    if (state == RunState::kRunning) continue;
+    r.state = state;
+    ASSERT_TRUE(store->finish_run(r, {}).ok());
+  }
+  auto counts = store->run_counts();
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->at("h1").runs, 2);
+  EXPECT_EQ(counts->at("h1").failures, 1);
+  EXPECT_EQ(counts->at("h1").infra_failures, 1);
+  EXPECT_EQ(counts->at("h1").active, 1);
+  EXPECT_EQ(counts->at("h2").runs, 1);  // a cancelled run is not a run
+  EXPECT_EQ(store->purpose_counts()->at("extra:repo/main"), 2);  // the infrastructure failure is not spent
+  EXPECT_EQ(*store->run_count(), 6);
+  ASSERT_EQ(store->active_runs()->size(), 1u);
+  EXPECT_EQ(store->active_runs()->at(0).id, "r4");
+  auto of_h2 = store->runs_of({"h2"});
+  ASSERT_EQ(of_h2->size(), 2u);
+  EXPECT_EQ(of_h2->at(0).id, "r6");  // newest first
+  EXPECT_EQ(of_h2->at(0).state, RunState::kCancelled);
+  EXPECT_EQ(store->run("r1")->value().purpose, "extra:repo/main");
+}
+
 TEST_F(StoreTest, Store_SurvivesReopeningWithEverything) {
   {
     auto store = open();

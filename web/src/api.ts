@@ -27,6 +27,14 @@ export type ObjectStatus =
   | 'runnable'
   | 'done';
 
+// What the statistics make of a test (or case) at a commit; absent from older servers.
+export type Verdict = 'good' | 'flaky' | 'broken' | 'fixed' | 'new' | 'removed' | 'unknown';
+
+export interface Classification {
+  verdict: Verdict;
+  confidence: number;
+}
+
 export interface HistoryObject {
   name: string;
   kind: string;
@@ -36,6 +44,8 @@ export interface HistoryObject {
   failures: number;
   active_runs: number;
   failure_rate: Rate;
+  classification?: Classification | null;
+  cases?: Record<string, { classification?: Classification | null }>;
 }
 
 export interface ChangePoint {
@@ -69,6 +79,7 @@ export interface CaseCounts {
   runs: number;
   failures: number;
   failure_rate: Rate;
+  classification?: Classification | null;
 }
 
 export interface Definition {
@@ -91,6 +102,7 @@ export interface CommitObject {
   failure_rate: Rate;
   cases: Record<string, CaseCounts>;
   definition: Definition | null;
+  classification?: Classification | null;
 }
 
 export interface Commit {
@@ -140,6 +152,43 @@ export interface Worker {
   ram_gb: number;
   cores_used: number;
   running: string[];
+}
+
+// GET .../branches/{branch}/tests/{name}/history: one test's (or "test::case"'s) counts per
+// first-parent commit, newest first, and the changes of its failure rate.
+export interface TestHistoryCommit {
+  sha: string;
+  subject: string;
+  author: string;
+  time: number;
+  parents: string[];
+  present: boolean;
+  hash: string;
+  status: ObjectStatus | null;
+  runs: number;
+  failures: number;
+  active_runs: number;
+  failure_rate: Rate;
+  classification?: Classification | null;
+}
+
+export interface TestHistory {
+  repo: string;
+  branch: string;
+  head: string;
+  name: string;
+  test: string;
+  case: string | null;
+  commits: TestHistoryCommit[];
+  change_points: ChangePoint[];
+}
+
+// GET /api/runs/{id}/artifacts: the run's artifacts (a build's: its outputs in the store).
+export interface Artifact {
+  name: string;
+  file?: string; // the file's name as downloaded
+  size?: number; // bytes, when the server says
+  url: string;
 }
 
 export class ApiError extends Error {
@@ -206,6 +255,13 @@ export const api = {
     return res.text();
   },
   workers: () => request<Worker[]>('GET', '/api/workers'),
+  testHistory: (repo: string, branch: string, name: string, limit: number) =>
+    request<TestHistory>(
+      'GET',
+      `/api/repos/${enc(repo)}/branches/${encodePath(branch)}/tests/${encodePath(name)}/history?limit=${limit}`,
+    ),
+  runArtifacts: (id: string) => request<Artifact[]>('GET', `/api/runs/${enc(id)}/artifacts`),
+  cancelRun: (id: string) => request<unknown>('POST', `/api/runs/${enc(id)}/cancel`, {}),
 
   setBranchUnderTest: (repo: string, branch: string, enabled: boolean, depth: number) =>
     request<unknown>('POST', `/api/repos/${enc(repo)}/branches/${encodePath(branch)}/test`, {

@@ -57,8 +57,9 @@ export const paths = {
   repo: (repo: string) => `/repos/${encodeURIComponent(repo)}`,
   branch: (repo: string, branch: string) =>
     `/repos/${encodeURIComponent(repo)}/branches/${encodePath(branch)}`,
+  // One test's (or "test::case"'s) history along a branch.
   testHistory: (repo: string, branch: string, test: string) =>
-    `/repos/${encodeURIComponent(repo)}/branches/${encodePath(branch)}?test=${encodeURIComponent(test)}`,
+    `/repos/${encodeURIComponent(repo)}/branches/${encodePath(branch)}/tests/${encodePath(test)}`,
   commit: (repo: string, sha: string) => `/repos/${encodeURIComponent(repo)}/commits/${sha}`,
   test: (repo: string, sha: string, name: string) =>
     `/repos/${encodeURIComponent(repo)}/commits/${sha}/tests/${encodePath(name)}`,

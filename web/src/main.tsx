@@ -12,7 +12,8 @@ import { RepoPage } from './pages/repo_page';
 import { ReposPage } from './pages/repos_page';
 import { TestPage } from './pages/test_page';
 import { WorkersPage } from './pages/workers_page';
-import { interceptLinks, usePlace, type Place } from './router';
+import { paths } from './format';
+import { interceptLinks, navigate, usePlace, type Place } from './router';
 
 type Params = { place: Place; args: string[] };
 type Page = ComponentType<Params>;
@@ -40,6 +41,7 @@ const kRoutes: Array<[RegExp, Page]> = [
   [/^\/repos\/([^/]+)\/?$/, RepoPage],
   [/^\/repos\/([^/]+)\/commits\/([^/]+)\/tests\/(.+)$/, TestPage],
   [/^\/repos\/([^/]+)\/commits\/([^/]+)\/?$/, CommitPage],
+  [/^\/repos\/([^/]+)\/branches\/(.+?)\/tests\/(.+)$/, TestHistoryPage],
   [/^\/repos\/([^/]+)\/branches\/(.+?)\/?$/, HistoryPage],
 ];
 
@@ -51,14 +53,28 @@ function NotFound({ place }: Params) {
   );
 }
 
+// The old URL of a test history, `/repos/{repo}/branches/{branch}?test={name}`, moved to
+// `/repos/{repo}/branches/{branch}/tests/{name}`.
+function MovedTestHistory({ place, args }: Params) {
+  useEffect(() => {
+    const rest = new URLSearchParams(place.query);
+    rest.delete('test');
+    const q = rest.toString();
+    const to = paths.testHistory(args[0]!, args[1]!, place.query.get('test')!) + (q ? `?${q}` : '');
+    // After the App's own effects, which listen to navigate(), have run.
+    const timer = setTimeout(() => navigate(to, true));
+    return () => clearTimeout(timer);
+  }, [place, args]);
+  return <Loading what="page" />;
+}
+
 function App() {
   const place = usePlace();
   for (const [re, Page] of kRoutes) {
     const m = re.exec(place.path);
     if (!m) continue;
     const args = m.slice(1).map((s) => decodeURIComponent(s));
-    // A test history is the history page with ?test=NAME.
-    const Chosen = Page === HistoryPage && place.query.get('test') ? TestHistoryPage : Page;
+    const Chosen = Page === HistoryPage && place.query.get('test') ? MovedTestHistory : Page;
     return (
       <Layout>
         <Chosen place={place} args={args} />

@@ -6,6 +6,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, type Commit, type CommitObject } from '../api';
 import { Crumbs, Loading, Problem } from '../components/layout';
 import { StatusBadge } from '../components/status';
+import { VerdictBadge } from '../components/verdict';
 import { dateTime, paths, rateClass, rateText, shortSha } from '../format';
 import { useLive } from '../live';
 
@@ -77,6 +78,27 @@ function describe(value: unknown): string {
   return JSON.stringify(value);
 }
 
+// How many of the object's cases are classified as what, when some are not good: "2 flaky".
+function CaseVerdicts({ o }: { o: CommitObject }) {
+  const tally = new Map<string, string[]>();
+  for (const [name, counts] of Object.entries(o.cases ?? {})) {
+    const v = counts.classification?.verdict;
+    if (!v || v === 'good' || v === 'unknown') continue;
+    tally.set(v, [...(tally.get(v) ?? []), name]);
+  }
+  if (tally.size === 0) return null;
+  return (
+    <div class="muted small case-verdicts">
+      cases:{' '}
+      {[...tally].map(([v, names]) => (
+        <span key={v} class={`v-${v}`} title={names.join('\n')}>
+          {names.length} {v}{' '}
+        </span>
+      ))}
+    </div>
+  );
+}
+
 function ObjectRow({ c, o, done }: { c: Commit; o: CommitObject; done: () => void }) {
   return (
     <>
@@ -93,6 +115,10 @@ function ObjectRow({ c, o, done }: { c: Commit; o: CommitObject; done: () => voi
         <td class={`rate ${rateClass(o.runs, o.failures)}`}>
           {o.failures}/{o.runs} · {rateText(o.failure_rate, o.runs)}
         </td>
+        <td class="classification">
+          <VerdictBadge c={o.classification} />
+          <CaseVerdicts o={o} />
+        </td>
         <td>
           {o.kind === 'test' ? <TargetControl repo={c.repo} sha={c.sha} o={o} done={done} /> : <span class="muted">{o.target_runs}</span>}
         </td>
@@ -101,7 +127,7 @@ function ObjectRow({ c, o, done }: { c: Commit; o: CommitObject; done: () => voi
         </td>
       </tr>
       <tr class="definition">
-        <td colSpan={7}>
+        <td colSpan={8}>
           <details>
             <summary>resolved definition · {o.hash.slice(0, 12)}</summary>
             <pre>{JSON.stringify(o.definition, null, 2)}</pre>
@@ -201,6 +227,7 @@ export function CommitPage({ args }: { args: string[] }) {
                   <th>status</th>
                   <th>runs</th>
                   <th>failures · rate (95%)</th>
+                  <th>classification</th>
                   <th>target runs</th>
                   <th>dependencies</th>
                 </tr>

@@ -5,6 +5,7 @@
 import { Component } from 'preact';
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 
+import { verdictText } from '../components/verdict';
 import { age, paths, percent, rateClass, shortSha } from '../format';
 import { navigate } from '../router';
 import type { Cell, Column, Row } from './history_model';
@@ -21,11 +22,16 @@ function rowsInView(scroller: HTMLElement | null, body: HTMLElement | null, coun
   return [first, Math.min(count, Math.ceil((top + height) / kRowHeight) + kOverscan)];
 }
 
+const kMarked = new Set(['flaky', 'broken', 'fixed', 'new', 'removed']);
+
 function cellClass(c: Cell): string {
   let cls = `c ${c.present ? rateClass(c.runs, c.failures) : 'absent'}`;
   if (c.active > 0) cls += ' run';
   else if (c.queued) cls += ' q';
   if (c.changePoint) cls += ' cp';
+  // A corner mark for the verdicts worth a look; good and unknown cells stay plain.
+  const v = c.classification?.verdict;
+  if (v && kMarked.has(v)) cls += ` v v-${v}`;
   return cls;
 }
 
@@ -119,6 +125,7 @@ function tipLines(column: Column, row: Row, cell: Cell): string[] {
   if (cell.active > 0) lines.push(`${cell.active} running now`);
   else if (cell.queued) lines.push('queued: wants more runs');
   if (cell.status && cell.status !== 'done') lines.push(`status: ${cell.status.replace(/_/g, ' ')}`);
+  if (cell.classification) lines.push(verdictText(cell.classification));
   for (const cp of row.changes) {
     if (column.names.includes(cp.name)) {
       lines.push(
@@ -267,7 +274,11 @@ export function HistoryGrid(props: GridProps) {
         const hit = cellAt(e.target);
         if (!hit) return;
         const sha = hit.row.commit.sha;
-        navigate(hit.column.group ? paths.commit(repo, sha) : paths.test(repo, sha, hit.column.label));
+        navigate(
+          hit.column.group
+            ? paths.commit(repo, sha)
+            : `${paths.test(repo, sha, hit.column.label)}?branch=${encodeURIComponent(branch)}`,
+        );
       }}
       onMouseOver={(e) => {
         const hit = cellAt(e.target);

@@ -1,6 +1,6 @@
 // The history grid as data: which columns (tests, or project × configuration groups), which rows
 // (first-parent commits), and what each cell counts. Pure functions, so the grid only draws.
-import type { ChangePoint, History, HistoryCommit, HistoryObject, ObjectStatus } from '../api';
+import type { ChangePoint, Classification, History, HistoryCommit, HistoryObject, ObjectStatus } from '../api';
 import { globMatcher } from '../glob';
 
 export interface Filters {
@@ -36,6 +36,8 @@ export interface Cell {
   present: boolean;
   status: ObjectStatus | 'mixed' | null;
   changePoint: boolean;
+  // The statistics' classification (columns of one test only; null when the server sent none).
+  classification: Classification | null;
 }
 
 export interface Row {
@@ -125,6 +127,7 @@ function cellOf(
     present: false,
     status: null,
     changePoint: false,
+    classification: null,
   };
   for (const name of names) {
     const o = byName.get(name);
@@ -136,6 +139,7 @@ function cellOf(
     if (o.status === 'runnable' && o.active_runs === 0) cell.queued = true;
     cell.status = cell.status === null || cell.status === o.status ? o.status : 'mixed';
     if (changed?.has(name)) cell.changePoint = true;
+    if (names.length === 1) cell.classification = o.classification ?? null;
   }
   return cell;
 }
@@ -155,7 +159,9 @@ function sameCells(a: Cell[], b: Cell[]): boolean {
       x.queued !== y.queued ||
       x.present !== y.present ||
       x.status !== y.status ||
-      x.changePoint !== y.changePoint
+      x.changePoint !== y.changePoint ||
+      x.classification?.verdict !== y.classification?.verdict ||
+      x.classification?.confidence !== y.classification?.confidence
     ) {
       return false;
     }

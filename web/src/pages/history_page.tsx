@@ -132,7 +132,7 @@ function Legend() {
       <span class="mark">◆</span> suspected change of failure rate <span class="mark">
         <MergeMark />
       </span>{' '}
-      merge
+      merge · <span class="c pass v v-flaky">4</span> classified flaky (corner: flaky, broken, fixed, new, removed)
     </div>
   );
 }

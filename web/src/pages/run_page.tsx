@@ -6,7 +6,8 @@ import { FitAddon } from '@xterm/addon-fit';
 import { Terminal } from '@xterm/xterm';
 import { useEffect, useRef, useState } from 'preact/hooks';
 
-import { api, socketUrl, type Run } from '../api';
+import { api, ApiError, socketUrl, type Run } from '../api';
+import { CancelButton } from '../components/cancel';
 import { Crumbs, Loading, Problem } from '../components/layout';
 import { RunStateBadge } from '../components/status';
 import { dateTime, duration, paths, shortSha } from '../format';
@@ -86,6 +87,57 @@ function LogTerminal({ id, running }: { id: string; running: boolean }) {
   );
 }
 
+function size(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
+}
+
+// The run's artifacts (GET /api/runs/{id}/artifacts), fetched again when the run ends.
+function Artifacts({ id }: { id: string }) {
+  const live = useLive(
+    () =>
+      api.runArtifacts(id).catch((e: unknown) => {
+        // A server without the listing (or a run without a record) has none to show.
+        if (e instanceof ApiError && e.status === 404) return [];
+        throw e;
+      }),
+    [id],
+    (e) => e.type === 'run' && e.run_id === id,
+  );
+  const list = live.data;
+  return (
+    <section class="artifacts-section">
+      <h2>Artifacts</h2>
+      <Problem error={live.error} />
+      {!list ? (
+        <Loading what="artifacts" />
+      ) : list.length === 0 ? (
+        <p class="muted" data-artifacts="0">
+          No artifacts.
+        </p>
+      ) : (
+        <table class="list artifacts" data-artifacts={list.length}>
+          <tbody>
+            {list.map((a) => (
+              <tr key={a.url} data-artifact={a.name}>
+                <td>
+                  <a href={a.url} download={a.file ?? a.name.split('/').pop()}>
+                    {a.name || a.file}
+                  </a>
+                </td>
+                <td class="muted">{a.file && a.file !== a.name ? a.file : ''}</td>
+                <td class="size muted">{a.size === undefined ? '' : size(a.size)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
 function RunFacts({ run }: { run: Run }) {
   const end = run.ended || (run.state === 'running' ? Date.now() / 1000 : run.started);
   return (
@@ -94,7 +146,8 @@ function RunFacts({ run }: { run: Run }) {
         <tr>
           <th>state</th>
           <td>
-            <RunStateBadge state={run.state} /> {run.state !== 'running' && `exit code ${run.exit_code}`}
+            <RunStateBadge state={run.state} /> {(run.state === 'succeeded' || run.state === 'failed') && `exit code ${run.exit_code}`}
+            {run.state === 'running' && <CancelButton key={run.id} id={run.id} />}
             {run.detail && <span class="muted"> · {run.detail}</span>}
           </td>
         </tr>
@@ -162,7 +215,7 @@ export default function RunPage({ args }: { args: string[] }) {
               </table>
             </>
           )}
-          <p class="muted small">Artifacts are not served by the API yet.</p>
+          <Artifacts id={run.id} />
         </>
       )}
     </>

@@ -1,10 +1,33 @@
 // `/repos/{repo}/commits/{sha}/tests/{name}`: one test (or build) of a commit: its runs (state,
-// duration, worker, log) and its individual test cases × runs.
-import { api, type Commit, type Run } from '../api';
+// duration, worker, log; running ones can be cancelled) and its individual test cases × runs,
+// each case with its classification and a link to its history along a branch (`?branch=`, else
+// a branch under test of the repo).
+import { useEffect, useState } from 'preact/hooks';
+
+import { api, type Branch, type Commit, type Run } from '../api';
+import { CancelButton } from '../components/cancel';
 import { Crumbs, Loading, Problem } from '../components/layout';
 import { RunStateBadge, StatusBadge } from '../components/status';
+import { VerdictBadge } from '../components/verdict';
 import { dateTime, duration, paths, rateClass, rateText, shortSha } from '../format';
 import { useLive } from '../live';
+import type { Place } from '../router';
+
+// The branch whose history the page links to: the one asked for, else one under test whose
+// head is this commit, else main/master under test, else any under test, else main/master.
+function branchFor(branches: Branch[], sha: string, asked: string | null): string | null {
+  if (asked) return asked;
+  const main = (b: Branch): boolean => b.name === 'main' || b.name === 'master';
+  const tested = branches.filter((b) => b.under_test);
+  const pick =
+    tested.find((b) => b.head === sha) ??
+    tested.find(main) ??
+    tested[0] ??
+    branches.find((b) => b.head === sha) ??
+    branches.find(main) ??
+    branches[0];
+  return pick?.name ?? null;
+}
 
 const kMatrixRuns = 40;
 
@@ -34,6 +57,7 @@ function RunsTable({ runs }: { runs: Run[] }) {
               </td>
               <td>
                 <RunStateBadge state={r.state} />
+                {r.state === 'running' && <CancelButton key={r.id} id={r.id} />}
                 {r.detail && <div class="muted small">{r.detail}</div>}
               </td>
               <td>{dateTime(r.started)}</td>
@@ -61,7 +85,17 @@ function RunsTable({ runs }: { runs: Run[] }) {
 }
 
 // Cases down, runs across (newest first): ✓ passed, ✗ failed, blank when the run lacks the case.
-function CaseMatrix({ commit, name, runs }: { commit: Commit; name: string; runs: Run[] }) {
+function CaseMatrix({
+  commit,
+  name,
+  runs,
+  branch,
+}: {
+  commit: Commit;
+  name: string;
+  runs: Run[];
+  branch: string | null;
+}) {
   const o = commit.objects.find((x) => x.name === name);
   const cases = Object.entries(o?.cases ?? {}).sort(
     ([a, x], [b, y]) => y.failures / Math.max(1, y.runs) - x.failures / Math.max(1, x.runs) || a.localeCompare(b),
@@ -79,6 +113,7 @@ function CaseMatrix({ commit, name, runs }: { commit: Commit; name: string; runs
         <tr>
           <th>case</th>
           <th>failures/runs · rate (95%)</th>
+          <th>classification</th>
           {shown.map((r) => (
             <th key={r.id} class="runcol">
               <a href={paths.run(r.id)} title={r.id}>
@@ -91,9 +126,24 @@ function CaseMatrix({ commit, name, runs }: { commit: Commit; name: string; runs
       <tbody>
         {cases.map(([caseName, counts]) => (
           <tr key={caseName} data-case={caseName}>
-            <td>{caseName}</td>
+            <td>
+              {branch ? (
+                <a
+                  class="case-history"
+                  href={paths.testHistory(commit.repo, branch, `${name}::${caseName}`)}
+                  title={`${caseName} along ${branch}`}
+                >
+                  {caseName}
+                </a>
+              ) : (
+                caseName
+              )}
+            </td>
             <td class={`rate ${rateClass(counts.runs, counts.failures)}`}>
               {counts.failures}/{counts.runs} · {rateText(counts.failure_rate, counts.runs)}
+            </td>
+            <td>
+              <VerdictBadge c={counts.classification} />
             </td>
             {results.map((m, i) => {
               const ok = m.get(caseName);
@@ -110,8 +160,14 @@ function CaseMatrix({ commit, name, runs }: { commit: Commit; name: string; runs
   );
 }
 
-export function TestPage({ args }: { args: string[] }) {
+export function TestPage({ args, place }: { args: string[]; place: Place }) {
   const [repo, sha, name] = [args[0]!, args[1]!, args[2]!];
+  const asked = place.query.get('branch');
+  const [branches, setBranches] = useState<Branch[]>([]);
+  useEffect(() => {
+    void api.branches(repo).then(setBranches, () => setBranches([]));
+  }, [repo]);
+  const branch = branchFor(branches, sha, asked);
   const live = useLive(
     async () => {
       const [commit, runs] = await Promise.all([api.commit(repo, sha), api.commitRuns(repo, sha, name)]);
@@ -131,7 +187,9 @@ export function TestPage({ args }: { args: string[] }) {
           [name, null],
         ]}
       />
-      <h1>{name}</h1>
+      <h1>
+        {name} {o && <VerdictBadge c={o.classification} />}
+      </h1>
       <Problem error={live.error} />
       {!live.data ? (
         <Loading what="runs" />
@@ -143,11 +201,20 @@ export function TestPage({ args }: { args: string[] }) {
             <StatusBadge status={o.status} active={o.active_runs} /> {o.runs} runs, {o.failures} failures ·
             failure rate <span class={`rate ${rateClass(o.runs, o.failures)}`}>{rateText(o.failure_rate, o.runs)}</span>{' '}
             · target {o.target_runs} · identity <code>{o.hash.slice(0, 12)}</code>
+            {branch && (
+              <>
+                {' '}
+                ·{' '}
+                <a class="test-history-link" href={paths.testHistory(repo, branch, name)}>
+                  history on {branch}
+                </a>
+              </>
+            )}
           </p>
           <h2>Runs</h2>
           <RunsTable runs={live.data.runs} />
           <h2>Test cases</h2>
-          <CaseMatrix commit={live.data.commit} name={name} runs={live.data.runs} />
+          <CaseMatrix commit={live.data.commit} name={name} runs={live.data.runs} branch={branch} />
         </>
       )}
     </>

@@ -1,0 +1,269 @@
+// The API's file endpoints (docs/api.md "Files"): source archives made from git, and the build
+// artifacts and run records that workers without the server's disk download and upload. The
+// artifact store's layout and transfer rules live in artifacts/transfer.h.
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "artifacts/artifacts.h"
+#include "artifacts/transfer.h"
+#include "core/hash.h"
+#include "git/git.h"
+#include "server/api.h"
+
+namespace testlooper::server {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+Response json_response(int status, const json& body) {
+  return Response{status, "application/json", body.dump(), ""};
+}
+Response error(int status, const std::string& message) {
+  return json_response(status, {{"error", message}});
+}
+
+bool starts_with(const std::string& s, const std::string& prefix) {
+  return s.rfind(prefix, 0) == 0;
+}
+
+// Splits "a/b/c" into its segments.
+std::vector<std::string> segments(const std::string& path) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= path.size()) {
+    const size_t slash = std::min(path.find('/', start), path.size());
+    out.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  return out;
+}
+
+// A full commit id: 40 (SHA-1) or 64 (SHA-256) lowercase hex digits.
+bool is_full_sha(const std::string& sha) {
+  if (sha.size() != 40 && sha.size() != 64) return false;
+  return sha.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+// `text` with every byte outside [A-Za-z0-9._~-] as %XX, for one URL path segment.
+std::string url_segment(const std::string& text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const unsigned char c : text) {
+    if (isalnum(c) || c == '.' || c == '_' || c == '~' || c == '-') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string content_type_of(const fs::path& file) {
+  const std::string ext = file.extension().string();
+  if (ext == ".tar") return "application/x-tar";
+  if (ext == ".zip") return "application/zip";
+  if (ext == ".json") return "application/json";
+  return "application/octet-stream";
+}
+
+Response file_response(const fs::path& file) {
+  return Response{200, content_type_of(file), "", file.string()};
+}
+
+// The uploaded body as a file: streamed there by the HTTP layer, or (a small body read into
+// memory) written under `store`'s tmp/ now.
+Result<fs::path> body_as_file(const artifacts::Store& store, const Request& request) {
+  if (!request.body_file.empty()) return fs::path(request.body_file);
+  Result<fs::path> temp = store.make_temp_dir("upload");
+  if (!temp.ok()) return temp.error();
+  TL_RETURN_IF_ERROR(artifacts::write_file_atomically(*temp / "body", request.body, false));
+  return *temp / "body";
+}
+
+std::string format_word(artifacts::Format format) {
+  switch (format) {
+    case artifacts::Format::kTar:
+      return "Tar";
+    case artifacts::Format::kZip:
+      return "Zip";
+    case artifacts::Format::kFiles:
+      return "Files";
+  }
+  return "Tar";
+}
+
+}  // namespace
+
+std::string Api::body_file_for(const Request& head) {
+  if (head.method != "POST" || !starts_with(head.path, "/api/artifacts/")) return "";
+  static std::atomic<uint64_t> counter{0};
+  static const uint64_t salt = std::random_device{}();
+  const fs::path tmp = fs::path(state_.artifacts_dir()) / "tmp";
+  std::error_code ec;
+  fs::create_directories(tmp, ec);
+  return (tmp / ("upload-" + std::to_string(::getpid()) + "-" + std::to_string(salt) + "-" +
+                 std::to_string(counter++)))
+      .string();
+}
+
+std::optional<Response> Api::get_file(const Request& request) {
+  const std::string& p = request.path;
+  if (starts_with(p, "/api/source/")) {
+    const std::vector<std::string> parts = segments(p.substr(12));
+    if (parts.size() != 2) return error(404, "expected /api/source/{repo}/{sha}");
+    auto path = request.query.find("path");
+    return source_archive(parts[0], parts[1], path == request.query.end() ? "" : path->second);
+  }
+  if (starts_with(p, "/api/artifacts/builds/")) {
+    const std::vector<std::string> parts = segments(p.substr(22));
+    if (parts.size() == 1) return build_files(parts[0]);
+    if (parts.size() == 2) return build_file(parts[0], parts[1]);
+    return error(404, "expected /api/artifacts/builds/{hash}[/{file}]");
+  }
+  if (starts_with(p, "/api/runs/")) {
+    const std::vector<std::string> parts = segments(p.substr(10));
+    if (parts.size() == 2 && parts[1] == "artifacts") return run_artifacts(parts[0]);
+    if (parts.size() == 3 && parts[1] == "artifacts") return run_artifact(parts[0], parts[2]);
+  }
+  return std::nullopt;
+}
+
+std::optional<Response> Api::post_file(const Request& request) {
+  const std::string& p = request.path;
+  if (!starts_with(p, "/api/artifacts/")) return std::nullopt;
+  const std::vector<std::string> parts = segments(p.substr(15));
+  if (parts.size() == 3 && parts[0] == "builds") return put_build_file(parts[1], parts[2], request);
+  if (parts.size() == 2 && parts[0] == "runs") return put_run_record(parts[1], request);
+  return error(404, "expected /api/artifacts/builds/{hash}/{file} or /api/artifacts/runs/{id}");
+}
+
+Response Api::source_archive(const std::string& repo, const std::string& sha,
+                             const std::string& path) {
+  auto dir = state_.repos().find(repo);
+  if (dir == state_.repos().end()) return error(404, "no repo named '" + repo + "'");
+  if (!is_full_sha(sha)) return error(404, "'" + sha + "' is not a full commit id");
+  const fs::path subpath = fs::path(path).lexically_normal();
+  if (subpath.is_absolute() || (!subpath.empty() && *subpath.begin() == "..")) {
+    return error(400, "'path' must stay inside the tree");
+  }
+  const artifacts::Store store(state_.artifacts_dir());
+  // Cached by commit, repo and path: a commit's tree never changes.
+  const fs::path cached =
+      store.root() / "sources" /
+      (sha + "-" + sha256_hex(repo + '\n' + subpath.generic_string()).substr(0, 16) + ".tar");
+  std::error_code ec;
+  if (fs::exists(cached, ec)) return file_response(cached);
+  auto repository = git::Repository::open(dir->second);
+  if (!repository.ok()) return error(500, repository.error().to_string());
+  Result<fs::path> temp = store.make_temp_dir("source");
+  if (!temp.ok()) return error(500, temp.error().to_string());
+  Status exported =
+      repository->export_tree(sha, subpath.generic_string(), (*temp / "tree").string());
+  Status packed = exported.ok() ? artifacts::pack(*temp / "tree", {}, artifacts::Format::kTar,
+                                                  *temp / "tree.tar")
+                                : exported;
+  if (packed.ok()) {
+    fs::create_directories(cached.parent_path(), ec);
+    fs::rename(*temp / "tree.tar", cached, ec);
+    if (ec) packed = Error{cached.string(), "cannot store: " + ec.message()};
+  }
+  fs::remove_all(*temp, ec);
+  if (!exported.ok())
+    return error(404,
+                 "cannot export " + sha + " of '" + repo + "': " + exported.error().to_string());
+  if (!packed.ok()) return error(500, packed.error().to_string());
+  return file_response(cached);
+}
+
+Response Api::build_files(const std::string& hash) {
+  const artifacts::Store store(state_.artifacts_dir());
+  const std::vector<std::string> files = artifacts::build_file_names(store, hash);
+  if (files.empty()) return error(404, "nothing is stored for build " + hash);
+  json artifacts = json::array();
+  for (const auto& a : store.build_artifacts(hash)) {
+    const std::string file = a.path.filename().string();
+    artifacts.push_back({{"name", a.name},
+                         {"format", format_word(a.format)},
+                         {"file", file},
+                         {"url", "/api/artifacts/builds/" + hash + "/" + url_segment(file)}});
+  }
+  return json_response(200, {{"hash", hash},
+                             {"complete", store.is_build_complete(hash)},
+                             {"files", files},
+                             {"artifacts", artifacts}});
+}
+
+Response Api::build_file(const std::string& hash, const std::string& name) {
+  auto file = artifacts::export_build_file(artifacts::Store(state_.artifacts_dir()), hash, name);
+  if (!file.ok()) return error(404, file.error().to_string());
+  return file_response(*file);
+}
+
+Response Api::put_build_file(const std::string& hash, const std::string& name,
+                             const Request& request) {
+  if (!artifacts::is_safe_id(hash) || !artifacts::is_build_file_name(name)) {
+    return error(400, "'" + name + "' of '" + hash + "' is not a build's file name");
+  }
+  const artifacts::Store store(state_.artifacts_dir());
+  Result<fs::path> body = body_as_file(store, request);
+  if (!body.ok()) return error(500, body.error().to_string());
+  Result<bool> added = artifacts::import_build_file(store, hash, name, *body);
+  std::error_code ec;
+  if (request.body_file.empty()) fs::remove_all(body->parent_path(), ec);
+  if (!added.ok()) return error(400, added.error().to_string());
+  return json_response(200, {{"hash", hash}, {"file", name}, {"added", *added}});
+}
+
+Response Api::put_run_record(const std::string& run_id, const Request& request) {
+  auto run = state_.store().run(run_id);
+  if (!run.ok()) return error(500, run.error().message);
+  if (!run->has_value() || !artifacts::is_safe_id(run_id)) return error(404, "no run " + run_id);
+  const artifacts::Store store(state_.artifacts_dir());
+  Result<fs::path> body = body_as_file(store, request);
+  if (!body.ok()) return error(500, body.error().to_string());
+  Result<bool> added = artifacts::import_run_record(store, run_id, *body);
+  std::error_code ec;
+  if (request.body_file.empty()) fs::remove_all(body->parent_path(), ec);
+  if (!added.ok()) return error(400, added.error().to_string());
+  return json_response(200, {{"run_id", run_id}, {"added", *added}});
+}
+
+Response Api::run_artifacts(const std::string& run_id) {
+  auto run = state_.store().run(run_id);
+  if (!run.ok()) return error(500, run.error().message);
+  if (!run->has_value()) return error(404, "no run " + run_id);
+  const artifacts::Store store(state_.artifacts_dir());
+  json out = json::array();
+  if ((*run)->kind == "build") {
+    for (const auto& a : store.build_artifacts((*run)->hash)) {
+      const std::string file = a.path.filename().string();
+      out.push_back({{"name", a.name},
+                     {"file", file},
+                     {"url", "/api/artifacts/builds/" + (*run)->hash + "/" + url_segment(file)}});
+    }
+    return json_response(200, out);
+  }
+  for (const auto& name : artifacts::run_artifact_names(store, run_id)) {
+    out.push_back({{"name", name},
+                   {"file", name},
+                   {"url", "/api/runs/" + run_id + "/artifacts/" + url_segment(name)}});
+  }
+  return json_response(200, out);
+}
+
+Response Api::run_artifact(const std::string& run_id, const std::string& name) {
+  auto file =
+      artifacts::export_run_artifact(artifacts::Store(state_.artifacts_dir()), run_id, name);
+  if (!file.ok()) return error(404, file.error().to_string());
+  return file_response(*file);
+}
+
+}  // namespace testlooper::server

@@ -1,0 +1,154 @@
+// ServerClient: synchronous Boost.Beast HTTP requests, one connection each.
+#include <unistd.h>
+
+// clang-format off: before Boost.Asio, whose awaitable.hpp needs std::exchange under C++20.
+#include <utility>
+// clang-format on
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast.hpp>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+
+#include "worker/server_files.h"
+
+namespace testlooper::worker {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+constexpr uint64_t kMaxTextBody = 64ull << 20;
+
+// The server's {"error": message} when the body is one, else the body itself (shortened).
+std::string server_message(int status, const std::string& body) {
+  const nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+  const std::string text = j.is_object() && j.contains("error") && j["error"].is_string()
+                               ? j["error"].get<std::string>()
+                               : body.substr(0, 500);
+  return "HTTP " + std::to_string(status) + ": " + text;
+}
+
+template <class Body>
+void prepare(http::request<Body>& request, const std::string& host, const std::string& port) {
+  request.set(http::field::host, host + ":" + port);
+  request.set(http::field::user_agent, "testlooper-worker");
+  request.keep_alive(false);
+  request.prepare_payload();
+}
+
+// Sends `request` and reads the response with `parser`; throws on network errors.
+template <class Body, class ResponseBody>
+void exchange(const std::string& host, const std::string& port, http::request<Body>& request,
+              http::response_parser<ResponseBody>& parser) {
+  asio::io_context io;
+  tcp::resolver resolver(io);
+  tcp::socket socket(io);
+  asio::connect(socket, resolver.resolve(host, port));
+  prepare(request, host, port);
+  http::write(socket, request);
+  beast::flat_buffer buffer;
+  http::read(socket, buffer, parser);
+  beast::error_code ignored;
+  socket.shutdown(tcp::socket::shutdown_both, ignored);
+}
+
+std::string unique_suffix() {
+  static std::atomic<uint64_t> counter{0};
+  return std::to_string(::getpid()) + "-" + std::to_string(counter++);
+}
+
+}  // namespace
+
+ServerClient::ServerClient(std::string host, std::string port)
+    : host_(std::move(host)), port_(std::move(port)) {}
+
+Result<std::string> ServerClient::get(const std::string& target) const {
+  try {
+    http::request<http::empty_body> request{http::verb::get, target, 11};
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(kMaxTextBody);
+    exchange(host_, port_, request, parser);
+    const auto& response = parser.get();
+    if (response.result_int() != 200) {
+      return Error{target, server_message(response.result_int(), response.body())};
+    }
+    return response.body();
+  } catch (const std::exception& e) {
+    return Error{target, std::string("request failed: ") + e.what()};
+  }
+}
+
+Status ServerClient::download(const std::string& target, const fs::path& dest) const {
+  std::error_code ec;
+  fs::create_directories(dest.parent_path(), ec);
+  const fs::path temp = dest.string() + ".tmp-" + unique_suffix();
+  try {
+    http::request<http::empty_body> request{http::verb::get, target, 11};
+    http::response_parser<http::file_body> parser;
+    parser.body_limit(std::numeric_limits<uint64_t>::max());
+    beast::error_code open_error;
+    parser.get().body().open(temp.c_str(), beast::file_mode::write, open_error);
+    if (open_error) return Error{temp.string(), "cannot create: " + open_error.message()};
+    exchange(host_, port_, request, parser);
+    parser.get().body().close();
+    const int status = parser.get().result_int();
+    if (status != 200) {
+      std::ifstream in(temp, std::ios::binary);
+      const std::string body((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
+      fs::remove(temp, ec);
+      return Error{target, server_message(status, body)};
+    }
+  } catch (const std::exception& e) {
+    fs::remove(temp, ec);
+    return Error{target, std::string("download failed: ") + e.what()};
+  }
+  fs::rename(temp, dest, ec);
+  if (ec) {
+    fs::remove(temp, ec);
+    return Error{dest.string(), "cannot rename into place"};
+  }
+  return {};
+}
+
+Result<std::string> ServerClient::upload(const std::string& target, const fs::path& file) const {
+  try {
+    http::request<http::file_body> request{http::verb::post, target, 11};
+    beast::error_code open_error;
+    request.body().open(file.c_str(), beast::file_mode::scan, open_error);
+    if (open_error) return Error{file.string(), "cannot read: " + open_error.message()};
+    request.set(http::field::content_type, "application/octet-stream");
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(kMaxTextBody);
+    exchange(host_, port_, request, parser);
+    const auto& response = parser.get();
+    if (response.result_int() != 200) {
+      return Error{target, server_message(response.result_int(), response.body())};
+    }
+    return response.body();
+  } catch (const std::exception& e) {
+    return Error{target, std::string("upload failed: ") + e.what()};
+  }
+}
+
+std::string url_segment(const std::string& text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const unsigned char c : text) {
+    if (isalnum(c) || c == '.' || c == '_' || c == '~' || c == '-') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+}  // namespace testlooper::worker

@@ -1,0 +1,107 @@
+// RemoteSourceExporter and RemoteFiles: the server's file endpoints seen from a worker.
+#include "worker/server_files.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "artifacts/transfer.h"
+#include "core/hash.h"
+
+namespace testlooper::worker {
+namespace {
+
+using nlohmann::json;
+
+}  // namespace
+
+RemoteSourceExporter::RemoteSourceExporter(const ServerClient& client, fs::path cache_dir)
+    : client_(client), cache_dir_(std::move(cache_dir)) {}
+
+Status RemoteSourceExporter::export_tree(const std::string& repo, const std::string& commit,
+                                         const std::string& path, const fs::path& dest) {
+  const fs::path cached =
+      cache_dir_ / (commit + "-" + sha256_hex(repo + '\n' + path).substr(0, 16) + ".tar");
+  std::error_code ec;
+  if (!fs::exists(cached, ec)) {
+    std::string target = "/api/source/" + url_segment(repo) + "/" + url_segment(commit);
+    if (!path.empty()) target += "?path=" + url_segment(path);
+    TL_RETURN_IF_ERROR(client_.download(target, cached));
+  }
+  return artifacts::unpack(cached, artifacts::Format::kTar, dest);
+}
+
+RemoteFiles::RemoteFiles(const ServerClient& client, const artifacts::Store& store)
+    : client_(client), store_(store) {}
+
+Status RemoteFiles::fetch_inputs(const definitions::ResolvedObject& object) const {
+  std::set<std::string> builds;
+  for (const auto& [relpath, dep] : object.dependencies) {
+    if (dep.kind == definitions::Dependency::Kind::kBuild) builds.insert(dep.build_hash);
+  }
+  for (const std::string& hash : builds) {
+    Status fetched = fetch_build(hash);
+    if (!fetched.ok()) return Error{hash, "cannot fetch the build: " + fetched.error().to_string()};
+  }
+  return {};
+}
+
+Status RemoteFiles::fetch_build(const std::string& build_hash) const {
+  if (!artifacts::is_safe_id(build_hash)) return Error{build_hash, "not a build hash"};
+  if (store_.is_build_complete(build_hash)) return {};
+  Result<std::string> listing = client_.get("/api/artifacts/builds/" + build_hash);
+  if (!listing.ok()) return listing.error();
+  const json parsed = json::parse(*listing, nullptr, false);
+  if (!parsed.is_object() || !parsed.contains("files") || !parsed["files"].is_array()) {
+    return Error{build_hash, "the server's listing of the build is not {\"files\": [...]}"};
+  }
+  const json& files = parsed["files"];
+  const std::vector<std::string> local = artifacts::build_file_names(store_, build_hash);
+  // The listing puts complete.json last, so a build is never complete here without its files.
+  for (const json& file : files) {
+    const std::string name = file.is_string() ? file.get<std::string>() : "";
+    if (std::find(local.begin(), local.end(), name) != local.end()) continue;
+    Result<fs::path> temp = store_.make_temp_dir("download");
+    if (!temp.ok()) return temp.error();
+    Status downloaded = client_.download(
+        "/api/artifacts/builds/" + build_hash + "/" + url_segment(name), *temp / "blob");
+    Result<bool> added =
+        downloaded.ok() ? artifacts::import_build_file(store_, build_hash, name, *temp / "blob")
+                        : Result<bool>(downloaded.error());
+    std::error_code ec;
+    fs::remove_all(*temp, ec);
+    if (!added.ok()) return added.error();
+  }
+  return {};
+}
+
+Status RemoteFiles::upload_outputs(const definitions::ResolvedObject& object,
+                                   const std::string& run_id) const {
+  if (object.kind == definitions::ObjectKind::kBuild) TL_RETURN_IF_ERROR(upload_build(object.hash));
+  std::error_code ec;
+  if (!fs::is_directory(store_.run_dir(run_id), ec)) return {};
+  Result<fs::path> temp = store_.make_temp_dir("upload");
+  if (!temp.ok()) return temp.error();
+  Status packed = artifacts::export_run_record(store_, run_id, *temp / "record.tar");
+  Result<std::string> uploaded =
+      packed.ok()
+          ? client_.upload("/api/artifacts/runs/" + url_segment(run_id), *temp / "record.tar")
+          : Result<std::string>(packed.error());
+  fs::remove_all(*temp, ec);
+  if (!uploaded.ok()) return uploaded.error();
+  fs::remove_all(store_.run_dir(run_id), ec);
+  return {};
+}
+
+Status RemoteFiles::upload_build(const std::string& build_hash) const {
+  for (const std::string& name : artifacts::build_file_names(store_, build_hash)) {
+    Result<fs::path> file = artifacts::export_build_file(store_, build_hash, name);
+    if (!file.ok()) return file.error();
+    Result<std::string> uploaded =
+        client_.upload("/api/artifacts/builds/" + build_hash + "/" + url_segment(name), *file);
+    if (!uploaded.ok()) return uploaded.error();
+  }
+  return {};
+}
+
+}  // namespace testlooper::worker
