@@ -260,6 +260,9 @@ struct HttpServer::Impl {
   void accept() {
     acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
       if (ec) return;
+      // Small messages (worker results, events) go out at once, not after Nagle's delay.
+      beast::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
       std::make_shared<HttpSession>(std::move(socket), handler, next_id)->read();
       accept();
     });

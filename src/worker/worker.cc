@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <utility>
 
 #include <boost/asio.hpp>
@@ -118,9 +119,13 @@ class LogFollower {
 
   void follow(const fs::path& log) {
     thread_ = std::thread([this, log] {
+      std::unique_lock<std::mutex> lock(mutex_);
       while (!done_) {
+        lock.unlock();
         send_new(log);
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        lock.lock();
+        // Woken at once by stop(): a short run must not wait out the interval.
+        wake_.wait_for(lock, std::chrono::milliseconds(200), [this] { return done_.load(); });
       }
     });
   }
@@ -133,7 +138,11 @@ class LogFollower {
 
  private:
   void stop() {
-    done_ = true;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_ = true;
+    }
+    wake_.notify_all();
     if (thread_.joinable()) thread_.join();
   }
 
@@ -150,6 +159,8 @@ class LogFollower {
   std::string run_id_;
   std::function<void(const std::string&)> send_;
   std::atomic<bool> done_{false};
+  std::mutex mutex_;
+  std::condition_variable wake_;
   size_t offset_ = 0;
   std::thread thread_;
 };
@@ -195,6 +206,7 @@ class Agent {
       tcp::resolver resolver(io);
       auto ws = std::make_shared<websocket::stream<tcp::socket>>(io);
       asio::connect(ws->next_layer(), resolver.resolve(host_, port_));
+      ws->next_layer().set_option(tcp::no_delay(true));  // results and logs leave at once
       ws->handshake(host_ + ":" + port_, "/api/worker");
       ws->read_message_max(256 << 20);
       {
