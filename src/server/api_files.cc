@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "core/url.h"
 #include "artifacts/artifacts.h"
 #include "artifacts/transfer.h"
 #include "core/hash.h"
@@ -50,21 +51,6 @@ bool is_full_sha(const std::string& sha) {
   return sha.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
 
-// `text` with every byte outside [A-Za-z0-9._~-] as %XX, for one URL path segment.
-std::string url_segment(const std::string& text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (const unsigned char c : text) {
-    if (isalnum(c) || c == '.' || c == '_' || c == '~' || c == '-') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
 
 std::string content_type_of(const fs::path& file) {
   const std::string ext = file.extension().string();

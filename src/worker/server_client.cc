@@ -12,6 +12,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "core/url.h"
 #include "worker/server_files.h"
 
 namespace testlooper::worker {
@@ -136,19 +137,5 @@ Result<std::string> ServerClient::upload(const std::string& target, const fs::pa
   }
 }
 
-std::string url_segment(const std::string& text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (const unsigned char c : text) {
-    if (isalnum(c) || c == '.' || c == '_' || c == '~' || c == '-') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
 
 }  // namespace testlooper::worker

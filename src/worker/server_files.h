@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <string>
 
+#include "core/url.h"
 #include "artifacts/artifacts.h"
 #include "core/error.h"
 #include "definitions/definitions.h"
@@ -38,9 +39,6 @@ class ServerClient {
   std::string host_;
   std::string port_;
 };
-
-// `text` with every byte outside [A-Za-z0-9._~-] as %XX: one URL path segment or query value.
-std::string url_segment(const std::string& text);
 
 // Source trees from GET /api/source/{repo}/{commit}?path=..., cached as archives under
 // `cache_dir` (a commit's tree never changes) and unpacked into each run's inputs.
