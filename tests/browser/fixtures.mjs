@@ -149,3 +149,9 @@ export async function launchBrowser(profileDir) {
     ],
   });
 }
+
+// Saves a screenshot of `page` as <artifacts>/<name>.png, once the last frame has painted.
+export async function screenshot(page, artifacts, name) {
+  await page.waitForTimeout(150);
+  await page.screenshot({ path: path.join(artifacts, `${name}.png`) });
+}

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { assert, assertEqual, eventually, test } from './harness.mjs';
-import { GitRepo, launchBrowser, Server, tempDir } from './fixtures.mjs';
+import { GitRepo, launchBrowser, Server, tempDir, screenshot } from './fixtures.mjs';
 
 // `cases/linux` always passes, but its case `b` fails from the commit that adds BROKEN on;
 // `flip/linux` itself fails from there.
@@ -44,10 +44,7 @@ export function register({ binary, artifacts }) {
   let page = null;
   const repo = {};
 
-  const shot = async (p, name) => {
-    await p.waitForTimeout(150); // let the last frame paint
-    await p.screenshot({ path: path.join(artifacts, `${name}.png`) });
-  };
+  const shot = (p, name) => screenshot(p, artifacts, name);
 
   test('history setup: a test whose case breaks at one commit, every commit run 4 times', async () => {
     const root = tempDir('history');

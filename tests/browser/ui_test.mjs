@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { assert, assertEqual, eventually, test } from './harness.mjs';
-import { GitRepo, launchBrowser, Server, tempDir } from './fixtures.mjs';
+import { GitRepo, launchBrowser, Server, tempDir, screenshot } from './fixtures.mjs';
 import { syntheticHistory } from './synthetic.mjs';
 
 // Each test gets its own identity per commit (it depends on the commit's tree), so runs are
@@ -63,10 +63,7 @@ export function register({ binary, artifacts }) {
   let page = null;
   const repo = {};
 
-  const shot = async (p, name) => {
-    await p.waitForTimeout(150); // let the last frame paint
-    await p.screenshot({ path: path.join(artifacts, `${name}.png`) });
-  };
+  const shot = (p, name) => screenshot(p, artifacts, name);
 
   test('setup: repos, a real server and Chromium', async () => {
     const root = tempDir('ui');
