@@ -12,6 +12,7 @@
 #include <boost/beast/websocket.hpp>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -193,50 +194,96 @@ class Agent {
     }
     cancel_all();
     heartbeat.join();
-    for (auto& t : threads_) t.join();
+    for (auto& t : threads_) t.thread.join();
     return 0;
   }
 
  private:
-  // One connection: hello, then jobs until the server goes away.
+  // One connection's socket and what waits to be written to it. Every operation on the stream
+  // runs on the session's io thread: reads in a loop, writes one at a time from the queue.
+  struct Connection {
+    explicit Connection(asio::io_context& context) : io(context), ws(context) {}
+    asio::io_context& io;
+    websocket::stream<tcp::socket> ws;
+    std::deque<std::string> queue;
+    beast::flat_buffer buffer;
+  };
+
+  // One connection: hello, then jobs until the server goes away (or the worker is stopped).
   void session() {
-    // Declared first so that it outlives the stream, which other threads may still hold.
     asio::io_context io;
+    std::shared_ptr<Connection> conn;
     try {
       tcp::resolver resolver(io);
-      auto ws = std::make_shared<websocket::stream<tcp::socket>>(io);
-      asio::connect(ws->next_layer(), resolver.resolve(host_, port_));
-      ws->next_layer().set_option(tcp::no_delay(true));  // results and logs leave at once
-      ws->handshake(host_ + ":" + port_, "/api/worker");
-      ws->read_message_max(256 << 20);
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        ws_ = ws;
-      }
-      send(hello());
-      beast::flat_buffer buffer;
-      while (!g_stop) {
-        ws->read(buffer);
-        const std::string text = beast::buffers_to_string(buffer.data());
-        buffer.consume(buffer.size());
-        handle(text);
-      }
+      conn = std::make_shared<Connection>(io);
+      asio::connect(conn->ws.next_layer(), resolver.resolve(host_, port_));
+      conn->ws.next_layer().set_option(tcp::no_delay(true));  // results and logs leave at once
+      conn->ws.handshake(host_ + ":" + port_, "/api/worker");
+      conn->ws.read_message_max(256 << 20);
+      conn->ws.text(true);
     } catch (const std::exception&) {
+      return;
     }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      conn_ = conn;
+    }
+    send(hello());
+    read_next(conn);
+    // A signal does not interrupt io.run(): look for it a few times a second.
+    asio::steady_timer stop_check(io);
+    std::function<void()> check = [&] {
+      stop_check.expires_after(std::chrono::milliseconds(200));
+      stop_check.async_wait([&](beast::error_code ec) {
+        if (ec) return;
+        if (g_stop) {
+          close(*conn);
+          return;
+        }
+        check();
+      });
+    };
+    check();
+    io.run();
     std::lock_guard<std::mutex> lock(mutex_);
-    ws_.reset();
+    conn_.reset();
   }
 
+  void read_next(const std::shared_ptr<Connection>& conn) {
+    conn->ws.async_read(conn->buffer, [this, conn](beast::error_code ec, size_t) {
+      if (ec) return close(*conn);
+      const std::string text = beast::buffers_to_string(conn->buffer.data());
+      conn->buffer.consume(conn->buffer.size());
+      handle(text);
+      read_next(conn);
+    });
+  }
+
+  // Ends the session: pending operations fail and io.run() returns.
+  static void close(Connection& conn) {
+    beast::error_code ignored;
+    conn.ws.next_layer().shutdown(tcp::socket::shutdown_both, ignored);
+    conn.ws.next_layer().close(ignored);
+    conn.io.stop();
+  }
+
+  // Any thread: queues `text` for the current connection (dropped when there is none; results
+  // are kept on disk and sent again in the next hello).
   void send(const std::string& text) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (!ws_) return;
-    try {
-      ws_->text(true);
-      ws_->write(asio::buffer(text));
-    } catch (const std::exception&) {
-      beast::error_code ignored;
-      ws_->next_layer().shutdown(tcp::socket::shutdown_both, ignored);
-    }
+    if (!conn_) return;
+    asio::post(conn_->io, [this, conn = conn_, text] {
+      conn->queue.push_back(text);
+      if (conn->queue.size() == 1) write_next(conn);
+    });
+  }
+
+  void write_next(const std::shared_ptr<Connection>& conn) {
+    conn->ws.async_write(asio::buffer(conn->queue.front()), [this, conn](beast::error_code ec, size_t) {
+      if (ec) return close(*conn);
+      conn->queue.pop_front();
+      if (!conn->queue.empty()) write_next(conn);
+    });
   }
 
   std::string hello() {
@@ -281,16 +328,25 @@ class Agent {
       std::lock_guard<std::mutex> lock(jobs_mutex_);
       cancellations_[run_id] = cancellation;
     }
-    threads_.emplace_back([this, job, run_id, cancellation] {
-      const json result = execute(job, *cancellation);
-      const std::string path = pending_dir_ + "/" + run_id + ".json";
-      (void)artifacts::write_file_atomically(path, result.dump(), false);
-      {
-        std::lock_guard<std::mutex> lock(jobs_mutex_);
-        cancellations_.erase(run_id);
-      }
-      send(result.dump());
+    // Threads of finished runs are joined here, so a long-lived worker does not collect them.
+    std::erase_if(threads_, [](RunThread& t) {
+      if (!*t.done) return false;
+      t.thread.join();
+      return true;
     });
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    threads_.push_back({std::thread([this, job, run_id, cancellation, done] {
+                          const json result = execute(job, *cancellation);
+                          const std::string path = pending_dir_ + "/" + run_id + ".json";
+                          (void)artifacts::write_file_atomically(path, result.dump(), false);
+                          {
+                            std::lock_guard<std::mutex> lock(jobs_mutex_);
+                            cancellations_.erase(run_id);
+                          }
+                          send(result.dump());
+                          *done = true;
+                        }),
+                        done});
   }
 
   json execute(const json& job, runner::Cancellation& cancellation) {
@@ -355,11 +411,15 @@ class Agent {
   RemoteFiles remote_files_;
   Runners runners_;
   std::string pending_dir_;
-  std::mutex mutex_;  // guards ws_ and serialises writes
-  std::shared_ptr<websocket::stream<tcp::socket>> ws_;
+  std::mutex mutex_;  // guards conn_
+  std::shared_ptr<Connection> conn_;
   std::mutex jobs_mutex_;
   std::map<std::string, std::shared_ptr<runner::Cancellation>> cancellations_;
-  std::vector<std::thread> threads_;
+  struct RunThread {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::vector<RunThread> threads_;  // touched by the session's io thread only (start, then run())
 };
 
 }  // namespace
