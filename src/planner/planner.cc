@@ -223,8 +223,8 @@ Plan make_plan(const PlanInput& input) {
   return make_plan(input, commits);
 }
 
-std::string extra_purpose(const std::string& repo, const std::string& branch) {
-  return "extra:" + repo + "/" + branch;
+std::string extra_purpose(const std::string& repo, const std::string& branch, const std::string& head) {
+  return "extra:" + repo + "/" + branch + "@" + head;
 }
 
 }  // namespace testlooper::planner

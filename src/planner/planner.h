@@ -54,7 +54,8 @@ struct HashProgress {
 
 // A branch under test, for the extra-run budget: the planner spends up to `extra_left` more runs on
 // its tests where the statistics say they teach most (stats::plan_runs), at most `extra_parallel`
-// of them in flight at once, so that each round learns from the one before.
+// of them in flight at once, so that each round learns from the one before. The budget is its
+// current head's (history.back()).
 struct BranchBudget {
   std::string repo;
   std::string branch;
@@ -94,13 +95,14 @@ struct Job {
   int min_cores = 1;
   int max_cores = 1;
   int min_ram_gb = 0;
-  // "" for runs users want (targets); "extra:<repo>/<branch>" for runs spent from that branch's
-  // extra-run budget. Extra jobs come after every wanted job.
+  // "" for runs users want (targets); extra_purpose(...) for runs spent from a branch's extra-run
+  // budget. Extra jobs come after every wanted job.
   std::string purpose;
 };
 
-// The purpose of a run spent from the extra-run budget of `repo`'s `branch`.
-std::string extra_purpose(const std::string& repo, const std::string& branch);
+// The purpose of a run spent from the extra-run budget of `repo`'s `branch` while its head is
+// `head`: each new head under test gets a budget of its own.
+std::string extra_purpose(const std::string& repo, const std::string& branch, const std::string& head);
 
 struct ObjectStatus {
   ObjectState state = ObjectState::kNotEnabled;

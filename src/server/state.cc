@@ -128,7 +128,9 @@ std::vector<std::string> ServerState::first_parent_history(const std::string& re
 }
 
 int64_t ServerState::extra_used(const std::string& repo, const std::string& branch) const {
-  auto it = extra_used_.find(planner::extra_purpose(repo, branch));
+  auto b = branches_.find({repo, branch});
+  if (b == branches_.end()) return 0;
+  auto it = extra_used_.find(planner::extra_purpose(repo, branch, b->second.head));
   return it == extra_used_.end() ? 0 : it->second;
 }
 
@@ -262,7 +264,7 @@ void ServerState::update() {
   }
   for (const auto& [key, b] : branches_) {
     if (!b.under_test || options_.extra_runs <= 0) continue;
-    const std::string purpose = planner::extra_purpose(b.repo, b.name);
+    const std::string purpose = planner::extra_purpose(b.repo, b.name, b.head);
     auto history = first_parent_history(b.repo, b.head, kExtraHistory);
     std::reverse(history.begin(), history.end());
     in.budgets.push_back({b.repo, b.name, std::move(history), options_.extra_runs - extra_used(b.repo, b.name),

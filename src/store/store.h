@@ -80,7 +80,7 @@ struct RunRow {
   double started = 0;
   double ended = 0;
   std::string detail;  // infrastructure failure reason, cancellation reason
-  // Why it was started: "" = a run users want (target runs, builds); "extra:<repo>/<branch>" =
+  // Why it was started: "" = a run users want (target runs, builds); "extra:<repo>/<branch>@<head>" =
   // spent from that branch's extra-run budget (planner::extra_purpose).
   std::string purpose;
 };
