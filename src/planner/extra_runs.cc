@@ -11,11 +11,8 @@ namespace {
 // The scaffold of runs a failing test gets before the statistics choose (see pick_extra_runs).
 constexpr size_t kSeedCommits = 16;
 constexpr int64_t kSeedRuns = 2;
-// The least value (nats) of a run that localises a change, and of a run that asks whether a test
-// that never failed is flaky at the head: after about 50 passes a run is worth less (a 10% flake
-// passes 50 times in a row 0.5% of the time; statistics.md).
+// The least value (nats) of a run that localises a change.
 constexpr double kBisectMinValue = 1e-6;
-constexpr double kExploreMinValue = 0.003;
 
 }  // namespace
 
@@ -102,7 +99,7 @@ std::vector<ExtraRun> pick_extra_runs(
   auto histories = test_histories(
       budget.history, [&](const std::string& sha) { return objects_at(budget.repo, sha); },
       progress_of, true);
-  if (budget.history.empty()) return {};
+  if (histories.empty()) return {};
   std::vector<ExtraRun> out;
   const std::string purpose = extra_purpose(budget.repo, budget.branch, budget.history.back());
   // First a scaffold: kSeedRuns runs at kSeedCommits commits spread over the stretch where the test
@@ -133,7 +130,7 @@ std::vector<ExtraRun> pick_extra_runs(
     names.push_back(name);
     evidence.push_back(std::move(e));
   }
-  int64_t left = room - static_cast<int64_t>(out.size());
+  const int64_t left = room - static_cast<int64_t>(out.size());
   if (left > 0 && !evidence.empty()) {
     const auto picks = stats::plan_runs(
         evidence, {.runs = left, .confidence = input.extra_confidence, .min_value = kBisectMinValue});
@@ -141,26 +138,6 @@ std::vector<ExtraRun> pick_extra_runs(
       out.push_back(
           {budget.repo, evidence[pick.history][pick.index].commit, names[pick.history], purpose});
     }
-  }
-  // Then, with what is left, the tests that never failed here: more runs at the head, while one
-  // more run would still say something about whether the test is flaky at all. Runs belong to
-  // identities, so an unchanged test does not start again at each new head.
-  left = room - static_cast<int64_t>(out.size());
-  const std::vector<PlannedObject>* at_head = objects_at(budget.repo, budget.history.back());
-  if (left <= 0 || at_head == nullptr) return out;
-  std::vector<std::string> passing;
-  std::vector<std::vector<stats::CommitEvidence>> heads;
-  for (const auto& o : *at_head) {
-    if (o.kind != "test" || histories.count(o.name)) continue;
-    const HashProgress p = progress_of(o.hash);
-    if (p.runs == 0) continue;  // its target runs come first
-    passing.push_back(o.name);
-    heads.push_back({{budget.history.back(), o.hash, true, p.runs + p.active, p.failures}});
-  }
-  const auto picks = stats::plan_runs(
-      heads, {.runs = left, .confidence = input.extra_confidence, .min_value = kExploreMinValue});
-  for (const auto& pick : picks) {
-    out.push_back({budget.repo, budget.history.back(), passing[pick.history], purpose});
   }
   return out;
 }
