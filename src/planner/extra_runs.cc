@@ -103,8 +103,9 @@ std::vector<ExtraRun> pick_extra_runs(
   std::vector<ExtraRun> out;
   const std::string purpose = extra_purpose(budget.repo, budget.branch, budget.history.back());
   // First a scaffold: kSeedRuns runs at kSeedCommits commits spread over the stretch where the test
-  // exists, so that the statistics see where it passed and where it failed (a run next to one
-  // other run teaches little about where a change is; plan_runs refines from there).
+  // exists (the head aside), so that the statistics see where it passed and where it failed (a
+  // run next to one other run teaches little about where a change is; plan_runs refines from
+  // there).
   std::vector<std::string> names;
   std::vector<std::vector<stats::CommitEvidence>> evidence;
   for (auto& [name, e] : histories) {
@@ -118,7 +119,8 @@ std::vector<ExtraRun> pick_extra_runs(
     for (size_t s = 0; s < seeds; ++s) {
       const size_t at =
           seeds == 1 ? present.back() : present[s * (present.size() - 1) / (seeds - 1)];
-      if (!seeded.insert(e[at].identity).second) continue;
+      // The head's runs are the ones users target: the scaffold leaves it alone.
+      if (at == e.size() - 1 || !seeded.insert(e[at].identity).second) continue;
       const HashProgress p = progress_of(e[at].identity);
       for (int64_t k = p.runs + p.active; k < kSeedRuns; ++k) {
         seeding = true;
@@ -127,13 +129,18 @@ std::vector<ExtraRun> pick_extra_runs(
       }
     }
     if (seeding) continue;
+    // A test that never passed here has no change to localise either: it is broken throughout.
+    int64_t passes = 0;
+    for (const auto& c : e) passes += c.runs - c.failures;
+    if (passes == 0) continue;
     names.push_back(name);
     evidence.push_back(std::move(e));
   }
   const int64_t left = room - static_cast<int64_t>(out.size());
   if (left > 0 && !evidence.empty()) {
     const auto picks = stats::plan_runs(
-        evidence, {.runs = left, .confidence = input.extra_confidence, .min_value = kBisectMinValue});
+        evidence,
+        {.runs = left, .confidence = input.extra_confidence, .min_value = kBisectMinValue});
     for (const auto& pick : picks) {
       out.push_back(
           {budget.repo, evidence[pick.history][pick.index].commit, names[pick.history], purpose});

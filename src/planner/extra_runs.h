@@ -19,9 +19,10 @@ struct ExtraRun {
 
 // The extra runs `budget`'s branch should start now, best first: at most
 // min(extra_left, extra_parallel - extra_active). First for the tests with a failure somewhere on
-// the branch's history (a scaffold, then stats::plan_runs; none for a test whose listed changes
-// are all at least input.extra_confidence probable). A test that never failed gets none: its
-// runs are the ones users target. `objects_at(repo, sha)` gives a reachable commit's objects (nullptr when unknown).
+// the branch's history (a scaffold away from the head, then stats::plan_runs; none for a test
+// whose listed changes are all at least input.extra_confidence probable). A test that never
+// failed, or never passed, gets none after the scaffold: it has no change to localise.
+// `objects_at(repo, sha)` gives a reachable commit's objects (nullptr when unknown).
 std::vector<ExtraRun> pick_extra_runs(
     const BranchBudget& budget, const PlanInput& input,
     const std::function<const std::vector<PlannedObject>*(const std::string&, const std::string&)>&

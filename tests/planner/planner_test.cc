@@ -184,3 +184,22 @@ TEST(PlannerHistories, IdentityRunsArePlacedOnceAndCasesFollowTheTest) {
 
 }  // namespace
 }  // namespace testlooper::planner
+
+namespace testlooper::planner {
+namespace {
+
+TEST(PlannerExtraRuns, ATestBrokenThroughoutGetsOnlyTheScaffoldAndTheHeadIsLeftToItsTarget) {
+  PlanInput in = branch_of(20, 100, 64);
+  in.progress["ht-c20"] = {1, 1, 0};  // the head failed its one target run
+  int scaffold = 0;
+  for (const auto& j : extra_jobs(make_plan(in))) {
+    EXPECT_NE(j.commit, "c20") << "the head's runs are the users'";
+    scaffold += j.runs;
+  }
+  EXPECT_EQ(scaffold, 15 * 2);  // 2 runs at 15 spread commits besides the head
+  for (int i = 1; i < 20; ++i) in.progress["ht-c" + std::to_string(i)] = {2, 2, 0};
+  EXPECT_TRUE(extra_jobs(make_plan(in)).empty()) << "it never passed: nothing to localise";
+}
+
+}  // namespace
+}  // namespace testlooper::planner
