@@ -121,8 +121,10 @@ std::vector<ExtraRun> pick_extra_runs(
           seeds == 1 ? present.back() : present[s * (present.size() - 1) / (seeds - 1)];
       // The head's runs are the ones users target: the scaffold leaves it alone.
       if (at == e.size() - 1 || !seeded.insert(e[at].identity).second) continue;
+      // Commits users already ran keep the counts they asked for; only untested ones are seeded.
       const HashProgress p = progress_of(e[at].identity);
-      for (int64_t k = p.runs + p.active; k < kSeedRuns; ++k) {
+      if (p.runs > 0) continue;
+      for (int64_t k = p.active; k < kSeedRuns; ++k) {
         seeding = true;
         if (static_cast<int64_t>(out.size()) < room)
           out.push_back({budget.repo, e[at].commit, name, purpose});
