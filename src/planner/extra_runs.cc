@@ -18,7 +18,7 @@ constexpr double kBisectMinValue = 1e-6;
 
 std::map<std::string, std::vector<stats::CommitEvidence>> test_histories(
     const std::vector<std::string>& oldest_first, const ObjectsAt& objects_at,
-    const ProgressOf& progress_of, bool only_failing) {
+    const ProgressOf& progress_of, bool only_failing, const std::string& only_name) {
   const size_t n = oldest_first.size();
   std::vector<const std::vector<PlannedObject>*> objects(n);
   for (size_t i = 0; i < n; ++i) objects[i] = objects_at(oldest_first[i]);
@@ -27,7 +27,7 @@ std::map<std::string, std::vector<stats::CommitEvidence>> test_histories(
   for (size_t i = 0; i < n; ++i) {
     if (objects[i] == nullptr) continue;
     for (const auto& o : *objects[i]) {
-      if (o.kind != "test") continue;
+      if (only_name.empty() ? o.kind != "test" : o.name != only_name) continue;
       auto [it, inserted] = seen.emplace(o.hash, HashProgress{});
       if (inserted) it->second = progress_of(o.hash);
       if (!only_failing || it->second.failures > 0) wanted.insert(o.name);
@@ -38,7 +38,7 @@ std::map<std::string, std::vector<stats::CommitEvidence>> test_histories(
   for (size_t i = 0; i < n; ++i) {
     if (objects[i] == nullptr) continue;
     for (const auto& o : *objects[i]) {
-      if (o.kind != "test" || !wanted.count(o.name)) continue;
+      if (!wanted.count(o.name)) continue;
       auto& e = out[o.name];
       if (e.empty()) {
         e.resize(n);

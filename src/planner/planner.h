@@ -128,12 +128,13 @@ Plan make_plan(const PlanInput& input, const std::vector<const PlannedCommit*>& 
 // Each test's history along `oldest_first` as the statistics see it (stats/evidence.h): per test
 // name, one CommitEvidence per commit. An identity's runs are placed once, at its oldest commit in
 // the history, since the statistics pool consecutive commits that share an identity. With
-// `only_failing`, tests none of whose identities on the history has a failure are left out.
+// `only_failing`, tests none of whose identities on the history has a failure are left out; with
+// `only_name`, the history of that one object (of any kind) alone.
 using ObjectsAt = std::function<const std::vector<PlannedObject>*(const std::string& sha)>;
 using ProgressOf = std::function<HashProgress(const std::string& hash)>;
 std::map<std::string, std::vector<stats::CommitEvidence>> test_histories(
     const std::vector<std::string>& oldest_first, const ObjectsAt& objects_at,
-    const ProgressOf& progress_of, bool only_failing);
+    const ProgressOf& progress_of, bool only_failing, const std::string& only_name = "");
 
 // The histories of a test's individual cases, from the test's history (test_histories) and, per
 // identity, its cases' (runs, failures) (store::Store::case_counts). A case is absent where the

@@ -1,5 +1,4 @@
 #include "server/api.h"
-#include "server/api_history.h"
 
 #include <fmt/format.h>
 #include <openssl/hmac.h>
@@ -10,6 +9,8 @@
 #include <set>
 
 #include "planner/planner.h"
+#include "server/api_history.h"
+#include "server/api_json.h"
 #include "stats/change_points.h"
 #include "stats/classification.h"
 #include "stats/failure_rate.h"
@@ -19,18 +20,13 @@ namespace {
 
 using nlohmann::json;
 
-Response ok(const json& body) { return Response{200, "application/json", body.dump(), ""}; }
-Response error(int status, const std::string& message) {
-  return Response{status, "application/json", json{{"error", message}}.dump(), ""};
-}
+using namespace reply;  // NOLINT(google-build-using-namespace): the API's shared replies
 
 bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-json rate_json(const stats::FailureRate& r);
-json rate_json(int64_t failures, int64_t runs) { return rate_json(stats::failure_rate(failures, runs)); }
 
 std::string hmac_sha256_hex(const std::string& key, const std::string& data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -93,38 +89,8 @@ BranchStats branch_stats(ServerState& state, const std::string& repo, std::vecto
   return out;
 }
 
-json rate_json(const stats::FailureRate& r) { return {{"estimate", r.estimate}, {"low", r.low}, {"high", r.high}}; }
-
-void change_points_json(const std::string& name, const stats::ChangeAnalysis& analysis, json& out) {
-  for (const auto& cp : analysis.changes) {
-    out.push_back({{"name", name}, {"commit", cp.commit}, {"probability", cp.probability},
-                   {"range_probability", cp.range_probability}, {"before", rate_json(cp.before)},
-                   {"after", rate_json(cp.after)}, {"runs_used", cp.runs_used}});
-  }
-}
-
 json classification_json(const TestStats& t, size_t index) {
-  const stats::Classification c = stats::classify(t.evidence, index, t.analysis);
-  return {{"verdict", std::string(stats::to_string(c.verdict))}, {"confidence", c.confidence}};
-}
-
-// An object's state for the API: the planner's, or "unrunnable" when it wants runs that no
-// connected worker could ever take (then `reason_json` says why).
-using ObjectKey = std::tuple<std::string, std::string, std::string>;
-std::string status_json(const ServerState& state, const ObjectKey& key, const std::string& hash) {
-  auto st = state.plan().statuses.find(key);
-  if (st == state.plan().statuses.end()) return "not_enabled";
-  if (st->second.state == planner::ObjectState::kRunnable && !state.unrunnable_reason(hash).empty()) {
-    return "unrunnable";
-  }
-  return planner::to_string(st->second.state);
-}
-
-std::string reason_json(const ServerState& state, const ObjectKey& key, const std::string& hash) {
-  auto st = state.plan().statuses.find(key);
-  if (st == state.plan().statuses.end()) return "";
-  if (st->second.state == planner::ObjectState::kRunnable) return state.unrunnable_reason(hash);
-  return st->second.reason;
+  return reply::classification_json(t.evidence, index, t.analysis);
 }
 
 bool has_failures(const TestStats& t) {

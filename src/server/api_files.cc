@@ -9,12 +9,13 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "core/url.h"
 #include "artifacts/artifacts.h"
 #include "artifacts/transfer.h"
 #include "core/hash.h"
+#include "core/url.h"
 #include "git/git.h"
 #include "server/api.h"
+#include "server/api_json.h"
 
 namespace testlooper::server {
 namespace {
@@ -22,12 +23,8 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-Response json_response(int status, const json& body) {
-  return Response{status, "application/json", body.dump(), ""};
-}
-Response error(int status, const std::string& message) {
-  return json_response(status, {{"error", message}});
-}
+using reply::error;
+using reply::ok;
 
 bool starts_with(const std::string& s, const std::string& prefix) {
   return s.rfind(prefix, 0) == 0;
@@ -50,7 +47,6 @@ bool is_full_sha(const std::string& sha) {
   if (sha.size() != 40 && sha.size() != 64) return false;
   return sha.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
-
 
 std::string content_type_of(const fs::path& file) {
   const std::string ext = file.extension().string();
@@ -181,10 +177,10 @@ Response Api::build_files(const std::string& hash) {
                          {"file", file},
                          {"url", "/api/artifacts/builds/" + hash + "/" + url_segment(file)}});
   }
-  return json_response(200, {{"hash", hash},
-                             {"complete", store.is_build_complete(hash)},
-                             {"files", files},
-                             {"artifacts", artifacts}});
+  return ok({{"hash", hash},
+             {"complete", store.is_build_complete(hash)},
+             {"files", files},
+             {"artifacts", artifacts}});
 }
 
 Response Api::build_file(const std::string& hash, const std::string& name) {
@@ -205,7 +201,7 @@ Response Api::put_build_file(const std::string& hash, const std::string& name,
   std::error_code ec;
   if (request.body_file.empty()) fs::remove_all(body->parent_path(), ec);
   if (!added.ok()) return error(400, added.error().to_string());
-  return json_response(200, {{"hash", hash}, {"file", name}, {"added", *added}});
+  return ok({{"hash", hash}, {"file", name}, {"added", *added}});
 }
 
 Response Api::put_run_record(const std::string& run_id, const Request& request) {
@@ -219,7 +215,7 @@ Response Api::put_run_record(const std::string& run_id, const Request& request) 
   std::error_code ec;
   if (request.body_file.empty()) fs::remove_all(body->parent_path(), ec);
   if (!added.ok()) return error(400, added.error().to_string());
-  return json_response(200, {{"run_id", run_id}, {"added", *added}});
+  return ok({{"run_id", run_id}, {"added", *added}});
 }
 
 Response Api::run_artifacts(const std::string& run_id) {
@@ -235,14 +231,14 @@ Response Api::run_artifacts(const std::string& run_id) {
                      {"file", file},
                      {"url", "/api/artifacts/builds/" + (*run)->hash + "/" + url_segment(file)}});
     }
-    return json_response(200, out);
+    return ok(out);
   }
   for (const auto& name : artifacts::run_artifact_names(store, run_id)) {
     out.push_back({{"name", name},
                    {"file", name},
                    {"url", "/api/runs/" + run_id + "/artifacts/" + url_segment(name)}});
   }
-  return json_response(200, out);
+  return ok(out);
 }
 
 Response Api::run_artifact(const std::string& run_id, const std::string& name) {

@@ -5,9 +5,9 @@
 #include <set>
 #include <vector>
 
+#include "planner/planner.h"
+#include "server/api_json.h"
 #include "stats/change_points.h"
-#include "stats/classification.h"
-#include "stats/failure_rate.h"
 
 namespace testlooper::server {
 namespace {
@@ -17,13 +17,7 @@ using nlohmann::json;
 // How many commits a test history may ask for.
 constexpr size_t kMaxHistory = 5000;
 
-Response ok(const json& body) { return Response{200, "application/json", body.dump(), ""}; }
-Response error(int status, const std::string& message) {
-  return Response{status, "application/json", json{{"error", message}}.dump(), ""};
-}
-
-json rate_json(const stats::FailureRate& r) { return {{"estimate", r.estimate}, {"low", r.low}, {"high", r.high}}; }
-json rate_json(int64_t failures, int64_t runs) { return rate_json(stats::failure_rate(failures, runs)); }
+using namespace reply;  // NOLINT(google-build-using-namespace): the API's shared replies
 
 const store::ObjectRow* find_object(const CommitState* c, const std::string& name) {
   if (c == nullptr) return nullptr;
@@ -61,7 +55,8 @@ bool resolve_name(ServerState& state, const std::string& repo, const std::vector
 
 }  // namespace
 
-std::optional<Response> test_history(ServerState& state, const std::string& repo, const std::string& rest,
+std::optional<Response> test_history(ServerState& state, const std::string& repo,
+                                     const std::string& rest,
                                      const std::map<std::string, std::string>& query) {
   const std::string prefix = "/branches/";
   const std::string suffix = "/history";
@@ -70,12 +65,14 @@ std::optional<Response> test_history(ServerState& state, const std::string& repo
       rest.compare(rest.size() - suffix.size(), suffix.size(), suffix) != 0) {
     return std::nullopt;
   }
-  const std::string middle = rest.substr(prefix.size(), rest.size() - prefix.size() - suffix.size());
+  const std::string middle =
+      rest.substr(prefix.size(), rest.size() - prefix.size() - suffix.size());
   // Branch names may hold "/tests/" too: the first split that names a known branch wins.
   std::string branch;
   std::string name;
   for (size_t at = middle.find(marker); at != std::string::npos; at = middle.find(marker, at + 1)) {
-    if (state.branches().count({repo, middle.substr(0, at)}) && at + marker.size() < middle.size()) {
+    if (state.branches().count({repo, middle.substr(0, at)}) &&
+        at + marker.size() < middle.size()) {
       branch = middle.substr(0, at);
       name = middle.substr(at + marker.size());
       break;
@@ -98,85 +95,81 @@ std::optional<Response> test_history(ServerState& state, const std::string& repo
   std::string object;
   std::string test_case;
   if (!resolve_name(state, repo, shas, name, object, test_case)) {
-    return error(404, "no test named '" + name + "' on branch '" + branch + "' of repo '" + repo + "'");
+    return error(404,
+                 "no test named '" + name + "' on branch '" + branch + "' of repo '" + repo + "'");
   }
 
-  // Counts per identity: the object's own, or its case's (store::Store::case_counts). A case is
-  // absent where its test is, and where the test's identity has case results none of which is
-  // this case (as the branch history's case statistics see it).
-  struct Counts {
-    bool present = true;
-    int64_t runs = 0;
-    int64_t failures = 0;
-  };
-  std::map<std::string, Counts> counts;  // by hash
-  auto counts_of = [&](const std::string& hash) -> Counts {
-    auto it = counts.find(hash);
-    if (it != counts.end()) return it->second;
-    Counts c;
-    if (test_case.empty()) {
-      const auto p = state.progress(hash);
-      c = {true, p.runs, p.failures};
-    } else if (const auto& cs = state.case_counts(hash); !cs.empty()) {
-      auto one = cs.find(test_case);
-      c = one == cs.end() ? Counts{false, 0, 0} : Counts{true, one->second.first, one->second.second};
+  // The statistics' view (planner::test_histories / case_histories, as the branch history
+  // endpoint sees it), and the counts shown per commit: its identity's.
+  std::vector<std::string> oldest_first(shas.rbegin(), shas.rend());
+  auto histories = planner::test_histories(
+      oldest_first,
+      [&](const std::string& sha) {
+        const CommitState* c = state.commit(repo, sha);
+        return c == nullptr ? nullptr : &c->planned.objects;
+      },
+      [&](const std::string& hash) { return state.progress(hash); }, false, object);
+  std::vector<stats::CommitEvidence> evidence = std::move(histories[object]);
+  evidence.resize(oldest_first.size());
+  if (!test_case.empty()) {
+    std::map<std::string, planner::CaseCounts> counts;
+    for (const auto& e : evidence) {
+      if (e.present && !counts.count(e.identity))
+        counts[e.identity] = state.case_counts(e.identity);
     }
-    return counts[hash] = c;
-  };
-
-  // The statistics see the history oldest first, an identity's runs once, at its oldest commit
-  // (consecutive commits sharing an identity pool their runs), as in the branch history endpoint.
-  const size_t n = shas.size();
-  std::vector<stats::CommitEvidence> evidence;
-  std::vector<const store::ObjectRow*> objects;  // oldest first
-  std::set<std::string> placed;
-  for (size_t i = 0; i < n; ++i) {
-    const std::string& sha = shas[n - 1 - i];
-    const store::ObjectRow* o = find_object(state.commit(repo, sha), object);
-    objects.push_back(o);
-    stats::CommitEvidence e{sha, o ? o->hash : "", o != nullptr, 0, 0};
-    if (o != nullptr) {
-      const Counts c = counts_of(o->hash);
-      e.present = c.present;
-      if (c.present && placed.insert(o->hash).second) {
-        e.runs = c.runs;
-        e.failures = c.failures;
+    auto cases = planner::case_histories(evidence, counts);
+    auto it = cases.find(test_case);
+    if (it != cases.end()) {
+      evidence = std::move(it->second);
+    } else {
+      // Never reported: absent where its test's runs reported other cases, unknown elsewhere.
+      for (auto& e : evidence) {
+        const bool reported_others = e.present && !counts[e.identity].empty();
+        e = {e.commit, e.identity, e.present && !reported_others, 0, 0};
       }
     }
-    evidence.push_back(std::move(e));
   }
+  auto shown = [&](const std::string& hash) -> std::pair<int64_t, int64_t> {
+    if (test_case.empty()) return {state.progress(hash).runs, state.progress(hash).failures};
+    const auto& cs = state.case_counts(hash);
+    auto one = cs.find(test_case);
+    return one == cs.end() ? std::pair<int64_t, int64_t>{0, 0} : one->second;
+  };
   const stats::ChangeAnalysis analysis = stats::analyse_changes(evidence);
 
+  const size_t n = shas.size();
   json commits = json::array();
   for (size_t k = 0; k < n; ++k) {
     const size_t i = n - 1 - k;  // history index of the k-th newest commit
     const CommitState* c = state.commit(repo, shas[k]);
-    const store::ObjectRow* o = objects[i];
-    const Counts counted = o ? counts_of(o->hash) : Counts{false, 0, 0};
-    const stats::Classification verdict = stats::classify(evidence, i, analysis);
-    json entry = {{"sha", shas[k]}, {"subject", c->row.subject}, {"author", c->row.author},
-                  {"time", c->row.time}, {"parents", c->row.parents}, {"present", evidence[i].present},
-                  {"hash", o ? o->hash : ""}, {"runs", counted.runs}, {"failures", counted.failures},
+    const store::ObjectRow* o = find_object(c, object);
+    const auto [runs, failures] =
+        o && evidence[i].present ? shown(o->hash) : std::pair<int64_t, int64_t>{0, 0};
+    json entry = {{"sha", shas[k]},
+                  {"subject", c->row.subject},
+                  {"author", c->row.author},
+                  {"time", c->row.time},
+                  {"parents", c->row.parents},
+                  {"present", evidence[i].present},
+                  {"hash", o ? o->hash : ""},
+                  {"runs", runs},
+                  {"failures", failures},
                   {"active_runs", o ? state.progress(o->hash).active : 0},
-                  {"failure_rate", rate_json(counted.failures, counted.runs)},
-                  {"classification", {{"verdict", std::string(stats::to_string(verdict.verdict))},
-                                      {"confidence", verdict.confidence}}}};
-    if (o != nullptr) {
-      auto st = state.plan().statuses.find({repo, shas[k], o->name});
-      entry["status"] = st == state.plan().statuses.end() ? "not_enabled" : planner::to_string(st->second.state);
-    } else {
-      entry["status"] = nullptr;
-    }
+                  {"failure_rate", rate_json(failures, runs)},
+                  {"classification", classification_json(evidence, i, analysis)},
+                  {"status", o ? json(status_json(state, {repo, shas[k], o->name}, o->hash))
+                               : json(nullptr)}};
     commits.push_back(std::move(entry));
   }
   json change_points = json::array();
-  for (const auto& cp : analysis.changes) {
-    change_points.push_back({{"name", name}, {"commit", cp.commit}, {"probability", cp.probability},
-                             {"range_probability", cp.range_probability}, {"before", rate_json(cp.before)},
-                             {"after", rate_json(cp.after)}, {"runs_used", cp.runs_used}});
-  }
-  return ok({{"repo", repo}, {"branch", branch}, {"head", b.head}, {"name", name}, {"test", object},
-             {"case", test_case.empty() ? json(nullptr) : json(test_case)}, {"commits", commits},
+  change_points_json(name, analysis, change_points);
+  return ok({{"repo", repo},
+             {"branch", branch},
+             {"head", b.head},
+             {"name", name},
+             {"test", object},
+             {"case", test_case.empty() ? json(nullptr) : json(test_case)},
+             {"commits", commits},
              {"change_points", change_points}});
 }
 

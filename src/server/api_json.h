@@ -1,0 +1,43 @@
+// The JSON pieces the API's endpoints share (api.cc, api_history.cc, api_files.cc): replies,
+// failure rates, change points, classifications and object states. Io thread, like the API.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <span>
+#include <string>
+#include <tuple>
+
+#include "server/http.h"
+#include "server/state.h"
+#include "stats/change_points.h"
+#include "stats/failure_rate.h"
+
+namespace testlooper::server::reply {
+
+// 200 with `body`.
+Response ok(const nlohmann::json& body);
+// `status` with {"error": message}.
+Response error(int status, const std::string& message);
+
+// {"estimate", "low", "high"}; the second form of failure_rate(failures, runs).
+nlohmann::json rate_json(const stats::FailureRate& rate);
+nlohmann::json rate_json(int64_t failures, int64_t runs);
+
+// Appends each of `analysis`'s changes as {"name", "commit", "probability", "range_probability",
+// "before", "after", "runs_used"} to the array `out`.
+void change_points_json(const std::string& name, const stats::ChangeAnalysis& analysis,
+                        nlohmann::json& out);
+
+// {"verdict", "confidence"}: stats::classify at history[index].
+nlohmann::json classification_json(std::span<const stats::CommitEvidence> history, size_t index,
+                                   const stats::ChangeAnalysis& analysis);
+
+// An object's state for the API: the planner's ("not_enabled" when it planned nothing for it),
+// or "unrunnable" when it wants runs that no connected worker could ever take; and the reason
+// that goes with it (the blocking dependency, or what it needs).
+using ObjectKey = std::tuple<std::string, std::string, std::string>;  // repo, commit, name
+std::string status_json(const ServerState& state, const ObjectKey& key, const std::string& hash);
+std::string reason_json(const ServerState& state, const ObjectKey& key, const std::string& hash);
+
+}  // namespace testlooper::server::reply
