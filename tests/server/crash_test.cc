@@ -1,6 +1,8 @@
 // Crash safety of serve and worker, for real: kill -9 the server with runs in flight, kill -9 a
 // worker mid-run, wipe the database and rebuild it from the artifact store.
 #include <gtest/gtest.h>
+
+#include <memory>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -30,27 +32,13 @@ int free_port() {
   return ntohs(addr.sin_port);
 }
 
-// A `testlooper worker` process of its own (another "host": its own directory).
-class WorkerProcess {
- public:
-  WorkerProcess(int port, const std::string& dir, const std::string& id, int cores) {
-    pid_ = fork();
-    if (pid_ == 0) {
-      setpgid(0, 0);
-      execl(TL_BINARY, TL_BINARY, "worker", "--server", ("http://127.0.0.1:" + std::to_string(port)).c_str(),
-            "--cores", std::to_string(cores).c_str(), "--ram-gb", "4", "--dir", dir.c_str(), "--id",
-            id.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-  }
-  ~WorkerProcess() {
-    kill(-pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-  }
-
- private:
-  pid_t pid_;
-};
+// A `testlooper worker` of its own (another "host": its own directory), killed on destruction.
+std::unique_ptr<fixtures::WorkerProcess> worker(int port, const std::string& dir, const std::string& id, int cores) {
+  return std::make_unique<fixtures::WorkerProcess>(
+      std::vector<std::string>{"--server", "http://127.0.0.1:" + std::to_string(port), "--cores",
+                               std::to_string(cores), "--ram-gb", "4", "--dir", dir, "--id", id},
+      SIGKILL);
+}
 
 json test_object(const json& history, const std::string& name) {
   if (!history.is_object() || history["commits"].empty()) return json();
@@ -103,8 +91,8 @@ TEST_F(CrashTest, Serve_KilledWithRunsInFlightLosesAndDoublesNothing) {
   app_.commit("flaky test");
   const int port = free_port();
   auto server = std::make_unique<ServerProcess>(args(port, 0, 120));
-  WorkerProcess w1(port, dir_.path() + "/w1", "w1", 2);
-  WorkerProcess w2(port, dir_.path() + "/w2", "w2", 2);
+  const auto w1 = worker(port, dir_.path() + "/w1", "w1", 2);
+  const auto w2 = worker(port, dir_.path() + "/w2", "w2", 2);
   ASSERT_TRUE(eventually([&] { return server->get("/api/repos").size() == 1; }, 30));
   server->post("/api/repos/app/branches/main/test", R"({"enabled": true})");
   ASSERT_TRUE(eventually([&] {
@@ -184,7 +172,7 @@ TEST_F(CrashTest, Dispatch_PacksABuildAndTwoTestsOnAFourCoreWorker) {
   app_.commit("packing");
   const int port = free_port();
   auto server = std::make_unique<ServerProcess>(args(port, 0, 1));
-  WorkerProcess w(port, dir_.path() + "/w", "four", 4);
+  const auto w = worker(port, dir_.path() + "/w", "four", 4);
   ASSERT_TRUE(eventually([&] { return server->get("/api/workers").size() == 1; }, 30));
   server->post("/api/repos/app/branches/main/test", R"({"enabled": true})");
   int most = 0;

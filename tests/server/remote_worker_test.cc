@@ -20,6 +20,7 @@ using fixtures::GitFixtureRepo;
 using fixtures::ServerProcess;
 using fixtures::shell_quote;
 using fixtures::TempDir;
+using fixtures::WorkerProcess;
 using nlohmann::json;
 
 // The build copies a file of the source tree into a Tar artifact and writes a Files artifact;
@@ -39,31 +40,6 @@ tests:
       - command: 'grep -q hello $TEST_INPUTS/whole/bin/greeting.txt && grep -q doc $TEST_INPUTS/whole/docs/readme.md && grep -q slice $TEST_INPUTS/sub/inner.txt && test -f $TEST_INPUTS/sub/.git_commit && test ! -e $TEST_INPUTS/sub/greeting.txt && mkdir -p $TEST_OUTPUT_DIR/report && echo ok > $TEST_OUTPUT_DIR/report/r.txt'
         artifacts: [{name: report, directory: report, format: Tar}]
 )";
-
-// `testlooper worker` in its own process group, stopped with SIGTERM on destruction.
-class WorkerProcess {
- public:
-  explicit WorkerProcess(const std::vector<std::string>& args) {
-    pid_ = fork();
-    if (pid_ == 0) {
-      setpgid(0, 0);
-      std::vector<std::string> all = {TL_BINARY, "worker"};
-      all.insert(all.end(), args.begin(), args.end());
-      std::vector<char*> argv;
-      for (auto& a : all) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-  }
-  ~WorkerProcess() {
-    kill(-pid_, SIGTERM);
-    waitpid(pid_, nullptr, 0);
-  }
-
- private:
-  pid_t pid_ = -1;
-};
 
 class RemoteWorkerTest : public testing::Test {
  protected:

@@ -14,6 +14,7 @@
 #include <string>
 #include <thread>
 #include <vector>
+#include <vector>
 
 #include "git/git_fixture.h"
 
@@ -30,26 +31,52 @@ inline std::string capture(const std::string& command) {
   return out;
 }
 
+// Starts `testlooper <subcommand> <args>` in a process group of its own; its stdout goes to the
+// pipe `out` when given (both ends are closed in the child).
+inline pid_t spawn_testlooper(const std::string& subcommand, const std::vector<std::string>& args,
+                              const int* out = nullptr) {
+  const pid_t pid = fork();
+  if (pid != 0) return pid;
+  if (out != nullptr) {
+    dup2(out[1], STDOUT_FILENO);
+    close(out[0]);
+    close(out[1]);
+  }
+  setpgid(0, 0);
+  std::vector<std::string> all = {TL_BINARY, subcommand};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  execv(argv[0], argv.data());
+  _exit(127);
+}
+
+// `testlooper worker` with `args` (another "host" when its --dir is its own), its process group
+// sent `stop_signal` on destruction.
+class WorkerProcess {
+ public:
+  explicit WorkerProcess(const std::vector<std::string>& args, int stop_signal = SIGTERM)
+      : pid_(spawn_testlooper("worker", args)), stop_signal_(stop_signal) {}
+  ~WorkerProcess() {
+    kill(-pid_, stop_signal_);
+    waitpid(pid_, nullptr, 0);
+  }
+  WorkerProcess(const WorkerProcess&) = delete;
+  WorkerProcess& operator=(const WorkerProcess&) = delete;
+
+ private:
+  pid_t pid_;
+  int stop_signal_;
+};
+
 class ServerProcess {
  public:
   // Starts `testlooper serve` with `args`; waits until it listens.
   explicit ServerProcess(const std::vector<std::string>& args) {
     int out[2];
     if (pipe(out) != 0) throw std::runtime_error("pipe failed");
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(out[1], STDOUT_FILENO);
-      close(out[0]);
-      close(out[1]);
-      setpgid(0, 0);
-      std::vector<std::string> all = {TL_BINARY, "serve"};
-      all.insert(all.end(), args.begin(), args.end());
-      std::vector<char*> argv;
-      for (auto& a : all) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
+    pid_ = spawn_testlooper("serve", args, out);
     close(out[1]);
     FILE* f = fdopen(out[0], "r");
     char line[512] = {0};
