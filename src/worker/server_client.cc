@@ -63,6 +63,20 @@ std::string unique_suffix() {
   return std::to_string(::getpid()) + "-" + std::to_string(counter++);
 }
 
+// Sends `request` and reads a text reply: its body on 200, else the server's error. Throws on
+// network errors, as exchange() does.
+template <class Request>
+Result<std::string> text_exchange(const std::string& host, const std::string& port,
+                                  const std::string& target, Request& request) {
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(kMaxTextBody);
+  exchange(host, port, request, parser);
+  const auto& response = parser.get();
+  if (response.result_int() != 200)
+    return Error{target, server_message(response.result_int(), response.body())};
+  return response.body();
+}
+
 }  // namespace
 
 ServerClient::ServerClient(std::string host, std::string port)
@@ -71,14 +85,7 @@ ServerClient::ServerClient(std::string host, std::string port)
 Result<std::string> ServerClient::get(const std::string& target) const {
   try {
     http::request<http::empty_body> request{http::verb::get, target, 11};
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(kMaxTextBody);
-    exchange(host_, port_, request, parser);
-    const auto& response = parser.get();
-    if (response.result_int() != 200) {
-      return Error{target, server_message(response.result_int(), response.body())};
-    }
-    return response.body();
+    return text_exchange(host_, port_, target, request);
   } catch (const std::exception& e) {
     return Error{target, std::string("request failed: ") + e.what()};
   }
@@ -124,18 +131,10 @@ Result<std::string> ServerClient::upload(const std::string& target, const fs::pa
     request.body().open(file.c_str(), beast::file_mode::scan, open_error);
     if (open_error) return Error{file.string(), "cannot read: " + open_error.message()};
     request.set(http::field::content_type, "application/octet-stream");
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(kMaxTextBody);
-    exchange(host_, port_, request, parser);
-    const auto& response = parser.get();
-    if (response.result_int() != 200) {
-      return Error{target, server_message(response.result_int(), response.body())};
-    }
-    return response.body();
+    return text_exchange(host_, port_, target, request);
   } catch (const std::exception& e) {
     return Error{target, std::string("upload failed: ") + e.what()};
   }
 }
-
 
 }  // namespace testlooper::worker
