@@ -1,13 +1,16 @@
 #include "server/api.h"
 
 #include <fmt/format.h>
+#include <openssl/crypto.h>
 #include <openssl/hmac.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "core/ids.h"
 #include "planner/planner.h"
 #include "server/api_history.h"
 #include "server/api_json.h"
@@ -37,6 +40,36 @@ std::string hmac_sha256_hex(const std::string& key, const std::string& data) {
   for (unsigned int i = 0; i < size; ++i) out += fmt::format("{:02x}", digest[i]);
   return out;
 }
+
+// A JSON integer in [low, high], or nullopt (a float, a string, or out of range: nlohmann would
+// truncate 4294967297 to 1 on get<int>()).
+std::optional<int64_t> bounded_integer(const json& value, int64_t low, int64_t high) {
+  if (value.is_number_unsigned()) {
+    const uint64_t v = value.get<uint64_t>();
+    if (v > static_cast<uint64_t>(high)) return std::nullopt;
+    return static_cast<int64_t>(v) >= low ? std::optional<int64_t>(static_cast<int64_t>(v)) : std::nullopt;
+  }
+  if (!value.is_number_integer()) return std::nullopt;
+  const int64_t v = value.get<int64_t>();
+  if (v < low || v > high) return std::nullopt;
+  return v;
+}
+
+// A query parameter of decimal digits only, in [low, high]; nullopt otherwise ("-1" and "1e3"
+// included: std::stoul would wrap the first).
+std::optional<int64_t> bounded_query_integer(const std::string& text, int64_t low, int64_t high) {
+  if (text.empty() || text.size() > 18 || text.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  const int64_t v = std::stoll(text);
+  if (v < low || v > high) return std::nullopt;
+  return v;
+}
+
+// The most a request may ask for: target runs per test, a branch's depth, a history's length.
+constexpr int64_t kMaxTargetRuns = 1'000'000;
+constexpr int64_t kMaxDepth = 100'000;
+constexpr int64_t kMaxHistoryLimit = 10'000;
 
 // Splits "/api/repos/{repo}/<rest>" into repo and rest; false when it does not match.
 bool split_repo_path(const std::string& path, std::string& repo, std::string& rest) {
@@ -144,9 +177,29 @@ Api::Api(ServerState& state, std::function<void()> refresh, std::string webhook_
       web_dir_(web_dir.empty() ? default_web_dir() : std::move(web_dir)) {}
 
 Response Api::handle(const Request& request) {
-  if (request.method == "GET") return get(request);
-  if (request.method == "POST") return post(request);
-  return error(405, "method not allowed: " + request.method);
+  Response response = request.method == "GET"    ? get(request)
+                      : request.method == "POST" ? post(request)
+                                                 : error(405, "method not allowed: " + request.method);
+  if (response.status >= 400 && response.file.empty()) response.body = without_server_paths(response.body);
+  return response;
+}
+
+std::string Api::without_server_paths(std::string text) const {
+  // The server's own folders, longest first, so a repo inside the data folder reads as a repo.
+  std::vector<std::string> paths = {state_.artifacts_dir(),
+                                    std::filesystem::path(state_.log_path("x")).parent_path().parent_path().string()};
+  for (const auto& [name, path] : state_.repos()) {
+    paths.push_back(path);
+    paths.push_back(std::filesystem::path(path).parent_path().string());
+  }
+  std::sort(paths.begin(), paths.end(), [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  for (const std::string& path : paths) {
+    if (path.size() < 2) continue;
+    for (size_t at = text.find(path); at != std::string::npos; at = text.find(path, at)) {
+      text.replace(at, path.size(), "<server>");
+    }
+  }
+  return text;
 }
 
 Response Api::get(const Request& request) {
@@ -157,8 +210,10 @@ Response Api::get(const Request& request) {
   if (auto file = get_file(request)) return *file;
   if (starts_with(p, "/api/runs/")) {
     const std::string rest = p.substr(10);
-    if (ends_with(rest, "/log")) return run_log(rest.substr(0, rest.size() - 4));
-    return run(rest);
+    const std::string id = ends_with(rest, "/log") ? rest.substr(0, rest.size() - 4) : rest;
+    if (!is_run_id(id)) return error(400, "not a run id (16 lowercase hex digits)");
+    if (ends_with(rest, "/log")) return run_log(id);
+    return run(id);
   }
   std::string repo, rest;
   if (split_repo_path(p, repo, rest)) {
@@ -168,13 +223,15 @@ Response Api::get(const Request& request) {
     if (starts_with(rest, "/branches/") && ends_with(rest, "/history")) {
       size_t limit = 100;
       if (auto it = request.query.find("limit"); it != request.query.end()) {
-        try {
-          limit = std::stoul(it->second);
-        } catch (...) {
-          return error(400, "limit must be a positive integer");
-        }
+        const auto n = bounded_query_integer(it->second, 1, kMaxHistoryLimit);
+        if (!n) return error(400, fmt::format("'limit' must be an integer from 1 to {}", kMaxHistoryLimit));
+        limit = static_cast<size_t>(*n);
       }
       return history(repo, rest.substr(10, rest.size() - 10 - 8), limit);
+    }
+    if (starts_with(rest, "/commits/")) {
+      const std::string tail = rest.substr(9);
+      if (!is_commit_sha(tail.substr(0, tail.find('/')))) return error(400, "not a full commit id");
     }
     if (starts_with(rest, "/commits/") && ends_with(rest, "/runs")) {
       auto name = request.query.find("name");
@@ -191,12 +248,21 @@ Response Api::get(const Request& request) {
 Response Api::post(const Request& request) {
   const std::string& p = request.path;
   if (p == "/api/refresh") {
+    // With a webhook secret, a refresh needs the same proof as a push webhook: otherwise the
+    // secret would protect nothing (anyone could make the server poll at will).
+    if (!webhook_authentic(request)) {
+      return error(401, "with a webhook secret configured, a refresh must be signed as a webhook is");
+    }
     refresh_();
     return ok({{"refreshing", true}});
   }
   if (p == "/githubReceivedAPush" || p == "/webhook") return webhook(request);
   if (auto file = post_file(request)) return *file;
-  if (starts_with(p, "/api/runs/") && ends_with(p, "/cancel")) return cancel_run(state_, p.substr(10, p.size() - 10 - 7));
+  if (starts_with(p, "/api/runs/") && ends_with(p, "/cancel")) {
+    const std::string id = p.substr(10, p.size() - 10 - 7);
+    if (!is_run_id(id)) return error(400, "not a run id (16 lowercase hex digits)");
+    return cancel_run(state_, id);
+  }
   const json body = json::parse(request.body, nullptr, false);
   if (!body.is_object()) return error(400, "the body must be a JSON object");
   std::string repo, rest;
@@ -204,32 +270,33 @@ Response Api::post(const Request& request) {
   if (!state_.repos().count(repo)) return error(404, "no repo named '" + repo + "'");
   if (starts_with(rest, "/branches/") && ends_with(rest, "/test")) {
     if (!body.contains("enabled") || !body["enabled"].is_boolean()) return error(400, "'enabled' must be true or false");
-    const json depth = body.value("depth", json(0));
-    if (!depth.is_number_integer() || depth.get<int>() < 0) return error(400, "'depth' must be a non-negative integer");
+    const auto depth = bounded_integer(body.value("depth", json(0)), 0, kMaxDepth);
+    if (!depth) return error(400, fmt::format("'depth' must be an integer from 0 to {}", kMaxDepth));
     const std::string branch = rest.substr(10, rest.size() - 10 - 5);
-    const Status s = state_.set_branch_under_test(repo, branch, body["enabled"].get<bool>(), depth.get<int>());
+    const Status s =
+        state_.set_branch_under_test(repo, branch, body["enabled"].get<bool>(), static_cast<int>(*depth));
     if (!s.ok()) return error(404, s.error().message);
-    return ok({{"repo", repo}, {"branch", branch}, {"under_test", body["enabled"]}, {"depth", depth}});
+    return ok({{"repo", repo}, {"branch", branch}, {"under_test", body["enabled"]}, {"depth", *depth}});
   }
   if (starts_with(rest, "/commits/")) {
     const std::string tail = rest.substr(9);
     const size_t slash = tail.find('/');
     const std::string sha = tail.substr(0, slash);
+    if (!is_commit_sha(sha)) return error(400, "'" + sha + "' is not a full commit id");
     const std::string action = slash == std::string::npos ? "" : tail.substr(slash);
     const CommitState* c = state_.commit(repo, sha);
     if (c == nullptr) return error(404, "no commit " + sha + " in repo '" + repo + "'");
     if (action == "/targets") {
       if (!body.contains("name") || !body["name"].is_string()) return error(400, "'name' must be a test name");
-      if (!body.contains("runs") || !body["runs"].is_number_integer() || body["runs"].get<int>() < 0) {
-        return error(400, "'runs' must be a non-negative integer");
-      }
+      const auto runs = body.contains("runs") ? bounded_integer(body["runs"], 0, kMaxTargetRuns) : std::nullopt;
+      if (!runs) return error(400, fmt::format("'runs' must be an integer from 0 to {}", kMaxTargetRuns));
       const std::string name = body["name"];
       bool known = false;
       for (const auto& o : c->objects) known = known || o.name == name;
       if (!known) return error(404, "commit has no test named '" + name + "'");
-      const Status s = state_.set_target(repo, sha, name, body["runs"].get<int>());
+      const Status s = state_.set_target(repo, sha, name, static_cast<int>(*runs));
       if (!s.ok()) return error(500, s.error().message);
-      return ok({{"name", name}, {"runs", body["runs"]}});
+      return ok({{"name", name}, {"runs", *runs}});
     }
     if (action == "/sets") {
       if (!body.contains("set") || !body["set"].is_string()) return error(400, "'set' must be a test set name");
@@ -485,16 +552,20 @@ Response Api::web_file(const std::string& path) {
   return Response{200, "text/html; charset=utf-8", "", (root / "index.html").string()};
 }
 
+bool Api::webhook_authentic(const Request& request) const {
+  if (webhook_secret_.empty()) return true;
+  auto same = [](const std::string& a, const std::string& b) {
+    return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+  };
+  auto github = request.headers.find("x-hub-signature-256");
+  auto gitlab = request.headers.find("x-gitlab-token");
+  return (github != request.headers.end() &&
+          same(github->second, "sha256=" + hmac_sha256_hex(webhook_secret_, request.body))) ||
+         (gitlab != request.headers.end() && same(gitlab->second, webhook_secret_));
+}
+
 Response Api::webhook(const Request& request) {
-  if (!webhook_secret_.empty()) {
-    auto github = request.headers.find("x-hub-signature-256");
-    auto gitlab = request.headers.find("x-gitlab-token");
-    const bool valid =
-        (github != request.headers.end() &&
-         github->second == "sha256=" + hmac_sha256_hex(webhook_secret_, request.body)) ||
-        (gitlab != request.headers.end() && gitlab->second == webhook_secret_);
-    if (!valid) return error(401, "the webhook signature does not match the configured secret");
-  }
+  if (!webhook_authentic(request)) return error(401, "the webhook signature does not match the configured secret");
   const json body = json::parse(request.body, nullptr, false);
   if (!body.is_object()) return error(400, "a push payload must be a JSON object");
   refresh_();

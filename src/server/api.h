@@ -52,6 +52,12 @@ class Api : public Handler {
   Response run_log(const std::string& id);
   Response workers();
   Response webhook(const Request& request);
+  // True when no webhook secret is set, or `request` carries GitHub's signature of its body or
+  // GitLab's token for it.
+  bool webhook_authentic(const Request& request) const;
+  // `text` (an error's body) with the server's folders (data, artifacts, repos) replaced by
+  // "<server>": errors never show where the server keeps its files.
+  std::string without_server_paths(std::string text) const;
   Response web_file(const std::string& path);
 
   ServerState& state_;

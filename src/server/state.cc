@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <iostream>
+#include <stdexcept>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -20,22 +22,60 @@ using nlohmann::json;
 constexpr size_t kExtraHistory = 1000;
 
 
+// An integer field of a stored definition, or `fallback` when it is absent; throws
+// std::invalid_argument when it is there but not a small integer (a malformed row).
+int int_field(const json& j, const char* key, int fallback) {
+  if (!j.contains(key)) return fallback;
+  const json& v = j[key];
+  if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > (int64_t{1} << 30)) {
+    throw std::invalid_argument(fmt::format("'{}' is not a non-negative integer", key));
+  }
+  return static_cast<int>(v.get<int64_t>());
+}
+
+// The planner's view of a stored object. Throws std::invalid_argument for a malformed
+// definition (the store was written by hand or damaged): load() reports it, never aborts.
 planner::PlannedObject planned_from(const store::ObjectRow& row) {
   planner::PlannedObject o;
   o.name = row.name;
   o.kind = row.kind;
   o.hash = row.hash;
   const json j = json::parse(row.definition_json, nullptr, false);
-  if (j.is_discarded()) return o;
-  o.min_cores = j.value("min_cores", 1);
-  o.max_cores = j.value("max_cores", o.min_cores);
-  o.min_ram_gb = j.value("min_ram_gb", 0);
-  o.max_retries = j.value("max_retries", 0);
+  if (!j.is_object()) throw std::invalid_argument("its definition is not a JSON object");
+  o.min_cores = int_field(j, "min_cores", 1);
+  o.max_cores = int_field(j, "max_cores", o.min_cores);
+  o.min_ram_gb = int_field(j, "min_ram_gb", 0);
+  o.max_retries = int_field(j, "max_retries", 0);
   if (!j.contains("dependencies")) return o;
+  if (!j["dependencies"].is_object()) throw std::invalid_argument("'dependencies' is not an object");
   for (const auto& [path, dep] : j["dependencies"].items()) {
-    if (dep.value("kind", "") == "build") o.builds.push_back({dep.value("name", ""), dep.value("hash", "")});
+    if (!dep.is_object()) throw std::invalid_argument("dependency '" + path + "' is not an object");
+    const json kind = dep.value("kind", json(""));
+    if (kind != "build") continue;
+    const json name = dep.value("name", json(""));
+    const json hash = dep.value("hash", json(""));
+    if (!name.is_string() || !hash.is_string()) {
+      throw std::invalid_argument("dependency '" + path + "' has no name or hash");
+    }
+    o.builds.push_back({name.get<std::string>(), hash.get<std::string>()});
   }
   return o;
+}
+
+// A commit's test sets ({set: [test, ...]}) as stored; throws std::invalid_argument when
+// malformed.
+std::map<std::string, std::vector<std::string>> test_sets_from(const std::string& text) {
+  const json sets = json::parse(text, nullptr, false);
+  if (!sets.is_object()) throw std::invalid_argument("its test sets are not a JSON object");
+  std::map<std::string, std::vector<std::string>> out;
+  for (const auto& [name, tests] : sets.items()) {
+    if (!tests.is_array()) throw std::invalid_argument("test set '" + name + "' is not a list");
+    for (const auto& t : tests) {
+      if (!t.is_string()) throw std::invalid_argument("test set '" + name + "' names a non-string");
+      out[name].push_back(t.get<std::string>());
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -58,7 +98,16 @@ Status ServerState::load() {
   for (auto& o : *objects) by_commit[{o.repo, o.commit}].push_back(std::move(o));
   for (auto& c : *commits) {
     auto key = std::make_pair(c.repo, c.sha);
-    add_commit(std::move(c), std::move(by_commit[key]));
+    const std::string where = fmt::format("commit {} of repo '{}'", c.sha, c.repo);
+    try {
+      add_commit(std::move(c), std::move(by_commit[key]));
+    } catch (const std::exception& e) {
+      // A damaged row: say which, and how to recover, instead of aborting (issue 10, item 16).
+      commits_.erase(key);
+      return Error{"state.db", fmt::format("malformed row for {}: {}; the database is damaged: move it "
+                                           "away and run `testlooper rebuild` to recreate it",
+                                           where, e.what())};
+    }
   }
   auto targets = store_.targets();
   if (!targets.ok()) return targets.error();
@@ -104,8 +153,7 @@ void ServerState::add_commit(store::CommitRow row, std::vector<store::ObjectRow>
   c.objects = std::move(objects);
   c.planned = planner::PlannedCommit{c.row.repo, c.row.sha, c.row.time, reachable_.count({c.row.repo, c.row.sha}) > 0, {}, {}};
   for (const auto& o : c.objects) c.planned.objects.push_back(planned_from(o));
-  const json sets = json::parse(c.row.test_sets_json, nullptr, false);
-  if (sets.is_object()) c.planned.test_sets = sets.get<std::map<std::string, std::vector<std::string>>>();
+  c.planned.test_sets = test_sets_from(c.row.test_sets_json);
 }
 
 const CommitState* ServerState::commit(const std::string& repo, const std::string& sha) const {
@@ -154,7 +202,12 @@ void ServerState::ingest(RepoBatch batch) {
   if (!batch.commits.empty()) (void)store_.put_commits(batch.commits);
   for (size_t i = 0; i < batch.commits.size(); ++i) {
     (void)store_.put_definitions(batch.commits[i], batch.objects[i]);
-    add_commit(batch.commits[i], batch.objects[i]);
+    try {
+      add_commit(batch.commits[i], batch.objects[i]);
+    } catch (const std::exception& e) {
+      std::cerr << "testlooper serve: commit " << batch.commits[i].sha << ": " << e.what() << std::endl;
+      commits_.erase({batch.commits[i].repo, batch.commits[i].sha});
+    }
   }
   std::set<std::string> present;
   for (auto& b : batch.branches) {
@@ -191,6 +244,7 @@ void ServerState::enable_triggered(const std::string& repo, const std::string& s
   const json triggered = json::parse(c->row.triggered_json, nullptr, false);
   if (!triggered.is_array()) return;
   for (const auto& set : triggered) {
+    if (!set.is_string()) continue;  // a damaged row enables nothing
     if (enabled_[{repo, sha}].insert(set.get<std::string>()).second) {
       (void)store_.set_commit_set(repo, sha, set.get<std::string>(), true);
     }
