@@ -172,7 +172,7 @@ class Agent {
       : options_(options),
         host_(host_and_port(options.server_url).first),
         port_(host_and_port(options.server_url).second),
-        client_(host_, port_),
+        client_(host_, port_, options.token),
         local_store_(options.dir + "/store"),
         remote_sources_(client_, options.dir + "/sources"),
         remote_files_(client_, local_store_),
@@ -218,6 +218,9 @@ class Agent {
       conn = std::make_shared<Connection>(io);
       asio::connect(conn->ws.next_layer(), resolver.resolve(host_, port_));
       conn->ws.next_layer().set_option(tcp::no_delay(true));  // results and logs leave at once
+      conn->ws.set_option(websocket::stream_base::decorator([this](websocket::request_type& r) {
+        r.set(beast::http::field::authorization, "Bearer " + options_.token);
+      }));
       conn->ws.handshake(host_ + ":" + port_, "/api/worker");
       conn->ws.read_message_max(256 << 20);
       conn->ws.text(true);
@@ -384,7 +387,10 @@ class Agent {
     if (!shared) {
       // Consumers of a build need its artifacts on the server: a run whose files did not get
       // there taught nothing reliable, so it is an infrastructure failure (and runs again).
-      if (Status uploaded = remote_files_.upload_outputs(*object, run_id); !uploaded.ok()) {
+      const json token = job.value("upload_token", json(""));
+      if (Status uploaded = remote_files_.upload_outputs(
+              *object, run_id, token.is_string() ? token.get<std::string>() : "");
+          !uploaded.ok()) {
         result["outcome"] = "infra";
         result["message"] =
             "cannot upload the run's files to the server: " + uploaded.error().to_string();
