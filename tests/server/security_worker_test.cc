@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -68,11 +69,15 @@ class SecurityWorkerTest : public testing::Test {
     return t;
   }
 
-  // A worker without the server's disk, with the token.
+  // A worker without the server's disk, with the token (from the environment, which
+  // remote_worker_test.cc does not cover; it passes --token-file).
   std::unique_ptr<WorkerProcess> remote_worker(const std::string& id) const {
-    return std::make_unique<WorkerProcess>(std::vector<std::string>{
-        "--server", server_->url(""), "--dir", worker_dir_.path(), "--cores", "2", "--ram-gb", "2",
-        "--id", id, "--token-file", data() + "/worker.token"});
+    setenv("TESTLOOPER_WORKER_TOKEN", token().c_str(), 1);
+    auto worker = std::make_unique<WorkerProcess>(
+        std::vector<std::string>{"--server", server_->url(""), "--dir", worker_dir_.path(),
+                                 "--cores", "2", "--ram-gb", "2", "--id", id});
+    unsetenv("TESTLOOPER_WORKER_TOKEN");
+    return worker;
   }
 
   // The runs of `name` at the commit.
@@ -347,7 +352,7 @@ long rss_kib(pid_t pid) {
 }
 
 TEST_F(SecurityWorkerTest, Item13_LargeLogViewerKeepsMemoryBoundedAndOthersFast) {
-  start(1, {"--max-run-hours", "24"});
+  start(1);
   ASSERT_EQ(server_->post("/api/repos/app/branches/main/test", R"({"enabled": true})").first, 200);
   ASSERT_TRUE(eventually(
       [&] {
