@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "artifacts/artifacts.h"
+#include "core/ids.h"
 #include "definitions/definitions_json.h"
 #include "environments/environments.h"
 #include "runner/runner.h"
@@ -103,6 +104,25 @@ std::string outcome_word(runner::Outcome o) {
     case runner::Outcome::kInfraError: return "infra";
   }
   return "infra";
+}
+
+// {"type": string, "run_id": a run id, ...}
+bool is_server_message(const json& m) {
+  if (!m.is_object()) return false;
+  auto type = m.find("type");
+  auto run_id = m.find("run_id");
+  return type != m.end() && type->is_string() && run_id != m.end() && run_id->is_string() &&
+         is_run_id(run_id->get_ref<const std::string&>());
+}
+
+// A job's fields have the types execute() reads them as (docs/api.md "The worker protocol").
+bool is_job(const json& m) {
+  auto is = [&m](const char* key, auto check) { return !m.contains(key) || check(m[key]); };
+  auto integer = [](const json& v) { return v.is_number_integer(); };
+  auto text = [](const json& v) { return v.is_string(); };
+  return is("cores", integer) && is("ram_gb", integer) && is("repos_dir", text) &&
+         is("artifacts_dir", text) && is("upload_token", text) &&
+         is("object", [](const json& v) { return v.is_object(); });
 }
 
 std::string read_tail(const fs::path& path, size_t max_bytes) {
@@ -308,19 +328,21 @@ class Agent {
                 {"finished", finished}}.dump();
   }
 
+  // Every server message names a run; its id becomes a file name here, so it must be one.
   void handle(const std::string& text) {
     const json m = json::parse(text, nullptr, false);
-    if (!m.is_object()) return;
-    const std::string type = m.value("type", "");
+    if (!is_server_message(m)) return;
+    const std::string type = m["type"];
+    const std::string run_id = m["run_id"];
     if (type == "job") {
-      start(m);
+      if (is_job(m)) start(m);
     } else if (type == "cancel") {
       std::lock_guard<std::mutex> lock(jobs_mutex_);
-      auto it = cancellations_.find(m.value("run_id", ""));
+      auto it = cancellations_.find(run_id);
       if (it != cancellations_.end()) it->second->cancel();
     } else if (type == "ack") {
       std::error_code ignored;
-      fs::remove(pending_dir_ + "/" + m.value("run_id", "") + ".json", ignored);
+      fs::remove(pending_dir_ + "/" + run_id + ".json", ignored);
     }
   }
 
@@ -387,9 +409,8 @@ class Agent {
     if (!shared) {
       // Consumers of a build need its artifacts on the server: a run whose files did not get
       // there taught nothing reliable, so it is an infrastructure failure (and runs again).
-      const json token = job.value("upload_token", json(""));
-      if (Status uploaded = remote_files_.upload_outputs(
-              *object, run_id, token.is_string() ? token.get<std::string>() : "");
+      if (Status uploaded =
+              remote_files_.upload_outputs(*object, run_id, job.value("upload_token", ""));
           !uploaded.ok()) {
         result["outcome"] = "infra";
         result["message"] =

@@ -275,8 +275,8 @@ TEST_F(SecurityWorkerTest, Item7_HelloWithAConnectedWorkersIdIsRefused) {
 }
 
 TEST_F(SecurityWorkerTest, Item7_RunsEndAfterTheMaximumDuration) {
-  // 0.003 hours: 10.8 s, enough for the build, not for the test that sleeps.
-  start(1, {"--max-run-hours", "0.003"});
+  // 0.005 hours: 18 s, enough for the build, not for the test that sleeps.
+  start(1, {"--max-run-hours", "0.005"});
   ASSERT_EQ(server_->post("/api/repos/app/branches/main/test", R"({"enabled": true})").first, 200);
   const json run = running_run("slow/linux");
   ASSERT_TRUE(run.is_object()) << runs("").dump(2);
