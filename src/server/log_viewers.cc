@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "server/protocol.h"
 
 namespace testlooper::server {
@@ -22,7 +24,20 @@ struct LogViewers::Viewer {
 
 namespace {
 
-// Up to LogViewers::kChunk bytes of `path` from `offset` ("" at its end or when unreadable).
+// The size of `data` without a UTF-8 sequence cut short at its end: each chunk goes out as a
+// text message, which a browser refuses unless it is valid UTF-8 on its own.
+size_t whole_characters(const std::string& data) {
+  for (size_t back = 1; back <= std::min<size_t>(4, data.size()); ++back) {
+    const auto byte = static_cast<unsigned char>(data[data.size() - back]);
+    if ((byte & 0xC0) == 0x80) continue;  // a continuation byte: look further back
+    const size_t length = byte < 0x80 ? 1 : byte >= 0xF0 ? 4 : byte >= 0xE0 ? 3 : 2;
+    return length > back ? data.size() - back : data.size();
+  }
+  return data.size();
+}
+
+// Up to LogViewers::kChunk bytes of `path` from `offset`, ending on a whole character ("" at
+// its end or when unreadable).
 std::string read_chunk(const std::string& path, uint64_t offset) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return "";
@@ -30,6 +45,7 @@ std::string read_chunk(const std::string& path, uint64_t offset) {
   const ssize_t n = ::pread(fd, data.data(), data.size(), static_cast<off_t>(offset));
   ::close(fd);
   data.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  data.resize(whole_characters(data));
   return data;
 }
 

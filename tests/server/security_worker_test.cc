@@ -393,5 +393,44 @@ TEST_F(SecurityWorkerTest, Item13_LargeLogViewerKeepsMemoryBoundedAndOthersFast)
   EXPECT_LT(peak - before, 64 * 1024) << "KiB before " << before << ", peak " << peak;
 }
 
+// Whether `text` is valid UTF-8 (what a browser requires of each text message).
+bool is_utf8(const std::string& text) {
+  for (size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (n == 0 || i + n > text.size()) return false;
+    for (size_t k = 1; k < n; ++k) {
+      if ((static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
+TEST_F(SecurityWorkerTest, Item13_LogChunksEndOnWholeCharacters) {
+  start(1);
+  ASSERT_EQ(server_->post("/api/repos/app/branches/main/test", R"({"enabled": true})").first, 200);
+  ASSERT_TRUE(eventually(
+      [&] {
+        const json b = runs("build/linux");
+        return b.size() == 1 && b[0]["state"] == "succeeded";
+      },
+      90));
+  const std::string id = runs("build/linux")[0]["id"];
+  // Characters of 2, 3 and 4 bytes across the 64 KiB chunk boundaries.
+  std::string log = std::string(65535, 'x') + "\u00e9" + std::string(65533, 'y') + "\u20ac" +
+                    std::string(65534, 'z') + "\U0001F600" + "\n";
+  std::ofstream(data() + "/logs/" + id + ".log", std::ios::binary | std::ios::trunc) << log;
+  WsClient viewer(server_->port(), "/api/runs/" + id + "/log/live");
+  ASSERT_TRUE(viewer.connected());
+  std::string received;
+  while (auto chunk = viewer.read(30)) {
+    EXPECT_TRUE(is_utf8(*chunk)) << "a chunk of " << chunk->size() << " bytes after "
+                                 << received.size();
+    received += *chunk;
+  }
+  EXPECT_EQ(received, log);
+}
+
 }  // namespace
 }  // namespace testlooper::server
