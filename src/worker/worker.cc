@@ -274,12 +274,22 @@ class Agent {
 
   void read_next(const std::shared_ptr<Connection>& conn) {
     conn->ws.async_read(conn->buffer, [this, conn](beast::error_code ec, size_t) {
+      if (ec == websocket::error::closed) say_why_closed(conn->ws.reason().reason);
       if (ec) return close(*conn);
       const std::string text = beast::buffers_to_string(conn->buffer.data());
       conn->buffer.consume(conn->buffer.size());
       handle(text);
       read_next(conn);
     });
+  }
+
+  // The server closed the connection (a wrong token, an id already connected...): said once per
+  // reason, as the worker keeps reconnecting.
+  void say_why_closed(const websocket::reason_string& reason) {
+    const std::string why(reason.data(), reason.size());
+    if (why.empty() || why == last_close_reason_) return;
+    last_close_reason_ = why;
+    std::cerr << "testlooper worker: the server closed the connection: " << why << std::endl;
   }
 
   // Ends the session: pending operations fail and io.run() returns.
@@ -447,6 +457,7 @@ class Agent {
     std::shared_ptr<std::atomic<bool>> done;
   };
   std::vector<RunThread> threads_;  // touched by the session's io thread only (start, then run())
+  std::string last_close_reason_;    // touched by the session's io thread only
 };
 
 }  // namespace
