@@ -1,11 +1,14 @@
 // `testlooper serve` and `testlooper worker`.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <thread>
-#include <unistd.h>
 
 #include "cli/command.h"
+#include "core/token.h"
 #include "server/config.h"
 #include "server/rebuild.h"
 #include "server/server.h"
@@ -27,6 +30,10 @@ void add_serve_command(CLI::App& app, Action& action) {
   cmd->add_option("--poll-seconds", options->poll_seconds, "Git polling interval (default 10)");
   cmd->add_option("--worker-timeout", options->worker_timeout_seconds,
                   "Seconds of silence after which a worker is lost (default 30)");
+  cmd->add_option("--max-run-hours", options->max_run_hours,
+                  "Hours after which a run still going is ended as an infrastructure failure "
+                  "and its worker told to cancel it (default 24)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--default-runs", options->default_target_runs, "Target runs per test (default 1)");
   cmd->add_option("--extra-runs", options->extra_runs,
                   "Extra runs per branch under test, spent where they localise a change (default 500)")
@@ -51,6 +58,7 @@ void add_serve_command(CLI::App& app, Action& action) {
       if (cmd->count("--worker-ram-gb") == 0) options->worker_ram_gb = from_file.worker_ram_gb;
       if (cmd->count("--poll-seconds") == 0) options->poll_seconds = from_file.poll_seconds;
       if (cmd->count("--worker-timeout") == 0) options->worker_timeout_seconds = from_file.worker_timeout_seconds;
+      if (cmd->count("--max-run-hours") == 0) options->max_run_hours = from_file.max_run_hours;
       if (cmd->count("--default-runs") == 0) options->default_target_runs = from_file.default_target_runs;
       if (cmd->count("--webhook-secret") == 0) options->webhook_secret = from_file.webhook_secret;
       if (cmd->count("--extra-runs") == 0) options->extra_runs = from_file.extra_runs;
@@ -91,11 +99,26 @@ void add_worker_command(CLI::App& app, Action& action) {
   cmd->add_option("--ram-gb", options->ram_gb, "RAM to offer in GB (default: all)");
   cmd->add_option("--dir", options->dir, "Working directory (default ./testlooper-worker)");
   cmd->add_option("--id", options->id, "Worker id (default: host name and directory)");
+  auto token_file = std::make_shared<std::string>();
+  cmd->add_option("--token-file", *token_file,
+                  "The server's worker secret (its <data>/worker.token); default: the "
+                  "TESTLOOPER_WORKER_TOKEN environment variable");
   cmd->add_flag("--on-host", options->on_host, "Run Linux environments directly on this machine");
   cmd->add_flag("--shared-disk", options->shared_disk,
                 "Use the server's repos and artifact store directly (same machine or shared "
                 "filesystem); without it sources and artifacts travel over HTTP");
-  cmd->callback([options, &action] {
+  cmd->callback([options, token_file, &action] {
+    if (!token_file->empty()) {
+      Result<std::string> token = read_token_file(*token_file);
+      if (!token.ok()) throw CLI::ValidationError("--token-file", token.error().to_string());
+      options->token = *token;
+    } else if (const char* env = std::getenv("TESTLOOPER_WORKER_TOKEN");
+               env && is_token_text(env)) {
+      options->token = env;
+    } else {
+      throw CLI::RequiredError(
+          "--token-file (or TESTLOOPER_WORKER_TOKEN, a token of 32 to 1024 visible characters)");
+    }
     action = [options] {
       if (options->dir.empty()) options->dir = "testlooper-worker";
       options->dir = std::filesystem::absolute(options->dir).string();

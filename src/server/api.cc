@@ -14,6 +14,7 @@
 #include "planner/planner.h"
 #include "server/api_history.h"
 #include "server/api_json.h"
+#include "server/worker_token.h"
 #include "stats/change_points.h"
 #include "stats/classification.h"
 #include "stats/failure_rate.h"
@@ -572,9 +573,15 @@ Response Api::webhook(const Request& request) {
   return ok({{"refreshing", true}});
 }
 
+Api::~Api() { state_.stop_log_viewers(); }
+
 bool Api::on_open(const std::shared_ptr<Socket>& socket, const Request& request) {
   const std::string& p = request.path;
   if (p == "/api/worker") {
+    if (!state_.is_worker_token(bearer_token(request.headers))) {
+      socket->close("unauthorized: the worker token is missing or wrong");
+      return false;
+    }
     state_.worker_connected(socket);
     return true;
   }
@@ -582,10 +589,18 @@ bool Api::on_open(const std::shared_ptr<Socket>& socket, const Request& request)
     state_.add_event_socket(socket);
     return true;
   }
-  if (starts_with(p, "/api/runs/") && ends_with(p, "/log/live")) {
-    state_.add_log_socket(p.substr(10, p.size() - 10 - 9), socket);
+  const std::string live_prefix = "/api/runs/", live_suffix = "/log/live";
+  if (starts_with(p, live_prefix) && ends_with(p, live_suffix) &&
+      p.size() == live_prefix.size() + 16 + live_suffix.size()) {
+    const std::string run_id = p.substr(live_prefix.size(), 16);
+    if (!is_run_id(run_id)) {
+      socket->close("not a run id");
+      return false;
+    }
+    state_.add_log_socket(run_id, socket);
     return true;
   }
+  socket->close("no such WebSocket");
   return false;
 }
 

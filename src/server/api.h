@@ -19,6 +19,8 @@ class Api : public Handler {
   // served for every GET outside /api/; "" = the web/dist folder beside the binary's folder.
   Api(ServerState& state, std::function<void()> refresh, std::string webhook_secret,
       std::string web_dir = "");
+  // Stops the live-log streams (ServerState::stop_log_viewers) before the HTTP server goes.
+  ~Api() override;
 
   Response handle(const Request& request) override;
   bool on_open(const std::shared_ptr<Socket>& socket, const Request& request) override;

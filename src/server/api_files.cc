@@ -12,10 +12,12 @@
 #include "artifacts/artifacts.h"
 #include "artifacts/transfer.h"
 #include "core/hash.h"
+#include "core/ids.h"
 #include "core/url.h"
 #include "git/git.h"
 #include "server/api.h"
 #include "server/api_json.h"
+#include "server/worker_token.h"
 
 namespace testlooper::server {
 namespace {
@@ -82,10 +84,28 @@ std::string format_word(artifacts::Format format) {
   return "Tar";
 }
 
+// Whether `request` carries the worker secret (server/worker_token.h).
+bool from_worker(const ServerState& state, const Request& request) {
+  return state.is_worker_token(bearer_token(request.headers));
+}
+
+Response unauthorized() {
+  return error(401, "this endpoint is for workers: the worker token is missing or wrong");
+}
+
+// The upload token of the job the upload belongs to (ServerState::may_upload_build).
+std::string upload_token(const Request& request) {
+  auto it = request.headers.find("x-testlooper-upload");
+  return it == request.headers.end() ? "" : it->second;
+}
+
 }  // namespace
 
 std::string Api::body_file_for(const Request& head) {
   if (head.method != "POST" || !starts_with(head.path, "/api/artifacts/")) return "";
+  // Only a worker's upload is streamed to disk; anyone else's is refused after at most the
+  // in-memory limit.
+  if (!from_worker(state_, head)) return "";
   static std::atomic<uint64_t> counter{0};
   static const uint64_t salt = std::random_device{}();
   const fs::path tmp = fs::path(state_.artifacts_dir()) / "tmp";
@@ -98,6 +118,20 @@ std::string Api::body_file_for(const Request& head) {
 
 std::optional<Response> Api::get_file(const Request& request) {
   const std::string& p = request.path;
+  if ((starts_with(p, "/api/source/") || starts_with(p, "/api/artifacts/")) &&
+      !from_worker(state_, request)) {
+    return unauthorized();
+  }
+  if (starts_with(p, "/api/runs/")) {
+    // A build run's artifacts are its build's, served here for the web UI (no worker token).
+    const std::vector<std::string> parts = segments(p.substr(10));
+    if (parts.size() == 3 && parts[1] == "artifacts" && is_run_id(parts[0])) {
+      auto run = state_.store().run(parts[0]);
+      if (run.ok() && run->has_value() && (*run)->kind == "build") {
+        return build_file((*run)->hash, parts[2]);
+      }
+    }
+  }
   if (starts_with(p, "/api/source/")) {
     const std::vector<std::string> parts = segments(p.substr(12));
     if (parts.size() != 2) return error(404, "expected /api/source/{repo}/{sha}");
@@ -121,7 +155,18 @@ std::optional<Response> Api::get_file(const Request& request) {
 std::optional<Response> Api::post_file(const Request& request) {
   const std::string& p = request.path;
   if (!starts_with(p, "/api/artifacts/")) return std::nullopt;
+  if (!from_worker(state_, request)) return unauthorized();
   const std::vector<std::string> parts = segments(p.substr(15));
+  // Only the worker given the build's (or the record's) run, while that run is active.
+  const bool allowed = (parts.size() == 3 && parts[0] == "builds" &&
+                        state_.may_upload_build(parts[1], upload_token(request))) ||
+                       (parts.size() == 2 && parts[0] == "runs" &&
+                        state_.may_upload_record(parts[1], upload_token(request)));
+  if (!allowed) {
+    return error(403,
+                 "uploads are accepted only from the worker running the build or run, "
+                 "with its job's upload token, while the run is active");
+  }
   if (parts.size() == 3 && parts[0] == "builds") return put_build_file(parts[1], parts[2], request);
   if (parts.size() == 2 && parts[0] == "runs") return put_run_record(parts[1], request);
   return error(404, "expected /api/artifacts/builds/{hash}/{file} or /api/artifacts/runs/{id}");
@@ -229,7 +274,7 @@ Response Api::run_artifacts(const std::string& run_id) {
       const std::string file = a.path.filename().string();
       out.push_back({{"name", a.name},
                      {"file", file},
-                     {"url", "/api/artifacts/builds/" + (*run)->hash + "/" + url_segment(file)}});
+                     {"url", "/api/runs/" + run_id + "/artifacts/" + url_segment(file)}});
     }
     return ok(out);
   }

@@ -69,7 +69,7 @@ class WsSession : public Socket, public std::enable_shared_from_this<WsSession> 
     ws_.async_accept(request, [self, parsed](beast::error_code ec) {
       if (ec) return;
       if (!self->handler_.on_open(self, parsed)) {
-        self->close();
+        self->close("");
         return;
       }
       self->read();
@@ -79,14 +79,23 @@ class WsSession : public Socket, public std::enable_shared_from_this<WsSession> 
   void send(const std::string& text) override {
     if (closed_) return;
     queue_.push_back(text);
+    buffered_ += text.size();
     if (queue_.size() == 1) write_next();
   }
 
-  void close() override {
+  void close(const std::string& reason) override {
     if (closed_) return;
     closed_ = true;
     auto self = shared_from_this();
-    ws_.async_close(websocket::close_code::normal, [self](beast::error_code) {});
+    const websocket::close_reason why(
+        reason.empty() ? websocket::close_code::normal : websocket::close_code::policy_error,
+        reason.substr(0, 123));
+    ws_.async_close(why, [self](beast::error_code) {});
+  }
+
+  size_t buffered() const override { return buffered_; }
+  void post(std::function<void()> task) override {
+    asio::post(ws_.get_executor(), std::move(task));
   }
 
   const std::string& path() const override { return path_; }
@@ -114,8 +123,10 @@ class WsSession : public Socket, public std::enable_shared_from_this<WsSession> 
     ws_.async_write(asio::buffer(queue_.front()), [self](beast::error_code ec, size_t) {
       if (ec) {
         self->queue_.clear();
+        self->buffered_ = 0;
         return;
       }
+      self->buffered_ -= self->queue_.front().size();
       self->queue_.pop_front();
       if (!self->queue_.empty()) self->write_next();
     });
@@ -127,6 +138,7 @@ class WsSession : public Socket, public std::enable_shared_from_this<WsSession> 
   int id_;
   beast::flat_buffer buffer_;
   std::deque<std::string> queue_;
+  size_t buffered_ = 0;  // bytes in queue_
   bool closed_ = false;
 };
 

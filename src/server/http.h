@@ -28,12 +28,19 @@ struct Response {
   std::string file;  // when set, the body is this file's content (streamed)
 };
 
-// A WebSocket connection as the handler sees it. send() may be called from the io thread only.
+// A WebSocket connection as the handler sees it. Everything but post() may be called from the
+// io thread only.
 class Socket {
  public:
   virtual ~Socket() = default;
   virtual void send(const std::string& text) = 0;
-  virtual void close() = 0;
+  // Closes the connection; `reason` (at most 123 bytes are sent) tells the peer why, and a
+  // non-empty one closes with code 1008 (policy violation) rather than 1000.
+  virtual void close(const std::string& reason = "") = 0;
+  // Bytes handed to send() and not yet written (for back-pressure).
+  virtual size_t buffered() const = 0;
+  // Runs `task` on the io thread; thread-safe.
+  virtual void post(std::function<void()> task) = 0;
   virtual const std::string& path() const = 0;
   virtual int id() const = 0;
 };

@@ -1,11 +1,21 @@
-// Small shared pieces of the server and its worker protocol: the wall clock, and the store's
-// state for a worker's result outcome ("success" | "failure" | "cancelled" | anything else =
-// an infrastructure failure, also the words the runner writes in test_result.json).
+// The worker protocol's messages as typed values (docs/api.md "The worker protocol"), and small
+// shared pieces of the server: the wall clock, and the store's state for a worker's result
+// outcome ("success" | "failure" | "cancelled" | anything else = an infrastructure failure,
+// also the words the runner writes in test_result.json).
+//
+// Everything a worker sends is hostile until parse_worker_message has checked it field by field:
+// a message that does not match its grammar is an Error (the server then closes that worker's
+// connection with the error as the reason). Pure functions: no state, thread-safe.
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
 
+#include "core/error.h"
 #include "store/store.h"
 
 namespace testlooper::server {
@@ -20,5 +30,54 @@ inline store::RunState run_state_of_outcome(const std::string& outcome) {
   if (outcome == "cancelled") return store::RunState::kCancelled;
   return store::RunState::kInfraFailed;
 }
+
+// Limits of the protocol: longer or larger values make a message invalid.
+inline constexpr size_t kMaxWorkerIdSize = 200;
+inline constexpr size_t kMaxListedRuns = 10000;   // "running", "finished", "cases" entries
+inline constexpr size_t kMaxTextField = 1 << 20;  // "message", a case's "name", "host"
+inline constexpr int kMaxCores = 1 << 16;
+inline constexpr int kMaxRamGb = 1 << 24;
+
+struct CaseResult {
+  std::string name;
+  bool success = false;
+  double elapsed = 0;
+};
+
+// {"type": "result", "run_id", "outcome", "exit_code"?, "message"?, "start"?, "end"?, "cases"?}
+struct ResultMessage {
+  std::string run_id;   // core/ids.h is_run_id
+  std::string outcome;  // "success" | "failure" | "cancelled" | "infra"
+  int exit_code = 0;
+  std::string message;
+  std::optional<double> end;  // seconds since the epoch
+  std::vector<CaseResult> cases;
+};
+
+// {"type": "hello", "worker", "cores", "ram_gb", "host"?, "shared_disk"?, "running"?, "finished"?}
+struct HelloMessage {
+  std::string worker;  // 1 to kMaxWorkerIdSize visible characters
+  int cores = 1;       // 1..kMaxCores
+  int ram_gb = 0;      // 0..kMaxRamGb
+  std::string host;
+  bool shared_disk = false;
+  std::vector<std::string> running;  // run ids
+  std::vector<ResultMessage> finished;
+};
+
+struct HeartbeatMessage {};
+
+// {"type": "log", "run_id", "data"}
+struct LogMessage {
+  std::string run_id;
+  std::string data;
+};
+
+using WorkerMessage = std::variant<HelloMessage, HeartbeatMessage, LogMessage, ResultMessage>;
+
+// `text` as one of the messages a worker sends; an Error saying what is wrong otherwise (never
+// throws). Unknown fields are ignored; a missing required field, a wrong type, a number out of
+// its range or an id outside its grammar is an error.
+Result<WorkerMessage> parse_worker_message(std::string_view text);
 
 }  // namespace testlooper::server

@@ -81,7 +81,8 @@ class LocalWorkers {
                                      "http://127.0.0.1:" + std::to_string(port_), "--cores",
                                      std::to_string(s.cores), "--ram-gb", std::to_string(s.ram),
                                      "--dir", dir, "--id", "local-" + std::to_string(s.index),
-                                     "--shared-disk"};
+                                     "--shared-disk", "--token-file",
+                                     options_.data_dir + "/worker.token"};
     const pid_t pid = fork();
     if (pid == 0) {
       // A local worker does not outlive its server (a restarted server starts its own).
@@ -123,7 +124,8 @@ int run_server(const ServerOptions& options) {
                                               ? data + "/artifacts"
                                               : fs::absolute(options.artifacts_dir).string(),
                                           options.extra_runs, options.extra_confidence});
-  if (auto s = state.load(); !s.ok()) {
+  if (auto s = state.load();
+      !s.ok() || !(s = state.secure_workers(data + "/worker.token", options.max_run_hours)).ok()) {
     std::cerr << "testlooper serve: " << s.error().to_string() << "\n";
     return 2;
   }

@@ -18,6 +18,7 @@ struct ServerOptions {
   int worker_ram_gb = 0;             // per local worker; 0 = the machine's RAM / workers
   double poll_seconds = 10;          // git polling interval
   double worker_timeout_seconds = 30;  // a worker silent this long is lost
+  double max_run_hours = 24;           // a run active this long is ended as an infra failure
   int default_target_runs = 1;
   int64_t extra_runs = 500;          // extra runs per branch under test (statistical bisection)
   double extra_confidence = 0.95;    // a change this probable is localised: no more extra runs

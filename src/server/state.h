@@ -13,6 +13,8 @@
 
 #include "planner/planner.h"
 #include "server/http.h"
+#include "server/log_viewers.h"
+#include "server/protocol.h"
 #include "server/watcher.h"
 #include "store/store.h"
 
@@ -46,6 +48,9 @@ struct StateOptions {
   int64_t extra_runs = 500;
   double extra_confidence = 0.95;
   int extra_parallel = 8;  // extra runs of one branch in flight at once
+  // A run still active this long after it started is recorded as an infrastructure failure and
+  // its worker told to cancel it (ServerState::secure_workers).
+  double max_run_seconds = 24 * 3600;
 };
 
 class ServerState {
@@ -64,11 +69,27 @@ class ServerState {
   Status set_target(const std::string& repo, const std::string& sha, const std::string& name, int runs);
   Status set_commit_set(const std::string& repo, const std::string& sha, const std::string& set, bool enabled);
 
-  // Worker protocol (see docs/api.md "Workers").
+  // Worker authentication: the worker secret in `token_file` (made at the first start,
+  // server/worker_token.h) and the longest a run may last. Error when the token cannot be made
+  // or is not private; then no worker is accepted.
+  Status secure_workers(const std::string& token_file, double max_run_hours);
+  // Whether `token` is the worker secret (constant time; false before secure_workers).
+  bool is_worker_token(const std::string& token) const;
+  // Whether an upload carrying `upload_token` may store a file of build `hash` (an active build
+  // run of that hash was given that token in its job) or the record of run `run_id` (that active
+  // run was). Constant-time comparisons.
+  bool may_upload_build(const std::string& hash, const std::string& upload_token) const;
+  bool may_upload_record(const std::string& run_id, const std::string& upload_token) const;
+
+  // Worker protocol (see docs/api.md "The worker protocol"). A message that is not valid
+  // (server/protocol.h), a second hello, or a hello with the id of a worker still connected
+  // closes that connection with the reason and changes nothing else. Logs and results count
+  // only for active runs the server gave that worker; others are ignored.
   void worker_connected(const std::shared_ptr<Socket>& socket);
   void worker_message(const std::shared_ptr<Socket>& socket, const std::string& text);
   void worker_disconnected(const std::shared_ptr<Socket>& socket);
-  // Declares workers silent for too long lost: their runs become infrastructure failures.
+  // Declares workers silent for too long lost (their runs become infrastructure failures), and
+  // ends runs older than the maximum run duration the same way.
   void check_workers(double now);
   // A user's cancel: tells the worker running `run_id` to stop it; the run is recorded cancelled
   // (neither a run nor a failure) when the worker reports back, or at once when its worker is
@@ -80,6 +101,8 @@ class ServerState {
   void add_event_socket(const std::shared_ptr<Socket>& socket) { event_sockets_.insert(socket); }
   void add_log_socket(const std::string& run_id, const std::shared_ptr<Socket>& socket);
   void remove_socket(const std::shared_ptr<Socket>& socket);
+  // Stops streaming live logs (before the io_context goes away).
+  void stop_log_viewers() { log_viewers_.stop(); }
 
   // Read access for the API.
   store::Store& store() { return store_; }
@@ -97,6 +120,7 @@ class ServerState {
   const std::map<std::string, WorkerState>& workers() const { return workers_; }
   const std::map<std::tuple<std::string, std::string, std::string>, int>& targets() const { return targets_; }
   const std::map<std::pair<std::string, std::string>, std::set<std::string>>& enabled_sets() const { return enabled_; }
+  // The log file of run `run_id`; "" when `run_id` is not a run id (core/ids.h).
   std::string log_path(const std::string& run_id) const;
   const std::string& artifacts_dir() const { return options_.artifacts_dir; }
   int64_t run_counter() const { return run_counter_; }
@@ -113,7 +137,12 @@ class ServerState {
   void recompute_reachable();
   void dispatch();
   void start_run(WorkerState& worker, const planner::Job& job, int cores, int ram);
-  void finish_run(const std::string& worker, const std::string& text);
+  void worker_hello(const std::shared_ptr<Socket>& socket, const HelloMessage& hello);
+  void refuse_worker(const std::shared_ptr<Socket>& socket, const std::string& reason);
+  // Whether `worker` may report on run `run_id`: it is active and was given to that worker.
+  bool runs_for(const std::string& worker, const std::string& run_id) const;
+  void finish_run(const std::string& worker, const ResultMessage& result);
+  void end_overdue_runs(double now);
   void record_result(store::RunRow run, const std::vector<store::CaseRow>& cases);
   void fail_worker_runs(WorkerState& worker, const std::string& why);
   void append_log(const std::string& run_id, const std::string& data);
@@ -137,7 +166,10 @@ class ServerState {
   std::map<std::string, WorkerState> workers_;
   std::map<int, std::string> worker_by_socket_;
   std::set<std::shared_ptr<Socket>> event_sockets_;
-  std::map<std::string, std::set<std::shared_ptr<Socket>>> log_sockets_;
+  std::set<int> refused_workers_;  // sockets closed for a protocol error, until they are gone
+  std::string worker_token_;       // "" = no worker is accepted
+  std::map<std::string, std::string> upload_tokens_;  // active run id -> its job's upload_token
+  LogViewers log_viewers_;
   planner::Plan plan_;
   int64_t run_counter_ = 0;
   std::map<std::string, int64_t> extra_used_;  // purpose -> extra runs spent (not infra failures)

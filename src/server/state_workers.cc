@@ -5,89 +5,145 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <random>
 
+#include "core/ids.h"
+#include "core/token.h"
 #include "dispatch/dispatch.h"
 #include "server/protocol.h"
 #include "server/state.h"
+#include "server/worker_token.h"
 
 namespace testlooper::server {
 namespace {
 
 using nlohmann::json;
 
-
-std::string new_run_id() {
-  static std::mt19937_64 rng(std::random_device{}());
-  return fmt::format("{:016x}", rng());
-}
-
+// A run id (core/ids.h): 8 bytes from the CSPRNG.
+std::string new_run_id() { return random_hex(8); }
 
 }  // namespace
 
 std::string ServerState::log_path(const std::string& run_id) const {
+  if (!is_run_id(run_id)) return "";
   return options_.logs_dir + "/" + run_id + ".log";
+}
+
+Status ServerState::secure_workers(const std::string& token_file, double max_run_hours) {
+  Result<std::string> token = load_or_create_worker_token(token_file);
+  if (!token.ok()) return token.error();
+  worker_token_ = *token;
+  if (max_run_hours > 0) options_.max_run_seconds = max_run_hours * 3600;
+  return {};
+}
+
+bool ServerState::is_worker_token(const std::string& token) const {
+  return same_secret(worker_token_, token);
+}
+
+bool ServerState::may_upload_build(const std::string& hash, const std::string& upload_token) const {
+  bool allowed = false;
+  for (const auto& [run_id, run] : active_runs_) {
+    if (run.kind != "build" || run.hash != hash) continue;
+    auto token = upload_tokens_.find(run_id);
+    if (token != upload_tokens_.end() && same_secret(token->second, upload_token)) allowed = true;
+  }
+  return allowed;
+}
+
+bool ServerState::may_upload_record(const std::string& run_id,
+                                    const std::string& upload_token) const {
+  auto token = upload_tokens_.find(run_id);
+  return active_runs_.count(run_id) && token != upload_tokens_.end() &&
+         same_secret(token->second, upload_token);
+}
+
+bool ServerState::runs_for(const std::string& worker, const std::string& run_id) const {
+  auto run = active_runs_.find(run_id);
+  return run != active_runs_.end() && run->second.worker == worker;
 }
 
 void ServerState::worker_connected(const std::shared_ptr<Socket>&) {}
 
+void ServerState::refuse_worker(const std::shared_ptr<Socket>& socket, const std::string& reason) {
+  worker_disconnected(socket);
+  refused_workers_.insert(socket->id());
+  socket->close(reason);
+}
+
 void ServerState::worker_message(const std::shared_ptr<Socket>& socket, const std::string& text) {
-  const json m = json::parse(text, nullptr, false);
-  if (!m.is_object()) return;
-  const std::string type = m.value("type", "");
+  // Messages already on their way when the connection was refused.
+  if (refused_workers_.count(socket->id())) return;
+  Result<WorkerMessage> parsed = parse_worker_message(text);
+  if (!parsed.ok()) return refuse_worker(socket, "invalid message: " + parsed.error().to_string());
+  if (const auto* hello = std::get_if<HelloMessage>(&*parsed)) return worker_hello(socket, *hello);
   auto known = worker_by_socket_.find(socket->id());
-  if (type == "hello") {
-    const std::string id = m.value("worker", "");
-    WorkerState& w = workers_[id];
-    w.id = id;
-    w.socket = socket;
-    w.cores = m.value("cores", 1);
-    w.ram_gb = m.value("ram_gb", 0);
-    w.host = m.value("host", "");
-    w.shared_disk = m.value("shared_disk", false);
-    w.last_seen = now_seconds();
-    worker_by_socket_[socket->id()] = id;
-    for (const auto& r : m.contains("finished") ? m["finished"] : json::array()) finish_run(id, r.dump());
-    // Runs the server thinks this worker has but it does not report are lost.
-    std::set<std::string> still;
-    for (const auto& r : m.contains("running") ? m["running"] : json::array()) still.insert(r.get<std::string>());
-    std::vector<std::string> lost;
-    for (const auto& [run_id, res] : w.running) {
-      if (!still.count(run_id)) lost.push_back(run_id);
-    }
-    for (const auto& run_id : lost) {
-      auto run = active_runs_.find(run_id);
-      if (run == active_runs_.end()) continue;
-      store::RunRow r = run->second;
-      r.state = store::RunState::kInfraFailed;
-      r.ended = now_seconds();
-      r.detail = "the worker restarted without this run";
-      record_result(r, {});
-    }
-    // Runs it still has that are over here (cancelled while it was away, or given up on) or that
-    // a user cancelled are stopped.
-    for (const auto& run_id : still) {
-      const bool active = active_runs_.count(run_id) > 0;
-      if (active && !user_cancels_.count(run_id)) continue;
-      socket->send(json{{"type", "cancel"}, {"run_id", run_id}}.dump());
-      if (active) cancel_sent_.insert(run_id);
-    }
-    broadcast(json{{"type", "workers"}}.dump());
-    update();
-    return;
-  }
-  if (known == worker_by_socket_.end()) return;
+  if (known == worker_by_socket_.end())
+    return refuse_worker(socket, "the first message must be a hello");
   WorkerState& w = workers_[known->second];
   w.last_seen = now_seconds();
-  if (type == "log") {
-    append_log(m.value("run_id", ""), m.value("data", ""));
-  } else if (type == "result") {
-    finish_run(w.id, text);
+  if (const auto* log = std::get_if<LogMessage>(&*parsed)) {
+    if (runs_for(w.id, log->run_id)) append_log(log->run_id, log->data);
+  } else if (const auto* result = std::get_if<ResultMessage>(&*parsed)) {
+    finish_run(w.id, *result);
     update();
   }
 }
 
+void ServerState::worker_hello(const std::shared_ptr<Socket>& socket, const HelloMessage& m) {
+  if (worker_by_socket_.count(socket->id())) return refuse_worker(socket, "hello was said already");
+  const double now = now_seconds();
+  if (auto existing = workers_.find(m.worker);
+      existing != workers_.end() && existing->second.socket) {
+    // A connection that went silent is the same worker's, lost without a close: replaced. A live
+    // one is never taken over.
+    if (now - existing->second.last_seen < options_.worker_timeout_seconds) {
+      return refuse_worker(socket, "a worker with id '" + m.worker + "' is already connected");
+    }
+    const std::shared_ptr<Socket> old = existing->second.socket;
+    worker_disconnected(old);
+    refused_workers_.insert(old->id());
+    old->close("replaced by a new connection of the same worker");
+  }
+  const std::string& id = m.worker;
+  WorkerState& w = workers_[id];
+  w.id = id;
+  w.socket = socket;
+  w.cores = m.cores;
+  w.ram_gb = m.ram_gb;
+  w.host = m.host;
+  w.shared_disk = m.shared_disk;
+  w.last_seen = now;
+  worker_by_socket_[socket->id()] = id;
+  for (const auto& r : m.finished) finish_run(id, r);
+  // Runs the server thinks this worker has but it does not report are lost.
+  const std::set<std::string> still(m.running.begin(), m.running.end());
+  std::vector<std::string> lost;
+  for (const auto& [run_id, res] : w.running) {
+    if (!still.count(run_id)) lost.push_back(run_id);
+  }
+  for (const auto& run_id : lost) {
+    auto run = active_runs_.find(run_id);
+    if (run == active_runs_.end()) continue;
+    store::RunRow r = run->second;
+    r.state = store::RunState::kInfraFailed;
+    r.ended = now_seconds();
+    r.detail = "the worker restarted without this run";
+    record_result(r, {});
+  }
+  // Runs it still has that are over here (cancelled while it was away, or given up on) or that
+  // a user cancelled are stopped; another worker's active runs are none of its business.
+  for (const auto& run_id : still) {
+    const bool active = active_runs_.count(run_id) > 0;
+    if (active && (!runs_for(id, run_id) || !user_cancels_.count(run_id))) continue;
+    socket->send(json{{"type", "cancel"}, {"run_id", run_id}}.dump());
+    if (active) cancel_sent_.insert(run_id);
+  }
+  broadcast(json{{"type", "workers"}}.dump());
+  update();
+}
+
 void ServerState::worker_disconnected(const std::shared_ptr<Socket>& socket) {
+  refused_workers_.erase(socket->id());
   auto it = worker_by_socket_.find(socket->id());
   if (it == worker_by_socket_.end()) return;
   auto w = workers_.find(it->second);
@@ -101,6 +157,7 @@ void ServerState::worker_disconnected(const std::shared_ptr<Socket>& socket) {
 }
 
 void ServerState::check_workers(double now) {
+  end_overdue_runs(now);
   std::vector<std::string> gone;
   for (auto& [id, w] : workers_) {
     if (w.socket || now - w.last_seen < options_.worker_timeout_seconds) continue;
@@ -112,6 +169,26 @@ void ServerState::check_workers(double now) {
     broadcast(json{{"type", "workers"}}.dump());
     update();
   }
+}
+
+void ServerState::end_overdue_runs(double now) {
+  std::vector<std::string> overdue;
+  for (const auto& [run_id, run] : active_runs_) {
+    if (now - run.started > options_.max_run_seconds) overdue.push_back(run_id);
+  }
+  for (const auto& run_id : overdue) {
+    store::RunRow r = active_runs_.at(run_id);
+    auto w = workers_.find(r.worker);
+    if (w != workers_.end() && w->second.socket) {
+      w->second.socket->send(json{{"type", "cancel"}, {"run_id", run_id}}.dump());
+    }
+    r.state = store::RunState::kInfraFailed;
+    r.ended = now;
+    r.detail = fmt::format("the run exceeded the maximum run duration ({} hours)",
+                           options_.max_run_seconds / 3600);
+    record_result(r, {});
+  }
+  if (!overdue.empty()) update();
 }
 
 std::string ServerState::unrunnable_reason(const std::string& hash) const {
@@ -201,9 +278,17 @@ void ServerState::start_run(WorkerState& worker, const planner::Job& job, int co
   for (auto& j : plan_.jobs) {
     if (j.hash == job.hash && j.purpose == job.purpose && j.runs > 0) --j.runs;
   }
-  json message = {{"type", "job"},      {"run_id", run.id},     {"cores", cores},
-                  {"ram_gb", ram},      {"repo", job.repo},     {"commit", job.commit},
-                  {"object", json::parse(object->definition_json)}};
+  // Uploads of the run's files must carry it: only this worker, while the run is active, may
+  // store them (may_upload_build, may_upload_record).
+  upload_tokens_[run.id] = random_hex(32);
+  json message = {{"type", "job"},
+                  {"run_id", run.id},
+                  {"cores", cores},
+                  {"ram_gb", ram},
+                  {"repo", job.repo},
+                  {"commit", job.commit},
+                  {"upload_token", upload_tokens_[run.id]},
+                  {"object", json::parse(object->definition_json, nullptr, false)}};
   // Only a worker that shares the server's disk is told where it is; any other one fetches
   // sources and builds over HTTP and uploads what it stores (docs/api.md "Files").
   if (worker.shared_disk) {
@@ -213,30 +298,28 @@ void ServerState::start_run(WorkerState& worker, const planner::Job& job, int co
   worker.socket->send(message.dump());
 }
 
-void ServerState::finish_run(const std::string& worker, const std::string& text) {
-  const json m = json::parse(text, nullptr, false);
-  if (!m.is_object()) return;
-  const std::string run_id = m.value("run_id", "");
-  auto run = active_runs_.find(run_id);
+void ServerState::finish_run(const std::string& worker, const ResultMessage& m) {
+  auto w = workers_.find(worker);
+  auto run = active_runs_.find(m.run_id);
   if (run == active_runs_.end()) {
     // Already recorded (a resend after a reconnect): acknowledge so the worker forgets it.
-    auto w = workers_.find(worker);
-    if (w != workers_.end() && w->second.socket) w->second.socket->send(json{{"type", "ack"}, {"run_id", run_id}}.dump());
+    if (w != workers_.end() && w->second.socket) {
+      w->second.socket->send(json{{"type", "ack"}, {"run_id", m.run_id}}.dump());
+    }
     return;
   }
+  if (run->second.worker != worker) return;  // another worker's run: not its to report
   store::RunRow r = run->second;
-  r.worker = worker;
-  r.state = run_state_of_outcome(m.value("outcome", "infra"));
-  r.exit_code = m.value("exit_code", 0);
-  r.ended = m.value("end", now_seconds());
-  r.detail = m.value("message", "");
+  r.state = run_state_of_outcome(m.outcome);
+  r.exit_code = m.exit_code;
+  r.ended = m.end.value_or(now_seconds());
+  r.detail = m.message;
   std::vector<store::CaseRow> cases;
-  for (const auto& c : m.contains("cases") ? m["cases"] : json::array()) {
-    cases.push_back({c.value("name", ""), c.value("success", false), c.value("elapsed", 0.0)});
-  }
+  for (const auto& c : m.cases) cases.push_back({c.name, c.success, c.elapsed});
   record_result(r, cases);
-  auto w = workers_.find(worker);
-  if (w != workers_.end() && w->second.socket) w->second.socket->send(json{{"type", "ack"}, {"run_id", run_id}}.dump());
+  if (w != workers_.end() && w->second.socket) {
+    w->second.socket->send(json{{"type", "ack"}, {"run_id", m.run_id}}.dump());
+  }
 }
 
 void ServerState::record_result(store::RunRow run, const std::vector<store::CaseRow>& cases) {
@@ -244,6 +327,7 @@ void ServerState::record_result(store::RunRow run, const std::vector<store::Case
   auto recorded = store_.finish_run(run, cases);
   case_cache_.erase(run.hash);
   active_runs_.erase(run.id);
+  upload_tokens_.erase(run.id);
   cancel_sent_.erase(run.id);
   for (auto& [id, w] : workers_) w.running.erase(run.id);
   planner::HashProgress& p = progress_[run.hash];
@@ -259,32 +343,23 @@ void ServerState::record_result(store::RunRow run, const std::vector<store::Case
   }
   broadcast(json{{"type", "run"}, {"run_id", run.id}, {"state", store::to_string(run.state)},
                  {"repo", run.repo}, {"commit", run.commit}, {"name", run.name}}.dump());
-  for (const auto& s : log_sockets_[run.id]) s->close();
-  log_sockets_.erase(run.id);
+  log_viewers_.ended(run.id);
 }
 
 void ServerState::append_log(const std::string& run_id, const std::string& data) {
-  if (!active_runs_.count(run_id)) return;
-  std::ofstream(log_path(run_id), std::ios::app) << data;
-  auto it = log_sockets_.find(run_id);
-  if (it == log_sockets_.end()) return;
-  for (const auto& s : it->second) s->send(data);
+  if (!active_runs_.count(run_id) || !is_run_id(run_id)) return;
+  std::ofstream(log_path(run_id), std::ios::app | std::ios::binary) << data;
+  log_viewers_.appended(run_id);
 }
 
 void ServerState::add_log_socket(const std::string& run_id, const std::shared_ptr<Socket>& socket) {
-  std::ifstream in(log_path(run_id));
-  std::string so_far((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (!so_far.empty()) socket->send(so_far);
-  if (!active_runs_.count(run_id)) {
-    socket->close();
-    return;
-  }
-  log_sockets_[run_id].insert(socket);
+  if (!is_run_id(run_id)) return socket->close("not a run id");
+  log_viewers_.add(run_id, log_path(run_id), socket, active_runs_.count(run_id) > 0);
 }
 
 void ServerState::remove_socket(const std::shared_ptr<Socket>& socket) {
   event_sockets_.erase(socket);
-  for (auto& [id, sockets] : log_sockets_) sockets.erase(socket);
+  log_viewers_.remove(socket);
 }
 
 void ServerState::broadcast(const std::string& event) {

@@ -79,12 +79,13 @@ Result<std::string> text_exchange(const std::string& host, const std::string& po
 
 }  // namespace
 
-ServerClient::ServerClient(std::string host, std::string port)
-    : host_(std::move(host)), port_(std::move(port)) {}
+ServerClient::ServerClient(std::string host, std::string port, std::string token)
+    : host_(std::move(host)), port_(std::move(port)), token_(std::move(token)) {}
 
 Result<std::string> ServerClient::get(const std::string& target) const {
   try {
     http::request<http::empty_body> request{http::verb::get, target, 11};
+    request.set(http::field::authorization, "Bearer " + token_);
     return text_exchange(host_, port_, target, request);
   } catch (const std::exception& e) {
     return Error{target, std::string("request failed: ") + e.what()};
@@ -97,6 +98,7 @@ Status ServerClient::download(const std::string& target, const fs::path& dest) c
   const fs::path temp = dest.string() + ".tmp-" + unique_suffix();
   try {
     http::request<http::empty_body> request{http::verb::get, target, 11};
+    request.set(http::field::authorization, "Bearer " + token_);
     http::response_parser<http::file_body> parser;
     parser.body_limit(std::numeric_limits<uint64_t>::max());
     beast::error_code open_error;
@@ -124,13 +126,16 @@ Status ServerClient::download(const std::string& target, const fs::path& dest) c
   return {};
 }
 
-Result<std::string> ServerClient::upload(const std::string& target, const fs::path& file) const {
+Result<std::string> ServerClient::upload(const std::string& target, const fs::path& file,
+                                         const std::string& upload_token) const {
   try {
     http::request<http::file_body> request{http::verb::post, target, 11};
     beast::error_code open_error;
     request.body().open(file.c_str(), beast::file_mode::scan, open_error);
     if (open_error) return Error{file.string(), "cannot read: " + open_error.message()};
     request.set(http::field::content_type, "application/octet-stream");
+    request.set(http::field::authorization, "Bearer " + token_);
+    request.set("X-TestLooper-Upload", upload_token);
     return text_exchange(host_, port_, target, request);
   } catch (const std::exception& e) {
     return Error{target, std::string("upload failed: ") + e.what()};

@@ -76,29 +76,33 @@ Status RemoteFiles::fetch_build(const std::string& build_hash) const {
 }
 
 Status RemoteFiles::upload_outputs(const definitions::ResolvedObject& object,
-                                   const std::string& run_id) const {
-  if (object.kind == definitions::ObjectKind::kBuild) TL_RETURN_IF_ERROR(upload_build(object.hash));
+                                   const std::string& run_id,
+                                   const std::string& upload_token) const {
+  if (object.kind == definitions::ObjectKind::kBuild) {
+    TL_RETURN_IF_ERROR(upload_build(object.hash, upload_token));
+  }
   std::error_code ec;
   if (!fs::is_directory(store_.run_dir(run_id), ec)) return {};
   Result<fs::path> temp = store_.make_temp_dir("upload");
   if (!temp.ok()) return temp.error();
   Status packed = artifacts::export_run_record(store_, run_id, *temp / "record.tar");
-  Result<std::string> uploaded =
-      packed.ok()
-          ? client_.upload("/api/artifacts/runs/" + url_segment(run_id), *temp / "record.tar")
-          : Result<std::string>(packed.error());
+  Result<std::string> uploaded = packed.ok()
+                                     ? client_.upload("/api/artifacts/runs/" + url_segment(run_id),
+                                                      *temp / "record.tar", upload_token)
+                                     : Result<std::string>(packed.error());
   fs::remove_all(*temp, ec);
   if (!uploaded.ok()) return uploaded.error();
   fs::remove_all(store_.run_dir(run_id), ec);
   return {};
 }
 
-Status RemoteFiles::upload_build(const std::string& build_hash) const {
+Status RemoteFiles::upload_build(const std::string& build_hash,
+                                 const std::string& upload_token) const {
   for (const std::string& name : artifacts::build_file_names(store_, build_hash)) {
     Result<fs::path> file = artifacts::export_build_file(store_, build_hash, name);
     if (!file.ok()) return file.error();
-    Result<std::string> uploaded =
-        client_.upload("/api/artifacts/builds/" + build_hash + "/" + url_segment(name), *file);
+    Result<std::string> uploaded = client_.upload(
+        "/api/artifacts/builds/" + build_hash + "/" + url_segment(name), *file, upload_token);
     if (!uploaded.ok()) return uploaded.error();
   }
   return {};

@@ -23,21 +23,25 @@ namespace testlooper::worker {
 namespace fs = std::filesystem;
 
 // Plain HTTP/1.1 requests to the server (Boost.Beast, kept out of this header), one connection
-// each. A status other than 200 is an Error carrying the server's {"error"} message.
+// each, carrying the worker secret (`Authorization: Bearer <token>`). A status other than 200 is
+// an Error carrying the server's {"error"} message.
 class ServerClient {
  public:
-  ServerClient(std::string host, std::string port);
+  ServerClient(std::string host, std::string port, std::string token);
 
   // GET `target` ("/api/..."): the body.
   Result<std::string> get(const std::string& target) const;
   // GET `target` streamed into `dest`, which appears atomically (temp sibling, then rename).
   Status download(const std::string& target, const fs::path& dest) const;
-  // POSTs the content of `file` to `target`: the response body.
-  Result<std::string> upload(const std::string& target, const fs::path& file) const;
+  // POSTs the content of `file` to `target` with the job's `upload_token` (header
+  // `X-TestLooper-Upload`): the response body.
+  Result<std::string> upload(const std::string& target, const fs::path& file,
+                             const std::string& upload_token) const;
 
  private:
   std::string host_;
   std::string port_;
+  std::string token_;
 };
 
 // Source trees from GET /api/source/{repo}/{commit}?path=..., cached as archives under
@@ -65,12 +69,14 @@ class RemoteFiles {
 
   // Uploads what run `run_id` of `object` stored: a build's artifacts (complete.json last), then
   // the run record, which is then removed here (the server keeps it). A missing record (the run
-  // could not write one) is not an error.
-  Status upload_outputs(const definitions::ResolvedObject& object, const std::string& run_id) const;
+  // could not write one) is not an error. `upload_token` is the job's (the server accepts the
+  // run's files only with it).
+  Status upload_outputs(const definitions::ResolvedObject& object, const std::string& run_id,
+                        const std::string& upload_token) const;
 
  private:
   Status fetch_build(const std::string& build_hash) const;
-  Status upload_build(const std::string& build_hash) const;
+  Status upload_build(const std::string& build_hash, const std::string& upload_token) const;
 
   const ServerClient& client_;
   const artifacts::Store& store_;

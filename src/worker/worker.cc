@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "artifacts/artifacts.h"
+#include "core/ids.h"
 #include "definitions/definitions_json.h"
 #include "environments/environments.h"
 #include "runner/runner.h"
@@ -105,6 +106,25 @@ std::string outcome_word(runner::Outcome o) {
   return "infra";
 }
 
+// {"type": string, "run_id": a run id, ...}
+bool is_server_message(const json& m) {
+  if (!m.is_object()) return false;
+  auto type = m.find("type");
+  auto run_id = m.find("run_id");
+  return type != m.end() && type->is_string() && run_id != m.end() && run_id->is_string() &&
+         is_run_id(run_id->get_ref<const std::string&>());
+}
+
+// A job's fields have the types execute() reads them as (docs/api.md "The worker protocol").
+bool is_job(const json& m) {
+  auto is = [&m](const char* key, auto check) { return !m.contains(key) || check(m[key]); };
+  auto integer = [](const json& v) { return v.is_number_integer(); };
+  auto text = [](const json& v) { return v.is_string(); };
+  return is("cores", integer) && is("ram_gb", integer) && is("repos_dir", text) &&
+         is("artifacts_dir", text) && is("upload_token", text) &&
+         is("object", [](const json& v) { return v.is_object(); });
+}
+
 std::string read_tail(const fs::path& path, size_t max_bytes) {
   std::ifstream in(path, std::ios::binary);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -172,7 +192,7 @@ class Agent {
       : options_(options),
         host_(host_and_port(options.server_url).first),
         port_(host_and_port(options.server_url).second),
-        client_(host_, port_),
+        client_(host_, port_, options.token),
         local_store_(options.dir + "/store"),
         remote_sources_(client_, options.dir + "/sources"),
         remote_files_(client_, local_store_),
@@ -218,6 +238,9 @@ class Agent {
       conn = std::make_shared<Connection>(io);
       asio::connect(conn->ws.next_layer(), resolver.resolve(host_, port_));
       conn->ws.next_layer().set_option(tcp::no_delay(true));  // results and logs leave at once
+      conn->ws.set_option(websocket::stream_base::decorator([this](websocket::request_type& r) {
+        r.set(beast::http::field::authorization, "Bearer " + options_.token);
+      }));
       conn->ws.handshake(host_ + ":" + port_, "/api/worker");
       conn->ws.read_message_max(256 << 20);
       conn->ws.text(true);
@@ -251,12 +274,22 @@ class Agent {
 
   void read_next(const std::shared_ptr<Connection>& conn) {
     conn->ws.async_read(conn->buffer, [this, conn](beast::error_code ec, size_t) {
+      if (ec == websocket::error::closed) say_why_closed(conn->ws.reason().reason);
       if (ec) return close(*conn);
       const std::string text = beast::buffers_to_string(conn->buffer.data());
       conn->buffer.consume(conn->buffer.size());
       handle(text);
       read_next(conn);
     });
+  }
+
+  // The server closed the connection (a wrong token, an id already connected...): said once per
+  // reason, as the worker keeps reconnecting.
+  void say_why_closed(const websocket::reason_string& reason) {
+    const std::string why(reason.data(), reason.size());
+    if (why.empty() || why == last_close_reason_) return;
+    last_close_reason_ = why;
+    std::cerr << "testlooper worker: the server closed the connection: " << why << std::endl;
   }
 
   // Ends the session: pending operations fail and io.run() returns.
@@ -305,19 +338,21 @@ class Agent {
                 {"finished", finished}}.dump();
   }
 
+  // Every server message names a run; its id becomes a file name here, so it must be one.
   void handle(const std::string& text) {
     const json m = json::parse(text, nullptr, false);
-    if (!m.is_object()) return;
-    const std::string type = m.value("type", "");
+    if (!is_server_message(m)) return;
+    const std::string type = m["type"];
+    const std::string run_id = m["run_id"];
     if (type == "job") {
-      start(m);
+      if (is_job(m)) start(m);
     } else if (type == "cancel") {
       std::lock_guard<std::mutex> lock(jobs_mutex_);
-      auto it = cancellations_.find(m.value("run_id", ""));
+      auto it = cancellations_.find(run_id);
       if (it != cancellations_.end()) it->second->cancel();
     } else if (type == "ack") {
       std::error_code ignored;
-      fs::remove(pending_dir_ + "/" + m.value("run_id", "") + ".json", ignored);
+      fs::remove(pending_dir_ + "/" + run_id + ".json", ignored);
     }
   }
 
@@ -384,7 +419,9 @@ class Agent {
     if (!shared) {
       // Consumers of a build need its artifacts on the server: a run whose files did not get
       // there taught nothing reliable, so it is an infrastructure failure (and runs again).
-      if (Status uploaded = remote_files_.upload_outputs(*object, run_id); !uploaded.ok()) {
+      if (Status uploaded =
+              remote_files_.upload_outputs(*object, run_id, job.value("upload_token", ""));
+          !uploaded.ok()) {
         result["outcome"] = "infra";
         result["message"] =
             "cannot upload the run's files to the server: " + uploaded.error().to_string();
@@ -420,6 +457,7 @@ class Agent {
     std::shared_ptr<std::atomic<bool>> done;
   };
   std::vector<RunThread> threads_;  // touched by the session's io thread only (start, then run())
+  std::string last_close_reason_;    // touched by the session's io thread only
 };
 
 }  // namespace

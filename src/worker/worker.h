@@ -19,6 +19,9 @@ struct WorkerOptions {
   // local workers, or a shared filesystem): jobs then name them and the worker uses them
   // directly. Otherwise sources and artifacts travel over HTTP (worker/server_files.h).
   bool shared_disk = false;
+  // The server's worker secret, sent as `Authorization: Bearer <token>` on the WebSocket upgrade
+  // and on every file request.
+  std::string token;
 };
 
 // Runs until SIGINT/SIGTERM; returns the exit status.

@@ -32,11 +32,15 @@ int free_port() {
   return ntohs(addr.sin_port);
 }
 
-// A `testlooper worker` of its own (another "host": its own directory), killed on destruction.
-std::unique_ptr<fixtures::WorkerProcess> worker(int port, const std::string& dir, const std::string& id, int cores) {
+// A `testlooper worker` of its own (another "host": its own directory), killed on destruction;
+// `data` is its server's data dir (where the worker token is).
+std::unique_ptr<fixtures::WorkerProcess> worker(int port, const std::string& dir,
+                                                const std::string& id, int cores,
+                                                const std::string& data) {
   return std::make_unique<fixtures::WorkerProcess>(
       std::vector<std::string>{"--server", "http://127.0.0.1:" + std::to_string(port), "--cores",
-                               std::to_string(cores), "--ram-gb", "4", "--dir", dir, "--id", id},
+                               std::to_string(cores), "--ram-gb", "4", "--dir", dir, "--id", id,
+                               "--token-file", data + "/worker.token"},
       SIGKILL);
 }
 
@@ -91,8 +95,8 @@ TEST_F(CrashTest, Serve_KilledWithRunsInFlightLosesAndDoublesNothing) {
   app_.commit("flaky test");
   const int port = free_port();
   auto server = std::make_unique<ServerProcess>(args(port, 0, 120));
-  const auto w1 = worker(port, dir_.path() + "/w1", "w1", 2);
-  const auto w2 = worker(port, dir_.path() + "/w2", "w2", 2);
+  const auto w1 = worker(port, dir_.path() + "/w1", "w1", 2, data());
+  const auto w2 = worker(port, dir_.path() + "/w2", "w2", 2, data());
   ASSERT_TRUE(eventually([&] { return server->get("/api/repos").size() == 1; }, 30));
   server->post("/api/repos/app/branches/main/test", R"({"enabled": true})");
   ASSERT_TRUE(eventually([&] {
@@ -172,7 +176,7 @@ TEST_F(CrashTest, Dispatch_PacksABuildAndTwoTestsOnAFourCoreWorker) {
   app_.commit("packing");
   const int port = free_port();
   auto server = std::make_unique<ServerProcess>(args(port, 0, 1));
-  const auto w = worker(port, dir_.path() + "/w", "four", 4);
+  const auto w = worker(port, dir_.path() + "/w", "four", 4, data());
   ASSERT_TRUE(eventually([&] { return server->get("/api/workers").size() == 1; }, 30));
   server->post("/api/repos/app/branches/main/test", R"({"enabled": true})");
   int most = 0;

@@ -1,0 +1,107 @@
+// A WebSocket client for server tests (Boost.Beast, synchronous from the test's view): connects
+// to the server on loopback, optionally with `Authorization: Bearer <token>`, sends text, and
+// reads messages with a deadline. After the server closes the connection, close_reason() says
+// why. Not thread-safe; one per connection.
+#pragma once
+
+// clang-format off: before Boost.Asio, whose awaitable.hpp needs std::exchange under C++20.
+#include <utility>
+// clang-format on
+
+#include <boost/asio.hpp>
+#include <boost/beast.hpp>
+#include <boost/beast/websocket.hpp>
+#include <chrono>
+#include <optional>
+#include <string>
+
+namespace testlooper::fixtures {
+
+class WsClient {
+ public:
+  // Connects and upgrades; connected() is false when either failed.
+  WsClient(int port, const std::string& path, const std::string& token = "") : ws_(io_) {
+    namespace http = boost::beast::http;
+    try {
+      boost::asio::ip::tcp::resolver resolver(io_);
+      boost::asio::connect(ws_.next_layer(), resolver.resolve("127.0.0.1", std::to_string(port)));
+      ws_.set_option(boost::beast::websocket::stream_base::decorator(
+          [token](boost::beast::websocket::request_type& r) {
+            if (!token.empty()) r.set(http::field::authorization, "Bearer " + token);
+          }));
+      ws_.handshake("127.0.0.1:" + std::to_string(port), path);
+      ws_.read_message_max(1 << 30);
+      connected_ = true;
+    } catch (const std::exception&) {
+      connected_ = false;
+    }
+  }
+
+  bool connected() const { return connected_; }
+
+  // False when the connection is gone.
+  bool send(const std::string& text) {
+    boost::beast::error_code ec;
+    ws_.text(true);
+    ws_.write(boost::asio::buffer(text), ec);
+    return !ec;
+  }
+
+  // The next message, or nullopt when the connection closed (or broke) or nothing came within
+  // `seconds` (then the connection is dropped).
+  std::optional<std::string> read(double seconds = 30) {
+    if (!connected_) return std::nullopt;
+    boost::beast::flat_buffer buffer;
+    bool done = false;
+    boost::beast::error_code error;
+    ws_.async_read(buffer, [&](boost::beast::error_code ec, size_t) {
+      error = ec;
+      done = true;
+    });
+    io_.restart();
+    io_.run_for(std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)));
+    if (!done) {
+      boost::beast::error_code ignored;
+      ws_.next_layer().close(ignored);
+      io_.restart();
+      io_.run();
+      connected_ = false;
+      return std::nullopt;
+    }
+    if (error) {
+      if (error == boost::beast::websocket::error::closed)
+        reason_ = std::string(ws_.reason().reason.data(), ws_.reason().reason.size());
+      connected_ = false;
+      return std::nullopt;
+    }
+    return boost::beast::buffers_to_string(buffer.data());
+  }
+
+  // Reads (and drops) messages until the server closes the connection; its close reason, or
+  // nullopt when it did not close within `seconds` or broke without a close frame.
+  std::optional<std::string> close_reason(double seconds = 30) {
+    const auto until = std::chrono::steady_clock::now() +
+                       std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+    while (connected_) {
+      const double left =
+          std::chrono::duration<double>(until - std::chrono::steady_clock::now()).count();
+      if (left <= 0 || (!read(left) && !reason_)) break;
+    }
+    return reason_;
+  }
+
+  // Drops the TCP connection.
+  void drop() {
+    boost::beast::error_code ignored;
+    ws_.next_layer().close(ignored);
+    connected_ = false;
+  }
+
+ private:
+  boost::asio::io_context io_;
+  boost::beast::websocket::stream<boost::asio::ip::tcp::socket> ws_;
+  bool connected_ = false;
+  std::optional<std::string> reason_;
+};
+
+}  // namespace testlooper::fixtures
