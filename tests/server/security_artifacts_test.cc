@@ -124,16 +124,19 @@ TEST_F(SecurityArtifactsTest, FilesUpload_HardLinksAndEscapingLinksAreRefused) {
 
   const std::vector<std::vector<CraftedEntry>> attacks = {
       {hardlink_entry("h", secret(), "pwned"), file_entry("h", "pwned")},
-      {hardlink_entry("h", "../../" + kHashB + "/@.tar", "pwned"), file_entry("h", "pwned")},
-      {hardlink_entry("h", "../../../../secret", ""), file_entry("h", "pwned")},
-      {symlink_entry("l", "../../" + kHashB), file_entry("l/@.tar", "pwned")},
+      // Relative to where uploads unpack: <data>/artifacts/tmp/import-*/files/.
+      {hardlink_entry("h", "../../../builds/" + kHashB + "/@.tar", "pwned"),
+       file_entry("h", "pwned")},
+      {hardlink_entry("h", "../../../../../secret", ""), file_entry("h", "pwned")},
+      {symlink_entry("l", "../../../builds/" + kHashB), file_entry("l/@.tar", "pwned")},
       {symlink_entry("l", secret())},
-      {file_entry("../../" + kHashB + "/@.tar", "pwned")},
+      {file_entry("../../../builds/" + kHashB + "/@.tar", "pwned")},
       {{CraftedEntry::Kind::kCharDevice, "null", "", ""}},
   };
   for (size_t i = 0; i < attacks.size(); ++i) {
     const auto [status, body] =
-        upload("/api/artifacts/builds/" + kHashA + "/evil.files", tar_of(attacks[i]));
+        upload("/api/artifacts/builds/" + kHashA + "/evil" + std::to_string(i) + ".files",
+               tar_of(attacks[i]));
     EXPECT_EQ(status, 400) << i << ": " << body.dump();
     EXPECT_TRUE(body.contains("error")) << body.dump();
     EXPECT_EQ(body.dump().find(dir_.path()), std::string::npos) << "reveals a path: " << body;
