@@ -56,18 +56,21 @@ bool selects_nothing(const fs::path& source_dir, const Selection& selection);
 inline constexpr uint64_t kMaxUnpackedBytes = uint64_t{32} << 30;  // 32 GiB
 inline constexpr uint64_t kMaxUnpackedEntries = 1'000'000;
 struct UnpackOptions {
-  bool allow_symlinks = true;  // relative links that stay inside the destination
+  // Which symlinks are kept: none (run records), relative ones that stay inside the destination
+  // (build artifacts), or any (source trees: git content, as `git checkout` would make it). No
+  // entry is ever written through a link, whatever its target.
+  enum class Symlinks { kNone, kInside, kAny };
+  Symlinks symlinks = Symlinks::kInside;
   uint64_t max_bytes = kMaxUnpackedBytes;
   uint64_t max_entries = kMaxUnpackedEntries;
 };
 
 // Extracts what pack() wrote at `packed` into `dest_dir` (created). Only regular files,
-// directories and symlinks whose target is relative and stays inside `dest_dir` (when
-// `options.allow_symlinks`) are accepted: hard links, devices, fifos, absolute or ".." names,
-// entries through a symlink and entries over an existing file or link are errors (see
-// confined_dir.h), and so is going over the byte or entry budget. Permission bits are kept
-// without setuid/setgid/sticky. On error, what was already extracted stays: callers unpack into
-// a directory of their own (tmp/ or a run's inputs) and drop it.
+// directories and symlinks (as `options.symlinks` allows) are accepted: hard links, devices, fifos,
+// absolute or ".." names, entries through a symlink and entries over an existing file or link are
+// errors (see confined_dir.h), and so is going over the byte or entry budget. Permission bits are
+// kept without setuid/setgid/sticky. On error, what was already extracted stays: callers unpack
+// into a directory of their own (tmp/ or a run's inputs) and drop it.
 Status unpack(const fs::path& packed, Format format, const fs::path& dest_dir,
               const UnpackOptions& options = {});
 

@@ -144,11 +144,29 @@ Status ConfinedDir::finish_file(const Fd& file, std::string_view name, mode_t mo
 }
 
 Status ConfinedDir::add_symlink(std::string_view name, std::string_view target) {
-  if (!options_.allow_symlinks) return refuse(name, "symlinks are not accepted here");
+  using Symlinks = UnpackOptions::Symlinks;
+  if (options_.symlinks == Symlinks::kNone) return refuse(name, "symlinks are not accepted here");
   Result<std::vector<std::string>> parts = entry_components(name);
   if (!parts.ok()) return refuse(name, parts.error().message);
   if (parts->empty()) return refuse(name, "a symlink entry without a name");
-  if (target.empty() || target[0] == '/' || target.find('\0') != std::string_view::npos) {
+  if (target.empty() || target.find('\0') != std::string_view::npos) {
+    return refuse(name, "empty symlink target");
+  }
+  if (options_.symlinks == Symlinks::kInside)
+    TL_RETURN_IF_ERROR(check_inside(name, *parts, target));
+  TL_RETURN_IF_ERROR(count_entry(name));
+  Result<Fd> parent = open_parent(*parts, name);
+  if (!parent.ok()) return parent.error();
+  if (::symlinkat(std::string(target).c_str(), parent->get(), parts->back().c_str()) != 0) {
+    if (errno == EEXIST) return refuse(name, "an entry of that name is already there");
+    return refuse(name, "cannot create symlink: " + errno_text());
+  }
+  return {};
+}
+
+Status ConfinedDir::check_inside(std::string_view name, const std::vector<std::string>& parts,
+                                 std::string_view target) const {
+  if (target[0] == '/') {
     return refuse(name, "symlink target must be a relative path inside the destination");
   }
   size_t ups = 0;
@@ -162,14 +180,7 @@ Status ConfinedDir::add_symlink(std::string_view name, std::string_view target) 
     if (!part.empty() && part != "." && part != "..") below = true;
     start = slash + 1;
   }
-  if (ups > parts->size() - 1) return refuse(name, "symlink target leaves the destination");
-  TL_RETURN_IF_ERROR(count_entry(name));
-  Result<Fd> parent = open_parent(*parts, name);
-  if (!parent.ok()) return parent.error();
-  if (::symlinkat(std::string(target).c_str(), parent->get(), parts->back().c_str()) != 0) {
-    if (errno == EEXIST) return refuse(name, "an entry of that name is already there");
-    return refuse(name, "cannot create symlink: " + errno_text());
-  }
+  if (ups > parts.size() - 1) return refuse(name, "symlink target leaves the destination");
   return {};
 }
 

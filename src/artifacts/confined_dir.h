@@ -68,10 +68,10 @@ class ConfinedDir {
   // (when `mtime` > 0) of a file from create_file().
   static Status finish_file(const Fd& file, std::string_view name, mode_t mode, int64_t mtime);
 
-  // Creates symlink `name` -> `target`. Refused when symlinks are not allowed, when `target` is
-  // absolute or empty, or when it leaves the destination: ".." may only lead the target, no
-  // further up than the link's own depth, so the link resolves inside even through other
-  // (equally confined) links.
+  // Creates symlink `name` -> `target`, as UnpackOptions::symlinks allows. With kInside, `target`
+  // must be relative and stay inside the destination: ".." may only lead the target, no further
+  // up than the link's own depth, so the link resolves inside even through other (equally
+  // confined) links.
   Status add_symlink(std::string_view name, std::string_view target);
 
   // Charges `bytes` more against the byte budget; error once it is exceeded.
@@ -84,6 +84,9 @@ class ConfinedDir {
   ConfinedDir(Fd root, fs::path path, const UnpackOptions& options);
 
   Status count_entry(std::string_view name);
+  // Error unless `target`, seen from link `name` (split into `parts`), stays inside.
+  Status check_inside(std::string_view name, const std::vector<std::string>& parts,
+                      std::string_view target) const;
   // Opens the directory holding `parts.back()`, creating missing directories.
   Result<Fd> open_parent(const std::vector<std::string>& parts, std::string_view name);
   Error refuse(std::string_view name, const std::string& why) const;

@@ -160,10 +160,10 @@ Result<bool> import_complete_file(const Store& store, const std::string& build_h
 
 // Options for archives that arrive over the network: a tar holds no more data than its own
 // size (sparse entries could claim more), and run records hold no symlinks at all.
-UnpackOptions upload_unpack_options(const fs::path& tar, bool allow_symlinks) {
+UnpackOptions upload_unpack_options(const fs::path& tar, UnpackOptions::Symlinks symlinks) {
   std::error_code ec;
   const uintmax_t size = fs::file_size(tar, ec);
-  return UnpackOptions{allow_symlinks, ec ? 0 : static_cast<uint64_t>(size), kMaxUnpackedEntries};
+  return UnpackOptions{symlinks, ec ? 0 : static_cast<uint64_t>(size), kMaxUnpackedEntries};
 }
 
 // Places `blob` (already in its stored form) as file `name` of the build, under its lock.
@@ -186,7 +186,8 @@ Result<bool> import_files_artifact(const Store& store, const std::string& build_
                                    const std::string& name, const fs::path& tar) {
   Result<fs::path> temp = store.make_temp_dir("import");
   if (!temp.ok()) return temp.error();
-  Status unpacked = unpack(tar, Format::kTar, *temp / "files", upload_unpack_options(tar, true));
+  Status unpacked = unpack(tar, Format::kTar, *temp / "files",
+                           upload_unpack_options(tar, UnpackOptions::Symlinks::kInside));
   Result<bool> moved = unpacked.ok() ? place_build_file(store, build_hash, name, *temp / "files")
                                      : Result<bool>(unpacked.error());
   std::error_code ec;
@@ -284,7 +285,8 @@ Result<bool> import_run_record(const Store& store, const std::string& run_id, co
   if (fs::exists(store.run_dir(run_id), ec)) return false;
   Result<fs::path> temp = store.make_temp_dir("run-import");
   if (!temp.ok()) return temp.error();
-  Status unpacked = unpack(tar, Format::kTar, *temp, upload_unpack_options(tar, false));
+  Status unpacked =
+      unpack(tar, Format::kTar, *temp, upload_unpack_options(tar, UnpackOptions::Symlinks::kNone));
   if (!unpacked.ok()) {
     fs::remove_all(*temp, ec);
     return unpacked.error();

@@ -28,7 +28,11 @@ Status RemoteSourceExporter::export_tree(const std::string& repo, const std::str
     if (!path.empty()) target += "?path=" + url_segment(path);
     TL_RETURN_IF_ERROR(client_.download(target, cached));
   }
-  return artifacts::unpack(cached, artifacts::Format::kTar, dest);
+  // A git tree may hold links pointing anywhere (git checkout would make them too); nothing is
+  // written through them.
+  artifacts::UnpackOptions options;
+  options.symlinks = artifacts::UnpackOptions::Symlinks::kAny;
+  return artifacts::unpack(cached, artifacts::Format::kTar, dest, options);
 }
 
 RemoteFiles::RemoteFiles(const ServerClient& client, const artifacts::Store& store)

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "artifacts/artifacts.h"
+#include "artifacts/transfer.h"
 #include "crafted_tar.h"
 #include "temp_dir.h"
 
@@ -145,9 +146,34 @@ TEST_F(UnpackTest, Unpack_KeepsRelativeInTreeSymlinksOfBuilds) {
 
 TEST_F(UnpackTest, Unpack_WithoutSymlinksRefusesEveryLink) {
   UnpackOptions records;
-  records.allow_symlinks = false;
+  records.symlinks = UnpackOptions::Symlinks::kNone;
   EXPECT_FALSE(unpack_entries({file_entry("a", "a"), symlink_entry("l", "a")}, records).ok());
   EXPECT_FALSE(fs::exists(fs::symlink_status(dir_ / "out/l")));
+}
+
+TEST_F(UnpackTest, Unpack_SourceTreesKeepAnyLinkButNeverWriteThroughIt) {
+  UnpackOptions sources;
+  sources.symlinks = UnpackOptions::Symlinks::kAny;
+  const std::string out = (dir_ / "outside").string();
+  ASSERT_TRUE(unpack_entries({symlink_entry("abs", out)}, sources).ok());
+  EXPECT_EQ(fs::read_symlink(dir_ / "out/abs"), out);
+  EXPECT_FALSE(
+      unpack_entries({symlink_entry("o", out), file_entry("o/secret", "pwned")}, sources).ok());
+  EXPECT_EQ(secret(), "original");
+}
+
+TEST_F(UnpackTest, ImportRunRecord_RefusesLinksAndLeavesNoRecord) {
+  const Store store(dir_ / "store");
+  const std::string target = (dir_ / "outside/secret").string();
+  for (const std::vector<CraftedEntry>& record :
+       {std::vector<CraftedEntry>{file_entry("log.txt", "log"),
+                                  symlink_entry("artifacts/a", "../log.txt")},
+        std::vector<CraftedEntry>{hardlink_entry("artifacts/h", target, "pwned")}}) {
+    write_crafted_archive(dir_ / "record.tar", record);
+    EXPECT_FALSE(import_run_record(store, "0123456789abcdef", dir_ / "record.tar").ok());
+    EXPECT_FALSE(fs::exists(store.run_dir("0123456789abcdef")));
+  }
+  EXPECT_EQ(secret(), "original");
 }
 
 TEST_F(UnpackTest, Unpack_ZipFollowsTheSameRules) {
