@@ -28,7 +28,8 @@ using testing::hardlink_entry;
 using testing::symlink_entry;
 using testing::write_crafted_archive;
 
-// A build whose test depends on it (for the worker's staging).
+// A build whose test depends on it (for the worker's staging), and a test that stays running
+// (for record uploads).
 constexpr const char* kDefinitions = R"(looper_version: 5
 environments: {linux: {platform: linux, image: {host: true}}}
 builds:
@@ -40,6 +41,8 @@ tests:
   t/linux:
     dependencies: {b: b/linux}
     command: 'true'
+  slow/linux:
+    command: 'sleep 60'
 )";
 
 std::string slurp(const fs::path& path) {
@@ -280,6 +283,42 @@ TEST_F(SecurityArtifactsTest, WorkerStaging_BadStoredNameFailsTheRunNotTheWorker
   const json workers = server_->get("/api/workers");
   ASSERT_EQ(workers.size(), 1u);
   EXPECT_EQ(workers[0]["connected"], true) << workers.dump();
+}
+
+TEST_F(SecurityArtifactsTest, RecordUpload_LinksAreRefusedAndNothingIsServed) {
+  ASSERT_TRUE(eventually([&] { return server_->get("/api/repos").size() == 1; }, 30));
+  TempDir worker_dir;
+  WorkerProcess worker({"--server", server_->url(""), "--dir", worker_dir.path(), "--cores", "2",
+                        "--ram-gb", "2", "--id", "remote-1"});
+  ASSERT_TRUE(eventually([&] { return server_->get("/api/workers").size() == 1; }, 30));
+  server_->post("/api/repos/app/branches/main/test", R"({"enabled": true})");
+  std::string id;
+  ASSERT_TRUE(eventually(
+      [&] {
+        const json runs = server_->get("/api/repos/app/commits/" + sha_ + "/runs?name=slow/linux");
+        if (!runs.is_array() || runs.empty() || !runs[0]["id"].is_string()) return false;
+        id = runs[0]["id"];
+        return runs[0]["state"] == "running";
+      },
+      60));
+  const std::vector<std::vector<CraftedEntry>> attacks = {
+      {file_entry("test_result.json", "{}"), symlink_entry("artifacts/leak.tar", secret())},
+      {file_entry("test_result.json", "{}"), symlink_entry("artifacts/leak.tar", "../log.txt")},
+      {file_entry("test_result.json", "{}"), hardlink_entry("artifacts/leak.tar", secret(), "")},
+      {file_entry("test_result.json", "{}"),
+       hardlink_entry("artifacts/leak.tar", "../../../../../secret", "pwned")},
+  };
+  const fs::path got = dir_.path() + "/got";
+  for (size_t i = 0; i < attacks.size(); ++i) {
+    const auto [status, body] = upload("/api/artifacts/runs/" + id, tar_of(attacks[i]));
+    EXPECT_GE(status, 400) << i << ": " << body.dump();
+    EXPECT_LT(status, 500) << i << ": " << body.dump();
+    EXPECT_TRUE(body.contains("error")) << body.dump();
+    EXPECT_FALSE(fs::exists(store() / "runs" / id)) << i;
+    download("/api/runs/" + id + "/artifacts/leak.tar", got);
+    EXPECT_EQ(slurp(got).find("the secret"), std::string::npos) << i;
+  }
+  EXPECT_EQ(slurp(secret()), "the secret");
 }
 
 TEST_F(SecurityArtifactsTest, Rebuild_RestoresOnlyRecordsItCanTrust) {
