@@ -124,17 +124,24 @@ Status copy_files(const fs::path& source_dir, const std::vector<std::string>& fi
   return {};
 }
 
+// Writes `size` bytes of `data` to `file`, charging `dest`'s byte budget first.
+Status write_charged(const Fd& file, const char* data, size_t size, std::string_view name,
+                     ConfinedDir& dest) {
+  TL_RETURN_IF_ERROR(dest.charge(size));
+  for (size_t done = 0; done < size;) {
+    const ssize_t n = ::write(file.get(), data + done, size - done);
+    if (n <= 0) return Error{"", "archive entry '" + std::string(name) + "': write failed"};
+    done += static_cast<size_t>(n);
+  }
+  return {};
+}
+
 // Copies the data of the current entry of `in` into `file`, charging `dest`'s byte budget.
 Status copy_entry_data(archive* in, const Fd& file, std::string_view name, ConfinedDir& dest) {
   char buffer[1 << 16];
   la_ssize_t n;
   while ((n = archive_read_data(in, buffer, sizeof buffer)) > 0) {
-    TL_RETURN_IF_ERROR(dest.charge(static_cast<uint64_t>(n)));
-    for (la_ssize_t done = 0; done < n;) {
-      const ssize_t w = ::write(file.get(), buffer + done, static_cast<size_t>(n - done));
-      if (w <= 0) return Error{"", "archive entry '" + std::string(name) + "': write failed"};
-      done += w;
-    }
+    TL_RETURN_IF_ERROR(write_charged(file, buffer, static_cast<size_t>(n), name, dest));
   }
   if (n < 0) return archive_error("", in);
   return {};
@@ -200,12 +207,7 @@ Status copy_stored_file(const fs::path& from, const std::string& rel, ConfinedDi
   char buffer[1 << 16];
   ssize_t n;
   while ((n = ::read(in.get(), buffer, sizeof buffer)) > 0) {
-    TL_RETURN_IF_ERROR(dest.charge(static_cast<uint64_t>(n)));
-    for (ssize_t done = 0; done < n;) {
-      const ssize_t w = ::write(out->get(), buffer + done, static_cast<size_t>(n - done));
-      if (w <= 0) return Error{rel, "write failed"};
-      done += w;
-    }
+    TL_RETURN_IF_ERROR(write_charged(*out, buffer, static_cast<size_t>(n), rel, dest));
   }
   if (n < 0) return Error{rel, "read failed"};
   return ConfinedDir::finish_file(*out, rel, st.st_mode, st.st_mtim.tv_sec);

@@ -78,6 +78,8 @@ Status RemoteFiles::fetch_build(const std::string& build_hash) const {
                         : Result<bool>(downloaded.error());
     std::error_code ec;
     fs::remove_all(*temp, ec);
+    // Another run's fetch of the same build may have completed it meanwhile: then all is here.
+    if (!added.ok() && artifacts::is_build_complete_error(added.error())) return {};
     if (!added.ok()) return added.error();
   }
   return {};
