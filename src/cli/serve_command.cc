@@ -68,7 +68,8 @@ void add_serve_command(CLI::App& app, Action& action) {
 void add_rebuild_command(CLI::App& app, Action& action) {
   auto data = std::make_shared<std::string>("testlooper-data");
   auto trust_unknown = std::make_shared<bool>(false);
-  CLI::App* cmd = app.add_subcommand("rebuild", "Recreate the server's database from its artifact store");
+  CLI::App* cmd =
+      app.add_subcommand("rebuild", "Recreate the server's database from its artifact store");
   cmd->add_option("--data", *data, "The server's data dir (default ./testlooper-data)");
   cmd->add_flag("--trust-unknown-runs", *trust_unknown,
                 "Also restore records of runs the database does not know (it was lost entirely)");
