@@ -16,6 +16,7 @@
 // threads and many processes at once (the filesystem's atomic renames arbitrate).
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -50,9 +51,36 @@ Status pack(const fs::path& source_dir, const Selection& selection, Format forma
 // True when `source_dir` holds no file that `selection` selects (a missing dir holds none).
 bool selects_nothing(const fs::path& source_dir, const Selection& selection);
 
-// Extracts what pack() wrote at `packed` into `dest_dir` (created), replacing files of the same
-// name. Entries that would escape `dest_dir` (absolute, "..", through symlinks) are refused.
-Status unpack(const fs::path& packed, Format format, const fs::path& dest_dir);
+// What unpack() accepts. The defaults suit staging a build's artifacts; uploads of
+// archives are held to tighter ones (transfer.h).
+inline constexpr uint64_t kMaxUnpackedBytes = uint64_t{32} << 30;  // 32 GiB
+inline constexpr uint64_t kMaxUnpackedEntries = 1'000'000;
+struct UnpackOptions {
+  // Which symlinks are kept: none (run records), relative ones that stay inside the destination
+  // (build artifacts), or any (source trees: git content, as `git checkout` would make it). No
+  // entry is ever written through a link, whatever its target.
+  enum class Symlinks { kNone, kInside, kAny };
+  Symlinks symlinks = Symlinks::kInside;
+  uint64_t max_bytes = kMaxUnpackedBytes;
+  uint64_t max_entries = kMaxUnpackedEntries;
+};
+
+// Extracts what pack() wrote at `packed` into `dest_dir` (created). Only regular files,
+// directories and symlinks (as `options.symlinks` allows) are accepted: hard links, devices, fifos,
+// absolute or ".." names, entries through a symlink and entries over an existing file or link are
+// errors (see confined_dir.h), and so is going over the byte or entry budget. Permission bits are
+// kept without setuid/setgid/sticky. On error, what was already extracted stays: callers unpack
+// into a directory of their own (tmp/ or a run's inputs) and drop it.
+Status unpack(const fs::path& packed, Format format, const fs::path& dest_dir,
+              const UnpackOptions& options = {});
+
+// The stem of the file that keeps artifact `name` in a build directory: [A-Za-z0-9_-] and '.'
+// (not first) kept, every other byte as %XX (uppercase hex); the unnamed artifact is "@".
+std::string artifact_file_stem(const std::string& name);
+
+// The artifact name that file stem `stem` stands for, or nullopt when artifact_file_stem() of no
+// name is `stem` (a bad escape, a byte it would have escaped, lowercase hex...).
+std::optional<std::string> artifact_name_of_stem(std::string_view stem);
 
 // An artifact held by the store.
 struct StoredArtifact {
@@ -82,8 +110,9 @@ class Store {
   std::optional<StoredArtifact> find_build_artifact(const std::string& build_hash,
                                                     const std::string& name) const;
 
-  // Every artifact stored for `build_hash`, sorted by name.
-  std::vector<StoredArtifact> build_artifacts(const std::string& build_hash) const;
+  // Every artifact stored for `build_hash`, sorted by name. Error when a stored artifact file is
+  // not named as artifact_file_stem() names them (never an exception).
+  Result<std::vector<StoredArtifact>> build_artifacts(const std::string& build_hash) const;
 
   // Records that every stage of `build_hash` succeeded and all its artifacts are stored; later
   // runs reuse the build instead of running it. `summary_json` is kept as complete.json.

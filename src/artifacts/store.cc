@@ -17,37 +17,46 @@ namespace {
 
 constexpr char kUnnamed[] = "@";
 
-// Artifact names may hold any characters; file names keep [A-Za-z0-9._-] and escape the rest
-// as %XX. The unnamed artifact is "@" (a real "@" is escaped, so they cannot collide).
-std::string file_stem(const std::string& name) {
+constexpr char kHexDigits[] = "0123456789ABCDEF";
+
+}  // namespace
+
+std::string artifact_file_stem(const std::string& name) {
   if (name.empty()) return kUnnamed;
-  static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
   for (const unsigned char c : name) {
     if (isalnum(c) || c == '-' || c == '_' || (c == '.' && !out.empty())) {
       out += static_cast<char>(c);
     } else {
       out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
+      out += kHexDigits[c >> 4];
+      out += kHexDigits[c & 15];
     }
   }
   return out;
 }
 
-std::string name_from_stem(const std::string& stem) {
+std::optional<std::string> artifact_name_of_stem(std::string_view stem) {
   if (stem == kUnnamed) return "";
-  std::string out;
+  std::string name;
   for (size_t i = 0; i < stem.size(); ++i) {
-    if (stem[i] == '%' && i + 2 < stem.size()) {
-      out += static_cast<char>(std::stoi(stem.substr(i + 1, 2), nullptr, 16));
-      i += 2;
-    } else {
-      out += stem[i];
+    if (stem[i] != '%') {
+      name += stem[i];
+      continue;
     }
+    if (i + 2 >= stem.size()) return std::nullopt;
+    const char* hi = std::strchr(kHexDigits, stem[i + 1]);
+    const char* lo = std::strchr(kHexDigits, stem[i + 2]);
+    if (stem[i + 1] == '\0' || stem[i + 2] == '\0' || !hi || !lo) return std::nullopt;
+    name += static_cast<char>((hi - kHexDigits) * 16 + (lo - kHexDigits));
+    i += 2;
   }
-  return out;
+  // Only what artifact_file_stem() writes: every other spelling of a name is refused.
+  if (artifact_file_stem(name) != stem) return std::nullopt;
+  return name;
 }
+
+namespace {
 
 const char* extension(Format format) {
   switch (format) {
@@ -120,7 +129,8 @@ Result<fs::path> Store::make_temp_dir(std::string_view label) const {
 Status Store::put_build_artifact(const std::string& build_hash, const std::string& name,
                                  const fs::path& source_dir, const Selection& selection,
                                  Format format) const {
-  const fs::path final_path = build_dir(build_hash) / (file_stem(name) + extension(format));
+  const fs::path final_path =
+      build_dir(build_hash) / (artifact_file_stem(name) + extension(format));
   if (fs::exists(final_path)) return {};
   Result<fs::path> temp_dir = make_temp_dir("artifact");
   if (!temp_dir.ok()) return temp_dir.error();
@@ -143,20 +153,25 @@ Status Store::put_build_artifact(const std::string& build_hash, const std::strin
 std::optional<StoredArtifact> Store::find_build_artifact(const std::string& build_hash,
                                                          const std::string& name) const {
   for (const Format format : {Format::kTar, Format::kZip, Format::kFiles}) {
-    fs::path path = build_dir(build_hash) / (file_stem(name) + extension(format));
+    fs::path path = build_dir(build_hash) / (artifact_file_stem(name) + extension(format));
     std::error_code ec;
     if (fs::exists(path, ec)) return StoredArtifact{name, format, std::move(path)};
   }
   return std::nullopt;
 }
 
-std::vector<StoredArtifact> Store::build_artifacts(const std::string& build_hash) const {
+Result<std::vector<StoredArtifact>> Store::build_artifacts(const std::string& build_hash) const {
   std::vector<StoredArtifact> found;
   std::error_code ec;
   for (const fs::directory_entry& entry : fs::directory_iterator(build_dir(build_hash), ec)) {
     const std::optional<Format> format = format_of(entry.path());
     if (!format) continue;
-    found.push_back({name_from_stem(entry.path().stem().string()), *format, entry.path()});
+    std::optional<std::string> name = artifact_name_of_stem(entry.path().stem().string());
+    if (!name) {
+      return Error{build_hash, "stored artifact file '" + entry.path().filename().string() +
+                                   "' is not named as the store names artifacts"};
+    }
+    found.push_back({std::move(*name), *format, entry.path()});
   }
   std::sort(found.begin(), found.end(),
             [](const StoredArtifact& a, const StoredArtifact& b) { return a.name < b.name; });

@@ -3,6 +3,8 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -11,10 +13,36 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "artifacts/confined_dir.h"
+
 namespace testlooper::artifacts {
 namespace {
 
 using nlohmann::json;
+
+constexpr char kBuildIsComplete[] = "the build is complete: its files cannot be added or replaced";
+constexpr uintmax_t kMaxCompleteFileBytes = 1 << 20;
+
+// An exclusive flock(2) on a build's directory (created), held while deciding whether a file may
+// be added, so that complete.json and an artifact arriving together cannot both pass their
+// checks. Works across processes sharing the store.
+class BuildLock {
+ public:
+  static Result<BuildLock> take(const Store& store, const std::string& build_hash) {
+    const fs::path dir = store.root() / "builds" / build_hash;
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd.valid() || ::flock(fd.get(), LOCK_EX) != 0) {
+      return Error{build_hash, "cannot lock the build's directory"};
+    }
+    return BuildLock(std::move(fd));
+  }
+
+ private:
+  explicit BuildLock(Fd fd) : fd_(std::move(fd)) {}
+  Fd fd_;  // closing it releases the lock
+};
 
 bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
@@ -49,7 +77,7 @@ Result<bool> move_no_replace(const Store& store, const fs::path& from, const fs:
 Result<fs::path> tar_of_directory(const Store& store, const fs::path& dir, const std::string& key) {
   const fs::path tar = store.root() / "tmp" / "exports" / (key + ".tar");
   std::error_code ec;
-  if (fs::exists(tar, ec)) return tar;
+  if (fs::is_regular_file(fs::symlink_status(tar, ec))) return tar;
   Result<fs::path> temp = store.make_temp_dir("export");
   if (!temp.ok()) return temp.error();
   Status packed = pack(dir, {}, Format::kTar, *temp / "packed.tar");
@@ -60,33 +88,125 @@ Result<fs::path> tar_of_directory(const Store& store, const fs::path& dir, const
   return tar;
 }
 
+// The artifact names complete.json `summary` lists, sorted; an Error says what is malformed.
+// A "directory" must be a relative path that stays inside $TEST_INPUTS (it is where the runner
+// unpacks that artifact).
+Result<std::vector<std::string>> listed_artifacts(const json& summary,
+                                                  const std::string& build_hash) {
+  if (!summary.is_object()) return Error{kCompleteFile, "not a JSON object"};
+  if (summary.contains("hash") && summary["hash"] != build_hash) {
+    return Error{kCompleteFile, "\"hash\" is not the build's hash"};
+  }
+  if (!summary.contains("artifacts") || !summary["artifacts"].is_array()) {
+    return Error{kCompleteFile, "\"artifacts\" must be an array"};
+  }
+  std::vector<std::string> names;
+  for (const json& artifact : summary["artifacts"]) {
+    if (!artifact.is_object() || !artifact.contains("name") || !artifact["name"].is_string()) {
+      return Error{kCompleteFile, "each artifact must be an object with a string \"name\""};
+    }
+    if (artifact.contains("directory")) {
+      const json& directory = artifact["directory"];
+      if (!directory.is_string() || !entry_components(directory.get<std::string>()).ok()) {
+        return Error{kCompleteFile,
+                     "an artifact's \"directory\" must be a relative path without '..'"};
+      }
+    }
+    names.push_back(artifact["name"].get<std::string>());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// complete.json is accepted only when it lists exactly the stored artifacts. REQUIRES: the
+// build's lock is held.
+Status check_complete_file(const Store& store, const std::string& build_hash, const json& summary) {
+  Result<std::vector<std::string>> listed = listed_artifacts(summary, build_hash);
+  if (!listed.ok()) return listed.error();
+  Result<std::vector<StoredArtifact>> stored = store.build_artifacts(build_hash);
+  if (!stored.ok()) return stored.error();
+  std::vector<std::string> stored_names;
+  for (const StoredArtifact& artifact : *stored) stored_names.push_back(artifact.name);
+  for (const std::string& name : *listed) {
+    if (std::find(stored_names.begin(), stored_names.end(), name) == stored_names.end()) {
+      return Error{kCompleteFile, "lists artifact '" + name + "', which is not stored"};
+    }
+  }
+  if (stored_names != *listed) {
+    return Error{kCompleteFile, "does not list exactly the stored artifacts (" +
+                                    std::to_string(stored_names.size()) + " stored, " +
+                                    std::to_string(listed->size()) + " listed)"};
+  }
+  return {};
+}
+
 Result<bool> import_complete_file(const Store& store, const std::string& build_hash,
                                   const fs::path& blob) {
+  std::error_code ec;
+  const uintmax_t size = fs::file_size(blob, ec);
+  if (ec || size > kMaxCompleteFileBytes) {
+    return Error{kCompleteFile, "larger than " + std::to_string(kMaxCompleteFileBytes) + " bytes"};
+  }
   std::ifstream in(blob, std::ios::binary);
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const json summary = json::parse(text, nullptr, false);
-  if (!summary.is_object()) return Error{kCompleteFile, "not a JSON object"};
-  if (summary.contains("artifacts") && summary["artifacts"].is_array()) {
-    for (const json& artifact : summary["artifacts"]) {
-      const std::string name = artifact.is_object() ? artifact.value("name", "") : "";
-      if (!store.find_build_artifact(build_hash, name)) {
-        return Error{kCompleteFile, "lists artifact '" + name + "', which is not stored"};
-      }
-    }
-  }
+  Result<BuildLock> lock = BuildLock::take(store, build_hash);
+  if (!lock.ok()) return lock.error();
+  if (store.is_build_complete(build_hash)) return Error{kCompleteFile, kBuildIsComplete};
+  TL_RETURN_IF_ERROR(check_complete_file(store, build_hash, summary));
   TL_RETURN_IF_ERROR(store.mark_build_complete(build_hash, text));
   return true;
 }
 
-Result<bool> import_files_artifact(const Store& store, const fs::path& tar, const fs::path& to) {
+// Options for archives that arrive over the network: a tar holds no more data than its own
+// size (sparse entries could claim more), and run records hold no symlinks at all.
+UnpackOptions upload_unpack_options(const fs::path& tar, UnpackOptions::Symlinks symlinks) {
+  std::error_code ec;
+  const uintmax_t size = fs::file_size(tar, ec);
+  return UnpackOptions{symlinks, ec ? 0 : static_cast<uint64_t>(size), kMaxUnpackedEntries};
+}
+
+// Places `blob` (already in its stored form) as file `name` of the build, under its lock.
+Result<bool> place_build_file(const Store& store, const std::string& build_hash,
+                              const std::string& name, const fs::path& blob) {
+  Result<BuildLock> lock = BuildLock::take(store, build_hash);
+  if (!lock.ok()) return lock.error();
+  if (store.is_build_complete(build_hash)) return Error{name, kBuildIsComplete};
+  const fs::path to = store.root() / "builds" / build_hash / name;
+  std::error_code ec;
+  if (fs::exists(fs::symlink_status(to, ec))) return false;
+  const std::string stem = fs::path(name).stem().string();
+  if (const auto stored = store.find_build_artifact(build_hash, *artifact_name_of_stem(stem))) {
+    return Error{name, "the artifact is already stored as " + stored->path.filename().string()};
+  }
+  return move_no_replace(store, blob, to);
+}
+
+Result<bool> import_files_artifact(const Store& store, const std::string& build_hash,
+                                   const std::string& name, const fs::path& tar) {
   Result<fs::path> temp = store.make_temp_dir("import");
   if (!temp.ok()) return temp.error();
-  Status unpacked = unpack(tar, Format::kTar, *temp / "files");
-  Result<bool> moved =
-      unpacked.ok() ? move_no_replace(store, *temp / "files", to) : Result<bool>(unpacked.error());
+  Status unpacked = unpack(tar, Format::kTar, *temp / "files",
+                           upload_unpack_options(tar, UnpackOptions::Symlinks::kInside));
+  Result<bool> moved = unpacked.ok() ? place_build_file(store, build_hash, name, *temp / "files")
+                                     : Result<bool>(unpacked.error());
   std::error_code ec;
   fs::remove_all(*temp, ec);
   return moved;
+}
+
+// Whether `rel` (components under the store root) is of `type` there, lstat'ing every component:
+// a symlink anywhere on the way is not followed, so it is never "found".
+bool stored_as(const Store& store, const std::vector<std::string>& rel, fs::file_type type) {
+  fs::path path = store.root();
+  std::error_code ec;
+  for (size_t i = 0; i < rel.size(); ++i) {
+    path /= rel[i];
+    const fs::file_type found = fs::symlink_status(path, ec).type();
+    if (ec) return false;
+    if (found != (i + 1 == rel.size() ? type : fs::file_type::directory)) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -101,14 +221,24 @@ bool is_safe_id(std::string_view id) {
 
 bool is_build_file_name(std::string_view name) {
   if (name == kCompleteFile) return true;
-  if (name.empty() || name[0] == '.' || name.find('/') != std::string_view::npos) return false;
-  return ends_with(name, ".tar") || ends_with(name, ".zip") || ends_with(name, ".files");
+  if (name.empty() || name.size() > 255 || name[0] == '.') return false;
+  for (const std::string_view ext : {".tar", ".zip", ".files"}) {
+    if (ends_with(name, ext)) {
+      return artifact_name_of_stem(name.substr(0, name.size() - ext.size())).has_value();
+    }
+  }
+  return false;
 }
 
-std::vector<std::string> build_file_names(const Store& store, const std::string& build_hash) {
+bool is_build_complete_error(const Error& error) { return error.message == kBuildIsComplete; }
+
+Result<std::vector<std::string>> build_file_names(const Store& store,
+                                                  const std::string& build_hash) {
   std::vector<std::string> names;
   if (!is_safe_id(build_hash)) return names;
-  for (const StoredArtifact& artifact : store.build_artifacts(build_hash)) {
+  Result<std::vector<StoredArtifact>> stored = store.build_artifacts(build_hash);
+  if (!stored.ok()) return stored.error();
+  for (const StoredArtifact& artifact : *stored) {
     names.push_back(artifact.path.filename().string());
   }
   if (store.is_build_complete(build_hash)) names.push_back(kCompleteFile);
@@ -121,9 +251,12 @@ Result<fs::path> export_build_file(const Store& store, const std::string& build_
     return Error{name, "not a file of a build"};
   }
   const fs::path file = store.root() / "builds" / build_hash / name;
-  std::error_code ec;
-  if (!fs::exists(file, ec)) return Error{name, "build " + build_hash + " has no such file"};
-  if (!ends_with(name, ".files")) return file;
+  const bool files = ends_with(name, ".files");
+  const fs::file_type type = files ? fs::file_type::directory : fs::file_type::regular;
+  if (!stored_as(store, {"builds", build_hash, name}, type)) {
+    return Error{name, "build " + build_hash + " has no such file"};
+  }
+  if (!files) return file;
   return tar_of_directory(store, file, "build-" + build_hash + "-" + name);
 }
 
@@ -132,12 +265,10 @@ Result<bool> import_build_file(const Store& store, const std::string& build_hash
   if (!is_safe_id(build_hash) || !is_build_file_name(name)) {
     return Error{name, "not a file of a build"};
   }
-  const fs::path to = store.root() / "builds" / build_hash / name;
-  std::error_code ec;
-  if (fs::exists(to, ec)) return false;
+  if (store.is_build_complete(build_hash)) return Error{name, kBuildIsComplete};
   if (name == kCompleteFile) return import_complete_file(store, build_hash, blob);
-  if (ends_with(name, ".files")) return import_files_artifact(store, blob, to);
-  return move_no_replace(store, blob, to);
+  if (ends_with(name, ".files")) return import_files_artifact(store, build_hash, name, blob);
+  return place_build_file(store, build_hash, name, blob);
 }
 
 Status export_run_record(const Store& store, const std::string& run_id, const fs::path& dest) {
@@ -154,7 +285,8 @@ Result<bool> import_run_record(const Store& store, const std::string& run_id, co
   if (fs::exists(store.run_dir(run_id), ec)) return false;
   Result<fs::path> temp = store.make_temp_dir("run-import");
   if (!temp.ok()) return temp.error();
-  Status unpacked = unpack(tar, Format::kTar, *temp);
+  Status unpacked =
+      unpack(tar, Format::kTar, *temp, upload_unpack_options(tar, UnpackOptions::Symlinks::kNone));
   if (!unpacked.ok()) {
     fs::remove_all(*temp, ec);
     return unpacked.error();
@@ -172,7 +304,10 @@ std::vector<std::string> run_artifact_names(const Store& store, const std::strin
   std::error_code ec;
   for (const fs::directory_entry& entry :
        fs::directory_iterator(store.run_dir(run_id) / "artifacts", ec)) {
-    names.push_back(entry.path().filename().string());
+    const fs::file_type type = entry.symlink_status(ec).type();
+    if (type == fs::file_type::regular || type == fs::file_type::directory) {
+      names.push_back(entry.path().filename().string());
+    }
   }
   std::sort(names.begin(), names.end());
   return names;
@@ -181,13 +316,15 @@ std::vector<std::string> run_artifact_names(const Store& store, const std::strin
 Result<fs::path> export_run_artifact(const Store& store, const std::string& run_id,
                                      const std::string& name) {
   if (!is_safe_id(run_id) || name.empty() || name[0] == '.' ||
-      name.find('/') != std::string::npos) {
+      name.find_first_of(std::string_view("/\0", 2)) != std::string::npos) {
     return Error{name, "not an artifact name"};
   }
   const fs::path file = store.run_dir(run_id) / "artifacts" / name;
-  std::error_code ec;
-  if (fs::is_regular_file(file, ec)) return file;
-  if (!fs::is_directory(file, ec)) return Error{name, "run " + run_id + " kept no such artifact"};
+  const std::vector<std::string> rel = {"runs", run_id, "artifacts", name};
+  if (stored_as(store, rel, fs::file_type::regular)) return file;
+  if (!stored_as(store, rel, fs::file_type::directory)) {
+    return Error{name, "run " + run_id + " kept no such artifact"};
+  }
   return tar_of_directory(store, file, "run-" + run_id + "-" + name);
 }
 

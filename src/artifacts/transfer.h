@@ -29,23 +29,35 @@ inline constexpr char kCompleteFile[] = "complete.json";
 bool is_safe_id(std::string_view id);
 
 // True when `name` may travel as a file of a build directory: "complete.json", or an artifact
-// file name ("<stem>.tar|.zip|.files" without '/', not starting with '.').
+// file name "<stem>.tar|.zip|.files" of at most 255 bytes whose stem is exactly what
+// artifact_file_stem() writes for some name (so no '/', NUL, stray '%' or leading '.').
 bool is_build_file_name(std::string_view name);
 
+// True when `error` (from import_build_file) says the build is already complete: nothing of it
+// may change any more (HTTP 409).
+bool is_build_complete_error(const Error& error);
+
 // The travelling names of build `build_hash`'s stored files: its artifacts sorted by name, then
-// "complete.json" when the build is complete. Empty when nothing is stored.
-std::vector<std::string> build_file_names(const Store& store, const std::string& build_hash);
+// "complete.json" when the build is complete. Empty when nothing is stored; an Error when a
+// stored file is badly named.
+Result<std::vector<std::string>> build_file_names(const Store& store,
+                                                  const std::string& build_hash);
 
 // A file holding the travelling form of file `name` of build `build_hash`: the stored file
-// itself, or for a Files artifact a tar of it (packed once under tmp/exports/ and reused).
-// Error when it is not stored.
+// itself, or for a Files artifact a tar of it (packed once under tmp/exports/ and reused, links
+// kept as links, never followed). Error when it is not stored as a regular file (a directory
+// for .files) reached without any symlink from the store's root.
 Result<fs::path> export_build_file(const Store& store, const std::string& build_hash,
                                    const std::string& name);
 
 // Adds `blob` (a travelling form) as file `name` of build `build_hash`. True when it was added,
 // false when the store already had it. `blob` may be moved into place; the caller removes
-// whatever is left at its path. Errors: a bad name, a bad archive, "complete.json" that is not
-// JSON or lists an artifact that is not stored.
+// whatever is left at its path. Errors: a bad name; the build is already complete
+// (is_build_complete_error); the artifact is stored in another format; a .files tar that
+// unpack() refuses (symlinks must stay inside; no more data than the tar's own size); a
+// "complete.json" over 1 MiB, not a JSON object, with a "hash" other than `build_hash`, an
+// artifact "directory" that is not a relative path without "..", or whose "artifacts" names are
+// not exactly the stored artifacts. A build directory is locked (flock) while a file is added.
 Result<bool> import_build_file(const Store& store, const std::string& build_hash,
                                const std::string& name, const fs::path& blob);
 
@@ -53,15 +65,17 @@ Result<bool> import_build_file(const Store& store, const std::string& build_hash
 Status export_run_record(const Store& store, const std::string& run_id, const fs::path& dest);
 
 // Unpacks a tar written by export_run_record as runs/<run_id>. True when it was added, false
-// when a record with that id already exists (it is kept).
+// when a record with that id already exists (it is kept). The tar may hold only files and
+// directories (no symlinks), and no more data than its own size.
 Result<bool> import_run_record(const Store& store, const std::string& run_id, const fs::path& tar);
 
 // The artifacts kept in run record runs/<run_id>/artifacts/ (a test's), sorted: file names,
-// where a Files artifact is its directory's name.
+// where a Files artifact is its directory's name. Symlinks and other odd entries are left out.
 std::vector<std::string> run_artifact_names(const Store& store, const std::string& run_id);
 
 // A file holding artifact `name` of run record `run_id`: the archive itself, or a tar of a Files
-// artifact's directory (packed once under tmp/exports/). Error when there is none.
+// artifact's directory (packed once under tmp/exports/). Error when there is none as a regular
+// file or directory reached without any symlink from the store's root.
 Result<fs::path> export_run_artifact(const Store& store, const std::string& run_id,
                                      const std::string& name);
 

@@ -75,17 +75,25 @@ void add_serve_command(CLI::App& app, Action& action) {
 
 void add_rebuild_command(CLI::App& app, Action& action) {
   auto data = std::make_shared<std::string>("testlooper-data");
-  CLI::App* cmd = app.add_subcommand("rebuild", "Recreate the server's database from its artifact store");
+  auto trust_unknown = std::make_shared<bool>(false);
+  CLI::App* cmd =
+      app.add_subcommand("rebuild", "Recreate the server's database from its artifact store");
   cmd->add_option("--data", *data, "The server's data dir (default ./testlooper-data)");
-  cmd->callback([data, &action] {
-    action = [data] {
-      auto summary = server::rebuild_database(*data);
+  cmd->add_flag("--trust-unknown-runs", *trust_unknown,
+                "Also restore records of runs the database does not know (it was lost entirely)");
+  cmd->callback([data, trust_unknown, &action] {
+    action = [data, trust_unknown] {
+      auto summary = server::rebuild_database(*data, *trust_unknown);
       if (!summary.ok()) {
         std::cerr << "testlooper rebuild: " << summary.error().to_string() << "\n";
         return 2;
       }
-      std::cout << "testlooper rebuild: restored " << summary->runs << " runs (" << summary->skipped
-                << " records skipped)\n";
+      for (const server::SkippedRecord& skipped : summary->skipped) {
+        std::cerr << "testlooper rebuild: skipped " << skipped.record << ": " << skipped.reason
+                  << "\n";
+      }
+      std::cout << "testlooper rebuild: restored " << summary->runs << " runs ("
+                << summary->skipped.size() << " records skipped)\n";
       return 0;
     };
   });

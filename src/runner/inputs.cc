@@ -1,5 +1,6 @@
 #include "runner/inputs.h"
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -20,14 +21,26 @@ Result<fs::path> destination(const fs::path& inputs, const std::string& relpath)
 }
 
 // The directory each artifact of a finished build was packed from, read from complete.json.
-std::map<std::string, std::string> artifact_directories(const artifacts::Store& store,
-                                                        const std::string& build_hash) {
+// complete.json may have come from another machine, so every field is checked: entries of the
+// wrong type are skipped, and a directory that would leave $TEST_INPUTS is an error.
+Result<std::map<std::string, std::string>> artifact_directories(const artifacts::Store& store,
+                                                                const std::string& build_hash) {
   std::map<std::string, std::string> directories;
   std::ifstream in(store.root() / "builds" / build_hash / "complete.json");
   const json summary = json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (summary.is_discarded() || !summary.contains("artifacts")) return directories;
+  if (!summary.is_object() || !summary.contains("artifacts") || !summary["artifacts"].is_array()) {
+    return directories;
+  }
   for (const json& artifact : summary["artifacts"]) {
-    directories[artifact.value("name", "")] = artifact.value("directory", "");
+    if (!artifact.is_object() || !artifact.contains("name") || !artifact["name"].is_string()) {
+      continue;
+    }
+    const json directory = artifact.contains("directory") ? artifact["directory"] : json("");
+    const fs::path rel = fs::path(directory.is_string() ? directory.get<std::string>() : "");
+    if (rel.is_absolute() || std::find(rel.begin(), rel.end(), "..") != rel.end()) {
+      return Error{build_hash, "complete.json puts an artifact outside $TEST_INPUTS"};
+    }
+    directories[artifact["name"].get<std::string>()] = rel.string();
   }
   return directories;
 }
@@ -37,13 +50,16 @@ Status stage_whole_build(const Dependency& dep, const fs::path& dest,
   if (auto unnamed = store.find_build_artifact(dep.build_hash, "")) {
     return artifacts::unpack(unnamed->path, unnamed->format, dest);
   }
-  const std::vector<artifacts::StoredArtifact> stored = store.build_artifacts(dep.build_hash);
-  if (stored.empty()) return Error{dep.build_name, "the build published no artifacts"};
-  const std::map<std::string, std::string> directories =
+  const Result<std::vector<artifacts::StoredArtifact>> stored =
+      store.build_artifacts(dep.build_hash);
+  if (!stored.ok()) return Error{dep.build_name, stored.error().message};
+  if (stored->empty()) return Error{dep.build_name, "the build published no artifacts"};
+  const Result<std::map<std::string, std::string>> directories =
       artifact_directories(store, dep.build_hash);
-  for (const artifacts::StoredArtifact& artifact : stored) {
-    const auto it = directories.find(artifact.name);
-    const fs::path into = it == directories.end() || it->second.empty() ? dest : dest / it->second;
+  if (!directories.ok()) return Error{dep.build_name, directories.error().message};
+  for (const artifacts::StoredArtifact& artifact : *stored) {
+    const auto it = directories->find(artifact.name);
+    const fs::path into = it == directories->end() || it->second.empty() ? dest : dest / it->second;
     TL_RETURN_IF_ERROR(artifacts::unpack(artifact.path, artifact.format, into));
   }
   return {};

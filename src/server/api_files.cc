@@ -211,11 +211,15 @@ Response Api::source_archive(const std::string& repo, const std::string& sha,
 }
 
 Response Api::build_files(const std::string& hash) {
+  if (!is_identity_hash(hash)) return error(400, "'" + hash + "' is not a build hash");
   const artifacts::Store store(state_.artifacts_dir());
-  const std::vector<std::string> files = artifacts::build_file_names(store, hash);
-  if (files.empty()) return error(404, "nothing is stored for build " + hash);
+  const Result<std::vector<std::string>> files = artifacts::build_file_names(store, hash);
+  if (!files.ok()) return error(500, files.error().message);
+  if (files->empty()) return error(404, "nothing is stored for build " + hash);
+  const Result<std::vector<artifacts::StoredArtifact>> stored = store.build_artifacts(hash);
+  if (!stored.ok()) return error(500, stored.error().message);
   json artifacts = json::array();
-  for (const auto& a : store.build_artifacts(hash)) {
+  for (const auto& a : *stored) {
     const std::string file = a.path.filename().string();
     artifacts.push_back({{"name", a.name},
                          {"format", format_word(a.format)},
@@ -224,53 +228,69 @@ Response Api::build_files(const std::string& hash) {
   }
   return ok({{"hash", hash},
              {"complete", store.is_build_complete(hash)},
-             {"files", files},
+             {"files", *files},
              {"artifacts", artifacts}});
 }
 
 Response Api::build_file(const std::string& hash, const std::string& name) {
+  if (!is_identity_hash(hash) || !artifacts::is_build_file_name(name)) {
+    return error(400, "not a build's file name");
+  }
   auto file = artifacts::export_build_file(artifacts::Store(state_.artifacts_dir()), hash, name);
-  if (!file.ok()) return error(404, file.error().to_string());
+  if (!file.ok()) return error(404, file.error().message);
   return file_response(*file);
 }
 
 Response Api::put_build_file(const std::string& hash, const std::string& name,
                              const Request& request) {
-  if (!artifacts::is_safe_id(hash) || !artifacts::is_build_file_name(name)) {
-    return error(400, "'" + name + "' of '" + hash + "' is not a build's file name");
+  // The name must be one the store itself writes (artifact_file_stem): no NUL, '/', stray '%'.
+  if (!is_identity_hash(hash) || !artifacts::is_build_file_name(name)) {
+    return error(400, "not a build's file name (see docs/api.md)");
   }
   const artifacts::Store store(state_.artifacts_dir());
+  if (store.is_build_complete(hash)) {
+    return error(409, "build " + hash + " is complete: its files cannot be added or replaced");
+  }
   Result<fs::path> body = body_as_file(store, request);
-  if (!body.ok()) return error(500, body.error().to_string());
+  if (!body.ok()) return error(500, "cannot keep the upload");
   Result<bool> added = artifacts::import_build_file(store, hash, name, *body);
   std::error_code ec;
   if (request.body_file.empty()) fs::remove_all(body->parent_path(), ec);
-  if (!added.ok()) return error(400, added.error().to_string());
+  // Messages only: an Error's `where` may be a server path.
+  if (!added.ok() && artifacts::is_build_complete_error(added.error())) {
+    return error(409, added.error().message);
+  }
+  if (!added.ok()) return error(400, name + ": " + added.error().message);
   return ok({{"hash", hash}, {"file", name}, {"added", *added}});
 }
 
 Response Api::put_run_record(const std::string& run_id, const Request& request) {
+  if (!is_run_id(run_id)) return error(400, "not a run id");
   auto run = state_.store().run(run_id);
   if (!run.ok()) return error(500, run.error().message);
-  if (!run->has_value() || !artifacts::is_safe_id(run_id)) return error(404, "no run " + run_id);
+  if (!run->has_value()) return error(404, "no run " + run_id);
   const artifacts::Store store(state_.artifacts_dir());
   Result<fs::path> body = body_as_file(store, request);
-  if (!body.ok()) return error(500, body.error().to_string());
+  if (!body.ok()) return error(500, "cannot keep the upload");
   Result<bool> added = artifacts::import_run_record(store, run_id, *body);
   std::error_code ec;
   if (request.body_file.empty()) fs::remove_all(body->parent_path(), ec);
-  if (!added.ok()) return error(400, added.error().to_string());
+  if (!added.ok()) return error(400, "run record: " + added.error().message);
   return ok({{"run_id", run_id}, {"added", *added}});
 }
 
 Response Api::run_artifacts(const std::string& run_id) {
+  if (!is_run_id(run_id)) return error(400, "not a run id");
   auto run = state_.store().run(run_id);
   if (!run.ok()) return error(500, run.error().message);
   if (!run->has_value()) return error(404, "no run " + run_id);
   const artifacts::Store store(state_.artifacts_dir());
   json out = json::array();
   if ((*run)->kind == "build") {
-    for (const auto& a : store.build_artifacts((*run)->hash)) {
+    const Result<std::vector<artifacts::StoredArtifact>> stored =
+        store.build_artifacts((*run)->hash);
+    if (!stored.ok()) return error(500, stored.error().message);
+    for (const auto& a : *stored) {
       const std::string file = a.path.filename().string();
       out.push_back({{"name", a.name},
                      {"file", file},
@@ -287,9 +307,10 @@ Response Api::run_artifacts(const std::string& run_id) {
 }
 
 Response Api::run_artifact(const std::string& run_id, const std::string& name) {
+  if (!is_run_id(run_id)) return error(400, "not a run id");
   auto file =
       artifacts::export_run_artifact(artifacts::Store(state_.artifacts_dir()), run_id, name);
-  if (!file.ok()) return error(404, file.error().to_string());
+  if (!file.ok()) return error(404, file.error().message);
   return file_response(*file);
 }
 

@@ -3,20 +3,26 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
+#include "core/ids.h"
 #include "server/protocol.h"
 #include "store/store.h"
 
 namespace testlooper::server {
 namespace {
 
+namespace fs = std::filesystem;
 using nlohmann::json;
 
+constexpr uintmax_t kMaxRecordBytes = 64 << 20;
 
 // "repo/<40-hex sha>/name" -> repo, sha, name; false when it is not of that shape.
 bool split_full_name(const std::string& full, store::RunRow& run) {
-  for (size_t slash = full.find('/'); slash != std::string::npos; slash = full.find('/', slash + 1)) {
-    if (full.size() > slash + 42 && full[slash + 41] == '/') {
+  for (size_t slash = full.find('/'); slash != std::string::npos;
+       slash = full.find('/', slash + 1)) {
+    if (full.size() > slash + 42 && full[slash + 41] == '/' &&
+        is_commit_sha(std::string_view(full).substr(slash + 1, 40))) {
       run.repo = full.substr(0, slash);
       run.commit = full.substr(slash + 1, 40);
       run.name = full.substr(slash + 42);
@@ -26,42 +32,134 @@ bool split_full_name(const std::string& full, store::RunRow& run) {
   return false;
 }
 
+// The string at `key`, `fallback` when absent; nullopt when it is there but not a string.
+std::optional<std::string> string_at(const json& r, const char* key, const std::string& fallback) {
+  if (!r.contains(key)) return fallback;
+  if (!r[key].is_string()) return std::nullopt;
+  return r[key].get<std::string>();
+}
+
+// The number at `key` (0 when absent); nullopt when it is there but not a number.
+std::optional<double> number_at(const json& r, const char* key) {
+  if (!r.contains(key)) return 0.0;
+  if (!r[key].is_number()) return std::nullopt;
+  return r[key].get<double>();
+}
+
+// test_result.json of record directory `dir`, parsed; an Error says why it is unusable.
+Result<json> read_record(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(fs::symlink_status(dir, ec))) return Error{"", "not a directory"};
+  const fs::path file = dir / "test_result.json";
+  if (!fs::is_regular_file(fs::symlink_status(file, ec))) {
+    return Error{"", "no test_result.json (as a regular file)"};
+  }
+  if (fs::file_size(file, ec) > kMaxRecordBytes) return Error{"", "test_result.json is too large"};
+  std::ifstream in(file);
+  json r = json::parse(in, nullptr, false);
+  if (!r.is_object()) return Error{"", "test_result.json is not a JSON object"};
+  return r;
+}
+
+// The run and its cases as the record says, every field checked.
+Result<std::pair<store::RunRow, std::vector<store::CaseRow>>> parse_record(const json& r,
+                                                                           const std::string& id) {
+  store::RunRow run;
+  const std::optional<std::string> name = string_at(r, "name", "");
+  if (!name || !split_full_name(*name, run)) return Error{"", "no \"name\" repo/<sha>/name"};
+  const auto record_id = string_at(r, "id", id);
+  const auto hash = string_at(r, "hash", "");
+  const auto kind = string_at(r, "kind", "test");
+  const auto outcome = string_at(r, "outcome", "");
+  const auto message = string_at(r, "message", "");
+  const auto started = number_at(r, "start_timestamp");
+  const auto ended = number_at(r, "end_timestamp");
+  const auto exit_code = number_at(r, "exit_code");
+  if (!record_id || !hash || !kind || !outcome || !message || !started || !ended || !exit_code) {
+    return Error{"", "a field has the wrong type"};
+  }
+  if (*record_id != id) return Error{"", "its \"id\" is not its directory's name"};
+  if (!is_identity_hash(*hash)) return Error{"", "\"hash\" is not an identity hash"};
+  if (*kind != "build" && *kind != "test" && *kind != "deployment") {
+    return Error{"", "unknown \"kind\""};
+  }
+  run.id = id;
+  run.hash = *hash;
+  run.kind = *kind;
+  run.worker = "rebuilt";
+  run.started = *started;
+  run.state = run_state_of_outcome(*outcome);
+  run.exit_code = static_cast<int>(*exit_code);
+  run.ended = *ended;
+  run.detail = *message;
+  std::vector<store::CaseRow> cases;
+  if (r.contains("individualTests")) {
+    if (!r["individualTests"].is_array()) return Error{"", "\"individualTests\" is not an array"};
+    for (const json& t : r["individualTests"]) {
+      if (!t.is_object() || !t.contains("testName") || !t["testName"].is_string() ||
+          (t.contains("success") && !t["success"].is_boolean()) || !number_at(t, "elapsed")) {
+        return Error{"", "an individual test is malformed"};
+      }
+      cases.push_back({t["testName"].get<std::string>(),
+                       t.contains("success") && t["success"].get<bool>(),
+                       *number_at(t, "elapsed")});
+    }
+  }
+  return std::make_pair(std::move(run), std::move(cases));
+}
+
+// Restores one record: "" when restored, else why it was skipped.
+Result<std::string> restore(store::Store& db, const fs::path& dir, bool trust_unknown_runs) {
+  const std::string id = dir.filename().string();
+  if (!is_run_id(id)) return std::string("not a run id");
+  Result<json> record = read_record(dir);
+  if (!record.ok()) return record.error().message;
+  auto parsed = parse_record(*record, id);
+  if (!parsed.ok()) return parsed.error().message;
+  auto& [run, cases] = *parsed;
+  auto known = db.run(id);
+  if (!known.ok()) return known.error();
+  if (!known->has_value() && !trust_unknown_runs) {
+    return std::string("the database does not know this run (--trust-unknown-runs restores it)");
+  }
+  if (known->has_value()) {
+    const store::RunRow& row = **known;
+    if (row.hash != run.hash || row.kind != run.kind) {
+      return std::string("its hash or kind differs from the database's run");
+    }
+    if (row.state != store::RunState::kRunning) {
+      return std::string("the database already has this run's result");
+    }
+    // The database's account of what was run wins over the record's.
+    run.repo = row.repo;
+    run.commit = row.commit;
+    run.name = row.name;
+    run.purpose = row.purpose;
+  } else {
+    store::RunRow started = run;
+    started.state = store::RunState::kRunning;
+    TL_RETURN_IF_ERROR(db.start_run(started));
+  }
+  Result<bool> recorded = db.finish_run(run, cases);
+  if (!recorded.ok()) return recorded.error();
+  return std::string(*recorded ? "" : "the database already has this run's result");
+}
+
 }  // namespace
 
-Result<RebuildSummary> rebuild_database(const std::string& data_dir) {
-  namespace fs = std::filesystem;
+Result<RebuildSummary> rebuild_database(const std::string& data_dir, bool trust_unknown_runs) {
   auto db = store::open_sqlite_store(data_dir + "/state.db");
   if (!db.ok()) return db.error();
   RebuildSummary summary;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(data_dir + "/artifacts/runs", ec)) {
-    std::ifstream in(entry.path() / "test_result.json");
-    const json r = json::parse(in, nullptr, false);
-    store::RunRow run;
-    if (!r.is_object() || !split_full_name(r.value("name", ""), run)) {
-      ++summary.skipped;
-      continue;
+    Result<std::string> skipped = restore(**db, entry.path(), trust_unknown_runs);
+    if (!skipped.ok()) return skipped.error();
+    if (skipped->empty()) {
+      ++summary.runs;
+    } else {
+      summary.skipped.push_back({entry.path().filename().string(), *skipped});
     }
-    run.id = r.value("id", entry.path().filename().string());
-    run.hash = r.value("hash", "");
-    run.kind = r.value("kind", "test");
-    run.worker = "rebuilt";
-    run.started = r.value("start_timestamp", 0.0);
-    const store::RunRow started = run;
-    TL_RETURN_IF_ERROR((*db)->start_run(started));
-    run.state = run_state_of_outcome(r.value("outcome", ""));
-    run.exit_code = r.value("exit_code", 0);
-    run.ended = r.value("end_timestamp", 0.0);
-    run.detail = r.value("message", "");
-    std::vector<store::CaseRow> cases;
-    if (r.contains("individualTests")) {
-      for (const auto& t : r["individualTests"]) {
-        cases.push_back({t.value("testName", ""), t.value("success", false), t.value("elapsed", 0.0)});
-      }
-    }
-    auto recorded = (*db)->finish_run(run, cases);
-    if (!recorded.ok()) return recorded.error();
-    *recorded ? ++summary.runs : ++summary.skipped;
   }
   return summary;
 }

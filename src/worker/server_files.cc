@@ -28,7 +28,11 @@ Status RemoteSourceExporter::export_tree(const std::string& repo, const std::str
     if (!path.empty()) target += "?path=" + url_segment(path);
     TL_RETURN_IF_ERROR(client_.download(target, cached));
   }
-  return artifacts::unpack(cached, artifacts::Format::kTar, dest);
+  // A git tree may hold links pointing anywhere (git checkout would make them too); nothing is
+  // written through them.
+  artifacts::UnpackOptions options;
+  options.symlinks = artifacts::UnpackOptions::Symlinks::kAny;
+  return artifacts::unpack(cached, artifacts::Format::kTar, dest, options);
 }
 
 RemoteFiles::RemoteFiles(const ServerClient& client, const artifacts::Store& store)
@@ -56,11 +60,15 @@ Status RemoteFiles::fetch_build(const std::string& build_hash) const {
     return Error{build_hash, "the server's listing of the build is not {\"files\": [...]}"};
   }
   const json& files = parsed["files"];
-  const std::vector<std::string> local = artifacts::build_file_names(store_, build_hash);
+  const Result<std::vector<std::string>> local = artifacts::build_file_names(store_, build_hash);
+  if (!local.ok()) return local.error();
   // The listing puts complete.json last, so a build is never complete here without its files.
   for (const json& file : files) {
     const std::string name = file.is_string() ? file.get<std::string>() : "";
-    if (std::find(local.begin(), local.end(), name) != local.end()) continue;
+    if (!artifacts::is_build_file_name(name)) {
+      return Error{build_hash, "the server lists a file that is not a build's: '" + name + "'"};
+    }
+    if (std::find(local->begin(), local->end(), name) != local->end()) continue;
     Result<fs::path> temp = store_.make_temp_dir("download");
     if (!temp.ok()) return temp.error();
     Status downloaded = client_.download(
@@ -70,6 +78,8 @@ Status RemoteFiles::fetch_build(const std::string& build_hash) const {
                         : Result<bool>(downloaded.error());
     std::error_code ec;
     fs::remove_all(*temp, ec);
+    // Another run's fetch of the same build may have completed it meanwhile: then all is here.
+    if (!added.ok() && artifacts::is_build_complete_error(added.error())) return {};
     if (!added.ok()) return added.error();
   }
   return {};
@@ -98,7 +108,15 @@ Status RemoteFiles::upload_outputs(const definitions::ResolvedObject& object,
 
 Status RemoteFiles::upload_build(const std::string& build_hash,
                                  const std::string& upload_token) const {
-  for (const std::string& name : artifacts::build_file_names(store_, build_hash)) {
+  // A build the server already holds complete is immutable there (409): nothing to upload.
+  if (Result<std::string> listing = client_.get("/api/artifacts/builds/" + build_hash);
+      listing.ok()) {
+    const json parsed = json::parse(*listing, nullptr, false);
+    if (parsed.is_object() && parsed.contains("complete") && parsed["complete"] == true) return {};
+  }
+  const Result<std::vector<std::string>> names = artifacts::build_file_names(store_, build_hash);
+  if (!names.ok()) return names.error();
+  for (const std::string& name : *names) {
     Result<fs::path> file = artifacts::export_build_file(store_, build_hash, name);
     if (!file.ok()) return file.error();
     Result<std::string> uploaded = client_.upload(

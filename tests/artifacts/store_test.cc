@@ -43,7 +43,9 @@ TEST(Store, ListsArtifactsWithOddNames) {
     ASSERT_TRUE(store.put_build_artifact("h", name, dir / "none", {}, Format::kZip).ok());
   }
   std::vector<std::string> names;
-  for (const StoredArtifact& artifact : store.build_artifacts("h")) names.push_back(artifact.name);
+  const Result<std::vector<StoredArtifact>> stored = store.build_artifacts("h");
+  ASSERT_TRUE(stored.ok());
+  for (const StoredArtifact& artifact : *stored) names.push_back(artifact.name);
   EXPECT_EQ(names, (std::vector<std::string>{"", ".hidden", "@", "a/b", "plain"}));
 }
 

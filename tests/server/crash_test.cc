@@ -120,7 +120,7 @@ TEST_F(CrashTest, Serve_KilledWithRunsInFlightLosesAndDoublesNothing) {
   std::filesystem::remove(data() + "/state.db");
   std::filesystem::remove(data() + "/state.db-wal");
   std::filesystem::remove(data() + "/state.db-shm");
-  const std::string out = capture(std::string(TL_BINARY) + " rebuild --data " + shell_quote(data()));
+  const std::string out = capture(std::string(TL_BINARY) + " rebuild --trust-unknown-runs --data " + shell_quote(data()));
   EXPECT_NE(out.find("restored"), std::string::npos) << out;
   EXPECT_EQ(counted_runs(), before);
 }
