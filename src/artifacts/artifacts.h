@@ -67,8 +67,9 @@ struct UnpackOptions {
 
 // Extracts what pack() wrote at `packed` into `dest_dir` (created). Only regular files,
 // directories and symlinks (as `options.symlinks` allows) are accepted: hard links, devices, fifos,
-// absolute or ".." names, entries through a symlink and entries over an existing file or link are
-// errors (see confined_dir.h), and so is going over the byte or entry budget. Permission bits are
+// absolute or ".." names, entries through a symlink and entries over an existing link, directory
+// or device are errors (see confined_dir.h), and so is going over the byte or entry budget; an
+// existing regular file of the same name is replaced (unlinked, then created anew). Permission bits are
 // kept without setuid/setgid/sticky. On error, what was already extracted stays: callers unpack
 // into a directory of their own (tmp/ or a run's inputs) and drop it.
 Status unpack(const fs::path& packed, Format format, const fs::path& dest_dir,

@@ -125,10 +125,22 @@ Result<Fd> ConfinedDir::create_file(std::string_view name) {
   TL_RETURN_IF_ERROR(count_entry(name));
   Result<Fd> parent = open_parent(*parts, name);
   if (!parent.ok()) return parent.error();
-  Fd file(::openat(parent->get(), parts->back().c_str(),
-                   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  const char* leaf = parts->back().c_str();
+  constexpr int kCreate = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+  Fd file(::openat(parent->get(), leaf, kCreate, 0600));
   if (file.valid()) return file;
-  if (errno == EEXIST) return refuse(name, "a file of that name is already there (duplicate?)");
+  if (errno != EEXIST) return refuse(name, "cannot create: " + errno_text());
+  // A regular file of that name (a later artifact of the same build staged over an earlier one,
+  // or a duplicate entry) is replaced: its name is removed, never written through. Anything
+  // else there (a symlink, a directory, a device) is refused.
+  struct stat there {};
+  if (::fstatat(parent->get(), leaf, &there, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(there.st_mode)) {
+    return refuse(name, "an entry of that name that is not a regular file is already there");
+  }
+  if (::unlinkat(parent->get(), leaf, 0) != 0)
+    return refuse(name, "cannot replace: " + errno_text());
+  file = Fd(::openat(parent->get(), leaf, kCreate, 0600));
+  if (file.valid()) return file;
   return refuse(name, "cannot create: " + errno_text());
 }
 

@@ -3,8 +3,8 @@
 //
 // Every directory is opened component by component from the destination with
 // O_DIRECTORY|O_NOFOLLOW, never through a symlink; every file is created with
-// O_CREAT|O_EXCL|O_NOFOLLOW, so nothing is ever written through an existing entry (a duplicate
-// name is an error). Entry names are relative paths without ".." (absolute names are refused);
+// O_CREAT|O_EXCL|O_NOFOLLOW, so nothing is ever written through an existing entry (a regular
+// file of the same name is unlinked first and created anew; any other entry there is an error). Entry names are relative paths without ".." (absolute names are refused);
 // symlinks are kept only when allowed and when their target is relative and stays inside the
 // destination (see add_symlink). The byte and entry budgets of UnpackOptions are charged as
 // entries are written.

@@ -98,9 +98,21 @@ TEST_F(UnpackTest, Unpack_RefusesDotDotAndAbsoluteNames) {
   EXPECT_EQ(secret(), "original");
 }
 
-TEST_F(UnpackTest, Unpack_DuplicateEntryIsAnErrorAndKeepsTheFirst) {
-  EXPECT_FALSE(unpack_entries({file_entry("f", "first"), file_entry("f", "second")}).ok());
-  EXPECT_EQ(read_file(dir_ / "out/f"), "first");
+TEST_F(UnpackTest, Unpack_ARegularFileIsReplacedByNameNeverWrittenThrough) {
+  // Artifacts of one build staged into one directory overlap (a stage's directory and the whole
+  // output): the later file replaces the earlier one.
+  EXPECT_TRUE(unpack_entries({file_entry("f", "first"), file_entry("f", "second")}).ok());
+  EXPECT_EQ(read_file(dir_ / "out/f"), "second");
+  // A hard link already in the destination to a file outside: its name is replaced, the file
+  // outside is untouched.
+  fs::create_directories(dir_ / "out3");
+  fs::create_hard_link(dir_ / "outside/secret", dir_ / "out3/f");
+  write_crafted_archive(dir_ / "t.tar", {file_entry("f", "pwned")});
+  ASSERT_TRUE(unpack(dir_ / "t.tar", Format::kTar, dir_ / "out3").ok());
+  EXPECT_EQ(read_file(dir_ / "out3/f"), "pwned");
+  EXPECT_EQ(secret(), "original");
+  // A directory of that name is not replaced by a file.
+  EXPECT_FALSE(unpack_entries({dir_entry("g"), file_entry("g", "x")}).ok());
 }
 
 TEST_F(UnpackTest, Unpack_RefusesMoreBytesOrEntriesThanItsBudget) {
