@@ -1,13 +1,16 @@
 // Issue 10's attacks on the artifact store, through real HTTP against a real `testlooper serve`
 // (and a real `testlooper worker` / `testlooper rebuild` where the attack goes through them):
-// crafted tars, crafted names, files planted in the store. Each test asserts the refusal and that
-// nothing on disk or in the store changed.
+// crafted tars, crafted names, files planted in the store. Uploads come from a malicious but
+// authenticated worker (fixtures::FakeWorker: the worker token, and the upload token of a job the
+// server really gave it), the strongest attacker these defences must stop. Each test asserts the
+// refusal and that nothing on disk or in the store changed.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 
 #include "artifacts/crafted_tar.h"
+#include "fake_worker.h"
 #include "server_fixture.h"
 
 namespace testlooper::server {
@@ -16,6 +19,8 @@ namespace {
 namespace fs = std::filesystem;
 using fixtures::capture;
 using fixtures::eventually;
+using fixtures::FakeJob;
+using fixtures::FakeWorker;
 using fixtures::GitFixtureRepo;
 using fixtures::ServerProcess;
 using fixtures::shell_quote;
@@ -28,11 +33,14 @@ using testing::hardlink_entry;
 using testing::symlink_entry;
 using testing::write_crafted_archive;
 
-// A build whose test depends on it (for the worker's staging), and a test that stays running
-// (for record uploads).
+// Two builds (one attacked, one whose stored file is the target), one with a test that depends
+// on it (for the worker's staging), and a test that stays running (for record uploads).
 constexpr const char* kDefinitions = R"(looper_version: 5
 environments: {linux: {platform: linux, image: {host: true}}}
 builds:
+  a/linux:
+    stages:
+      - command: 'echo a'
   b/linux:
     stages:
       - command: 'mkdir -p $TEST_BUILD_OUTPUT_DIR/bin && echo hi > $TEST_BUILD_OUTPUT_DIR/bin/x'
@@ -69,21 +77,45 @@ class SecurityArtifactsTest : public ::testing::Test {
   fs::path store() const { return data() + "/artifacts"; }
   std::string secret() const { return dir_.path() + "/secret"; }
 
-  // The worker secret header, when the server made one (issue 10 item 7).
-  std::string auth() const {
-    const std::string token = slurp(data() + "/worker.token");
-    const size_t end = token.find_last_not_of("\r\n");
-    if (token.empty() || end == std::string::npos) return "";
-    return "-H " + shell_quote("Authorization: Bearer " + token.substr(0, end + 1)) + " ";
+  // The worker secret (issue 10 item 7).
+  std::string token() const {
+    std::ifstream in(data() + "/worker.token");
+    std::string t;
+    in >> t;
+    return t;
+  }
+  // The worker secret header.
+  std::string auth() const { return "-H " + shell_quote("Authorization: Bearer " + token()) + " "; }
+
+  // A malicious worker with the worker token, connected once the server knows the repo, with the
+  // branch put under test: the server then gives it the jobs (there are no other workers).
+  std::unique_ptr<FakeWorker> rogue_worker() {
+    EXPECT_TRUE(eventually([&] { return server_->get("/api/repos").size() == 1; }, 30));
+    auto rogue = std::make_unique<FakeWorker>(server_->port(), token(), "rogue");
+    EXPECT_TRUE(rogue->connected());
+    EXPECT_EQ(server_->post("/api/repos/app/branches/main/test", R"({"enabled": true})").first,
+              200);
+    return rogue;
+  }
+  // The job for `name` the server gives `rogue`, and the identity hash of its run.
+  std::pair<FakeJob, std::string> job_of(FakeWorker& rogue, const std::string& name) const {
+    const std::optional<FakeJob> job = rogue.job(name);
+    if (!job) {
+      ADD_FAILURE() << "no job for " << name;
+      return {};
+    }
+    const json run = server_->get("/api/runs/" + job->run_id);
+    EXPECT_EQ(run["name"], name) << run.dump();
+    return {*job, run["hash"].is_string() ? run["hash"].get<std::string>() : ""};
   }
 
-  // POSTs file `body` to `path` (already URL-encoded); the status and the parsed reply.
-  std::pair<int, json> upload(const std::string& path, const fs::path& body) const {
-    const std::string out = capture(
-        "curl -s -w '\\n%{http_code}' -H 'Content-Type: application/octet-stream' " + auth() +
-        "--data-binary @" + shell_quote(body.string()) + " " + shell_quote(server_->url(path)));
-    const size_t nl = out.rfind('\n');
-    return {std::stoi(out.substr(nl + 1)), json::parse(out.substr(0, nl), nullptr, false)};
+  // POSTs file `body` to `path` (already URL-encoded) with the worker token and `upload_token`;
+  // the status and the parsed reply.
+  std::pair<int, json> upload(const std::string& path, const fs::path& body,
+                              const std::string& upload_token) const {
+    const auto [status, reply] =
+        fixtures::upload_file(server_->url(path), body.string(), token(), upload_token);
+    return {status, json::parse(reply, nullptr, false)};
   }
 
   // GETs `path` into file `to`; the status.
@@ -116,74 +148,89 @@ class SecurityArtifactsTest : public ::testing::Test {
 };
 
 const std::string kHashA(64, 'a');
-const std::string kHashB(64, 'b');
 
 TEST_F(SecurityArtifactsTest, FilesUpload_HardLinksAndEscapingLinksAreRefused) {
-  // Another build's stored @.tar, the target of the attack.
+  auto rogue = rogue_worker();
+  const auto [a, hash_a] = job_of(*rogue, "a/linux");
+  const auto [b, hash_b] = job_of(*rogue, "b/linux");
+  ASSERT_FALSE(hash_a.empty() || hash_b.empty() || hash_a == hash_b);
+  // Another build's stored @.tar, the target of the attack, as its own run uploaded it.
   const fs::path good = tar_of({file_entry("tool", "genuine")});
-  ASSERT_EQ(upload("/api/artifacts/builds/" + kHashB + "/@.tar", good).first, 200);
-  const std::string genuine = slurp(store() / "builds" / kHashB / "@.tar");
+  ASSERT_EQ(upload("/api/artifacts/builds/" + hash_b + "/@.tar", good, b.upload_token).first, 200);
+  const std::string genuine = slurp(store() / "builds" / hash_b / "@.tar");
   const std::string before = store_snapshot();
 
   const std::vector<std::vector<CraftedEntry>> attacks = {
       {hardlink_entry("h", secret(), "pwned"), file_entry("h", "pwned")},
       // Relative to where uploads unpack: <data>/artifacts/tmp/import-*/files/.
-      {hardlink_entry("h", "../../../builds/" + kHashB + "/@.tar", "pwned"),
+      {hardlink_entry("h", "../../../builds/" + hash_b + "/@.tar", "pwned"),
        file_entry("h", "pwned")},
       {hardlink_entry("h", "../../../../../secret", ""), file_entry("h", "pwned")},
-      {symlink_entry("l", "../../../builds/" + kHashB), file_entry("l/@.tar", "pwned")},
+      {symlink_entry("l", "../../../builds/" + hash_b), file_entry("l/@.tar", "pwned")},
       {symlink_entry("l", secret())},
-      {file_entry("../../../builds/" + kHashB + "/@.tar", "pwned")},
+      {file_entry("../../../builds/" + hash_b + "/@.tar", "pwned")},
       {{CraftedEntry::Kind::kCharDevice, "null", "", ""}},
   };
   for (size_t i = 0; i < attacks.size(); ++i) {
     const auto [status, body] =
-        upload("/api/artifacts/builds/" + kHashA + "/evil" + std::to_string(i) + ".files",
-               tar_of(attacks[i]));
+        upload("/api/artifacts/builds/" + hash_a + "/evil" + std::to_string(i) + ".files",
+               tar_of(attacks[i]), a.upload_token);
     EXPECT_EQ(status, 400) << i << ": " << body.dump();
     EXPECT_TRUE(body.contains("error")) << body.dump();
     EXPECT_EQ(body.dump().find(dir_.path()), std::string::npos) << "reveals a path: " << body;
   }
   EXPECT_EQ(slurp(secret()), "the secret");
-  EXPECT_EQ(slurp(store() / "builds" / kHashB / "@.tar"), genuine);
+  EXPECT_EQ(slurp(store() / "builds" / hash_b / "@.tar"), genuine);
   EXPECT_EQ(store_snapshot(), before);
 
   // A build's relative in-tree symlink is fine, and comes back as a link.
   const fs::path legit =
       tar_of({file_entry("lib/libfoo.so.1", "ELF"), symlink_entry("lib/libfoo.so", "libfoo.so.1")});
-  const auto [status, body] = upload("/api/artifacts/builds/" + kHashA + "/lib.files", legit);
+  const auto [status, body] =
+      upload("/api/artifacts/builds/" + hash_a + "/lib.files", legit, a.upload_token);
   ASSERT_EQ(status, 200) << body.dump();
-  EXPECT_TRUE(fs::is_symlink(store() / "builds" / kHashA / "lib.files/lib/libfoo.so"));
+  EXPECT_TRUE(fs::is_symlink(store() / "builds" / hash_a / "lib.files/lib/libfoo.so"));
 }
 
 TEST_F(SecurityArtifactsTest, BuildUpload_NamesMustBeTheStoresOwnSpelling) {
+  auto rogue = rogue_worker();
+  const auto [a, hash_a] = job_of(*rogue, "a/linux");
+  ASSERT_FALSE(hash_a.empty());
   const fs::path body = text_file("x");
   for (const char* name : {"a%25zz.tar", "a%25.tar", "a%252f.tar", "a%2541.tar",
                            "complete.json%00.tar", "a%00b.tar", "%2E%2E.tar", "a%20b.tar"}) {
-    const auto [status, reply] = upload("/api/artifacts/builds/" + kHashA + "/" + name, body);
+    const auto [status, reply] =
+        upload("/api/artifacts/builds/" + hash_a + "/" + name, body, a.upload_token);
     EXPECT_EQ(status, 400) << name << ": " << reply.dump();
     EXPECT_TRUE(reply.contains("error")) << name;
   }
-  EXPECT_FALSE(fs::exists(store() / "builds" / kHashA / "complete.json"));
-  EXPECT_TRUE(!fs::exists(store() / "builds" / kHashA) ||
-              fs::is_empty(store() / "builds" / kHashA));
+  EXPECT_FALSE(fs::exists(store() / "builds" / hash_a / "complete.json"));
+  EXPECT_TRUE(!fs::exists(store() / "builds" / hash_a) ||
+              fs::is_empty(store() / "builds" / hash_a));
   // What the store writes for artifact "a/b" is accepted, and listed under that name.
-  ASSERT_EQ(upload("/api/artifacts/builds/" + kHashA + "/a%252Fb.tar", body).first, 200);
-  const json listing = server_->get("/api/artifacts/builds/" + kHashA);
+  ASSERT_EQ(upload("/api/artifacts/builds/" + hash_a + "/a%252Fb.tar", body, a.upload_token).first,
+            200);
+  const json listing = json::parse(
+      capture("curl -s " + auth() + shell_quote(server_->url("/api/artifacts/builds/" + hash_a))),
+      nullptr, false);
   ASSERT_EQ(listing["artifacts"].size(), 1u) << listing.dump();
   EXPECT_EQ(listing["artifacts"][0]["name"], "a/b");
 }
 
 TEST_F(SecurityArtifactsTest, CompleteBuild_IsImmutableAndListsExactlyItsArtifacts) {
+  auto rogue = rogue_worker();
+  const auto [a, hash_a] = job_of(*rogue, "a/linux");
+  const auto [b, hash_b] = job_of(*rogue, "b/linux");
+  ASSERT_FALSE(hash_a.empty() || hash_b.empty());
   const fs::path bin = text_file("genuine");
   const fs::path extra = text_file("extra");
-  const std::string base = "/api/artifacts/builds/" + kHashA + "/";
-  ASSERT_EQ(upload(base + "bin.tar", bin).first, 200);
-  ASSERT_EQ(upload(base + "extra.tar", extra).first, 200);
+  const std::string base = "/api/artifacts/builds/" + hash_a + "/";
+  ASSERT_EQ(upload(base + "bin.tar", bin, a.upload_token).first, 200);
+  ASSERT_EQ(upload(base + "extra.tar", extra, a.upload_token).first, 200);
   auto complete = [&](const std::string& text) {
     const fs::path file = dir_.path() + "/complete.json";
     std::ofstream(file) << text;
-    return upload(base + "complete.json", file);
+    return upload(base + "complete.json", file, a.upload_token);
   };
   // Not listing a stored artifact (smuggled in beside), a bad directory, a wrong type.
   EXPECT_EQ(complete(R"({"artifacts": [{"name": "bin"}]})").first, 400);
@@ -194,19 +241,31 @@ TEST_F(SecurityArtifactsTest, CompleteBuild_IsImmutableAndListsExactlyItsArtifac
           .first,
       400);
   EXPECT_EQ(complete(R"({"artifacts": [{"name": 5}, {"name": "extra"}]})").first, 400);
-  EXPECT_FALSE(fs::exists(store() / "builds" / kHashA / "complete.json"));
+  EXPECT_FALSE(fs::exists(store() / "builds" / hash_a / "complete.json"));
   const auto [status, reply] = complete(R"({"artifacts": [{"name": "bin"}, {"name": "extra"}]})");
   ASSERT_EQ(status, 200) << reply.dump();
 
-  // Complete: nothing can be added or replaced.
+  // Complete: nothing can be added or replaced, even by the build's own run while it is active.
   const std::string before = store_snapshot();
-  for (const char* name : {"bin.tar", "other.tar", "other.files", "complete.json", "bin.zip"}) {
-    const auto [s, r] = upload(base + name, tar_of({file_entry("x", "pwned")}));
+  const std::vector<std::string> names = {"bin.tar", "other.tar", "other.files", "complete.json",
+                                          "bin.zip"};
+  for (const std::string& name : names) {
+    const auto [s, r] = upload(base + name, tar_of({file_entry("x", "pwned")}), a.upload_token);
     EXPECT_EQ(s, 409) << name << ": " << r.dump();
     EXPECT_TRUE(r.contains("error")) << name;
   }
+  // Another build's active run may not touch it at all.
+  EXPECT_EQ(upload(base + "other.tar", text_file("pwned"), b.upload_token).first, 403);
+  // Once the run has ended, its upload token opens nothing.
+  ASSERT_TRUE(rogue->report(a.run_id, "success"));
+  EXPECT_EQ(server_->get("/api/runs/" + a.run_id)["state"], "succeeded");
+  for (const std::string& name : names) {
+    const auto [s, r] = upload(base + name, tar_of({file_entry("x", "pwned")}), a.upload_token);
+    EXPECT_EQ(s, 403) << name << ": " << r.dump();
+    EXPECT_TRUE(r.contains("error")) << name;
+  }
   EXPECT_EQ(store_snapshot(), before);
-  EXPECT_EQ(slurp(store() / "builds" / kHashA / "bin.tar"), slurp(bin));
+  EXPECT_EQ(slurp(store() / "builds" / hash_a / "bin.tar"), slurp(bin));
 }
 
 TEST_F(SecurityArtifactsTest, ServedFiles_AreRegularFilesNeverThroughALink) {
@@ -261,7 +320,8 @@ TEST_F(SecurityArtifactsTest, WorkerStaging_BadStoredNameFailsTheRunNotTheWorker
   fs::copy_file(text_file("x"), build / "x%zz.tar");
 
   WorkerProcess worker({"--server", server_->url(""), "--dir", worker_dir.path(), "--cores", "2",
-                        "--ram-gb", "2", "--id", "remote-1"});
+                        "--ram-gb", "2", "--id", "remote-1", "--token-file",
+                        data() + "/worker.token"});
   ASSERT_TRUE(eventually([&] { return server_->get("/api/workers").size() == 1; }, 30));
   server_->post("/api/repos/app/branches/main/test", R"({"enabled": true})");
   json run;
@@ -286,21 +346,11 @@ TEST_F(SecurityArtifactsTest, WorkerStaging_BadStoredNameFailsTheRunNotTheWorker
 }
 
 TEST_F(SecurityArtifactsTest, RecordUpload_LinksAreRefusedAndNothingIsServed) {
-  ASSERT_TRUE(eventually([&] { return server_->get("/api/repos").size() == 1; }, 30));
-  TempDir worker_dir;
-  WorkerProcess worker({"--server", server_->url(""), "--dir", worker_dir.path(), "--cores", "2",
-                        "--ram-gb", "2", "--id", "remote-1"});
-  ASSERT_TRUE(eventually([&] { return server_->get("/api/workers").size() == 1; }, 30));
-  server_->post("/api/repos/app/branches/main/test", R"({"enabled": true})");
-  std::string id;
-  ASSERT_TRUE(eventually(
-      [&] {
-        const json runs = server_->get("/api/repos/app/commits/" + sha_ + "/runs?name=slow/linux");
-        if (!runs.is_array() || runs.empty() || !runs[0]["id"].is_string()) return false;
-        id = runs[0]["id"];
-        return runs[0]["state"] == "running";
-      },
-      60));
+  auto rogue = rogue_worker();
+  const auto [slow, hash] = job_of(*rogue, "slow/linux");
+  const std::string& id = slow.run_id;
+  ASSERT_FALSE(id.empty());
+  ASSERT_EQ(server_->get("/api/runs/" + id)["state"], "running");
   const std::vector<std::vector<CraftedEntry>> attacks = {
       {file_entry("test_result.json", "{}"), symlink_entry("artifacts/leak.tar", secret())},
       {file_entry("test_result.json", "{}"), symlink_entry("artifacts/leak.tar", "../log.txt")},
@@ -310,15 +360,17 @@ TEST_F(SecurityArtifactsTest, RecordUpload_LinksAreRefusedAndNothingIsServed) {
   };
   const fs::path got = dir_.path() + "/got";
   for (size_t i = 0; i < attacks.size(); ++i) {
-    const auto [status, body] = upload("/api/artifacts/runs/" + id, tar_of(attacks[i]));
-    EXPECT_GE(status, 400) << i << ": " << body.dump();
-    EXPECT_LT(status, 500) << i << ": " << body.dump();
+    const auto [status, body] =
+        upload("/api/artifacts/runs/" + id, tar_of(attacks[i]), slow.upload_token);
+    EXPECT_EQ(status, 400) << i << ": " << body.dump();
     EXPECT_TRUE(body.contains("error")) << body.dump();
+    EXPECT_EQ(body.dump().find(dir_.path()), std::string::npos) << "reveals a path: " << body;
     EXPECT_FALSE(fs::exists(store() / "runs" / id)) << i;
     download("/api/runs/" + id + "/artifacts/leak.tar", got);
     EXPECT_EQ(slurp(got).find("the secret"), std::string::npos) << i;
   }
   EXPECT_EQ(slurp(secret()), "the secret");
+  EXPECT_EQ(server_->get("/api/runs/" + id)["state"], "running");
 }
 
 TEST_F(SecurityArtifactsTest, Rebuild_RestoresOnlyRecordsItCanTrust) {

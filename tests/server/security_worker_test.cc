@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "fake_worker.h"
 #include "server_fixture.h"
 #include "ws_client.h"
 
@@ -17,6 +18,8 @@ namespace {
 namespace fs = std::filesystem;
 using fixtures::capture;
 using fixtures::eventually;
+using fixtures::FakeJob;
+using fixtures::FakeWorker;
 using fixtures::GitFixtureRepo;
 using fixtures::ServerProcess;
 using fixtures::shell_quote;
@@ -78,6 +81,13 @@ class SecurityWorkerTest : public testing::Test {
                                  "--cores", "2", "--ram-gb", "2", "--id", id});
     unsetenv("TESTLOOPER_WORKER_TOKEN");
     return worker;
+  }
+
+  // POSTs the file at `file` to `path` as a worker's upload, with the worker token and
+  // `upload_token`: the HTTP status.
+  int upload(const std::string& path, const std::string& file,
+             const std::string& upload_token) const {
+    return fixtures::upload_file(server_->url(path), file, token(), upload_token).first;
   }
 
   // The runs of `name` at the commit.
@@ -222,18 +232,12 @@ TEST_F(SecurityWorkerTest, Item7_ReportsOnAnotherWorkersRunChangeNothing) {
 
   // An insider with the token, as another worker: a forged result and log for good's run, in
   // its hello and as messages.
-  WsClient rogue(server_->port(), "/api/worker", token());
-  ASSERT_TRUE(rogue.connected());
   const json forged = {{"type", "result"}, {"run_id", id},        {"outcome", "success"},
                        {"exit_code", 0},   {"message", "forged"}, {"cases", json::array()}};
-  rogue.send(json{
-      {"type", "hello"},
-      {"worker", "rogue"},
-      {"cores", 1},
-      {"ram_gb", 0},
-      {"running", {id}},
-      {"finished",
-       {forged}}}.dump());
+  FakeWorker fake(server_->port(), token(), "rogue", 1, 0,
+                  {{"running", json::array({id})}, {"finished", json::array({forged})}});
+  ASSERT_TRUE(fake.connected());
+  WsClient& rogue = fake.socket();
   rogue.send(json{{"type", "log"}, {"run_id", id}, {"data", "INJECTED\n"}}.dump());
   rogue.send(forged.dump());
   rogue.send(R"({"type":"heartbeat"})");
@@ -298,23 +302,19 @@ TEST_F(SecurityWorkerTest, Item4_UploadsOnlyFromTheRunsWorkerWhileItIsActive) {
   const json build = runs("build/linux")[0];
   ASSERT_EQ(build["state"], "succeeded") << build.dump(2);
   const std::string hash = build["hash"];
-  const std::string auth = "-H 'Authorization: Bearer " + token() + "' ";
   const std::string payload = worker_dir_.path() + "/payload";
   std::ofstream(payload) << "not what the build made";
   const std::string stored = data() + "/artifacts/builds/" + hash;
   const auto listing_before = capture("ls -la " + shell_quote(stored));
-  auto upload = [&](const std::string& path, const std::string& upload_token) {
-    return curl(auth + "-H 'X-TestLooper-Upload: " + upload_token + "' --data-binary @" +
-                shell_quote(payload) + " " + shell_quote(server_->url(path)));
-  };
   // With the worker token but no (or a made-up) upload token: the finished build, a build no
   // run is making, the running test's record, and a finished run's record.
   for (const std::string& t : {std::string(), std::string(64, 'f')}) {
-    EXPECT_EQ(upload("/api/artifacts/builds/" + hash + "/extra.tar", t), 403);
-    EXPECT_EQ(upload("/api/artifacts/builds/" + hash + "/complete.json", t), 403);
-    EXPECT_EQ(upload("/api/artifacts/builds/" + std::string(64, 'd') + "/bin.tar", t), 403);
-    EXPECT_EQ(upload("/api/artifacts/runs/" + test["id"].get<std::string>(), t), 403);
-    EXPECT_EQ(upload("/api/artifacts/runs/" + build["id"].get<std::string>(), t), 403);
+    EXPECT_EQ(upload("/api/artifacts/builds/" + hash + "/extra.tar", payload, t), 403);
+    EXPECT_EQ(upload("/api/artifacts/builds/" + hash + "/complete.json", payload, t), 403);
+    EXPECT_EQ(upload("/api/artifacts/builds/" + std::string(64, 'd') + "/bin.tar", payload, t),
+              403);
+    EXPECT_EQ(upload("/api/artifacts/runs/" + test["id"].get<std::string>(), payload, t), 403);
+    EXPECT_EQ(upload("/api/artifacts/runs/" + build["id"].get<std::string>(), payload, t), 403);
   }
   EXPECT_EQ(capture("ls -la " + shell_quote(stored)), listing_before);
   EXPECT_FALSE(fs::exists(data() + "/artifacts/builds/" + std::string(64, 'd')));
@@ -325,6 +325,49 @@ TEST_F(SecurityWorkerTest, Item4_UploadsOnlyFromTheRunsWorkerWhileItIsActive) {
   EXPECT_EQ(artifacts[0]["url"],
             "/api/runs/" + build["id"].get<std::string>() + "/artifacts/bin.tar");
   EXPECT_EQ(curl(shell_quote(server_->url(artifacts[0]["url"]))), 200);
+}
+
+TEST_F(SecurityWorkerTest, Item4_AnUploadTokenOpensOnlyItsOwnActiveRun) {
+  start(0);
+  // An insider with the worker token that really gets jobs: the build's, then the test's.
+  FakeWorker rogue(server_->port(), token(), "rogue");
+  ASSERT_TRUE(rogue.connected());
+  ASSERT_EQ(server_->post("/api/repos/app/branches/main/test", R"({"enabled": true})").first, 200);
+  const std::optional<FakeJob> build = rogue.job("build/linux");
+  ASSERT_TRUE(build.has_value());
+  const std::string hash = server_->get("/api/runs/" + build->run_id)["hash"];
+  const std::string payload = worker_dir_.path() + "/payload";
+  std::ofstream(payload) << "not what the build made";
+  const std::string other_hash(64, 'd');
+  const std::string other_run = "0123456789abcdef";
+  // The build's token, while the build is active: not for another build, nor another run.
+  EXPECT_EQ(
+      upload("/api/artifacts/builds/" + other_hash + "/bin.tar", payload, build->upload_token),
+      403);
+  EXPECT_EQ(upload("/api/artifacts/runs/" + other_run, payload, build->upload_token), 403);
+  ASSERT_TRUE(rogue.report(build->run_id, "success"));
+  const std::optional<FakeJob> test = rogue.job("slow/linux");
+  ASSERT_TRUE(test.has_value());
+  // The test's token: not for the build (of its dependency) nor for the build's record; the
+  // ended build's token: nothing, not even its own record any more.
+  EXPECT_EQ(upload("/api/artifacts/builds/" + hash + "/bin.tar", payload, test->upload_token), 403);
+  EXPECT_EQ(upload("/api/artifacts/runs/" + build->run_id, payload, test->upload_token), 403);
+  EXPECT_EQ(upload("/api/artifacts/builds/" + hash + "/bin.tar", payload, build->upload_token),
+            403);
+  EXPECT_EQ(upload("/api/artifacts/runs/" + build->run_id, payload, build->upload_token), 403);
+  EXPECT_EQ(upload("/api/artifacts/runs/" + test->run_id, payload, build->upload_token), 403);
+  EXPECT_FALSE(fs::exists(data() + "/artifacts/builds/" + hash));
+  EXPECT_FALSE(fs::exists(data() + "/artifacts/builds/" + other_hash));
+  EXPECT_FALSE(fs::exists(data() + "/artifacts/runs"));
+  // The test's own token opens its own record: the refusals above were about the token.
+  const std::string record = worker_dir_.path() + "/record";
+  fs::create_directories(record);
+  std::ofstream(record + "/test_result.json") << "{}";
+  ASSERT_EQ(capture("tar -C " + shell_quote(record) + " -cf " + shell_quote(payload) +
+                    " test_result.json && echo ok"),
+            "ok\n");
+  EXPECT_EQ(upload("/api/artifacts/runs/" + test->run_id, payload, test->upload_token), 200);
+  EXPECT_TRUE(fs::exists(data() + "/artifacts/runs/" + test->run_id + "/test_result.json"));
 }
 
 TEST_F(SecurityWorkerTest, Item2_LiveLogTakesOnlyRunIds) {

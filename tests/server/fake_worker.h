@@ -1,0 +1,117 @@
+// A worker played by a test, the strongest attacker the server's defences must stop: it has the
+// worker token and gets real jobs (with their upload tokens), then sends or uploads whatever the
+// test crafts. It connects to /api/worker with the token, says hello, and keeps the jobs the
+// server sends it by object name. Not thread-safe; one per connection.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "server_fixture.h"
+#include "ws_client.h"
+
+namespace testlooper::fixtures {
+
+// A job the server gave the fake worker.
+struct FakeJob {
+  std::string run_id;
+  std::string upload_token;  // what the run's uploads must carry (X-TestLooper-Upload)
+  nlohmann::json message;    // the whole job message
+};
+
+class FakeWorker {
+ public:
+  // Connects with `token` and says hello as worker `id`; `hello` adds (or overrides) fields of
+  // the hello. connected() is false when the upgrade failed.
+  FakeWorker(int port, const std::string& token, const std::string& id, int cores = 8,
+             int ram_gb = 8, const nlohmann::json& hello = nlohmann::json::object())
+      : socket_(port, "/api/worker", token) {
+    nlohmann::json message = {
+        {"type", "hello"}, {"worker", id}, {"cores", cores}, {"ram_gb", ram_gb}, {"host", "fake"}};
+    message.update(hello);
+    if (socket_.connected()) socket_.send(message.dump());
+  }
+
+  bool connected() const { return socket_.connected(); }
+  WsClient& socket() { return socket_; }
+
+  // The job for the object named `name` (its first, when several came), once the server has
+  // sent it; nullopt when none came within `seconds` or the connection closed.
+  std::optional<FakeJob> job(const std::string& name, double seconds = 90) {
+    const auto until = deadline(seconds);
+    while (!jobs_.count(name)) {
+      if (!read_one(until)) return std::nullopt;
+    }
+    return jobs_.at(name);
+  }
+
+  // Reports `outcome` ("success", "failure", "infra") for run `run_id` and waits until the server
+  // acknowledges it (it has recorded the result); false when no ack came within `seconds`.
+  bool report(const std::string& run_id, const std::string& outcome, double seconds = 30) {
+    const nlohmann::json result = {{"type", "result"},
+                                   {"run_id", run_id},
+                                   {"outcome", outcome},
+                                   {"exit_code", outcome == "success" ? 0 : 1}};
+    if (!socket_.send(result.dump())) return false;
+    const auto until = deadline(seconds);
+    while (!acked_.count(run_id)) {
+      if (!read_one(until)) return false;
+    }
+    return true;
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  static Clock::time_point deadline(double seconds) {
+    return Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+  }
+
+  // Reads one message before `until` and keeps what it says; false when none came.
+  bool read_one(Clock::time_point until) {
+    const double left = std::chrono::duration<double>(until - Clock::now()).count();
+    if (left <= 0) return false;
+    const std::optional<std::string> text = socket_.read(left);
+    if (!text) return false;
+    const nlohmann::json message = nlohmann::json::parse(*text, nullptr, false);
+    if (!message.is_object() || !message["type"].is_string() || !message["run_id"].is_string()) {
+      return true;
+    }
+    if (message["type"] == "ack") acked_.insert(message["run_id"].get<std::string>());
+    if (message["type"] == "job" && message["object"].is_object() &&
+        message["object"]["name"].is_string() && message["upload_token"].is_string()) {
+      jobs_.emplace(message["object"]["name"].get<std::string>(),
+                    FakeJob{message["run_id"], message["upload_token"], message});
+    }
+    return true;
+  }
+
+  WsClient socket_;
+  std::map<std::string, FakeJob> jobs_;  // object name -> its first job
+  std::set<std::string> acked_;          // run ids
+};
+
+// POSTs the file at `file` to `url` as a worker's upload, with `worker_token` and `upload_token`
+// (each header left out when empty): the HTTP status and the reply's body.
+inline std::pair<int, std::string> upload_file(const std::string& url, const std::string& file,
+                                               const std::string& worker_token,
+                                               const std::string& upload_token) {
+  std::string headers = "-H 'Content-Type: application/octet-stream' ";
+  if (!worker_token.empty()) {
+    headers += "-H " + shell_quote("Authorization: Bearer " + worker_token) + " ";
+  }
+  if (!upload_token.empty()) {
+    headers += "-H " + shell_quote("X-TestLooper-Upload: " + upload_token) + " ";
+  }
+  const std::string out = capture("curl -s -w '\\n%{http_code}' " + headers + "--data-binary @" +
+                                  shell_quote(file) + " " + shell_quote(url));
+  const size_t nl = out.rfind('\n');
+  if (nl == std::string::npos) return {0, out};
+  return {std::stoi(out.substr(nl + 1)), out.substr(0, nl)};
+}
+
+}  // namespace testlooper::fixtures
