@@ -151,7 +151,8 @@ TEST_F(SecurityApiTest, ErrorsDoNotShowTheServersPaths) {
   // A commit id git does not have: the export error named the repo's folder.
   for (const std::string& path :
        {"/api/source/app/" + std::string(40, 'a'), "/api/source/app/" + sha_ + "?path=nothing/here",
-        "/api/artifacts/builds/" + std::string(64, 'b') + "/x.tar", std::string("/api/runs/0123456789abcdef")}) {
+        "/api/artifacts/builds/" + std::string(64, 'b') + "/x.tar",
+        std::string("/api/runs/0123456789abcdef")}) {
     const auto [status, body] = request(auth, server->url(path));
     EXPECT_GE(status, 400) << path;
     EXPECT_EQ(body.find(data), std::string::npos) << path << " showed a server path: " << body;
