@@ -131,7 +131,10 @@ int run_server(const ServerOptions& options) {
   std::unique_ptr<Watcher> watcher;
   Api api(state, [&] { if (watcher) watcher->refresh(); }, options.webhook_secret, options.web_dir);
   try {
-    http = std::make_unique<HttpServer>(api, options.port);
+    http = std::make_unique<HttpServer>(
+        api, options.port,
+        HttpOptions{options.http_timeout_seconds, options.max_connections_per_client,
+                    options.public_url});
   } catch (const std::exception& e) {
     std::cerr << "testlooper serve: " << e.what() << "\n";
     return 2;
@@ -151,6 +154,8 @@ int run_server(const ServerOptions& options) {
     state.check_workers(now_seconds());
   });
   std::cout << "testlooper serve: listening on http://127.0.0.1:" << http->port() << std::endl;
+  // run() returns once every connection is closed and every WebSocket's on_close was called, so
+  // the state holds no socket when the io_context goes (issue 10, item 11).
   http->run();
   watcher.reset();
   return 0;
