@@ -45,6 +45,38 @@ int hex_digit(char c) {
   return -1;
 }
 
+// Well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF): what JSON
+// replies can quote.
+bool is_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t n = 0;
+    uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      n = 1, cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2, cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3, cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + n >= s.size()) return false;
+    for (size_t k = 1; k <= n; ++k) {
+      const auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
 // %-decodes `s` into `out`; '+' is a space when `plus_is_space`. The error, or nullopt.
 std::optional<std::string> url_decode(std::string_view s, bool plus_is_space, std::string& out) {
   out.clear();
@@ -62,6 +94,7 @@ std::optional<std::string> url_decode(std::string_view s, bool plus_is_space, st
     if (c == '\0') return "NUL in the URL";
     out += c;
   }
+  if (!is_utf8(out)) return "the URL is not UTF-8";
   return std::nullopt;
 }
 
@@ -223,18 +256,40 @@ class Slot {
   uint64_t key_;
 };
 
-class WsSession : public Session, public Socket, public std::enable_shared_from_this<WsSession> {
+class WsSession;
+
+// The Socket the handler holds: a handle on the connection, never its owner. The handler may
+// keep it as long as it likes (even past the server): once the connection is gone, send() and
+// close() do nothing, and destroying it touches nothing of the io_context.
+class WsSocket : public Socket {
+ public:
+  WsSocket(std::string path, int id) : path_(std::move(path)), id_(id) {}
+  void send(const std::string& text) override;
+  void close() override;
+  const std::string& path() const override { return path_; }
+  int id() const override { return id_; }
+
+  std::weak_ptr<WsSession> session;
+
+ private:
+  std::string path_;
+  int id_;
+};
+
+// A WebSocket connection: owned by its pending operations (there is always a read while it is
+// open) and listed in Shared for the shutdown.
+class WsSession : public Session, public std::enable_shared_from_this<WsSession> {
  public:
   WsSession(tcp::socket socket, Shared& shared, std::unique_ptr<Slot> slot, std::string path,
             int id)
       : ws_(std::move(socket)),
         shared_(shared),
         slot_(std::move(slot)),
-        path_(std::move(path)),
-        id_(id) {}
+        socket_(std::make_shared<WsSocket>(std::move(path), id)) {}
 
   void start(http::request<http::string_body> request, Request parsed) {
     slot_->hold(weak_from_this());
+    socket_->session = weak_from_this();
     beast::get_lowest_layer(ws_).expires_never();
     const auto timeout = duration(shared_.options.timeout_seconds);
     ws_.set_option(websocket::stream_base::timeout{timeout, timeout, true});
@@ -245,9 +300,9 @@ class WsSession : public Session, public Socket, public std::enable_shared_from_
       if (self->shared_.stopping) return self->shut_down();
       bool accepted = false;
       try {
-        accepted = self->shared_.handler.on_open(self, parsed);
+        accepted = self->shared_.handler.on_open(self->socket_, parsed);
       } catch (const std::exception& e) {
-        log_error("opening " + self->path_, e.what());
+        log_error("opening " + self->socket_->path(), e.what());
         self->opened_ = true;  // the handler may have kept it: it hears of the close
         self->close_with(websocket::close_code::internal_error, "internal error");
         self->read();
@@ -259,16 +314,13 @@ class WsSession : public Session, public Socket, public std::enable_shared_from_
     });
   }
 
-  void send(const std::string& text) override {
+  void send(const std::string& text) {
     if (closed_) return;
     queue_.push_back(text);
     if (queue_.size() == 1) write_next();
   }
 
-  void close() override { close_with(websocket::close_code::normal, ""); }
-
-  const std::string& path() const override { return path_; }
-  int id() const override { return id_; }
+  void close() { close_with(websocket::close_code::normal, ""); }
 
   void shut_down() override {
     close_with(websocket::close_code::going_away, "the server is stopping; reconnect later");
@@ -293,9 +345,9 @@ class WsSession : public Session, public Socket, public std::enable_shared_from_
     if (!opened_ || notified_) return;
     notified_ = true;
     try {
-      shared_.handler.on_close(shared_from_this());
+      shared_.handler.on_close(socket_);
     } catch (const std::exception& e) {
-      log_error("closing " + path_, e.what());
+      log_error("closing " + socket_->path(), e.what());
     }
   }
 
@@ -311,9 +363,9 @@ class WsSession : public Session, public Socket, public std::enable_shared_from_
       self->buffer_.consume(self->buffer_.size());
       if (!self->closed_) {  // once closing, the rest is read until the peer's close frame
         try {
-          self->shared_.handler.on_message(self, text);
+          self->shared_.handler.on_message(self->socket_, text);
         } catch (const std::exception& e) {
-          log_error("a message on " + self->path_, e.what());
+          log_error("a message on " + self->socket_->path(), e.what());
           self->close_with(websocket::close_code::internal_error, "internal error");
         }
       }
@@ -337,14 +389,21 @@ class WsSession : public Session, public Socket, public std::enable_shared_from_
   websocket::stream<beast::tcp_stream> ws_;
   Shared& shared_;
   std::unique_ptr<Slot> slot_;
-  std::string path_;
-  int id_;
+  std::shared_ptr<WsSocket> socket_;
   beast::flat_buffer buffer_;
   std::deque<std::string> queue_;
   bool closed_ = false;
   bool opened_ = false;    // on_open accepted it (or threw)
   bool notified_ = false;  // on_close was called
 };
+
+void WsSocket::send(const std::string& text) {
+  if (auto s = session.lock()) s->send(text);
+}
+
+void WsSocket::close() {
+  if (auto s = session.lock()) s->close();
+}
 
 class HttpSession : public Session, public std::enable_shared_from_this<HttpSession> {
  public:
@@ -575,7 +634,11 @@ std::string public_url_error(const std::string& url) {
 }
 
 Response error_response(int status, const std::string& message) {
-  return Response{status, "application/json", nlohmann::json{{"error", message}}.dump(), ""};
+  // Quoted request text may be anything: invalid UTF-8 is replaced, not thrown on.
+  return Response{status, "application/json",
+                  nlohmann::json{{"error", message}}.dump(-1, ' ', false,
+                                                          nlohmann::json::error_handler_t::replace),
+                  ""};
 }
 
 std::optional<std::string> decode_target(std::string_view target, Request& request) {

@@ -77,7 +77,9 @@ std::optional<Response> check_head(const Request& head, bool upgrade, const Http
 // checks; bodies are read into memory up to kMaxBodyBytes): the request or the refusal.
 std::variant<Request, Response> parse_request(std::string_view bytes, const HttpOptions& options);
 
-// A WebSocket connection as the handler sees it. send() may be called from the io thread only.
+// A WebSocket connection as the handler sees it: a handle, not the connection's owner. It may be
+// kept past the connection (send() and close() then do nothing) and even past the HttpServer.
+// send() may be called from the io thread only.
 class Socket {
  public:
   virtual ~Socket() = default;
