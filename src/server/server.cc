@@ -86,6 +86,9 @@ class LocalWorkers {
     if (pid == 0) {
       // A local worker does not outlive its server (a restarted server starts its own).
       prctl(PR_SET_PDEATHSIG, SIGTERM);
+      // Nothing of the server's but stdin/stdout/stderr: its descriptors are close-on-exec
+      // already (issue 10, item 9); this also covers any opened without O_CLOEXEC elsewhere.
+      close_range(3, ~0U, 0);
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);

@@ -1,5 +1,6 @@
 // Issue 10, the HTTP layer: each attack through real sockets against a real `testlooper serve`,
 // asserting the refusal, that nothing changed, and that the server still serves after it.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
@@ -181,6 +182,28 @@ rlim_t lowest_free_fd(pid_t pid) {
   return static_cast<rlim_t>(fd);
 }
 
+// The descriptors `pid` opened (above stderr, and not inherited from this test process) that
+// are not close-on-exec, as "fd -> target".
+std::vector<std::string> inheritable_fds(pid_t pid) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  const std::set<std::string> inherited = fd_targets(getpid(), false);
+  const std::string proc = "/proc/" + std::to_string(pid);
+  for (const auto& e : std::filesystem::directory_iterator(proc + "/fd", ec)) {
+    const std::string fd = e.path().filename().string();
+    if (std::stoi(fd) <= 2) continue;
+    std::ifstream info(proc + "/fdinfo/" + fd);
+    for (std::string line; std::getline(info, line);) {
+      if (line.rfind("flags:", 0) != 0) continue;
+      const std::string target = std::filesystem::read_symlink(e.path(), ec).string();
+      if ((std::stoul(line.substr(6), nullptr, 8) & O_CLOEXEC) == 0 && !inherited.count(target)) {
+        out.push_back(fd + " -> " + target);
+      }
+    }
+  }
+  return out;
+}
+
 std::vector<pid_t> children_of(pid_t parent) {
   std::vector<pid_t> out;
   std::error_code ec;
@@ -309,6 +332,10 @@ TEST(SecurityHttpTest, Item9_NoServerDescriptorLeaksIntoChildren) {
           << "worker " << child << " holds the server's " << target;
     }
   }
+  // Every descriptor of the server is close-on-exec (sockets, listening and accepted, included),
+  // so no child of it (workers, git, anything it runs) inherits one.
+  const std::vector<std::string> inheritable = inheritable_fds(pid);
+  EXPECT_TRUE(inheritable.empty()) << ::testing::PrintToString(inheritable);
   close(held);
   const std::vector<pid_t> workers = children_of(pid);
   server->stop(SIGKILL, /*group=*/false);
