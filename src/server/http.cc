@@ -263,9 +263,12 @@ class WsSession;
 // close() do nothing, and destroying it touches nothing of the io_context.
 class WsSocket : public Socket {
  public:
-  WsSocket(std::string path, int id) : path_(std::move(path)), id_(id) {}
+  WsSocket(std::string path, int id, asio::any_io_executor executor)
+      : path_(std::move(path)), id_(id), executor_(std::move(executor)) {}
   void send(const std::string& text) override;
-  void close() override;
+  void close(const std::string& reason) override;
+  size_t buffered() const override;
+  void post(std::function<void()> task) override { asio::post(executor_, std::move(task)); }
   const std::string& path() const override { return path_; }
   int id() const override { return id_; }
 
@@ -274,6 +277,7 @@ class WsSocket : public Socket {
  private:
   std::string path_;
   int id_;
+  asio::any_io_executor executor_;
 };
 
 // A WebSocket connection: owned by its pending operations (there is always a read while it is
@@ -285,7 +289,7 @@ class WsSession : public Session, public std::enable_shared_from_this<WsSession>
       : ws_(std::move(socket)),
         shared_(shared),
         slot_(std::move(slot)),
-        socket_(std::make_shared<WsSocket>(std::move(path), id)) {}
+        socket_(std::make_shared<WsSocket>(std::move(path), id, ws_.get_executor())) {}
 
   void start(http::request<http::string_body> request, Request parsed) {
     slot_->hold(weak_from_this());
@@ -308,7 +312,7 @@ class WsSession : public Session, public std::enable_shared_from_this<WsSession>
         self->read();
         return;
       }
-      if (!accepted) return self->close();
+      if (!accepted) return self->close("");
       self->opened_ = true;
       self->read();
     });
@@ -317,10 +321,17 @@ class WsSession : public Session, public std::enable_shared_from_this<WsSession>
   void send(const std::string& text) {
     if (closed_) return;
     queue_.push_back(text);
+    buffered_ += text.size();
     if (queue_.size() == 1) write_next();
   }
 
-  void close() { close_with(websocket::close_code::normal, ""); }
+  // A reason closes with 1008 (policy violation), none with 1000.
+  void close(const std::string& reason) {
+    close_with(reason.empty() ? websocket::close_code::normal : websocket::close_code::policy_error,
+               reason.substr(0, 123));
+  }
+
+  size_t buffered() const { return buffered_; }
 
   void shut_down() override {
     close_with(websocket::close_code::going_away, "the server is stopping; reconnect later");
@@ -379,8 +390,10 @@ class WsSession : public Session, public std::enable_shared_from_this<WsSession>
     ws_.async_write(asio::buffer(queue_.front()), [self](beast::error_code ec, size_t) {
       if (ec) {
         self->queue_.clear();
+        self->buffered_ = 0;
         return;
       }
+      self->buffered_ -= self->queue_.front().size();
       self->queue_.pop_front();
       if (!self->queue_.empty()) self->write_next();
     });
@@ -392,6 +405,7 @@ class WsSession : public Session, public std::enable_shared_from_this<WsSession>
   std::shared_ptr<WsSocket> socket_;
   beast::flat_buffer buffer_;
   std::deque<std::string> queue_;
+  size_t buffered_ = 0;  // bytes in queue_
   bool closed_ = false;
   bool opened_ = false;    // on_open accepted it (or threw)
   bool notified_ = false;  // on_close was called
@@ -401,8 +415,13 @@ void WsSocket::send(const std::string& text) {
   if (auto s = session.lock()) s->send(text);
 }
 
-void WsSocket::close() {
-  if (auto s = session.lock()) s->close();
+void WsSocket::close(const std::string& reason) {
+  if (auto s = session.lock()) s->close(reason);
+}
+
+size_t WsSocket::buffered() const {
+  auto s = session.lock();
+  return s ? s->buffered() : 0;
 }
 
 class HttpSession : public Session, public std::enable_shared_from_this<HttpSession> {

@@ -79,12 +79,18 @@ std::variant<Request, Response> parse_request(std::string_view bytes, const Http
 
 // A WebSocket connection as the handler sees it: a handle, not the connection's owner. It may be
 // kept past the connection (send() and close() then do nothing) and even past the HttpServer.
-// send() may be called from the io thread only.
+// Everything but post() may be called from the io thread only.
 class Socket {
  public:
   virtual ~Socket() = default;
   virtual void send(const std::string& text) = 0;
-  virtual void close() = 0;
+  // Closes the connection; `reason` (at most 123 bytes are sent) tells the peer why, and a
+  // non-empty one closes with code 1008 (policy violation) rather than 1000.
+  virtual void close(const std::string& reason = "") = 0;
+  // Bytes handed to send() and not yet written (for back-pressure); 0 once closed.
+  virtual size_t buffered() const = 0;
+  // Runs `task` on the io thread; thread-safe (while the HttpServer exists).
+  virtual void post(std::function<void()> task) = 0;
   virtual const std::string& path() const = 0;
   virtual int id() const = 0;
 };
