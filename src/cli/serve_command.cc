@@ -10,6 +10,7 @@
 #include "cli/command.h"
 #include "core/token.h"
 #include "server/config.h"
+#include "server/http.h"
 #include "server/rebuild.h"
 #include "server/server.h"
 #include "worker/worker.h"
@@ -42,6 +43,18 @@ void add_serve_command(CLI::App& app, Action& action) {
                   "Stop spending extra runs on a change this probable (default 0.95)")
       ->check(CLI::Range(0.5, 0.999999));
   cmd->add_option("--webhook-secret", options->webhook_secret, "HMAC secret for push webhooks");
+  cmd->add_option(
+         "--public-url", options->public_url,
+         "The URL the server is reached at through a proxy, e.g. https://ci.example.com: its host "
+         "is served besides 127.0.0.1/localhost/[::1] and its origin may change state")
+      ->check([](const std::string& url) { return server::public_url_error(url); });
+  cmd->add_option("--http-timeout", options->http_timeout_seconds,
+                  "Seconds a client may stay idle or make no progress before it is disconnected "
+                  "(default 30)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-connections-per-client", options->max_connections_per_client,
+                  "Open connections from one address; more are closed at once (default 64)")
+      ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--web", options->web_dir, "The built web UI (default: web/dist beside the binary's folder)");
   cmd->callback([options, config, cmd, &action] {
     if (!config->empty()) {
@@ -63,6 +76,12 @@ void add_serve_command(CLI::App& app, Action& action) {
       if (cmd->count("--webhook-secret") == 0) options->webhook_secret = from_file.webhook_secret;
       if (cmd->count("--extra-runs") == 0) options->extra_runs = from_file.extra_runs;
       if (cmd->count("--confidence") == 0) options->extra_confidence = from_file.extra_confidence;
+      if (cmd->count("--public-url") == 0) options->public_url = from_file.public_url;
+      if (cmd->count("--http-timeout") == 0)
+        options->http_timeout_seconds = from_file.http_timeout_seconds;
+      if (cmd->count("--max-connections-per-client") == 0) {
+        options->max_connections_per_client = from_file.max_connections_per_client;
+      }
       options->artifacts_dir = from_file.artifacts_dir;
     }
     if (options->repos_dir.empty()) throw CLI::RequiredError("--repos (or source_control.path_to_repos in --config)");

@@ -31,6 +31,16 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+// Content-Type: application/json, with or without parameters (charset=utf-8).
+bool is_json_content_type(const Request& request) {
+  auto it = request.headers.find("content-type");
+  if (it == request.headers.end()) return false;
+  std::string type = it->second.substr(0, it->second.find(';'));
+  std::erase_if(type, [](char c) { return c == ' ' || c == '\t'; });
+  std::transform(type.begin(), type.end(), type.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  return type == "application/json";
+}
 
 std::string hmac_sha256_hex(const std::string& key, const std::string& data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -248,6 +258,13 @@ Response Api::get(const Request& request) {
 
 Response Api::post(const Request& request) {
   const std::string& p = request.path;
+  // JSON endpoints take JSON only: a cross-site page can POST text/plain or a form without the
+  // browser asking first, but not application/json (issue 10, item 14). Uploads are not JSON.
+  const bool json_endpoint = (starts_with(p, "/api/") && !starts_with(p, "/api/artifacts/")) ||
+                             p == "/githubReceivedAPush" || p == "/webhook";
+  if (json_endpoint && !is_json_content_type(request)) {
+    return error(415, "the body must be sent with Content-Type: application/json");
+  }
   if (p == "/api/refresh") {
     // With a webhook secret, a refresh needs the same proof as a push webhook: otherwise the
     // secret would protect nothing (anyone could make the server poll at will).

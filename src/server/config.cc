@@ -8,6 +8,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "server/http.h"
+
 namespace testlooper::server {
 namespace {
 
@@ -91,17 +93,25 @@ Status load_config(const std::string& path, ServerOptions& o) {
   int max_cores = 0;
   int max_ram_gb = 0;
   const std::map<std::string, std::map<std::string, Setter>> sections = {
-      {"server", {{"path_to_local_data", text(o.data_dir)}, {"poll_seconds", number(o.poll_seconds)},
-                  {"default_target_runs", number(o.default_target_runs)},
-                  {"worker_timeout_seconds", number(o.worker_timeout_seconds)},
-                  {"max_run_hours", number(o.max_run_hours)},
-                  {"webhook_secret", text(o.webhook_secret)}, {"extra_runs", number(o.extra_runs)},
-                  {"extra_confidence", number(o.extra_confidence)}}},
+      {"server",
+       {{"path_to_local_data", text(o.data_dir)},
+        {"poll_seconds", number(o.poll_seconds)},
+        {"default_target_runs", number(o.default_target_runs)},
+        {"worker_timeout_seconds", number(o.worker_timeout_seconds)},
+        {"max_run_hours", number(o.max_run_hours)},
+        {"webhook_secret", text(o.webhook_secret)},
+        {"extra_runs", number(o.extra_runs)},
+        {"extra_confidence", number(o.extra_confidence)},
+        {"public_url", text(o.public_url)},
+        {"http_timeout_seconds", number(o.http_timeout_seconds)},
+        {"max_connections_per_client", number(o.max_connections_per_client)}}},
       {"server_ports", {{"server_address", text(address)}, {"server_port", number(o.port)}}},
       {"source_control", {{"path_to_repos", text(o.repos_dir)}}},
       {"artifacts", {{"path_to_local_artifact_storage", text(o.artifacts_dir)}}},
-      {"machine_management", {{"max_workers", number(o.local_workers)}, {"max_cores", number(max_cores)},
-                              {"max_ram_gb", number(max_ram_gb)}}}};
+      {"machine_management",
+       {{"max_workers", number(o.local_workers)},
+        {"max_cores", number(max_cores)},
+        {"max_ram_gb", number(max_ram_gb)}}}};
   // The statistics' settings may also stand at the top level.
   const std::map<std::string, Setter> top = {{"extra_runs", number(o.extra_runs)},
                                              {"extra_confidence", number(o.extra_confidence)}};
@@ -128,6 +138,12 @@ Status load_config(const std::string& path, ServerOptions& o) {
   if (o.extra_confidence <= 0 || o.extra_confidence >= 1) {
     return Error{path, "extra_confidence: must be between 0 and 1 (exclusive)"};
   }
+  if (auto e = public_url_error(o.public_url); !e.empty())
+    return Error{path, "server.public_url: " + e};
+  if (!(o.http_timeout_seconds > 0))
+    return Error{path, "server.http_timeout_seconds: must be positive"};
+  if (o.max_connections_per_client < 1)
+    return Error{path, "server.max_connections_per_client: must be at least 1"};
   const int workers = std::max(1, o.local_workers);
   if (max_cores > 0) o.worker_cores = std::max(1, max_cores / workers);
   if (max_ram_gb > 0) o.worker_ram_gb = std::max(1, max_ram_gb / workers);

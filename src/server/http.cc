@@ -1,15 +1,27 @@
 // Boost.Beast behind HttpServer: one io_context, one thread.
 #include "server/http.h"
 
-#include <optional>
-#include <utility>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <array>
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
 #include <boost/beast/websocket.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
 #include <deque>
 #include <filesystem>
-#include <sstream>
+#include <iostream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+#include <utility>
+#include <vector>
 
 namespace testlooper::server {
 namespace {
@@ -20,99 +32,354 @@ namespace http = beast::http;
 namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 
-std::string url_decode(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
-      i += 2;
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF): what JSON
+// replies can quote.
+bool is_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t n = 0;
+    uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      n = 1, cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2, cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3, cp = c & 0x07;
     } else {
-      out += s[i] == '+' ? ' ' : s[i];
+      return false;
     }
+    if (i + n >= s.size()) return false;
+    for (size_t k = 1; k <= n; ++k) {
+      const auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n + 1;
   }
-  return out;
+  return true;
 }
 
-// Bodies read into memory, and bodies streamed to a file (Handler::body_file_for).
-constexpr uint64_t kBodyLimit = 64ull << 20;
-constexpr uint64_t kFileBodyLimit = 4ull << 30;
+// %-decodes `s` into `out`; '+' is a space when `plus_is_space`. The error, or nullopt.
+std::optional<std::string> url_decode(std::string_view s, bool plus_is_space, std::string& out) {
+  out.clear();
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '%') {
+      const int high = i + 2 < s.size() ? hex_digit(s[i + 1]) : -1;
+      const int low = i + 2 < s.size() ? hex_digit(s[i + 2]) : -1;
+      if (high < 0 || low < 0) return "malformed %-escape in the URL";
+      c = static_cast<char>(high * 16 + low);
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      c = ' ';
+    }
+    if (c == '\0') return "NUL in the URL";
+    out += c;
+  }
+  if (!is_utf8(out)) return "the URL is not UTF-8";
+  return std::nullopt;
+}
 
-Request to_request(const http::request_header<>& r) {
+// The host name of a Host header or URL authority ("name", "name:port", "[v6]:port"), lower
+// case; nullopt when the port is not a number.
+std::optional<std::string> host_name(std::string_view authority) {
+  size_t end = authority.size();
+  if (!authority.empty() && authority[0] == '[') {
+    end = authority.find(']');
+    if (end == std::string_view::npos) return std::nullopt;
+    ++end;
+  } else if (const size_t colon = authority.rfind(':'); colon != std::string_view::npos) {
+    end = colon;
+  }
+  const std::string_view port = authority.substr(end);
+  if (!port.empty()) {
+    if (port.size() < 2 || port.size() > 6 || port[0] != ':') return std::nullopt;
+    for (char c : port.substr(1)) {
+      if (c < '0' || c > '9') return std::nullopt;
+    }
+  }
+  if (end == 0) return std::nullopt;
+  return lower(authority.substr(0, end));
+}
+
+// The parts of HttpOptions::public_url the checks use.
+struct PublicUrl {
+  std::string host;    // lower case, without the port
+  std::string origin;  // scheme://host[:port], lower case, without a default port
+};
+
+std::optional<PublicUrl> parse_public_url(const std::string& url) {
+  const std::string u = lower(url);
+  std::string scheme;
+  for (const char* s : {"http", "https"}) {
+    if (u.rfind(std::string(s) + "://", 0) == 0) scheme = s;
+  }
+  if (scheme.empty()) return std::nullopt;
+  std::string authority = u.substr(scheme.size() + 3);
+  authority = authority.substr(0, authority.find_first_of("/?#"));
+  if (authority.find_first_of("@ \t") != std::string::npos) return std::nullopt;
+  auto host = host_name(authority);
+  if (!host) return std::nullopt;
+  const std::string default_port = scheme == "http" ? ":80" : ":443";
+  if (authority.size() > default_port.size() &&
+      authority.compare(authority.size() - default_port.size(), default_port.size(),
+                        default_port) == 0 &&
+      authority.size() - default_port.size() == host->size()) {
+    authority = *host;
+  }
+  return PublicUrl{*host, scheme + "://" + authority};
+}
+
+std::string clip(std::string_view s) { return std::string(s.substr(0, 100)); }
+
+bool header_is(const Request& r, const std::string& name, std::string_view value) {
+  auto it = r.headers.find(name);
+  return it != r.headers.end() && lower(it->second) == value;
+}
+
+std::chrono::milliseconds duration(double seconds) {
+  return std::chrono::milliseconds(static_cast<int64_t>(std::max(0.001, seconds) * 1000));
+}
+
+void log_error(const std::string& where, const std::string& what) {
+  std::cerr << "testlooper serve: " << where << ": " << what << std::endl;
+}
+
+// The parsed request of a head beast read, or its refusal: target (400/414), then check_head.
+std::variant<Request, Response> request_of(const http::request_header<>& header, bool upgrade,
+                                           const HttpOptions& options) {
   Request out;
-  out.method = std::string(r.method_string());
-  const std::string target(r.target());
-  const size_t q = target.find('?');
-  out.path = url_decode(target.substr(0, q));
-  if (q != std::string::npos) {
-    std::istringstream query(target.substr(q + 1));
-    for (std::string part; std::getline(query, part, '&');) {
-      const size_t eq = part.find('=');
-      out.query[url_decode(part.substr(0, eq))] = eq == std::string::npos ? "" : url_decode(part.substr(eq + 1));
-    }
+  out.method = std::string(header.method_string());
+  const std::string_view target(header.target().data(), header.target().size());
+  if (target.size() > kMaxTargetBytes) {
+    return error_response(414,
+                          "the URL is longer than " + std::to_string(kMaxTargetBytes) + " bytes");
   }
-  for (const auto& h : r) {
-    std::string name(h.name_string());
-    for (auto& c : name) c = static_cast<char>(tolower(c));
-    out.headers[name] = std::string(h.value());
+  if (auto e = decode_target(target, out)) return error_response(400, *e);
+  for (const auto& h : header) {
+    std::string& value = out.headers[lower(std::string(h.name_string()))];
+    value = value.empty() ? std::string(h.value()) : value + ", " + std::string(h.value());
   }
+  if (auto refusal = check_head(out, upgrade, options)) return *refusal;
   return out;
 }
 
-class WsSession : public Socket, public std::enable_shared_from_this<WsSession> {
+// A refusal for a head beast could not read (`header`: what it parsed of it).
+Response head_error(const beast::error_code& ec, const http::request_header<>& header) {
+  if (ec == http::error::header_limit) {
+    if (header.target().empty()) {  // the request line itself was too long
+      return error_response(414,
+                            "the URL is longer than " + std::to_string(kMaxTargetBytes) + " bytes");
+    }
+    return error_response(
+        431, "the request head is larger than " + std::to_string(kMaxHeaderBytes - 1) + " bytes");
+  }
+  return error_response(400, "malformed HTTP request");
+}
+
+std::string too_large(uint64_t limit) {
+  return "the body is larger than the limit of " + std::to_string(limit) + " bytes";
+}
+
+// Under 64 KiB: beast stores a field's size in 16 bits and throws on a longer one.
+constexpr uint32_t kParserHeaderLimit = kMaxHeaderBytes - 1;
+
+// Opens `path` close-on-exec, without following a final symlink; -1 unless a regular file.
+int open_regular_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return -1;
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// What every session shares with the server: the handler, the options, and the open connections
+// (per client address, and each session for the shutdown).
+class Session {
  public:
-  WsSession(tcp::socket socket, Handler& handler, std::string path, int id)
-      : ws_(std::move(socket)), handler_(handler), path_(std::move(path)), id_(id) {}
+  virtual ~Session() = default;
+  // Asks the peer to go (WebSocket 1001 "going away"; an HTTP connection is closed).
+  virtual void shut_down() = 0;
+  // Closes the socket now.
+  virtual void force_close() = 0;
+};
+
+struct Shared {
+  Handler& handler;
+  HttpOptions options;
+  std::map<std::string, int> per_client;
+  std::map<uint64_t, std::weak_ptr<Session>> sessions;
+  uint64_t next_key = 0;
+  int next_ws_id = 0;
+  bool stopping = false;
+};
+
+// A connection's place in Shared while it lives.
+class Slot {
+ public:
+  Slot(Shared& shared, std::string address)
+      : shared_(shared), address_(std::move(address)), key_(++shared.next_key) {
+    ++shared_.per_client[address_];
+  }
+  ~Slot() {
+    shared_.sessions.erase(key_);
+    if (--shared_.per_client[address_] <= 0) shared_.per_client.erase(address_);
+  }
+  Slot(const Slot&) = delete;
+  Slot& operator=(const Slot&) = delete;
+  void hold(std::weak_ptr<Session> session) { shared_.sessions[key_] = std::move(session); }
+
+ private:
+  Shared& shared_;
+  std::string address_;
+  uint64_t key_;
+};
+
+class WsSession;
+
+// The Socket the handler holds: a handle on the connection, never its owner. The handler may
+// keep it as long as it likes (even past the server): once the connection is gone, send() and
+// close() do nothing, and destroying it touches nothing of the io_context.
+class WsSocket : public Socket {
+ public:
+  WsSocket(std::string path, int id, asio::any_io_executor executor)
+      : path_(std::move(path)), id_(id), executor_(std::move(executor)) {}
+  void send(const std::string& text) override;
+  void close(const std::string& reason) override;
+  size_t buffered() const override;
+  void post(std::function<void()> task) override { asio::post(executor_, std::move(task)); }
+  const std::string& path() const override { return path_; }
+  int id() const override { return id_; }
+
+  std::weak_ptr<WsSession> session;
+
+ private:
+  std::string path_;
+  int id_;
+  asio::any_io_executor executor_;
+};
+
+// A WebSocket connection: owned by its pending operations (there is always a read while it is
+// open) and listed in Shared for the shutdown.
+class WsSession : public Session, public std::enable_shared_from_this<WsSession> {
+ public:
+  WsSession(tcp::socket socket, Shared& shared, std::unique_ptr<Slot> slot, std::string path,
+            int id)
+      : ws_(std::move(socket)),
+        shared_(shared),
+        slot_(std::move(slot)),
+        socket_(std::make_shared<WsSocket>(std::move(path), id, ws_.get_executor())) {}
 
   void start(http::request<http::string_body> request, Request parsed) {
+    slot_->hold(weak_from_this());
+    socket_->session = weak_from_this();
+    beast::get_lowest_layer(ws_).expires_never();
+    const auto timeout = duration(shared_.options.timeout_seconds);
+    ws_.set_option(websocket::stream_base::timeout{timeout, timeout, true});
     ws_.read_message_max(64 << 20);
     auto self = shared_from_this();
-    ws_.async_accept(request, [self, parsed](beast::error_code ec) {
+    ws_.async_accept(request, [self, parsed = std::move(parsed)](beast::error_code ec) {
       if (ec) return;
-      if (!self->handler_.on_open(self, parsed)) {
-        self->close("");
+      if (self->shared_.stopping) return self->shut_down();
+      bool accepted = false;
+      try {
+        accepted = self->shared_.handler.on_open(self->socket_, parsed);
+      } catch (const std::exception& e) {
+        log_error("opening " + self->socket_->path(), e.what());
+        self->opened_ = true;  // the handler may have kept it: it hears of the close
+        self->close_with(websocket::close_code::internal_error, "internal error");
+        self->read();
         return;
       }
+      if (!accepted) return self->close("");
+      self->opened_ = true;
       self->read();
     });
   }
 
-  void send(const std::string& text) override {
+  void send(const std::string& text) {
     if (closed_) return;
     queue_.push_back(text);
     buffered_ += text.size();
     if (queue_.size() == 1) write_next();
   }
 
-  void close(const std::string& reason) override {
+  // A reason closes with 1008 (policy violation), none with 1000.
+  void close(const std::string& reason) {
+    close_with(reason.empty() ? websocket::close_code::normal : websocket::close_code::policy_error,
+               reason.substr(0, 123));
+  }
+
+  size_t buffered() const { return buffered_; }
+
+  void shut_down() override {
+    close_with(websocket::close_code::going_away, "the server is stopping; reconnect later");
+  }
+
+  void force_close() override {
+    notify_closed();
+    beast::error_code ignored;
+    beast::get_lowest_layer(ws_).socket().close(ignored);
+  }
+
+ private:
+  void close_with(websocket::close_code code, const std::string& reason) {
     if (closed_) return;
     closed_ = true;
     auto self = shared_from_this();
-    const websocket::close_reason why(
-        reason.empty() ? websocket::close_code::normal : websocket::close_code::policy_error,
-        reason.substr(0, 123));
-    ws_.async_close(why, [self](beast::error_code) {});
+    ws_.async_close(websocket::close_reason(code, reason), [self](beast::error_code) {});
   }
 
-  size_t buffered() const override { return buffered_; }
-  void post(std::function<void()> task) override {
-    asio::post(ws_.get_executor(), std::move(task));
+  // Tells the handler, once, that a socket it accepted is gone.
+  void notify_closed() {
+    if (!opened_ || notified_) return;
+    notified_ = true;
+    try {
+      shared_.handler.on_close(socket_);
+    } catch (const std::exception& e) {
+      log_error("closing " + socket_->path(), e.what());
+    }
   }
 
-  const std::string& path() const override { return path_; }
-  int id() const override { return id_; }
-
- private:
   void read() {
     auto self = shared_from_this();
     ws_.async_read(buffer_, [self](beast::error_code ec, size_t) {
       if (ec) {
         self->closed_ = true;
-        self->handler_.on_close(self);
+        self->notify_closed();
         return;
       }
       const std::string text = beast::buffers_to_string(self->buffer_.data());
       self->buffer_.consume(self->buffer_.size());
-      self->handler_.on_message(self, text);
+      if (!self->closed_) {  // once closing, the rest is read until the peer's close frame
+        try {
+          self->shared_.handler.on_message(self->socket_, text);
+        } catch (const std::exception& e) {
+          log_error("a message on " + self->socket_->path(), e.what());
+          self->close_with(websocket::close_code::internal_error, "internal error");
+        }
+      }
       self->read();
     });
   }
@@ -132,78 +399,161 @@ class WsSession : public Socket, public std::enable_shared_from_this<WsSession> 
     });
   }
 
-  websocket::stream<tcp::socket> ws_;
-  Handler& handler_;
-  std::string path_;
-  int id_;
+  websocket::stream<beast::tcp_stream> ws_;
+  Shared& shared_;
+  std::unique_ptr<Slot> slot_;
+  std::shared_ptr<WsSocket> socket_;
   beast::flat_buffer buffer_;
   std::deque<std::string> queue_;
   size_t buffered_ = 0;  // bytes in queue_
   bool closed_ = false;
+  bool opened_ = false;    // on_open accepted it (or threw)
+  bool notified_ = false;  // on_close was called
 };
 
-class HttpSession : public std::enable_shared_from_this<HttpSession> {
- public:
-  HttpSession(tcp::socket socket, Handler& handler, int& next_id)
-      : socket_(std::move(socket)), handler_(handler), next_id_(next_id) {}
+void WsSocket::send(const std::string& text) {
+  if (auto s = session.lock()) s->send(text);
+}
 
-  void read() {
-    head_parser_.emplace();
-    head_parser_->body_limit(kFileBodyLimit);
-    auto self = shared_from_this();
-    http::async_read_header(socket_, buffer_, *head_parser_, [self](beast::error_code ec, size_t) {
-      if (ec) return;
-      self->read_body();
-    });
+void WsSocket::close(const std::string& reason) {
+  if (auto s = session.lock()) s->close(reason);
+}
+
+size_t WsSocket::buffered() const {
+  auto s = session.lock();
+  return s ? s->buffered() : 0;
+}
+
+class HttpSession : public Session, public std::enable_shared_from_this<HttpSession> {
+ public:
+  HttpSession(tcp::socket socket, Shared& shared, std::unique_ptr<Slot> slot)
+      : stream_(std::move(socket)), shared_(shared), slot_(std::move(slot)) {}
+
+  void start() {
+    slot_->hold(weak_from_this());
+    read_head();
+  }
+
+  void shut_down() override { force_close(); }
+  void force_close() override {
+    beast::error_code ignored;
+    stream_.socket().close(ignored);
   }
 
  private:
-  // The head is in: reads the body into memory, or into the file the handler names.
-  void read_body() {
-    const auto& head = head_parser_->get();
-    const std::string file =
-        websocket::is_upgrade(head) ? "" : handler_.body_file_for(to_request(head));
+  std::chrono::milliseconds timeout() const { return duration(shared_.options.timeout_seconds); }
+
+  // The head of the next request, within the timeout (slowloris, idle keep-alive).
+  void read_head() {
+    if (shared_.stopping) return;
+    head_parser_.emplace();
+    head_parser_->header_limit(kParserHeaderLimit);
+    // Checked against the limit that applies in on_head (not boost::none: in Boost 1.74 that
+    // refuses every body with a Content-Length).
+    head_parser_->body_limit(std::numeric_limits<uint64_t>::max());
+    stream_.expires_after(timeout());
+    auto self = shared_from_this();
+    http::async_read_header(stream_, buffer_, *head_parser_,
+                            [self](beast::error_code ec, size_t) { self->on_head(ec); });
+  }
+
+  static bool is_parse_error(const beast::error_code& ec) {
+    return ec.category() == beast::error_code(http::error::bad_target).category() &&
+           ec != http::error::end_of_stream && ec != http::error::partial_message;
+  }
+
+  // The head is in: checks it, then reads the body into memory or into the file the handler
+  // names, within the limit that applies.
+  void on_head(beast::error_code ec) {
+    if (ec) {
+      if (!is_parse_error(ec)) return;  // closed, or timed out
+      return refuse(head_error(ec, head_parser_->get()));
+    }
+    const auto& header = head_parser_->get();
+    upgrade_ = websocket::is_upgrade(header);
+    auto head = request_of(header, upgrade_, shared_.options);
+    if (auto* refusal = std::get_if<Response>(&head)) return refuse(*refusal);
+    head_ = std::move(std::get<Request>(head));
+    std::string file;
+    if (!upgrade_) {
+      try {
+        file = shared_.handler.body_file_for(head_);
+      } catch (const std::exception& e) {
+        log_error("body_file_for " + head_.path, e.what());
+        return refuse(error_response(500, "internal error"));
+      }
+    }
+    const uint64_t limit = file.empty() ? kMaxBodyBytes : kMaxFileBodyBytes;
+    if (auto length = head_parser_->content_length(); length && *length > limit) {
+      return refuse(error_response(413, too_large(limit)));
+    }
     auto self = shared_from_this();
     if (file.empty()) {
       string_parser_.emplace(std::move(*head_parser_));
-      string_parser_->body_limit(kBodyLimit);
-      http::async_read(socket_, buffer_, *string_parser_, [self](beast::error_code ec, size_t) {
-        if (ec) return;
+      string_parser_->body_limit(limit);
+      continue_if_expected();
+      return read_body(*string_parser_, [self](beast::error_code ec) {
+        if (ec) return self->on_body_error(ec, kMaxBodyBytes);
         self->dispatch(self->string_parser_->release());
       });
-      return;
     }
-    if (head[http::field::expect] == "100-continue") {
-      beast::error_code ignored;
-      http::write(socket_,
-                  http::response<http::empty_body>{http::status::continue_, head.version()},
-                  ignored);
+    const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+      log_error("cannot create " + file, strerror(errno));
+      return refuse(error_response(500, "cannot store the upload"));
     }
     file_parser_.emplace(std::move(*head_parser_));
-    file_parser_->body_limit(kFileBodyLimit);
-    beast::error_code ec;
-    file_parser_->get().body().open(file.c_str(), beast::file_mode::write, ec);
-    if (ec) return;
-    http::async_read(socket_, buffer_, *file_parser_, [self, file](beast::error_code ec, size_t) {
+    file_parser_->body_limit(limit);
+    beast::file body_file;
+    body_file.native_handle(fd);
+    file_parser_->get().body().reset(std::move(body_file), ec);
+    continue_if_expected();
+    read_body(*file_parser_, [self, file](beast::error_code ec) {
       auto request = self->file_parser_->release();
       request.body().close();
       std::error_code ignored;
       if (ec) {
         std::filesystem::remove(file, ignored);
-        return;
+        return self->on_body_error(ec, kMaxFileBodyBytes);
       }
-      Request parsed = to_request(request);
+      Request parsed = std::move(self->head_);
       parsed.body_file = file;
       self->respond(parsed, request.version(), request.keep_alive());
       std::filesystem::remove(file, ignored);
     });
   }
 
+  void continue_if_expected() {
+    if (lower(head_.headers["expect"]) != "100-continue") return;
+    beast::error_code ignored;
+    http::write(stream_.socket(), http::response<http::empty_body>{http::status::continue_, 11},
+                ignored);
+  }
+
+  // Reads the body piece by piece: the timeout applies to each piece (progress), not the whole.
+  template <class Parser, class Done>
+  void read_body(Parser& parser, Done done) {
+    if (parser.is_done()) return done(beast::error_code{});
+    stream_.expires_after(timeout());
+    auto self = shared_from_this();
+    http::async_read_some(stream_, buffer_, parser,
+                          [self, &parser, done](beast::error_code ec, size_t) {
+                            if (ec) return done(ec);
+                            self->read_body(parser, done);
+                          });
+  }
+
+  void on_body_error(const beast::error_code& ec, uint64_t limit) {
+    if (ec == http::error::body_limit) return refuse(error_response(413, too_large(limit)));
+    if (is_parse_error(ec)) return refuse(error_response(400, "malformed HTTP request body"));
+  }
+
   void dispatch(http::request<http::string_body> request) {
-    Request parsed = to_request(request);
-    parsed.body = request.body();
-    if (websocket::is_upgrade(request)) {
-      auto ws = std::make_shared<WsSession>(std::move(socket_), handler_, parsed.path, ++next_id_);
+    Request parsed = std::move(head_);
+    parsed.body = std::move(request.body());
+    if (upgrade_) {
+      auto ws = std::make_shared<WsSession>(stream_.release_socket(), shared_, std::move(slot_),
+                                            parsed.path, ++shared_.next_ws_id);
       ws->start(std::move(request), std::move(parsed));
       return;
     }
@@ -212,19 +562,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   // Hands the request to the handler and writes its response: a file is streamed from disk.
   void respond(const Request& parsed, unsigned version, bool keep_alive) {
-    Response response;
-    try {
-      response = handler_.handle(parsed);
-    } catch (const std::exception& e) {
-      response =
-          Response{500, "application/json", std::string("{\"error\": \"internal error\"}"), ""};
-    }
+    Response response = handle_safely(shared_.handler, parsed);
     if (!response.file.empty()) {
-      auto res = std::make_shared<http::response<http::file_body>>(
-          static_cast<http::status>(response.status), version);
-      beast::error_code ec;
-      res->body().open(response.file.c_str(), beast::file_mode::scan, ec);
-      if (!ec) return write(res, response.content_type, keep_alive);
+      const int fd = open_regular_file(response.file);
+      if (fd >= 0) {
+        auto res = std::make_shared<http::response<http::file_body>>(
+            static_cast<http::status>(response.status), version);
+        beast::file file;
+        file.native_handle(fd);
+        beast::error_code ec;
+        res->body().reset(std::move(file), ec);
+        if (!ec) return write(res, response.content_type, keep_alive);
+      }
+      response = error_response(404, "no such file");
     }
     auto res = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(response.status), version);
@@ -232,27 +582,64 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     write(res, response.content_type, keep_alive);
   }
 
+  // Answers `response` and closes the connection (after reading what the client still sends,
+  // for a while, so that it sees the answer rather than a reset).
+  void refuse(const Response& response) {
+    auto res = std::make_shared<http::response<http::string_body>>(
+        static_cast<http::status>(response.status), 11);
+    res->body() = response.body;
+    write(res, response.content_type, false);
+  }
+
   template <class Message>
   void write(std::shared_ptr<Message> res, const std::string& content_type, bool keep_alive) {
     res->set(http::field::content_type, content_type);
     res->set(http::field::cache_control, "no-store");
-    res->keep_alive(keep_alive);
+    res->keep_alive(keep_alive && !shared_.stopping);
     res->prepare_payload();
+    using Serializer =
+        http::serializer<false, typename Message::body_type, typename Message::fields_type>;
+    write_some(res, std::make_shared<Serializer>(*res));
+  }
+
+  // Writes the response piece by piece: the timeout applies to each piece (progress).
+  template <class Message, class Serializer>
+  void write_some(std::shared_ptr<Message> res, std::shared_ptr<Serializer> sr) {
+    stream_.expires_after(timeout());
     auto self = shared_from_this();
-    http::async_write(socket_, *res, [self, res](beast::error_code ec, size_t) {
-      if (ec || !res->keep_alive()) {
+    http::async_write_some(stream_, *sr, [self, res, sr](beast::error_code ec, size_t) {
+      if (ec) return;
+      if (!sr->is_done()) return self->write_some(res, sr);
+      if (!res->keep_alive()) {
         beast::error_code ignored;
-        self->socket_.shutdown(tcp::socket::shutdown_send, ignored);
-        return;
+        self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        return self->drain();
       }
-      self->read();
+      self->read_head();
     });
   }
 
-  tcp::socket socket_;
-  Handler& handler_;
-  int& next_id_;
+  // Reads and drops what the client still sends until it closes, for one timeout at most.
+  void drain() {
+    if (shared_.stopping) return;
+    if (!drain_started_) {
+      drain_started_ = true;
+      stream_.expires_after(std::min(timeout(), std::chrono::milliseconds(5000)));
+    }
+    auto self = shared_from_this();
+    stream_.async_read_some(asio::buffer(drain_buffer_), [self](beast::error_code ec, size_t) {
+      if (!ec) self->drain();
+    });
+  }
+
+  beast::tcp_stream stream_;
+  Shared& shared_;
+  std::unique_ptr<Slot> slot_;
   beast::flat_buffer buffer_;
+  Request head_;
+  bool upgrade_ = false;
+  bool drain_started_ = false;
+  std::array<char, 16384> drain_buffer_{};
   std::optional<http::request_parser<http::empty_body>> head_parser_;
   std::optional<http::request_parser<http::string_body>> string_parser_;
   std::optional<http::request_parser<http::file_body>> file_parser_;
@@ -260,62 +647,298 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
 }  // namespace
 
+std::string public_url_error(const std::string& url) {
+  if (url.empty() || parse_public_url(url)) return "";
+  return "'" + clip(url) + "' is not an http:// or https:// URL with a host";
+}
+
+Response error_response(int status, const std::string& message) {
+  // Quoted request text may be anything: invalid UTF-8 is replaced, not thrown on.
+  return Response{status, "application/json",
+                  nlohmann::json{{"error", message}}.dump(-1, ' ', false,
+                                                          nlohmann::json::error_handler_t::replace),
+                  ""};
+}
+
+std::optional<std::string> decode_target(std::string_view target, Request& request) {
+  if (target.empty() || target[0] != '/') return "the URL must be a path";
+  const size_t q = target.find('?');
+  if (auto e = url_decode(target.substr(0, q), false, request.path)) return e;
+  request.query.clear();
+  if (q == std::string_view::npos) return std::nullopt;
+  std::string_view query = target.substr(q + 1);
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view part = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (part.empty()) continue;
+    const size_t eq = part.find('=');
+    std::string key, value;
+    if (auto e = url_decode(part.substr(0, eq), true, key)) return e;
+    if (eq != std::string_view::npos) {
+      if (auto e = url_decode(part.substr(eq + 1), true, value)) return e;
+    }
+    request.query[key] = value;
+  }
+  return std::nullopt;
+}
+
+std::optional<Response> check_head(const Request& head, bool upgrade, const HttpOptions& options) {
+  const auto public_url = parse_public_url(options.public_url);
+  std::string host;
+  if (auto it = head.headers.find("host"); it != head.headers.end()) {
+    host = lower(it->second);
+    const auto name = host_name(host);
+    const bool served = name && (*name == "127.0.0.1" || *name == "localhost" || *name == "[::1]" ||
+                                 (public_url && *name == public_url->host));
+    if (!served) {
+      return error_response(421, "this server does not serve the host '" + clip(it->second) +
+                                     "' (loopback names, and the host of server.public_url)");
+    }
+  }
+  const std::string& m = head.method;
+  if (!upgrade && (m == "GET" || m == "HEAD" || m == "OPTIONS")) return std::nullopt;
+  if (header_is(head, "sec-fetch-site", "cross-site")) {
+    return error_response(403, "cross-site request refused");
+  }
+  if (auto it = head.headers.find("origin"); it != head.headers.end()) {
+    const std::string origin = lower(it->second);
+    const bool own = (!host.empty() && origin == "http://" + host) ||
+                     (public_url && origin == public_url->origin);
+    if (!own)
+      return error_response(403,
+                            "cross-origin request refused (Origin '" + clip(it->second) + "')");
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+std::variant<Request, Response> parse_request_or_throw(std::string_view bytes,
+                                                       const HttpOptions& options) {
+  http::request_parser<http::empty_body> head_parser;
+  head_parser.header_limit(kParserHeaderLimit);
+  head_parser.body_limit(std::numeric_limits<uint64_t>::max());
+  head_parser.eager(false);
+  beast::error_code ec;
+  const size_t used = head_parser.put(asio::buffer(bytes.data(), bytes.size()), ec);
+  if (!ec && !head_parser.is_header_done()) ec = http::error::partial_message;
+  if (ec) {
+    if (ec == http::error::need_more)
+      ec = bytes.size() > kParserHeaderLimit ? http::error::header_limit
+                                             : http::error::partial_message;
+    return head_error(ec, head_parser.get());
+  }
+  const bool upgrade = websocket::is_upgrade(head_parser.get());
+  auto head = request_of(head_parser.get(), upgrade, options);
+  if (std::holds_alternative<Response>(head)) return head;
+  if (auto length = head_parser.content_length(); length && *length > kMaxBodyBytes) {
+    return error_response(413, too_large(kMaxBodyBytes));
+  }
+  http::request_parser<http::string_body> parser(std::move(head_parser));
+  parser.body_limit(kMaxBodyBytes);
+  parser.eager(true);
+  std::string_view rest = bytes.substr(used);
+  while (!parser.is_done()) {
+    ec = {};
+    const size_t n = parser.put(asio::buffer(rest.data(), rest.size()), ec);
+    rest.remove_prefix(n);
+    if (ec == http::error::body_limit) return error_response(413, too_large(kMaxBodyBytes));
+    if ((ec == http::error::need_more || !ec) && n == 0 && !parser.is_done()) {
+      return error_response(400, "incomplete HTTP request body");
+    }
+    if (ec && ec != http::error::need_more)
+      return error_response(400, "malformed HTTP request body");
+  }
+  Request request = std::move(std::get<Request>(head));
+  request.body = parser.release().body();
+  return request;
+}
+
+}  // namespace
+
+std::variant<Request, Response> parse_request(std::string_view bytes, const HttpOptions& options) {
+  try {
+    return parse_request_or_throw(bytes, options);
+  } catch (const std::exception&) {
+    return error_response(400, "malformed HTTP request");
+  }
+}
+
+Response handle_safely(Handler& handler, const Request& request) {
+  try {
+    return handler.handle(request);
+  } catch (const std::exception& e) {
+    log_error(request.method + " " + request.path, e.what());
+  } catch (...) {
+    log_error(request.method + " " + request.path, "unknown exception");
+  }
+  return error_response(500, "internal error");
+}
+
 struct HttpServer::Impl {
-  Impl(Handler& h, int port) : handler(h), acceptor(io) {
-    const tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port));
-    acceptor.open(endpoint.protocol());
+  Impl(Handler& h, int port, HttpOptions options)
+      : shared{h, std::move(options)}, acceptor(io), accept_retry(io) {
+    if (auto e = public_url_error(shared.options.public_url); !e.empty())
+      throw std::runtime_error("--public-url: " + e);
+    // Close-on-exec from the start: a child (a local worker, git) never holds the port.
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw std::runtime_error(strerror(errno));
+    acceptor.assign(tcp::v4(), fd);
+    const tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"),
+                                 static_cast<unsigned short>(port));
     acceptor.set_option(asio::socket_base::reuse_address(true));
     acceptor.bind(endpoint);
     acceptor.listen();
+    acceptor.non_blocking(true);
+    bound_port = acceptor.local_endpoint().port();
   }
 
+  ~Impl() { shut_down_all(); }
+
+  // Waits for connections and accepts them with accept4 (close-on-exec, like the listening
+  // socket; asio's accept would leave them inheritable). An error such as EMFILE re-arms the
+  // wait after a back-off (50 ms, doubling up to 1 s): the server never stops accepting.
   void accept() {
-    acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
-      if (ec) return;
-      // Small messages (worker results, events) go out at once, not after Nagle's delay.
-      beast::error_code ignored;
-      socket.set_option(tcp::no_delay(true), ignored);
-      std::make_shared<HttpSession>(std::move(socket), handler, next_id)->read();
+    acceptor.async_wait(tcp::acceptor::wait_read, [this](beast::error_code ec) {
+      if (shared.stopping || ec == asio::error::operation_aborted) return;
+      if (ec) return retry_accept(ec.message());
+      for (int i = 0; i < 64; ++i) {
+        const int fd =
+            ::accept4(acceptor.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd >= 0) {
+          backoff_seconds = 0;
+          accepted(fd);
+          continue;
+        }
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        return retry_accept(strerror(errno));
+      }
       accept();
     });
   }
 
-  void schedule(std::shared_ptr<asio::steady_timer> timer, double seconds, std::function<void()> task) {
-    timer->expires_after(std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)));
+  void retry_accept(const std::string& why) {
+    if (backoff_seconds == 0) log_error("accept", why + " (retrying)");
+    backoff_seconds = backoff_seconds == 0 ? 0.05 : std::min(1.0, backoff_seconds * 2);
+    accept_retry.expires_after(duration(backoff_seconds));
+    accept_retry.async_wait([this](beast::error_code ec) {
+      if (!ec && !shared.stopping) accept();
+    });
+  }
+
+  void accepted(int fd) {
+    tcp::socket socket(io);
+    beast::error_code ec;
+    socket.assign(tcp::v4(), fd, ec);
+    if (ec) {
+      ::close(fd);
+      return;
+    }
+    const auto remote = socket.remote_endpoint(ec);
+    if (ec) return;
+    const std::string address = remote.address().to_string();
+    if (auto it = shared.per_client.find(address);
+        it != shared.per_client.end() && it->second >= shared.options.max_connections_per_client) {
+      return;  // closed at once
+    }
+    // Small messages (worker results, events) go out at once, not after Nagle's delay.
+    socket.set_option(tcp::no_delay(true), ec);
+    auto slot = std::make_unique<Slot>(shared, address);
+    std::make_shared<HttpSession>(std::move(socket), shared, std::move(slot))->start();
+  }
+
+  void schedule(std::shared_ptr<asio::steady_timer> timer, double seconds,
+                std::function<void()> task) {
+    timer->expires_after(duration(seconds));
     timer->async_wait([this, timer, seconds, task](beast::error_code ec) {
-      if (ec) return;
+      if (ec || shared.stopping) return;
       task();
       schedule(timer, seconds, task);
     });
   }
 
-  Handler& handler;
+  // Closes every connection and returns when every session is gone (3 s at most for the peers
+  // to close; then the rest are closed by force): nothing outlives the io_context.
+  void shut_down_all() {
+    if (shut_down) return;
+    shut_down = true;
+    shared.stopping = true;
+    beast::error_code ignored;
+    acceptor.close(ignored);
+    accept_retry.cancel();
+    for (auto& t : timers) t->cancel();
+    io.restart();
+    auto each_session = [this](auto f) {
+      std::vector<std::shared_ptr<Session>> live;
+      for (auto& [key, weak] : shared.sessions) {
+        if (auto s = weak.lock()) live.push_back(s);
+      }
+      for (auto& s : live) f(*s);
+    };
+    auto run_until_gone = [this](std::chrono::milliseconds limit) {
+      const auto until = std::chrono::steady_clock::now() + limit;
+      while (!shared.sessions.empty() && std::chrono::steady_clock::now() < until) {
+        if (io.stopped()) io.restart();
+        if (io.run_one_for(std::chrono::milliseconds(50)) == 0)
+          std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    };
+    each_session([](Session& s) { s.shut_down(); });
+    run_until_gone(std::chrono::milliseconds(3000));
+    each_session([](Session& s) { s.force_close(); });
+    run_until_gone(std::chrono::milliseconds(1000));
+    if (io.stopped()) io.restart();
+    io.poll();
+  }
+
+  Shared shared;  // before io: sessions destroyed with io's handlers still find it
   asio::io_context io;
   tcp::acceptor acceptor;
-  int next_id = 0;
+  asio::steady_timer accept_retry;
+  std::vector<std::shared_ptr<asio::steady_timer>> timers;
+  double backoff_seconds = 0;
+  bool shut_down = false;
+  int bound_port = 0;
 };
 
-HttpServer::HttpServer(Handler& handler, int port) {
+HttpServer::HttpServer(Handler& handler, int port, HttpOptions options) {
   try {
-    impl_ = std::make_unique<Impl>(handler, port);
+    impl_ = std::make_unique<Impl>(handler, port, std::move(options));
   } catch (const std::exception& e) {
-    throw std::runtime_error("cannot listen on 127.0.0.1:" + std::to_string(port) + ": " + e.what());
+    throw std::runtime_error("cannot listen on 127.0.0.1:" + std::to_string(port) + ": " +
+                             e.what());
   }
   impl_->accept();
 }
 
 HttpServer::~HttpServer() = default;
 
-int HttpServer::port() const { return impl_->acceptor.local_endpoint().port(); }
+int HttpServer::port() const { return impl_->bound_port; }
 
-void HttpServer::run() { impl_->io.run(); }
+void HttpServer::run() {
+  // An exception out of beast (none is expected: the handler's are caught) costs its
+  // connection, not the server.
+  for (;;) {
+    try {
+      impl_->io.run();
+      break;
+    } catch (const std::exception& e) {
+      log_error("io loop", e.what());
+    }
+  }
+  impl_->shut_down_all();
+}
 
 void HttpServer::stop() { impl_->io.stop(); }
 
 void HttpServer::post(std::function<void()> task) { asio::post(impl_->io, std::move(task)); }
 
 void HttpServer::every(double seconds, std::function<void()> task) {
-  impl_->schedule(std::make_shared<asio::steady_timer>(impl_->io), seconds, std::move(task));
+  auto timer = std::make_shared<asio::steady_timer>(impl_->io);
+  impl_->timers.push_back(timer);
+  impl_->schedule(timer, seconds, std::move(task));
 }
 
 }  // namespace testlooper::server

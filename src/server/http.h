@@ -1,19 +1,30 @@
 // The server's network layer: an HTTP/1.1 + WebSocket server on Boost.Beast (kept out of this
 // header). Every request and every WebSocket message is handed to the Handler on the one
 // io_context thread, so the handler needs no locks: the server's state is owned by that thread.
+//
+// Everything from the network is checked here before the handler sees it (docs/security.md):
+// the target's escapes and size, the header's size, the Host (loopback names and the public
+// URL's host only), the Origin of state-changing requests and WebSocket upgrades, and the body's
+// size before it is read. Refusals are 4xx responses with a JSON body {"error": "..."}; no
+// exception from the handler leaves the server.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
 
 namespace testlooper::server {
 
 struct Request {
-  std::string method;  // "GET", "POST", ...
-  std::string path;    // without the query
-  std::map<std::string, std::string> query;
+  std::string method;                          // "GET", "POST", ...
+  std::string path;                            // %-decoded, without the query; never holds a NUL
+  std::map<std::string, std::string> query;    // %-decoded, '+' = space; never holds a NUL
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
   // When set, the body was streamed into this file instead (Handler::body_file_for); the server
@@ -28,8 +39,47 @@ struct Response {
   std::string file;  // when set, the body is this file's content (streamed)
 };
 
-// A WebSocket connection as the handler sees it. Everything but post() may be called from the
-// io thread only.
+// The limits on what a client may send, applied before it is read.
+inline constexpr size_t kMaxTargetBytes = 8 << 10;         // a longer target: 414
+inline constexpr size_t kMaxHeaderBytes = 64 << 10;        // the head must be smaller: 431
+inline constexpr uint64_t kMaxBodyBytes = 64ull << 20;     // bodies read into memory: 413
+inline constexpr uint64_t kMaxFileBodyBytes = 4ull << 30;  // bodies streamed to a file: 413
+
+struct HttpOptions {
+  // Seconds a client may take to send a request's head, stay idle between keep-alive requests,
+  // or make no progress sending a body or reading a response; a WebSocket peer silent this long
+  // (the server pings it after half of it) is closed.
+  double timeout_seconds = 30;
+  // Open connections from one client address; more are closed at once.
+  int max_connections_per_client = 64;
+  // The URL the server is reached at through a proxy ("" = loopback only): its host is served
+  // besides 127.0.0.1, localhost and [::1], and its origin is the server's own.
+  std::string public_url;
+};
+
+// "" when `url` can be HttpOptions::public_url (http:// or https://, a host, an optional port
+// and path), else what is wrong with it.
+std::string public_url_error(const std::string& url);
+
+// A JSON error response: {"error": message}.
+Response error_response(int status, const std::string& message);
+
+// Decodes a request target ("/path?query") into request.path and request.query: a malformed
+// %-escape or a NUL after decoding is an error (returned); '+' is a space in the query only.
+std::optional<std::string> decode_target(std::string_view target, Request& request);
+
+// The checks on a request's head (method, target, headers; no body yet) that need no socket:
+// header size, Host, and for state-changing requests and WebSocket upgrades (`upgrade`) the
+// Origin and Sec-Fetch-Site. The refusal, or nullopt.
+std::optional<Response> check_head(const Request& head, bool upgrade, const HttpOptions& options);
+
+// Parses one complete HTTP/1.1 request from `bytes` as the server does (same limits, same
+// checks; bodies are read into memory up to kMaxBodyBytes): the request or the refusal.
+std::variant<Request, Response> parse_request(std::string_view bytes, const HttpOptions& options);
+
+// A WebSocket connection as the handler sees it: a handle, not the connection's owner. It may be
+// kept past the connection (send() and close() then do nothing) and even past the HttpServer.
+// Everything but post() may be called from the io thread only.
 class Socket {
  public:
   virtual ~Socket() = default;
@@ -37,21 +87,23 @@ class Socket {
   // Closes the connection; `reason` (at most 123 bytes are sent) tells the peer why, and a
   // non-empty one closes with code 1008 (policy violation) rather than 1000.
   virtual void close(const std::string& reason = "") = 0;
-  // Bytes handed to send() and not yet written (for back-pressure).
+  // Bytes handed to send() and not yet written (for back-pressure); 0 once closed.
   virtual size_t buffered() const = 0;
-  // Runs `task` on the io thread; thread-safe.
+  // Runs `task` on the io thread; thread-safe (while the HttpServer exists).
   virtual void post(std::function<void()> task) = 0;
   virtual const std::string& path() const = 0;
   virtual int id() const = 0;
 };
 
+// The handler's entry points may throw: the server answers 500 (handle), refuses the request
+// (body_file_for, on_open) or closes that WebSocket with code 1011 (on_message).
 class Handler {
  public:
   virtual ~Handler() = default;
   virtual Response handle(const Request& request) = 0;
   // Where to stream the body of the request whose head (no body yet) is `head`: a new file's
-  // path for a large upload (up to 4 GiB), or "" to read the body into Request::body (up to
-  // 64 MiB). A bigger body closes the connection.
+  // path for a large upload (up to kMaxFileBodyBytes), or "" to read the body into
+  // Request::body (up to kMaxBodyBytes). A bigger body is refused with 413.
   virtual std::string body_file_for(const Request& head) {
     (void)head;
     return "";
@@ -59,16 +111,24 @@ class Handler {
   // A WebSocket opened on `socket->path()`; return false to refuse it.
   virtual bool on_open(const std::shared_ptr<Socket>& socket, const Request& request) = 0;
   virtual void on_message(const std::shared_ptr<Socket>& socket, const std::string& text) = 0;
+  // Called once for every socket on_open accepted, at the latest when the server stops.
   virtual void on_close(const std::shared_ptr<Socket>& socket) = 0;
 };
 
+// handler.handle(request), with an exception turned into a 500 (logged, its text not sent).
+Response handle_safely(Handler& handler, const Request& request);
+
 class HttpServer {
  public:
-  // Binds 127.0.0.1:`port` (0 = any free port). Throws std::runtime_error when it cannot.
-  HttpServer(Handler& handler, int port);
+  // Binds 127.0.0.1:`port` (0 = any free port). Throws std::runtime_error when it cannot, or
+  // when options.public_url is not valid.
+  HttpServer(Handler& handler, int port, HttpOptions options = {});
+  // Stops and closes every connection (see run()).
   ~HttpServer();
   int port() const;
-  // Runs the io loop on this thread until stop().
+  // Runs the io loop on this thread until stop(); then closes every connection (WebSockets with
+  // 1001 "going away"), calls on_close for every open WebSocket, and returns once every session
+  // is gone (a few seconds at most), so nothing of the network outlives run().
   void run();
   // Thread-safe.
   void stop();

@@ -87,6 +87,9 @@ class LocalWorkers {
     if (pid == 0) {
       // A local worker does not outlive its server (a restarted server starts its own).
       prctl(PR_SET_PDEATHSIG, SIGTERM);
+      // Nothing of the server's but stdin/stdout/stderr: its descriptors are close-on-exec
+      // already (issue 10, item 9); this also covers any opened without O_CLOEXEC elsewhere.
+      close_range(3, ~0U, 0);
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
@@ -133,7 +136,10 @@ int run_server(const ServerOptions& options) {
   std::unique_ptr<Watcher> watcher;
   Api api(state, [&] { if (watcher) watcher->refresh(); }, options.webhook_secret, options.web_dir);
   try {
-    http = std::make_unique<HttpServer>(api, options.port);
+    http = std::make_unique<HttpServer>(
+        api, options.port,
+        HttpOptions{options.http_timeout_seconds, options.max_connections_per_client,
+                    options.public_url});
   } catch (const std::exception& e) {
     std::cerr << "testlooper serve: " << e.what() << "\n";
     return 2;
@@ -153,6 +159,8 @@ int run_server(const ServerOptions& options) {
     state.check_workers(now_seconds());
   });
   std::cout << "testlooper serve: listening on http://127.0.0.1:" << http->port() << std::endl;
+  // run() returns once every connection is closed and every WebSocket's on_close was called, so
+  // the state holds no socket when the io_context goes (issue 10, item 11).
   http->run();
   watcher.reset();
   return 0;

@@ -26,9 +26,17 @@ struct ServerOptions {
   std::string self_executable;       // the testlooper binary, for local workers
   std::string artifacts_dir;         // "" = <data_dir>/artifacts
   std::string web_dir;               // the built web UI; "" = web/dist beside the binary's folder
+  // The URL the server is reached at through a proxy: its host is served besides the loopback
+  // names, and its origin may change state (HttpOptions::public_url).
+  std::string public_url;
+  // A client slower than this sending a request or reading a response, or idle this long
+  // between requests, is disconnected; WebSockets are pinged and closed after this much silence.
+  double http_timeout_seconds = 30;
+  int max_connections_per_client = 64;  // open connections from one address; more are closed
 };
 
-// Runs the server until SIGINT/SIGTERM; returns the exit status.
+// Runs the server until SIGINT/SIGTERM (then closes every connection, workers' with 1001
+// "going away", and returns 0); returns the exit status.
 int run_server(const ServerOptions& options);
 
 }  // namespace testlooper::server

@@ -88,15 +88,20 @@ class ServerProcess {
   }
   ~ServerProcess() { stop(SIGTERM); }
 
-  // Sends `sig` to the server (and its local workers when `group`) and waits for it.
-  void stop(int sig, bool group = true) {
-    if (pid_ <= 0) return;
+  // Sends `sig` to the server (and its local workers when `group`) and waits for it; returns its
+  // wait status (-1 when it was stopped already).
+  int stop(int sig, bool group = true) {
+    if (pid_ <= 0) return -1;
     group ? kill(-pid_, sig) : kill(pid_, sig);
-    waitpid(pid_, nullptr, 0);
+    int status = -1;
+    waitpid(pid_, &status, 0);
     pid_ = -1;
     if (out_) fclose(out_);
     out_ = nullptr;
+    return status;
   }
+
+  pid_t pid() const { return pid_; }
 
   int port() const { return port_; }
   std::string url(const std::string& path) const {
