@@ -223,13 +223,18 @@ class Session {
   virtual void shut_down() = 0;
   // Closes the socket now.
   virtual void force_close() = 0;
+  // True while the connection has no request in progress: it waits for a request's head (a
+  // new or idle keep-alive connection, or a slow client). Such a connection may be closed to
+  // make room for another from the same client.
+  virtual bool waiting_for_head() const { return false; }
 };
 
 struct Shared {
   Handler& handler;
   HttpOptions options;
   std::map<std::string, int> per_client;
-  std::map<uint64_t, std::weak_ptr<Session>> sessions;
+  std::map<uint64_t, std::weak_ptr<Session>> sessions;  // oldest first
+  std::map<uint64_t, std::string> addresses;             // by the same keys
   uint64_t next_key = 0;
   int next_ws_id = 0;
   bool stopping = false;
@@ -241,9 +246,11 @@ class Slot {
   Slot(Shared& shared, std::string address)
       : shared_(shared), address_(std::move(address)), key_(++shared.next_key) {
     ++shared_.per_client[address_];
+    shared_.addresses[key_] = address_;
   }
   ~Slot() {
     shared_.sessions.erase(key_);
+    shared_.addresses.erase(key_);
     if (--shared_.per_client[address_] <= 0) shared_.per_client.erase(address_);
   }
   Slot(const Slot&) = delete;
@@ -436,9 +443,11 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
 
   void shut_down() override { force_close(); }
   void force_close() override {
+    waiting_for_head_ = false;
     beast::error_code ignored;
     stream_.socket().close(ignored);
   }
+  bool waiting_for_head() const override { return waiting_for_head_; }
 
  private:
   std::chrono::milliseconds timeout() const { return duration(shared_.options.timeout_seconds); }
@@ -453,8 +462,11 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     head_parser_->body_limit(std::numeric_limits<uint64_t>::max());
     stream_.expires_after(timeout());
     auto self = shared_from_this();
-    http::async_read_header(stream_, buffer_, *head_parser_,
-                            [self](beast::error_code ec, size_t) { self->on_head(ec); });
+    waiting_for_head_ = true;
+    http::async_read_header(stream_, buffer_, *head_parser_, [self](beast::error_code ec, size_t) {
+      self->waiting_for_head_ = false;
+      self->on_head(ec);
+    });
   }
 
   static bool is_parse_error(const beast::error_code& ec) {
@@ -633,6 +645,7 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   }
 
   beast::tcp_stream stream_;
+  bool waiting_for_head_ = false;
   Shared& shared_;
   std::unique_ptr<Slot> slot_;
   beast::flat_buffer buffer_;
@@ -840,13 +853,31 @@ struct HttpServer::Impl {
     if (ec) return;
     const std::string address = remote.address().to_string();
     if (auto it = shared.per_client.find(address);
-        it != shared.per_client.end() && it->second >= shared.options.max_connections_per_client) {
+        it != shared.per_client.end() && it->second >= shared.options.max_connections_per_client &&
+        !make_room_for(address)) {
       return;  // closed at once
     }
     // Small messages (worker results, events) go out at once, not after Nagle's delay.
     socket.set_option(tcp::no_delay(true), ec);
     auto slot = std::make_unique<Slot>(shared, address);
     std::make_shared<HttpSession>(std::move(socket), shared, std::move(slot))->start();
+  }
+
+  // A client at its cap gets a new connection when one of its connections has no request in
+  // progress: the oldest such one is closed. So slow or idle connections (slowloris) cannot
+  // lock out a client that sends whole requests; requests in progress and WebSockets are never
+  // closed for it. False when none may go.
+  bool make_room_for(const std::string& address) {
+    for (const auto& [key, where] : shared.addresses) {
+      if (where != address) continue;
+      auto session = shared.sessions.find(key);
+      if (session == shared.sessions.end()) continue;
+      if (auto s = session->second.lock(); s && s->waiting_for_head()) {
+        s->force_close();  // its slot is freed when its pending read ends
+        return true;
+      }
+    }
+    return false;
   }
 
   void schedule(std::shared_ptr<asio::steady_timer> timer, double seconds,

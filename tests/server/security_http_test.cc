@@ -354,7 +354,7 @@ TEST(SecurityHttpTest, Item9_NoServerDescriptorLeaksIntoChildren) {
 }
 
 // Item 10: accept survives EMFILE; slow and idle clients time out; connections per client are
-// capped; live WebSockets stay up (pings).
+// capped, the oldest idle one making room for a new one; live WebSockets stay up (pings).
 TEST(SecurityHttpTest, Item10_AcceptErrorsTimeoutsAndConnectionCaps) {
   TempDir dir;
   {
@@ -421,13 +421,20 @@ TEST(SecurityHttpTest, Item10_AcceptErrorsTimeoutsAndConnectionCaps) {
     TempDir dir2;
     ServerProcess server(serve_args(dir2, {"--max-connections-per-client", "4"}));
     const int port = server.port();
+    // Four connections that never send a request: a fifth that does is served, and the oldest
+    // idle one makes room (a slowloris cannot lock a client out).
     std::vector<int> held;
-    for (int i = 0; i < 4; ++i) held.push_back(connect_to(port, 5));
-    // The server counts a connection once it accepted it: wait until it holds the four.
+    for (int i = 0; i < 4; ++i) held.push_back(connect_to(port, 20));
+    EXPECT_TRUE(eventually([&] { return serving(server); }, 20));
+    EXPECT_TRUE(closed_by_server(held[0])) << "the oldest idle connection was kept";
+    for (int fd : held) close(fd);
+    // Four WebSockets (never closed to make room): a fifth connection is closed at once.
+    std::vector<std::unique_ptr<WsClient>> sockets;
+    for (int i = 0; i < 4; ++i) sockets.push_back(std::make_unique<WsClient>(port, "/api/events"));
     const int extra = connect_to(port, 20);
     EXPECT_TRUE(closed_by_server(extra));
     close(extra);
-    for (int fd : held) close(fd);
+    sockets.clear();
     EXPECT_TRUE(eventually([&] { return serving(server); }, 20));
   }
 }
