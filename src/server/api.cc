@@ -592,6 +592,35 @@ Response Api::webhook(const Request& request) {
 
 Api::~Api() { state_.stop_log_viewers(); }
 
+std::optional<Response> Api::refuse_early(const Request& head) {
+  const std::string& p = head.path;
+  auto upgrade = head.headers.find("upgrade");
+  std::string protocol = upgrade == head.headers.end() ? "" : upgrade->second;
+  std::transform(protocol.begin(), protocol.end(), protocol.begin(), [](unsigned char c) { return std::tolower(c); });
+  const bool websocket = protocol == "websocket";
+  const bool worker = state_.is_worker_token(bearer_token(head.headers));
+  if (!websocket) {
+    if (head.method == "POST" && starts_with(p, "/api/artifacts/") && !worker) {
+      return error(401, "this endpoint is for workers: the worker token is missing or wrong");
+    }
+    return std::nullopt;
+  }
+  if (p == "/api/worker") {
+    if (!worker) return error(401, "unauthorized: the worker token is missing or wrong");
+    return std::nullopt;
+  }
+  if (p == "/api/events") return std::nullopt;
+  const std::string live_prefix = "/api/runs/", live_suffix = "/log/live";
+  if (starts_with(p, live_prefix) && ends_with(p, live_suffix) &&
+      p.size() >= live_prefix.size() + live_suffix.size()) {
+    if (!is_run_id(p.substr(live_prefix.size(), p.size() - live_prefix.size() - live_suffix.size()))) {
+      return error(400, "not a run id (16 lowercase hex digits)");
+    }
+    return std::nullopt;
+  }
+  return error(404, "no such WebSocket: " + p);
+}
+
 bool Api::on_open(const std::shared_ptr<Socket>& socket, const Request& request) {
   const std::string& p = request.path;
   if (p == "/api/worker") {

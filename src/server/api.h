@@ -23,6 +23,9 @@ class Api : public Handler {
   ~Api() override;
 
   Response handle(const Request& request) override;
+  // WebSocket upgrades that on_open would refuse (no worker token, not a run id, no such
+  // socket) and uploads without the worker token are refused here, before any upgrade or body.
+  std::optional<Response> refuse_early(const Request& head) override;
   bool on_open(const std::shared_ptr<Socket>& socket, const Request& request) override;
   void on_message(const std::shared_ptr<Socket>& socket, const std::string& text) override;
   void on_close(const std::shared_ptr<Socket>& socket) override;

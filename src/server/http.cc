@@ -486,6 +486,12 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     auto head = request_of(header, upgrade_, shared_.options);
     if (auto* refusal = std::get_if<Response>(&head)) return refuse(*refusal);
     head_ = std::move(std::get<Request>(head));
+    try {
+      if (auto early = shared_.handler.refuse_early(head_)) return refuse(*early);
+    } catch (const std::exception& e) {
+      log_error("refuse_early " + head_.path, e.what());
+      return refuse(error_response(500, "internal error"));
+    }
     std::string file;
     if (!upgrade_) {
       try {

@@ -96,7 +96,7 @@ class Socket {
 };
 
 // The handler's entry points may throw: the server answers 500 (handle), refuses the request
-// (body_file_for, on_open) or closes that WebSocket with code 1011 (on_message).
+// (refuse_early, body_file_for, on_open) or closes that WebSocket with code 1011 (on_message).
 class Handler {
  public:
   virtual ~Handler() = default;
@@ -107,6 +107,12 @@ class Handler {
   virtual std::string body_file_for(const Request& head) {
     (void)head;
     return "";
+  }
+  // Called with the head of every request (no body read yet), WebSocket upgrades included: a
+  // response refuses the request with it before its body is read or the connection upgraded.
+  virtual std::optional<Response> refuse_early(const Request& head) {
+    (void)head;
+    return std::nullopt;
   }
   // A WebSocket opened on `socket->path()`; return false to refuse it.
   virtual bool on_open(const std::shared_ptr<Socket>& socket, const Request& request) = 0;

@@ -241,7 +241,16 @@ class Agent {
       conn->ws.set_option(websocket::stream_base::decorator([this](websocket::request_type& r) {
         r.set(beast::http::field::authorization, "Bearer " + options_.token);
       }));
-      conn->ws.handshake(host_ + ":" + port_, "/api/worker");
+      websocket::response_type response;
+      beast::error_code ec;
+      conn->ws.handshake(response, host_ + ":" + port_, "/api/worker", ec);
+      if (ec) {
+        // Refused before the upgrade (401: a wrong or missing token): said once, like a close.
+        if (ec == websocket::error::upgrade_declined) {
+          say_why_closed("it refused the upgrade (is the worker token right?): " + ec.message());
+        }
+        return;
+      }
       conn->ws.read_message_max(256 << 20);
       conn->ws.text(true);
     } catch (const std::exception&) {
@@ -286,7 +295,9 @@ class Agent {
   // The server closed the connection (a wrong token, an id already connected...): said once per
   // reason, as the worker keeps reconnecting.
   void say_why_closed(const websocket::reason_string& reason) {
-    const std::string why(reason.data(), reason.size());
+    say_why_closed(std::string(reason.data(), reason.size()));
+  }
+  void say_why_closed(const std::string& why) {
     if (why.empty() || why == last_close_reason_) return;
     last_close_reason_ = why;
     std::cerr << "testlooper worker: the server closed the connection: " << why << std::endl;

@@ -279,11 +279,17 @@ TEST(SecurityHttpTest, Item8_BodiesOverTheLimitAre413BeforeTheyAreRead) {
       "Content-Length: 1073741824\r\n\r\n");
   EXPECT_EQ(status_of(r), 413) << r;
   EXPECT_TRUE(body_of(r)["error"].is_string()) << r;
-  // An upload over its own (4 GiB) limit: 413, and no file left behind.
-  r = roundtrip(port,
-                "POST /api/artifacts/builds/" + std::string(64, 'a') +
-                    "/bin.tar HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000000000\r\n\r\n");
+  // A worker's upload over its own (4 GiB) limit: 413, and no file left behind (anyone else's is
+  // a 401 before any limit).
+  std::string worker_token;
+  std::ifstream(dir.path() + "/data/worker.token") >> worker_token;
+  r = roundtrip(port, "POST /api/artifacts/builds/" + std::string(64, 'a') +
+                          "/bin.tar HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
+                          worker_token + "\r\nContent-Length: 5000000000\r\n\r\n");
   EXPECT_EQ(status_of(r), 413) << r;
+  r = roundtrip(port, "POST /api/artifacts/builds/" + std::string(64, 'a') +
+                          "/bin.tar HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000000000\r\n\r\n");
+  EXPECT_EQ(status_of(r), 401) << r;
   // A chunked body counted as it comes: 413 once it passes 64 MiB.
   {
     const int fd = connect_to(port);
