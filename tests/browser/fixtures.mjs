@@ -9,6 +9,7 @@ import path from 'node:path';
 
 const require = createRequire(new URL('../../web/package.json', import.meta.url));
 const { chromium } = require('playwright-core');
+const NodeWebSocket = require('ws');
 
 export const kChromium = process.env.TL_CHROMIUM ?? '/usr/bin/chromium';
 
@@ -88,6 +89,7 @@ export class Server {
       child.on('exit', (code) => reject(new Error(`serve exited (${code}): ${out}${server.stderr}`)));
     });
     server.url = `http://127.0.0.1:${port}`;
+    server.dataDir = dataDir;
     return server;
   }
 
@@ -130,6 +132,45 @@ export class Server {
     }, 5000);
     await exited;
     clearTimeout(killer);
+  }
+}
+
+// A worker the test plays, from Node (a page's WebSocket cannot send the worker token): connects
+// to the server's /api/worker with its worker token, says hello (`hello` adds to or overrides
+// the defaults), and keeps every message it is sent in `messages`.
+export class FakeWorker {
+  static async connect(server, hello = {}) {
+    const token = fs.readFileSync(path.join(server.dataDir, 'worker.token'), 'utf8').trim();
+    const ws = new NodeWebSocket(`${server.url.replace('http://', 'ws://')}/api/worker`, {
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    const worker = new FakeWorker(ws);
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', (e) => reject(new Error(`worker socket failed: ${e.message}`)));
+    });
+    worker.send({ type: 'hello', worker: 'fake', cores: 2, ram_gb: 2, host: 'browser-test', running: [], finished: [], ...hello });
+    return worker;
+  }
+
+  constructor(ws) {
+    this.ws = ws;
+    this.messages = [];
+    this.closed = new Promise((resolve) => ws.once('close', resolve));
+    ws.on('message', (data) => this.messages.push(JSON.parse(data.toString())));
+  }
+
+  send(message) {
+    this.ws.send(JSON.stringify(message));
+  }
+
+  jobs() {
+    return this.messages.filter((m) => m.type === 'job');
+  }
+
+  async close() {
+    this.ws.close();
+    await this.closed;
   }
 }
 

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { assert, assertEqual, eventually, test } from './harness.mjs';
-import { GitRepo, launchBrowser, Server, tempDir, screenshot } from './fixtures.mjs';
+import { FakeWorker, GitRepo, launchBrowser, Server, tempDir, screenshot } from './fixtures.mjs';
 
 // `cases/linux` always passes, but its case `b` fails from the commit that adds BROKEN on;
 // `flip/linux` itself fails from there.
@@ -236,10 +236,13 @@ export function register({ binary, artifacts }) {
     const after = await runsOf();
     assertEqual(after.map((r) => r.state), ['cancelled', 'cancelled'], 'no run starts once the target is met');
 
-    const again = await fetch(`${cancelServer.url}/api/runs/${first.id}/cancel`, { method: 'POST' });
+    const json = { method: 'POST', headers: { 'Content-Type': 'application/json' } };
+    const again = await fetch(`${cancelServer.url}/api/runs/${first.id}/cancel`, json);
     assertEqual([again.status, typeof (await again.json()).error], [409, 'string'], 'cancelling an ended run');
-    const unknown = await fetch(`${cancelServer.url}/api/runs/nope/cancel`, { method: 'POST' });
+    const unknown = await fetch(`${cancelServer.url}/api/runs/0123456789abcdef/cancel`, json);
     assertEqual(unknown.status, 404, 'cancelling an unknown run');
+    const malformed = await fetch(`${cancelServer.url}/api/runs/nope/cancel`, json);
+    assertEqual(malformed.status, 400, 'cancelling what is not a run id');
     await testPage.close();
     await cancelServer.stop();
   }, { timeoutMs: 120_000 });
@@ -259,25 +262,11 @@ export function register({ binary, artifacts }) {
     });
     servers.push(awayServer);
     await eventually(async () => (await awayServer.get('/api/repos')).length === 1, { what: 'the repo is seen' });
-    const worker = await browser.newPage();
-    await worker.goto(`${awayServer.url}/workers`);
-    const connect = (running) =>
-      worker.evaluate(
-        (running) =>
-          new Promise((resolve, reject) => {
-            window.messages = window.messages ?? [];
-            const ws = new WebSocket(`ws://${location.host}/api/worker`);
-            window.fakeWorker = ws;
-            ws.onopen = () => {
-              ws.send(JSON.stringify({ type: 'hello', worker: 'fake', cores: 1, ram_gb: 1, host: 'test', running, finished: [] }));
-              resolve();
-            };
-            ws.onmessage = (m) => window.messages.push(JSON.parse(m.data));
-            ws.onerror = () => reject(new Error('worker socket failed'));
-          }),
-        running,
-      );
-    const messages = () => worker.evaluate(() => window.messages);
+    let worker;
+    const connect = async (running) => {
+      worker = await FakeWorker.connect(awayServer, { worker: 'fake', cores: 1, ram_gb: 1, host: 'test', running });
+    };
+    const messages = async () => worker.messages;
     await connect([]);
     await awayServer.post('/api/repos/slow/branches/main/test', { enabled: true, depth: 0 });
     const first = await eventually(async () => (await messages()).find((m) => m.type === 'job')?.run_id, {
@@ -292,8 +281,7 @@ export function register({ binary, artifacts }) {
     });
     assertEqual((await awayServer.get(`/api/runs/${first}`)).state, 'running', 'running until the worker reports');
     const now = Date.now() / 1000;
-    await worker.evaluate(
-      (m) => window.fakeWorker.send(JSON.stringify(m)),
+    worker.send(
       { type: 'result', run_id: first, outcome: 'cancelled', exit_code: -1, message: '', start: now - 1, end: now, cases: [] },
     );
     await eventually(async () => (await page.textContent('.badge')) === 'cancelled', { what: 'the run page says cancelled' });
@@ -303,7 +291,7 @@ export function register({ binary, artifacts }) {
       async () => (await messages()).filter((m) => m.type === 'job').map((m) => m.run_id).find((id) => id !== first),
       { what: 'a replacement job' },
     );
-    await worker.evaluate(() => window.fakeWorker.close());
+    await worker.close();
     await eventually(async () => !(await awayServer.get('/api/workers'))[0].connected, { what: 'the worker is away' });
     await page.goto(`${awayServer.url}/runs/${second}`);
     await awayServer.post(`/api/repos/slow/commits/${(await awayServer.get(`/api/runs/${second}`)).commit}/targets`, {
@@ -312,7 +300,6 @@ export function register({ binary, artifacts }) {
     });
     await page.click('button.cancel');
     await eventually(async () => (await page.textContent('.badge')) === 'cancelled', { what: 'cancelled at once' });
-    await worker.evaluate(() => (window.messages = []));
     await connect([second]);
     await eventually(async () => (await messages()).some((m) => m.type === 'cancel' && m.run_id === second), {
       what: 'the returning worker is told to stop the run',

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { assert, assertEqual, eventually, test } from './harness.mjs';
-import { GitRepo, launchBrowser, Server, tempDir, screenshot } from './fixtures.mjs';
+import { FakeWorker, GitRepo, launchBrowser, Server, tempDir, screenshot } from './fixtures.mjs';
 import { syntheticHistory } from './synthetic.mjs';
 
 // Each test gets its own identity per commit (it depends on the commit's tree), so runs are
@@ -248,28 +248,10 @@ export function register({ binary, artifacts }) {
     });
     servers.push(liveServer);
     await eventually(async () => (await liveServer.get('/api/repos')).length === 1, { what: 'the repo is seen' });
-    const worker = await browser.newPage();
-    await worker.goto(`${liveServer.url}/workers`);
-    await worker.evaluate(
-      () =>
-        new Promise((resolve, reject) => {
-          window.jobs = [];
-          const ws = new WebSocket(`ws://${location.host}/api/worker`);
-          window.fakeWorker = ws;
-          ws.onopen = () => {
-            ws.send(JSON.stringify({ type: 'hello', worker: 'test-worker', cores: 2, ram_gb: 2, host: 'browser-test', running: [], finished: [] }));
-            resolve();
-          };
-          ws.onmessage = (m) => {
-            const msg = JSON.parse(m.data);
-            if (msg.type === 'job') window.jobs.push(msg);
-          };
-          ws.onerror = () => reject(new Error('worker socket failed'));
-        }),
-    );
+    const worker = await FakeWorker.connect(liveServer, { worker: 'test-worker' });
     await liveServer.post('/api/repos/live/branches/main/test', { enabled: true, depth: 0 });
-    const runId = await eventually(() => worker.evaluate(() => window.jobs[0]?.run_id), { what: 'a job is sent' });
-    const send = (message) => worker.evaluate((m) => window.fakeWorker.send(JSON.stringify(m)), message);
+    const runId = await eventually(() => worker.jobs()[0]?.run_id, { what: 'a job is sent' });
+    const send = (message) => worker.send(message);
 
     const runPage = await browser.newPage();
     await runPage.goto(`${liveServer.url}/runs/${runId}`);
