@@ -142,12 +142,8 @@ TEST_F(SecurityApiTest, ErrorsDoNotShowTheServersPaths) {
   auto server = start();
   const std::string data = std::filesystem::absolute(dir_.path()).string();
   // The file endpoints are the workers': show them the worker token when the server has one.
-  std::string auth;
-  if (std::ifstream in(dir_.path() + "/data/worker.token"); in) {
-    std::string token;
-    std::getline(in, token);
-    auth = "-H 'Authorization: Bearer " + token + "'";
-  }
+  const std::string token = fixtures::worker_token(dir_.path() + "/data");
+  const std::string auth = token.empty() ? "" : "-H 'Authorization: Bearer " + token + "'";
   // A commit id git does not have: the export error named the repo's folder.
   for (const std::string& path :
        {"/api/source/app/" + std::string(40, 'a'), "/api/source/app/" + sha_ + "?path=nothing/here",

@@ -78,12 +78,7 @@ class SecurityArtifactsTest : public ::testing::Test {
   std::string secret() const { return dir_.path() + "/secret"; }
 
   // The worker secret (issue 10 item 7).
-  std::string token() const {
-    std::ifstream in(data() + "/worker.token");
-    std::string t;
-    in >> t;
-    return t;
-  }
+  std::string token() const { return fixtures::worker_token(data()); }
   // The worker secret header.
   std::string auth() const { return "-H " + shell_quote("Authorization: Bearer " + token()) + " "; }
 

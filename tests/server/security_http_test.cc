@@ -208,8 +208,7 @@ TEST(SecurityHttpTest, Item5_MalformedEscapesAreA400AndNoExceptionEscapes) {
   // A worker message of the wrong types threw out of the handler and aborted the server. Now
   // it closes that connection with a reason (1011, or 1008 once messages are validated), and
   // nothing else. The worker token, where the server has one, gets the message that far.
-  std::string worker_token;
-  std::ifstream(dir.path() + "/data/worker.token") >> worker_token;
+  const std::string worker_token = fixtures::worker_token(dir.path() + "/data");
   for (const std::string message : {R"({"type":5})", R"({"type":"hello","cores":"many"})"}) {
     WsClient client(port, "/api/worker", worker_token);
     // A refused upgrade (e.g. without a worker token) is fine: the server is what matters here.
@@ -240,14 +239,14 @@ TEST(SecurityHttpTest, Item8_BodiesOverTheLimitAre413BeforeTheyAreRead) {
   EXPECT_TRUE(body_of(r)["error"].is_string()) << r;
   // A worker's upload over its own (4 GiB) limit: 413, and no file left behind (anyone else's is
   // a 401 before any limit).
-  std::string worker_token;
-  std::ifstream(dir.path() + "/data/worker.token") >> worker_token;
+  const std::string worker_token = fixtures::worker_token(dir.path() + "/data");
   r = roundtrip(port, "POST /api/artifacts/builds/" + std::string(64, 'a') +
                           "/bin.tar HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
                           worker_token + "\r\nContent-Length: 5000000000\r\n\r\n");
   EXPECT_EQ(status_of(r), 413) << r;
-  r = roundtrip(port, "POST /api/artifacts/builds/" + std::string(64, 'a') +
-                          "/bin.tar HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000000000\r\n\r\n");
+  r = roundtrip(port,
+                "POST /api/artifacts/builds/" + std::string(64, 'a') +
+                    "/bin.tar HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000000000\r\n\r\n");
   EXPECT_EQ(status_of(r), 401) << r;
   // A chunked body counted as it comes: 413 once it passes 64 MiB.
   {

@@ -9,11 +9,11 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <thread>
-#include <vector>
 #include <vector>
 
 #include "git/git_fixture.h"
@@ -112,10 +112,12 @@ class ServerProcess {
   }
   // POSTs `body`; returns the HTTP status and the parsed body.
   std::pair<int, nlohmann::json> post(const std::string& path, const std::string& body) const {
-    const std::string out = capture("curl -s -w '\\n%{http_code}' -X POST -H 'Content-Type: application/json' -d " +
-                                    shell_quote(body) + " " + shell_quote(url(path)));
+    const std::string out =
+        capture("curl -s -w '\\n%{http_code}' -X POST -H 'Content-Type: application/json' -d " +
+                shell_quote(body) + " " + shell_quote(url(path)));
     const size_t nl = out.rfind('\n');
-    return {std::stoi(out.substr(nl + 1)), nlohmann::json::parse(out.substr(0, nl), nullptr, false)};
+    return {std::stoi(out.substr(nl + 1)),
+            nlohmann::json::parse(out.substr(0, nl), nullptr, false)};
   }
 
  private:
@@ -124,10 +126,18 @@ class ServerProcess {
   FILE* out_ = nullptr;
 };
 
+// The worker secret the server keeps in `data_dir` (issue 10 item 7): "" when there is none.
+inline std::string worker_token(const std::string& data_dir) {
+  std::string token;
+  std::ifstream(data_dir + "/worker.token") >> token;
+  return token;
+}
+
 // Polls `done` every 100 ms for up to `seconds`; true when it became true.
 template <class F>
 bool eventually(F done, double seconds = 60) {
-  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int>(seconds * 1000));
+  const auto until = std::chrono::steady_clock::now() +
+                     std::chrono::milliseconds(static_cast<int>(seconds * 1000));
   while (std::chrono::steady_clock::now() < until) {
     if (done()) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
