@@ -19,15 +19,18 @@ namespace testlooper::cli {
 
 void add_serve_command(CLI::App& app, Action& action) {
   auto options = std::make_shared<server::ServerOptions>();
-  CLI::App* cmd = app.add_subcommand("serve", "Watch git repos, run their tests continuously, serve the API");
+  CLI::App* cmd =
+      app.add_subcommand("serve", "Watch git repos, run their tests continuously, serve the API");
   auto config = std::make_shared<std::string>();
   cmd->add_option("--config", *config, "A config file (docs/configuration.md); flags override it");
   cmd->add_option("--repos", options->repos_dir, "Every git repo directly under DIR is watched");
   cmd->add_option("--data", options->data_dir, "State and artifacts (default ./testlooper-data)");
   cmd->add_option("--port", options->port, "HTTP port on 127.0.0.1 (default 9081; 0 = any free)");
   cmd->add_option("--workers", options->local_workers, "Local worker processes (default 1)");
-  cmd->add_option("--worker-cores", options->worker_cores, "Cores per local worker (default: divided)");
-  cmd->add_option("--worker-ram-gb", options->worker_ram_gb, "RAM per local worker (default: divided)");
+  cmd->add_option("--worker-cores", options->worker_cores,
+                  "Cores per local worker (default: divided)");
+  cmd->add_option("--worker-ram-gb", options->worker_ram_gb,
+                  "RAM per local worker (default: divided)");
   cmd->add_option("--poll-seconds", options->poll_seconds, "Git polling interval (default 10)");
   cmd->add_option("--worker-timeout", options->worker_timeout_seconds,
                   "Seconds of silence after which a worker is lost (default 30)");
@@ -35,9 +38,11 @@ void add_serve_command(CLI::App& app, Action& action) {
                   "Hours after which a run still going is ended as an infrastructure failure "
                   "and its worker told to cancel it (default 24)")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--default-runs", options->default_target_runs, "Target runs per test (default 1)");
-  cmd->add_option("--extra-runs", options->extra_runs,
-                  "Extra runs per branch under test, spent where they localise a change (default 500)")
+  cmd->add_option("--default-runs", options->default_target_runs,
+                  "Target runs per test (default 1)");
+  cmd->add_option(
+         "--extra-runs", options->extra_runs,
+         "Extra runs per branch under test, spent where they localise a change (default 500)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--confidence", options->extra_confidence,
                   "Stop spending extra runs on a change this probable (default 0.95)")
@@ -55,7 +60,8 @@ void add_serve_command(CLI::App& app, Action& action) {
   cmd->add_option("--max-connections-per-client", options->max_connections_per_client,
                   "Open connections from one address; more are closed at once (default 64)")
       ->check(CLI::Range(1, 1 << 20));
-  cmd->add_option("--web", options->web_dir, "The built web UI (default: web/dist beside the binary's folder)");
+  cmd->add_option("--web", options->web_dir,
+                  "The built web UI (default: web/dist beside the binary's folder)");
   cmd->callback([options, config, cmd, &action] {
     if (!config->empty()) {
       // Flags given on the command line win over the file.
@@ -70,9 +76,11 @@ void add_serve_command(CLI::App& app, Action& action) {
       if (cmd->count("--worker-cores") == 0) options->worker_cores = from_file.worker_cores;
       if (cmd->count("--worker-ram-gb") == 0) options->worker_ram_gb = from_file.worker_ram_gb;
       if (cmd->count("--poll-seconds") == 0) options->poll_seconds = from_file.poll_seconds;
-      if (cmd->count("--worker-timeout") == 0) options->worker_timeout_seconds = from_file.worker_timeout_seconds;
+      if (cmd->count("--worker-timeout") == 0)
+        options->worker_timeout_seconds = from_file.worker_timeout_seconds;
       if (cmd->count("--max-run-hours") == 0) options->max_run_hours = from_file.max_run_hours;
-      if (cmd->count("--default-runs") == 0) options->default_target_runs = from_file.default_target_runs;
+      if (cmd->count("--default-runs") == 0)
+        options->default_target_runs = from_file.default_target_runs;
       if (cmd->count("--webhook-secret") == 0) options->webhook_secret = from_file.webhook_secret;
       if (cmd->count("--extra-runs") == 0) options->extra_runs = from_file.extra_runs;
       if (cmd->count("--confidence") == 0) options->extra_confidence = from_file.extra_confidence;
@@ -84,7 +92,8 @@ void add_serve_command(CLI::App& app, Action& action) {
       }
       options->artifacts_dir = from_file.artifacts_dir;
     }
-    if (options->repos_dir.empty()) throw CLI::RequiredError("--repos (or source_control.path_to_repos in --config)");
+    if (options->repos_dir.empty())
+      throw CLI::RequiredError("--repos (or source_control.path_to_repos in --config)");
     action = [options] {
       options->self_executable = std::filesystem::read_symlink("/proc/self/exe").string();
       return server::run_server(*options);
@@ -121,7 +130,8 @@ void add_rebuild_command(CLI::App& app, Action& action) {
 void add_worker_command(CLI::App& app, Action& action) {
   auto options = std::make_shared<worker::WorkerOptions>();
   CLI::App* cmd = app.add_subcommand("worker", "Run jobs for a TestLooper server");
-  cmd->add_option("--server", options->server_url, "The server, e.g. http://127.0.0.1:9081")->required();
+  cmd->add_option("--server", options->server_url, "The server, e.g. http://127.0.0.1:9081")
+      ->required();
   cmd->add_option("--cores", options->cores, "Cores to offer (default: all)");
   cmd->add_option("--ram-gb", options->ram_gb, "RAM to offer in GB (default: all)");
   cmd->add_option("--dir", options->dir, "Working directory (default ./testlooper-worker)");
@@ -131,6 +141,9 @@ void add_worker_command(CLI::App& app, Action& action) {
                   "The server's worker secret (its <data>/worker.token); default: the "
                   "TESTLOOPER_WORKER_TOKEN environment variable");
   cmd->add_flag("--on-host", options->on_host, "Run Linux environments directly on this machine");
+  cmd->add_option("--parent-pid", options->parent_pid,
+                  "Stop (cancelling every run) once this process is no longer the worker's parent "
+                  "(the server passes its own pid to the local workers it starts)");
   cmd->add_flag("--shared-disk", options->shared_disk,
                 "Use the server's repos and artifact store directly (same machine or shared "
                 "filesystem); without it sources and artifacts travel over HTTP");
@@ -149,9 +162,11 @@ void add_worker_command(CLI::App& app, Action& action) {
     action = [options] {
       if (options->dir.empty()) options->dir = "testlooper-worker";
       options->dir = std::filesystem::absolute(options->dir).string();
-      if (options->cores <= 0) options->cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+      if (options->cores <= 0)
+        options->cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
       if (options->ram_gb <= 0) {
-        options->ram_gb = static_cast<int>(sysconf(_SC_PHYS_PAGES) / (1024 * 1024 * 1024 / sysconf(_SC_PAGE_SIZE)));
+        options->ram_gb = static_cast<int>(sysconf(_SC_PHYS_PAGES) /
+                                           (1024 * 1024 * 1024 / sysconf(_SC_PAGE_SIZE)));
       }
       if (options->id.empty()) {
         char host[256] = {0};

@@ -25,16 +25,19 @@ std::atomic<bool> g_stop{false};
 
 void on_signal(int) { g_stop = true; }
 
-
 // Local worker processes, restarted when they exit.
 class LocalWorkers {
  public:
   LocalWorkers(const ServerOptions& options, int port) : options_(options), port_(port) {
     const int n = std::max(0, options.local_workers);
-    const int cores = options.worker_cores > 0 ? options.worker_cores
-                                               : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / std::max(1, n));
+    const int cores =
+        options.worker_cores > 0
+            ? options.worker_cores
+            : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / std::max(1, n));
     const long pages = sysconf(_SC_PHYS_PAGES) * (sysconf(_SC_PAGE_SIZE) / 1024) / (1024 * 1024);
-    const int ram = options.worker_ram_gb > 0 ? options.worker_ram_gb : std::max(1, static_cast<int>(pages / std::max(1, n)));
+    const int ram = options.worker_ram_gb > 0
+                        ? options.worker_ram_gb
+                        : std::max(1, static_cast<int>(pages / std::max(1, n)));
     for (int i = 0; i < n; ++i) {
       specs_.push_back({i, cores, ram});
       pids_.push_back(start(specs_.back()));
@@ -63,7 +66,8 @@ class LocalWorkers {
   // Restarts workers that exited.
   void supervise() {
     for (size_t i = 0; i < pids_.size(); ++i) {
-      if (pids_[i] > 0 && waitpid(pids_[i], nullptr, WNOHANG) == pids_[i]) pids_[i] = start(specs_[i]);
+      if (pids_[i] > 0 && waitpid(pids_[i], nullptr, WNOHANG) == pids_[i])
+        pids_[i] = start(specs_[i]);
     }
   }
 
@@ -77,22 +81,37 @@ class LocalWorkers {
   pid_t start(const Spec& s) {
     const std::string dir = options_.data_dir + "/workers/" + std::to_string(s.index);
     std::filesystem::create_directories(dir);
-    std::vector<std::string> args = {options_.self_executable, "worker", "--server",
-                                     "http://127.0.0.1:" + std::to_string(port_), "--cores",
-                                     std::to_string(s.cores), "--ram-gb", std::to_string(s.ram),
-                                     "--dir", dir, "--id", "local-" + std::to_string(s.index),
-                                     "--shared-disk", "--token-file",
-                                     options_.data_dir + "/worker.token"};
+    std::vector<std::string> args = {options_.self_executable,
+                                     "worker",
+                                     "--server",
+                                     "http://127.0.0.1:" + std::to_string(port_),
+                                     "--cores",
+                                     std::to_string(s.cores),
+                                     "--ram-gb",
+                                     std::to_string(s.ram),
+                                     "--dir",
+                                     dir,
+                                     "--id",
+                                     "local-" + std::to_string(s.index),
+                                     "--shared-disk",
+                                     "--token-file",
+                                     options_.data_dir + "/worker.token",
+                                     "--parent-pid",
+                                     std::to_string(::getpid())};
+    // Built before fork: the child of a threaded process may only make async-signal-safe calls.
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const pid_t parent = ::getpid();
     const pid_t pid = fork();
     if (pid == 0) {
-      // A local worker does not outlive its server (a restarted server starts its own).
+      // A local worker does not outlive its server (a restarted server starts its own). Set
+      // race-free: a server that died before prctl() took effect has already reparented us.
       prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != parent) _exit(0);
       // Nothing of the server's but stdin/stdout/stderr: its descriptors are close-on-exec
       // already (issue 10, item 9); this also covers any opened without O_CLOEXEC elsewhere.
       close_range(3, ~0U, 0);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
       execv(argv[0], argv.data());
       _exit(127);
     }
@@ -112,7 +131,8 @@ int run_server(const ServerOptions& options) {
   std::error_code ec;
   fs::create_directories(options.data_dir + "/logs", ec);
   if (ec) {
-    std::cerr << "testlooper serve: cannot create " << options.data_dir << ": " << ec.message() << "\n";
+    std::cerr << "testlooper serve: cannot create " << options.data_dir << ": " << ec.message()
+              << "\n";
     return 2;
   }
   auto store = store::open_sqlite_store(options.data_dir + "/state.db");
@@ -121,12 +141,13 @@ int run_server(const ServerOptions& options) {
     return 2;
   }
   const std::string data = fs::absolute(options.data_dir).string();
-  ServerState state(**store, StateOptions{options.default_target_runs, options.worker_timeout_seconds,
-                                          data + "/logs", fs::absolute(options.repos_dir).string(),
-                                          options.artifacts_dir.empty()
-                                              ? data + "/artifacts"
-                                              : fs::absolute(options.artifacts_dir).string(),
-                                          options.extra_runs, options.extra_confidence});
+  ServerState state(
+      **store,
+      StateOptions{options.default_target_runs, options.worker_timeout_seconds, data + "/logs",
+                   fs::absolute(options.repos_dir).string(),
+                   options.artifacts_dir.empty() ? data + "/artifacts"
+                                                 : fs::absolute(options.artifacts_dir).string(),
+                   options.extra_runs, options.extra_confidence});
   if (auto s = state.load();
       !s.ok() || !(s = state.secure_workers(data + "/worker.token", options.max_run_hours)).ok()) {
     std::cerr << "testlooper serve: " << s.error().to_string() << "\n";
@@ -134,7 +155,12 @@ int run_server(const ServerOptions& options) {
   }
   std::unique_ptr<HttpServer> http;
   std::unique_ptr<Watcher> watcher;
-  Api api(state, [&] { if (watcher) watcher->refresh(); }, options.webhook_secret, options.web_dir);
+  Api api(
+      state,
+      [&] {
+        if (watcher) watcher->refresh();
+      },
+      options.webhook_secret, options.web_dir);
   try {
     http = std::make_unique<HttpServer>(
         api, options.port,
@@ -144,11 +170,11 @@ int run_server(const ServerOptions& options) {
     std::cerr << "testlooper serve: " << e.what() << "\n";
     return 2;
   }
-  watcher = std::make_unique<Watcher>(options.repos_dir, options.poll_seconds, state.known_commits(),
-                                      [&](RepoBatch batch) {
-                                        auto shared = std::make_shared<RepoBatch>(std::move(batch));
-                                        http->post([&state, shared] { state.ingest(std::move(*shared)); });
-                                      });
+  watcher = std::make_unique<Watcher>(
+      options.repos_dir, options.poll_seconds, state.known_commits(), [&](RepoBatch batch) {
+        auto shared = std::make_shared<RepoBatch>(std::move(batch));
+        http->post([&state, shared] { state.ingest(std::move(*shared)); });
+      });
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   signal(SIGPIPE, SIG_IGN);

@@ -208,12 +208,25 @@ class Agent {
         send(json{{"type", "heartbeat"}}.dump());
       }
     });
+    // A local worker follows its server: once its parent is gone it stops, within 0.2 s.
+    std::thread orphan_check([this] {
+      while (!g_stop && options_.parent_pid > 0) {
+        if (::getppid() != options_.parent_pid) {
+          std::cerr << "testlooper worker: the server that started this worker is gone; stopping"
+                    << std::endl;
+          g_stop = true;
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+    });
     while (!g_stop) {
       session();
       if (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
     cancel_all();
     heartbeat.join();
+    orphan_check.join();
     for (auto& t : threads_) t.thread.join();
     return 0;
   }

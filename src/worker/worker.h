@@ -19,6 +19,9 @@ struct WorkerOptions {
   // local workers, or a shared filesystem): jobs then name them and the worker uses them
   // directly. Otherwise sources and artifacts travel over HTTP (worker/server_files.h).
   bool shared_disk = false;
+  // When set, the worker stops (cancelling its runs) as soon as this process is no longer its
+  // parent: the server that started it died (its PR_SET_PDEATHSIG is the first line of defence).
+  int parent_pid = 0;
   // The server's worker secret, sent as `Authorization: Bearer <token>` on the WebSocket upgrade
   // and on every file request.
   std::string token;

@@ -317,6 +317,38 @@ TEST(SecurityHttpTest, Item9_NoServerDescriptorLeaksIntoChildren) {
   for (pid_t w : workers) kill(w, SIGKILL);
 }
 
+// True while `pid` runs (a zombie has exited).
+bool running(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("State:", 0) == 0) return line.find('Z') == std::string::npos;
+  }
+  return false;
+}
+
+// The hardening issue, item 3: local workers do not outlive a server killed with SIGKILL (the
+// death signal, and each worker's own check that the server is still its parent), so a
+// restarted server starts with none of the old ones around.
+TEST(SecurityHttpTest, LocalWorkersStopOnceTheirServerIsGone) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.path() + "/repos");
+  ServerProcess server({"--repos", dir.path() + "/repos", "--data", dir.path() + "/data", "--port",
+                        "0", "--workers", "2", "--worker-cores", "1", "--worker-ram-gb", "1"});
+  ASSERT_TRUE(eventually([&] { return children_of(server.pid()).size() == 2; }, 30));
+  const std::vector<pid_t> workers = children_of(server.pid());
+  server.stop(SIGKILL, /*group=*/false);
+  EXPECT_TRUE(eventually(
+      [&] {
+        for (pid_t w : workers) {
+          if (running(w)) return false;
+        }
+        return true;
+      },
+      30))
+      << "a local worker outlived its server";
+  for (pid_t w : workers) kill(w, SIGKILL);
+}
+
 // Item 10: accept survives EMFILE; slow and idle clients time out; connections per client are
 // capped, the oldest idle one making room for a new one; live WebSockets stay up (pings).
 TEST(SecurityHttpTest, Item10_AcceptErrorsTimeoutsAndConnectionCaps) {
