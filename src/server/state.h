@@ -145,6 +145,8 @@ class ServerState {
   void end_overdue_runs(double now);
   void record_result(store::RunRow run, const std::vector<store::CaseRow>& cases);
   void fail_worker_runs(WorkerState& worker, const std::string& why);
+  // Records those of `ids` still active as infrastructure failures, with `why` as detail.
+  void fail_runs(const std::vector<std::string>& ids, const std::string& why);
   void append_log(const std::string& run_id, const std::string& data);
   void broadcast(const std::string& event);
 

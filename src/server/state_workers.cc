@@ -121,15 +121,7 @@ void ServerState::worker_hello(const std::shared_ptr<Socket>& socket, const Hell
   for (const auto& [run_id, res] : w.running) {
     if (!still.count(run_id)) lost.push_back(run_id);
   }
-  for (const auto& run_id : lost) {
-    auto run = active_runs_.find(run_id);
-    if (run == active_runs_.end()) continue;
-    store::RunRow r = run->second;
-    r.state = store::RunState::kInfraFailed;
-    r.ended = now_seconds();
-    r.detail = "the worker restarted without this run";
-    record_result(r, {});
-  }
+  fail_runs(lost, "the worker restarted without this run");
   // Runs it still has that are over here (cancelled while it was away, or given up on) or that
   // a user cancelled are stopped; another worker's active runs are none of its business.
   for (const auto& run_id : still) {
@@ -177,17 +169,13 @@ void ServerState::end_overdue_runs(double now) {
     if (now - run.started > options_.max_run_seconds) overdue.push_back(run_id);
   }
   for (const auto& run_id : overdue) {
-    store::RunRow r = active_runs_.at(run_id);
-    auto w = workers_.find(r.worker);
+    auto w = workers_.find(active_runs_.at(run_id).worker);
     if (w != workers_.end() && w->second.socket) {
       w->second.socket->send(json{{"type", "cancel"}, {"run_id", run_id}}.dump());
     }
-    r.state = store::RunState::kInfraFailed;
-    r.ended = now;
-    r.detail = fmt::format("the run exceeded the maximum run duration ({} hours)",
-                           options_.max_run_seconds / 3600);
-    record_result(r, {});
   }
+  fail_runs(overdue, fmt::format("the run exceeded the maximum run duration ({} hours)",
+                                 options_.max_run_seconds / 3600));
   if (!overdue.empty()) update();
 }
 
@@ -219,6 +207,10 @@ Status ServerState::cancel_run(const std::string& run_id) {
 void ServerState::fail_worker_runs(WorkerState& worker, const std::string& why) {
   std::vector<std::string> ids;
   for (const auto& [run_id, res] : worker.running) ids.push_back(run_id);
+  fail_runs(ids, why);
+}
+
+void ServerState::fail_runs(const std::vector<std::string>& ids, const std::string& why) {
   for (const auto& run_id : ids) {
     auto run = active_runs_.find(run_id);
     if (run == active_runs_.end()) continue;
