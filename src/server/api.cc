@@ -11,6 +11,7 @@
 #include <set>
 
 #include "core/ids.h"
+#include "core/token.h"
 #include "planner/planner.h"
 #include "server/api_history.h"
 #include "server/api_json.h"
@@ -198,7 +199,7 @@ Response Api::handle(const Request& request) {
 std::string Api::without_server_paths(std::string text) const {
   // The server's own folders, longest first, so a repo inside the data folder reads as a repo.
   std::vector<std::string> paths = {state_.artifacts_dir(),
-                                    std::filesystem::path(state_.log_path("x")).parent_path().parent_path().string()};
+                                    std::filesystem::path(state_.logs_dir()).parent_path().string()};
   for (const auto& [name, path] : state_.repos()) {
     paths.push_back(path);
     paths.push_back(std::filesystem::path(path).parent_path().string());
@@ -572,14 +573,11 @@ Response Api::web_file(const std::string& path) {
 
 bool Api::webhook_authentic(const Request& request) const {
   if (webhook_secret_.empty()) return true;
-  auto same = [](const std::string& a, const std::string& b) {
-    return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-  };
   auto github = request.headers.find("x-hub-signature-256");
   auto gitlab = request.headers.find("x-gitlab-token");
   return (github != request.headers.end() &&
-          same(github->second, "sha256=" + hmac_sha256_hex(webhook_secret_, request.body))) ||
-         (gitlab != request.headers.end() && same(gitlab->second, webhook_secret_));
+          same_secret(github->second, "sha256=" + hmac_sha256_hex(webhook_secret_, request.body))) ||
+         (gitlab != request.headers.end() && same_secret(gitlab->second, webhook_secret_));
 }
 
 Response Api::webhook(const Request& request) {
@@ -598,15 +596,12 @@ std::optional<Response> Api::refuse_early(const Request& head) {
   std::string protocol = upgrade == head.headers.end() ? "" : upgrade->second;
   std::transform(protocol.begin(), protocol.end(), protocol.begin(), [](unsigned char c) { return std::tolower(c); });
   const bool websocket = protocol == "websocket";
-  const bool worker = state_.is_worker_token(bearer_token(head.headers));
   if (!websocket) {
-    if (head.method == "POST" && starts_with(p, "/api/artifacts/") && !worker) {
-      return error(401, "this endpoint is for workers: the worker token is missing or wrong");
-    }
+    if (head.method == "POST" && starts_with(p, "/api/artifacts/")) return upload_refusal(head);
     return std::nullopt;
   }
   if (p == "/api/worker") {
-    if (!worker) return error(401, "unauthorized: the worker token is missing or wrong");
+    if (!state_.is_worker_token(bearer_token(head.headers))) return error(401, "unauthorized: the worker token is missing or wrong");
     return std::nullopt;
   }
   if (p == "/api/events") return std::nullopt;

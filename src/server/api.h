@@ -39,6 +39,9 @@ class Api : public Handler {
   // not for one of those endpoints.
   std::optional<Response> get_file(const Request& request);
   std::optional<Response> post_file(const Request& request);
+  // Why an upload (POST /api/artifacts/...) is refused: 401 without the worker token, 403
+  // unless it carries the upload token of the active run it is for; nullopt when it may go on.
+  std::optional<Response> upload_refusal(const Request& head) const;
   Response source_archive(const std::string& repo, const std::string& sha, const std::string& path);
   Response build_files(const std::string& hash);
   Response build_file(const std::string& hash, const std::string& name);

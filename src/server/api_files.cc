@@ -152,21 +152,28 @@ std::optional<Response> Api::get_file(const Request& request) {
   return std::nullopt;
 }
 
-std::optional<Response> Api::post_file(const Request& request) {
-  const std::string& p = request.path;
-  if (!starts_with(p, "/api/artifacts/")) return std::nullopt;
-  if (!from_worker(state_, request)) return unauthorized();
-  const std::vector<std::string> parts = segments(p.substr(15));
+std::optional<Response> Api::upload_refusal(const Request& head) const {
+  if (!from_worker(state_, head)) return unauthorized();
+  const std::vector<std::string> parts = segments(head.path.substr(15));
   // Only the worker given the build's (or the record's) run, while that run is active.
   const bool allowed = (parts.size() == 3 && parts[0] == "builds" &&
-                        state_.may_upload_build(parts[1], upload_token(request))) ||
+                        state_.may_upload_build(parts[1], upload_token(head))) ||
                        (parts.size() == 2 && parts[0] == "runs" &&
-                        state_.may_upload_record(parts[1], upload_token(request)));
+                        state_.may_upload_record(parts[1], upload_token(head)));
   if (!allowed) {
     return error(403,
                  "uploads are accepted only from the worker running the build or run, "
                  "with its job's upload token, while the run is active");
   }
+  return std::nullopt;
+}
+
+std::optional<Response> Api::post_file(const Request& request) {
+  const std::string& p = request.path;
+  if (!starts_with(p, "/api/artifacts/")) return std::nullopt;
+  // Checked on the head too (refuse_early), and again now: the run may have ended meanwhile.
+  if (auto refusal = upload_refusal(request)) return refusal;
+  const std::vector<std::string> parts = segments(p.substr(15));
   if (parts.size() == 3 && parts[0] == "builds") return put_build_file(parts[1], parts[2], request);
   if (parts.size() == 2 && parts[0] == "runs") return put_run_record(parts[1], request);
   return error(404, "expected /api/artifacts/builds/{hash}/{file} or /api/artifacts/runs/{id}");

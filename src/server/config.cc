@@ -6,6 +6,9 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <cmath>
+#include <limits>
+#include <type_traits>
 #include <nlohmann/json.hpp>
 
 #include "server/http.h"
@@ -62,6 +65,17 @@ template <class T>
 Setter number(T& field) {
   return [&field](const json& v, const std::string& where) -> Status {
     if (!v.is_number()) return Error{where, "expected a number"};
+    if constexpr (std::is_integral_v<T>) {
+      // An integer in T's range: get<T>() would truncate 4294967297 to 1.
+      const bool fits = v.is_number_integer() &&
+                        (v.is_number_unsigned()
+                             ? v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max())
+                             : v.get<int64_t>() >= std::numeric_limits<T>::min() &&
+                                   v.get<int64_t>() <= std::numeric_limits<T>::max());
+      if (!fits) return Error{where, "expected an integer that fits"};
+    } else if (!std::isfinite(v.get<double>()) || std::abs(v.get<double>()) > 1e9) {
+      return Error{where, "expected a number of at most 1e9"};
+    }
     field = v.get<T>();
     return {};
   };

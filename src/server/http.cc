@@ -345,10 +345,11 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     if (file.empty()) {
       string_parser_.emplace(std::move(*head_parser_));
       string_parser_->body_limit(limit);
-      continue_if_expected();
-      return read_body(*string_parser_, [self](beast::error_code ec) {
-        if (ec) return self->on_body_error(ec, kMaxBodyBytes);
-        self->dispatch(self->string_parser_->release());
+      return continue_then([self] {
+        self->read_body(*self->string_parser_, [self](beast::error_code ec) {
+          if (ec) return self->on_body_error(ec, kMaxBodyBytes);
+          self->dispatch(self->string_parser_->release());
+        });
       });
     }
     const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -361,27 +362,40 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     beast::file body_file;
     body_file.native_handle(fd);
     file_parser_->get().body().reset(std::move(body_file), ec);
-    continue_if_expected();
-    read_body(*file_parser_, [self, file](beast::error_code ec) {
-      auto request = self->file_parser_->release();
-      request.body().close();
-      std::error_code ignored;
-      if (ec) {
+    continue_then([self, file] {
+      self->read_body(*self->file_parser_, [self, file](beast::error_code ec) {
+        auto request = self->file_parser_->release();
+        request.body().close();
+        std::error_code ignored;
+        if (ec) {
+          std::filesystem::remove(file, ignored);
+          return self->on_body_error(ec, kMaxFileBodyBytes);
+        }
+        Request parsed = std::move(self->head_);
+        parsed.body_file = file;
+        self->respond(parsed, request.version(), request.keep_alive());
         std::filesystem::remove(file, ignored);
-        return self->on_body_error(ec, kMaxFileBodyBytes);
-      }
-      Request parsed = std::move(self->head_);
-      parsed.body_file = file;
-      self->respond(parsed, request.version(), request.keep_alive());
+      });
+    }, [self, file] {
+      self->file_parser_.reset();  // closes the file
+      std::error_code ignored;
       std::filesystem::remove(file, ignored);
     });
   }
 
-  void continue_if_expected() {
-    if (lower(head_.headers["expect"]) != "100-continue") return;
-    beast::error_code ignored;
-    http::write(stream_.socket(), http::response<http::empty_body>{http::status::continue_, 11},
-                ignored);
+  // Answers "Expect: 100-continue" (asynchronously, within the timeout: a client that never
+  // reads cannot block the io thread), then calls `next`.
+  // `failed` runs instead when the answer cannot be written (the connection is then gone).
+  template <class Next, class Failed = void (*)()>
+  void continue_then(Next next, Failed failed = [] {}) {
+    if (lower(head_.headers["expect"]) != "100-continue") return next();
+    auto res = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
+    stream_.expires_after(timeout());
+    auto self = shared_from_this();
+    http::async_write(stream_, *res, [self, res, next, failed](beast::error_code ec, size_t) {
+      if (ec) return failed();
+      next();
+    });
   }
 
   // Reads the body piece by piece: the timeout applies to each piece (progress), not the whole.
@@ -598,7 +612,11 @@ struct HttpServer::Impl {
     timer->expires_after(duration(seconds));
     timer->async_wait([this, timer, seconds, task](beast::error_code ec) {
       if (ec || shared.stopping) return;
-      task();
+      try {
+        task();
+      } catch (const std::exception& e) {  // a failed round, not the end of the timer
+        log_error("periodic task", e.what());
+      }
       schedule(timer, seconds, task);
     });
   }
@@ -670,6 +688,8 @@ void HttpServer::run() {
       break;
     } catch (const std::exception& e) {
       log_error("io loop", e.what());
+    } catch (...) {
+      log_error("io loop", "unknown exception");
     }
   }
   impl_->shut_down_all();

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -89,6 +90,10 @@ Result<std::pair<store::RunRow, std::vector<store::CaseRow>>> parse_record(const
   run.worker = "rebuilt";
   run.started = *started;
   run.state = run_state_of_outcome(*outcome);
+  // A crafted record's exit code may be anything: out of int's range is not a cast to make.
+  if (!(*exit_code >= std::numeric_limits<int>::min() && *exit_code <= std::numeric_limits<int>::max())) {
+    return Error{"", "exit_code is out of range"};
+  }
   run.exit_code = static_cast<int>(*exit_code);
   run.ended = *ended;
   run.detail = *message;

@@ -199,16 +199,22 @@ planner::HashProgress ServerState::progress(const std::string& hash) const {
 void ServerState::ingest(RepoBatch batch) {
   (void)store_.put_repo(batch.repo);
   repos_[batch.repo.name] = batch.repo.path;
-  if (!batch.commits.empty()) (void)store_.put_commits(batch.commits);
+  // Checked before it is stored, so the store only ever holds what load() accepts: a commit
+  // whose definitions the planner cannot read is kept with that error and no objects.
   for (size_t i = 0; i < batch.commits.size(); ++i) {
-    (void)store_.put_definitions(batch.commits[i], batch.objects[i]);
+    store::CommitRow& row = batch.commits[i];
     try {
-      add_commit(batch.commits[i], batch.objects[i]);
+      add_commit(row, batch.objects[i]);
     } catch (const std::exception& e) {
-      std::cerr << "testlooper serve: commit " << batch.commits[i].sha << ": " << e.what() << std::endl;
-      commits_.erase({batch.commits[i].repo, batch.commits[i].sha});
+      row.error = std::string("the server cannot plan this commit's definitions: ") + e.what();
+      row.test_sets_json = "{}";
+      row.triggered_json = "[]";
+      batch.objects[i].clear();
+      add_commit(row, {});
     }
   }
+  if (!batch.commits.empty()) (void)store_.put_commits(batch.commits);
+  for (size_t i = 0; i < batch.commits.size(); ++i) (void)store_.put_definitions(batch.commits[i], batch.objects[i]);
   std::set<std::string> present;
   for (auto& b : batch.branches) {
     present.insert(b.name);

@@ -122,6 +122,7 @@ class ServerState {
   const std::map<std::pair<std::string, std::string>, std::set<std::string>>& enabled_sets() const { return enabled_; }
   // The log file of run `run_id`; "" when `run_id` is not a run id (core/ids.h).
   std::string log_path(const std::string& run_id) const;
+  const std::string& logs_dir() const { return options_.logs_dir; }
   const std::string& artifacts_dir() const { return options_.artifacts_dir; }
   int64_t run_counter() const { return run_counter_; }
   // Extra runs spent by a branch under test so far, and its budget.

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <set>
 
+#include "fake_worker.h"
 #include "server_fixture.h"
 #include "ws_client.h"
 
@@ -24,6 +25,8 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 using fixtures::eventually;
+using fixtures::FakeJob;
+using fixtures::FakeWorker;
 using fixtures::GitFixtureRepo;
 using fixtures::ServerProcess;
 using fixtures::TempDir;
@@ -228,6 +231,12 @@ TEST(SecurityHttpTest, Item5_MalformedEscapesAreA400AndNoExceptionEscapes) {
 // with a JSON body, not a silent close; long URLs 414, large heads 431.
 TEST(SecurityHttpTest, Item8_BodiesOverTheLimitAre413BeforeTheyAreRead) {
   TempDir dir;
+  GitFixtureRepo app(dir.path() + "/repos/app");
+  app.write("testlooper.yml",
+            "looper_version: 5\n"
+            "environments: {linux: {platform: linux, image: {host: true}}}\n"
+            "builds: {b/linux: {command: 'true'}}\n");
+  app.commit("first");
   ServerProcess server(serve_args(dir));
   const int port = server.port();
   // A 1 GiB Content-Length with no body: answered at once, without waiting for the body.
@@ -238,12 +247,21 @@ TEST(SecurityHttpTest, Item8_BodiesOverTheLimitAre413BeforeTheyAreRead) {
   EXPECT_EQ(status_of(r), 413) << r;
   EXPECT_TRUE(body_of(r)["error"].is_string()) << r;
   // A worker's upload over its own (4 GiB) limit: 413, and no file left behind (anyone else's is
-  // a 401 before any limit).
+  // a 401 before any limit). Uploads are authorised before their size: this one comes from the
+  // worker the server gave the build to, with that job's upload token.
   const std::string worker_token = fixtures::worker_token(dir.path() + "/data");
-  r = roundtrip(port, "POST /api/artifacts/builds/" + std::string(64, 'a') +
+  ASSERT_TRUE(eventually([&] { return server.get("/api/repos").size() == 1; }, 30));
+  FakeWorker builder(port, worker_token, "builder");
+  ASSERT_EQ(server.post("/api/repos/app/branches/main/test", R"({"enabled": true})").first, 200);
+  const std::optional<FakeJob> job = builder.job("b/linux");
+  ASSERT_TRUE(job.has_value());
+  const std::string hash = job->message["object"]["hash"];
+  r = roundtrip(port, "POST /api/artifacts/builds/" + hash +
                           "/bin.tar HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
-                          worker_token + "\r\nContent-Length: 5000000000\r\n\r\n");
+                          worker_token + "\r\nX-TestLooper-Upload: " + job->upload_token +
+                          "\r\nContent-Length: 5000000000\r\n\r\n");
   EXPECT_EQ(status_of(r), 413) << r;
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/data/artifacts/builds/" + hash + "/bin.tar"));
   r = roundtrip(port,
                 "POST /api/artifacts/builds/" + std::string(64, 'a') +
                     "/bin.tar HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000000000\r\n\r\n");
