@@ -179,5 +179,30 @@ TEST_F(SecurityApiTest, AMalformedRowInTheDatabaseIsAnErrorNamingItNotAnAbort) {
   EXPECT_NE(out.find("rebuild"), std::string::npos) << out;
 }
 
+TEST_F(SecurityApiTest, ACommitThePlannerCannotReadIsKeptWithItsErrorAndRestartsClean) {
+  // Definitions resolve with a negative RAM limit, which the planner refuses: stored as it was,
+  // the next start found a "damaged" row and refused to serve.
+  app_.write("testlooper.yml",
+             "looper_version: 5\n"
+             "environments: {linux: {platform: linux, image: {host: true}, test_min_ram_gb: -1}}\n"
+             "tests:\n"
+             "  unit/linux: {command: 'true'}\n");
+  const std::string bad = app_.commit("negative RAM");
+  for (int start = 0; start < 2; ++start) {
+    ServerProcess server(args());
+    json commit;
+    ASSERT_TRUE(eventually(
+        [&] {
+          commit = server.get("/api/repos/app/commits/" + bad);
+          return commit.is_object() && commit.contains("error");
+        },
+        30))
+        << "start " << start << ": " << commit.dump();
+    EXPECT_TRUE(commit["error"].is_string()) << commit.dump();
+    EXPECT_TRUE(commit["objects"].empty()) << commit.dump();
+    server.stop(SIGTERM);
+  }
+}
+
 }  // namespace
 }  // namespace testlooper::server
