@@ -1,5 +1,7 @@
 #include "server/log_viewers.h"
 
+#include <utility>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -20,6 +22,7 @@ struct LogViewers::Viewer {
   bool closed = false;
   std::string held;  // a chunk read but not sent: the socket had too much unsent
   double stalled_since = 0;
+  bool drained_wait = false;  // the pending wait is for an ended run's socket to drain
 };
 
 namespace {
@@ -144,8 +147,13 @@ void LogViewers::on_read(const std::shared_ptr<Viewer>& viewer, std::string data
   if (data.empty()) {
     if (!viewer->live && viewer->socket->buffered() == 0) return close(viewer, "");
     if (!viewer->live) {
-      // Closed once everything is written: a close now would drop what is still queued.
+      // Closed once everything is written: a close now would drop what is still queued. A
+      // viewer that takes nothing more is closed after kStallSeconds all the same.
+      const double now = now_seconds();
+      if (viewer->stalled_since == 0) viewer->stalled_since = now;
+      if (now - viewer->stalled_since > kStallSeconds) return close(viewer, "the viewer reads too slowly");
       viewer->busy = true;
+      viewer->drained_wait = true;
       return submit(
           {viewer, false, std::chrono::steady_clock::now() + std::chrono::milliseconds(20)});
     }
@@ -161,7 +169,12 @@ void LogViewers::submit(Task task) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_) return;
-    tasks_.push_back(std::move(task));
+    if (task.read) {
+      tasks_.push_back(std::move(task));
+    } else {
+      const auto at = task.at;
+      waits_.emplace(at, std::move(task));
+    }
   }
   wake_.notify_one();
 }
@@ -169,23 +182,40 @@ void LogViewers::submit(Task task) {
 void LogViewers::reader_loop() {
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
-    wake_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
+    const auto due = [this] {
+      return !waits_.empty() && waits_.begin()->first <= std::chrono::steady_clock::now();
+    };
+    // Each wake re-reads the earliest deadline: a wait submitted meanwhile may be the next.
+    while (!stopping_ && tasks_.empty() && !due()) {
+      if (waits_.empty()) {
+        wake_.wait(lock);
+      } else {
+        wake_.wait_until(lock, waits_.begin()->first);
+      }
+    }
     if (stopping_) return;
+    if (due()) {
+      // A wait is over: the io thread looks again (without reading the file when the run has
+      // ended and only the socket had to drain).
+      std::shared_ptr<Viewer> viewer = waits_.begin()->second.viewer;
+      waits_.erase(waits_.begin());
+      lock.unlock();
+      viewer->socket->post([this, viewer] {
+        viewer->busy = false;
+        if (std::exchange(viewer->drained_wait, false)) return on_read(viewer, "");
+        pump(viewer);
+      });
+      lock.lock();
+      continue;
+    }
+    if (tasks_.empty()) continue;
     Task task = std::move(tasks_.front());
     tasks_.pop_front();
     lock.unlock();
     std::shared_ptr<Viewer> viewer = task.viewer;
-    if (task.read) {
-      std::string data = read_chunk(viewer->path, viewer->offset);
-      viewer->socket->post(
-          [this, viewer, data = std::move(data)]() mutable { on_read(viewer, std::move(data)); });
-    } else {
-      std::this_thread::sleep_until(task.at);
-      viewer->socket->post([this, viewer] {
-        viewer->busy = false;
-        pump(viewer);
-      });
-    }
+    std::string data = read_chunk(viewer->path, viewer->offset);
+    viewer->socket->post(
+        [this, viewer, data = std::move(data)]() mutable { on_read(viewer, std::move(data)); });
     lock.lock();
   }
 }

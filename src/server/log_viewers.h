@@ -51,7 +51,8 @@ class LogViewers {
 
  private:
   struct Viewer;
-  // A read of the next chunk (`read`), or a wait until `at` for a viewer's socket to drain.
+  // A read of the next chunk (`read`), or a wait until `at` for a viewer's socket to drain
+  // (waits never hold up the reads of other viewers).
   struct Task {
     std::shared_ptr<Viewer> viewer;
     bool read = true;
@@ -65,9 +66,10 @@ class LogViewers {
   void reader_loop();
 
   std::map<std::string, std::set<std::shared_ptr<Viewer>>> by_run_;  // io thread only
-  std::mutex mutex_;                                                 // guards tasks_ and stopping_
+  std::mutex mutex_;  // guards tasks_, waits_ and stopping_
   std::condition_variable wake_;
-  std::deque<Task> tasks_;
+  std::deque<Task> tasks_;                                           // reads, in order
+  std::multimap<std::chrono::steady_clock::time_point, Task> waits_;  // waits, by deadline
   bool stopping_ = false;
   std::thread reader_;
 };
