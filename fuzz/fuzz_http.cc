@@ -55,6 +55,12 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
       *g_world->store, StateOptions{1, 30, g_world->dir + "/logs", g_world->dir + "/repos",
                                     g_world->dir + "/artifacts"});
   if (auto s = g_world->state->load(); !s.ok()) fail(s.error().to_string());
+  // A worker secret, so the worker paths past the token check are reached too (the seeds that
+  // carry "Authorization: Bearer " + 64 'a's).
+  std::ofstream(g_world->dir + "/worker.token") << std::string(64, 'a');
+  fs::permissions(g_world->dir + "/worker.token", fs::perms::owner_read | fs::perms::owner_write);
+  if (auto s = g_world->state->secure_workers(g_world->dir + "/worker.token", 24); !s.ok())
+    fail(s.error().to_string());
   g_world->api = std::make_unique<Api>(
       *g_world->state, [] {}, "secret", g_world->dir + "/web");
   return 0;
@@ -74,8 +80,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   Request& request = std::get<Request>(parsed);
   if (request.path.find('\0') != std::string::npos) fail("NUL in a parsed path");
-  // As the server does: an upload's body goes to the file the handler names. The handler is
-  // called directly, so an exception it throws is a crash here.
+  // As the server does: the head is looked at first (refuse_early), then an upload's body goes
+  // to the file the handler names. The handler is called directly, so an exception it throws
+  // is a crash here.
+  if (const auto early = g_world->api->refuse_early(request)) {
+    if (early->status < 400 || early->status > 499) fail("refuse_early gave " + std::to_string(early->status));
+    return 0;
+  }
   const std::string file = g_world->api->body_file_for(request);
   if (!file.empty()) {
     std::ofstream(file, std::ios::binary) << request.body;
