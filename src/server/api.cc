@@ -15,7 +15,6 @@
 #include "planner/planner.h"
 #include "server/api_history.h"
 #include "server/api_json.h"
-#include "server/worker_token.h"
 #include "stats/change_points.h"
 #include "stats/classification.h"
 #include "stats/failure_rate.h"
@@ -586,72 +585,6 @@ Response Api::webhook(const Request& request) {
   if (!body.is_object()) return error(400, "a push payload must be a JSON object");
   refresh_();
   return ok({{"refreshing", true}});
-}
-
-Api::~Api() { state_.stop_log_viewers(); }
-
-std::optional<Response> Api::refuse_early(const Request& head) {
-  const std::string& p = head.path;
-  auto upgrade = head.headers.find("upgrade");
-  std::string protocol = upgrade == head.headers.end() ? "" : upgrade->second;
-  std::transform(protocol.begin(), protocol.end(), protocol.begin(), [](unsigned char c) { return std::tolower(c); });
-  const bool websocket = protocol == "websocket";
-  if (!websocket) {
-    if (head.method == "POST" && starts_with(p, "/api/artifacts/")) return upload_refusal(head);
-    return std::nullopt;
-  }
-  if (p == "/api/worker") {
-    if (!state_.is_worker_token(bearer_token(head.headers))) return error(401, "unauthorized: the worker token is missing or wrong");
-    return std::nullopt;
-  }
-  if (p == "/api/events") return std::nullopt;
-  const std::string live_prefix = "/api/runs/", live_suffix = "/log/live";
-  if (starts_with(p, live_prefix) && ends_with(p, live_suffix) &&
-      p.size() >= live_prefix.size() + live_suffix.size()) {
-    if (!is_run_id(p.substr(live_prefix.size(), p.size() - live_prefix.size() - live_suffix.size()))) {
-      return error(400, "not a run id (16 lowercase hex digits)");
-    }
-    return std::nullopt;
-  }
-  return error(404, "no such WebSocket: " + p);
-}
-
-bool Api::on_open(const std::shared_ptr<Socket>& socket, const Request& request) {
-  const std::string& p = request.path;
-  if (p == "/api/worker") {
-    if (!state_.is_worker_token(bearer_token(request.headers))) {
-      socket->close("unauthorized: the worker token is missing or wrong");
-      return false;
-    }
-    state_.worker_connected(socket);
-    return true;
-  }
-  if (p == "/api/events") {
-    state_.add_event_socket(socket);
-    return true;
-  }
-  const std::string live_prefix = "/api/runs/", live_suffix = "/log/live";
-  if (starts_with(p, live_prefix) && ends_with(p, live_suffix) &&
-      p.size() == live_prefix.size() + 16 + live_suffix.size()) {
-    const std::string run_id = p.substr(live_prefix.size(), 16);
-    if (!is_run_id(run_id)) {
-      socket->close("not a run id");
-      return false;
-    }
-    state_.add_log_socket(run_id, socket);
-    return true;
-  }
-  socket->close("no such WebSocket");
-  return false;
-}
-
-void Api::on_message(const std::shared_ptr<Socket>& socket, const std::string& text) {
-  if (socket->path() == "/api/worker") state_.worker_message(socket, text);
-}
-
-void Api::on_close(const std::shared_ptr<Socket>& socket) {
-  if (socket->path() == "/api/worker") state_.worker_disconnected(socket);
-  state_.remove_socket(socket);
 }
 
 }  // namespace testlooper::server

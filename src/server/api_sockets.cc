@@ -1,0 +1,95 @@
+// The API's WebSockets (docs/api.md "WebSockets"): the worker socket, the event stream and live
+// logs, and what is refused before a connection is upgraded or a body is read.
+#include <cctype>
+#include <optional>
+#include <string>
+
+#include "core/ids.h"
+#include "server/api.h"
+#include "server/api_json.h"
+#include "server/worker_token.h"
+
+namespace testlooper::server {
+namespace {
+
+using reply::error;
+
+// The run id of a live-log path "/api/runs/{id}/log/live" (not yet checked against the run id
+// grammar), or nullopt for any other path.
+std::optional<std::string> live_log_id(const std::string& path) {
+  const std::string prefix = "/api/runs/", suffix = "/log/live";
+  if (path.size() < prefix.size() + suffix.size() || !path.starts_with(prefix) ||
+      !path.ends_with(suffix)) {
+    return std::nullopt;
+  }
+  return path.substr(prefix.size(), path.size() - prefix.size() - suffix.size());
+}
+
+bool is_websocket_upgrade(const Request& head) {
+  auto upgrade = head.headers.find("upgrade");
+  if (upgrade == head.headers.end() || upgrade->second.size() != 9) return false;
+  for (size_t i = 0; i < 9; ++i) {
+    if (std::tolower(static_cast<unsigned char>(upgrade->second[i])) != "websocket"[i])
+      return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Api::~Api() { state_.stop_log_viewers(); }
+
+std::optional<Response> Api::refuse_early(const Request& head) {
+  const std::string& p = head.path;
+  if (!is_websocket_upgrade(head)) {
+    if (head.method == "POST" && p.starts_with("/api/artifacts/")) return upload_refusal(head);
+    return std::nullopt;
+  }
+  if (p == "/api/worker") {
+    if (!state_.is_worker_token(bearer_token(head.headers))) {
+      return error(401, "unauthorized: the worker token is missing or wrong");
+    }
+    return std::nullopt;
+  }
+  if (p == "/api/events") return std::nullopt;
+  if (const auto id = live_log_id(p)) {
+    if (!is_run_id(*id)) return error(400, "not a run id (16 lowercase hex digits)");
+    return std::nullopt;
+  }
+  return error(404, "no such WebSocket: " + p);
+}
+
+// Checked again here (refuse_early ran on the head): a Handler that is not driven by HttpServer
+// must not be able to skip it.
+bool Api::on_open(const std::shared_ptr<Socket>& socket, const Request& request) {
+  const std::string& p = request.path;
+  if (p == "/api/worker") {
+    if (!state_.is_worker_token(bearer_token(request.headers))) {
+      socket->close("unauthorized: the worker token is missing or wrong");
+      return false;
+    }
+    state_.worker_connected(socket);
+    return true;
+  }
+  if (p == "/api/events") {
+    state_.add_event_socket(socket);
+    return true;
+  }
+  if (const auto id = live_log_id(p); id && is_run_id(*id)) {
+    state_.add_log_socket(*id, socket);
+    return true;
+  }
+  socket->close("no such WebSocket");
+  return false;
+}
+
+void Api::on_message(const std::shared_ptr<Socket>& socket, const std::string& text) {
+  if (socket->path() == "/api/worker") state_.worker_message(socket, text);
+}
+
+void Api::on_close(const std::shared_ptr<Socket>& socket) {
+  if (socket->path() == "/api/worker") state_.worker_disconnected(socket);
+  state_.remove_socket(socket);
+}
+
+}  // namespace testlooper::server
