@@ -171,6 +171,26 @@ TEST_F(PinnedTest, Item4_ACommitPinningAShaFetchedLaterIsResolvedAgainAndRuns) {
   EXPECT_EQ(count_state(builds, "succeeded"), 1u) << builds.dump(2);
 }
 
+// The same when X arrives while the server is down: at its start it resolves again the commits
+// stored with an error.
+TEST_F(PinnedTest, Item4_ACommitPinningAShaFetchedWhileTheServerWasDownIsResolvedAtItsStart) {
+  GitFixtureRepo upstream(dir_.path() + "/upstream");
+  upstream.write("testlooper.yml", kLibDefinitions);
+  const std::string x = upstream.commit("lib at X, upstream");
+  const std::string app_sha = commit_app(x);
+  start();
+  ASSERT_EQ(server_->post("/api/repos/app/branches/main/test", R"({"enabled": true})").first, 200);
+  ASSERT_TRUE(eventually(
+      [&] { return server_->get("/api/repos/app/commits/" + app_sha)["error"].is_string(); }, 30));
+  server_->stop(SIGTERM);
+  lib_.run({"fetch", "-q", upstream.path(), "main"});
+  start();
+  ASSERT_TRUE(eventually(
+      [&] { return object_of(*server_, "app", app_sha, "uses-lib/linux")["runs"] == 1; }, 90))
+      << server_->get("/api/repos/app/commits/" + app_sha).dump(2);
+  EXPECT_EQ(runs_of(*server_, "lib", x, "libbuild/linux").size(), 1u);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Item 5: runs nobody wants any more are cancelled.
 
@@ -351,6 +371,53 @@ TEST_F(UnwantedTest, Item5_LoweringATargetCancelsTheRunsBeyondIt) {
   EXPECT_EQ(count_state(runs, "running"), 1u) << runs.dump(2);
   EXPECT_EQ(count_state(runs, "cancelled"), 2u) << runs.dump(2);
   EXPECT_EQ(object_of(*server_, "app", head_, "slow/linux")["status"], "runnable");
+}
+
+// A test reading the sources has an identity per commit, so a failure at the head makes the
+// statistical bisection spend extra runs on older commits: they stop with the branch's test.
+TEST(UnwantedExtraRuns, Item5_TakingABranchOffTestCancelsItsExtraRuns) {
+  TempDir dir;
+  GitFixtureRepo app(dir.path() + "/repos/app");
+  app.write("testlooper.yml",
+            "looper_version: 5\n"
+            "environments: {linux: {platform: linux, image: {host: true}}}\n"
+            "tests: {src/linux: {command: 'sleep 600', dependencies: {src: HEAD}}}\n");
+  app.commit("one");
+  for (const char* n : {"two", "three", "four"}) {
+    app.write(std::string(n) + ".txt", n);
+    app.commit(n);
+  }
+  ServerProcess server({"--repos", dir.path() + "/repos", "--data", dir.path() + "/data", "--port",
+                        "0", "--workers", "0", "--poll-seconds", "0.3"});
+  ASSERT_TRUE(eventually([&] { return server.get("/api/repos").size() == 1; }, 30));
+  FakeWorker worker(server.port(), fixtures::worker_token(dir.path() + "/data"), "fake");
+  ASSERT_EQ(server.post("/api/repos/app/branches/main/test", R"({"enabled": true})").first, 200);
+  const auto head_run = worker.job("src/linux");
+  ASSERT_TRUE(head_run.has_value());
+  ASSERT_TRUE(worker.report(head_run->run_id, "failure"));
+  const std::vector<FakeJob> jobs = worker.jobs("src/linux", 2);
+  ASSERT_EQ(jobs.size(), 2u) << "no extra run after a failure";
+  const std::string extra = jobs[1].run_id;
+  ASSERT_EQ(server.post("/api/repos/app/branches/main/test", R"({"enabled": false})").first, 200);
+  ASSERT_TRUE(worker.cancelled(extra));
+  ASSERT_TRUE(worker.report(extra, "cancelled"));
+  const json run = server.get("/api/runs/" + extra);
+  EXPECT_EQ(run["state"], "cancelled") << run.dump();
+  EXPECT_NE(run["detail"].get<std::string>().find(kNoLongerWanted), std::string::npos)
+      << run.dump();
+  // Every other extra run is cancelled too, and none counts as a failure.
+  ASSERT_TRUE(eventually([&] {
+    for (const json& b : server.get("/api/repos/app/branches")) {
+      if (b["name"] == "main" && b["under_test"] == false) return true;
+    }
+    return false;
+  }));
+  for (const FakeJob& j : worker.jobs("src/linux", 1)) {
+    if (j.run_id == head_run->run_id) continue;
+    ASSERT_TRUE(worker.cancelled(j.run_id)) << j.run_id;
+    ASSERT_TRUE(worker.report(j.run_id, "cancelled"));
+    EXPECT_EQ(server.get("/api/runs/" + j.run_id)["state"], "cancelled");
+  }
 }
 
 }  // namespace
