@@ -48,7 +48,8 @@ size_t count_state(const json& runs, const std::string& state) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Item 4: commits pinned by sha that no branch reaches.
+// Item 4: commits pinned by sha that no branch reaches. The pinned repo, "alib", is looked at
+// before "app" in each pass: a pin found in app is ingested by another look at alib.
 
 // lib's build, slow enough that a server cancelling it for its commit would do so mid-run.
 constexpr const char* kLibDefinitions =
@@ -58,7 +59,7 @@ constexpr const char* kLibDefinitions =
 
 class PinnedTest : public testing::Test {
  protected:
-  PinnedTest() : app_(dir_.path() + "/repos/app"), lib_(dir_.path() + "/repos/lib") {
+  PinnedTest() : app_(dir_.path() + "/repos/app"), lib_(dir_.path() + "/repos/alib") {
     lib_.write("README", "lib\n");
     lib_.commit("lib base");
   }
@@ -67,7 +68,7 @@ class PinnedTest : public testing::Test {
   std::string commit_app(const std::string& lib_sha) {
     app_.write("testlooper.yml",
                "looper_version: 5\n"
-               "repos: {lib: lib/" +
+               "repos: {lib: alib/" +
                    lib_sha +
                    "}\n"
                    "environments: {linux: {platform: linux, image: {host: true}}}\n"
@@ -94,14 +95,14 @@ class PinnedTest : public testing::Test {
     ASSERT_TRUE(eventually(
         [&] { return object_of(*server_, "app", app_sha, "uses-lib/linux")["runs"] == 1; }, 90))
         << server_->get("/api/repos/app/commits/" + app_sha).dump(2) << "\n"
-        << runs_of(*server_, "lib", lib_sha, "libbuild/linux").dump(2);
+        << runs_of(*server_, "alib", lib_sha, "libbuild/linux").dump(2);
     EXPECT_EQ(object_of(*server_, "app", app_sha, "uses-lib/linux")["failures"], 0);
-    const json builds = runs_of(*server_, "lib", lib_sha, "libbuild/linux");
+    const json builds = runs_of(*server_, "alib", lib_sha, "libbuild/linux");
     ASSERT_TRUE(builds.is_array()) << builds.dump();
     EXPECT_EQ(builds.size(), 1u) << builds.dump(2);
     EXPECT_EQ(count_state(builds, "cancelled"), 0u) << builds.dump(2);
     EXPECT_EQ(count_state(builds, "succeeded"), 1u) << builds.dump(2);
-    const json commit = server_->get("/api/repos/lib/commits/" + lib_sha);
+    const json commit = server_->get("/api/repos/alib/commits/" + lib_sha);
     EXPECT_EQ(commit["sha"], lib_sha) << "the pinned commit is ingested by sha";
   }
 
@@ -136,10 +137,10 @@ TEST_F(PinnedTest, Item4_ABuildAtACommitNoLongerReachedIsNotStartedAndCancelledI
   const std::string app_sha = commit_app(x);
   start();
   ASSERT_TRUE(
-      eventually([&] { return server_->get("/api/repos/lib/commits/" + x)["sha"] == x; }, 30));
+      eventually([&] { return server_->get("/api/repos/alib/commits/" + x)["sha"] == x; }, 30));
   lib_.run({"branch", "-q", "-D", "side"});
   server_->post("/api/refresh", "{}");
-  ASSERT_TRUE(eventually([&] { return server_->get("/api/repos/lib/branches").size() == 1; }, 30));
+  ASSERT_TRUE(eventually([&] { return server_->get("/api/repos/alib/branches").size() == 1; }, 30));
   expect_build_runs_once_and_test_runs(app_sha, x);
 }
 
@@ -166,7 +167,7 @@ TEST_F(PinnedTest, Item4_ACommitPinningAShaFetchedLaterIsResolvedAgainAndRuns) {
       << server_->get("/api/repos/app/commits/" + app_sha).dump(2);
   EXPECT_EQ(object_of(*server_, "app", app_sha, "uses-lib/linux")["failures"], 0);
   EXPECT_TRUE(server_->get("/api/repos/app/commits/" + app_sha)["error"].is_null());
-  const json builds = runs_of(*server_, "lib", x, "libbuild/linux");
+  const json builds = runs_of(*server_, "alib", x, "libbuild/linux");
   EXPECT_EQ(builds.size(), 1u) << builds.dump(2);
   EXPECT_EQ(count_state(builds, "succeeded"), 1u) << builds.dump(2);
 }
@@ -188,7 +189,7 @@ TEST_F(PinnedTest, Item4_ACommitPinningAShaFetchedWhileTheServerWasDownIsResolve
   ASSERT_TRUE(eventually(
       [&] { return object_of(*server_, "app", app_sha, "uses-lib/linux")["runs"] == 1; }, 90))
       << server_->get("/api/repos/app/commits/" + app_sha).dump(2);
-  EXPECT_EQ(runs_of(*server_, "lib", x, "libbuild/linux").size(), 1u);
+  EXPECT_EQ(runs_of(*server_, "alib", x, "libbuild/linux").size(), 1u);
 }
 
 // ---------------------------------------------------------------------------------------------
