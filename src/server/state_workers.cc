@@ -123,7 +123,8 @@ void ServerState::worker_hello(const std::shared_ptr<Socket>& socket, const Hell
   }
   fail_runs(lost, "the worker restarted without this run");
   // Runs it still has that are over here (cancelled while it was away, or given up on) or that
-  // a user cancelled are stopped; another worker's active runs are none of its business.
+  // are being stopped (stop_run: a user's cancel, or no longer wanted) are stopped; another
+  // worker's active runs are none of its business.
   for (const auto& run_id : still) {
     const bool active = active_runs_.count(run_id) > 0;
     if (active && (!runs_for(id, run_id) || !cancels_.count(run_id))) continue;

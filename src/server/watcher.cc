@@ -1,10 +1,10 @@
 #include "server/watcher.h"
 
-#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "core/ids.h"
 #include "definitions/definitions.h"
 #include "definitions/definitions_json.h"
 #include "git/git.h"
@@ -24,12 +24,6 @@ std::vector<store::ObjectRow> object_rows(const definitions::ResolvedCommit& c) 
                     definitions::object_to_json(o)});
   }
   return rows;
-}
-
-bool is_sha(const std::string& text) {
-  return text.size() == 40 && std::all_of(text.begin(), text.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
 }
 
 }  // namespace
@@ -180,7 +174,7 @@ void Watcher::scan_repo(const std::string& name, const std::string& path) {
       batch.objects.emplace_back();
     } else {
       for (const auto& [ref_name, ref] : resolved->repos) {
-        if (!is_sha(ref.commit) || known_[ref.repo].count(ref.commit)) continue;
+        if (!is_commit_sha(ref.commit) || known_[ref.repo].count(ref.commit)) continue;
         if (pinned_[ref.repo].insert(ref.commit).second) pins_new_.insert(ref.repo);
       }
       row.file = resolved->file;
