@@ -54,7 +54,10 @@ Result<Repository*> GitSourceReader::repository(const std::string& repo) {
 Result<std::string> GitSourceReader::resolve(const std::string& repo, const Repository& repository,
                                              const std::string& commit) {
   auto sha = repository.resolve(commit);
-  if (!sha.ok()) return Error{"", "commit " + commit + " not found in repo '" + repo + "'"};
+  if (!sha.ok()) {
+    missing_.emplace(repo, commit);
+    return Error{"", "commit " + commit + " not found in repo '" + repo + "'"};
+  }
   return sha;
 }
 

@@ -13,6 +13,7 @@
 #include <list>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -47,6 +48,11 @@ class GitSourceReader : public definitions::SourceReader {
   Result<std::optional<std::vector<std::string>>> changed_paths(const std::string& repo,
                                                                 const std::string& commit) override;
 
+  // The (repo, commit) pairs asked for that the repos do not hold (yet), since the reader was
+  // made or forget_missing(): what a resolution that failed for want of a commit waits on.
+  const std::set<std::pair<std::string, std::string>>& missing() const { return missing_; }
+  void forget_missing() { missing_.clear(); }
+
  private:
   // The opened repository for `repo`, opening it on first use. Failures are not cached.
   Result<Repository*> repository(const std::string& repo);
@@ -67,6 +73,7 @@ class GitSourceReader : public definitions::SourceReader {
   std::list<std::string> file_list_recency_;
   // last_commit_touching answers by repo + '\0' + sha + '\0' + path.
   std::unordered_map<std::string, std::string> last_touch_;
+  std::set<std::pair<std::string, std::string>> missing_;
 };
 
 }  // namespace testlooper::git

@@ -114,13 +114,8 @@ class Planner {
   void need(const Key& key, double priority) {
     auto found = locate(key);
     if (!found) {
-      const std::string& name = std::get<2>(key);  // a full name of another commit's build
-      auto slash1 = name.find('/');
-      auto slash2 = slash1 == std::string::npos ? slash1 : name.find('/', slash1 + 1);
-      if (slash2 == std::string::npos) return;
-      const Key full{name.substr(0, slash1), name.substr(slash1 + 1, slash2 - slash1 - 1),
-                     name.substr(slash2 + 1)};
-      if (locate(full)) need(full, priority);
+      auto full = split_full_name(std::get<2>(key));  // a full name of another commit's build
+      if (full && locate(*full)) need(*full, priority);
       return;
     }
     auto [it, inserted] = needed_.emplace(key, priority);
@@ -164,13 +159,19 @@ class Planner {
     const PlannedObject& o = *at.object;
     ObjectStatus status;
     status.target = target_of(key, o);
+    const HashProgress p = progress(o.hash);
+    int64_t& keep = plan.keep[o.hash];
+    if (o.kind == "build") {
+      if (!build_succeeded(p) && !build_exhausted(p, o.max_retries)) keep = 1;
+    } else {
+      keep = std::max<int64_t>(keep, status.target - p.runs);
+    }
     if (auto b = blocked(o)) {
       status.state = b->state;
       status.reason = b->reason;
       plan.statuses[key] = status;
       return;
     }
-    const HashProgress p = progress(o.hash);
     int wanted = 0;
     if (o.kind == "build") {
       const bool finished = build_succeeded(p) || build_exhausted(p, o.max_retries);
@@ -225,6 +226,23 @@ Plan make_plan(const PlanInput& input) {
 
 std::string extra_purpose(const std::string& repo, const std::string& branch, const std::string& head) {
   return "extra:" + repo + "/" + branch + "@" + head;
+}
+
+std::optional<std::tuple<std::string, std::string, std::string>> split_full_name(
+    const std::string& full) {
+  const auto slash1 = full.find('/');
+  const auto slash2 = slash1 == std::string::npos ? slash1 : full.find('/', slash1 + 1);
+  if (slash2 == std::string::npos) return std::nullopt;
+  return std::make_tuple(full.substr(0, slash1), full.substr(slash1 + 1, slash2 - slash1 - 1),
+                         full.substr(slash2 + 1));
+}
+
+bool is_extra_purpose_of(const std::string& purpose, const std::string& repo,
+                         const std::string& branch) {
+  const std::string prefix = extra_purpose(repo, branch, "");
+  // A head is a sha: the rest holds no '@', so branch "a" does not claim branch "a@b"'s runs.
+  return purpose.size() > prefix.size() && purpose.compare(0, prefix.size(), prefix) == 0 &&
+         purpose.find('@', prefix.size()) == std::string::npos;
 }
 
 }  // namespace testlooper::planner

@@ -103,6 +103,14 @@ struct Job {
 // The purpose of a run spent from the extra-run budget of `repo`'s `branch` while its head is
 // `head`: each new head under test gets a budget of its own.
 std::string extra_purpose(const std::string& repo, const std::string& branch, const std::string& head);
+// The (repo, commit, name) of a build's full name "repo/commit/name" (BuildDependency::name);
+// nullopt when it has fewer than three parts.
+std::optional<std::tuple<std::string, std::string, std::string>> split_full_name(
+    const std::string& full);
+
+// Whether `purpose` is extra_purpose(repo, branch, head) for some head of `repo`'s `branch`.
+bool is_extra_purpose_of(const std::string& purpose, const std::string& repo,
+                         const std::string& branch);
 
 struct ObjectStatus {
   ObjectState state = ObjectState::kNotEnabled;
@@ -112,6 +120,12 @@ struct ObjectStatus {
 
 struct Plan {
   std::vector<Job> jobs;  // highest priority first
+  // Per identity, how many of its active runs users still want (extra runs aside): for a test,
+  // the largest target of the needed objects with that identity less its finished runs; for a
+  // needed build not yet done, 1. An identity absent here is wanted by nobody: the server cancels
+  // active runs beyond these counts, newest first ("cancel running tests or builds if their
+  // priority goes to zero").
+  std::map<std::string, int64_t> keep;
   // (repo, sha, name) -> status, for every object of every commit
   std::map<std::tuple<std::string, std::string, std::string>, ObjectStatus> statuses;
 };

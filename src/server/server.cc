@@ -171,10 +171,12 @@ int run_server(const ServerOptions& options) {
     return 2;
   }
   watcher = std::make_unique<Watcher>(
-      options.repos_dir, options.poll_seconds, state.known_commits(), [&](RepoBatch batch) {
+      options.repos_dir, options.poll_seconds, state.known_commits(),
+      [&](RepoBatch batch) {
         auto shared = std::make_shared<RepoBatch>(std::move(batch));
         http->post([&state, shared] { state.ingest(std::move(*shared)); });
-      });
+      },
+      state.commits_with_errors(), state.unstored_pins());
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   signal(SIGPIPE, SIG_IGN);

@@ -18,6 +18,10 @@ namespace {
 
 using nlohmann::json;
 
+// The detail of a run cancelled because nothing wants it any more (cancel_unwanted).
+constexpr const char* kNoLongerWanted =
+    "no longer wanted: no enabled commit, target or branch under test wants this run";
+
 // How far back along a branch the extra-run budget looks for changes.
 constexpr size_t kExtraHistory = 1000;
 
@@ -115,7 +119,15 @@ Status ServerState::load() {
   auto sets = store_.commit_sets();
   if (!sets.ok()) return sets.error();
   for (const auto& [key, enabled] : *sets) {
-    if (enabled) enabled_[{std::get<0>(key), std::get<1>(key)}].insert(std::get<2>(key));
+    if (!enabled) continue;
+    enabled_[{std::get<0>(key), std::get<1>(key)}].insert(std::get<2>(key));
+    hand_sets_.insert(key);
+  }
+  auto by_branch = store_.branch_sets();
+  if (!by_branch.ok()) return by_branch.error();
+  for (const auto& r : *by_branch) {
+    branch_sets_[{r.repo, r.sha}][r.set].insert(r.branch);
+    enabled_[{r.repo, r.sha}].insert(r.set);
   }
   // Aggregates only: a store may hold millions of runs.
   auto counts = store_.run_counts();
@@ -144,6 +156,29 @@ Status ServerState::load() {
 std::map<std::string, std::set<std::string>> ServerState::known_commits() const {
   std::map<std::string, std::set<std::string>> out;
   for (const auto& [key, c] : commits_) out[key.first].insert(key.second);
+  return out;
+}
+
+std::map<std::string, std::set<std::string>> ServerState::commits_with_errors() const {
+  std::map<std::string, std::set<std::string>> out;
+  for (const auto& [key, c] : commits_) {
+    if (c.row.error) out[key.first].insert(key.second);
+  }
+  return out;
+}
+
+std::map<std::string, std::set<std::string>> ServerState::unstored_pins() const {
+  std::map<std::string, std::set<std::string>> out;
+  for (const auto& [key, c] : commits_) {
+    for (const auto& o : c.planned.objects) {
+      for (const auto& dep : o.builds) {
+        auto full = planner::split_full_name(dep.name);
+        if (full && !commits_.count({std::get<0>(*full), std::get<1>(*full)})) {
+          out[std::get<0>(*full)].insert(std::get<1>(*full));
+        }
+      }
+    }
+  }
   return out;
 }
 
@@ -199,6 +234,10 @@ planner::HashProgress ServerState::progress(const std::string& hash) const {
 void ServerState::ingest(RepoBatch batch) {
   (void)store_.put_repo(batch.repo);
   repos_[batch.repo.name] = batch.repo.path;
+  std::set<std::string> again;  // known commits resolved again (a commit they pin arrived)
+  for (const auto& row : batch.commits) {
+    if (commits_.count({row.repo, row.sha})) again.insert(row.sha);
+  }
   // Checked before it is stored, so the store only ever holds what load() accepts: a commit
   // whose definitions the planner cannot read is kept with that error and no objects.
   for (size_t i = 0; i < batch.commits.size(); ++i) {
@@ -224,7 +263,7 @@ void ServerState::ingest(RepoBatch batch) {
       it->second.head = b.head;
       if (!moved) continue;
       (void)store_.put_branch(it->second);
-      if (it->second.under_test) enable_triggered(b.repo, b.head);
+      if (it->second.under_test) enable_triggered(b.repo, b.head, b.name);
     } else {
       branches_[{b.repo, b.name}] = b;
       (void)store_.put_branch(b);
@@ -239,21 +278,63 @@ void ServerState::ingest(RepoBatch batch) {
       ++it;
     }
   }
+  // A commit resolved again gets the sets its triggers select now, from the branches under test
+  // that cover it (their head and `depth` first-parent ancestors).
+  for (const auto& [key, b] : branches_) {
+    if (again.empty() || key.first != batch.repo.name || !b.under_test) continue;
+    for (const auto& sha : first_parent_history(b.repo, b.head, static_cast<size_t>(b.depth) + 1)) {
+      if (again.count(sha)) enable_triggered(b.repo, sha, b.name);
+    }
+  }
   if (!batch.commits.empty()) broadcast(json{{"type", "commits"}, {"repo", batch.repo.name}}.dump());
   recompute_reachable();
   update();
 }
 
-void ServerState::enable_triggered(const std::string& repo, const std::string& sha) {
+void ServerState::enable_triggered(const std::string& repo, const std::string& sha,
+                                   const std::string& branch) {
   const CommitState* c = commit(repo, sha);
   if (c == nullptr) return;
   const json triggered = json::parse(c->row.triggered_json, nullptr, false);
   if (!triggered.is_array()) return;
   for (const auto& set : triggered) {
     if (!set.is_string()) continue;  // a damaged row enables nothing
-    if (enabled_[{repo, sha}].insert(set.get<std::string>()).second) {
-      (void)store_.set_commit_set(repo, sha, set.get<std::string>(), true);
+    const std::string name = set.get<std::string>();
+    if (branch_sets_[{repo, sha}][name].insert(branch).second) {
+      (void)store_.set_branch_set({repo, branch, sha, name}, true);
     }
+    enabled_[{repo, sha}].insert(name);
+  }
+}
+
+void ServerState::disable_branch_sets(const std::string& repo, const std::string& branch) {
+  for (auto& [key, sets] : branch_sets_) {
+    if (key.first != repo) continue;
+    for (auto it = sets.begin(); it != sets.end();) {
+      const std::string set = it->first;
+      if (!it->second.erase(branch)) {
+        ++it;
+        continue;
+      }
+      (void)store_.set_branch_set({repo, branch, key.second, set}, false);
+      it = it->second.empty() ? sets.erase(it) : std::next(it);
+      refresh_enabled(key, set);
+    }
+  }
+}
+
+void ServerState::refresh_enabled(const std::pair<std::string, std::string>& key,
+                                  const std::string& set) {
+  bool on = hand_sets_.count({key.first, key.second, set}) > 0;
+  if (auto by = branch_sets_.find(key); by != branch_sets_.end()) {
+    auto branches = by->second.find(set);
+    on = on || (branches != by->second.end() && !branches->second.empty());
+  }
+  if (on) {
+    enabled_[key].insert(set);
+  } else if (auto e = enabled_.find(key); e != enabled_.end()) {
+    e->second.erase(set);
+    if (e->second.empty()) enabled_.erase(e);
   }
 }
 
@@ -266,8 +347,10 @@ Status ServerState::set_branch_under_test(const std::string& repo, const std::st
   TL_RETURN_IF_ERROR(store_.put_branch(it->second));
   if (enabled) {
     for (const auto& sha : first_parent_history(repo, it->second.head, static_cast<size_t>(depth) + 1)) {
-      enable_triggered(repo, sha);
+      enable_triggered(repo, sha, branch);
     }
+  } else {
+    disable_branch_sets(repo, branch);
   }
   broadcast(json{{"type", "branch"}, {"repo", repo}, {"branch", branch}, {"under_test", enabled}}.dump());
   update();
@@ -285,11 +368,21 @@ Status ServerState::set_target(const std::string& repo, const std::string& sha, 
 Status ServerState::set_commit_set(const std::string& repo, const std::string& sha, const std::string& set,
                                    bool enabled) {
   TL_RETURN_IF_ERROR(store_.set_commit_set(repo, sha, set, enabled));
+  const auto key = std::make_pair(repo, sha);
   if (enabled) {
-    enabled_[{repo, sha}].insert(set);
+    hand_sets_.insert({repo, sha, set});
   } else {
-    enabled_[{repo, sha}].erase(set);
+    // A user's disable wins over the branches that enabled the set.
+    hand_sets_.erase({repo, sha, set});
+    if (auto by = branch_sets_.find(key); by != branch_sets_.end()) {
+      if (auto branches = by->second.find(set); branches != by->second.end()) {
+        for (const auto& b : branches->second)
+          (void)store_.set_branch_set({repo, b, sha, set}, false);
+        by->second.erase(branches);
+      }
+    }
   }
+  refresh_enabled(key, set);
   broadcast(json{{"type", "commit"}, {"repo", repo}, {"commit", sha}}.dump());
   update();
   return {};
@@ -331,21 +424,39 @@ void ServerState::update() {
                           extra_active[purpose], options_.extra_parallel});
   }
   plan_ = planner::make_plan(in, commits);
-  // Runs of commits nobody can reach any more are cancelled.
-  std::vector<std::string> cancel;
-  for (const auto& [id, run] : active_runs_) {
-    if (!reachable_.count({run.repo, run.commit}) && !cancel_sent_.count(id)) cancel.push_back(id);
-  }
-  for (const auto& id : cancel) {
-    const store::RunRow run = active_runs_.at(id);
-    auto w = workers_.find(run.worker);
-    // A worker that is away now is told when it is back (the next update after its hello).
-    if (w != workers_.end() && w->second.socket) {
-      w->second.socket->send(json{{"type", "cancel"}, {"run_id", id}}.dump());
-      cancel_sent_.insert(id);
-    }
-  }
+  cancel_unwanted();
   dispatch();
+}
+
+void ServerState::cancel_unwanted() {
+  // A run is wanted through its identity, whatever commit it was started for: several commits
+  // share an identity, and a build a wanted commit needs may live at a commit no branch reaches
+  // (issue 11 item 4: cancelling those by their commit started them again in a loop).
+  std::map<std::string, std::vector<const store::RunRow*>> by_hash;  // runs users want
+  std::vector<std::string> unwanted;
+  for (const auto& [id, run] : active_runs_) {
+    if (cancels_.count(id)) continue;  // being stopped already
+    if (run.purpose.empty()) {
+      by_hash[run.hash].push_back(&run);
+      continue;
+    }
+    const bool under_test = std::any_of(branches_.begin(), branches_.end(), [&](const auto& b) {
+      return b.second.under_test &&
+             planner::is_extra_purpose_of(run.purpose, b.second.repo, b.second.name);
+    });
+    if (!under_test) unwanted.push_back(id);
+  }
+  for (auto& [hash, runs] : by_hash) {
+    auto keep = plan_.keep.find(hash);
+    const size_t wanted =
+        keep == plan_.keep.end() ? 0 : static_cast<size_t>(std::max<int64_t>(0, keep->second));
+    if (runs.size() <= wanted) continue;
+    std::sort(runs.begin(), runs.end(), [](const store::RunRow* a, const store::RunRow* b) {
+      return a->started != b->started ? a->started > b->started : a->id > b->id;
+    });
+    for (size_t i = 0; i < runs.size() - wanted; ++i) unwanted.push_back(runs[i]->id);
+  }
+  for (const auto& id : unwanted) stop_run(id, kNoLongerWanted);
 }
 
 }  // namespace testlooper::server

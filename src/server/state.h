@@ -61,10 +61,18 @@ class ServerState {
   Status load();
   // Commits already known per repo (for the watcher).
   std::map<std::string, std::set<std::string>> known_commits() const;
+  // For the watcher, per repo: the known commits stored with an error (resolved again at its
+  // first look, as a commit they pin may have arrived), and the commits that stored
+  // definitions name as build dependencies but that are not stored (pinned by sha).
+  std::map<std::string, std::set<std::string>> commits_with_errors() const;
+  std::map<std::string, std::set<std::string>> unstored_pins() const;
 
   void ingest(RepoBatch batch);
   // Puts a branch under test (its head and `depth` first-parent ancestors get their triggered
-  // sets) or takes it off. Error when the branch is unknown.
+  // sets, and so does each new head while it stays under test) or takes it off: the sets its
+  // being under test enabled are disabled again, unless a user enabled them by hand or another
+  // branch under test enabled them too; then runs nobody wants any more are cancelled (update).
+  // Error when the branch is unknown.
   Status set_branch_under_test(const std::string& repo, const std::string& branch, bool enabled, int depth);
   Status set_target(const std::string& repo, const std::string& sha, const std::string& name, int runs);
   Status set_commit_set(const std::string& repo, const std::string& sha, const std::string& set, bool enabled);
@@ -91,10 +99,9 @@ class ServerState {
   // Declares workers silent for too long lost (their runs become infrastructure failures), and
   // ends runs older than the maximum run duration the same way.
   void check_workers(double now);
-  // A user's cancel: tells the worker running `run_id` to stop it; the run is recorded cancelled
-  // (neither a run nor a failure) when the worker reports back, or at once when its worker is
-  // away. Error when the run is not running. The planner then wants a replacement as for any
-  // run that taught nothing (docs/web.md "Cancelling a run").
+  // A user's cancel: tells the worker running `run_id` to stop it (stop_run, detail "cancelled
+  // by a user"). Error when the run is not running. The planner then wants a replacement as for
+  // any run that taught nothing (docs/web.md "Cancelling a run").
   Status cancel_run(const std::string& run_id);
 
   // Event streams and live logs.
@@ -129,13 +136,28 @@ class ServerState {
   int64_t extra_used(const std::string& repo, const std::string& branch) const;
   int64_t extra_budget() const { return options_.extra_runs; }
 
-  // Replans and dispatches; called after every change.
+  // Replans, cancels the active runs nobody wants any more (cancel_unwanted), and dispatches;
+  // called after every change.
   void update();
 
  private:
   void add_commit(store::CommitRow row, std::vector<store::ObjectRow> objects);
-  void enable_triggered(const std::string& repo, const std::string& sha);
+  // Enables the sets `sha`'s triggers select, on behalf of branch `branch` under test.
+  void enable_triggered(const std::string& repo, const std::string& sha, const std::string& branch);
+  // Disables the sets branch `branch` enabled, but those a user enabled by hand or another
+  // branch enabled too.
+  void disable_branch_sets(const std::string& repo, const std::string& branch);
+  // Whether set `set` of `key` stays enabled: a user or some branch enabled it.
+  void refresh_enabled(const std::pair<std::string, std::string>& key, const std::string& set);
   void recompute_reachable();
+  // Stops the active runs nobody wants any more (the seed: "cancel running tests or builds if
+  // their priority goes to zero"): runs users want beyond the plan's `keep` for their identity
+  // (the newest first), and extra runs of a branch no longer under test.
+  void cancel_unwanted();
+  // Stops active run `run_id`, recorded cancelled with `why` as detail: its worker is sent
+  // `cancel` and the run is recorded when it reports back, or at once when the worker is away
+  // (it is told again when it says hello).
+  void stop_run(const std::string& run_id, const std::string& why);
   void dispatch();
   void start_run(WorkerState& worker, const planner::Job& job, int cores, int ram);
   void worker_hello(const std::shared_ptr<Socket>& socket, const HelloMessage& hello);
@@ -164,8 +186,13 @@ class ServerState {
   std::map<std::tuple<std::string, std::string, std::string>, int>& targets_ = plan_input_.targets;
   std::map<std::string, planner::HashProgress>& progress_ = plan_input_.progress;
   std::map<std::string, store::RunRow> active_runs_;
-  std::set<std::string> cancel_sent_;  // active runs already told to stop
-  std::set<std::string> user_cancels_;  // active runs a user cancelled (cancel_run)
+  // Active runs being stopped (stop_run) -> the detail they are recorded with when cancelled.
+  std::map<std::string, std::string> cancels_;
+  // Who enabled each enabled set: (repo, sha) -> set -> branches under test that enabled it,
+  // and the (repo, sha, set) a user enabled by hand. enabled_ is their union.
+  std::map<std::pair<std::string, std::string>, std::map<std::string, std::set<std::string>>>
+      branch_sets_;
+  std::set<std::tuple<std::string, std::string, std::string>> hand_sets_;
   std::map<std::string, WorkerState> workers_;
   std::map<int, std::string> worker_by_socket_;
   std::set<std::shared_ptr<Socket>> event_sockets_;

@@ -123,12 +123,12 @@ void ServerState::worker_hello(const std::shared_ptr<Socket>& socket, const Hell
   }
   fail_runs(lost, "the worker restarted without this run");
   // Runs it still has that are over here (cancelled while it was away, or given up on) or that
-  // a user cancelled are stopped; another worker's active runs are none of its business.
+  // are being stopped (stop_run: a user's cancel, or no longer wanted) are stopped; another
+  // worker's active runs are none of its business.
   for (const auto& run_id : still) {
     const bool active = active_runs_.count(run_id) > 0;
-    if (active && (!runs_for(id, run_id) || !user_cancels_.count(run_id))) continue;
+    if (active && (!runs_for(id, run_id) || !cancels_.count(run_id))) continue;
     socket->send(json{{"type", "cancel"}, {"run_id", run_id}}.dump());
-    if (active) cancel_sent_.insert(run_id);
   }
   broadcast(json{{"type", "workers"}}.dump());
   update();
@@ -140,9 +140,7 @@ void ServerState::worker_disconnected(const std::shared_ptr<Socket>& socket) {
   if (it == worker_by_socket_.end()) return;
   auto w = workers_.find(it->second);
   if (w != workers_.end() && w->second.socket == socket) {
-    w->second.socket.reset();
-    // Cancels it may not have received are sent again when it is back.
-    for (const auto& [run_id, res] : w->second.running) cancel_sent_.erase(run_id);
+    w->second.socket.reset();  // cancels it may not have received are sent again at its hello
   }
   worker_by_socket_.erase(it);
   broadcast(json{{"type", "workers"}}.dump());
@@ -185,23 +183,27 @@ std::string ServerState::unrunnable_reason(const std::string& hash) const {
 }
 
 Status ServerState::cancel_run(const std::string& run_id) {
+  if (!active_runs_.count(run_id)) return Error{run_id, "run " + run_id + " is not running"};
+  stop_run(run_id, "cancelled by a user");
+  update();
+  return {};
+}
+
+void ServerState::stop_run(const std::string& run_id, const std::string& why) {
   auto run = active_runs_.find(run_id);
-  if (run == active_runs_.end()) return Error{run_id, "run " + run_id + " is not running"};
-  user_cancels_.insert(run_id);
+  if (run == active_runs_.end()) return;
+  cancels_[run_id] = why;
   auto w = workers_.find(run->second.worker);
   if (w != workers_.end() && w->second.socket) {
     // Recorded when the worker reports the run (cancelled, or its result if it ended first).
     w->second.socket->send(json{{"type", "cancel"}, {"run_id", run_id}}.dump());
-    cancel_sent_.insert(run_id);
-    return {};
+    return;
   }
   // Its worker is away: the run ends now, and the worker is told to stop it when it is back.
   store::RunRow r = run->second;
   r.state = store::RunState::kCancelled;
   r.ended = now_seconds();
   record_result(r, {});
-  update();
-  return {};
 }
 
 void ServerState::fail_worker_runs(WorkerState& worker, const std::string& why) {
@@ -315,12 +317,14 @@ void ServerState::finish_run(const std::string& worker, const ResultMessage& m) 
 }
 
 void ServerState::record_result(store::RunRow run, const std::vector<store::CaseRow>& cases) {
-  if (user_cancels_.erase(run.id) && run.state == store::RunState::kCancelled) run.detail = "cancelled by a user";
+  if (auto c = cancels_.find(run.id); c != cancels_.end()) {
+    if (run.state == store::RunState::kCancelled) run.detail = c->second;
+    cancels_.erase(c);
+  }
   auto recorded = store_.finish_run(run, cases);
   case_cache_.erase(run.hash);
   active_runs_.erase(run.id);
   upload_tokens_.erase(run.id);
-  cancel_sent_.erase(run.id);
   for (auto& [id, w] : workers_) w.running.erase(run.id);
   planner::HashProgress& p = progress_[run.hash];
   if (p.active > 0) --p.active;

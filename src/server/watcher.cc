@@ -2,7 +2,9 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 
+#include "core/ids.h"
 #include "definitions/definitions.h"
 #include "definitions/definitions_json.h"
 #include "git/git.h"
@@ -27,10 +29,14 @@ std::vector<store::ObjectRow> object_rows(const definitions::ResolvedCommit& c) 
 }  // namespace
 
 Watcher::Watcher(std::string repos_dir, double poll_seconds,
-                 std::map<std::string, std::set<std::string>> known, Callback callback)
+                 std::map<std::string, std::set<std::string>> known, Callback callback,
+                 std::map<std::string, std::set<std::string>> recheck,
+                 std::map<std::string, std::set<std::string>> pinned)
     : repos_dir_(std::move(repos_dir)),
       poll_seconds_(poll_seconds),
       known_(std::move(known)),
+      recheck_(std::move(recheck)),
+      pinned_(std::move(pinned)),
       callback_(std::move(callback)),
       thread_([this] { loop(); }) {}
 
@@ -69,12 +75,43 @@ void Watcher::scan() {
     if (entry.is_directory()) repos.emplace_back(entry.path().filename().string(), entry.path().string());
   }
   std::sort(repos.begin(), repos.end());
-  for (const auto& [name, path] : repos) {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (stop_) return;
+  release_waiting();
+  pins_new_.clear();
+  // A pin found in a repo looked at after the pinned repo is ingested by another look at that
+  // repo (a few rounds, for pins of pinned commits).
+  constexpr int kPinRounds = 4;
+  std::set<std::string> only;
+  for (int round = 0; round < kPinRounds; ++round) {
+    for (const auto& [name, path] : repos) {
+      if (round > 0 && !only.count(name)) continue;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (stop_) return;
+      }
+      scan_repo(name, path);
     }
-    scan_repo(name, path);
+    only.swap(pins_new_);
+    pins_new_.clear();
+    if (only.empty()) return;
+  }
+}
+
+void Watcher::release_waiting() {
+  std::map<std::string, std::optional<git::Repository>> opened;
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    const auto& [repo, sha] = it->first;
+    auto [at, inserted] = opened.try_emplace(repo);
+    if (inserted) {
+      auto r = git::Repository::open(repos_dir_ + "/" + repo);
+      if (r.ok()) at->second.emplace(std::move(*r));
+    }
+    if (!at->second || !at->second->commit(sha).ok()) {
+      ++it;
+      continue;
+    }
+    for (const auto& [waiting_repo, waiting_sha] : it->second)
+      recheck_[waiting_repo].insert(waiting_sha);
+    it = waiting_.erase(it);
   }
 }
 
@@ -103,6 +140,18 @@ void Watcher::scan_repo(const std::string& name, const std::string& path) {
     for (const auto& p : info->parents) stack.push_back(p);
     found.push_back(std::move(*info));
   }
+  // Pinned commits no branch reaches: the commit alone (its ancestors are not needed), once it
+  // is in the repo. Commits whose missing commit arrived: again.
+  std::set<std::string>& pinned = pinned_[name];
+  std::set<std::string> again;
+  again.swap(recheck_[name]);
+  for (const std::set<std::string>* shas : {&pinned, &again}) {
+    for (const auto& sha : *shas) {
+      if ((shas == &pinned && known.count(sha)) || !seen.insert(sha).second) continue;
+      auto info = repo->commit(sha);
+      if (info.ok()) found.push_back(std::move(*info));
+    }
+  }
   std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.author_time < b.author_time; });
   auto reader = git::GitSourceReader::under_root(repos_dir_);
   for (const auto& info : found) {
@@ -113,12 +162,21 @@ void Watcher::scan_repo(const std::string& name, const std::string& path) {
     row.subject = info.subject;
     row.author = info.author_name;
     row.time = info.author_time;
+    reader.forget_missing();
     auto resolved = definitions::resolve_commit(reader, name, info.sha);
     row.resolved = true;
+    const bool failed = !resolved.ok() || resolved->error.has_value();
+    if (failed) {
+      for (const auto& m : reader.missing()) waiting_[m].insert({name, info.sha});
+    }
     if (!resolved.ok()) {
       row.error = resolved.error().to_string();
       batch.objects.emplace_back();
     } else {
+      for (const auto& [ref_name, ref] : resolved->repos) {
+        if (!is_commit_sha(ref.commit) || known_[ref.repo].count(ref.commit)) continue;
+        if (pinned_[ref.repo].insert(ref.commit).second) pins_new_.insert(ref.repo);
+      }
       row.file = resolved->file;
       row.error = resolved->error;
       row.test_sets_json = json(resolved->test_sets).dump();
@@ -128,6 +186,7 @@ void Watcher::scan_repo(const std::string& name, const std::string& path) {
     batch.commits.push_back(std::move(row));
     known.insert(info.sha);
   }
+  std::erase_if(pinned, [&](const std::string& sha) { return known.count(sha) > 0; });
   callback_(std::move(batch));
 }
 

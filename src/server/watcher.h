@@ -2,6 +2,11 @@
 // branches and ingests commits it has not seen (incrementally: only the new ones are walked and
 // resolved), then hands each batch to a callback. The callback runs on the watcher's thread; the
 // server posts it over to its io thread.
+//
+// Pinned commits (FORMAT.md §4: a `repos:` reference to another repo's commit by sha) are
+// ingested by sha even when no branch reaches them, in the same pass when they can be. A commit
+// whose definitions could not be resolved because a commit they refer to is missing is resolved
+// again (and ingested again) once that commit is in its repo, e.g. after a fetch.
 #pragma once
 
 #include <condition_variable>
@@ -29,9 +34,13 @@ class Watcher {
  public:
   using Callback = std::function<void(RepoBatch batch)>;
 
-  // `known` are the commits already stored, per repo; they are not ingested again.
+  // `known` are the commits already stored, per repo; they are not ingested again, but those in
+  // `recheck` (stored with an error) are resolved again at the first look, and the commits in
+  // `pinned` (named by stored definitions but not stored) are looked up by sha.
   Watcher(std::string repos_dir, double poll_seconds,
-          std::map<std::string, std::set<std::string>> known, Callback callback);
+          std::map<std::string, std::set<std::string>> known, Callback callback,
+          std::map<std::string, std::set<std::string>> recheck = {},
+          std::map<std::string, std::set<std::string>> pinned = {});
   ~Watcher();
   // Asks for a look now (thread-safe).
   void refresh();
@@ -40,10 +49,20 @@ class Watcher {
   void loop();
   void scan();
   void scan_repo(const std::string& name, const std::string& path);
+  // Moves the commits waiting on a missing commit that is now there to recheck_.
+  void release_waiting();
 
   std::string repos_dir_;
   double poll_seconds_;
   std::map<std::string, std::set<std::string>> known_;
+  // Per repo, commits to resolve again at the next look (their missing commit arrived).
+  std::map<std::string, std::set<std::string>> recheck_;
+  // Per repo, pinned shas not ingested yet; pins_new_: repos that got new ones in this pass.
+  std::map<std::string, std::set<std::string>> pinned_;
+  std::set<std::string> pins_new_;
+  // Missing (repo, sha) -> the (repo, sha) commits whose resolution failed for want of it.
+  std::map<std::pair<std::string, std::string>, std::set<std::pair<std::string, std::string>>>
+      waiting_;
   Callback callback_;
   std::mutex mutex_;
   std::condition_variable wake_;

@@ -31,6 +31,9 @@ CREATE TABLE IF NOT EXISTS targets (
 CREATE TABLE IF NOT EXISTS commit_sets (
   repo TEXT NOT NULL, sha TEXT NOT NULL, test_set TEXT NOT NULL, enabled INTEGER NOT NULL,
   PRIMARY KEY (repo, sha, test_set));
+CREATE TABLE IF NOT EXISTS branch_sets (
+  repo TEXT NOT NULL, branch TEXT NOT NULL, sha TEXT NOT NULL, test_set TEXT NOT NULL,
+  PRIMARY KEY (repo, branch, sha, test_set));
 CREATE TABLE IF NOT EXISTS runs (
   id TEXT PRIMARY KEY, hash TEXT NOT NULL, repo TEXT NOT NULL, sha TEXT NOT NULL,
   name TEXT NOT NULL, kind TEXT NOT NULL, worker TEXT NOT NULL, state TEXT NOT NULL,
@@ -218,6 +221,26 @@ class SqliteStore : public Store {
     std::map<std::tuple<std::string, std::string, std::string>, bool> out;
     while (s.step()) out[{s.text(0), s.text(1), s.text(2)}] = s.integer(3) != 0;
     if (!s.error().empty()) return failed("commit_sets", s);
+    return out;
+  }
+
+  Status set_branch_set(const BranchSetRow& row, bool enabled) override {
+    Statement s(db_->get(),
+                enabled ? "INSERT OR IGNORE INTO branch_sets (repo, branch, sha, test_set) "
+                          "VALUES (?, ?, ?, ?)"
+                        : "DELETE FROM branch_sets WHERE repo = ? AND branch = ? AND sha = ? "
+                          "AND test_set = ?");
+    if (!s.bind(1, row.repo).bind(2, row.branch).bind(3, row.sha).bind(4, row.set).run()) {
+      return failed("set_branch_set", s);
+    }
+    return {};
+  }
+
+  Result<std::vector<BranchSetRow>> branch_sets() override {
+    Statement s(db_->get(), "SELECT repo, branch, sha, test_set FROM branch_sets");
+    std::vector<BranchSetRow> out;
+    while (s.step()) out.push_back({s.text(0), s.text(1), s.text(2), s.text(3)});
+    if (!s.error().empty()) return failed("branch_sets", s);
     return out;
   }
 

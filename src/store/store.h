@@ -92,6 +92,14 @@ struct CaseRow {
   double elapsed = 0;
 };
 
+// A test set enabled at a commit because a branch was under test (Store::set_branch_set).
+struct BranchSetRow {
+  std::string repo;
+  std::string branch;
+  std::string sha;
+  std::string set;
+};
+
 // Counts over the finished runs of one identity. Infrastructure failures are counted apart and
 // never as failures.
 struct RunCounts {
@@ -127,6 +135,11 @@ class Store {
                                 const std::string& set, bool enabled) = 0;
   // (repo, commit, set) -> enabled
   virtual Result<std::map<std::tuple<std::string, std::string, std::string>, bool>> commit_sets() = 0;
+  // Test sets a branch's being under test enabled (its triggers at the commits it covered), apart
+  // from those a user set by hand (commit_sets): taking the branch off test disables these.
+  // Adds the row, or with `enabled` false deletes it.
+  virtual Status set_branch_set(const BranchSetRow& row, bool enabled) = 0;
+  virtual Result<std::vector<BranchSetRow>> branch_sets() = 0;
 
   // Records a run that has started (or re-records it, e.g. a worker resuming after a restart).
   virtual Status start_run(const RunRow& run) = 0;

@@ -228,13 +228,26 @@ export function register({ binary, artifacts }) {
       what: 'a replacement starts',
     });
     assert(second.id !== first.id, 'a new run');
-    await cancelServer.post(`/api/repos/slow/commits/${sha}/targets`, { name: 'slow/linux', runs: 0 });
     await testPage.click(`tr[data-run="${second.id}"] button.cancel`);
     await testPage.waitForSelector(`tr[data-run="${second.id}"][data-state="cancelled"]`);
     await shot(testPage, 'test-page-cancelled');
+    // Lowering the target stops the next replacement by itself: nobody wants it any more.
+    const third = await eventually(
+      async () => (await runsOf()).find((r) => r.state === 'running' && r.id !== second.id),
+      { what: 'another replacement starts' },
+    );
+    await cancelServer.post(`/api/repos/slow/commits/${sha}/targets`, { name: 'slow/linux', runs: 0 });
+    const stopped = await eventually(
+      async () => {
+        const r = await cancelServer.get(`/api/runs/${third.id}`);
+        return r.state === 'cancelled' ? r : null;
+      },
+      { what: 'the run nobody wants is cancelled' },
+    );
+    assert(stopped.detail.includes('no longer wanted'), 'the reason of an unwanted run');
     await testPage.waitForTimeout(1500);
     const after = await runsOf();
-    assertEqual(after.map((r) => r.state), ['cancelled', 'cancelled'], 'no run starts once the target is met');
+    assertEqual(after.map((r) => r.state), ['cancelled', 'cancelled', 'cancelled'], 'no run starts once the target is met');
 
     const json = { method: 'POST', headers: { 'Content-Type': 'application/json' } };
     const again = await fetch(`${cancelServer.url}/api/runs/${first.id}/cancel`, json);
@@ -294,12 +307,13 @@ export function register({ binary, artifacts }) {
     await worker.close();
     await eventually(async () => !(await awayServer.get('/api/workers'))[0].connected, { what: 'the worker is away' });
     await page.goto(`${awayServer.url}/runs/${second}`);
+    await page.click('button.cancel');
+    await eventually(async () => (await page.textContent('.badge')) === 'cancelled', { what: 'cancelled at once' });
+    // (Lowered before the cancel, the target would have cancelled the run itself: nobody wants it.)
     await awayServer.post(`/api/repos/slow/commits/${(await awayServer.get(`/api/runs/${second}`)).commit}/targets`, {
       name: 'slow/linux',
       runs: 0,
     });
-    await page.click('button.cancel');
-    await eventually(async () => (await page.textContent('.badge')) === 'cancelled', { what: 'cancelled at once' });
     await connect([second]);
     await eventually(async () => (await messages()).some((m) => m.type === 'cancel' && m.run_id === second), {
       what: 'the returning worker is told to stop the run',

@@ -59,6 +59,49 @@ TEST(Planner, UnreachableCommitsGetNothingAndSharedIdentityRunsOnce) {
   EXPECT_EQ(plan.jobs[0].commit, "c1");
 }
 
+TEST(Planner, KeepSaysHowManyActiveRunsEachIdentityIsStillWantedFor) {
+  PlanInput in = one_commit();
+  in.commits.push_back(commit_with_build_and_test("c2", 200));
+  in.enabled_sets[{"repo", "c2"}] = {"all"};
+  in.progress["hb"] = {1, 0, 0};
+  in.progress["ht-c1"] = {1, 0, 3};
+  in.targets[{"repo", "c1", "test"}] = 2;
+  Plan plan = make_plan(in);
+  EXPECT_EQ(plan.keep.at("ht-c1"), 1);  // target 2, one run finished: 1 of the 3 active is wanted
+  EXPECT_EQ(plan.keep.at("ht-c2"), 1);
+  EXPECT_EQ(plan.keep.at("hb"), 0);  // the build is done
+  // Lowering the target below what ran wants none; an identity nothing needs is absent.
+  in.targets[{"repo", "c1", "test"}] = 1;
+  in.enabled_sets.erase({"repo", "c2"});
+  plan = make_plan(in);
+  EXPECT_EQ(plan.keep.at("ht-c1"), 0);
+  EXPECT_EQ(plan.keep.count("ht-c2"), 0u);
+}
+
+TEST(Planner, ABuildPinnedAtAnUnreachableCommitIsNeededAndKept) {
+  PlanInput in;
+  PlannedCommit lib{"lib", "x", 50, false, {}, {}};
+  lib.objects.push_back({"libbuild", "build", "hl", {}, 1, 1, 0, 0});
+  in.commits.push_back(lib);
+  PlannedCommit app{"app", "a", 100, true, {}, {}};
+  app.objects.push_back({"uses", "test", "hu", {{"lib/x/libbuild", "hl"}}, 1, 1, 0, 0});
+  app.test_sets["all"] = {"uses"};
+  in.commits.push_back(app);
+  in.enabled_sets[{"app", "a"}] = {"all"};
+  Plan plan = make_plan(in);
+  ASSERT_EQ(plan.jobs.size(), 1u);
+  EXPECT_EQ(plan.jobs[0].commit, "x");
+  EXPECT_EQ(plan.keep.at("hl"), 1);  // its run, once started, is not cancelled
+  EXPECT_EQ(plan.statuses.at({"app", "a", "uses"}).state, ObjectState::kWaitingOnBuilds);
+}
+
+TEST(Planner, ExtraPurposesAreTheirBranchs) {
+  EXPECT_TRUE(is_extra_purpose_of(extra_purpose("r", "a", "abc"), "r", "a"));
+  EXPECT_FALSE(is_extra_purpose_of(extra_purpose("r", "a@b", "abc"), "r", "a"));
+  EXPECT_FALSE(is_extra_purpose_of(extra_purpose("r", "a/b", "abc"), "r", "a"));
+  EXPECT_FALSE(is_extra_purpose_of("", "r", "a"));
+}
+
 TEST(Planner, UnknownBuildIsAnUnresolvedDependency) {
   PlanInput in = one_commit();
   in.commits[0].objects[1].builds.push_back({"other/x/build", "missing"});

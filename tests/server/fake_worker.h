@@ -11,6 +11,7 @@
 #include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "server_fixture.h"
 #include "ws_client.h"
@@ -50,8 +51,36 @@ class FakeWorker {
     return jobs_.at(name);
   }
 
-  // Reports `outcome` ("success", "failure", "infra") for run `run_id` and waits until the server
-  // acknowledges it (it has recorded the result); false when no ack came within `seconds`.
+  // Every job for the object named `name`, in the order they came, once there are `count` of
+  // them; fewer when no more came within `seconds` or the connection closed.
+  std::vector<FakeJob> jobs(const std::string& name, size_t count, double seconds = 90) {
+    const auto until = deadline(seconds);
+    while (all_jobs_[name].size() < count) {
+      if (!read_one(until)) break;
+    }
+    return all_jobs_[name];
+  }
+
+  // Reads what the server sends until `done()` holds; false when it did not within `seconds`.
+  template <class F>
+  bool read_until(F done, double seconds = 30) {
+    const auto until = deadline(seconds);
+    while (!done()) {
+      if (!read_one(until)) return false;
+    }
+    return true;
+  }
+  // Whether the server sent `cancel` for run `run_id`, waiting up to `seconds` for it.
+  bool cancelled(const std::string& run_id, double seconds = 30) {
+    return read_until([&] { return cancels_.count(run_id) > 0; }, seconds);
+  }
+  // Whether a `cancel` for `run_id` came among the messages read so far (no waiting): messages
+  // come in order, so after job() returns a job the server sent later, this is final.
+  bool cancel_seen(const std::string& run_id) const { return cancels_.count(run_id) > 0; }
+
+  // Reports `outcome` ("success", "failure", "infra", "cancelled") for run `run_id` and waits until
+  // the server acknowledges it (it has recorded the result); false when no ack came within
+  // `seconds`.
   bool report(const std::string& run_id, const std::string& outcome, double seconds = 30) {
     const nlohmann::json result = {{"type", "result"},
                                    {"run_id", run_id},
@@ -82,10 +111,12 @@ class FakeWorker {
       return true;
     }
     if (message["type"] == "ack") acked_.insert(message["run_id"].get<std::string>());
+    if (message["type"] == "cancel") cancels_.insert(message["run_id"].get<std::string>());
     if (message["type"] == "job" && message["object"].is_object() &&
         message["object"]["name"].is_string() && message["upload_token"].is_string()) {
-      jobs_.emplace(message["object"]["name"].get<std::string>(),
-                    FakeJob{message["run_id"], message["upload_token"], message});
+      const FakeJob job{message["run_id"], message["upload_token"], message};
+      jobs_.emplace(message["object"]["name"].get<std::string>(), job);
+      all_jobs_[message["object"]["name"].get<std::string>()].push_back(job);
     }
     return true;
   }
@@ -93,6 +124,8 @@ class FakeWorker {
   WsClient socket_;
   std::map<std::string, FakeJob> jobs_;  // object name -> its first job
   std::set<std::string> acked_;          // run ids
+  std::set<std::string> cancels_;        // run ids the server said to cancel
+  std::map<std::string, std::vector<FakeJob>> all_jobs_;  // object name -> its jobs, in order
 };
 
 // POSTs the file at `file` to `url` as a worker's upload, with `worker_token` and `upload_token`
