@@ -36,11 +36,11 @@ server_pid=$!
 api="http://127.0.0.1:$port/api"
 until curl -sf "$api/repos" | grep -q bench; do sleep 0.2; done
 until [ "$(curl -sf "$api/workers" | grep -o '"connected":true' | wc -l)" -ge 2 ]; do sleep 0.2; done
-curl -sf -X POST -d '{"enabled": true, "depth": 0}' "$api/repos/bench/branches/main/test" >/dev/null
+curl -sf -X POST -H "Content-Type: application/json" -d '{"enabled": true, "depth": 0}' "$api/repos/bench/branches/main/test" >/dev/null
 count() { curl -sf "$api/repos/bench/commits/$head" | grep -o '"runs":[0-9]*' | head -1 | cut -d: -f2; }
 until [ "$(count)" = "1" ]; do sleep 0.1; done
 start=$(date +%s.%N)
-curl -sf -X POST -d "{\"name\": \"trivial/host\", \"runs\": $((runs + 1))}" "$api/repos/bench/commits/$head/targets" >/dev/null
+curl -sf -X POST -H "Content-Type: application/json" -d "{\"name\": \"trivial/host\", \"runs\": $((runs + 1))}" "$api/repos/bench/commits/$head/targets" >/dev/null
 until [ "$(count)" -ge $((runs + 1)) ]; do sleep 0.1; done
 serve_seconds=$(echo "$(date +%s.%N) - $start" | bc)
 rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
