@@ -316,6 +316,14 @@ Response Api::post(const Request& request) {
       if (!s.ok()) return error(500, s.error().message);
       return ok({{"name", name}, {"runs", *runs}});
     }
+    if (action == "/retry") {
+      if (!body.contains("name") || !body["name"].is_string())
+        return error(400, "'name' must be an object name");
+      const std::string name = body["name"];
+      const Result<bool> retried = state_.retry(repo, sha, name);
+      if (!retried.ok()) return error(404, retried.error().message);
+      return ok({{"name", name}, {"retried", *retried}});
+    }
     if (action == "/sets") {
       if (!body.contains("set") || !body["set"].is_string()) return error(400, "'set' must be a test set name");
       if (!body.contains("enabled") || !body["enabled"].is_boolean()) return error(400, "'enabled' must be true or false");
