@@ -309,9 +309,16 @@ Response Api::post(const Request& request) {
       const auto runs = body.contains("runs") ? bounded_integer(body["runs"], 0, kMaxTargetRuns) : std::nullopt;
       if (!runs) return error(400, fmt::format("'runs' must be an integer from 0 to {}", kMaxTargetRuns));
       const std::string name = body["name"];
-      bool known = false;
-      for (const auto& o : c->objects) known = known || o.name == name;
-      if (!known) return error(404, "commit has no test named '" + name + "'");
+      const store::ObjectRow* object = nullptr;
+      for (const auto& o : c->objects) object = o.name == name ? &o : object;
+      if (object == nullptr) return error(404, "commit has no test named '" + name + "'");
+      // A build runs until it succeeds or fails max_retries + 1 times: a target would change
+      // nothing (it used to be accepted and ignored).
+      if (object->kind == "build") {
+        return error(400, "'" + name +
+                              "' is a build: it has no target runs; retry a failed build "
+                              "with POST .../commits/{sha}/retry");
+      }
       const Status s = state_.set_target(repo, sha, name, static_cast<int>(*runs));
       if (!s.ok()) return error(500, s.error().message);
       return ok({{"name", name}, {"runs", *runs}});

@@ -246,8 +246,13 @@ TEST_F(InfraTest, FailedBuildIsRetriedByAUserAndAutomaticRetriesWait) {
   EXPECT_EQ(w[1].state, store::RunState::kSucceeded);
   EXPECT_GE(w[1].started - w[0].ended, 2.0);
 
-  // b failed its only try: the user fixes what it needs and retries it; then its test runs.
+  // b failed its only try. A target for it is refused (it used to be accepted and ignored);
+  // the user fixes what it needs and retries it; then its test runs.
   ASSERT_EQ(runs_of("b/linux")["failed"], 1);
+  const auto target = server.post("/api/repos/app/commits/" + sha + "/targets",
+                                  R"({"name": "b/linux", "runs": 2})");
+  EXPECT_EQ(target.first, 400) << target.second.dump();
+  EXPECT_NE(target.second["error"].get<std::string>().find("retry"), std::string::npos);
   std::ofstream(fixed) << "yes\n";
   const auto retried =
       server.post("/api/repos/app/commits/" + sha + "/retry", R"({"name": "b/linux"})");
