@@ -9,6 +9,7 @@
 #include <map>
 
 #include "environments/docker_probe.h"
+#include "fake_worker.h"
 #include "server_fixture.h"
 #include "store/store.h"
 
@@ -167,6 +168,50 @@ TEST_F(InfraTest, UnrunnableAndFailingInfrastructureDoNotFloodAndOthersKeepRunni
       eventually([&] { return status(*server, sha, "huge/linux") == "infra_blocked"; }, 120));
   EXPECT_LE(runs_of("huge/linux")["infra_failed"], infra + 7);
   EXPECT_TRUE(rows("ami/cloud").empty());
+}
+
+// Item 1: a worker's hello says what it runs; jobs go only to workers that can run them, and a
+// hello whose capabilities are malformed is refused. A worker that does not say (an older one)
+// is a Linux worker with docker.
+TEST_F(InfraTest, JobsGoOnlyToWorkersThatSayTheyCanRunThem) {
+  app_.write("testlooper.yml",
+             "looper_version: 5\n"
+             "environments:\n"
+             "  linux: {platform: linux, image: {host: true}}\n"
+             "  win: {platform: windows, image: {host: true}}\n"
+             "  img: {platform: linux, image: {dockerfile_contents: \"FROM scratch\\n\"}}\n"
+             "tests:\n"
+             "  t/linux: {command: 'true'}\n"
+             "  w/win: {command: 'true'}\n"
+             "  d/img: {command: 'true'}\n");
+  const std::string sha = app_.commit("one test per platform, one on docker");
+  ServerProcess server({"--repos", dir_.path() + "/repos", "--data", data(), "--port", "0",
+                        "--workers", "0", "--poll-seconds", "0.3", "--extra-runs", "0"});
+  ASSERT_TRUE(eventually([&] { return server.get("/api/repos").size() == 1; }, 30));
+  server.post("/api/repos/app/branches/main/test", R"({"enabled": true})");
+  const std::string token = fixtures::worker_token(data());
+
+  fixtures::FakeWorker bad(server.port(), token, "bad", 8, 8, {{"platforms", {"Linux!"}}});
+  EXPECT_FALSE(bad.job("t/linux", 5)) << "a malformed hello got a job";
+  fixtures::FakeWorker windows(server.port(), token, "windows", 8, 8,
+                               {{"platforms", {"windows"}}, {"docker", false}});
+  ASSERT_TRUE(windows.job("w/win", 30));
+  ASSERT_TRUE(eventually([&] { return status(server, sha, "t/linux") == "unrunnable"; }, 30));
+  EXPECT_NE(object(server, sha, "t/linux")["reason"].get<std::string>().find("linux"),
+            std::string::npos);
+  EXPECT_EQ(status(server, sha, "d/img"), "unrunnable");
+
+  // A Linux worker without docker takes the Linux test only; one that says nothing takes docker.
+  fixtures::FakeWorker plain(server.port(), token, "plain", 8, 8,
+                             {{"platforms", {"linux"}}, {"docker", false}});
+  ASSERT_TRUE(plain.job("t/linux", 30));
+  EXPECT_FALSE(plain.job("d/img", 2));
+  EXPECT_EQ(status(server, sha, "d/img"), "unrunnable");
+  EXPECT_NE(object(server, sha, "d/img")["reason"].get<std::string>().find("docker"),
+            std::string::npos);
+  fixtures::FakeWorker old(server.port(), token, "old", 8, 8);
+  ASSERT_TRUE(old.job("d/img", 30));
+  EXPECT_FALSE(windows.job("t/linux", 1));
 }
 
 // Item 1: a Dockerfile that does not build is one failure of its image, whichever tests use it:
