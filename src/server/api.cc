@@ -561,8 +561,16 @@ Response Api::workers() {
       running.push_back(run_id);
       used += res.first;
     }
-    out.push_back({{"id", id}, {"host", w.host}, {"connected", w.socket != nullptr}, {"cores", w.cores},
-                   {"ram_gb", w.ram_gb}, {"cores_used", used}, {"running", running}});
+    out.push_back({{"id", id},
+                   {"host", w.host},
+                   {"connected", w.socket != nullptr},
+                   {"cores", w.cores},
+                   {"ram_gb", w.ram_gb},
+                   {"cores_used", used},
+                   {"running", running},
+                   {"platforms", w.platforms},
+                   {"docker", w.docker},
+                   {"ami", w.ami}});
   }
   return ok(out);
 }

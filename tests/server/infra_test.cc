@@ -214,6 +214,14 @@ TEST_F(InfraTest, JobsGoOnlyToWorkersThatSayTheyCanRunThem) {
   ASSERT_TRUE(old.job("d/img", 30));
   EXPECT_TRUE(rows("d/img").size() == 1 && rows("d/img")[0].worker == "old");
   EXPECT_TRUE(rows("t/linux").size() == 1 && rows("t/linux")[0].worker == "plain");
+  for (const auto& w : server.get("/api/workers")) {
+    if (w["id"] == "windows") {
+      EXPECT_EQ(w["platforms"], json::array({"windows"})) << w.dump();
+    }
+    if (w["id"] == "old") {
+      EXPECT_EQ(w["docker"], true) << w.dump();
+    }
+  }
 }
 
 // Item 1: a Dockerfile that does not build is one failure of its image, whichever tests use it:
