@@ -38,6 +38,11 @@ void add_serve_command(CLI::App& app, Action& action) {
                   "Hours after which a run still going is ended as an infrastructure failure "
                   "and its worker told to cancel it (default 24)")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--infra-backoff-seconds", options->infra_backoff_seconds,
+                  "First wait after an infrastructure failure of a test, build or environment; "
+                  "it doubles with each failure in a row, up to 30 min, and the 5th blocks it "
+                  "until a user retries it (default 10)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--default-runs", options->default_target_runs,
                   "Target runs per test (default 1)");
   cmd->add_option(
@@ -79,6 +84,8 @@ void add_serve_command(CLI::App& app, Action& action) {
       if (cmd->count("--worker-timeout") == 0)
         options->worker_timeout_seconds = from_file.worker_timeout_seconds;
       if (cmd->count("--max-run-hours") == 0) options->max_run_hours = from_file.max_run_hours;
+      if (cmd->count("--infra-backoff-seconds") == 0)
+        options->infra_backoff_seconds = from_file.infra_backoff_seconds;
       if (cmd->count("--default-runs") == 0)
         options->default_target_runs = from_file.default_target_runs;
       if (cmd->count("--webhook-secret") == 0) options->webhook_secret = from_file.webhook_secret;

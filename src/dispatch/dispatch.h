@@ -9,14 +9,21 @@
 
 namespace testlooper::dispatch {
 
-// A connected worker's free capacity now.
+// A connected worker's free capacity now, and what it can run (its hello).
 struct WorkerCapacity {
   std::string id;
   int free_cores = 0;
   int free_ram_gb = 0;
   int total_cores = 0;
   int total_ram_gb = 0;
+  std::vector<std::string> platforms = {"linux"};
+  bool docker = false;  // runs Dockerfile environments
+  bool ami = false;     // runs AMI environments
 };
+
+// Why `worker` can never run `job` whatever its load ("" when it can): a platform, docker or an
+// AMI it lacks, or fewer cores or less RAM than the job needs.
+std::string cannot_run(const planner::Job& job, const WorkerCapacity& worker);
 
 // One run to start: the job's identity on a worker with the cores and RAM it is given.
 struct Assignment {
@@ -37,8 +44,10 @@ struct DispatchResult {
   std::vector<Unrunnable> unrunnable;
 };
 
-// Assigns as many of `jobs` (highest priority first, each wanting job.runs runs) as fit. A run
-// gets between min_cores and max_cores cores (as many as are free) and min_ram_gb of RAM.
+// Assigns as many of `jobs` (highest priority first, each wanting job.runs runs) as fit, each on
+// a worker that can run it (cannot_run). A run gets between min_cores and max_cores cores (as
+// many as are free) and min_ram_gb of RAM. A job no worker can run is unrunnable, with the
+// first worker's reason.
 DispatchResult assign(const std::vector<planner::Job>& jobs, std::vector<WorkerCapacity> workers);
 
 }  // namespace testlooper::dispatch

@@ -89,10 +89,17 @@ std::string dockerfile_text(const definitions::Environment& environment);
 std::string image_tag(const std::string& dockerfile);
 
 // Gives out launchers for environments, building docker images once per Dockerfile text (and
-// remembering failures, so a broken image is built once per factory, not once per run).
+// remembering a failure for kFailureMemory, so a broken image is not rebuilt for every queued
+// run, yet is tried again once a user retries it later).
 class LauncherFactory {
  public:
+  static constexpr std::chrono::seconds kFailureMemory{60};
+
   explicit LauncherFactory(EnvironmentOptions options);
+
+  // Whether Dockerfile environments can run here: on the host (on_host), or a docker engine
+  // answers now. Asks the engine each time it is called.
+  bool runs_dockerfiles() const;
 
   // The launcher for `environment`, preparing it first (may take minutes for an image build).
   // Errors: windows platform, ami image, docker unreachable, image build failed.
@@ -105,6 +112,7 @@ class LauncherFactory {
   std::shared_ptr<Launcher> host_;  // one for every host environment
   std::mutex mutex_;                // guards images_; image builds run under it, one at a time
   std::map<std::string, Result<std::shared_ptr<Launcher>>> images_;  // by tag
+  std::map<std::string, std::chrono::steady_clock::time_point> failed_at_;  // by tag
 };
 
 }  // namespace testlooper::environments

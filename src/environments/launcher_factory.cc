@@ -63,6 +63,10 @@ std::string image_tag(const std::string& dockerfile) {
 LauncherFactory::LauncherFactory(EnvironmentOptions options)
     : options_(std::move(options)), host_(make_host_launcher()) {}
 
+bool LauncherFactory::runs_dockerfiles() const {
+  return options_.on_host || check_engine(options_.docker).ok();
+}
+
 Result<std::shared_ptr<Launcher>> LauncherFactory::launcher_for(
     const definitions::Environment& environment) {
   const std::string& where = environment.name;
@@ -84,9 +88,15 @@ Result<std::shared_ptr<Launcher>> LauncherFactory::launcher_for(
 Result<std::shared_ptr<Launcher>> LauncherFactory::docker_launcher(const std::string& dockerfile) {
   const std::string tag = image_tag(dockerfile);
   std::lock_guard lock(mutex_);
-  if (auto it = images_.find(tag); it != images_.end()) return it->second;
+  if (auto it = images_.find(tag); it != images_.end()) {
+    if (it->second.ok() || std::chrono::steady_clock::now() - failed_at_[tag] < kFailureMemory) {
+      return it->second;
+    }
+    images_.erase(it);  // an old failure: the engine or the Dockerfile's base may be fixed
+  }
   auto remember = [&](Result<std::shared_ptr<Launcher>> result) {
     images_.emplace(tag, result);
+    if (!result.ok()) failed_at_[tag] = std::chrono::steady_clock::now();
     return result;
   };
   if (Status engine = check_engine(options_.docker); !engine.ok()) return remember(engine.error());

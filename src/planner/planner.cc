@@ -51,12 +51,12 @@ class Planner {
     std::map<std::pair<std::string, std::string>, Job> extra_jobs;  // (purpose, hash)
     for (size_t i = 0; i < extra.size(); ++i) {
       auto found = locate({extra[i].repo, extra[i].sha, extra[i].name});
-      if (!found || blocked(*found->object)) continue;
+      if (!found || blocked(*found->object) || held(*found->object)) continue;
       const PlannedObject& o = *found->object;
       Job& job = extra_jobs[{extra[i].purpose, o.hash}];
       if (job.hash.empty()) {
-        job = Job{o.hash, extra[i].repo, extra[i].sha, o.name, o.kind, 0, kExtraPriority - static_cast<double>(i),
-                  o.min_cores, o.max_cores, o.min_ram_gb, extra[i].purpose};
+        job = job_of(o, extra[i].repo, extra[i].sha, kExtraPriority - static_cast<double>(i));
+        job.purpose = extra[i].purpose;
       }
       ++job.runs;
     }
@@ -78,6 +78,37 @@ class Planner {
   void need_build(const std::string& hash, double priority) {
     auto b = builds_by_hash_.find(hash);
     if (b != builds_by_hash_.end()) need({b->second.commit->repo, b->second.commit->sha, b->second.object->name}, priority);
+  }
+
+  static Job job_of(const PlannedObject& o, const std::string& repo, const std::string& sha,
+                    double priority) {
+    return Job{o.hash,      repo,        sha,          o.name,     o.kind,   0,     priority,
+               o.min_cores, o.max_cores, o.min_ram_gb, o.platform, o.docker, o.ami, ""};
+  }
+
+  const Hold* hold(const std::string& key) const {
+    if (key.empty()) return nullptr;
+    auto it = in_.holds.find(key);
+    return it == in_.holds.end() ? nullptr : &it->second;
+  }
+
+  // What holds the object back (its identity's or its environment's hold; a block before a
+  // wait), if anything does.
+  const Hold* held(const PlannedObject& o) const {
+    const Hold* mine = hold(o.hash);
+    const Hold* env = hold(o.environment_key);
+    for (const Hold* h : {mine, env}) {
+      if (h != nullptr && h->blocked) return h;
+    }
+    for (const Hold* h : {mine, env}) {
+      if (h != nullptr && h->waiting) return h;
+    }
+    return nullptr;
+  }
+
+  int64_t forgiven(const std::string& hash) const {
+    const Hold* h = hold(hash);
+    return h == nullptr ? 0 : h->forgiven_failures;
   }
 
   HashProgress progress(const std::string& hash) const {
@@ -127,8 +158,8 @@ class Planner {
   }
 
   static bool build_succeeded(const HashProgress& p) { return p.runs > p.failures; }
-  static bool build_exhausted(const HashProgress& p, int max_retries) {
-    return !build_succeeded(p) && p.failures > max_retries;
+  bool build_exhausted(const std::string& hash, const HashProgress& p, int max_retries) const {
+    return !build_succeeded(p) && p.failures - forgiven(hash) > max_retries;
   }
 
   // The blocked state caused by the object's build dependencies, if any.
@@ -140,7 +171,7 @@ class Planner {
         return ObjectStatus{ObjectState::kUnresolvedDependency, 0, dep.name};
       }
       const HashProgress p = progress(dep.hash);
-      if (build_exhausted(p, b->second.object->max_retries)) {
+      if (build_exhausted(dep.hash, p, b->second.object->max_retries)) {
         return ObjectStatus{ObjectState::kDependencyFailed, 0, dep.name};
       }
       if (!build_succeeded(p) && !waiting) waiting = ObjectStatus{ObjectState::kWaitingOnBuilds, 0, dep.name};
@@ -162,7 +193,7 @@ class Planner {
     const HashProgress p = progress(o.hash);
     int64_t& keep = plan.keep[o.hash];
     if (o.kind == "build") {
-      if (!build_succeeded(p) && !build_exhausted(p, o.max_retries)) keep = 1;
+      if (!build_succeeded(p) && !build_exhausted(o.hash, p, o.max_retries)) keep = 1;
     } else {
       keep = std::max<int64_t>(keep, status.target - p.runs);
     }
@@ -174,19 +205,29 @@ class Planner {
     }
     int wanted = 0;
     if (o.kind == "build") {
-      const bool finished = build_succeeded(p) || build_exhausted(p, o.max_retries);
+      const bool finished = build_succeeded(p) || build_exhausted(o.hash, p, o.max_retries);
       wanted = finished || p.active > 0 ? 0 : 1;
       status.state = finished ? ObjectState::kDone : ObjectState::kRunnable;
     } else {
       wanted = static_cast<int>(std::max<int64_t>(0, status.target - p.runs - p.active));
       status.state = p.runs >= status.target ? ObjectState::kDone : ObjectState::kRunnable;
     }
+    if (const Hold* h = held(o); h != nullptr && status.state == ObjectState::kRunnable) {
+      if (h->blocked) status.state = ObjectState::kInfraBlocked;
+      status.reason = h->reason;
+      wanted = 0;
+    }
+    for (const Hold* h : {hold(o.hash), hold(o.environment_key)}) {
+      if (h != nullptr && h->one_at_a_time)
+        wanted = static_cast<int>(std::clamp<int64_t>(1 - p.active, 0, wanted));
+    }
     plan.statuses[key] = status;
     if (wanted == 0) return;
     Job& job = jobs[o.hash];
     if (job.hash.empty() || priority > job.priority) {
-      job = Job{o.hash, at.commit->repo, at.commit->sha, o.name, o.kind, job.runs, priority,
-                o.min_cores, o.max_cores, o.min_ram_gb};
+      const int runs = job.runs;
+      job = job_of(o, at.commit->repo, at.commit->sha, priority);
+      job.runs = runs;
     }
     job.runs = std::max(job.runs, wanted);
   }
@@ -209,6 +250,7 @@ const char* to_string(ObjectState state) {
     case ObjectState::kUnresolvedDependency: return "unresolved_dependency";
     case ObjectState::kRunnable: return "runnable";
     case ObjectState::kDone: return "done";
+    case ObjectState::kInfraBlocked: return "infra_blocked";
   }
   return "?";
 }

@@ -34,6 +34,15 @@ struct PlannedObject {
   int max_cores = 1;
   int min_ram_gb = 0;
   int max_retries = 0;
+  int retry_wait_seconds = 0;  // between a failed build's tries (the server waits; see Hold)
+  // What its environment needs of a worker (FORMAT.md §6): a platform ("linux", "windows"), a
+  // docker engine (a Dockerfile image) or an AMI (a cloud worker).
+  std::string platform = "linux";
+  bool docker = false;
+  bool ami = false;
+  // The key its environment's infrastructure failures are counted under, shared by every object
+  // built on the same image ("env:<hash>"); "" for host environments.
+  std::string environment_key;
 };
 
 struct PlannedCommit {
@@ -65,6 +74,20 @@ struct BranchBudget {
   int extra_parallel = 8;
 };
 
+// What holds an identity or an environment back, keyed as store::HoldRow (an identity hash or
+// an environment_key). While `blocked`, an object that wants runs is infra_blocked with `reason`
+// and gets none; while `waiting` (backing off, or a failed build's retry_wait_seconds), it stays
+// runnable with `reason` and gets none. A build's `forgiven_failures` (a user retried it) do not
+// count towards its max_retries. After an infrastructure failure (`one_at_a_time`) an object gets
+// one run at a time until one counts. The server decides with its clock; the planner only reads.
+struct Hold {
+  bool blocked = false;
+  bool waiting = false;
+  bool one_at_a_time = false;
+  std::string reason;
+  int64_t forgiven_failures = 0;
+};
+
 struct PlanInput {
   std::vector<PlannedCommit> commits;
   // (repo, sha) -> enabled test sets
@@ -73,14 +96,17 @@ struct PlanInput {
   std::map<std::tuple<std::string, std::string, std::string>, int> targets;
   int default_target = 1;
   std::map<std::string, HashProgress> progress;  // by hash
+  std::map<std::string, Hold> holds;             // by hash or environment key
   std::vector<BranchBudget> budgets;
   // A test's change is localised (and gets no more extra runs) when its most probable change is
   // at least this probable.
   double extra_confidence = 0.95;
 };
 
+// clang-format off
 enum class ObjectState { kNotEnabled, kWaitingOnBuilds, kDependencyFailed, kUnresolvedDependency,
-                         kRunnable, kDone };
+                         kRunnable, kDone, kInfraBlocked };
+// clang-format on
 const char* to_string(ObjectState state);
 
 // One identity that wants `runs` more runs now.
@@ -95,6 +121,10 @@ struct Job {
   int min_cores = 1;
   int max_cores = 1;
   int min_ram_gb = 0;
+  // What the run needs of its worker (PlannedObject).
+  std::string platform = "linux";
+  bool docker = false;
+  bool ami = false;
   // "" for runs users want (targets); extra_purpose(...) for runs spent from a branch's extra-run
   // budget. Extra jobs come after every wanted job.
   std::string purpose;

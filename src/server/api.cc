@@ -309,12 +309,27 @@ Response Api::post(const Request& request) {
       const auto runs = body.contains("runs") ? bounded_integer(body["runs"], 0, kMaxTargetRuns) : std::nullopt;
       if (!runs) return error(400, fmt::format("'runs' must be an integer from 0 to {}", kMaxTargetRuns));
       const std::string name = body["name"];
-      bool known = false;
-      for (const auto& o : c->objects) known = known || o.name == name;
-      if (!known) return error(404, "commit has no test named '" + name + "'");
+      const store::ObjectRow* object = nullptr;
+      for (const auto& o : c->objects) object = o.name == name ? &o : object;
+      if (object == nullptr) return error(404, "commit has no test named '" + name + "'");
+      // A build runs until it succeeds or fails max_retries + 1 times: a target would change
+      // nothing (it used to be accepted and ignored).
+      if (object->kind == "build") {
+        return error(400, "'" + name +
+                              "' is a build: it has no target runs; retry a failed build "
+                              "with POST .../commits/{sha}/retry");
+      }
       const Status s = state_.set_target(repo, sha, name, static_cast<int>(*runs));
       if (!s.ok()) return error(500, s.error().message);
       return ok({{"name", name}, {"runs", *runs}});
+    }
+    if (action == "/retry") {
+      if (!body.contains("name") || !body["name"].is_string())
+        return error(400, "'name' must be an object name");
+      const std::string name = body["name"];
+      const Result<bool> retried = state_.retry(repo, sha, name);
+      if (!retried.ok()) return error(404, retried.error().message);
+      return ok({{"name", name}, {"retried", *retried}});
     }
     if (action == "/sets") {
       if (!body.contains("set") || !body["set"].is_string()) return error(400, "'set' must be a test set name");
@@ -546,8 +561,16 @@ Response Api::workers() {
       running.push_back(run_id);
       used += res.first;
     }
-    out.push_back({{"id", id}, {"host", w.host}, {"connected", w.socket != nullptr}, {"cores", w.cores},
-                   {"ram_gb", w.ram_gb}, {"cores_used", used}, {"running", running}});
+    out.push_back({{"id", id},
+                   {"host", w.host},
+                   {"connected", w.socket != nullptr},
+                   {"cores", w.cores},
+                   {"ram_gb", w.ram_gb},
+                   {"cores_used", used},
+                   {"running", running},
+                   {"platforms", w.platforms},
+                   {"docker", w.docker},
+                   {"ami", w.ami}});
   }
   return ok(out);
 }

@@ -51,7 +51,10 @@ std::string status_json(const ServerState& state, const ObjectKey& key, const st
 std::string reason_json(const ServerState& state, const ObjectKey& key, const std::string& hash) {
   auto st = state.plan().statuses.find(key);
   if (st == state.plan().statuses.end()) return "";
-  if (st->second.state == planner::ObjectState::kRunnable) return state.unrunnable_reason(hash);
+  if (st->second.state == planner::ObjectState::kRunnable &&
+      !state.unrunnable_reason(hash).empty()) {
+    return state.unrunnable_reason(hash);
+  }
   return st->second.reason;
 }
 

@@ -113,6 +113,7 @@ Status load_config(const std::string& path, ServerOptions& o) {
         {"default_target_runs", number(o.default_target_runs)},
         {"worker_timeout_seconds", number(o.worker_timeout_seconds)},
         {"max_run_hours", number(o.max_run_hours)},
+        {"infra_backoff_seconds", number(o.infra_backoff_seconds)},
         {"webhook_secret", text(o.webhook_secret)},
         {"extra_runs", number(o.extra_runs)},
         {"extra_confidence", number(o.extra_confidence)},
@@ -149,6 +150,8 @@ Status load_config(const std::string& path, ServerOptions& o) {
   if (o.repos_dir.empty()) return Error{path, "source_control.path_to_repos is required"};
   if (o.extra_runs < 0) return Error{path, "extra_runs: must not be negative"};
   if (!(o.max_run_hours > 0)) return Error{path, "server.max_run_hours: must be positive"};
+  if (!(o.infra_backoff_seconds > 0))
+    return Error{path, "server.infra_backoff_seconds: must be positive"};
   if (o.extra_confidence <= 0 || o.extra_confidence >= 1) {
     return Error{path, "extra_confidence: must be between 0 and 1 (exclusive)"};
   }

@@ -106,6 +106,14 @@ bool is_worker_id(const std::string& id) {
   return true;
 }
 
+bool is_platform_name(const std::string& name) {
+  if (name.empty() || name.size() > kMaxPlatformName) return false;
+  for (const char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) return false;
+  }
+  return true;
+}
+
 Result<CaseResult> parse_case(const json& c) {
   if (!c.is_object()) return Error{"case", "a case must be an object"};
   Fields f(c, "case");
@@ -130,6 +138,7 @@ Result<ResultMessage> parse_result(const json& m, const std::string& where) {
   f.integer("exit_code", false, std::numeric_limits<int>::min(), std::numeric_limits<int>::max(),
             out.exit_code);
   f.text("message", false, kMaxTextField, out.message);
+  f.boolean("environment_failed", false, out.environment_failed);
   double end = -1;
   f.number("end", end);
   if (end >= 0) out.end = end;
@@ -157,6 +166,18 @@ Result<WorkerMessage> parse_hello(const json& m) {
   f.integer("ram_gb", true, 0, kMaxRamGb, out.ram_gb);
   f.text("host", false, 256, out.host);
   f.boolean("shared_disk", false, out.shared_disk);
+  f.boolean("docker", false, out.docker);
+  f.boolean("ami", false, out.ami);
+  if (const json* platforms = f.list("platforms", kMaxPlatforms)) {
+    out.platforms.clear();
+    for (const json& p : *platforms) {
+      if (!p.is_string() || !is_platform_name(p.get_ref<const std::string&>())) {
+        return Error{"hello",
+                     "'platforms' must list platform names (1 to 32 of a-z, 0-9, _ and -)"};
+      }
+      out.platforms.push_back(p.get<std::string>());
+    }
+  }
   if (const json* running = f.list("running")) {
     for (const json& r : *running) {
       if (!r.is_string() || !is_run_id(r.get_ref<const std::string&>())) {

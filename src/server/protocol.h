@@ -37,6 +37,8 @@ inline constexpr size_t kMaxListedRuns = 10000;   // "running", "finished", "cas
 inline constexpr size_t kMaxTextField = 1 << 20;  // "message", a case's "name", "host"
 inline constexpr int kMaxCores = 1 << 16;
 inline constexpr int kMaxRamGb = 1 << 24;
+inline constexpr size_t kMaxPlatforms = 16;  // "platforms" entries
+inline constexpr size_t kMaxPlatformName = 32;
 
 struct CaseResult {
   std::string name;
@@ -52,15 +54,25 @@ struct ResultMessage {
   std::string message;
   std::optional<double> end;  // seconds since the epoch
   std::vector<CaseResult> cases;
+  // The run's environment could not be prepared (e.g. its Dockerfile did not build): the
+  // failure is counted against that environment, for every object that uses it.
+  bool environment_failed = false;
 };
 
-// {"type": "hello", "worker", "cores", "ram_gb", "host"?, "shared_disk"?, "running"?, "finished"?}
+// {"type": "hello", "worker", "cores", "ram_gb", "host"?, "shared_disk"?, "platforms"?, "docker"?,
+//  "ami"?, "running"?, "finished"?}
 struct HelloMessage {
   std::string worker;  // 1 to kMaxWorkerIdSize visible characters
   int cores = 1;       // 1..kMaxCores
   int ram_gb = 0;      // 0..kMaxRamGb
   std::string host;
   bool shared_disk = false;
+  // What it can run. A worker that does not say (older than these fields) is taken as a Linux
+  // worker that may run Dockerfile environments, as such workers did; one that cannot fails
+  // those runs as infrastructure failures, which back off.
+  std::vector<std::string> platforms = {"linux"};  // 1..kMaxPlatforms names of [a-z0-9_-]
+  bool docker = true;
+  bool ami = false;
   std::vector<std::string> running;  // run ids
   std::vector<ResultMessage> finished;
 };

@@ -148,6 +148,7 @@ int run_server(const ServerOptions& options) {
                    options.artifacts_dir.empty() ? data + "/artifacts"
                                                  : fs::absolute(options.artifacts_dir).string(),
                    options.extra_runs, options.extra_confidence});
+  state.set_infra_backoff(options.infra_backoff_seconds);
   if (auto s = state.load();
       !s.ok() || !(s = state.secure_workers(data + "/worker.token", options.max_run_hours)).ok()) {
     std::cerr << "testlooper serve: " << s.error().to_string() << "\n";

@@ -19,6 +19,9 @@ struct ServerOptions {
   double poll_seconds = 10;          // git polling interval
   double worker_timeout_seconds = 30;  // a worker silent this long is lost
   double max_run_hours = 24;           // a run active this long is ended as an infra failure
+  // The first back-off after an infrastructure failure of an identity or environment; it doubles
+  // with each failure in a row (up to 30 min), and the 5th in a row blocks it (infra_blocked).
+  double infra_backoff_seconds = 10;
   int default_target_runs = 1;
   int64_t extra_runs = 500;          // extra runs per branch under test (statistical bisection)
   double extra_confidence = 0.95;    // a change this probable is localised: no more extra runs

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "core/hash.h"
 #include "dispatch/dispatch.h"
 #include "server/protocol.h"
 
@@ -50,6 +51,18 @@ planner::PlannedObject planned_from(const store::ObjectRow& row) {
   o.max_cores = int_field(j, "max_cores", o.min_cores);
   o.min_ram_gb = int_field(j, "min_ram_gb", 0);
   o.max_retries = int_field(j, "max_retries", 0);
+  o.retry_wait_seconds = int_field(j, "retry_wait_seconds", 0);
+  if (auto platform = j.find("platform"); platform != j.end() && !platform->is_null()) {
+    if (!platform->is_string()) throw std::invalid_argument("'platform' is not a string");
+    if (!platform->get_ref<const std::string&>().empty()) o.platform = platform->get<std::string>();
+  }
+  if (auto image = j.find("image"); image != j.end() && image->is_object()) {
+    o.docker = image->contains("dockerfile_contents");
+    o.ami = image->contains("base_ami");
+    // Objects on the same image share its failures (ServerState::update_holds).
+    if (o.docker || o.ami)
+      o.environment_key = "env:" + sha256_hex(o.platform + "\n" + image->dump()).substr(0, 32);
+  }
   if (!j.contains("dependencies")) return o;
   if (!j["dependencies"].is_object()) throw std::invalid_argument("'dependencies' is not an object");
   for (const auto& [path, dep] : j["dependencies"].items()) {
@@ -146,6 +159,9 @@ Status ServerState::load() {
     w.last_seen = now_seconds();
     w.running[r.id] = {0, 0};
   }
+  auto holds = store_.holds();
+  if (!holds.ok()) return holds.error();
+  for (auto& h : *holds) holds_[h.key] = std::move(h);
   auto total = store_.run_count();
   if (!total.ok()) return total.error();
   run_counter_ = *total;
@@ -423,6 +439,7 @@ void ServerState::update() {
     in.budgets.push_back({b.repo, b.name, std::move(history), options_.extra_runs - extra_used(b.repo, b.name),
                           extra_active[purpose], options_.extra_parallel});
   }
+  plan_holds(now_seconds());
   plan_ = planner::make_plan(in, commits);
   cancel_unwanted();
   dispatch();

@@ -33,6 +33,9 @@ struct WorkerState {
   int ram_gb = 0;
   std::string host;
   bool shared_disk = false;  // it said it can use the server's repos dir and artifact store
+  std::vector<std::string> platforms = {"linux"};  // what it can run (HelloMessage)
+  bool docker = false;
+  bool ami = false;
   double last_seen = 0;
   std::map<std::string, std::pair<int, int>> running;  // run id -> (cores, ram)
 };
@@ -51,6 +54,12 @@ struct StateOptions {
   // A run still active this long after it started is recorded as an infrastructure failure and
   // its worker told to cancel it (ServerState::secure_workers).
   double max_run_seconds = 24 * 3600;
+  // Infrastructure failures in a row of one identity or environment (Holds below) wait
+  // infra_backoff_seconds, doubling each time up to infra_backoff_max_seconds; after
+  // infra_max_failures in a row it is infra_blocked until a user retries it.
+  double infra_backoff_seconds = 10;
+  double infra_backoff_max_seconds = 30 * 60;
+  int infra_max_failures = 5;
 };
 
 class ServerState {
@@ -83,6 +92,8 @@ class ServerState {
   Status secure_workers(const std::string& token_file, double max_run_hours);
   // Whether `token` is the worker secret (constant time; false before secure_workers).
   bool is_worker_token(const std::string& token) const;
+  // The first back-off after an infrastructure failure (StateOptions::infra_backoff_seconds).
+  void set_infra_backoff(double seconds) { options_.infra_backoff_seconds = seconds; }
   // Whether an upload carrying `upload_token` may store a file of build `hash` (an active build
   // run of that hash was given that token in its job) or the record of run `run_id` (that active
   // run was). Constant-time comparisons.
@@ -103,6 +114,11 @@ class ServerState {
   // by a user"). Error when the run is not running. The planner then wants a replacement as for
   // any run that taught nothing (docs/web.md "Cancelling a run").
   Status cancel_run(const std::string& run_id);
+  // A user's retry of object `name` of a commit: forgets its identity's and its environment's
+  // infrastructure failures (and back-off), and for a build that failed all its tries, forgives
+  // those failures so that it runs again. Error when there is no such commit or object; false
+  // when there was nothing to retry.
+  Result<bool> retry(const std::string& repo, const std::string& sha, const std::string& name);
 
   // Event streams and live logs.
   void add_event_socket(const std::shared_ptr<Socket>& socket) { event_sockets_.insert(socket); }
@@ -166,7 +182,16 @@ class ServerState {
   bool runs_for(const std::string& worker, const std::string& run_id) const;
   void finish_run(const std::string& worker, const ResultMessage& result);
   void end_overdue_runs(double now);
-  void record_result(store::RunRow run, const std::vector<store::CaseRow>& cases);
+  void record_result(store::RunRow run, const std::vector<store::CaseRow>& cases,
+                     bool environment_failed = false);
+  // Holds: after a recorded run, counts or clears its infrastructure failures and sets when the
+  // next run of its identity may start (back-off, a failed build's retry_wait_seconds).
+  void update_holds(const store::RunRow& run, bool environment_failed);
+  void put_hold(const store::HoldRow& hold);
+  // The holds as the planner sees them now; sets next_wake_.
+  void plan_holds(double now);
+  const planner::PlannedObject* planned_object(const std::string& repo, const std::string& sha,
+                                               const std::string& name) const;
   void fail_worker_runs(WorkerState& worker, const std::string& why);
   // Records those of `ids` still active as infrastructure failures, with `why` as detail.
   void fail_runs(const std::vector<std::string>& ids, const std::string& why);
@@ -205,6 +230,9 @@ class ServerState {
   std::map<std::string, int64_t> extra_used_;  // purpose -> extra runs spent (not infra failures)
   std::map<std::string, planner::CaseCounts> case_cache_;  // by hash (case_counts)
   std::map<std::string, std::string> unrunnable_;          // by hash, from the last dispatch
+  // Holds (store::HoldRow) by key: loaded at start, written through on every change.
+  std::map<std::string, store::HoldRow> holds_;
+  double next_wake_ = 0;  // when a back-off ends and the plan changes (0 = none pending)
 };
 
 }  // namespace testlooper::server

@@ -112,6 +112,9 @@ void ServerState::worker_hello(const std::shared_ptr<Socket>& socket, const Hell
   w.ram_gb = m.ram_gb;
   w.host = m.host;
   w.shared_disk = m.shared_disk;
+  w.platforms = m.platforms;
+  w.docker = m.docker;
+  w.ami = m.ami;
   w.last_seen = now;
   worker_by_socket_[socket->id()] = id;
   for (const auto& r : m.finished) finish_run(id, r);
@@ -148,6 +151,8 @@ void ServerState::worker_disconnected(const std::shared_ptr<Socket>& socket) {
 
 void ServerState::check_workers(double now) {
   end_overdue_runs(now);
+  // A back-off or a build's retry wait ended: its object wants runs again.
+  if (next_wake_ > 0 && now >= next_wake_) update();
   std::vector<std::string> gone;
   for (auto& [id, w] : workers_) {
     if (w.socket || now - w.last_seen < options_.worker_timeout_seconds) continue;
@@ -234,7 +239,7 @@ void ServerState::dispatch() {
       cores -= res.first;
       ram -= res.second;
     }
-    capacity.push_back({id, cores, ram, w.cores, w.ram_gb});
+    capacity.push_back({id, cores, ram, w.cores, w.ram_gb, w.platforms, w.docker, w.ami});
   }
   unrunnable_.clear();
   if (capacity.empty()) return;
@@ -310,13 +315,14 @@ void ServerState::finish_run(const std::string& worker, const ResultMessage& m) 
   r.detail = m.message;
   std::vector<store::CaseRow> cases;
   for (const auto& c : m.cases) cases.push_back({c.name, c.success, c.elapsed});
-  record_result(r, cases);
+  record_result(r, cases, m.environment_failed && r.state == store::RunState::kInfraFailed);
   if (w != workers_.end() && w->second.socket) {
     w->second.socket->send(json{{"type", "ack"}, {"run_id", m.run_id}}.dump());
   }
 }
 
-void ServerState::record_result(store::RunRow run, const std::vector<store::CaseRow>& cases) {
+void ServerState::record_result(store::RunRow run, const std::vector<store::CaseRow>& cases,
+                                 bool environment_failed) {
   if (auto c = cancels_.find(run.id); c != cancels_.end()) {
     if (run.state == store::RunState::kCancelled) run.detail = c->second;
     cancels_.erase(c);
@@ -337,6 +343,7 @@ void ServerState::record_result(store::RunRow run, const std::vector<store::Case
     ++p.runs;
     if (run.state == store::RunState::kFailed) ++p.failures;
   }
+  if (recorded.ok() && *recorded) update_holds(run, environment_failed);
   broadcast(json{{"type", "run"}, {"run_id", run.id}, {"state", store::to_string(run.state)},
                  {"repo", run.repo}, {"commit", run.commit}, {"name", run.name}}.dump());
   log_viewers_.ended(run.id);

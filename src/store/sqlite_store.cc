@@ -43,6 +43,9 @@ CREATE INDEX IF NOT EXISTS runs_by_hash ON runs (hash);
 CREATE TABLE IF NOT EXISTS cases (
   run_id TEXT NOT NULL, seq INTEGER NOT NULL, name TEXT NOT NULL, success INTEGER NOT NULL,
   elapsed REAL NOT NULL, PRIMARY KEY (run_id, seq));
+CREATE TABLE IF NOT EXISTS holds (
+  key TEXT PRIMARY KEY, infra_failures INTEGER NOT NULL, not_before REAL NOT NULL,
+  reason TEXT NOT NULL, forgiven_failures INTEGER NOT NULL);
 )sql";
 
 std::string join_words(const std::vector<std::string>& words) {
@@ -98,6 +101,38 @@ class SqliteStore : public Store {
     std::vector<RepoRow> out;
     while (s.step()) out.push_back({s.text(0), s.text(1)});
     if (!s.error().empty()) return failed("repos", s);
+    return out;
+  }
+
+  Status put_hold(const HoldRow& h) override {
+    if (h.infra_failures == 0 && h.not_before == 0 && h.reason.empty() &&
+        h.forgiven_failures == 0) {
+      Statement s(db_->get(), "DELETE FROM holds WHERE key = ?");
+      if (!s.bind(1, h.key).run()) return failed("put_hold", s);
+      return {};
+    }
+    Statement s(
+        db_->get(),
+        "INSERT OR REPLACE INTO holds (key, infra_failures, not_before, reason, forgiven_failures) "
+        "VALUES (?, ?, ?, ?, ?)");
+    s.bind(1, h.key)
+        .bind(2, h.infra_failures)
+        .bind(3, h.not_before)
+        .bind(4, h.reason)
+        .bind(5, h.forgiven_failures);
+    if (!s.run()) return failed("put_hold", s);
+    return {};
+  }
+
+  Result<std::vector<HoldRow>> holds() override {
+    Statement s(db_->get(),
+                "SELECT key, infra_failures, not_before, reason, forgiven_failures FROM holds");
+    std::vector<HoldRow> out;
+    while (s.step()) {
+      out.push_back(
+          {s.text(0), static_cast<int>(s.integer(1)), s.real(2), s.text(3), s.integer(4)});
+    }
+    if (!s.error().empty()) return failed("holds", s);
     return out;
   }
 

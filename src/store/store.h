@@ -109,6 +109,18 @@ struct RunCounts {
   int64_t active = 0;
 };
 
+// What holds an identity or an environment back (server/state.h "Holds"): its infrastructure
+// failures in a row since its last counted run or a user's retry, the time before which it gets
+// no new run (back-off, or a build's retry_wait_seconds), and for a build the failures a user's
+// retry forgave. Kept so that a restarted server backs off and blocks as before.
+struct HoldRow {
+  std::string key;         // an identity hash, or "env:<hash of an environment's image>"
+  int infra_failures = 0;  // in a row
+  double not_before = 0;   // seconds since the epoch
+  std::string reason;      // the last infrastructure failure's detail
+  int64_t forgiven_failures = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -161,6 +173,10 @@ class Store {
   // Every case result of every finished, non-infrastructure run of `hash`: name -> (runs, failures).
   virtual Result<std::map<std::string, std::pair<int64_t, int64_t>>> case_counts(
       const std::string& hash) = 0;
+
+  // Holds (HoldRow), replaced by key; a hold whose fields are all zero or empty is deleted.
+  virtual Status put_hold(const HoldRow& hold) = 0;
+  virtual Result<std::vector<HoldRow>> holds() = 0;
 };
 
 // Opens (creating if needed) the SQLite store at `path`.

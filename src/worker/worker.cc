@@ -45,6 +45,14 @@ class Runners {
  public:
   explicit Runners(bool on_host) : launchers_({.on_host = on_host}) {}
 
+  // The launcher for `environment`, preparing it first (an image build): the runner's own call
+  // then finds it ready.
+  Result<std::shared_ptr<environments::Launcher>> prepare(
+      const definitions::Environment& environment) {
+    return launchers_.launcher_for(environment);
+  }
+  bool runs_dockerfiles() const { return launchers_.runs_dockerfiles(); }
+
   runner::Runner& get(const std::string& store_dir, const std::string& repos_dir) {
     std::lock_guard<std::mutex> lock(mutex_);
     auto& entry = runners_[{store_dir, repos_dir}];
@@ -199,6 +207,13 @@ class Agent {
         runners_(options.on_host),
         pending_dir_(options.dir + "/pending") {
     fs::create_directories(pending_dir_);
+    // Said in every hello: the server gives this worker only jobs it can run.
+    docker_ = runners_.runs_dockerfiles();
+    if (!docker_) {
+      std::cerr << "testlooper worker: no docker engine answers; this worker takes no Dockerfile "
+                   "environments (restart it once one runs, or pass --on-host)"
+                << std::endl;
+    }
   }
 
   int run() {
@@ -356,10 +371,12 @@ class Agent {
     }
     char hostname[256] = {0};
     gethostname(hostname, sizeof(hostname) - 1);
-    return json{{"type", "hello"}, {"worker", options_.id}, {"cores", options_.cores},
-                {"ram_gb", options_.ram_gb}, {"host", hostname},
-                {"shared_disk", options_.shared_disk}, {"running", running},
-                {"finished", finished}}.dump();
+    return json{
+        {"type", "hello"},           {"worker", options_.id}, {"cores", options_.cores},
+        {"ram_gb", options_.ram_gb}, {"host", hostname},      {"shared_disk", options_.shared_disk},
+        {"platforms", {"linux"}},    {"docker", docker_},     {"ami", false},
+        {"running", running},        {"finished", finished}}
+        .dump();
   }
 
   // Every server message names a run; its id becomes a file name here, so it must be one.
@@ -417,6 +434,14 @@ class Agent {
       result["message"] = object.error().to_string();
       return result;
     }
+    // An environment that cannot be prepared (its image does not build) fails every run on it:
+    // the server counts that once for the environment, not once per object.
+    if (auto launcher = runners_.prepare(object->environment); !launcher.ok()) {
+      result["outcome"] = "infra";
+      result["message"] = "cannot prepare the environment: " + launcher.error().to_string();
+      result["environment_failed"] = true;
+      return result;
+    }
     // The server names its directories only to workers that share its disk.
     const bool shared = job.contains("repos_dir") && job.contains("artifacts_dir");
     runner::Runner& r =
@@ -463,6 +488,7 @@ class Agent {
   }
 
   const WorkerOptions& options_;
+  bool docker_ = false;  // it runs Dockerfile environments (found at start)
   std::string host_;
   std::string port_;
   // For jobs without the server's disk (no repos_dir/artifacts_dir in the job).

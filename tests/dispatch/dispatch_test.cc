@@ -32,6 +32,29 @@ TEST(Dispatch, RespectsRamAndReportsWhatNoWorkerCanRun) {
   EXPECT_EQ(result.assignments.size(), 2u);  // 2 x 3 GB fit in 8 GB
 }
 
+TEST(Dispatch, GivesJobsOnlyToWorkersThatCanRunThem) {
+  planner::Job docker = job("docker", 2, 1, 1);
+  docker.docker = true;
+  planner::Job ami = job("ami", 1, 1, 1);
+  ami.ami = true;
+  planner::Job windows = job("windows", 1, 1, 1);
+  windows.platform = "windows";
+  WorkerCapacity plain{"plain", 4, 8, 4, 8};
+  WorkerCapacity engine{"engine", 1, 8, 4, 8};
+  engine.docker = true;
+  const auto result = assign({docker, ami, windows, job("t", 1, 1, 1)}, {plain, engine});
+  ASSERT_EQ(result.unrunnable.size(), 2u);
+  EXPECT_EQ(result.unrunnable[0].job.name, "ami");
+  EXPECT_NE(result.unrunnable[0].reason.find("AMI"), std::string::npos);
+  EXPECT_EQ(result.unrunnable[1].job.name, "windows");
+  EXPECT_NE(result.unrunnable[1].reason.find("windows"), std::string::npos);
+  ASSERT_EQ(result.assignments.size(), 2u);  // one docker run (engine has 1 free core), then t
+  EXPECT_EQ(result.assignments[0].worker, "engine");
+  EXPECT_EQ(result.assignments[1].job.name, "t");
+  EXPECT_EQ(result.assignments[1].worker, "plain");
+  EXPECT_NE(cannot_run(docker, plain).find("docker"), std::string::npos);
+}
+
 TEST(Dispatch, GivesUpToMaxCores) {
   const auto result = assign({job("wide", 1, 1, 8)}, {{"w", 4, 8, 4, 8}});
   ASSERT_EQ(result.assignments.size(), 1u);

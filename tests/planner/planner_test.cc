@@ -49,6 +49,41 @@ TEST(Planner, FailedBuildAfterRetriesFailsDependents) {
   EXPECT_EQ(plan.statuses.at({"repo", "c1", "test"}).state, ObjectState::kDependencyFailed);
 }
 
+TEST(Planner, HoldsBlockWaitLimitAndForgive) {
+  PlanInput in = one_commit();
+  in.progress["hb"] = {1, 0, 0};
+  in.targets[{"repo", "c1", "test"}] = 5;
+  in.holds["ht-c1"] = {.waiting = true, .one_at_a_time = true, .reason = "backing off"};
+  Plan plan = make_plan(in);
+  EXPECT_TRUE(plan.jobs.empty());
+  EXPECT_EQ(plan.statuses.at({"repo", "c1", "test"}).state, ObjectState::kRunnable);
+  EXPECT_EQ(plan.statuses.at({"repo", "c1", "test"}).reason, "backing off");
+  in.holds["ht-c1"].waiting = false;  // after a failure: one run at a time
+  plan = make_plan(in);
+  ASSERT_EQ(plan.jobs.size(), 1u);
+  EXPECT_EQ(plan.jobs[0].runs, 1);
+  in.holds["ht-c1"].blocked = true;
+  plan = make_plan(in);
+  EXPECT_TRUE(plan.jobs.empty());
+  EXPECT_EQ(plan.statuses.at({"repo", "c1", "test"}).state, ObjectState::kInfraBlocked);
+  // An environment's hold holds every object on it.
+  in.holds.clear();
+  in.commits[0].objects[1].environment_key = "env:x";
+  in.holds["env:x"] = {.blocked = true, .reason = "image build failed"};
+  plan = make_plan(in);
+  EXPECT_EQ(plan.statuses.at({"repo", "c1", "test"}).state, ObjectState::kInfraBlocked);
+  EXPECT_EQ(plan.statuses.at({"repo", "c1", "test"}).reason, "image build failed");
+  // A user's retry forgives a build's failures: it runs again.
+  in.holds.clear();
+  in.progress["hb"] = {2, 2, 0};
+  EXPECT_EQ(make_plan(in).statuses.at({"repo", "c1", "test"}).state,
+            ObjectState::kDependencyFailed);
+  in.holds["hb"] = {.forgiven_failures = 2};
+  plan = make_plan(in);
+  ASSERT_EQ(plan.jobs.size(), 1u);
+  EXPECT_EQ(plan.jobs[0].name, "build");
+}
+
 TEST(Planner, UnreachableCommitsGetNothingAndSharedIdentityRunsOnce) {
   PlanInput in = one_commit();
   in.commits.push_back(commit_with_build_and_test("c2", 200));

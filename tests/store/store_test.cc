@@ -30,6 +30,28 @@ RunRow running(const std::string& id, const std::string& hash) {
   return r;
 }
 
+TEST_F(StoreTest, Store_HoldsAreReplacedByKeyKeptAcrossReopeningAndDeletedWhenClear) {
+  {
+    auto store = open();
+    ASSERT_TRUE(store->put_hold({"h1", 2, 1234.5, "no disk", 0}).ok());
+    ASSERT_TRUE(store->put_hold({"env:x", 5, 99, "image build failed", 0}).ok());
+    ASSERT_TRUE(store->put_hold({"h1", 3, 2000, "no disk again", 1}).ok());
+  }
+  auto store = open();
+  auto holds = store->holds();
+  ASSERT_TRUE(holds.ok());
+  ASSERT_EQ(holds->size(), 2u);
+  std::map<std::string, HoldRow> by_key;
+  for (const auto& h : *holds) by_key[h.key] = h;
+  EXPECT_EQ(by_key["h1"].infra_failures, 3);
+  EXPECT_EQ(by_key["h1"].not_before, 2000);
+  EXPECT_EQ(by_key["h1"].reason, "no disk again");
+  EXPECT_EQ(by_key["h1"].forgiven_failures, 1);
+  EXPECT_EQ(by_key["env:x"].infra_failures, 5);
+  ASSERT_TRUE(store->put_hold({"env:x", 0, 0, "", 0}).ok());
+  EXPECT_EQ(store->holds()->size(), 1u);
+}
+
 TEST_F(StoreTest, Store_FinishingARunIsIdempotent) {
   auto store = open();
   ASSERT_TRUE(store->start_run(running("r1", "h")).ok());

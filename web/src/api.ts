@@ -25,6 +25,8 @@ export type ObjectStatus =
   | 'dependency_failed'
   | 'unresolved_dependency'
   | 'runnable'
+  | 'unrunnable'
+  | 'infra_blocked'
   | 'done';
 
 // What the statistics make of a test (or case) at a commit; absent from older servers.

@@ -7,6 +7,8 @@ const kStatusText: Record<ObjectStatus, string> = {
   dependency_failed: 'dependency failed',
   unresolved_dependency: 'unresolved dependency',
   runnable: 'queued',
+  unrunnable: 'unrunnable',
+  infra_blocked: 'infra blocked',
   done: 'done',
 };
 
