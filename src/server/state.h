@@ -51,6 +51,7 @@ struct StateOptions {
   // A run still active this long after it started is recorded as an infrastructure failure and
   // its worker told to cancel it (ServerState::secure_workers).
   double max_run_seconds = 24 * 3600;
+  std::string store_path;  // the database file, named when writing it fails
 };
 
 class ServerState {
@@ -132,6 +133,15 @@ class ServerState {
   // Replans and dispatches; called after every change.
   void update();
 
+  // Writing the store failed (a full disk, an I/O error: issue 11 item 8) and has not worked
+  // since: dispatch is paused and results wait in memory, retried with back-off
+  // (retry_unstored). User writes that fail meanwhile are answered 507.
+  bool store_writable() const { return store_delay_ == 0; }
+  // Results recorded but not yet stored (the store could not write them).
+  size_t unstored_results() const { return unstored_.size(); }
+  // Stores the results that could not be stored, once the back-off allows; called periodically.
+  void retry_unstored(double now);
+
  private:
   void add_commit(store::CommitRow row, std::vector<store::ObjectRow> objects);
   void enable_triggered(const std::string& repo, const std::string& sha);
@@ -144,7 +154,15 @@ class ServerState {
   bool runs_for(const std::string& worker, const std::string& run_id) const;
   void finish_run(const std::string& worker, const ResultMessage& result);
   void end_overdue_runs(double now);
-  void record_result(store::RunRow run, const std::vector<store::CaseRow>& cases);
+  // Ends an active run. False when the store cannot write it now: the run then waits in
+  // unstored_ (still counted active by the planner, its worker not acknowledged, so that a
+  // restart loses nothing) until retry_unstored stores it.
+  bool record_result(store::RunRow run, const std::vector<store::CaseRow>& cases);
+  // What follows a stored result: counts, events, live log viewers.
+  void result_stored(const store::RunRow& run, bool counted);
+  // A failed write of `what`: logs it (once per attempt) and backs off, from 2 s doubling to 5 min.
+  void store_failed(const std::string& what, const Error& error);
+  void store_worked();
   void fail_worker_runs(WorkerState& worker, const std::string& why);
   // Records those of `ids` still active as infrastructure failures, with `why` as detail.
   void fail_runs(const std::vector<std::string>& ids, const std::string& why);
@@ -178,6 +196,15 @@ class ServerState {
   std::map<std::string, int64_t> extra_used_;  // purpose -> extra runs spent (not infra failures)
   std::map<std::string, planner::CaseCounts> case_cache_;  // by hash (case_counts)
   std::map<std::string, std::string> unrunnable_;          // by hash, from the last dispatch
+  // Results the store could not write yet, by run id (record_result).
+  struct Unstored {
+    store::RunRow run;
+    std::vector<store::CaseRow> cases;
+    bool ack = false;  // its worker reported it and waits for the ack
+  };
+  std::map<std::string, Unstored> unstored_;
+  double store_delay_ = 0;     // the current back-off of store writes; 0 = writable
+  double store_retry_at_ = 0;  // no store write (nor dispatch) before this
 };
 
 }  // namespace testlooper::server

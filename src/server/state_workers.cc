@@ -3,7 +3,11 @@
 
 #include <chrono>
 #include <filesystem>
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "core/ids.h"
@@ -149,6 +153,7 @@ void ServerState::worker_disconnected(const std::shared_ptr<Socket>& socket) {
 }
 
 void ServerState::check_workers(double now) {
+  retry_unstored(now);
   end_overdue_runs(now);
   std::vector<std::string> gone;
   for (auto& [id, w] : workers_) {
@@ -236,9 +241,14 @@ void ServerState::dispatch() {
   }
   unrunnable_.clear();
   if (capacity.empty()) return;
+  // No new runs while the store cannot write: they could not be recorded (issue 11 item 8).
+  if (!unstored_.empty() || now_seconds() < store_retry_at_) return;
   const auto result = dispatch::assign(plan_.jobs, capacity);
   for (const auto& u : result.unrunnable) unrunnable_[u.job.hash] = u.reason;
-  for (const auto& a : result.assignments) start_run(workers_.at(a.worker), a.job, a.cores, a.ram_gb);
+  for (const auto& a : result.assignments) {
+    if (now_seconds() < store_retry_at_) break;  // the last start could not be stored
+    start_run(workers_.at(a.worker), a.job, a.cores, a.ram_gb);
+  }
   if (!result.assignments.empty()) broadcast(json{{"type", "runs"}}.dump());
 }
 
@@ -260,7 +270,8 @@ void ServerState::start_run(WorkerState& worker, const planner::Job& job, int co
   run.worker = worker.id;
   run.started = now_seconds();
   run.purpose = job.purpose;
-  if (!store_.start_run(run).ok()) return;
+  if (Status stored = store_.start_run(run); !stored.ok()) return store_failed("a new run", stored.error());
+  store_worked();
   if (!run.purpose.empty()) ++extra_used_[run.purpose];
   ++run_counter_;
   active_runs_[run.id] = run;
@@ -294,7 +305,9 @@ void ServerState::finish_run(const std::string& worker, const ResultMessage& m) 
   auto w = workers_.find(worker);
   auto run = active_runs_.find(m.run_id);
   if (run == active_runs_.end()) {
-    // Already recorded (a resend after a reconnect): acknowledge so the worker forgets it.
+    // Already recorded (a resend after a reconnect): acknowledge so the worker forgets it. One
+    // waiting to be stored is acknowledged once it is (result_stored).
+    if (unstored_.count(m.run_id)) return;
     if (w != workers_.end() && w->second.socket) {
       w->second.socket->send(json{{"type", "ack"}, {"run_id", m.run_id}}.dump());
     }
@@ -308,27 +321,79 @@ void ServerState::finish_run(const std::string& worker, const ResultMessage& m) 
   r.detail = m.message;
   std::vector<store::CaseRow> cases;
   for (const auto& c : m.cases) cases.push_back({c.name, c.success, c.elapsed});
-  record_result(r, cases);
+  if (!record_result(r, cases)) {
+    unstored_.at(r.id).ack = true;  // acknowledged once stored (retry_unstored)
+    return;
+  }
   if (w != workers_.end() && w->second.socket) {
     w->second.socket->send(json{{"type", "ack"}, {"run_id", m.run_id}}.dump());
   }
 }
 
-void ServerState::record_result(store::RunRow run, const std::vector<store::CaseRow>& cases) {
+bool ServerState::record_result(store::RunRow run, const std::vector<store::CaseRow>& cases) {
   if (user_cancels_.erase(run.id) && run.state == store::RunState::kCancelled) run.detail = "cancelled by a user";
-  auto recorded = store_.finish_run(run, cases);
-  case_cache_.erase(run.hash);
   active_runs_.erase(run.id);
   upload_tokens_.erase(run.id);
   cancel_sent_.erase(run.id);
   for (auto& [id, w] : workers_) w.running.erase(run.id);
+  // Not stored before the back-off allows, nor before results already waiting.
+  Result<bool> recorded = Error{"", "waiting for earlier results"};
+  if (unstored_.empty() && now_seconds() >= store_retry_at_) recorded = store_.finish_run(run, cases);
+  if (!recorded.ok()) {
+    unstored_[run.id] = {run, cases};
+    if (!recorded.error().where.empty()) store_failed("the result of run " + run.id, recorded.error());
+    return false;
+  }
+  store_worked();
+  result_stored(run, *recorded);
+  return true;
+}
+
+void ServerState::retry_unstored(double now) {
+  if (unstored_.empty() || now < store_retry_at_) return;
+  while (!unstored_.empty()) {
+    const Unstored u = unstored_.begin()->second;
+    Result<bool> recorded = store_.finish_run(u.run, u.cases);
+    if (!recorded.ok()) return store_failed("the result of run " + u.run.id, recorded.error());
+    unstored_.erase(unstored_.begin());
+    result_stored(u.run, *recorded);
+    auto w = workers_.find(u.run.worker);
+    if (u.ack && w != workers_.end() && w->second.socket) {
+      w->second.socket->send(json{{"type", "ack"}, {"run_id", u.run.id}}.dump());
+    }
+  }
+  store_worked();
+  update();
+}
+
+void ServerState::store_failed(const std::string& what, const Error& error) {
+  const double now = now_seconds();
+  if (store_delay_ > 0 && now < store_retry_at_) return;  // this attempt was logged already
+  store_delay_ = std::clamp(store_delay_ * 2, 2.0, 300.0);
+  store_retry_at_ = now + store_delay_;
+  std::cerr << fmt::format("testlooper serve: cannot write {} to {}: {}; new runs paused, retrying "
+                           "in {} s ({} results waiting)\n",
+                           what, options_.store_path, error.to_string(), store_delay_,
+                           unstored_.size())
+            << std::flush;
+}
+
+void ServerState::store_worked() {
+  if (store_delay_ == 0) return;
+  std::cerr << "testlooper serve: " << options_.store_path << " is writable again\n" << std::flush;
+  store_delay_ = 0;
+  store_retry_at_ = 0;
+}
+
+void ServerState::result_stored(const store::RunRow& run, bool counted) {
+  case_cache_.erase(run.hash);
   planner::HashProgress& p = progress_[run.hash];
   if (p.active > 0) --p.active;
   // An infrastructure failure taught nothing: the budget gets its run back.
   if (!run.purpose.empty() && run.state == store::RunState::kInfraFailed && extra_used_[run.purpose] > 0) {
     --extra_used_[run.purpose];
   }
-  if (recorded.ok() && *recorded &&
+  if (counted &&
       (run.state == store::RunState::kSucceeded || run.state == store::RunState::kFailed)) {
     ++p.runs;
     if (run.state == store::RunState::kFailed) ++p.failures;
@@ -340,7 +405,11 @@ void ServerState::record_result(store::RunRow run, const std::vector<store::Case
 
 void ServerState::append_log(const std::string& run_id, const std::string& data) {
   if (!active_runs_.count(run_id) || !is_run_id(run_id)) return;
-  std::ofstream(log_path(run_id), std::ios::app | std::ios::binary) << data;
+  std::ofstream out(log_path(run_id), std::ios::app | std::ios::binary);
+  if (!(out << data).flush()) {
+    store_failed("the log of run " + run_id + " (" + log_path(run_id) + ")",
+                 Error{"", std::strerror(errno)});
+  }
   log_viewers_.appended(run_id);
 }
 

@@ -2,6 +2,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "store/sqlite.h"
@@ -125,6 +129,7 @@ class SqliteStore : public Store {
 
   Status put_commits(const std::vector<CommitRow>& commits) override {
     Transaction t(*db_);
+    TL_RETURN_IF_ERROR(t.begun());
     for (const auto& c : commits) {
       Statement one(db_->get(),
                     "INSERT OR IGNORE INTO commits (repo, sha, parents, subject, author, time) "
@@ -162,6 +167,7 @@ class SqliteStore : public Store {
 
   Status put_definitions(const CommitRow& c, const std::vector<ObjectRow>& objects) override {
     Transaction t(*db_);
+    TL_RETURN_IF_ERROR(t.begun());
     Statement u(db_->get(),
                 "UPDATE commits SET resolved = 1, file = ?, error = ?, test_sets = ?, triggered = ? "
                 "WHERE repo = ? AND sha = ?");
@@ -230,6 +236,7 @@ class SqliteStore : public Store {
 
   Result<bool> finish_run(const RunRow& r, const std::vector<CaseRow>& cases) override {
     Transaction t(*db_);
+    TL_RETURN_IF_ERROR(t.begun());
     Statement u(db_->get(),
                 "UPDATE runs SET state = ?, exit_code = ?, ended = ?, detail = ?, worker = ? "
                 "WHERE id = ? AND state = 'running'");
@@ -365,9 +372,54 @@ std::optional<RunState> run_state_from(const std::string& text) {
   return std::nullopt;
 }
 
+namespace {
+
+// The error for a damaged database at `path`, saying how to recover.
+Error damaged(const std::string& path, const std::string& what) {
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  return Error{path, what + ": the database is damaged; move it away (with its -wal and -shm files) "
+                            "and run `testlooper rebuild --data " + (dir.empty() ? "." : dir) +
+                            " --trust-unknown-runs` to recreate its runs from the artifact store"};
+}
+
+// What SQLite would not say at open: a file that is not a database, or not whole pages (one
+// truncated below its first page would otherwise be taken for a new, empty database).
+Status check_database_file(const std::string& path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec || size == 0) return {};  // absent or new
+  std::ifstream in(path, std::ios::binary);
+  std::array<unsigned char, 100> header{};
+  in.read(reinterpret_cast<char*>(header.data()), header.size());
+  if (in.gcount() < static_cast<std::streamsize>(header.size()) ||
+      std::memcmp(header.data(), "SQLite format 3", 16) != 0) {
+    return damaged(path, fmt::format("not a SQLite database (no SQLite header in its {} bytes)", size));
+  }
+  const uintmax_t field = header[16] * 256u + header[17];  // big-endian; 1 stands for 65536
+  const uintmax_t page = field == 1 ? 65536 : field;
+  if (page < 512 || size < page || size % page != 0) {
+    return damaged(path, fmt::format("truncated ({} bytes, not a whole number of {}-byte pages)", size, page));
+  }
+  return {};
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path) {
+  TL_RETURN_IF_ERROR(check_database_file(path));
   auto db = Connection::open(path);
   if (!db.ok()) return db.error();
+  {
+    // SQLite opens a damaged file and fails only on the page it cannot read: look at every page
+    // now (about 1 s per GB, bench/store_quick_check.sh), so a damaged store stops the start.
+    Statement s((*db)->get(), "PRAGMA quick_check(1)");
+    const bool row = s.step();
+    if (!row || s.text(0) != "ok") {
+      std::string problem = row ? s.text(0) : s.error();
+      std::replace(problem.begin(), problem.end(), '\n', ' ');
+      return damaged(path, "PRAGMA quick_check says: " + problem);
+    }
+  }
   TL_RETURN_IF_ERROR((*db)->exec(kSchema, "creating the schema"));
   // Stores made before runs had a purpose gain the column (their runs were all wanted runs).
   bool has_purpose = false;
