@@ -13,7 +13,8 @@ Response error(int status, const std::string& message) {
 }
 
 Response store_full() {
-  return error(507, "the server cannot store this now (its disk is full or failing); try again later");
+  return error(507,
+               "the server cannot store this now (its disk is full or failing); try again later");
 }
 
 json rate_json(const stats::FailureRate& rate) {

@@ -141,12 +141,15 @@ int run_server(const ServerOptions& options) {
     return 2;
   }
   const std::string data = fs::absolute(options.data_dir).string();
-  StateOptions state_options{options.default_target_runs, options.worker_timeout_seconds,
-                             data + "/logs", fs::absolute(options.repos_dir).string(),
+  StateOptions state_options{options.default_target_runs,
+                             options.worker_timeout_seconds,
+                             data + "/logs",
+                             fs::absolute(options.repos_dir).string(),
                              options.artifacts_dir.empty()
                                  ? data + "/artifacts"
                                  : fs::absolute(options.artifacts_dir).string(),
-                             options.extra_runs, options.extra_confidence};
+                             options.extra_runs,
+                             options.extra_confidence};
   state_options.store_path = data + "/state.db";
   ServerState state(**store, state_options);
   if (auto s = state.load();

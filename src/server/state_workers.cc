@@ -1,11 +1,11 @@
 // ServerState: the worker protocol, dispatch, results and live streams.
 #include <fmt/format.h>
 
-#include <chrono>
-#include <filesystem>
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -270,7 +270,8 @@ void ServerState::start_run(WorkerState& worker, const planner::Job& job, int co
   run.worker = worker.id;
   run.started = now_seconds();
   run.purpose = job.purpose;
-  if (Status stored = store_.start_run(run); !stored.ok()) return store_failed("a new run", stored.error());
+  if (Status stored = store_.start_run(run); !stored.ok())
+    return store_failed("a new run", stored.error());
   store_worked();
   if (!run.purpose.empty()) ++extra_used_[run.purpose];
   ++run_counter_;
@@ -331,17 +332,20 @@ void ServerState::finish_run(const std::string& worker, const ResultMessage& m) 
 }
 
 bool ServerState::record_result(store::RunRow run, const std::vector<store::CaseRow>& cases) {
-  if (user_cancels_.erase(run.id) && run.state == store::RunState::kCancelled) run.detail = "cancelled by a user";
+  if (user_cancels_.erase(run.id) && run.state == store::RunState::kCancelled)
+    run.detail = "cancelled by a user";
   active_runs_.erase(run.id);
   upload_tokens_.erase(run.id);
   cancel_sent_.erase(run.id);
   for (auto& [id, w] : workers_) w.running.erase(run.id);
   // Not stored before the back-off allows, nor before results already waiting.
   Result<bool> recorded = Error{"", "waiting for earlier results"};
-  if (unstored_.empty() && now_seconds() >= store_retry_at_) recorded = store_.finish_run(run, cases);
+  if (unstored_.empty() && now_seconds() >= store_retry_at_)
+    recorded = store_.finish_run(run, cases);
   if (!recorded.ok()) {
     unstored_[run.id] = {run, cases};
-    if (!recorded.error().where.empty()) store_failed("the result of run " + run.id, recorded.error());
+    if (!recorded.error().where.empty())
+      store_failed("the result of run " + run.id, recorded.error());
     return false;
   }
   store_worked();
@@ -371,10 +375,10 @@ void ServerState::store_failed(const std::string& what, const Error& error) {
   if (store_delay_ > 0 && now < store_retry_at_) return;  // this attempt was logged already
   store_delay_ = std::clamp(store_delay_ * 2, 2.0, 300.0);
   store_retry_at_ = now + store_delay_;
-  std::cerr << fmt::format("testlooper serve: cannot write {} to {}: {}; new runs paused, retrying "
-                           "in {} s ({} results waiting)\n",
-                           what, options_.store_path, error.to_string(), store_delay_,
-                           unstored_.size())
+  std::cerr << fmt::format(
+                   "testlooper serve: cannot write {} to {}: {}; new runs paused, retrying "
+                   "in {} s ({} results waiting)\n",
+                   what, options_.store_path, error.to_string(), store_delay_, unstored_.size())
             << std::flush;
 }
 

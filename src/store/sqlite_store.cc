@@ -377,9 +377,11 @@ namespace {
 // The error for a damaged database at `path`, saying how to recover.
 Error damaged(const std::string& path, const std::string& what) {
   const std::string dir = std::filesystem::path(path).parent_path().string();
-  return Error{path, what + ": the database is damaged; move it away (with its -wal and -shm files) "
-                            "and run `testlooper rebuild --data " + (dir.empty() ? "." : dir) +
-                            " --trust-unknown-runs` to recreate its runs from the artifact store"};
+  return Error{path, what +
+                         ": the database is damaged; move it away (with its -wal and -shm files) "
+                         "and run `testlooper rebuild --data " +
+                         (dir.empty() ? "." : dir) +
+                         " --trust-unknown-runs` to recreate its runs from the artifact store"};
 }
 
 // What SQLite would not say at open: a file that is not a database, or not whole pages (one
@@ -393,12 +395,14 @@ Status check_database_file(const std::string& path) {
   in.read(reinterpret_cast<char*>(header.data()), header.size());
   if (in.gcount() < static_cast<std::streamsize>(header.size()) ||
       std::memcmp(header.data(), "SQLite format 3", 16) != 0) {
-    return damaged(path, fmt::format("not a SQLite database (no SQLite header in its {} bytes)", size));
+    return damaged(path,
+                   fmt::format("not a SQLite database (no SQLite header in its {} bytes)", size));
   }
   const uintmax_t field = header[16] * 256u + header[17];  // big-endian; 1 stands for 65536
   const uintmax_t page = field == 1 ? 65536 : field;
   if (page < 512 || size < page || size % page != 0) {
-    return damaged(path, fmt::format("truncated ({} bytes, not a whole number of {}-byte pages)", size, page));
+    return damaged(
+        path, fmt::format("truncated ({} bytes, not a whole number of {}-byte pages)", size, page));
   }
   return {};
 }
