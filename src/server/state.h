@@ -141,6 +141,9 @@ class ServerState {
   size_t unstored_results() const { return unstored_.size(); }
   // Stores the results that could not be stored, once the back-off allows; called periodically.
   void retry_unstored(double now);
+  // A failed write of `what` under the data dir (database, log, artifact, upload): logs it, once
+  // per attempt, and backs off, from 2 s doubling to 5 min.
+  void store_failed(const std::string& what, const Error& error);
 
  private:
   void add_commit(store::CommitRow row, std::vector<store::ObjectRow> objects);
@@ -160,8 +163,6 @@ class ServerState {
   bool record_result(store::RunRow run, const std::vector<store::CaseRow>& cases);
   // What follows a stored result: counts, events, live log viewers.
   void result_stored(const store::RunRow& run, bool counted);
-  // A failed write of `what`: logs it (once per attempt) and backs off, from 2 s doubling to 5 min.
-  void store_failed(const std::string& what, const Error& error);
   void store_worked();
   void fail_worker_runs(WorkerState& worker, const std::string& why);
   // Records those of `ids` still active as infrastructure failures, with `why` as detail.
@@ -205,6 +206,7 @@ class ServerState {
   std::map<std::string, Unstored> unstored_;
   double store_delay_ = 0;     // the current back-off of store writes; 0 = writable
   double store_retry_at_ = 0;  // no store write (nor dispatch) before this
+  double store_failed_at_ = 0;  // the last failed write; a run started later and stored resets
 };
 
 }  // namespace testlooper::server

@@ -272,7 +272,6 @@ void ServerState::start_run(WorkerState& worker, const planner::Job& job, int co
   run.purpose = job.purpose;
   if (Status stored = store_.start_run(run); !stored.ok())
     return store_failed("a new run", stored.error());
-  store_worked();
   if (!run.purpose.empty()) ++extra_used_[run.purpose];
   ++run_counter_;
   active_runs_[run.id] = run;
@@ -348,7 +347,9 @@ bool ServerState::record_result(store::RunRow run, const std::vector<store::Case
       store_failed("the result of run " + run.id, recorded.error());
     return false;
   }
-  store_worked();
+  // Writing works again once a whole run, started after the last failure, is stored: its log,
+  // its files and its result (a start alone proves little: logs and records come later).
+  if (run.started > store_failed_at_) store_worked();
   result_stored(run, *recorded);
   return true;
 }
@@ -366,25 +367,30 @@ void ServerState::retry_unstored(double now) {
       w->second.socket->send(json{{"type", "ack"}, {"run_id", u.run.id}}.dump());
     }
   }
-  store_worked();
   update();
 }
 
 void ServerState::store_failed(const std::string& what, const Error& error) {
   const double now = now_seconds();
+  store_failed_at_ = now;
   if (store_delay_ > 0 && now < store_retry_at_) return;  // this attempt was logged already
   store_delay_ = std::clamp(store_delay_ * 2, 2.0, 300.0);
   store_retry_at_ = now + store_delay_;
+  // The store's errors name the operation ("store: commit: ..."); the file is the database.
+  const std::string failure = error.where == "store"
+                                  ? "to " + options_.store_path + ": " + error.message
+                                  : "(" + error.to_string() + ")";
   std::cerr << fmt::format(
-                   "testlooper serve: cannot write {} to {}: {}; new runs paused, retrying "
-                   "in {} s ({} results waiting)\n",
-                   what, options_.store_path, error.to_string(), store_delay_, unstored_.size())
+                   "testlooper serve: cannot write {} {}; new runs paused, retrying in {} s "
+                   "({} results waiting)\n",
+                   what, failure, store_delay_, unstored_.size())
             << std::flush;
 }
 
 void ServerState::store_worked() {
   if (store_delay_ == 0) return;
-  std::cerr << "testlooper serve: " << options_.store_path << " is writable again\n" << std::flush;
+  std::cerr << "testlooper serve: the data dir is writable again (a run was stored whole)\n"
+            << std::flush;
   store_delay_ = 0;
   store_retry_at_ = 0;
 }
@@ -411,8 +417,7 @@ void ServerState::append_log(const std::string& run_id, const std::string& data)
   if (!active_runs_.count(run_id) || !is_run_id(run_id)) return;
   std::ofstream out(log_path(run_id), std::ios::app | std::ios::binary);
   if (!(out << data).flush()) {
-    store_failed("the log of run " + run_id + " (" + log_path(run_id) + ")",
-                 Error{"", std::strerror(errno)});
+    store_failed("the log of run " + run_id, Error{log_path(run_id), std::strerror(errno)});
   }
   log_viewers_.appended(run_id);
 }
