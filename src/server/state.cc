@@ -128,6 +128,7 @@ Status ServerState::load() {
   if (!active.ok()) return active.error();
   for (const auto& r : *active) {
     active_runs_[r.id] = r;
+    if (!r.upload_token_hash.empty()) upload_tokens_[r.id] = r.upload_token_hash;
     // Its worker has until the timeout to come back and claim it.
     WorkerState& w = workers_[r.worker];
     w.id = r.worker;

@@ -190,7 +190,7 @@ class ServerState {
   std::set<std::shared_ptr<Socket>> event_sockets_;
   std::set<int> refused_workers_;  // sockets closed for a protocol error, until they are gone
   std::string worker_token_;       // "" = no worker is accepted
-  std::map<std::string, std::string> upload_tokens_;  // active run id -> its job's upload_token
+  std::map<std::string, std::string> upload_tokens_;  // active run id -> its upload token's hash
   LogViewers log_viewers_;
   planner::Plan plan_;
   int64_t run_counter_ = 0;

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "core/hash.h"
 #include "core/ids.h"
 #include "core/token.h"
 #include "dispatch/dispatch.h"
@@ -49,7 +50,9 @@ bool ServerState::may_upload_build(const std::string& hash, const std::string& u
   for (const auto& [run_id, run] : active_runs_) {
     if (run.kind != "build" || run.hash != hash) continue;
     auto token = upload_tokens_.find(run_id);
-    if (token != upload_tokens_.end() && same_secret(token->second, upload_token)) allowed = true;
+    if (token != upload_tokens_.end() && same_secret(token->second, sha256_hex(upload_token))) {
+      allowed = true;
+    }
   }
   return allowed;
 }
@@ -58,7 +61,7 @@ bool ServerState::may_upload_record(const std::string& run_id,
                                     const std::string& upload_token) const {
   auto token = upload_tokens_.find(run_id);
   return active_runs_.count(run_id) && token != upload_tokens_.end() &&
-         same_secret(token->second, upload_token);
+         same_secret(token->second, sha256_hex(upload_token));
 }
 
 bool ServerState::runs_for(const std::string& worker, const std::string& run_id) const {
@@ -270,6 +273,11 @@ void ServerState::start_run(WorkerState& worker, const planner::Job& job, int co
   run.worker = worker.id;
   run.started = now_seconds();
   run.purpose = job.purpose;
+  // Uploads of the run's files must carry it: only this worker, while the run is active, may
+  // store them (may_upload_build, may_upload_record). Its hash is stored with the run so that a
+  // restarted server still knows it.
+  const std::string upload_token = random_hex(32);
+  run.upload_token_hash = sha256_hex(upload_token);
   if (Status stored = store_.start_run(run); !stored.ok())
     return store_failed("a new run", stored.error());
   if (!run.purpose.empty()) ++extra_used_[run.purpose];
@@ -281,16 +289,14 @@ void ServerState::start_run(WorkerState& worker, const planner::Job& job, int co
   for (auto& j : plan_.jobs) {
     if (j.hash == job.hash && j.purpose == job.purpose && j.runs > 0) --j.runs;
   }
-  // Uploads of the run's files must carry it: only this worker, while the run is active, may
-  // store them (may_upload_build, may_upload_record).
-  upload_tokens_[run.id] = random_hex(32);
+  upload_tokens_[run.id] = run.upload_token_hash;
   json message = {{"type", "job"},
                   {"run_id", run.id},
                   {"cores", cores},
                   {"ram_gb", ram},
                   {"repo", job.repo},
                   {"commit", job.commit},
-                  {"upload_token", upload_tokens_[run.id]},
+                  {"upload_token", upload_token},
                   {"object", json::parse(object->definition_json, nullptr, false)}};
   // Only a worker that shares the server's disk is told where it is; any other one fetches
   // sources and builds over HTTP and uploads what it stores (docs/api.md "Files").

@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS runs (
   id TEXT PRIMARY KEY, hash TEXT NOT NULL, repo TEXT NOT NULL, sha TEXT NOT NULL,
   name TEXT NOT NULL, kind TEXT NOT NULL, worker TEXT NOT NULL, state TEXT NOT NULL,
   exit_code INTEGER NOT NULL, started REAL NOT NULL, ended REAL NOT NULL, detail TEXT NOT NULL,
-  purpose TEXT NOT NULL DEFAULT '');
+  purpose TEXT NOT NULL DEFAULT '', upload_token TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS runs_by_hash ON runs (hash);
 CREATE TABLE IF NOT EXISTS cases (
   run_id TEXT NOT NULL, seq INTEGER NOT NULL, name TEXT NOT NULL, success INTEGER NOT NULL,
@@ -78,11 +78,13 @@ RunRow read_run(const Statement& s) {
   r.ended = s.real(10);
   r.detail = s.text(11);
   r.purpose = s.text(12);
+  r.upload_token_hash = s.text(13);
   return r;
 }
 
 constexpr const char* kRunColumns =
-    "id, hash, repo, sha, name, kind, worker, state, exit_code, started, ended, detail, purpose";
+    "id, hash, repo, sha, name, kind, worker, state, exit_code, started, ended, detail, purpose, "
+    "upload_token";
 
 class SqliteStore : public Store {
  public:
@@ -228,7 +230,11 @@ class SqliteStore : public Store {
   }
 
   Status start_run(const RunRow& r) override {
-    Statement s(db_->get(), fmt::format("INSERT OR REPLACE INTO runs ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", kRunColumns));
+    Statement s(
+        db_->get(),
+        fmt::format(
+            "INSERT OR REPLACE INTO runs ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            kRunColumns));
     bind_run(s, r);
     if (!s.run()) return failed("start_run", s);
     return {};
@@ -346,6 +352,7 @@ class SqliteStore : public Store {
     s.bind(1, r.id).bind(2, r.hash).bind(3, r.repo).bind(4, r.commit).bind(5, r.name);
     s.bind(6, r.kind).bind(7, r.worker).bind(8, std::string(to_string(r.state)));
     s.bind(9, r.exit_code).bind(10, r.started).bind(11, r.ended).bind(12, r.detail).bind(13, r.purpose);
+    s.bind(14, r.upload_token_hash);
   }
 
   std::unique_ptr<Connection> db_;
@@ -427,13 +434,23 @@ Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path) {
   TL_RETURN_IF_ERROR((*db)->exec(kSchema, "creating the schema"));
   // Stores made before runs had a purpose gain the column (their runs were all wanted runs).
   bool has_purpose = false;
+  bool has_upload_token = false;
   {
     Statement s((*db)->get(), "SELECT name FROM pragma_table_info('runs')");
-    while (s.step()) has_purpose = has_purpose || s.text(0) == "purpose";
+    while (s.step()) {
+      has_purpose = has_purpose || s.text(0) == "purpose";
+      has_upload_token = has_upload_token || s.text(0) == "upload_token";
+    }
   }
   if (!has_purpose) {
     TL_RETURN_IF_ERROR((*db)->exec("ALTER TABLE runs ADD COLUMN purpose TEXT NOT NULL DEFAULT ''", "adding runs.purpose"));
   }
+  if (!has_upload_token) {
+    TL_RETURN_IF_ERROR(
+        (*db)->exec("ALTER TABLE runs ADD COLUMN upload_token TEXT NOT NULL DEFAULT ''",
+                    "adding runs.upload_token"));
+  }
+
   return std::unique_ptr<Store>(new SqliteStore(std::move(*db)));
 }
 
