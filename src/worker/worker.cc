@@ -5,21 +5,22 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <utility>
+
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
 #include <boost/beast/websocket.hpp>
-#include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <filesystem>
-#include <fstream>
 #include <functional>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
-#include <utility>
 
 #include "artifacts/artifacts.h"
 #include "core/ids.h"
