@@ -174,6 +174,11 @@ std::optional<Response> Api::upload_refusal(const Request& head) const {
                  "uploads are accepted only from the worker running the build or run, "
                  "with its job's upload token, while the run is active");
   }
+  // Refused before its body is read when there is no room for it: the worker tries again later.
+  if (disk_full(state_.artifacts_dir())) {
+    return write_failed("an upload (" + head.path + ")",
+                        Error{"", "no space left on the data disk"});
+  }
   return std::nullopt;
 }
 
@@ -188,7 +193,7 @@ std::optional<Response> Api::post_file(const Request& request) {
   return error(404, "expected /api/artifacts/builds/{hash}/{file} or /api/artifacts/runs/{id}");
 }
 
-Response Api::write_failed(const std::string& what, const Error& e) {
+Response Api::write_failed(const std::string& what, const Error& e) const {
   state_.store_failed(what, e);
   return store_full();
 }
