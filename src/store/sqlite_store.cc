@@ -422,7 +422,8 @@ Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path) {
   if (!db.ok()) return db.error();
   {
     // SQLite opens a damaged file and fails only on the page it cannot read: look at every page
-    // now (about 1 s per GB, bench/store_quick_check.sh), so a damaged store stops the start.
+    // now (3 s per GB cached, up to 25 s per GB cold: bench/store_check_bench.sh), so a damaged
+    // store stops the start.
     Statement s((*db)->get(), "PRAGMA quick_check(1)");
     const bool row = s.step();
     if (!row || s.text(0) != "ok") {
