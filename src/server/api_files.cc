@@ -100,14 +100,6 @@ std::string upload_token(const Request& request) {
   return it == request.headers.end() ? "" : it->second;
 }
 
-// Whether the filesystem of `dir` is (nearly) full: a write that failed there is then an
-// infrastructure failure of the server (issue 11 item 8), not a bad upload.
-bool disk_full(const fs::path& dir) {
-  std::error_code ec;
-  const fs::space_info space = fs::space(dir, ec);
-  return !ec && space.available < (1u << 20);
-}
-
 }  // namespace
 
 std::string Api::body_file_for(const Request& head) {
@@ -232,7 +224,7 @@ Response Api::source_archive(const std::string& repo, const std::string& sha,
   if (!exported.ok())
     return error(404,
                  "cannot export " + sha + " of '" + repo + "': " + exported.error().to_string());
-  if (!packed.ok() && disk_full(store.root())) {
+  if (!packed.ok() && disk_full(store.root().string())) {
     return write_failed("a source archive of " + sha, packed.error());
   }
   if (!packed.ok()) return error(500, packed.error().to_string());
@@ -285,7 +277,7 @@ Response Api::put_build_file(const std::string& hash, const std::string& name,
   Result<bool> added = artifacts::import_build_file(store, hash, name, *body);
   std::error_code ec;
   if (request.body_file.empty()) fs::remove_all(body->parent_path(), ec);
-  if (!added.ok() && disk_full(store.root())) {
+  if (!added.ok() && disk_full(store.root().string())) {
     return write_failed("a file of build " + hash, added.error());
   }
   // Messages only: an Error's `where` may be a server path.
@@ -307,7 +299,7 @@ Response Api::put_run_record(const std::string& run_id, const Request& request) 
   Result<bool> added = artifacts::import_run_record(store, run_id, *body);
   std::error_code ec;
   if (request.body_file.empty()) fs::remove_all(body->parent_path(), ec);
-  if (!added.ok() && disk_full(store.root())) {
+  if (!added.ok() && disk_full(store.root().string())) {
     return write_failed("the record of run " + run_id, added.error());
   }
   if (!added.ok()) return error(400, "run record: " + added.error().message);

@@ -20,6 +20,10 @@
 
 namespace testlooper::server {
 
+// Whether the filesystem of `dir` is (nearly) full: a write that failed there is then an
+// infrastructure failure of the server (issue 11 item 8), not a bad upload or a broken test.
+bool disk_full(const std::string& dir);
+
 struct CommitState {
   store::CommitRow row;
   std::vector<store::ObjectRow> objects;

@@ -28,6 +28,12 @@ std::string new_run_id() { return random_hex(8); }
 
 }  // namespace
 
+bool disk_full(const std::string& dir) {
+  std::error_code ec;
+  const std::filesystem::space_info space = std::filesystem::space(dir, ec);
+  return !ec && space.available < (1u << 20);
+}
+
 std::string ServerState::log_path(const std::string& run_id) const {
   if (!is_run_id(run_id)) return "";
   return options_.logs_dir + "/" + run_id + ".log";
@@ -327,6 +333,13 @@ void ServerState::finish_run(const std::string& worker, const ResultMessage& m) 
   r.detail = m.message;
   std::vector<store::CaseRow> cases;
   for (const auto& c : m.cases) cases.push_back({c.name, c.success, c.elapsed});
+  // A worker on the server's disk that could not work because that disk is full: a failed write
+  // of the server's, which backs off (the run's quick end must not count as a whole run stored).
+  if (r.state == store::RunState::kInfraFailed && w != workers_.end() && w->second.shared_disk &&
+      disk_full(options_.logs_dir)) {
+    store_failed("the work of run " + r.id + " (a worker on the server's disk)",
+                 Error{"", r.detail});
+  }
   if (!record_result(r, cases)) {
     unstored_.at(r.id).ack = true;  // acknowledged once stored (retry_unstored)
     return;

@@ -116,14 +116,17 @@ class ReliabilityTest : public testing::Test {
   }
 
   std::vector<std::string> serve_args() const {
-    return {"--repos",          dir_.path() + "/repos",
-            "--data",           data(),
-            "--port",           "0",
-            "--workers",        "0",
-            "--poll-seconds",   "0.3",
-            "--worker-timeout", "5"};
+    return {"--repos", dir_.path() + "/repos", "--data", data(), "--port", "0", "--poll-seconds",
+            "0.3",     "--worker-timeout",     "5"};
   }
   std::string data() const { return dir_.path() + "/data"; }
+  // serve_args() without local workers: "--workers", "0" added.
+  std::vector<std::string> no_workers() const {
+    std::vector<std::string> args = serve_args();
+    args.insert(args.end(), {"--workers", "0"});
+    return args;
+  }
+  void full_disk(bool local_worker);
 
   // The runs of tiny/linux as the API lists them (a JSON array; null when it did not answer).
   json runs(const ServerProcess& server) const {
@@ -144,15 +147,19 @@ class ReliabilityTest : public testing::Test {
 // what it could not write, 507 for a write), keeps serving reads, backs off instead of starting
 // run after run, leaves no run `running`; once space is back every run completes and the store
 // is intact, each wanted run counted once.
-TEST_F(ReliabilityTest, Reliability_FullDataDiskBacksOffServesReadsAndLosesNothing) {
-  Tmpfs tmpfs(data(), "24m");
-  if (!tmpfs.ok())
-    GTEST_SKIP() << "skipped: cannot mount a tmpfs for --data (" << tmpfs.error() << ")";
+// With an external worker (its files go up over HTTP) or a local one (it works on the full disk).
+void ReliabilityTest::full_disk(bool local_worker) {
   const std::string err = dir_.path() + "/serve.err";
   std::unique_ptr<ServerProcess> server;
+  std::vector<std::string> args = serve_args();
+  if (local_worker) {
+    args.insert(args.end(), {"--workers", "1", "--worker-cores", "2", "--worker-ram-gb", "2"});
+  } else {
+    args.insert(args.end(), {"--workers", "0"});
+  }
   {
     StderrTo redirect(err);
-    server = std::make_unique<ServerProcess>(serve_args());
+    server = std::make_unique<ServerProcess>(args);
   }
   ASSERT_TRUE(eventually([&] { return server->get("/api/repos").size() == 1; }, 30));
   ASSERT_EQ(server->post("/api/repos/app/branches/main/test", R"({"enabled": true})").first, 200);
@@ -162,10 +169,14 @@ TEST_F(ReliabilityTest, Reliability_FullDataDiskBacksOffServesReadsAndLosesNothi
                        R"({"name": "tiny/linux", "runs": 30})")
                 .first,
             200);
-  WorkerProcess worker(
-      {"--server", server->url(""), "--cores", "2", "--ram-gb", "2", "--dir",
-       dir_.path() + "/worker", "--id", "w1", "--token-file", data() + "/worker.token"},
-      SIGKILL);
+  std::unique_ptr<WorkerProcess> worker;
+  if (!local_worker) {
+    worker = std::make_unique<WorkerProcess>(
+        std::vector<std::string>{"--server", server->url(""), "--cores", "2", "--ram-gb", "2",
+                                 "--dir", dir_.path() + "/worker", "--id", "w1", "--token-file",
+                                 data() + "/worker.token"},
+        SIGKILL);
+  }
   ASSERT_TRUE(eventually([&] { return count_state(runs(*server), "succeeded") >= 4; }, 60));
 
   // Fill the disk.
@@ -235,11 +246,25 @@ TEST_F(ReliabilityTest, Reliability_FullDataDiskBacksOffServesReadsAndLosesNothi
   std::cout << "\nserve's stderr:\n" << read_file(err);
 }
 
+TEST_F(ReliabilityTest, Reliability_FullDataDiskBacksOffServesReadsAndLosesNothing) {
+  Tmpfs tmpfs(data(), "24m");
+  if (!tmpfs.ok())
+    GTEST_SKIP() << "skipped: cannot mount a tmpfs for --data (" << tmpfs.error() << ")";
+  full_disk(false);
+}
+
+TEST_F(ReliabilityTest, Reliability_FullDataDiskWithALocalWorkerBacksOffToo) {
+  Tmpfs tmpfs(data(), "24m");
+  if (!tmpfs.ok())
+    GTEST_SKIP() << "skipped: cannot mount a tmpfs for --data (" << tmpfs.error() << ")";
+  full_disk(true);
+}
+
 // A damaged state.db: serve exits 2 naming the file and how to recreate it, instead of starting
 // on it (or, truncated below one page, starting empty as if new).
 TEST_F(ReliabilityTest, Reliability_DamagedStateDbStopsServeNamingItAndRebuild) {
   {
-    ServerProcess server(serve_args());
+    ServerProcess server(no_workers());
     ASSERT_TRUE(eventually([&] { return server.get("/api/repos").size() == 1; }, 30));
     ASSERT_EQ(server.post("/api/repos/app/branches/main/test", R"({"enabled": true})").first, 200);
     ASSERT_EQ(server.stop(SIGTERM), 0);
@@ -263,7 +288,7 @@ TEST_F(ReliabilityTest, Reliability_DamagedStateDbStopsServeNamingItAndRebuild) 
     fs::remove(db + "-wal");
     fs::remove(db + "-shm");
     std::string command = shell_quote(TL_BINARY) + " serve";
-    for (const auto& a : serve_args()) command += " " + shell_quote(a);
+    for (const auto& a : no_workers()) command += " " + shell_quote(a);
     // A server that starts anyway is stopped by the timeout (exit 124).
     const std::string out = capture("timeout 30 " + command + " 2>&1 >/dev/null; echo exit=$?");
     EXPECT_NE(out.find("exit=2"), std::string::npos) << what << ": " << out;
@@ -272,7 +297,7 @@ TEST_F(ReliabilityTest, Reliability_DamagedStateDbStopsServeNamingItAndRebuild) 
   }
   // The intact file still starts (the checks refuse only damage).
   std::ofstream(db, std::ios::binary | std::ios::trunc) << intact;
-  ServerProcess server(serve_args());
+  ServerProcess server(no_workers());
   EXPECT_EQ(server.get("/api/repos/app/branches")[0]["under_test"], true);
 }
 
