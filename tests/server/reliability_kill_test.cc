@@ -7,6 +7,8 @@
 #include <sqlite3.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -111,13 +113,18 @@ TEST(ReliabilityKill, Reliability_ServerKilledTenTimesDuring500RunsCountsEachRun
   std::mt19937 random(11);
   std::set<size_t> moments;
   while (moments.size() < kKills) moments.insert(20 + random() % 440);
+  std::chrono::steady_clock::duration longest_restart{};
   for (const size_t moment : moments) {
     ASSERT_TRUE(eventually([&] { return lines_of(ran).size() >= moment; }, 120))
         << lines_of(ran).size() << " runs ran, waiting for " << moment;
     server->stop(SIGKILL, false);
+    const auto killed = std::chrono::steady_clock::now();
     server = std::make_unique<ServerProcess>(args);  // the same port, at once
     ASSERT_EQ(server->port(), port);
+    longest_restart = std::max(longest_restart, std::chrono::steady_clock::now() - killed);
   }
+  std::cout << "longest restart after kill -9 (until it listens): "
+            << std::chrono::duration<double>(longest_restart).count() << " s\n";
   const auto history = [&] { return server->get("/api/repos/app/branches/main/history"); };
   ASSERT_TRUE(eventually(
       [&] {
