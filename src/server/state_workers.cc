@@ -248,10 +248,10 @@ void ServerState::dispatch() {
     }
     capacity.push_back({id, cores, ram, w.cores, w.ram_gb});
   }
-  unrunnable_.clear();
-  if (capacity.empty()) return;
   // No new runs while the store cannot write: they could not be recorded (issue 11 item 8).
   if (!unstored_.empty() || now_seconds() < store_retry_at_) return;
+  unrunnable_.clear();
+  if (capacity.empty()) return;
   const auto result = dispatch::assign(plan_.jobs, capacity);
   for (const auto& u : result.unrunnable) unrunnable_[u.job.hash] = u.reason;
   for (const auto& a : result.assignments) {
@@ -318,7 +318,7 @@ void ServerState::finish_run(const std::string& worker, const ResultMessage& m) 
   auto run = active_runs_.find(m.run_id);
   if (run == active_runs_.end()) {
     // Already recorded (a resend after a reconnect): acknowledge so the worker forgets it. One
-    // waiting to be stored is acknowledged once it is (result_stored).
+    // waiting to be stored is acknowledged once it is (retry_unstored).
     if (unstored_.count(m.run_id)) return;
     if (w != workers_.end() && w->second.socket) {
       w->second.socket->send(json{{"type", "ack"}, {"run_id", m.run_id}}.dump());
