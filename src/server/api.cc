@@ -293,7 +293,7 @@ Response Api::post(const Request& request) {
     const std::string branch = rest.substr(10, rest.size() - 10 - 5);
     const Status s =
         state_.set_branch_under_test(repo, branch, body["enabled"].get<bool>(), static_cast<int>(*depth));
-    if (!s.ok()) return error(404, s.error().message);
+    if (!s.ok()) return state_.store_writable() ? error(404, s.error().message) : store_full();
     return ok({{"repo", repo}, {"branch", branch}, {"under_test", body["enabled"]}, {"depth", *depth}});
   }
   if (starts_with(rest, "/commits/")) {
@@ -320,7 +320,7 @@ Response Api::post(const Request& request) {
                               "with POST .../commits/{sha}/retry");
       }
       const Status s = state_.set_target(repo, sha, name, static_cast<int>(*runs));
-      if (!s.ok()) return error(500, s.error().message);
+      if (!s.ok()) return store_full();
       return ok({{"name", name}, {"runs", *runs}});
     }
     if (action == "/retry") {
@@ -339,7 +339,7 @@ Response Api::post(const Request& request) {
         return error(404, "commit has no test set named '" + body["set"].get<std::string>() + "'");
       }
       const Status s = state_.set_commit_set(repo, sha, body["set"], body["enabled"].get<bool>());
-      if (!s.ok()) return error(500, s.error().message);
+      if (!s.ok()) return store_full();
       return ok({{"set", body["set"]}, {"enabled", body["enabled"]}});
     }
   }

@@ -42,6 +42,8 @@ class Api : public Handler {
   // Why an upload (POST /api/artifacts/...) is refused: 401 without the worker token, 403
   // unless it carries the upload token of the active run it is for; nullopt when it may go on.
   std::optional<Response> upload_refusal(const Request& head) const;
+  // A write under the data dir that failed: the state backs off (ServerState::store_failed); 507.
+  Response write_failed(const std::string& what, const Error& e) const;
   Response source_archive(const std::string& repo, const std::string& sha, const std::string& path);
   Response build_files(const std::string& hash);
   Response build_file(const std::string& hash, const std::string& name);

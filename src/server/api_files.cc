@@ -27,6 +27,7 @@ using nlohmann::json;
 
 using reply::error;
 using reply::ok;
+using reply::store_full;
 
 bool starts_with(const std::string& s, const std::string& prefix) {
   return s.rfind(prefix, 0) == 0;
@@ -165,6 +166,11 @@ std::optional<Response> Api::upload_refusal(const Request& head) const {
                  "uploads are accepted only from the worker running the build or run, "
                  "with its job's upload token, while the run is active");
   }
+  // Refused before its body is read when there is no room for it: the worker tries again later.
+  if (disk_full(state_.artifacts_dir())) {
+    return write_failed("an upload (" + head.path + ")",
+                        Error{"", "no space left on the data disk"});
+  }
   return std::nullopt;
 }
 
@@ -177,6 +183,11 @@ std::optional<Response> Api::post_file(const Request& request) {
   if (parts.size() == 3 && parts[0] == "builds") return put_build_file(parts[1], parts[2], request);
   if (parts.size() == 2 && parts[0] == "runs") return put_run_record(parts[1], request);
   return error(404, "expected /api/artifacts/builds/{hash}/{file} or /api/artifacts/runs/{id}");
+}
+
+Response Api::write_failed(const std::string& what, const Error& e) const {
+  state_.store_failed(what, e);
+  return store_full();
 }
 
 Response Api::source_archive(const std::string& repo, const std::string& sha,
@@ -213,6 +224,9 @@ Response Api::source_archive(const std::string& repo, const std::string& sha,
   if (!exported.ok())
     return error(404,
                  "cannot export " + sha + " of '" + repo + "': " + exported.error().to_string());
+  if (!packed.ok() && disk_full(store.root().string())) {
+    return write_failed("a source archive of " + sha, packed.error());
+  }
   if (!packed.ok()) return error(500, packed.error().to_string());
   return file_response(cached);
 }
@@ -259,10 +273,13 @@ Response Api::put_build_file(const std::string& hash, const std::string& name,
     return error(409, "build " + hash + " is complete: its files cannot be added or replaced");
   }
   Result<fs::path> body = body_as_file(store, request);
-  if (!body.ok()) return error(500, "cannot keep the upload");
+  if (!body.ok()) return write_failed("a file of build " + hash, body.error());
   Result<bool> added = artifacts::import_build_file(store, hash, name, *body);
   std::error_code ec;
   if (request.body_file.empty()) fs::remove_all(body->parent_path(), ec);
+  if (!added.ok() && disk_full(store.root().string())) {
+    return write_failed("a file of build " + hash, added.error());
+  }
   // Messages only: an Error's `where` may be a server path.
   if (!added.ok() && artifacts::is_build_complete_error(added.error())) {
     return error(409, added.error().message);
@@ -278,10 +295,13 @@ Response Api::put_run_record(const std::string& run_id, const Request& request) 
   if (!run->has_value()) return error(404, "no run " + run_id);
   const artifacts::Store store(state_.artifacts_dir());
   Result<fs::path> body = body_as_file(store, request);
-  if (!body.ok()) return error(500, "cannot keep the upload");
+  if (!body.ok()) return write_failed("the record of run " + run_id, body.error());
   Result<bool> added = artifacts::import_run_record(store, run_id, *body);
   std::error_code ec;
   if (request.body_file.empty()) fs::remove_all(body->parent_path(), ec);
+  if (!added.ok() && disk_full(store.root().string())) {
+    return write_failed("the record of run " + run_id, added.error());
+  }
   if (!added.ok()) return error(400, "run record: " + added.error().message);
   return ok({{"run_id", run_id}, {"added", *added}});
 }

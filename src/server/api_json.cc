@@ -12,6 +12,11 @@ Response error(int status, const std::string& message) {
   return Response{status, "application/json", json{{"error", message}}.dump(), ""};
 }
 
+Response store_full() {
+  return error(507,
+               "the server cannot store this now (its disk is full or failing); try again later");
+}
+
 json rate_json(const stats::FailureRate& rate) {
   return {{"estimate", rate.estimate}, {"low", rate.low}, {"high", rate.high}};
 }

@@ -19,6 +19,8 @@ namespace testlooper::server::reply {
 Response ok(const nlohmann::json& body);
 // `status` with {"error": message}.
 Response error(int status, const std::string& message);
+// 507 for a write the store could not make (a full disk, an I/O error: issue 11 item 8).
+Response store_full();
 
 // {"estimate", "low", "high"}; the second form of failure_rate(failures, runs).
 nlohmann::json rate_json(const stats::FailureRate& rate);

@@ -141,13 +141,17 @@ int run_server(const ServerOptions& options) {
     return 2;
   }
   const std::string data = fs::absolute(options.data_dir).string();
-  ServerState state(
-      **store,
-      StateOptions{options.default_target_runs, options.worker_timeout_seconds, data + "/logs",
-                   fs::absolute(options.repos_dir).string(),
-                   options.artifacts_dir.empty() ? data + "/artifacts"
-                                                 : fs::absolute(options.artifacts_dir).string(),
-                   options.extra_runs, options.extra_confidence});
+  StateOptions state_options{options.default_target_runs,
+                             options.worker_timeout_seconds,
+                             data + "/logs",
+                             fs::absolute(options.repos_dir).string(),
+                             options.artifacts_dir.empty()
+                                 ? data + "/artifacts"
+                                 : fs::absolute(options.artifacts_dir).string(),
+                             options.extra_runs,
+                             options.extra_confidence};
+  state_options.store_path = data + "/state.db";
+  ServerState state(**store, state_options);
   state.set_infra_backoff(options.infra_backoff_seconds);
   if (auto s = state.load();
       !s.ok() || !(s = state.secure_workers(data + "/worker.token", options.max_run_hours)).ok()) {

@@ -153,6 +153,7 @@ Status ServerState::load() {
   if (!active.ok()) return active.error();
   for (const auto& r : *active) {
     active_runs_[r.id] = r;
+    if (!r.upload_token_hash.empty()) upload_tokens_[r.id] = r.upload_token_hash;
     // Its worker has until the timeout to come back and claim it.
     WorkerState& w = workers_[r.worker];
     w.id = r.worker;
@@ -360,7 +361,10 @@ Status ServerState::set_branch_under_test(const std::string& repo, const std::st
   if (it == branches_.end()) return Error{repo, fmt::format("no branch '{}' in repo '{}'", branch, repo)};
   it->second.under_test = enabled;
   it->second.depth = depth;
-  TL_RETURN_IF_ERROR(store_.put_branch(it->second));
+  if (Status s = store_.put_branch(it->second); !s.ok()) {
+    store_failed("branch " + branch + " of repo " + repo, s.error());
+    return s;
+  }
   if (enabled) {
     for (const auto& sha : first_parent_history(repo, it->second.head, static_cast<size_t>(depth) + 1)) {
       enable_triggered(repo, sha, branch);
@@ -374,7 +378,10 @@ Status ServerState::set_branch_under_test(const std::string& repo, const std::st
 }
 
 Status ServerState::set_target(const std::string& repo, const std::string& sha, const std::string& name, int runs) {
-  TL_RETURN_IF_ERROR(store_.set_target(repo, sha, name, runs));
+  if (Status s = store_.set_target(repo, sha, name, runs); !s.ok()) {
+    store_failed("a target of commit " + sha, s.error());
+    return s;
+  }
   targets_[{repo, sha, name}] = runs;
   broadcast(json{{"type", "commit"}, {"repo", repo}, {"commit", sha}}.dump());
   update();
@@ -383,7 +390,10 @@ Status ServerState::set_target(const std::string& repo, const std::string& sha, 
 
 Status ServerState::set_commit_set(const std::string& repo, const std::string& sha, const std::string& set,
                                    bool enabled) {
-  TL_RETURN_IF_ERROR(store_.set_commit_set(repo, sha, set, enabled));
+  if (Status s = store_.set_commit_set(repo, sha, set, enabled); !s.ok()) {
+    store_failed("a test set of commit " + sha, s.error());
+    return s;
+  }
   const auto key = std::make_pair(repo, sha);
   if (enabled) {
     hand_sets_.insert({repo, sha, set});

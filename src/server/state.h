@@ -20,6 +20,10 @@
 
 namespace testlooper::server {
 
+// Whether the filesystem of `dir` is (nearly) full: a write that failed there is then an
+// infrastructure failure of the server (issue 11 item 8), not a bad upload or a broken test.
+bool disk_full(const std::string& dir);
+
 struct CommitState {
   store::CommitRow row;
   std::vector<store::ObjectRow> objects;
@@ -60,6 +64,7 @@ struct StateOptions {
   double infra_backoff_seconds = 10;
   double infra_backoff_max_seconds = 30 * 60;
   int infra_max_failures = 5;
+  std::string store_path;  // the database file, named when writing it fails
 };
 
 class ServerState {
@@ -156,6 +161,18 @@ class ServerState {
   // called after every change.
   void update();
 
+  // Writing the store failed (a full disk, an I/O error: issue 11 item 8) and has not worked
+  // since: dispatch is paused and results wait in memory, retried with back-off
+  // (retry_unstored). User writes that fail meanwhile are answered 507.
+  bool store_writable() const { return store_delay_ == 0; }
+  // Results recorded but not yet stored (the store could not write them).
+  size_t unstored_results() const { return unstored_.size(); }
+  // Stores the results that could not be stored, once the back-off allows; called periodically.
+  void retry_unstored(double now);
+  // A failed write of `what` under the data dir (database, log, artifact, upload): logs it, once
+  // per attempt, and backs off, from 2 s doubling to 5 min.
+  void store_failed(const std::string& what, const Error& error);
+
  private:
   void add_commit(store::CommitRow row, std::vector<store::ObjectRow> objects);
   // Enables the sets `sha`'s triggers select, on behalf of branch `branch` under test.
@@ -182,8 +199,14 @@ class ServerState {
   bool runs_for(const std::string& worker, const std::string& run_id) const;
   void finish_run(const std::string& worker, const ResultMessage& result);
   void end_overdue_runs(double now);
-  void record_result(store::RunRow run, const std::vector<store::CaseRow>& cases,
+  // Ends an active run. False when the store cannot write it now: the run then waits in
+  // unstored_ (still counted active by the planner, its worker not acknowledged, so that a
+  // restart loses nothing) until retry_unstored stores it.
+  bool record_result(store::RunRow run, const std::vector<store::CaseRow>& cases,
                      bool environment_failed = false);
+  // What follows a stored result: counts, holds (update_holds), events, live log viewers.
+  void result_stored(const store::RunRow& run, bool counted, bool environment_failed);
+  void store_worked();
   // Holds: after a recorded run, counts or clears its infrastructure failures and sets when the
   // next run of its identity may start (back-off, a failed build's retry_wait_seconds).
   void update_holds(const store::RunRow& run, bool environment_failed);
@@ -223,7 +246,7 @@ class ServerState {
   std::set<std::shared_ptr<Socket>> event_sockets_;
   std::set<int> refused_workers_;  // sockets closed for a protocol error, until they are gone
   std::string worker_token_;       // "" = no worker is accepted
-  std::map<std::string, std::string> upload_tokens_;  // active run id -> its job's upload_token
+  std::map<std::string, std::string> upload_tokens_;  // active run id -> its upload token's hash
   LogViewers log_viewers_;
   planner::Plan plan_;
   int64_t run_counter_ = 0;
@@ -233,6 +256,17 @@ class ServerState {
   // Holds (store::HoldRow) by key: loaded at start, written through on every change.
   std::map<std::string, store::HoldRow> holds_;
   double next_wake_ = 0;  // when a back-off ends and the plan changes (0 = none pending)
+  // Results the store could not write yet, by run id (record_result).
+  struct Unstored {
+    store::RunRow run;
+    std::vector<store::CaseRow> cases;
+    bool environment_failed = false;
+    bool ack = false;  // its worker reported it and waits for the ack
+  };
+  std::map<std::string, Unstored> unstored_;
+  double store_delay_ = 0;     // the current back-off of store writes; 0 = writable
+  double store_retry_at_ = 0;  // no store write (nor dispatch) before this
+  double store_failed_at_ = 0;  // the last failed write; a run started later and stored resets
 };
 
 }  // namespace testlooper::server

@@ -1,11 +1,16 @@
 // ServerState: the worker protocol, dispatch, results and live streams.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "core/hash.h"
 #include "core/ids.h"
 #include "core/token.h"
 #include "dispatch/dispatch.h"
@@ -22,6 +27,12 @@ using nlohmann::json;
 std::string new_run_id() { return random_hex(8); }
 
 }  // namespace
+
+bool disk_full(const std::string& dir) {
+  std::error_code ec;
+  const std::filesystem::space_info space = std::filesystem::space(dir, ec);
+  return !ec && space.available < (1u << 20);
+}
 
 std::string ServerState::log_path(const std::string& run_id) const {
   if (!is_run_id(run_id)) return "";
@@ -45,7 +56,9 @@ bool ServerState::may_upload_build(const std::string& hash, const std::string& u
   for (const auto& [run_id, run] : active_runs_) {
     if (run.kind != "build" || run.hash != hash) continue;
     auto token = upload_tokens_.find(run_id);
-    if (token != upload_tokens_.end() && same_secret(token->second, upload_token)) allowed = true;
+    if (token != upload_tokens_.end() && same_secret(token->second, sha256_hex(upload_token))) {
+      allowed = true;
+    }
   }
   return allowed;
 }
@@ -54,7 +67,7 @@ bool ServerState::may_upload_record(const std::string& run_id,
                                     const std::string& upload_token) const {
   auto token = upload_tokens_.find(run_id);
   return active_runs_.count(run_id) && token != upload_tokens_.end() &&
-         same_secret(token->second, upload_token);
+         same_secret(token->second, sha256_hex(upload_token));
 }
 
 bool ServerState::runs_for(const std::string& worker, const std::string& run_id) const {
@@ -150,6 +163,7 @@ void ServerState::worker_disconnected(const std::shared_ptr<Socket>& socket) {
 }
 
 void ServerState::check_workers(double now) {
+  retry_unstored(now);
   end_overdue_runs(now);
   // A back-off or a build's retry wait ended: its object wants runs again.
   if (next_wake_ > 0 && now >= next_wake_) update();
@@ -241,11 +255,16 @@ void ServerState::dispatch() {
     }
     capacity.push_back({id, cores, ram, w.cores, w.ram_gb, w.platforms, w.docker, w.ami});
   }
+  // No new runs while the store cannot write: they could not be recorded (issue 11 item 8).
+  if (!unstored_.empty() || now_seconds() < store_retry_at_) return;
   unrunnable_.clear();
   if (capacity.empty()) return;
   const auto result = dispatch::assign(plan_.jobs, capacity);
   for (const auto& u : result.unrunnable) unrunnable_[u.job.hash] = u.reason;
-  for (const auto& a : result.assignments) start_run(workers_.at(a.worker), a.job, a.cores, a.ram_gb);
+  for (const auto& a : result.assignments) {
+    if (now_seconds() < store_retry_at_) break;  // the last start could not be stored
+    start_run(workers_.at(a.worker), a.job, a.cores, a.ram_gb);
+  }
   if (!result.assignments.empty()) broadcast(json{{"type", "runs"}}.dump());
 }
 
@@ -267,7 +286,13 @@ void ServerState::start_run(WorkerState& worker, const planner::Job& job, int co
   run.worker = worker.id;
   run.started = now_seconds();
   run.purpose = job.purpose;
-  if (!store_.start_run(run).ok()) return;
+  // Uploads of the run's files must carry it: only this worker, while the run is active, may
+  // store them (may_upload_build, may_upload_record). Its hash is stored with the run so that a
+  // restarted server still knows it.
+  const std::string upload_token = random_hex(32);
+  run.upload_token_hash = sha256_hex(upload_token);
+  if (Status stored = store_.start_run(run); !stored.ok())
+    return store_failed("a new run", stored.error());
   if (!run.purpose.empty()) ++extra_used_[run.purpose];
   ++run_counter_;
   active_runs_[run.id] = run;
@@ -277,16 +302,14 @@ void ServerState::start_run(WorkerState& worker, const planner::Job& job, int co
   for (auto& j : plan_.jobs) {
     if (j.hash == job.hash && j.purpose == job.purpose && j.runs > 0) --j.runs;
   }
-  // Uploads of the run's files must carry it: only this worker, while the run is active, may
-  // store them (may_upload_build, may_upload_record).
-  upload_tokens_[run.id] = random_hex(32);
+  upload_tokens_[run.id] = run.upload_token_hash;
   json message = {{"type", "job"},
                   {"run_id", run.id},
                   {"cores", cores},
                   {"ram_gb", ram},
                   {"repo", job.repo},
                   {"commit", job.commit},
-                  {"upload_token", upload_tokens_[run.id]},
+                  {"upload_token", upload_token},
                   {"object", json::parse(object->definition_json, nullptr, false)}};
   // Only a worker that shares the server's disk is told where it is; any other one fetches
   // sources and builds over HTTP and uploads what it stores (docs/api.md "Files").
@@ -301,7 +324,9 @@ void ServerState::finish_run(const std::string& worker, const ResultMessage& m) 
   auto w = workers_.find(worker);
   auto run = active_runs_.find(m.run_id);
   if (run == active_runs_.end()) {
-    // Already recorded (a resend after a reconnect): acknowledge so the worker forgets it.
+    // Already recorded (a resend after a reconnect): acknowledge so the worker forgets it. One
+    // waiting to be stored is acknowledged once it is (retry_unstored).
+    if (unstored_.count(m.run_id)) return;
     if (w != workers_.end() && w->second.socket) {
       w->second.socket->send(json{{"type", "ack"}, {"run_id", m.run_id}}.dump());
     }
@@ -315,35 +340,105 @@ void ServerState::finish_run(const std::string& worker, const ResultMessage& m) 
   r.detail = m.message;
   std::vector<store::CaseRow> cases;
   for (const auto& c : m.cases) cases.push_back({c.name, c.success, c.elapsed});
-  record_result(r, cases, m.environment_failed && r.state == store::RunState::kInfraFailed);
+  // A worker on the server's disk that could not work because that disk is full: a failed write
+  // of the server's, which backs off (the run's quick end must not count as a whole run stored).
+  if (r.state == store::RunState::kInfraFailed && w != workers_.end() && w->second.shared_disk &&
+      disk_full(options_.logs_dir)) {
+    store_failed("the work of run " + r.id + " (a worker on the server's disk)",
+                 Error{"", r.detail});
+  }
+  if (!record_result(r, cases, m.environment_failed && r.state == store::RunState::kInfraFailed)) {
+    unstored_.at(r.id).ack = true;  // acknowledged once stored (retry_unstored)
+    return;
+  }
   if (w != workers_.end() && w->second.socket) {
     w->second.socket->send(json{{"type", "ack"}, {"run_id", m.run_id}}.dump());
   }
 }
 
-void ServerState::record_result(store::RunRow run, const std::vector<store::CaseRow>& cases,
+bool ServerState::record_result(store::RunRow run, const std::vector<store::CaseRow>& cases,
                                  bool environment_failed) {
   if (auto c = cancels_.find(run.id); c != cancels_.end()) {
     if (run.state == store::RunState::kCancelled) run.detail = c->second;
     cancels_.erase(c);
   }
-  auto recorded = store_.finish_run(run, cases);
-  case_cache_.erase(run.hash);
   active_runs_.erase(run.id);
   upload_tokens_.erase(run.id);
   for (auto& [id, w] : workers_) w.running.erase(run.id);
+  // Not stored before the back-off allows, nor before results already waiting.
+  Result<bool> recorded = Error{"", "waiting for earlier results"};
+  if (unstored_.empty() && now_seconds() >= store_retry_at_)
+    recorded = store_.finish_run(run, cases);
+  if (!recorded.ok()) {
+    unstored_[run.id] = {run, cases, environment_failed};
+    if (!recorded.error().where.empty())
+      store_failed("the result of run " + run.id, recorded.error());
+    return false;
+  }
+  // Writing works again once a whole run, started after the last failure, is stored: its log,
+  // its files and its result (a start alone proves little: logs and records come later).
+  if (run.started > store_failed_at_) store_worked();
+  result_stored(run, *recorded, environment_failed);
+  return true;
+}
+
+void ServerState::retry_unstored(double now) {
+  if (unstored_.empty() || now < store_retry_at_) return;
+  while (!unstored_.empty()) {
+    const Unstored u = unstored_.begin()->second;
+    Result<bool> recorded = store_.finish_run(u.run, u.cases);
+    if (!recorded.ok()) return store_failed("the result of run " + u.run.id, recorded.error());
+    unstored_.erase(unstored_.begin());
+    result_stored(u.run, *recorded, u.environment_failed);
+    auto w = workers_.find(u.run.worker);
+    if (u.ack && w != workers_.end() && w->second.socket) {
+      w->second.socket->send(json{{"type", "ack"}, {"run_id", u.run.id}}.dump());
+    }
+  }
+  update();
+}
+
+void ServerState::store_failed(const std::string& what, const Error& error) {
+  const double now = now_seconds();
+  store_failed_at_ = now;
+  if (store_delay_ > 0 && now < store_retry_at_) return;  // this attempt was logged already
+  store_delay_ = std::clamp(store_delay_ * 2, 2.0, 300.0);
+  store_retry_at_ = now + store_delay_;
+  // The store's errors name the operation ("store: commit: ..."); the file is the database.
+  const std::string failure = error.where == "store"
+                                  ? "to " + options_.store_path + ": " + error.message
+                                  : "(" + error.to_string() + ")";
+  std::cerr << fmt::format(
+                   "testlooper serve: cannot write {} {}; new runs paused, retrying in {} s "
+                   "({} results waiting)\n",
+                   what, failure, store_delay_, unstored_.size())
+            << std::flush;
+}
+
+void ServerState::store_worked() {
+  if (store_delay_ == 0) return;
+  std::cerr << "testlooper serve: the data dir is writable again (a run was stored whole)\n"
+            << std::flush;
+  store_delay_ = 0;
+  store_retry_at_ = 0;
+}
+
+void ServerState::result_stored(const store::RunRow& run, bool counted, bool environment_failed) {
+  case_cache_.erase(run.hash);
   planner::HashProgress& p = progress_[run.hash];
   if (p.active > 0) --p.active;
   // An infrastructure failure taught nothing: the budget gets its run back.
   if (!run.purpose.empty() && run.state == store::RunState::kInfraFailed && extra_used_[run.purpose] > 0) {
     --extra_used_[run.purpose];
   }
-  if (recorded.ok() && *recorded &&
+  if (counted &&
       (run.state == store::RunState::kSucceeded || run.state == store::RunState::kFailed)) {
     ++p.runs;
     if (run.state == store::RunState::kFailed) ++p.failures;
   }
-  if (recorded.ok() && *recorded) update_holds(run, environment_failed);
+  // An infrastructure failure while the server's own disk cannot be written is the server's, not
+  // the identity's: it does not count towards that identity's back-off.
+  if (counted && store_writable()) update_holds(run, environment_failed);
   broadcast(json{{"type", "run"}, {"run_id", run.id}, {"state", store::to_string(run.state)},
                  {"repo", run.repo}, {"commit", run.commit}, {"name", run.name}}.dump());
   log_viewers_.ended(run.id);
@@ -351,7 +446,10 @@ void ServerState::record_result(store::RunRow run, const std::vector<store::Case
 
 void ServerState::append_log(const std::string& run_id, const std::string& data) {
   if (!active_runs_.count(run_id) || !is_run_id(run_id)) return;
-  std::ofstream(log_path(run_id), std::ios::app | std::ios::binary) << data;
+  std::ofstream out(log_path(run_id), std::ios::app | std::ios::binary);
+  if (!(out << data).flush()) {
+    store_failed("the log of run " + run_id, Error{log_path(run_id), std::strerror(errno)});
+  }
   log_viewers_.appended(run_id);
 }
 

@@ -73,16 +73,23 @@ Status Connection::exec(const std::string& sql, const std::string& what) {
 }
 
 Transaction::Transaction(Connection& c) : connection_(c) {
-  (void)connection_.exec("BEGIN IMMEDIATE", "begin");
+  begun_ = connection_.exec("BEGIN IMMEDIATE", "begin");
 }
 
 Transaction::~Transaction() {
-  if (!done_) (void)connection_.exec("ROLLBACK", "rollback");
+  // A COMMIT that failed (SQLITE_FULL, an I/O error) may leave the transaction open: without
+  // this ROLLBACK every later statement would join it and the next BEGIN would fail. When SQLite
+  // rolled back already, this ROLLBACK fails harmlessly.
+  if (!done_ && sqlite3_get_autocommit(connection_.get()) == 0) {
+    (void)connection_.exec("ROLLBACK", "rollback");
+  }
 }
 
 Status Transaction::commit() {
-  done_ = true;
-  return connection_.exec("COMMIT", "commit");
+  if (!begun_.ok()) return begun_;
+  Status s = connection_.exec("COMMIT", "commit");
+  done_ = s.ok();
+  return s;
 }
 
 }  // namespace testlooper::store

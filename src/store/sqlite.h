@@ -53,15 +53,19 @@ class Connection {
   sqlite3* db_;
 };
 
-// Begins a transaction; commits on commit(), rolls back on destruction otherwise.
+// Begins a transaction; commits on commit(), rolls back on destruction otherwise (also after a
+// COMMIT that failed, e.g. on a full disk). commit() fails when BEGIN failed.
 class Transaction {
  public:
   explicit Transaction(Connection& c);
   ~Transaction();
+  // Whether BEGIN worked; a caller writes nothing otherwise (it would not be atomic).
+  const Status& begun() const { return begun_; }
   Status commit();
 
  private:
   Connection& connection_;
+  Status begun_;
   bool done_ = false;
 };
 

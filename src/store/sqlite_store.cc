@@ -2,6 +2,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "store/sqlite.h"
@@ -38,7 +42,7 @@ CREATE TABLE IF NOT EXISTS runs (
   id TEXT PRIMARY KEY, hash TEXT NOT NULL, repo TEXT NOT NULL, sha TEXT NOT NULL,
   name TEXT NOT NULL, kind TEXT NOT NULL, worker TEXT NOT NULL, state TEXT NOT NULL,
   exit_code INTEGER NOT NULL, started REAL NOT NULL, ended REAL NOT NULL, detail TEXT NOT NULL,
-  purpose TEXT NOT NULL DEFAULT '');
+  purpose TEXT NOT NULL DEFAULT '', upload_token TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS runs_by_hash ON runs (hash);
 CREATE TABLE IF NOT EXISTS cases (
   run_id TEXT NOT NULL, seq INTEGER NOT NULL, name TEXT NOT NULL, success INTEGER NOT NULL,
@@ -80,11 +84,13 @@ RunRow read_run(const Statement& s) {
   r.ended = s.real(10);
   r.detail = s.text(11);
   r.purpose = s.text(12);
+  r.upload_token_hash = s.text(13);
   return r;
 }
 
 constexpr const char* kRunColumns =
-    "id, hash, repo, sha, name, kind, worker, state, exit_code, started, ended, detail, purpose";
+    "id, hash, repo, sha, name, kind, worker, state, exit_code, started, ended, detail, purpose, "
+    "upload_token";
 
 class SqliteStore : public Store {
  public:
@@ -163,6 +169,7 @@ class SqliteStore : public Store {
 
   Status put_commits(const std::vector<CommitRow>& commits) override {
     Transaction t(*db_);
+    TL_RETURN_IF_ERROR(t.begun());
     for (const auto& c : commits) {
       Statement one(db_->get(),
                     "INSERT OR IGNORE INTO commits (repo, sha, parents, subject, author, time) "
@@ -200,6 +207,7 @@ class SqliteStore : public Store {
 
   Status put_definitions(const CommitRow& c, const std::vector<ObjectRow>& objects) override {
     Transaction t(*db_);
+    TL_RETURN_IF_ERROR(t.begun());
     Statement u(db_->get(),
                 "UPDATE commits SET resolved = 1, file = ?, error = ?, test_sets = ?, triggered = ? "
                 "WHERE repo = ? AND sha = ?");
@@ -280,7 +288,11 @@ class SqliteStore : public Store {
   }
 
   Status start_run(const RunRow& r) override {
-    Statement s(db_->get(), fmt::format("INSERT OR REPLACE INTO runs ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", kRunColumns));
+    Statement s(
+        db_->get(),
+        fmt::format(
+            "INSERT OR REPLACE INTO runs ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            kRunColumns));
     bind_run(s, r);
     if (!s.run()) return failed("start_run", s);
     return {};
@@ -288,6 +300,7 @@ class SqliteStore : public Store {
 
   Result<bool> finish_run(const RunRow& r, const std::vector<CaseRow>& cases) override {
     Transaction t(*db_);
+    TL_RETURN_IF_ERROR(t.begun());
     Statement u(db_->get(),
                 "UPDATE runs SET state = ?, exit_code = ?, ended = ?, detail = ?, worker = ? "
                 "WHERE id = ? AND state = 'running'");
@@ -397,6 +410,7 @@ class SqliteStore : public Store {
     s.bind(1, r.id).bind(2, r.hash).bind(3, r.repo).bind(4, r.commit).bind(5, r.name);
     s.bind(6, r.kind).bind(7, r.worker).bind(8, std::string(to_string(r.state)));
     s.bind(9, r.exit_code).bind(10, r.started).bind(11, r.ended).bind(12, r.detail).bind(13, r.purpose);
+    s.bind(14, r.upload_token_hash);
   }
 
   std::unique_ptr<Connection> db_;
@@ -423,19 +437,79 @@ std::optional<RunState> run_state_from(const std::string& text) {
   return std::nullopt;
 }
 
+namespace {
+
+// The error for a damaged database at `path`, saying how to recover.
+Error damaged(const std::string& path, const std::string& what) {
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  return Error{path, what +
+                         ": the database is damaged; move it away (with its -wal and -shm files) "
+                         "and run `testlooper rebuild --data " +
+                         (dir.empty() ? "." : dir) +
+                         " --trust-unknown-runs` to recreate its runs from the artifact store"};
+}
+
+// What SQLite would not say at open: a file that is not a database, or not whole pages (one
+// truncated below its first page would otherwise be taken for a new, empty database).
+Status check_database_file(const std::string& path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec || size == 0) return {};  // absent or new
+  std::ifstream in(path, std::ios::binary);
+  std::array<unsigned char, 100> header{};
+  in.read(reinterpret_cast<char*>(header.data()), header.size());
+  if (in.gcount() < static_cast<std::streamsize>(header.size()) ||
+      std::memcmp(header.data(), "SQLite format 3", 16) != 0) {
+    return damaged(path,
+                   fmt::format("not a SQLite database (no SQLite header in its {} bytes)", size));
+  }
+  const uintmax_t field = header[16] * 256u + header[17];  // big-endian; 1 stands for 65536
+  const uintmax_t page = field == 1 ? 65536 : field;
+  if (page < 512 || size < page || size % page != 0) {
+    return damaged(
+        path, fmt::format("truncated ({} bytes, not a whole number of {}-byte pages)", size, page));
+  }
+  return {};
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path) {
+  TL_RETURN_IF_ERROR(check_database_file(path));
   auto db = Connection::open(path);
   if (!db.ok()) return db.error();
+  {
+    // SQLite opens a damaged file and fails only on the page it cannot read: look at every page
+    // now (3 s per GB cached, up to 25 s per GB cold: bench/store_check_bench.sh), so a damaged
+    // store stops the start.
+    Statement s((*db)->get(), "PRAGMA quick_check(1)");
+    const bool row = s.step();
+    if (!row || s.text(0) != "ok") {
+      std::string problem = row ? s.text(0) : s.error();
+      std::replace(problem.begin(), problem.end(), '\n', ' ');
+      return damaged(path, "PRAGMA quick_check says: " + problem);
+    }
+  }
   TL_RETURN_IF_ERROR((*db)->exec(kSchema, "creating the schema"));
   // Stores made before runs had a purpose gain the column (their runs were all wanted runs).
   bool has_purpose = false;
+  bool has_upload_token = false;
   {
     Statement s((*db)->get(), "SELECT name FROM pragma_table_info('runs')");
-    while (s.step()) has_purpose = has_purpose || s.text(0) == "purpose";
+    while (s.step()) {
+      has_purpose = has_purpose || s.text(0) == "purpose";
+      has_upload_token = has_upload_token || s.text(0) == "upload_token";
+    }
   }
   if (!has_purpose) {
     TL_RETURN_IF_ERROR((*db)->exec("ALTER TABLE runs ADD COLUMN purpose TEXT NOT NULL DEFAULT ''", "adding runs.purpose"));
   }
+  if (!has_upload_token) {
+    TL_RETURN_IF_ERROR(
+        (*db)->exec("ALTER TABLE runs ADD COLUMN upload_token TEXT NOT NULL DEFAULT ''",
+                    "adding runs.upload_token"));
+  }
+
   return std::unique_ptr<Store>(new SqliteStore(std::move(*db)));
 }
 

@@ -83,6 +83,9 @@ struct RunRow {
   // Why it was started: "" = a run users want (target runs, builds); "extra:<repo>/<branch>@<head>" =
   // spent from that branch's extra-run budget (planner::extra_purpose).
   std::string purpose;
+  // The SHA-256 (hex) of the upload token its job carried: kept so that its worker may still
+  // upload the run's files after a server restart (ServerState::may_upload_record).
+  std::string upload_token_hash;
 };
 
 // One individual test result of a run (a run may hold a case several times).

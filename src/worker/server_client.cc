@@ -126,6 +126,14 @@ Status ServerClient::download(const std::string& target, const fs::path& dest) c
   return {};
 }
 
+bool ServerClient::is_transient(const Error& error) {
+  for (const char* prefix :
+       {"request failed: ", "download failed: ", "upload failed: ", "HTTP 5"}) {
+    if (error.message.rfind(prefix, 0) == 0) return true;
+  }
+  return false;
+}
+
 Result<std::string> ServerClient::upload(const std::string& target, const fs::path& file,
                                          const std::string& upload_token) const {
   try {

@@ -37,6 +37,9 @@ class ServerClient {
   // `X-TestLooper-Upload`): the response body.
   Result<std::string> upload(const std::string& target, const fs::path& file,
                              const std::string& upload_token) const;
+  // Whether `error` (of a request above) may pass if tried again later: the server could not be
+  // reached or answered 5xx (restarting, its disk full), rather than refusing the request.
+  static bool is_transient(const Error& error);
 
  private:
   std::string host_;

@@ -3,7 +3,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <utility>
 
@@ -469,7 +471,7 @@ class Agent {
       // Consumers of a build need its artifacts on the server: a run whose files did not get
       // there taught nothing reliable, so it is an infrastructure failure (and runs again).
       if (Status uploaded =
-              remote_files_.upload_outputs(*object, run_id, job.value("upload_token", ""));
+              upload_outputs(*object, run_id, job.value("upload_token", ""), cancellation);
           !uploaded.ok()) {
         result["outcome"] = "infra";
         result["message"] =
@@ -480,6 +482,28 @@ class Agent {
     result["end"] = run.end_timestamp;
     result["cases"] = cases;
     return result;
+  }
+
+  // Uploads the run's files; while the server cannot take them (it is restarting, or its disk is
+  // full: a network error or a 5xx), again with back-off from 1 s doubling to 30 s, for up to
+  // 10 minutes or until the run is cancelled. A run that ran is not lost to a server restart
+  // (issue 11), and a full disk is not hammered (item 8).
+  Status upload_outputs(const definitions::ResolvedObject& object, const std::string& run_id,
+                        const std::string& upload_token, const runner::Cancellation& cancellation) {
+    using std::chrono::steady_clock;
+    const auto give_up = steady_clock::now() + std::chrono::minutes(10);
+    std::chrono::milliseconds delay(1000);
+    for (;;) {
+      Status uploaded = remote_files_.upload_outputs(object, run_id, upload_token);
+      if (uploaded.ok() || !ServerClient::is_transient(uploaded.error())) return uploaded;
+      const auto next = steady_clock::now() + delay;
+      if (next > give_up) return uploaded;
+      while (steady_clock::now() < next) {
+        if (g_stop || cancellation.cancelled()) return uploaded;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      delay = std::min(delay * 2, std::chrono::milliseconds(30'000));
+    }
   }
 
   void cancel_all() {
