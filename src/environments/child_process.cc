@@ -152,18 +152,32 @@ std::string read_small_file(const std::string& path) {
 
 }  // namespace
 
-void kill_processes_with_env(const std::string& entry) {
+int kill_processes_with_env(const std::string& entry) {
   DIR* proc = ::opendir("/proc");
-  if (!proc) return;
+  if (!proc) return 0;
   const pid_t self = ::getpid();
+  int found = 0;
   while (dirent* d = ::readdir(proc)) {
     const pid_t pid = static_cast<pid_t>(atoi(d->d_name));
     if (pid <= 0 || pid == self) continue;
+    // A zombie's environ reads empty: only processes that can still run are found.
     if (holds_entry(read_small_file("/proc/" + std::string(d->d_name) + "/environ"), entry)) {
       ::kill(pid, SIGKILL);
+      ++found;
     }
   }
   ::closedir(proc);
+  return found;
+}
+
+bool kill_all_with_env(const std::string& entry, std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (kill_processes_with_env(entry) > 0) {
+    // Killed processes stay visible until they have exited: give them a moment.
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
 }
 
 std::vector<std::string> inherited_environment() {

@@ -58,8 +58,13 @@ class ChildProcess {
 };
 
 // Kills (SIGKILL) every process on this machine whose environment holds `entry` exactly (e.g.
-// "TESTLOOPER_RUN_ID=abc"): the ones that left their process group. Best effort.
-void kill_processes_with_env(const std::string& entry);
+// "TESTLOOPER_RUN_ID=abc"): the ones that left their process group. Returns how many it found.
+// One pass: a process forked while the scan ran may be missed (see kill_all_with_env).
+int kill_processes_with_env(const std::string& entry);
+
+// kill_processes_with_env() until a pass finds none (so children forked during a pass die
+// too), or `timeout` has passed. True when none was left. Best effort.
+bool kill_all_with_env(const std::string& entry, std::chrono::milliseconds timeout);
 
 // The output (stdout and stderr, interleaved) and exit status of a short helper command.
 struct Captured {

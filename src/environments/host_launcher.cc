@@ -118,8 +118,12 @@ std::vector<std::string> host_environment(const Command& command) {
   }
   for (const auto& [name, value] : command.env) env.push_back(name + "=" + value);
   env.push_back(run_marker(command.run_id));
+  if (!command.owner.empty()) env.push_back(owner_marker(command.owner));
   return env;
 }
+
+// How long a sweep of escaped processes keeps killing new ones (a fork bomb) before giving up.
+constexpr std::chrono::seconds kSweepTimeout{5};
 
 class HostProcess : public Process {
  public:
@@ -142,6 +146,8 @@ class HostProcess : public Process {
       child_.kill_group(SIGKILL);
       child_.reap();
     }
+    // And so do the ones that left it (setsid, daemons), however the command ended.
+    kill_escaped();
     finished_ = true;
     if (killed_) return Exit{Exit::Kind::kKilled, -1};
     if (!status) return Exit{Exit::Kind::kTimedOut, -1};
@@ -161,7 +167,11 @@ class HostProcess : public Process {
       std::lock_guard lock(mutex_);
       child_.kill_group(SIGKILL);
     }
-    if (!marker_.ends_with('=')) kill_processes_with_env(marker_);
+    kill_escaped();
+  }
+
+  void kill_escaped() {
+    if (!marker_.ends_with('=')) kill_all_with_env(marker_, kSweepTimeout);
   }
 
   std::mutex mutex_;  // orders kill_group() from kill() against reap() in wait_until()
@@ -195,6 +205,8 @@ class HostLauncher : public Launcher {
 }  // namespace
 
 std::string run_marker(const std::string& run_id) { return "TESTLOOPER_RUN_ID=" + run_id; }
+
+std::string owner_marker(const std::string& owner) { return "TESTLOOPER_OWNER=" + owner; }
 
 std::shared_ptr<Launcher> make_host_launcher() { return std::make_shared<HostLauncher>(); }
 

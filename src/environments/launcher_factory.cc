@@ -63,6 +63,10 @@ std::string image_tag(const std::string& dockerfile) {
 LauncherFactory::LauncherFactory(EnvironmentOptions options)
     : options_(std::move(options)), host_(make_host_launcher()) {}
 
+void LauncherFactory::kill_leftovers(const std::string& owner) const {
+  environments::kill_leftovers(owner, options_.docker);
+}
+
 Result<std::shared_ptr<Launcher>> LauncherFactory::launcher_for(
     const definitions::Environment& environment) {
   const std::string& where = environment.name;

@@ -200,6 +200,7 @@ class RunExecution {
     command.mounts = {layout_->root.string(), layout_->ccache.string()};
     command.log_fd = log_->fd();
     command.run_id = request_.run_id;
+    command.owner = layout_->root.string();
     log_->line(label + ": " + first_line(command.script));
     const auto deadline = command_deadline(cap);
     const double started = context_.clock->now_seconds();
@@ -397,7 +398,14 @@ void RunExecution::finish() {
 
 Runner::Runner(RunnerContext context)
     : context_(std::move(context)),
-      work_dirs_(std::make_unique<WorkDirPool>(context_.store->work_root())) {}
+      work_dirs_(std::make_unique<WorkDirPool>(
+          context_.store->work_root(), [this](const fs::path& slot) {
+            if (context_.kill_leftovers) {
+              context_.kill_leftovers(slot.string());
+            } else {
+              environments::kill_leftovers(slot.string());
+            }
+          })) {}
 
 Runner::~Runner() = default;
 

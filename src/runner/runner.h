@@ -138,6 +138,10 @@ struct RunnerContext {
   SourceExporter* sources = nullptr;
   LauncherLookup launchers;
   Clock* clock = nullptr;
+  // Ends what commands started in a work directory (Command::owner) left running when their
+  // process died (environments::LauncherFactory::kill_leftovers); empty =
+  // environments::kill_leftovers with the `docker` on PATH.
+  std::function<void(const std::string& owner)> kill_leftovers;
 };
 
 class WorkDirPool;

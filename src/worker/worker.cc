@@ -57,7 +57,7 @@ class Runners {
       entry->runner = std::make_unique<runner::Runner>(runner::RunnerContext{
           entry->store.get(), entry->exporter.get(),
           [this](const definitions::Environment& e) { return launchers_.launcher_for(e); },
-          &runner::system_clock()});
+          &runner::system_clock(), kill_leftovers()});
     }
     return *entry->runner;
   }
@@ -69,12 +69,16 @@ class Runners {
       remote_ = std::make_unique<runner::Runner>(runner::RunnerContext{
           &store, &sources,
           [this](const definitions::Environment& e) { return launchers_.launcher_for(e); },
-          &runner::system_clock()});
+          &runner::system_clock(), kill_leftovers()});
     }
     return *remote_;
   }
 
  private:
+  std::function<void(const std::string&)> kill_leftovers() {
+    return [this](const std::string& owner) { launchers_.kill_leftovers(owner); };
+  }
+
   struct Entry {
     std::unique_ptr<artifacts::Store> store;
     std::unique_ptr<runner::SourceExporter> exporter;
@@ -199,6 +203,9 @@ class Agent {
         runners_(options.on_host),
         pending_dir_(options.dir + "/pending") {
     fs::create_directories(pending_dir_);
+    // Made now, not at the first job: its work directories end, before anything starts, the
+    // processes a previous life of this worker (killed -9) left running in them.
+    runners_.remote(local_store_, remote_sources_);
   }
 
   int run() {
