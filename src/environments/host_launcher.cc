@@ -128,7 +128,10 @@ constexpr std::chrono::seconds kSweepTimeout{5};
 class HostProcess : public Process {
  public:
   HostProcess(ChildProcess child, std::string marker)
-      : child_(std::move(child)), marker_(std::move(marker)) {}
+      : child_(std::move(child)),
+        marker_(std::move(marker)),
+        pid_(child_.pid()),
+        started_(std::chrono::steady_clock::now()) {}
 
   ~HostProcess() override {
     if (!finished_) kill_tree();
@@ -170,13 +173,20 @@ class HostProcess : public Process {
     kill_escaped();
   }
 
+  // Every process carrying the run's marker was started after the command: a short command's
+  // sweep looks only at pids newer than its own (cheap: a trivial command costs one /proc
+  // readdir instead of reading the environment of every process on the machine).
   void kill_escaped() {
-    if (!marker_.ends_with('=')) kill_all_with_env(marker_, kSweepTimeout);
+    if (marker_.ends_with('=')) return;
+    const bool recent = std::chrono::steady_clock::now() - started_ < kRecentPidWindow;
+    kill_all_with_env(marker_, kSweepTimeout, recent ? pid_ : 0);
   }
 
   std::mutex mutex_;  // orders kill_group() from kill() against reap() in wait_until()
   ChildProcess child_;
   std::string marker_;
+  const int pid_;  // the command's pid, kept after reap()
+  const std::chrono::steady_clock::time_point started_;
   std::atomic<bool> killed_{false};
   bool finished_ = false;  // reaped; only the waiting thread touches it
 };
