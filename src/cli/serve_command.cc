@@ -38,6 +38,10 @@ void add_serve_command(CLI::App& app, Action& action) {
                   "Hours after which a run still going is ended as an infrastructure failure "
                   "and its worker told to cancel it (default 24)")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-log-mb", options->max_log_mb,
+                  "MiB of a run's log kept; the rest is counted and the log says where it was "
+                  "cut (default 64)")
+      ->check(CLI::Range(1, server::kMaxLogMb));
   cmd->add_option("--default-runs", options->default_target_runs,
                   "Target runs per test (default 1)");
   cmd->add_option(
@@ -79,6 +83,7 @@ void add_serve_command(CLI::App& app, Action& action) {
       if (cmd->count("--worker-timeout") == 0)
         options->worker_timeout_seconds = from_file.worker_timeout_seconds;
       if (cmd->count("--max-run-hours") == 0) options->max_run_hours = from_file.max_run_hours;
+      if (cmd->count("--max-log-mb") == 0) options->max_log_mb = from_file.max_log_mb;
       if (cmd->count("--default-runs") == 0)
         options->default_target_runs = from_file.default_target_runs;
       if (cmd->count("--webhook-secret") == 0) options->webhook_secret = from_file.webhook_secret;

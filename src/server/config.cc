@@ -113,6 +113,7 @@ Status load_config(const std::string& path, ServerOptions& o) {
         {"default_target_runs", number(o.default_target_runs)},
         {"worker_timeout_seconds", number(o.worker_timeout_seconds)},
         {"max_run_hours", number(o.max_run_hours)},
+        {"max_log_mb", number(o.max_log_mb)},
         {"webhook_secret", text(o.webhook_secret)},
         {"extra_runs", number(o.extra_runs)},
         {"extra_confidence", number(o.extra_confidence)},
@@ -149,6 +150,9 @@ Status load_config(const std::string& path, ServerOptions& o) {
   if (o.repos_dir.empty()) return Error{path, "source_control.path_to_repos is required"};
   if (o.extra_runs < 0) return Error{path, "extra_runs: must not be negative"};
   if (!(o.max_run_hours > 0)) return Error{path, "server.max_run_hours: must be positive"};
+  if (o.max_log_mb < 1 || o.max_log_mb > kMaxLogMb) {
+    return Error{path, "server.max_log_mb: must be between 1 and " + std::to_string(kMaxLogMb)};
+  }
   if (o.extra_confidence <= 0 || o.extra_confidence >= 1) {
     return Error{path, "extra_confidence: must be between 0 and 1 (exclusive)"};
   }

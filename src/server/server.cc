@@ -141,13 +141,17 @@ int run_server(const ServerOptions& options) {
     return 2;
   }
   const std::string data = fs::absolute(options.data_dir).string();
-  ServerState state(
-      **store,
-      StateOptions{options.default_target_runs, options.worker_timeout_seconds, data + "/logs",
-                   fs::absolute(options.repos_dir).string(),
-                   options.artifacts_dir.empty() ? data + "/artifacts"
-                                                 : fs::absolute(options.artifacts_dir).string(),
-                   options.extra_runs, options.extra_confidence});
+  StateOptions state_options{options.default_target_runs,
+                             options.worker_timeout_seconds,
+                             data + "/logs",
+                             fs::absolute(options.repos_dir).string(),
+                             options.artifacts_dir.empty()
+                                 ? data + "/artifacts"
+                                 : fs::absolute(options.artifacts_dir).string(),
+                             options.extra_runs,
+                             options.extra_confidence};
+  state_options.max_log_bytes = int64_t{options.max_log_mb} << 20;
+  ServerState state(**store, state_options);
   if (auto s = state.load();
       !s.ok() || !(s = state.secure_workers(data + "/worker.token", options.max_run_hours)).ok()) {
     std::cerr << "testlooper serve: " << s.error().to_string() << "\n";

@@ -9,6 +9,9 @@
 
 namespace testlooper::server {
 
+// The largest --max-log-mb (1 TiB): the cap is counted in bytes in an int64_t.
+constexpr int kMaxLogMb = 1 << 20;
+
 struct ServerOptions {
   std::string repos_dir;             // every git repo directly under it is watched
   std::string data_dir = "testlooper-data";
@@ -19,6 +22,7 @@ struct ServerOptions {
   double poll_seconds = 10;          // git polling interval
   double worker_timeout_seconds = 30;  // a worker silent this long is lost
   double max_run_hours = 24;           // a run active this long is ended as an infra failure
+  int max_log_mb = 64;                 // a run's log keeps this many MiB; the rest is counted
   int default_target_runs = 1;
   int64_t extra_runs = 500;          // extra runs per branch under test (statistical bisection)
   double extra_confidence = 0.95;    // a change this probable is localised: no more extra runs
