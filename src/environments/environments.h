@@ -91,9 +91,10 @@ struct EnvironmentOptions {
 
 // Kills every process (by its TESTLOOPER_OWNER marker, whatever its process group or session)
 // and removes every container (by its label, with the CLI `docker` when it is installed) that
-// commands started with Command::owner == `owner`, and returns once they are gone (at most a
-// few seconds). For a directory whose previous user died (kill -9): call it before reusing it.
-void kill_leftovers(const std::string& owner, const std::string& docker = "docker");
+// commands started with Command::owner in `owners`, and returns once they are gone (at most a
+// few seconds each). For directories whose previous user died (kill -9): call it before reusing
+// them.
+void kill_leftovers(const std::vector<std::string>& owners, const std::string& docker = "docker");
 
 // The plain host launcher (process groups on this machine).
 std::shared_ptr<Launcher> make_host_launcher();
@@ -113,7 +114,7 @@ class LauncherFactory {
   Result<std::shared_ptr<Launcher>> launcher_for(const definitions::Environment& environment);
 
   // kill_leftovers() with this factory's docker CLI.
-  void kill_leftovers(const std::string& owner) const;
+  void kill_leftovers(const std::vector<std::string>& owners) const;
 
  private:
   Result<std::shared_ptr<Launcher>> docker_launcher(const std::string& dockerfile);

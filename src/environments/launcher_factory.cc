@@ -63,8 +63,8 @@ std::string image_tag(const std::string& dockerfile) {
 LauncherFactory::LauncherFactory(EnvironmentOptions options)
     : options_(std::move(options)), host_(make_host_launcher()) {}
 
-void LauncherFactory::kill_leftovers(const std::string& owner) const {
-  environments::kill_leftovers(owner, options_.docker);
+void LauncherFactory::kill_leftovers(const std::vector<std::string>& owners) const {
+  environments::kill_leftovers(owners, options_.docker);
 }
 
 Result<std::shared_ptr<Launcher>> LauncherFactory::launcher_for(

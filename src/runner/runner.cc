@@ -494,18 +494,24 @@ void RunExecution::finish() {
   result_.log_path = *record / "log.txt";
 }
 
+// Ends what commands started in work slots `slots` (their owners) left running.
+void kill_leftovers_in(const RunnerContext& context, const std::vector<fs::path>& slots) {
+  std::vector<std::string> owners;
+  for (const fs::path& slot : slots) owners.push_back(slot.string());
+  if (context.kill_leftovers) {
+    context.kill_leftovers(owners);
+  } else {
+    environments::kill_leftovers(owners);
+  }
+}
+
 }  // namespace
 
 Runner::Runner(RunnerContext context)
     : context_(std::move(context)),
-      work_dirs_(
-          std::make_unique<WorkDirPool>(context_.store->work_root(), [this](const fs::path& slot) {
-            if (context_.kill_leftovers) {
-              context_.kill_leftovers(slot.string());
-            } else {
-              environments::kill_leftovers(slot.string());
-            }
-          })) {}
+      work_dirs_(std::make_unique<WorkDirPool>(
+          context_.store->work_root(),
+          [this](const std::vector<fs::path>& slots) { kill_leftovers_in(context_, slots); })) {}
 
 Runner::~Runner() = default;
 

@@ -147,7 +147,7 @@ struct RunnerContext {
   // Ends what commands started in a work directory (Command::owner) left running when their
   // process died (environments::LauncherFactory::kill_leftovers); empty =
   // environments::kill_leftovers with the `docker` on PATH.
-  std::function<void(const std::string& owner)> kill_leftovers;
+  std::function<void(const std::vector<std::string>& owners)> kill_leftovers;
 };
 
 class WorkDirPool;

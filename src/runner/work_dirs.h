@@ -23,9 +23,9 @@ namespace testlooper::runner {
 
 class WorkDirPool {
  public:
-  // Kills whatever processes commands started in a slot (its path) still has; returns when
+  // Kills whatever processes commands started in slots (their paths) still have; returns when
   // they are gone.
-  using Reclaim = std::function<void(const std::filesystem::path& slot)>;
+  using Reclaim = std::function<void(const std::vector<std::filesystem::path>& slots)>;
 
   explicit WorkDirPool(std::filesystem::path work_root, Reclaim reclaim = {});
   ~WorkDirPool();  // releases the locks; the directories stay for the next process

@@ -75,8 +75,8 @@ class Runners {
   }
 
  private:
-  std::function<void(const std::string&)> kill_leftovers() {
-    return [this](const std::string& owner) { launchers_.kill_leftovers(owner); };
+  std::function<void(const std::vector<std::string>&)> kill_leftovers() {
+    return [this](const std::vector<std::string>& owners) { launchers_.kill_leftovers(owners); };
   }
 
   struct Entry {

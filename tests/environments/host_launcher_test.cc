@@ -131,7 +131,7 @@ TEST(HostLauncher, KillLeftoversEndsWhatCommandsOfAnOwnerLeft) {
   const int left = testing::wait_for_pids(dir / "pid", 1)[0];
   const int kept = testing::wait_for_pids(dir / "other", 1)[0];
   EXPECT_FALSE(testing::process_gone(left));
-  kill_leftovers(c.owner, "/nonexistent/docker");
+  kill_leftovers({c.owner}, "/nonexistent/docker");
   EXPECT_TRUE(testing::process_gone(left)) << "pid " << left;
   EXPECT_FALSE(testing::process_gone(kept)) << "another owner's pid " << kept;
   ::kill(left, SIGKILL);
