@@ -65,9 +65,7 @@ class ProcessesTest : public testing::Test {
 
   ~ProcessesTest() override {
     // Whatever the outcome, no grandchild outlives the test.
-    for (const char* name : {"/leftover.pid"}) {
-      if (const pid_t pid = read_pid(shared_.path() + name); pid > 0) ::kill(pid, SIGKILL);
-    }
+    if (const pid_t pid = read_pid(shared_.path() + "/leftover.pid"); pid > 0) ::kill(pid, SIGKILL);
   }
 
   void start_server(const std::string& test_command) {
