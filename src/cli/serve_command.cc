@@ -43,6 +43,10 @@ void add_serve_command(CLI::App& app, Action& action) {
                   "it doubles with each failure in a row, up to 30 min, and the 5th blocks it "
                   "until a user retries it (default 10)")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-log-mb", options->max_log_mb,
+                  "MiB of a run's log kept; the rest is counted and the log says where it was "
+                  "cut (default 64)")
+      ->check(CLI::Range(1, server::kMaxLogMb));
   cmd->add_option("--default-runs", options->default_target_runs,
                   "Target runs per test (default 1)");
   cmd->add_option(
@@ -86,6 +90,7 @@ void add_serve_command(CLI::App& app, Action& action) {
       if (cmd->count("--max-run-hours") == 0) options->max_run_hours = from_file.max_run_hours;
       if (cmd->count("--infra-backoff-seconds") == 0)
         options->infra_backoff_seconds = from_file.infra_backoff_seconds;
+      if (cmd->count("--max-log-mb") == 0) options->max_log_mb = from_file.max_log_mb;
       if (cmd->count("--default-runs") == 0)
         options->default_target_runs = from_file.default_target_runs;
       if (cmd->count("--webhook-secret") == 0) options->webhook_secret = from_file.webhook_secret;

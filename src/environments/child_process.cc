@@ -127,6 +127,9 @@ void ChildProcess::reap() {
 
 namespace {
 
+// Up to this many new pids are looked at one by one rather than by a readdir of /proc.
+constexpr int kMaxDirectPids = 256;
+
 // True when the NUL-separated `environ_text` holds `entry` as one whole variable.
 bool holds_entry(const std::string& environ_text, const std::string& entry) {
   size_t start = 0;
@@ -152,18 +155,50 @@ std::string read_small_file(const std::string& path) {
 
 }  // namespace
 
-void kill_processes_with_env(const std::string& entry) {
-  DIR* proc = ::opendir("/proc");
-  if (!proc) return;
+int kill_processes_with_env(const std::string& entry, int started_after) {
   const pid_t self = ::getpid();
+  int found = 0;
+  auto check = [&](pid_t pid) {
+    if (pid == self) return;
+    // A zombie's environ reads empty: only processes that can still run are found.
+    if (holds_entry(read_small_file("/proc/" + std::to_string(pid) + "/environ"), entry)) {
+      ::kill(pid, SIGKILL);
+      ++found;
+    }
+  };
+  // The pids created after `started_after`: (started_after, last] while they did not wrap.
+  // A short command made few: each is looked at directly, sparing a readdir of /proc (which
+  // makes the kernel instantiate every process's entry).
+  const int last =
+      started_after > 0 ? atoi(read_small_file("/proc/sys/kernel/ns_last_pid").c_str()) : 0;
+  if (started_after > 0 && last >= started_after && last - started_after <= kMaxDirectPids) {
+    for (pid_t pid = started_after + 1; pid <= last; ++pid) check(pid);
+    return found;
+  }
+  auto newer = [&](pid_t pid) {
+    if (last <= 0) return true;  // no range: every process
+    return last >= started_after ? pid > started_after && pid <= last
+                                 : pid > started_after || pid <= last;  // wrapped at pid_max
+  };
+  DIR* proc = ::opendir("/proc");
+  if (!proc) return 0;
   while (dirent* d = ::readdir(proc)) {
     const pid_t pid = static_cast<pid_t>(atoi(d->d_name));
-    if (pid <= 0 || pid == self) continue;
-    if (holds_entry(read_small_file("/proc/" + std::string(d->d_name) + "/environ"), entry)) {
-      ::kill(pid, SIGKILL);
-    }
+    if (pid > 0 && newer(pid)) check(pid);
   }
   ::closedir(proc);
+  return found;
+}
+
+bool kill_all_with_env(const std::string& entry, std::chrono::milliseconds timeout,
+                       int started_after) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (kill_processes_with_env(entry, started_after) > 0) {
+    // Killed processes stay visible until they have exited: give them a moment.
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
 }
 
 std::vector<std::string> inherited_environment() {

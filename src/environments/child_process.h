@@ -58,8 +58,24 @@ class ChildProcess {
 };
 
 // Kills (SIGKILL) every process on this machine whose environment holds `entry` exactly (e.g.
-// "TESTLOOPER_RUN_ID=abc"): the ones that left their process group. Best effort.
-void kill_processes_with_env(const std::string& entry);
+// "TESTLOOPER_RUN_ID=abc"): the ones that left their process group. Returns how many it found.
+// One pass: a process forked while the scan ran may be missed (see kill_all_with_env).
+//
+// `started_after` > 0 looks only at processes created after that pid was (pids are handed out
+// upwards, wrapping at pid_max: those from it to the last one given, /proc/sys/kernel/
+// ns_last_pid), which spares reading the environment of every process on the machine. Only
+// for a short time after that pid was created (see kRecentPidWindow): over a long one, pids
+// could have gone round once and the answer would miss some.
+int kill_processes_with_env(const std::string& entry, int started_after = 0);
+
+// How long after a process was started its pid may serve as `started_after`: pids do not go
+// round pid_max (at least 32768, usually 4194304) in less, even on a machine forking hard.
+constexpr std::chrono::milliseconds kRecentPidWindow{1000};
+
+// kill_processes_with_env() until a pass finds none (so children forked during a pass die
+// too), or `timeout` has passed. True when none was left. Best effort.
+bool kill_all_with_env(const std::string& entry, std::chrono::milliseconds timeout,
+                       int started_after = 0);
 
 // The output (stdout and stderr, interleaved) and exit status of a short helper command.
 struct Captured {

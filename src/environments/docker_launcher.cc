@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <set>
+#include <sstream>
 
 #include "environments/child_process.h"
 #include "environments/environments.h"
@@ -30,6 +32,7 @@ std::vector<std::string> docker_run_argv(const std::string& docker, const std::s
       "--rm",       "--init",
       "--name",     name,
       "--label",    "testlooper.run=" + command.run_id,
+      "--label",    owner_label(command.owner),
       "--hostname", "testlooperworker",
       "--user",     std::to_string(::getuid()) + ":" + std::to_string(::getgid())};
   for (const std::string& mount : command.mounts) {
@@ -108,6 +111,7 @@ class DockerLauncher : public Launcher {
     SpawnSpec spec;
     spec.argv = docker_run_argv(docker_, tag_, name, command);
     spec.env = inherited_environment();
+    if (!command.owner.empty()) spec.env.push_back(owner_marker(command.owner));
     spec.stdout_fd = command.log_fd;
     spec.stderr_fd = command.log_fd;
     Result<ChildProcess> client = ChildProcess::spawn(spec);
@@ -125,6 +129,33 @@ class DockerLauncher : public Launcher {
 };
 
 }  // namespace
+
+std::string owner_label(const std::string& owner) { return "testlooper.owner=" + owner; }
+
+void kill_leftovers(const std::vector<std::string>& owners, const std::string& docker) {
+  std::set<std::string> wanted;
+  for (const std::string& owner : owners) {
+    if (owner.empty()) continue;
+    wanted.insert(owner);
+    // Docker clients too: a container outlives its client, so it is removed by its label next.
+    kill_all_with_env(owner_marker(owner), std::chrono::seconds(10));
+  }
+  if (wanted.empty()) return;
+  // One listing for all owners: each docker call costs tens of milliseconds.
+  Result<Captured> listed =
+      run_and_capture({docker, "ps", "--all", "--filter", "label=testlooper.owner", "--format",
+                       "{{.ID}} {{.Label \"testlooper.owner\"}}"});
+  if (!listed.ok() || listed->exit_code != 0) return;  // no docker here, or no engine
+  std::vector<std::string> argv = {docker, "rm", "--force"};
+  std::istringstream lines(listed->output);
+  for (std::string line; std::getline(lines, line);) {
+    const size_t space = line.find(' ');
+    if (space != std::string::npos && wanted.count(line.substr(space + 1))) {
+      argv.push_back(line.substr(0, space));
+    }
+  }
+  if (argv.size() > 3) (void)run_and_capture(argv);
+}
 
 std::shared_ptr<Launcher> make_docker_launcher(std::string docker, std::string tag,
                                                std::string how) {

@@ -9,6 +9,10 @@
 //           including after a timeout or kill.
 // `ami` and `windows` environments are not runnable on a Linux machine: launcher_for() says so.
 //
+// Processes that leave the command's process group (setsid, daemons) carry the run's marker
+// TESTLOOPER_RUN_ID=<run id> in their environment and are killed when the command ends, however
+// it ends; processes of a dead worker are found by their owner marker (kill_leftovers).
+//
 // Every Error returned here is an infrastructure failure (cannot fork, no docker engine, image
 // build failed), never a test failure: a command that runs and exits non-zero is an Exit.
 // Thread-safety: Launchers and the LauncherFactory are thread-safe; a Process is used by one
@@ -36,6 +40,10 @@ struct Command {
   std::vector<std::string> mounts;         // absolute host dirs visible at the same path
   int log_fd = -1;                         // stdout and stderr (not owned); stdin is /dev/null
   std::string run_id;  // names what the command belongs to: containers, process sweeps
+  // The work directory (slot) the command runs in, "" = none. Host processes carry
+  // TESTLOOPER_OWNER=<owner> in their environment and containers the label
+  // testlooper.owner=<owner>, so that kill_leftovers(owner) finds what a dead process started.
+  std::string owner;
 };
 
 // How a command ended.
@@ -81,6 +89,13 @@ struct EnvironmentOptions {
   std::string docker = "docker";  // the docker CLI (looked up in PATH when not absolute)
 };
 
+// Kills every process (by its TESTLOOPER_OWNER marker, whatever its process group or session)
+// and removes every container (by its label, with the CLI `docker` when it is installed) that
+// commands started with Command::owner in `owners`, and returns once they are gone (at most a
+// few seconds each). For directories whose previous user died (kill -9): call it before reusing
+// them.
+void kill_leftovers(const std::vector<std::string>& owners, const std::string& docker = "docker");
+
 // The plain host launcher (process groups on this machine).
 std::shared_ptr<Launcher> make_host_launcher();
 
@@ -104,6 +119,9 @@ class LauncherFactory {
   // The launcher for `environment`, preparing it first (may take minutes for an image build).
   // Errors: windows platform, ami image, docker unreachable, image build failed.
   Result<std::shared_ptr<Launcher>> launcher_for(const definitions::Environment& environment);
+
+  // kill_leftovers() with this factory's docker CLI.
+  void kill_leftovers(const std::vector<std::string>& owners) const;
 
  private:
   Result<std::shared_ptr<Launcher>> docker_launcher(const std::string& dockerfile);

@@ -118,13 +118,20 @@ std::vector<std::string> host_environment(const Command& command) {
   }
   for (const auto& [name, value] : command.env) env.push_back(name + "=" + value);
   env.push_back(run_marker(command.run_id));
+  if (!command.owner.empty()) env.push_back(owner_marker(command.owner));
   return env;
 }
+
+// How long a sweep of escaped processes keeps killing new ones (a fork bomb) before giving up.
+constexpr std::chrono::seconds kSweepTimeout{5};
 
 class HostProcess : public Process {
  public:
   HostProcess(ChildProcess child, std::string marker)
-      : child_(std::move(child)), marker_(std::move(marker)) {}
+      : child_(std::move(child)),
+        marker_(std::move(marker)),
+        pid_(child_.pid()),
+        started_(std::chrono::steady_clock::now()) {}
 
   ~HostProcess() override {
     if (!finished_) kill_tree();
@@ -142,6 +149,8 @@ class HostProcess : public Process {
       child_.kill_group(SIGKILL);
       child_.reap();
     }
+    // And so do the ones that left it (setsid, daemons), however the command ended.
+    kill_escaped();
     finished_ = true;
     if (killed_) return Exit{Exit::Kind::kKilled, -1};
     if (!status) return Exit{Exit::Kind::kTimedOut, -1};
@@ -161,12 +170,23 @@ class HostProcess : public Process {
       std::lock_guard lock(mutex_);
       child_.kill_group(SIGKILL);
     }
-    if (!marker_.ends_with('=')) kill_processes_with_env(marker_);
+    kill_escaped();
+  }
+
+  // Every process carrying the run's marker was started after the command: a short command's
+  // sweep looks only at pids newer than its own (cheap: a trivial command costs one /proc
+  // readdir instead of reading the environment of every process on the machine).
+  void kill_escaped() {
+    if (marker_.ends_with('=')) return;
+    const bool recent = std::chrono::steady_clock::now() - started_ < kRecentPidWindow;
+    kill_all_with_env(marker_, kSweepTimeout, recent ? pid_ : 0);
   }
 
   std::mutex mutex_;  // orders kill_group() from kill() against reap() in wait_until()
   ChildProcess child_;
   std::string marker_;
+  const int pid_;  // the command's pid, kept after reap()
+  const std::chrono::steady_clock::time_point started_;
   std::atomic<bool> killed_{false};
   bool finished_ = false;  // reaped; only the waiting thread touches it
 };
@@ -195,6 +215,8 @@ class HostLauncher : public Launcher {
 }  // namespace
 
 std::string run_marker(const std::string& run_id) { return "TESTLOOPER_RUN_ID=" + run_id; }
+
+std::string owner_marker(const std::string& owner) { return "TESTLOOPER_OWNER=" + owner; }
 
 std::shared_ptr<Launcher> make_host_launcher() { return std::make_shared<HostLauncher>(); }
 

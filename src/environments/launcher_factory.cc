@@ -67,6 +67,10 @@ bool LauncherFactory::runs_dockerfiles() const {
   return options_.on_host || check_engine(options_.docker).ok();
 }
 
+void LauncherFactory::kill_leftovers(const std::vector<std::string>& owners) const {
+  environments::kill_leftovers(owners, options_.docker);
+}
+
 Result<std::shared_ptr<Launcher>> LauncherFactory::launcher_for(
     const definitions::Environment& environment) {
   const std::string& where = environment.name;

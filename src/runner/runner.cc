@@ -2,11 +2,16 @@
 #include "runner/runner.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <string_view>
+#include <thread>
 
 #include "runner/inputs.h"
 #include "runner/run_layout.h"
@@ -26,26 +31,116 @@ constexpr std::chrono::seconds kGrace{60};
 constexpr std::chrono::seconds kListTestsTimeout{60};
 constexpr size_t kMaxListedTests = 100'000;
 
-// A log file descriptor, closed on destruction.
+// The run's log.txt: the runner's own lines (always kept) and the commands' output, of which
+// only what fits under `max_bytes` (counting the whole file) is kept; the rest is counted, and a
+// final line says where the log was cut. Thread-safe (a command's output is copied into it by
+// its OutputPipe's thread).
 class LogFile {
  public:
-  explicit LogFile(const fs::path& path)
-      : fd_(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) {}
+  LogFile(const fs::path& path, int64_t max_bytes)
+      : fd_(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)),
+        max_bytes_(max_bytes) {}
   ~LogFile() { close(); }
   LogFile(const LogFile&) = delete;
   LogFile& operator=(const LogFile&) = delete;
   int fd() const { return fd_; }
   void close() {
+    std::lock_guard lock(mutex_);
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
   }
-  void line(const std::string& text) const {
-    const std::string out = "[testlooper] " + text + "\n";
-    if (fd_ >= 0) (void)!::write(fd_, out.data(), out.size());
+  void line(const std::string& text) {
+    std::lock_guard lock(mutex_);
+    append((ends_in_newline_ ? "" : "\n") + std::string("[testlooper] ") + text + "\n");
+  }
+  // Command output: kept while the log is under its cap.
+  void output(const char* data, size_t size) {
+    std::lock_guard lock(mutex_);
+    const int64_t room = std::max<int64_t>(0, max_bytes_ - size_);
+    const size_t kept = static_cast<size_t>(std::min<int64_t>(room, static_cast<int64_t>(size)));
+    dropped_ += static_cast<int64_t>(size - kept);
+    if (kept > 0) append(std::string_view(data, kept));
+  }
+  // The last line of a log that was cut.
+  void say_if_cut() {
+    std::lock_guard lock(mutex_);
+    if (dropped_ == 0) return;
+    append((ends_in_newline_ ? "" : "\n") + log_cut_line(max_bytes_, dropped_) + "\n");
   }
 
  private:
+  void append(std::string_view text) {
+    if (fd_ < 0 || text.empty()) return;
+    size_t done = 0;
+    while (done < text.size()) {
+      const ssize_t n = ::write(fd_, text.data() + done, text.size() - done);
+      if (n <= 0) break;  // disk full: the log is best effort, the run's outcome is not
+      done += static_cast<size_t>(n);
+    }
+    size_ += static_cast<int64_t>(done);
+    ends_in_newline_ = text.back() == '\n';
+  }
+
+  std::mutex mutex_;
   int fd_;
+  int64_t max_bytes_;
+  int64_t size_ = 0;
+  int64_t dropped_ = 0;
+  bool ends_in_newline_ = true;
+};
+
+// The stdout and stderr of one command: a pipe whose reading end a thread copies into the log
+// (so that the log can be capped however much a command writes). Used by one thread.
+class OutputPipe {
+ public:
+  explicit OutputPipe(LogFile& log) : log_(log) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return;
+    read_fd_ = fds[0];
+    write_fd_ = fds[1];
+    (void)::fcntl(read_fd_, F_SETPIPE_SZ, 1 << 20);  // fewer wake-ups for chatty commands
+    copier_ = std::thread([this] { copy(); });
+  }
+  ~OutputPipe() { finish(); }
+  OutputPipe(const OutputPipe&) = delete;
+  OutputPipe& operator=(const OutputPipe&) = delete;
+
+  // The descriptor commands write to; -1 when the pipe could not be made.
+  int write_fd() const { return write_fd_; }
+
+  // The command ended (and every process it started is gone): copies what is left and stops.
+  void finish() {
+    if (write_fd_ >= 0) ::close(write_fd_);
+    write_fd_ = -1;
+    finishing_ = true;
+    if (copier_.joinable()) copier_.join();
+    if (read_fd_ >= 0) ::close(read_fd_);
+    read_fd_ = -1;
+  }
+
+ private:
+  void copy() {
+    std::vector<char> buffer(1 << 16);
+    std::optional<steady_clock::time_point> give_up;
+    for (;;) {
+      pollfd fd{read_fd_, POLLIN, 0};
+      if (::poll(&fd, 1, 100) > 0) {
+        const ssize_t n = ::read(read_fd_, buffer.data(), buffer.size());
+        if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) return;  // no writer left
+        if (n > 0) log_.output(buffer.data(), static_cast<size_t>(n));
+        continue;
+      }
+      // A writer that escaped every kill must not hold the run up for ever.
+      if (finishing_ && !give_up) give_up = steady_clock::now() + std::chrono::seconds(5);
+      if (give_up && steady_clock::now() >= *give_up) return;
+    }
+  }
+
+  LogFile& log_;
+  int read_fd_ = -1;
+  int write_fd_ = -1;
+  std::atomic<bool> finishing_{false};
+  std::thread copier_;
 };
 
 Status write_file(const fs::path& path, const std::string& contents) {
@@ -109,7 +204,7 @@ class RunExecution {
     Result<fs::path> record = context_.store->make_temp_dir("run-" + request_.run_id);
     if (!record.ok()) return record.error();
     record_temp_ = *record;
-    log_ = std::make_unique<LogFile>(record_temp_ / "log.txt");
+    log_ = std::make_unique<LogFile>(record_temp_ / "log.txt", request_.max_log_bytes);
     if (log_->fd() < 0) return Error{(record_temp_ / "log.txt").string(), "cannot create"};
     if (request_.on_log_open) request_.on_log_open(record_temp_ / "log.txt");
     Result<RunLayout> layout = RunLayout::create(work_dirs_, context_.store->root() / "ccache");
@@ -198,8 +293,8 @@ class RunExecution {
     for (const auto& [name, value] : extra) command.env[name] = value;
     command.working_dir = layout_->inputs.string();
     command.mounts = {layout_->root.string(), layout_->ccache.string()};
-    command.log_fd = log_->fd();
     command.run_id = request_.run_id;
+    command.owner = layout_->root.string();
     log_->line(label + ": " + first_line(command.script));
     const auto deadline = command_deadline(cap);
     const double started = context_.clock->now_seconds();
@@ -235,14 +330,18 @@ class RunExecution {
     return cap ? std::min(deadline, *cap) : deadline;
   }
 
-  Result<Exit> start_and_wait(const environments::Command& command,
-                              steady_clock::time_point deadline) {
+  Result<Exit> start_and_wait(environments::Command& command, steady_clock::time_point deadline) {
+    OutputPipe output(*log_);
+    if (output.write_fd() < 0) return Error{"log", "cannot make a pipe for the command's output"};
+    command.log_fd = output.write_fd();
     Result<std::unique_ptr<environments::Process>> process = launcher_->start(command);
     if (!process.ok()) return process.error();
     Cancellation* cancellation = request_.cancellation;
     if (cancellation) cancellation->attach(process->get());
     Result<Exit> exit = (*process)->wait_until(deadline);
     if (cancellation) cancellation->attach(nullptr);
+    process->reset();
+    output.finish();
     return exit;
   }
 
@@ -371,9 +470,11 @@ void RunExecution::finish() {
     if (!complete.ok()) result_.outcome = Outcome::kInfraError;
   }
   result_.end_timestamp = context_.clock->now_seconds();
-  if (log_)
+  if (log_) {
     log_->line("run " + std::string(to_string(result_.outcome)) +
                (result_.message.empty() ? "" : ": " + result_.message));
+    log_->say_if_cut();
+  }
   layout_.reset();
   if (record_temp_.empty()) return;
   log_->close();
@@ -393,11 +494,24 @@ void RunExecution::finish() {
   result_.log_path = *record / "log.txt";
 }
 
+// Ends what commands started in work slots `slots` (their owners) left running.
+void kill_leftovers_in(const RunnerContext& context, const std::vector<fs::path>& slots) {
+  std::vector<std::string> owners;
+  for (const fs::path& slot : slots) owners.push_back(slot.string());
+  if (context.kill_leftovers) {
+    context.kill_leftovers(owners);
+  } else {
+    environments::kill_leftovers(owners);
+  }
+}
+
 }  // namespace
 
 Runner::Runner(RunnerContext context)
     : context_(std::move(context)),
-      work_dirs_(std::make_unique<WorkDirPool>(context_.store->work_root())) {}
+      work_dirs_(std::make_unique<WorkDirPool>(
+          context_.store->work_root(),
+          [this](const std::vector<fs::path>& slots) { kill_leftovers_in(context_, slots); })) {}
 
 Runner::~Runner() = default;
 

@@ -9,7 +9,9 @@
 // (testSummary.json, then removed; JUnit XML files) and the stage's artifacts packed and
 // published (builds: to the store by build hash, announced through PublishCallback so that
 // consumers can start; tests: into the run record). The record runs/<run id>/ holds log.txt,
-// test_result.json, artifacts/ and test_logs/, and appears atomically when the run ends.
+// test_result.json, artifacts/ and test_logs/, and appears atomically when the run ends. The
+// commands' output reaches log.txt through a pipe, and only RunRequest::max_log_bytes of it are
+// kept (the log's last line then says how much was not).
 //
 // Outcomes: kSuccess, kFailure (a command failed or timed out: a test result), kInfraError
 // (the machinery failed: inputs could not be staged, environment unavailable, disk full; never
@@ -31,6 +33,7 @@
 
 #include "artifacts/artifacts.h"
 #include "core/error.h"
+#include "core/log_cap.h"
 #include "definitions/definitions.h"
 #include "environments/environments.h"
 
@@ -130,6 +133,9 @@ struct RunRequest {
   // Optional: called once the run's log file exists (it grows while the run goes on), so that
   // a caller can follow it live. Called from the running thread.
   std::function<void(const fs::path& log)> on_log_open;
+  // The log keeps at most this much (FORMAT.md has none: `serve --max-log-mb`); what commands
+  // write beyond it is counted, not kept, and the log's last line says so (log_cut_line).
+  int64_t max_log_bytes = kDefaultMaxLogBytes;
 };
 
 // The seams and the store a Runner uses; all must outlive it.
@@ -138,6 +144,10 @@ struct RunnerContext {
   SourceExporter* sources = nullptr;
   LauncherLookup launchers;
   Clock* clock = nullptr;
+  // Ends what commands started in a work directory (Command::owner) left running when their
+  // process died (environments::LauncherFactory::kill_leftovers); empty =
+  // environments::kill_leftovers with the `docker` on PATH.
+  std::function<void(const std::vector<std::string>& owners)> kill_leftovers;
 };
 
 class WorkDirPool;

@@ -43,7 +43,32 @@ void empty_directory(const fs::path& dir) {
   }
 }
 
-WorkDirPool::WorkDirPool(fs::path work_root) : work_root_(std::move(work_root)) {}
+WorkDirPool::WorkDirPool(fs::path work_root, Reclaim reclaim)
+    : work_root_(fs::absolute(work_root).lexically_normal()), reclaim_(std::move(reclaim)) {
+  if (reclaim_) reclaim_unlocked_slots();
+}
+
+void WorkDirPool::reclaim_unlocked_slots() {
+  std::error_code ec;
+  std::vector<fs::path> slots;
+  std::vector<int> locks;
+  for (const fs::directory_entry& entry : fs::directory_iterator(work_root_, ec)) {
+    const fs::path lock_path = entry.path();
+    if (lock_path.extension() != ".lock") continue;
+    const fs::path slot = work_root_ / lock_path.stem();
+    const int fd = ::open(lock_path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) continue;
+    // A slot in use by a live process is locked; only the ones of dead processes are reclaimed.
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0 && fs::exists(slot, ec)) {
+      slots.push_back(slot);
+      locks.push_back(fd);
+    } else {
+      ::close(fd);
+    }
+  }
+  if (!slots.empty()) reclaim_(slots);  // all at once: one docker listing, not one per slot
+  for (const int fd : locks) ::close(fd);
+}
 
 WorkDirPool::~WorkDirPool() {
   for (const int fd : lock_fds_) ::close(fd);
@@ -88,6 +113,8 @@ Result<fs::path> WorkDirPool::lock_new_slot() {
     }
     lock_fds_.push_back(fd);
     const fs::path slot = work_root_ / std::to_string(next_++);
+    // Its last owner may have died after this pool was made.
+    if (reclaim_ && fs::exists(slot, ec)) reclaim_({slot});
     fs::create_directories(slot, ec);
     if (ec) return Error{slot.string(), "cannot create directory: " + ec.message()};
     return slot;

@@ -4,11 +4,16 @@
 // finished run's directories are emptied and handed to the next run instead.
 //
 // Each slot is work_root/<n>/ and is owned by one process at a time through an flock on
-// work_root/<n>.lock, so several `testlooper` processes can share a store; a slot left by a
-// crashed process is emptied when it is claimed again. Thread-safe.
+// work_root/<n>.lock, so several `testlooper` processes can share a store. A slot whose lock is
+// free but whose directory exists was left by an earlier process, which may have died (kill -9)
+// with commands still running and writing into it: `reclaim` (kill_leftovers of the slot, the
+// owner its commands are started with) ends them before the slot is emptied and used again. The
+// pool does that for every such slot when it is made (so a restarted worker ends its previous
+// life's processes at once) and again whenever it locks a slot. Thread-safe.
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <vector>
 
@@ -18,7 +23,11 @@ namespace testlooper::runner {
 
 class WorkDirPool {
  public:
-  explicit WorkDirPool(std::filesystem::path work_root);
+  // Kills whatever processes commands started in slots (their paths) still have; returns when
+  // they are gone.
+  using Reclaim = std::function<void(const std::vector<std::filesystem::path>& slots)>;
+
+  explicit WorkDirPool(std::filesystem::path work_root, Reclaim reclaim = {});
   ~WorkDirPool();  // releases the locks; the directories stay for the next process
   WorkDirPool(const WorkDirPool&) = delete;
   WorkDirPool& operator=(const WorkDirPool&) = delete;
@@ -32,8 +41,10 @@ class WorkDirPool {
 
  private:
   Result<std::filesystem::path> lock_new_slot();
+  void reclaim_unlocked_slots();
 
-  std::filesystem::path work_root_;
+  std::filesystem::path work_root_;  // absolute, so that owners name the same slot every time
+  Reclaim reclaim_;
   std::mutex mutex_;  // guards the members below
   std::vector<std::filesystem::path> free_;
   std::vector<int> lock_fds_;

@@ -114,6 +114,7 @@ Status load_config(const std::string& path, ServerOptions& o) {
         {"worker_timeout_seconds", number(o.worker_timeout_seconds)},
         {"max_run_hours", number(o.max_run_hours)},
         {"infra_backoff_seconds", number(o.infra_backoff_seconds)},
+        {"max_log_mb", number(o.max_log_mb)},
         {"webhook_secret", text(o.webhook_secret)},
         {"extra_runs", number(o.extra_runs)},
         {"extra_confidence", number(o.extra_confidence)},
@@ -152,6 +153,9 @@ Status load_config(const std::string& path, ServerOptions& o) {
   if (!(o.max_run_hours > 0)) return Error{path, "server.max_run_hours: must be positive"};
   if (!(o.infra_backoff_seconds > 0))
     return Error{path, "server.infra_backoff_seconds: must be positive"};
+  if (o.max_log_mb < 1 || o.max_log_mb > kMaxLogMb) {
+    return Error{path, "server.max_log_mb: must be between 1 and " + std::to_string(kMaxLogMb)};
+  }
   if (o.extra_confidence <= 0 || o.extra_confidence >= 1) {
     return Error{path, "extra_confidence: must be between 0 and 1 (exclusive)"};
   }

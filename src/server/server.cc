@@ -151,6 +151,7 @@ int run_server(const ServerOptions& options) {
                              options.extra_runs,
                              options.extra_confidence};
   state_options.store_path = data + "/state.db";
+  state_options.max_log_bytes = int64_t{options.max_log_mb} << 20;
   ServerState state(**store, state_options);
   state.set_infra_backoff(options.infra_backoff_seconds);
   if (auto s = state.load();

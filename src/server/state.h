@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/log_cap.h"
 #include "planner/planner.h"
 #include "server/http.h"
 #include "server/log_viewers.h"
@@ -65,6 +66,10 @@ struct StateOptions {
   double infra_backoff_max_seconds = 30 * 60;
   int infra_max_failures = 5;
   std::string store_path;  // the database file, named when writing it fails
+  // A run's log keeps this much (`--max-log-mb`): workers are told in each job and cut what
+  // their commands write; the server keeps at most kLogSlack more of what a worker sends (the
+  // runner's own lines), and ends a log it cut itself with log_cut_line.
+  int64_t max_log_bytes = kDefaultMaxLogBytes;
 };
 
 class ServerState {
@@ -219,6 +224,8 @@ class ServerState {
   // Records those of `ids` still active as infrastructure failures, with `why` as detail.
   void fail_runs(const std::vector<std::string>& ids, const std::string& why);
   void append_log(const std::string& run_id, const std::string& data);
+  // The run is over: its log, if the server cut it, says so in a last line.
+  void end_log(const std::string& run_id);
   void broadcast(const std::string& event);
 
   store::Store& store_;
@@ -248,6 +255,7 @@ class ServerState {
   std::string worker_token_;       // "" = no worker is accepted
   std::map<std::string, std::string> upload_tokens_;  // active run id -> its upload token's hash
   LogViewers log_viewers_;
+  std::map<std::string, int64_t> log_dropped_;  // active run id -> bytes of its log not kept
   planner::Plan plan_;
   int64_t run_counter_ = 0;
   std::map<std::string, int64_t> extra_used_;  // purpose -> extra runs spent (not infra failures)

@@ -23,6 +23,9 @@ namespace {
 
 using nlohmann::json;
 
+// What a worker may send of a log beyond --max-log-mb: the runner's own lines after the cut.
+constexpr int64_t kLogSlack = 64 << 10;
+
 // A run id (core/ids.h): 8 bytes from the CSPRNG.
 std::string new_run_id() { return random_hex(8); }
 
@@ -310,6 +313,7 @@ void ServerState::start_run(WorkerState& worker, const planner::Job& job, int co
                   {"repo", job.repo},
                   {"commit", job.commit},
                   {"upload_token", upload_token},
+                  {"max_log_bytes", options_.max_log_bytes},
                   {"object", json::parse(object->definition_json, nullptr, false)}};
   // Only a worker that shares the server's disk is told where it is; any other one fetches
   // sources and builds over HTTP and uploads what it stores (docs/api.md "Files").
@@ -441,16 +445,34 @@ void ServerState::result_stored(const store::RunRow& run, bool counted, bool env
   if (counted && store_writable()) update_holds(run, environment_failed);
   broadcast(json{{"type", "run"}, {"run_id", run.id}, {"state", store::to_string(run.state)},
                  {"repo", run.repo}, {"commit", run.commit}, {"name", run.name}}.dump());
+  end_log(run.id);
   log_viewers_.ended(run.id);
 }
 
 void ServerState::append_log(const std::string& run_id, const std::string& data) {
   if (!active_runs_.count(run_id) || !is_run_id(run_id)) return;
-  std::ofstream out(log_path(run_id), std::ios::app | std::ios::binary);
-  if (!(out << data).flush()) {
-    store_failed("the log of run " + run_id, Error{log_path(run_id), std::strerror(errno)});
+  const std::string path = log_path(run_id);
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  const int64_t kept = ec ? 0 : static_cast<int64_t>(size);
+  const int64_t room = std::max<int64_t>(0, options_.max_log_bytes + kLogSlack - kept);
+  const size_t keep = static_cast<size_t>(std::min<int64_t>(room, std::ssize(data)));
+  if (keep < data.size()) log_dropped_[run_id] += std::ssize(data) - static_cast<int64_t>(keep);
+  if (keep == 0) return;
+  std::ofstream out(path, std::ios::app | std::ios::binary);
+  if (!out.write(data.data(), static_cast<std::streamsize>(keep)).flush()) {
+    store_failed("the log of run " + run_id, Error{path, std::strerror(errno)});
   }
   log_viewers_.appended(run_id);
+}
+
+void ServerState::end_log(const std::string& run_id) {
+  auto dropped = log_dropped_.find(run_id);
+  if (dropped == log_dropped_.end()) return;
+  std::ofstream(log_path(run_id), std::ios::app | std::ios::binary)
+      << "\n"
+      << log_cut_line(options_.max_log_bytes + kLogSlack, dropped->second) << "\n";
+  log_dropped_.erase(dropped);
 }
 
 void ServerState::add_log_socket(const std::string& run_id, const std::shared_ptr<Socket>& socket) {

@@ -67,7 +67,7 @@ class Runners {
       entry->runner = std::make_unique<runner::Runner>(runner::RunnerContext{
           entry->store.get(), entry->exporter.get(),
           [this](const definitions::Environment& e) { return launchers_.launcher_for(e); },
-          &runner::system_clock()});
+          &runner::system_clock(), kill_leftovers()});
     }
     return *entry->runner;
   }
@@ -79,12 +79,16 @@ class Runners {
       remote_ = std::make_unique<runner::Runner>(runner::RunnerContext{
           &store, &sources,
           [this](const definitions::Environment& e) { return launchers_.launcher_for(e); },
-          &runner::system_clock()});
+          &runner::system_clock(), kill_leftovers()});
     }
     return *remote_;
   }
 
  private:
+  std::function<void(const std::vector<std::string>&)> kill_leftovers() {
+    return [this](const std::vector<std::string>& owners) { launchers_.kill_leftovers(owners); };
+  }
+
   struct Entry {
     std::unique_ptr<artifacts::Store> store;
     std::unique_ptr<runner::SourceExporter> exporter;
@@ -131,6 +135,10 @@ bool is_job(const json& m) {
   auto integer = [](const json& v) { return v.is_number_integer(); };
   auto text = [](const json& v) { return v.is_string(); };
   return is("cores", integer) && is("ram_gb", integer) && is("repos_dir", text) &&
+         is("max_log_bytes",
+            [](const json& v) {
+              return v.is_number_integer() && v > 0 && v <= int64_t{1} << 50;  // fits int64_t
+            }) &&
          is("artifacts_dir", text) && is("upload_token", text) &&
          is("object", [](const json& v) { return v.is_object(); });
 }
@@ -140,6 +148,24 @@ std::string read_tail(const fs::path& path, size_t max_bytes) {
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   return text.size() > max_bytes ? text.substr(text.size() - max_bytes) : text;
 }
+
+// The longest prefix of `text` that does not end inside a UTF-8 sequence.
+size_t utf8_prefix(const std::string& text) {
+  size_t end = text.size();
+  for (size_t back = 1; back <= 3 && back <= text.size(); ++back) {
+    const auto c = static_cast<unsigned char>(text[text.size() - back]);
+    if ((c & 0xC0) == 0x80) continue;  // a continuation byte: look further back
+    const size_t length = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    if (length > back) end = text.size() - back;
+    break;
+  }
+  return end;
+}
+
+// The most a log message carries, and the most a connection may have queued before a log
+// follower waits (so a test writing a gigabyte costs the worker a few MiB, not a gigabyte).
+constexpr size_t kLogChunk = 1 << 20;
+constexpr size_t kMaxQueuedBytes = 8 << 20;
 
 // Sends a run's log to the server as it grows: the new bytes every 200 ms, then the rest.
 class LogFollower {
@@ -177,14 +203,28 @@ class LogFollower {
     if (thread_.joinable()) thread_.join();
   }
 
+  // Sends what the log gained since the last time, in messages of at most kLogChunk bytes; the
+  // send function blocks while the connection has much unsent (back-pressure), so neither a
+  // chatty test nor a slow server makes the worker hold more than a few chunks.
   void send_new(const fs::path& log) {
     std::ifstream in(log, std::ios::binary);
     if (!in) return;
     in.seekg(static_cast<std::streamoff>(offset_));
-    std::string chunk((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (chunk.empty()) return;
-    offset_ += chunk.size();
-    send_(json{{"type", "log"}, {"run_id", run_id_}, {"data", chunk}}.dump(-1, ' ', false, json::error_handler_t::replace));
+    std::string chunk(kLogChunk, '\0');
+    while (in.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) || in.gcount() > 0) {
+      std::string data = chunk.substr(0, static_cast<size_t>(in.gcount()));
+      // Never split a UTF-8 character between two messages (each is made valid JSON text).
+      const size_t whole = utf8_prefix(data);
+      if (whole < data.size() && whole > 0 && data.size() == kLogChunk) {
+        in.seekg(static_cast<std::streamoff>(whole) - static_cast<std::streamoff>(data.size()),
+                 std::ios::cur);
+        data.resize(whole);
+      }
+      offset_ += data.size();
+      send_(json{{"type", "log"}, {"run_id", run_id_}, {"data", data}}.dump(
+          -1, ' ', false, json::error_handler_t::replace));
+      if (in.eof()) break;
+    }
   }
 
   std::string run_id_;
@@ -216,6 +256,9 @@ class Agent {
                    "environments (restart it once one runs, or pass --on-host)"
                 << std::endl;
     }
+    // Made now, not at the first job: its work directories end, before anything starts, the
+    // processes a previous life of this worker (killed -9) left running in them.
+    runners_.remote(local_store_, remote_sources_);
   }
 
   int run() {
@@ -256,6 +299,7 @@ class Agent {
     asio::io_context& io;
     websocket::stream<tcp::socket> ws;
     std::deque<std::string> queue;
+    std::atomic<size_t> queued_bytes{0};  // in `queue` and posted to it
     beast::flat_buffer buffer;
   };
 
@@ -346,15 +390,32 @@ class Agent {
   void send(const std::string& text) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!conn_) return;
+    conn_->queued_bytes += text.size();
     asio::post(conn_->io, [this, conn = conn_, text] {
       conn->queue.push_back(text);
       if (conn->queue.size() == 1) write_next(conn);
     });
   }
 
+  // send(), after waiting while the connection has more than kMaxQueuedBytes unsent (or until
+  // it is gone or the worker stops). For log messages, from their follower's thread.
+  void send_when_room(const std::string& text) {
+    for (;;) {
+      std::shared_ptr<Connection> conn;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        conn = conn_;
+      }
+      if (!conn || g_stop || conn->queued_bytes < kMaxQueuedBytes) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    send(text);
+  }
+
   void write_next(const std::shared_ptr<Connection>& conn) {
     conn->ws.async_write(asio::buffer(conn->queue.front()), [this, conn](beast::error_code ec, size_t) {
       if (ec) return close(*conn);
+      conn->queued_bytes -= conn->queue.front().size();
       conn->queue.pop_front();
       if (!conn->queue.empty()) write_next(conn);
     });
@@ -458,7 +519,8 @@ class Agent {
       }
     }
     runner::RunRequest request{&*object, run_id, job.value("cores", 1), job.value("ram_gb", 0), &cancellation, {}};
-    LogFollower follower(run_id, [this](const std::string& text) { send(text); });
+    request.max_log_bytes = job.value("max_log_bytes", kDefaultMaxLogBytes);
+    LogFollower follower(run_id, [this](const std::string& text) { send_when_room(text); });
     request.on_log_open = [&follower](const fs::path& log) { follower.follow(log); };
     const runner::RunResult run = r.run(request, {});
     follower.finish(run.log_path);

@@ -99,6 +99,44 @@ TEST(HostLauncher, BackgroundProcessesDieWithTheCommand) {
   EXPECT_TRUE(eventually_gone(testing::wait_for_pids(dir / "pid", 1)[0]));
 }
 
+// Issue 11 item 7: a process that left the group (setsid) dies with a command that ended
+// normally too, not only with one that timed out or was killed.
+TEST(HostLauncher, EscapedProcessesDieWithACommandThatEndsNormally) {
+  TempDir dir;
+  Log log(dir / "log");
+  const std::string pid = (dir / "pid").string();
+  Result<std::unique_ptr<Process>> process = make_host_launcher()->start(command(
+      dir, log, "setsid sleep 1000 & echo $! > " + pid + ".tmp && mv " + pid + ".tmp " + pid));
+  ASSERT_TRUE(process.ok());
+  Result<Exit> exit = (*process)->wait_until(kForever);
+  EXPECT_TRUE(exit->success());
+  const int escaped = testing::wait_for_pids(dir / "pid", 1)[0];
+  EXPECT_TRUE(testing::process_gone(escaped)) << "pid " << escaped << " outlived its command";
+  ::kill(escaped, SIGKILL);
+}
+
+// Issue 11 item 7: what a dead process's commands left behind (here: a command whose Process
+// never waited, as after a kill -9 of its worker) is found by its owner and killed.
+TEST(HostLauncher, KillLeftoversEndsWhatCommandsOfAnOwnerLeft) {
+  TempDir dir;
+  Log log(dir / "log");
+  Command c = command(dir, log, "setsid sleep 1000 & echo $! > pid.tmp && mv pid.tmp pid; exit 0");
+  c.run_id = "";  // no run marker: only the owner finds it
+  c.owner = (dir / "slot").string();
+  Command other = command(dir, log, "sleep 1000 & echo $! > other.tmp && mv other.tmp other");
+  other.owner = (dir / "another-slot").string();
+  Result<std::unique_ptr<Process>> process = make_host_launcher()->start(c);
+  Result<std::unique_ptr<Process>> unrelated = make_host_launcher()->start(other);
+  ASSERT_TRUE(process.ok() && unrelated.ok());
+  const int left = testing::wait_for_pids(dir / "pid", 1)[0];
+  const int kept = testing::wait_for_pids(dir / "other", 1)[0];
+  EXPECT_FALSE(testing::process_gone(left));
+  kill_leftovers({c.owner}, "/nonexistent/docker");
+  EXPECT_TRUE(testing::process_gone(left)) << "pid " << left;
+  EXPECT_FALSE(testing::process_gone(kept)) << "another owner's pid " << kept;
+  ::kill(left, SIGKILL);
+}
+
 TEST(HostLauncher, KillFromAnotherThreadEndsTheWait) {
   TempDir dir;
   Log log(dir / "log");

@@ -1,7 +1,9 @@
 #include "runner/runner.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "artifacts/temp_dir.h"
@@ -47,7 +49,7 @@ class RunnerTest : public ::testing::Test {
  protected:
   // Runs `o` once; `behaviour` plays every command.
   RunResult run(const ResolvedObject& o, testing::FakeBehaviour behaviour,
-                Cancellation* cancellation = nullptr) {
+                Cancellation* cancellation = nullptr, int64_t max_log_bytes = kDefaultMaxLogBytes) {
     launcher_ = std::make_shared<testing::FakeLauncher>(std::move(behaviour), clock_);
     RunnerContext context{
         &store_, &exporter_,
@@ -57,11 +59,12 @@ class RunnerTest : public ::testing::Test {
         },
         &clock_};
     Runner runner(context);
-    return runner.run({&o, "run" + std::to_string(next_id_++), 2, 4, cancellation},
-                      [this](const std::string& hash, const std::string& artifact) {
-                        published_.push_back(hash + "/" + artifact + "@" +
-                                             std::to_string(launcher_->commands.size()));
-                      });
+    RunRequest request{&o, "run" + std::to_string(next_id_++), 2, 4, cancellation};
+    request.max_log_bytes = max_log_bytes;
+    return runner.run(request, [this](const std::string& hash, const std::string& artifact) {
+      published_.push_back(hash + "/" + artifact + "@" +
+                           std::to_string(launcher_->commands.size()));
+    });
   }
 
   std::vector<std::string> scripts() const {
@@ -97,6 +100,38 @@ TEST_F(RunnerTest, RunsStagesInOrderWithTheRunVariables) {
   EXPECT_DOUBLE_EQ(result.seconds(), 2);
   EXPECT_EQ(result.record_dir, store_.run_dir("run0"));
   EXPECT_TRUE(std::filesystem::is_empty(store_.work_root() / "0/inputs"));
+}
+
+// Issue 11: a command writing far more than the run's max_log_bytes fills the log up to the cap;
+// the rest is counted, the last line says so, and the exit code still decides the run.
+TEST_F(RunnerTest, OutputPastMaxLogBytesIsCountedNotKeptAndTheLogSaysWhereItWasCut) {
+  constexpr size_t kWritten = 300'000;
+  const ResolvedObject o = object(ObjectKind::kTest, {stage("chatty")});
+  const RunResult result = run(
+      o,
+      [](const Command& c) {
+        const std::string block(1000, 'x');
+        for (size_t done = 0; done < kWritten; done += block.size()) {
+          EXPECT_EQ(::write(c.log_fd, block.data(), block.size()), 1000);
+        }
+        return exits(3);
+      },
+      nullptr, 4096);
+  EXPECT_EQ(result.outcome, Outcome::kFailure);
+  EXPECT_EQ(result.exit_code, 3);
+  std::ifstream in(result.log_path, std::ios::binary);
+  const std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The command's output: the one run of 'x' (the runner's lines say "exit 3" too).
+  const size_t first = log.find("xxx");
+  ASSERT_NE(first, std::string::npos) << log;
+  const size_t kept = log.find_first_not_of('x', first) - first;
+  EXPECT_GT(kept, 0u);
+  const std::string last = log_cut_line(4096, static_cast<int64_t>(kWritten - kept)) + "\n";
+  ASSERT_GE(log.size(), last.size());
+  EXPECT_EQ(log.substr(log.size() - last.size()), last) << log.substr(0, 400);
+  EXPECT_EQ(last, "[testlooper: log cut at 4096 bytes; " + std::to_string(kWritten - kept) +
+                      " bytes not kept]\n");
+  EXPECT_LE(log.size(), 4096 + 200u);  // the runner's own last lines may follow the cut
 }
 
 TEST_F(RunnerTest, AfterAFailureOnlyCleanupAndAlwaysRunStagesRun) {
