@@ -4,8 +4,9 @@
 # `testlooper serve` with two real `testlooper worker`s (one local, started by the server with
 # --shared-disk; one external, which fetches sources over HTTP) through RUNS short test runs (a
 # passing test, a flaky one, one that writes a log), with live-log viewers on the newest runs and
-# an /api/events viewer connected all along (both through bash's /dev/tcp), then stops everything
-# with SIGTERM. Prints every ThreadSanitizer report (kept in build-tsan/tsan-reports) and exits 1
+# an /api/events viewer connected all along (both through bash's /dev/tcp). Halfway the external
+# worker is killed (-9) and started again; at the end the server and worker get SIGTERM with runs
+# in flight. Prints every ThreadSanitizer report (kept in build-tsan/tsan-reports) and exits 1
 # when there is one.
 # Usage: bench/tsan.sh [runs]          (default 300; SKIP_BUILD=1 uses build-tsan as it is)
 set -euo pipefail
@@ -60,10 +61,13 @@ until grep -q listening "$work/serve.out"; do
 done
 port="$(grep -o '[0-9]*$' "$work/serve.out" | head -1)"
 api="http://127.0.0.1:$port/api"
-"$testlooper" worker --server "http://127.0.0.1:$port" --dir "$work/worker" --id external \
-  --cores 2 --ram-gb 2 --token-file "$work/data/worker.token" 2>"$work/worker.err" &
-worker_pid=$!
-pids+=("$worker_pid")
+start_worker() {
+  "$testlooper" worker --server "http://127.0.0.1:$port" --dir "$work/worker" --id external \
+    --cores 2 --ram-gb 2 --token-file "$work/data/worker.token" 2>>"$work/worker.err" &
+  worker_pid=$!
+  pids+=("$worker_pid")
+}
+start_worker
 
 # A WebSocket viewer on PATH: the upgrade, then everything the server sends until it closes (or
 # for at most SECONDS); the frames are not parsed, only read.
@@ -81,20 +85,34 @@ viewed() { awk '{ n += $1; c += 1 } END { printf "%d viewers, %d bytes", c, n }'
 pids+=("$!")
 
 until curl -sf "$api/workers" | grep -o '"connected":true' | wc -l | grep -q 2; do sleep 0.2; done
-curl -sf -X POST -H "Content-Type: application/json" -d '{"enabled": true, "depth": 0}' "$api/repos/bench/branches/main/test" >/dev/null
+curl -sf -X POST -H "Content-Type: application/json" -d '{"enabled": true, "depth": 0}' \
+  "$api/repos/bench/branches/main/test" >/dev/null
 until curl -sf "$api/repos/bench/commits/$head" | grep -q '"name":"log/host"'; do sleep 0.2; done
 per_test=$(((runs + 2) / 3))
-for test in pass/host flaky/host log/host; do
-  curl -sf -X POST -H "Content-Type: application/json" -d "{\"name\": \"$test\", \"runs\": $per_test}" \
-    "$api/repos/bench/commits/$head/targets" >/dev/null
-done
+# Sets each test's target to $1 runs.
+target() {
+  for test in pass/host flaky/host log/host; do
+    curl -sf -X POST -H "Content-Type: application/json" \
+      -d "{\"name\": \"$test\", \"runs\": $1}" "$api/repos/bench/commits/$head/targets" >/dev/null
+  done
+}
+target "$per_test"
 # Finished runs of the commit's three tests.
 finished() {
   curl -sf "$api/repos/bench/commits/$head" | grep -o '"runs":[0-9]*' | cut -d: -f2 |
     awk '{ n += $1 } END { print n + 0 }'
 }
 start=$(date +%s)
+killed=""
 while (($(finished) < 3 * per_test)); do
+  # Halfway, the external worker is killed with its runs in flight and starts again.
+  if [[ -z "$killed" ]] && (($(finished) > 3 * per_test / 2)); then
+    kill -KILL "$worker_pid"
+    wait "$worker_pid" 2>/dev/null || true
+    start_worker
+    killed=yes
+    echo "tsan: external worker killed (-9) and started again after $(finished) runs"
+  fi
   # Live logs of the three newest runs.
   for id in $(curl -sf "$api/repos/bench/commits/$head/runs" | grep -o '"id":"[0-9a-f]\{16\}"' |
     head -3 | cut -d'"' -f4); do
@@ -110,6 +128,18 @@ echo "tsan: $(finished) runs finished in $(($(date +%s) - start)) s; runs per wo
   "$(curl -sf "$api/repos/bench/commits/$head/runs" | grep -o '"worker":"[^"]*"' | sort | uniq -c |
     tr -s ' \n' ' ')"
 
+# The server is stopped with runs in flight and viewers connected.
+target $((per_test + 1000))
+until curl -sf "$api/repos/bench/commits/$head/runs" | grep -q '"state":"running"'; do
+  sleep 0.1
+done
+for id in $(curl -sf "$api/repos/bench/commits/$head/runs" | grep -o '"id":"[0-9a-f]\{16\}"' |
+  head -3 | cut -d'"' -f4); do
+  view "/api/runs/$id/log/live" 5 log &
+done
+sleep 0.5
+echo "tsan: SIGTERM with $(curl -sf "$api/repos/bench/commits/$head/runs" |
+  grep -o '"state":"running"' | wc -l) runs in flight"
 touch "$work/stopping"
 kill -TERM "$worker_pid" "$server_pid"
 wait "$worker_pid" || echo "tsan: the external worker exited $?"
@@ -122,7 +152,9 @@ shopt -s nullglob
 found=("$reports"/report.*)
 if ((${#found[@]})); then
   cat "${found[@]}"
-  echo "tsan: ${#found[@]} process(es) with ThreadSanitizer reports ($(grep -c '^WARNING: ThreadSanitizer' "${found[@]}" | awk -F: '{ n += $NF } END { print n }') warnings), kept in $reports"
+  warnings=$(cat "${found[@]}" | grep -c '^WARNING: ThreadSanitizer' || true)
+  echo "tsan: ${#found[@]} process(es) with ThreadSanitizer reports ($warnings warnings)," \
+    "kept in $reports"
   exit 1
 fi
 echo "tsan: no ThreadSanitizer report"
