@@ -76,7 +76,7 @@ inline std::string sanitizer_report(pid_t pid) {
   for (const char* variable : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS"}) {
     const char* value = std::getenv(variable);
     const std::string options = value != nullptr ? value : "";
-    const size_t at = options.find("log_path=");
+    const size_t at = options.rfind("log_path=");  // the last one wins
     if (at == std::string::npos) continue;
     const size_t from = at + std::string("log_path=").size();
     const std::string path =
