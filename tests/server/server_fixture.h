@@ -2,6 +2,7 @@
 // (chosen by the kernel), driven over HTTP with curl, and stopped (or killed) by the test.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -9,7 +10,9 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
@@ -52,6 +55,47 @@ inline pid_t spawn_testlooper(const std::string& subcommand, const std::vector<s
   _exit(127);
 }
 
+// Whether this is a sanitizer build (-DTESTLOOPER_SANITIZE=...): there a process's memory
+// (shadow memory, redzones, ASan's quarantine of up to 256 MB of freed blocks) says nothing of
+// what the code keeps, so tests do not check memory bounds.
+#ifdef TESTLOOPER_SANITIZED
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
+
+// In a sanitizer build (CMakePresets.json's "asan" test preset sets ASAN_OPTIONS/UBSAN_OPTIONS) a
+// sanitizer report ends a testlooper process with this exit status, the report in the file
+// <log_path>.<pid>. A process with no sanitizer never exits with it.
+inline constexpr int kSanitizerExitCode = 86;
+
+// The report sanitized process `pid` wrote to the log_path of ASAN_OPTIONS (or UBSAN_OPTIONS,
+// TSAN_OPTIONS); "" when there is none.
+inline std::string sanitizer_report(pid_t pid) {
+  std::string report;
+  for (const char* variable : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS"}) {
+    const char* value = std::getenv(variable);
+    const std::string options = value != nullptr ? value : "";
+    const size_t at = options.rfind("log_path=");  // the last one wins
+    if (at == std::string::npos) continue;
+    const size_t from = at + std::string("log_path=").size();
+    const std::string path =
+        options.substr(from, options.find(':', from) - from) + "." + std::to_string(pid);
+    std::ifstream in(path);
+    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    if (report.find(text) == std::string::npos) report += text;
+  }
+  return report;
+}
+
+// Fails the current test when `status`, the wait status of testlooper process `pid` (`what`),
+// says that a sanitizer stopped it, with the sanitizer's report.
+inline void expect_no_sanitizer_report(pid_t pid, int status, const std::string& what) {
+  if (WIFEXITED(status) && WEXITSTATUS(status) == kSanitizerExitCode)
+    ADD_FAILURE() << what << " (pid " << pid << ") was stopped by a sanitizer:\n"
+                  << sanitizer_report(pid);
+}
+
 // `testlooper worker` with `args` (another "host" when its --dir is its own), its process group
 // sent `stop_signal` on destruction.
 class WorkerProcess {
@@ -60,7 +104,9 @@ class WorkerProcess {
       : pid_(spawn_testlooper("worker", args)), stop_signal_(stop_signal) {}
   ~WorkerProcess() {
     kill(-pid_, stop_signal_);
-    waitpid(pid_, nullptr, 0);
+    int status = -1;
+    waitpid(pid_, &status, 0);
+    expect_no_sanitizer_report(pid_, status, "testlooper worker");
   }
   WorkerProcess(const WorkerProcess&) = delete;
   WorkerProcess& operator=(const WorkerProcess&) = delete;
@@ -95,6 +141,7 @@ class ServerProcess {
     group ? kill(-pid_, sig) : kill(pid_, sig);
     int status = -1;
     waitpid(pid_, &status, 0);
+    expect_no_sanitizer_report(pid_, status, "testlooper serve");
     pid_ = -1;
     if (out_) fclose(out_);
     out_ = nullptr;
