@@ -25,7 +25,7 @@ struct ServerOptions {
   // The first back-off after an infrastructure failure of an identity or environment; it doubles
   // with each failure in a row (up to 30 min), and the 5th in a row blocks it (infra_blocked).
   double infra_backoff_seconds = 10;
-  int max_log_mb = 64;                 // a run's log keeps this many MiB; the rest is counted
+  int max_log_mb = 64;  // a run's log keeps this many MiB; the rest is counted
   int default_target_runs = 1;
   int64_t extra_runs = 500;          // extra runs per branch under test (statistical bisection)
   double extra_confidence = 0.95;    // a change this probable is localised: no more extra runs

@@ -6,9 +6,9 @@
 #include <chrono>
 #include <fstream>
 #include <iostream>
-#include <stdexcept>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <stdexcept>
 
 #include "core/hash.h"
 #include "dispatch/dispatch.h"

@@ -272,8 +272,8 @@ class ServerState {
     bool ack = false;  // its worker reported it and waits for the ack
   };
   std::map<std::string, Unstored> unstored_;
-  double store_delay_ = 0;     // the current back-off of store writes; 0 = writable
-  double store_retry_at_ = 0;  // no store write (nor dispatch) before this
+  double store_delay_ = 0;      // the current back-off of store writes; 0 = writable
+  double store_retry_at_ = 0;   // no store write (nor dispatch) before this
   double store_failed_at_ = 0;  // the last failed write; a run started later and stored resets
 };
 

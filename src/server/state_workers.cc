@@ -361,7 +361,7 @@ void ServerState::finish_run(const std::string& worker, const ResultMessage& m) 
 }
 
 bool ServerState::record_result(store::RunRow run, const std::vector<store::CaseRow>& cases,
-                                 bool environment_failed) {
+                                bool environment_failed) {
   if (auto c = cancels_.find(run.id); c != cancels_.end()) {
     if (run.state == store::RunState::kCancelled) run.detail = c->second;
     cancels_.erase(c);

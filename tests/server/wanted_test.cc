@@ -64,6 +64,16 @@ class PinnedTest : public testing::Test {
     lib_.commit("lib base");
   }
 
+  // lib's commit X, with its build, on branch "side" (main does not reach it); main checked out.
+  std::string commit_lib_on_side_branch() {
+    lib_.branch("side");
+    lib_.checkout("side");
+    lib_.write("testlooper.yml", kLibDefinitions);
+    const std::string x = lib_.commit("lib at X");
+    lib_.checkout("main");
+    return x;
+  }
+
   // app's commit pinning lib at `lib_sha`, with a test that needs lib's build there.
   std::string commit_app(const std::string& lib_sha) {
     app_.write("testlooper.yml",
@@ -115,11 +125,7 @@ class PinnedTest : public testing::Test {
 // lib's commit X was made on a branch deleted before the server ever saw it: no branch head
 // reaches X, only app's pin names it.
 TEST_F(PinnedTest, Item4_APinnedCommitNoBranchReachesIsIngestedAndItsBuildRunsOnce) {
-  lib_.branch("side");
-  lib_.checkout("side");
-  lib_.write("testlooper.yml", kLibDefinitions);
-  const std::string x = lib_.commit("lib at X");
-  lib_.checkout("main");
+  const std::string x = commit_lib_on_side_branch();
   lib_.run({"branch", "-q", "-D", "side"});
   const std::string app_sha = commit_app(x);
   start();
@@ -129,11 +135,7 @@ TEST_F(PinnedTest, Item4_APinnedCommitNoBranchReachesIsIngestedAndItsBuildRunsOn
 // X was on a branch the server ingested, then that branch went away: X is known but unreachable,
 // and its build, needed by app's pin, was started and cancelled in a loop.
 TEST_F(PinnedTest, Item4_ABuildAtACommitNoLongerReachedIsNotStartedAndCancelledInALoop) {
-  lib_.branch("side");
-  lib_.checkout("side");
-  lib_.write("testlooper.yml", kLibDefinitions);
-  const std::string x = lib_.commit("lib at X");
-  lib_.checkout("main");
+  const std::string x = commit_lib_on_side_branch();
   const std::string app_sha = commit_app(x);
   start();
   ASSERT_TRUE(
