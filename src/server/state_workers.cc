@@ -346,8 +346,15 @@ void ServerState::finish_run(const std::string& worker, const ResultMessage& m) 
   for (const auto& c : m.cases) cases.push_back({c.name, c.success, c.elapsed});
   // A worker on the server's disk that could not work because that disk is full: a failed write
   // of the server's, which backs off (the run's quick end must not count as a whole run stored).
-  if (r.state == store::RunState::kInfraFailed && w != workers_.end() && w->second.shared_disk &&
-      disk_full(options_.logs_dir)) {
+  // A test that failed then may have failed only for want of space (its output could not be
+  // written): an infrastructure failure, never counted as the test's.
+  if ((r.state == store::RunState::kInfraFailed || r.state == store::RunState::kFailed) &&
+      w != workers_.end() && w->second.shared_disk && disk_full(options_.logs_dir)) {
+    if (r.state == store::RunState::kFailed) {
+      r.state = store::RunState::kInfraFailed;
+      r.detail = "the server's disk, which this worker works on, was full when the run ended: " +
+                 r.detail;
+    }
     store_failed("the work of run " + r.id + " (a worker on the server's disk)",
                  Error{"", r.detail});
   }
