@@ -352,8 +352,8 @@ void ServerState::finish_run(const std::string& worker, const ResultMessage& m) 
       w != workers_.end() && w->second.shared_disk && disk_full(options_.logs_dir)) {
     if (r.state == store::RunState::kFailed) {
       r.state = store::RunState::kInfraFailed;
-      r.detail = "the server's disk, which this worker works on, was full when the run ended: " +
-                 r.detail;
+      r.detail =
+          "the server's disk, which this worker works on, was full when the run ended: " + r.detail;
     }
     store_failed("the work of run " + r.id + " (a worker on the server's disk)",
                  Error{"", r.detail});
