@@ -188,6 +188,8 @@ Api::Api(ServerState& state, std::function<void()> refresh, std::string webhook_
       web_dir_(web_dir.empty() ? default_web_dir() : std::move(web_dir)) {}
 
 Response Api::handle(const Request& request) {
+  const auth::Principal who = principal(request);
+  if (auto refusal = access_refusal(request, who)) return *refusal;
   Response response = request.method == "GET"    ? get(request)
                       : request.method == "POST" ? post(request)
                                                  : error(405, "method not allowed: " + request.method);

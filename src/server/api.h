@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "auth/auth.h"
 #include "server/http.h"
 #include "server/state.h"
 
@@ -33,6 +34,16 @@ class Api : public Handler {
   std::string body_file_for(const Request& head) override;
 
  private:
+  // Who made `request` (api_access.cc): the owner of its `Authorization: Bearer` API token, the
+  // user of its session cookie, or anonymous; with authentication off (auth::Mode::kNone)
+  // everyone is an "open" principal that may do everything but what needs a worker token.
+  auth::Principal principal(const Request& request);
+  // Why `who` may not make `request` (401 without credentials that are enough, 403 with a role
+  // too low or a missing CSRF token, 429 after too many failed authentications), or nullopt.
+  // Called on every request's head (refuse_early) and again in handle(): a refused request
+  // changes nothing.
+  std::optional<Response> access_refusal(const Request& request, const auth::Principal& who);
+
   Response get(const Request& request);
   Response post(const Request& request);
   // Source archives, build artifacts and run records (api_files.cc); nullopt when `request` is

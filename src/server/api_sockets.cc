@@ -41,6 +41,7 @@ Api::~Api() { state_.stop_log_viewers(); }
 
 std::optional<Response> Api::refuse_early(const Request& head) {
   const std::string& p = head.path;
+  if (auto refusal = access_refusal(head, principal(head))) return *refusal;
   if (!is_websocket_upgrade(head)) {
     if (head.method == "POST" && p.starts_with("/api/artifacts/")) return upload_refusal(head);
     return std::nullopt;

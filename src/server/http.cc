@@ -92,6 +92,7 @@ class Slot {
   Slot(const Slot&) = delete;
   Slot& operator=(const Slot&) = delete;
   void hold(std::weak_ptr<Session> session) { shared_.sessions[key_] = std::move(session); }
+  const std::string& address() const { return address_; }
 
  private:
   Shared& shared_;
@@ -322,6 +323,7 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     auto head = request_of(header, upgrade_, shared_.options);
     if (auto* refusal = std::get_if<Response>(&head)) return refuse(*refusal);
     head_ = std::move(std::get<Request>(head));
+    head_.client = slot_->address();
     try {
       if (auto early = shared_.handler.refuse_early(head_)) return refuse(*early);
     } catch (const std::exception& e) {

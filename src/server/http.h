@@ -30,6 +30,9 @@ struct Request {
   // When set, the body was streamed into this file instead (Handler::body_file_for); the server
   // removes the file after handle() unless the handler moved it away.
   std::string body_file;
+  // The client's IP address as the server sees it ("127.0.0.1", "::1"; a proxy's own address
+  // behind one); "" when the request did not come through HttpServer.
+  std::string client;
 };
 
 struct Response {
