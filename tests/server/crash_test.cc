@@ -15,22 +15,11 @@ namespace {
 using fixtures::capture;
 using fixtures::eventually;
 using fixtures::GitFixtureRepo;
+using fixtures::free_port;
 using fixtures::ServerProcess;
 using fixtures::shell_quote;
 using fixtures::TempDir;
 using nlohmann::json;
-
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 // A `testlooper worker` of its own (another "host": its own directory), killed on destruction;
 // `data` is its server's data dir (where the worker token is).

@@ -23,6 +23,7 @@ namespace {
 
 using fixtures::eventually;
 using fixtures::GitFixtureRepo;
+using fixtures::free_port;
 using fixtures::ServerProcess;
 using fixtures::TempDir;
 using fixtures::WorkerProcess;
@@ -31,18 +32,6 @@ using nlohmann::json;
 constexpr int kTests = 5;
 constexpr int kRunsPerTest = 100;  // 500 runs in all
 constexpr int kKills = 10;
-
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 std::vector<std::string> lines_of(const std::string& path) {
   std::ifstream in(path);

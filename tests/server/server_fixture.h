@@ -2,8 +2,11 @@
 // (chosen by the kernel), driven over HTTP with curl, and stopped (or killed) by the test.
 #pragma once
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -172,6 +175,21 @@ class ServerProcess {
   int port_ = 0;
   FILE* out_ = nullptr;
 };
+
+// A loopback TCP port free a moment ago, for a server that must come back on the same port
+// after a restart (the server itself binds with SO_REUSEADDR); a test that needs no fixed port
+// lets the kernel choose (--port 0).
+inline int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
 
 // The worker secret the server keeps in `data_dir` (issue 10 item 7): "" when there is none.
 inline std::string worker_token(const std::string& data_dir) {
