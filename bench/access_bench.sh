@@ -36,7 +36,7 @@ measure() {
   for _ in $(seq "$requests"); do urls+=("$url"); done
   local start end
   start=$(date +%s.%N)
-  curl -sf "${header[@]}" -o /dev/null "${urls[@]}"
+  curl -sf "${header[@]}" "${urls[@]}" >/dev/null
   end=$(date +%s.%N)
   stop_server
   echo "scale=0; $requests / ($end - $start)" | bc

@@ -10,9 +10,8 @@
 
 #include "auth/auth.h"
 #include "cli/command.h"
-#include "core/hash.h"
-#include "core/token.h"
 #include "server/protocol.h"
+#include "server/tokens.h"
 #include "store/store.h"
 
 namespace testlooper::cli {
@@ -48,19 +47,16 @@ int fail(const std::string& message, int code) {
 }
 
 int create(const std::string& data, const std::string& name, const std::string& role) {
-  if (!auth::is_token_name(name)) {
-    return fail("'" + name + "' is not a token name (1 to 64 of A-Z a-z 0-9 . _ -)", 2);
+  if (const std::string why = server::token_name_error(name); !why.empty()) {
+    return fail(why, auth::is_token_name(name) ? 1 : 2);
   }
-  if (name == "local") return fail("the name 'local' is the server's own workers' token", 1);
   auto store = open_store(data);
   if (!store.ok()) return fail(store.error().to_string(), 2);
-  const std::string token = new_api_token();
-  const store::TokenRow row{name, role, sha256_hex(token), server::now_seconds(), 0};
-  Result<bool> added = (*store)->add_token(row, /*replace=*/false);
-  if (!added.ok()) return fail(added.error().to_string(), 2);
-  audit(**store, "token create " + name + " (" + role + ")", *added ? 200 : 409);
-  if (!*added) return fail("a token named '" + name + "' exists already", 1);
-  std::cout << token << std::endl;
+  Result<std::string> token = server::make_token(**store, name, role, server::now_seconds());
+  if (!token.ok()) return fail(token.error().to_string(), 2);
+  audit(**store, "token create " + name + " (" + role + ")", token->empty() ? 409 : 200);
+  if (token->empty()) return fail("a token named '" + name + "' exists already", 1);
+  std::cout << *token << std::endl;
   return 0;
 }
 

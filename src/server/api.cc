@@ -215,6 +215,7 @@ Response Api::get(const Request& request) {
   if (p == "/api/repos") return repos();
   if (p == "/api/workers") return workers();
   if (p == "/api/audit") return audit_log(request);
+  if (auto tokens = token_endpoint(request)) return *tokens;
   if (auto file = get_file(request)) return *file;
   if (starts_with(p, "/api/runs/")) {
     const std::string rest = p.substr(10);
@@ -275,6 +276,7 @@ Response Api::post(const Request& request, const auth::Principal& who) {
     return ok({{"refreshing", true}});
   }
   if (p == "/githubReceivedAPush" || p == "/webhook") return webhook(request);
+  if (auto tokens = token_endpoint(request)) return *tokens;
   if (auto file = post_file(request)) return *file;
   if (starts_with(p, "/api/runs/") && ends_with(p, "/cancel")) {
     const std::string id = p.substr(10, p.size() - 10 - 7);

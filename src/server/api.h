@@ -59,6 +59,9 @@ class Api : public Handler {
   void audit(const Request& request, const auth::Principal& who, int status);
   // GET /api/audit?limit=N&before=ID (admin), newest first.
   Response audit_log(const Request& request);
+  // Token management (admin): GET /api/tokens, POST /api/tokens {name, role},
+  // POST /api/tokens/{name}/revoke; nullopt for any other request.
+  std::optional<Response> token_endpoint(const Request& request);
 
   Response get(const Request& request);
   Response post(const Request& request, const auth::Principal& who);

@@ -7,6 +7,7 @@
 
 #include "server/api.h"
 #include "server/api_json.h"
+#include "server/tokens.h"
 #include "server/worker_token.h"
 
 namespace testlooper::server {
@@ -170,6 +171,46 @@ Response Api::audit_log(const Request& request) {
                    {"status", a.status}});
   }
   return reply::ok(out);
+}
+
+std::optional<Response> Api::token_endpoint(const Request& request) {
+  const std::string& p = request.path;
+  if (request.method == "GET" && p == "/api/tokens") {
+    auto tokens = state_.store().tokens();
+    if (!tokens.ok()) return error(500, "cannot read the tokens");
+    json out = json::array();
+    for (const store::TokenRow& t : *tokens) {
+      out.push_back(
+          {{"name", t.name}, {"role", t.role}, {"created", t.created}, {"last_used", t.last_used}});
+    }
+    return reply::ok(out);
+  }
+  if (request.method != "POST" || !p.starts_with("/api/tokens")) return std::nullopt;
+  if (p == "/api/tokens") {
+    const json body = json::parse(request.body, nullptr, false);
+    if (!body.is_object() || !body.contains("name") || !body["name"].is_string()) {
+      return error(400, "expected {\"name\": NAME, \"role\": ROLE}");
+    }
+    const std::string name = body["name"].get<std::string>();
+    if (const std::string why = token_name_error(name); !why.empty()) return error(400, why);
+    const json role_field = body.value("role", json());
+    if (!role_field.is_string() || !auth::parse_role(role_field.get<std::string>())) {
+      return error(400, "'role' must be viewer, editor, admin or worker");
+    }
+    const std::string role = role_field.get<std::string>();
+    Result<std::string> token = make_token(state_.store(), name, role, now_seconds());
+    if (!token.ok()) return write_failed("a new token", token.error());
+    if (token->empty()) return error(409, "a token named '" + name + "' exists already");
+    return reply::ok({{"name", name}, {"role", role}, {"token", *token}});
+  }
+  const std::string prefix = "/api/tokens/", suffix = "/revoke";
+  if (!p.ends_with(suffix) || p.size() <= prefix.size() + suffix.size()) return std::nullopt;
+  const std::string name = p.substr(prefix.size(), p.size() - prefix.size() - suffix.size());
+  if (!auth::is_token_name(name)) return error(400, "not a token name");
+  Result<bool> revoked = state_.store().revoke_token(name);
+  if (!revoked.ok()) return write_failed("a token's revocation", revoked.error());
+  if (!*revoked) return error(404, "no token named '" + name + "'");
+  return reply::ok({{"name", name}, {"revoked", true}});
 }
 
 }  // namespace testlooper::server

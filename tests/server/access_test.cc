@@ -345,5 +345,34 @@ TEST_F(AccessTest, AuditLogRecordsWhoWhatWhereAndNoSecrets) {
   EXPECT_EQ(request("GET", "/api/audit", admin_).body.dump().find(editor), std::string::npos);
 }
 
+TEST_F(AccessTest, AdminsManageTokensOverHttp) {
+  start({"--auth", "token"});
+  const std::string editor = create("ed", "editor");
+  const std::string make = R"({"name": "bot", "role": "viewer"})";
+  EXPECT_EQ(status("POST", "/api/tokens", "", make), 401);
+  EXPECT_EQ(status("POST", "/api/tokens", editor, make), 403);
+  EXPECT_EQ(status("GET", "/api/tokens", editor), 403);
+  EXPECT_EQ(status("POST", "/api/tokens/ed/revoke", editor, "{}"), 403);
+  EXPECT_EQ(status("GET", "/api/repos", editor), 200);  // still there
+
+  const Reply made = request("POST", "/api/tokens", admin_, make);
+  ASSERT_EQ(made.status, 200) << made.body;
+  const std::string bot = made.body.value("token", "");
+  EXPECT_EQ(bot.size(), 67u);
+  EXPECT_EQ(status("GET", "/api/repos", bot), 200);
+  EXPECT_EQ(status("POST", "/api/tokens", admin_, make), 409);
+  EXPECT_EQ(status("POST", "/api/tokens", admin_, R"({"name": "local", "role": "admin"})"), 400);
+  EXPECT_EQ(status("POST", "/api/tokens", admin_, R"({"name": "a/b", "role": "admin"})"), 400);
+  EXPECT_EQ(status("POST", "/api/tokens", admin_, R"({"name": "x", "role": "root"})"), 400);
+  const json listed = request("GET", "/api/tokens", admin_).body;
+  ASSERT_TRUE(listed.is_array()) << listed;
+  EXPECT_EQ(listed.dump().find(bot), std::string::npos);
+  EXPECT_NE(listed.dump().find("\"bot\""), std::string::npos) << listed;
+
+  EXPECT_EQ(status("POST", "/api/tokens/bot/revoke", admin_, "{}"), 200);
+  EXPECT_EQ(status("GET", "/api/repos", bot), 401);
+  EXPECT_EQ(status("POST", "/api/tokens/bot/revoke", admin_, "{}"), 404);
+}
+
 }  // namespace
 }  // namespace testlooper::server
