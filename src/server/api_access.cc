@@ -64,7 +64,7 @@ auth::Principal Api::principal(const Request& request) {
 // The table of docs/api.md "Access". Paths are compared exactly as get()/post() route them.
 Role Api::needed_role(const Request& request) const {
   const std::string& p = request.path;
-  if (request.method == "GET") {
+  if (request.method == "GET" || request.method == "HEAD") {
     if (!p.starts_with("/api/")) return Role::kAnonymous;  // the web UI must load to sign in
     if (p == "/api/session") return Role::kAnonymous;      // who is signed in (oauth part)
     if (is_worker_endpoint(p)) return Role::kWorker;

@@ -23,6 +23,7 @@ using fixtures::GitFixtureRepo;
 using fixtures::ServerProcess;
 using fixtures::shell_quote;
 using fixtures::TempDir;
+using fixtures::WorkerProcess;
 using fixtures::WsClient;
 using nlohmann::json;
 
@@ -245,6 +246,11 @@ TEST_F(AccessTest, RevokeTakesEffectAtTheNextRequestAndTokensAreNeverStored) {
 
   const auto [listed, list] = token_command("list --data " + shell_quote(data()));
   EXPECT_EQ(listed, 0);
+  // Its last use is kept (at most once a minute).
+  const size_t line = list.find("\ned ");
+  ASSERT_NE(line, std::string::npos) << list;
+  EXPECT_EQ(list.substr(line, list.find('\n', line + 1) - line).find("never"), std::string::npos)
+      << list;
   EXPECT_NE(list.find("ed"), std::string::npos) << list;
   EXPECT_NE(list.find("local"), std::string::npos) << list;  // the local workers' token
   EXPECT_EQ(list.find(editor), std::string::npos) << list;
@@ -289,6 +295,45 @@ TEST_F(AccessTest, WorkerWithoutAWorkerTokenGetsNoJob) {
   EXPECT_TRUE(eventually([&] { return workers()[0]["connected"] == false; }, 30)) << workers();
   FakeWorker again(server_->port(), worker, "pool-1", 4, 4);
   EXPECT_FALSE(again.connected());
+}
+
+TEST_F(AccessTest, RealWorkerTakesItsTokenFromTheEnvironment) {
+  start({"--auth", "token"});
+  const std::string worker = create("pool", "worker");
+  TempDir worker_dir;
+  setenv("TESTLOOPER_TOKEN", worker.c_str(), 1);
+  WorkerProcess remote({"--server", server_->url(""), "--dir", worker_dir.path(), "--cores", "1",
+                        "--ram-gb", "1", "--id", "remote-1"});
+  unsetenv("TESTLOOPER_TOKEN");
+  ASSERT_TRUE(eventually(
+      [&] {
+        const json w = workers();
+        return w.size() == 1 && w[0]["connected"] == true;
+      },
+      60))
+      << workers();
+  EXPECT_EQ(workers()[0]["id"], "remote-1");
+  EXPECT_EQ(workers()[0]["token"], "pool");
+}
+
+TEST_F(AccessTest, AuthDisabledMeansNoneAndContradictionsAreRefused) {
+  const std::string config = dir_.path() + "/config.json";
+  std::ofstream(config) << json{
+      {"source_control", {{"path_to_repos", dir_.path() + "/repos"}, {"auth_disabled", true}}},
+      {"auth",
+       {{"mode", "token"}}}}.dump();
+  const std::string out =
+      capture(std::string(TL_BINARY) + " serve --port 0 --data " + shell_quote(data()) +
+              " --config " + shell_quote(config) + " 2>&1; echo \"rc=$?\"");
+  EXPECT_NE(out.find("rc=2"), std::string::npos) << out;
+  EXPECT_NE(out.find("auth_disabled"), std::string::npos) << out;
+  std::ofstream(config) << json{{"source_control",
+                                 {{"path_to_repos", dir_.path() + "/repos"},
+                                  {"auth_disabled", true}}}}
+                               .dump();
+  start({"--config", config});
+  EXPECT_EQ(status("GET", "/api/repos", ""), 200);
+  EXPECT_EQ(status("POST", "/api/repos/app/branches/main/test", "", R"({"enabled": true})"), 200);
 }
 
 TEST_F(AccessTest, FailedAuthenticationsAreRateLimitedPerAddress) {
