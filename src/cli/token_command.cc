@@ -74,6 +74,7 @@ int list(const std::string& data) {
 }
 
 int revoke(const std::string& data, const std::string& name) {
+  if (const std::string why = server::revoke_error(name); !why.empty()) return fail(why, 1);
   auto store = open_store(data);
   if (!store.ok()) return fail(store.error().to_string(), 2);
   Result<bool> revoked = (*store)->revoke_token(name);

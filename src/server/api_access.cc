@@ -207,6 +207,7 @@ std::optional<Response> Api::token_endpoint(const Request& request) {
   if (!p.ends_with(suffix) || p.size() <= prefix.size() + suffix.size()) return std::nullopt;
   const std::string name = p.substr(prefix.size(), p.size() - prefix.size() - suffix.size());
   if (!auth::is_token_name(name)) return error(400, "not a token name");
+  if (const std::string why = revoke_error(name); !why.empty()) return error(400, why);
   Result<bool> revoked = state_.store().revoke_token(name);
   if (!revoked.ok()) return write_failed("a token's revocation", revoked.error());
   if (!*revoked) return error(404, "no token named '" + name + "'");

@@ -99,7 +99,7 @@ class ServerState {
 
   // Worker authentication (state_tokens.cc): the local workers' token in `token_file` (made
   // at the first start, server/worker_token.h), registered in the store as the worker token
-  // named "local" (again at every start, so a revoked one is made anew by a restart), and the
+  // named "local" (server/tokens.h; at every start when it is missing), and the
   // longest a run may last. Error when the token cannot be made or is not private, or cannot
   // be registered.
   Status secure_workers(const std::string& token_file, double max_run_hours);

@@ -7,6 +7,7 @@
 #include "core/hash.h"
 #include "core/token.h"
 #include "server/state.h"
+#include "server/tokens.h"
 #include "server/worker_token.h"
 
 namespace testlooper::server {
@@ -20,9 +21,15 @@ constexpr double kLastUsedResolution = 60;
 Status ServerState::secure_workers(const std::string& token_file, double max_run_hours) {
   Result<std::string> token = load_or_create_worker_token(token_file);
   if (!token.ok()) return token.error();
-  const store::TokenRow local{"local", "worker", sha256_hex(*token), now_seconds(), 0};
-  Result<bool> added = store_.add_token(local, /*replace=*/true);
-  if (!added.ok()) return added.error();
+  const store::TokenRow local{kLocalTokenName, "worker", sha256_hex(*token), now_seconds(), 0};
+  // Written only when missing (the first start, or a new worker.token): a restart on a full disk
+  // must not fail for it.
+  Result<std::optional<store::TokenRow>> known = store_.token_by_hash(local.hash);
+  if (!known.ok() || !known->has_value() || (*known)->name != local.name ||
+      (*known)->role != local.role) {
+    Result<bool> added = store_.add_token(local, /*replace=*/true);
+    if (!added.ok()) return added.error();
+  }
   if (max_run_hours > 0) options_.max_run_seconds = max_run_hours * 3600;
   return {};
 }

@@ -10,8 +10,14 @@ std::string token_name_error(const std::string& name) {
   if (!auth::is_token_name(name)) {
     return "'" + name + "' is not a token name (1 to 64 of A-Z a-z 0-9 . _ -)";
   }
-  if (name == "local") return "the name 'local' is the server's own workers' token";
+  if (name == kLocalTokenName) return "the name 'local' is the server's own workers' token";
   return "";
+}
+
+std::string revoke_error(const std::string& name) {
+  if (name != kLocalTokenName) return "";
+  return "the local workers' token cannot be revoked: to change it, stop the server, delete "
+         "<data>/worker.token and start the server";
 }
 
 Result<std::string> make_token(store::Store& store, const std::string& name,

@@ -9,9 +9,17 @@
 
 namespace testlooper::server {
 
+// The server's own workers' token (<data>/worker.token), registered at every start. It cannot
+// be revoked: its workers would retry from 127.0.0.1 and trip the limit on failed
+// authentications for every local client; delete the file and restart to change it.
+inline constexpr const char* kLocalTokenName = "local";
+
 // Why `name` cannot name a new token ("" when it can): 1 to 64 of A-Z a-z 0-9 . _ -, and not
 // "local" (the server's own workers' token, registered at every start).
 std::string token_name_error(const std::string& name);
+
+// Why token `name` may not be revoked ("" when it may): the local workers' token.
+std::string revoke_error(const std::string& name);
 
 // Makes token `name` with `role` ("viewer", "editor", "admin" or "worker") in `store`, at `now`:
 // its text ("tl_" and 64 hex digits), or "" when the name is in use. REQUIRES: the name has no

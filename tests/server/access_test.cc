@@ -4,6 +4,7 @@
 // changed nothing.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -57,12 +58,14 @@ class AccessTest : public testing::Test {
 
   // Starts the server without local workers; `extra` are more flags (--auth ...).
   void start(std::vector<std::string> extra) {
-    std::vector<std::string> args = {
-        "--repos", dir_.path() + "/repos", "--data", data(), "--port", "0", "--workers",
-        "0",       "--poll-seconds",       "0.3"};
+    std::vector<std::string> args = {"--repos", dir_.path() + "/repos", "--data", data(), "--port",
+                                     "0",       "--poll-seconds",       "0.3"};
+    if (std::find(extra.begin(), extra.end(), "--workers") == extra.end()) {
+      args.insert(args.end(), {"--workers", "0"});
+    }
     args.insert(args.end(), extra.begin(), extra.end());
     server_ = std::make_unique<ServerProcess>(args);
-    admin_ = create("root", "admin");
+    if (admin_.empty()) admin_ = create("root", "admin");
     ASSERT_FALSE(admin_.empty());
     ASSERT_TRUE(
         eventually([&] { return request("GET", "/api/repos", admin_).body.size() == 1; }, 30));
@@ -334,6 +337,26 @@ TEST_F(AccessTest, AuthDisabledMeansNoneAndContradictionsAreRefused) {
   start({"--config", config});
   EXPECT_EQ(status("GET", "/api/repos", ""), 200);
   EXPECT_EQ(status("POST", "/api/repos/app/branches/main/test", "", R"({"enabled": true})"), 200);
+}
+
+// The local workers' token is the one named "local": it cannot be revoked (its workers would
+// retry from 127.0.0.1 and trip the failed-authentication limit for every local client), and
+// it is the same after a restart.
+TEST_F(AccessTest, LocalWorkersTokenCannotBeRevoked) {
+  const std::vector<std::string> flags = {"--auth", "token", "--workers", "1"};
+  start(flags);
+  auto local_connected = [&] {
+    const json w = workers();
+    return w.size() == 1 && w[0]["connected"] == true && w[0]["token"] == "local";
+  };
+  ASSERT_TRUE(eventually(local_connected, 60)) << workers();
+  EXPECT_EQ(token_command("revoke --data " + shell_quote(data()) + " local").first, 1);
+  EXPECT_EQ(status("POST", "/api/tokens/local/revoke", admin_, "{}"), 400);
+  EXPECT_NE(token_command("list --data " + shell_quote(data())).second.find("local"),
+            std::string::npos);
+  server_->stop(SIGTERM);
+  start(flags);
+  EXPECT_TRUE(eventually(local_connected, 60)) << workers();
 }
 
 TEST_F(AccessTest, FailedAuthenticationsAreRateLimitedPerAddress) {
