@@ -32,6 +32,16 @@ bool allows(Role have, Role need) {
   return static_cast<int>(have) >= static_cast<int>(need);
 }
 
+bool is_token_name(std::string_view text) {
+  if (text.empty() || text.size() > 64) return false;
+  for (const char c : text) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 std::optional<Mode> parse_mode(std::string_view text) {
   if (text == "none") return Mode::kNone;
   if (text == "token") return Mode::kToken;

@@ -27,6 +27,9 @@ enum class Mode { kNone, kToken, kOAuth };
 std::optional<Mode> parse_mode(std::string_view text);  // "none", "token", "oauth"
 std::string_view to_string(Mode mode);
 
+// An API token's name: 1 to 64 of [A-Za-z0-9._-].
+bool is_token_name(std::string_view text);
+
 // Who made a request.
 struct Principal {
   Role role = Role::kAnonymous;

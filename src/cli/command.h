@@ -18,5 +18,6 @@ void add_run_command(CLI::App& app, Action& action);
 void add_serve_command(CLI::App& app, Action& action);
 void add_worker_command(CLI::App& app, Action& action);
 void add_rebuild_command(CLI::App& app, Action& action);
+void add_token_command(CLI::App& app, Action& action);
 
 }  // namespace testlooper::cli

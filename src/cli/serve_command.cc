@@ -16,6 +16,18 @@
 #include "worker/worker.h"
 
 namespace testlooper::cli {
+namespace {
+
+// The token in TESTLOOPER_TOKEN, else in TESTLOOPER_WORKER_TOKEN (its older name); "" when
+// neither holds one.
+std::string token_from_environment() {
+  for (const char* name : {"TESTLOOPER_TOKEN", "TESTLOOPER_WORKER_TOKEN"}) {
+    if (const char* env = std::getenv(name); env && is_token_text(env)) return env;
+  }
+  return "";
+}
+
+}  // namespace
 
 void add_serve_command(CLI::App& app, Action& action) {
   auto options = std::make_shared<server::ServerOptions>();
@@ -69,9 +81,14 @@ void add_serve_command(CLI::App& app, Action& action) {
   cmd->add_option("--max-connections-per-client", options->max_connections_per_client,
                   "Open connections from one address; more are closed at once (default 64)")
       ->check(CLI::Range(1, 1 << 20));
+  auto auth_mode = std::make_shared<std::string>();
+  cmd->add_option("--auth", *auth_mode,
+                  "none (open: a loopback server only), token (API tokens) or oauth (tokens and "
+                  "GitHub/GitLab sign-in); default none, or the config's auth.mode")
+      ->check(CLI::IsMember({"none", "token", "oauth"}));
   cmd->add_option("--web", options->web_dir,
                   "The built web UI (default: web/dist beside the binary's folder)");
-  cmd->callback([options, config, cmd, &action] {
+  cmd->callback([options, config, cmd, auth_mode, &action] {
     if (!config->empty()) {
       // Flags given on the command line win over the file.
       server::ServerOptions from_file;
@@ -103,7 +120,10 @@ void add_serve_command(CLI::App& app, Action& action) {
         options->max_connections_per_client = from_file.max_connections_per_client;
       }
       options->artifacts_dir = from_file.artifacts_dir;
+      options->auth_mode = from_file.auth_mode;
+      options->public_read = from_file.public_read;
     }
+    if (!auth_mode->empty()) options->auth_mode = *auth::parse_mode(*auth_mode);
     if (options->repos_dir.empty())
       throw CLI::RequiredError("--repos (or source_control.path_to_repos in --config)");
     action = [options] {
@@ -150,8 +170,9 @@ void add_worker_command(CLI::App& app, Action& action) {
   cmd->add_option("--id", options->id, "Worker id (default: host name and directory)");
   auto token_file = std::make_shared<std::string>();
   cmd->add_option("--token-file", *token_file,
-                  "The server's worker secret (its <data>/worker.token); default: the "
-                  "TESTLOOPER_WORKER_TOKEN environment variable");
+                  "A file holding a worker token (`testlooper token create --role worker`, or "
+                  "the server's <data>/worker.token); default: the TESTLOOPER_TOKEN (or "
+                  "TESTLOOPER_WORKER_TOKEN) environment variable");
   cmd->add_flag("--on-host", options->on_host, "Run Linux environments directly on this machine");
   cmd->add_option("--parent-pid", options->parent_pid,
                   "Stop (cancelling every run) once this process is no longer the worker's parent "
@@ -164,12 +185,12 @@ void add_worker_command(CLI::App& app, Action& action) {
       Result<std::string> token = read_token_file(*token_file);
       if (!token.ok()) throw CLI::ValidationError("--token-file", token.error().to_string());
       options->token = *token;
-    } else if (const char* env = std::getenv("TESTLOOPER_WORKER_TOKEN");
-               env && is_token_text(env)) {
+    } else if (const std::string env = token_from_environment(); !env.empty()) {
       options->token = env;
     } else {
       throw CLI::RequiredError(
-          "--token-file (or TESTLOOPER_WORKER_TOKEN, a token of 32 to 1024 visible characters)");
+          "--token-file (or TESTLOOPER_TOKEN or TESTLOOPER_WORKER_TOKEN, a token of 32 to 1024 "
+          "visible characters)");
     }
     action = [options] {
       if (options->dir.empty()) options->dir = "testlooper-worker";

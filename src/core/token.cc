@@ -26,6 +26,8 @@ std::string random_hex(size_t bytes) {
   return out;
 }
 
+std::string new_api_token() { return "tl_" + random_hex(32); }
+
 bool same_secret(std::string_view expected, std::string_view given) {
   if (expected.size() != given.size() || expected.empty()) return false;
   return CRYPTO_memcmp(expected.data(), given.data(), expected.size()) == 0;

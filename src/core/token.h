@@ -13,6 +13,10 @@ namespace testlooper {
 // Aborts only if the CSPRNG cannot be seeded (nothing secret could be made then).
 std::string random_hex(size_t bytes);
 
+// A new API token (`testlooper token create`): "tl_" and 64 hex digits (256 bits from the
+// CSPRNG); it passes is_token_text, so a worker may be given it.
+std::string new_api_token();
+
 // Whether `given` equals `expected`, in time that depends only on their lengths.
 bool same_secret(std::string_view expected, std::string_view given);
 

@@ -66,17 +66,6 @@ std::optional<int64_t> bounded_integer(const json& value, int64_t low, int64_t h
   return v;
 }
 
-// A query parameter of decimal digits only, in [low, high]; nullopt otherwise ("-1" and "1e3"
-// included: std::stoul would wrap the first).
-std::optional<int64_t> bounded_query_integer(const std::string& text, int64_t low, int64_t high) {
-  if (text.empty() || text.size() > 18 || text.find_first_not_of("0123456789") != std::string::npos) {
-    return std::nullopt;
-  }
-  const int64_t v = std::stoll(text);
-  if (v < low || v > high) return std::nullopt;
-  return v;
-}
-
 // The most a request may ask for: target runs per test, a branch's depth, a history's length.
 constexpr int64_t kMaxTargetRuns = 1'000'000;
 constexpr int64_t kMaxDepth = 100'000;
@@ -189,11 +178,16 @@ Api::Api(ServerState& state, std::function<void()> refresh, std::string webhook_
 
 Response Api::handle(const Request& request) {
   const auth::Principal who = principal(request);
-  if (auto refusal = access_refusal(request, who)) return *refusal;
-  Response response = request.method == "GET"    ? get(request)
-                      : request.method == "POST" ? post(request)
-                                                 : error(405, "method not allowed: " + request.method);
+  if (auto refusal = access_refusal(request, who)) {
+    audit(request, who, refusal->status);
+    return *refusal;
+  }
+  Response response = request.method == "GET" ? get(request)
+                      : request.method == "POST"
+                          ? post(request, who)
+                          : error(405, "method not allowed: " + request.method);
   if (response.status >= 400 && response.file.empty()) response.body = without_server_paths(response.body);
+  audit(request, who, response.status);
   return response;
 }
 
@@ -220,6 +214,8 @@ Response Api::get(const Request& request) {
   if (!starts_with(p, "/api/") && p != "/githubReceivedAPush" && p != "/webhook") return web_file(p);
   if (p == "/api/repos") return repos();
   if (p == "/api/workers") return workers();
+  if (p == "/api/audit") return audit_log(request);
+  if (auto tokens = token_endpoint(request)) return *tokens;
   if (auto file = get_file(request)) return *file;
   if (starts_with(p, "/api/runs/")) {
     const std::string rest = p.substr(10);
@@ -236,7 +232,7 @@ Response Api::get(const Request& request) {
     if (starts_with(rest, "/branches/") && ends_with(rest, "/history")) {
       size_t limit = 100;
       if (auto it = request.query.find("limit"); it != request.query.end()) {
-        const auto n = bounded_query_integer(it->second, 1, kMaxHistoryLimit);
+        const auto n = query_integer(it->second, 1, kMaxHistoryLimit);
         if (!n) return error(400, fmt::format("'limit' must be an integer from 1 to {}", kMaxHistoryLimit));
         limit = static_cast<size_t>(*n);
       }
@@ -258,7 +254,7 @@ Response Api::get(const Request& request) {
   return error(404, "no such endpoint: GET " + p);
 }
 
-Response Api::post(const Request& request) {
+Response Api::post(const Request& request, const auth::Principal& who) {
   const std::string& p = request.path;
   // JSON endpoints take JSON only: a cross-site page can POST text/plain or a form without the
   // browser asking first, but not application/json (issue 10, item 14). Uploads are not JSON.
@@ -270,13 +266,17 @@ Response Api::post(const Request& request) {
   if (p == "/api/refresh") {
     // With a webhook secret, a refresh needs the same proof as a push webhook: otherwise the
     // secret would protect nothing (anyone could make the server poll at will).
-    if (!webhook_authentic(request)) {
+    // One who signed in (an editor's token or session: access_refusal checked the role) needs
+    // no signature.
+    const bool signed_in = who.via == "token" || who.via == "session";
+    if (!signed_in && !webhook_authentic(request)) {
       return error(401, "with a webhook secret configured, a refresh must be signed as a webhook is");
     }
     refresh_();
     return ok({{"refreshing", true}});
   }
   if (p == "/githubReceivedAPush" || p == "/webhook") return webhook(request);
+  if (auto tokens = token_endpoint(request)) return *tokens;
   if (auto file = post_file(request)) return *file;
   if (starts_with(p, "/api/runs/") && ends_with(p, "/cancel")) {
     const std::string id = p.substr(10, p.size() - 10 - 7);
@@ -572,7 +572,8 @@ Response Api::workers() {
                    {"running", running},
                    {"platforms", w.platforms},
                    {"docker", w.docker},
-                   {"ami", w.ami}});
+                   {"ami", w.ami},
+                   {"token", w.token}});
   }
   return ok(out);
 }

@@ -4,11 +4,12 @@
 #pragma once
 
 #include <functional>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "auth/auth.h"
+#include "auth/failure_limiter.h"
 #include "server/http.h"
 #include "server/state.h"
 
@@ -22,6 +23,10 @@ class Api : public Handler {
       std::string web_dir = "");
   // Stops the live-log streams (ServerState::stop_log_viewers) before the HTTP server goes.
   ~Api() override;
+
+  // Who may do what (docs/configuration.md "Access"): serve --auth and auth.public_read. Before
+  // this is called, authentication is off (auth::Mode::kNone).
+  void set_access(auth::Mode mode, bool public_read);
 
   Response handle(const Request& request) override;
   // WebSocket upgrades that on_open would refuse (no worker token, not a run id, no such
@@ -43,9 +48,23 @@ class Api : public Handler {
   // Called on every request's head (refuse_early) and again in handle(): a refused request
   // changes nothing.
   std::optional<Response> access_refusal(const Request& request, const auth::Principal& who);
+  // The role `request`'s endpoint needs (docs/api.md "Access": the one table of it);
+  // kAnonymous for what is open to all.
+  auth::Role needed_role(const Request& request) const;
+  // Counts a failed authentication (a 401 to a request whose credentials are not valid: `who`
+  // is not signed in) against its client address (auth::FailureLimiter).
+  void note_refusal(const Request& request, const auth::Principal& who, const Response& refusal);
+  // Records `request` in the audit log when it is a state-changing one (a POST, a webhook;
+  // not a worker's upload), answered `status`.
+  void audit(const Request& request, const auth::Principal& who, int status);
+  // GET /api/audit?limit=N&before=ID (admin), newest first.
+  Response audit_log(const Request& request);
+  // Token management (admin): GET /api/tokens, POST /api/tokens {name, role},
+  // POST /api/tokens/{name}/revoke; nullopt for any other request.
+  std::optional<Response> token_endpoint(const Request& request);
 
   Response get(const Request& request);
-  Response post(const Request& request);
+  Response post(const Request& request, const auth::Principal& who);
   // Source archives, build artifacts and run records (api_files.cc); nullopt when `request` is
   // not for one of those endpoints.
   std::optional<Response> get_file(const Request& request);
@@ -85,6 +104,9 @@ class Api : public Handler {
   std::function<void()> refresh_;
   std::string webhook_secret_;
   std::string web_dir_;
+  auth::Mode auth_mode_ = auth::Mode::kNone;
+  bool public_read_ = false;
+  auth::FailureLimiter failures_;
 };
 
 }  // namespace testlooper::server

@@ -86,7 +86,7 @@ std::string format_word(artifacts::Format format) {
 }
 
 // Whether `request` carries the worker secret (server/worker_token.h).
-bool from_worker(const ServerState& state, const Request& request) {
+bool from_worker(ServerState& state, const Request& request) {
   return state.is_worker_token(bearer_token(request.headers));
 }
 

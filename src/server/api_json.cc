@@ -6,6 +6,16 @@ namespace testlooper::server::reply {
 
 using nlohmann::json;
 
+std::optional<int64_t> query_integer(const std::string& text, int64_t low, int64_t high) {
+  if (text.empty() || text.size() > 18 ||
+      text.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  const int64_t v = std::stoll(text);
+  if (v < low || v > high) return std::nullopt;
+  return v;
+}
+
 Response ok(const json& body) { return Response{200, "application/json", body.dump(), ""}; }
 
 Response error(int status, const std::string& message) {

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <span>
 #include <string>
 #include <tuple>
@@ -21,6 +22,10 @@ Response ok(const nlohmann::json& body);
 Response error(int status, const std::string& message);
 // 507 for a write the store could not make (a full disk, an I/O error: issue 11 item 8).
 Response store_full();
+
+// A query parameter of decimal digits only, in [low, high]; nullopt otherwise ("-1" and "1e3"
+// included: std::stoul would wrap the first).
+std::optional<int64_t> query_integer(const std::string& text, int64_t low, int64_t high);
 
 // {"estimate", "low", "high"}; the second form of failure_rate(failures, runs).
 nlohmann::json rate_json(const stats::FailureRate& rate);

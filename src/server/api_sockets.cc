@@ -41,17 +41,17 @@ Api::~Api() { state_.stop_log_viewers(); }
 
 std::optional<Response> Api::refuse_early(const Request& head) {
   const std::string& p = head.path;
-  if (auto refusal = access_refusal(head, principal(head))) return *refusal;
+  const auth::Principal who = principal(head);
+  if (auto refusal = access_refusal(head, who)) {
+    note_refusal(head, who, *refusal);
+    audit(head, who, refusal->status);
+    return *refusal;
+  }
   if (!is_websocket_upgrade(head)) {
     if (head.method == "POST" && p.starts_with("/api/artifacts/")) return upload_refusal(head);
     return std::nullopt;
   }
-  if (p == "/api/worker") {
-    if (!state_.is_worker_token(bearer_token(head.headers))) {
-      return error(401, "unauthorized: the worker token is missing or wrong");
-    }
-    return std::nullopt;
-  }
+  if (p == "/api/worker") return std::nullopt;  // access_refusal wanted a worker token
   if (p == "/api/events") return std::nullopt;
   if (const auto id = live_log_id(p)) {
     if (!is_run_id(*id)) return error(400, "not a run id (16 lowercase hex digits)");
@@ -65,11 +65,12 @@ std::optional<Response> Api::refuse_early(const Request& head) {
 bool Api::on_open(const std::shared_ptr<Socket>& socket, const Request& request) {
   const std::string& p = request.path;
   if (p == "/api/worker") {
-    if (!state_.is_worker_token(bearer_token(request.headers))) {
+    const auto token = state_.find_token(bearer_token(request.headers));
+    if (!token || token->role != auth::to_string(auth::Role::kWorker)) {
       socket->close("unauthorized: the worker token is missing or wrong");
       return false;
     }
-    state_.worker_connected(socket);
+    state_.worker_connected(socket, *token);
     return true;
   }
   if (p == "/api/events") {

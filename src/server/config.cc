@@ -61,6 +61,14 @@ Setter text(std::string& field) {
   };
 }
 
+Setter flag(bool& field) {
+  return [&field](const json& v, const std::string& where) -> Status {
+    if (!v.is_boolean()) return Error{where, "expected true or false"};
+    field = v.get<bool>();
+    return {};
+  };
+}
+
 template <class T>
 Setter number(T& field) {
   return [&field](const json& v, const std::string& where) -> Status {
@@ -106,6 +114,8 @@ Status load_config(const std::string& path, ServerOptions& o) {
   std::string address = "127.0.0.1";
   int max_cores = 0;
   int max_ram_gb = 0;
+  std::string mode;
+  bool auth_disabled = false;
   const std::map<std::string, std::map<std::string, Setter>> sections = {
       {"server",
        {{"path_to_local_data", text(o.data_dir)},
@@ -122,7 +132,9 @@ Status load_config(const std::string& path, ServerOptions& o) {
         {"http_timeout_seconds", number(o.http_timeout_seconds)},
         {"max_connections_per_client", number(o.max_connections_per_client)}}},
       {"server_ports", {{"server_address", text(address)}, {"server_port", number(o.port)}}},
-      {"source_control", {{"path_to_repos", text(o.repos_dir)}}},
+      {"source_control",
+       {{"path_to_repos", text(o.repos_dir)}, {"auth_disabled", flag(auth_disabled)}}},
+      {"auth", {{"mode", text(mode)}, {"public_read", flag(o.public_read)}}},
       {"artifacts", {{"path_to_local_artifact_storage", text(o.artifacts_dir)}}},
       {"machine_management",
        {{"max_workers", number(o.local_workers)},
@@ -139,8 +151,12 @@ Status load_config(const std::string& path, ServerOptions& o) {
     }
     auto section = sections.find(key);
     if (section == sections.end()) {
-      return Error{path, fmt::format("unknown or unsupported section '{}'; expected server, server_ports, "
-                                     "source_control, artifacts, machine_management, extra_runs, extra_confidence", key)};
+      return Error{
+          path,
+          fmt::format(
+              "unknown or unsupported section '{}'; expected server, server_ports, "
+              "source_control, artifacts, machine_management, auth, extra_runs, extra_confidence",
+              key)};
     }
     auto s = apply_section(value, key, section->second);
     if (!s.ok()) return Error{path, s.error().where + ": " + s.error().message};
@@ -165,6 +181,17 @@ Status load_config(const std::string& path, ServerOptions& o) {
     return Error{path, "server.http_timeout_seconds: must be positive"};
   if (o.max_connections_per_client < 1)
     return Error{path, "server.max_connections_per_client: must be at least 1"};
+  if (!mode.empty()) {
+    const auto parsed = auth::parse_mode(mode);
+    if (!parsed) return Error{path, "auth.mode: expected none, token or oauth"};
+    o.auth_mode = *parsed;
+  }
+  if (auth_disabled) {
+    if (!mode.empty() && o.auth_mode != auth::Mode::kNone) {
+      return Error{path, "source_control.auth_disabled: true contradicts auth.mode '" + mode + "'"};
+    }
+    o.auth_mode = auth::Mode::kNone;
+  }
   const int workers = std::max(1, o.local_workers);
   if (max_cores > 0) o.worker_cores = std::max(1, max_cores / workers);
   if (max_ram_gb > 0) o.worker_ram_gb = std::max(1, max_ram_gb / workers);

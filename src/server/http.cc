@@ -442,14 +442,14 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
         file.native_handle(fd);
         beast::error_code ec;
         res->body().reset(std::move(file), ec);
-        if (!ec) return write(res, response.content_type, keep_alive);
+        if (!ec) return write(res, response, keep_alive);
       }
       response = error_response(404, "no such file");
     }
     auto res = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(response.status), version);
     res->body() = std::move(response.body);
-    write(res, response.content_type, keep_alive);
+    write(res, response, keep_alive);
   }
 
   // Answers `response` and closes the connection (after reading what the client still sends,
@@ -458,12 +458,13 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     auto res = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(response.status), 11);
     res->body() = response.body;
-    write(res, response.content_type, false);
+    write(res, response, false);
   }
 
   template <class Message>
-  void write(std::shared_ptr<Message> res, const std::string& content_type, bool keep_alive) {
-    res->set(http::field::content_type, content_type);
+  void write(std::shared_ptr<Message> res, const Response& response, bool keep_alive) {
+    res->set(http::field::content_type, response.content_type);
+    for (const auto& [name, value] : response.headers) res->set(name, value);
     res->set(http::field::cache_control, "no-store");
     res->keep_alive(keep_alive && !shared_.stopping);
     res->prepare_payload();

@@ -40,6 +40,8 @@ struct Response {
   std::string content_type = "application/json";
   std::string body;
   std::string file;  // when set, the body is this file's content (streamed)
+  // Further response headers ("WWW-Authenticate", "Retry-After"), by their canonical name.
+  std::map<std::string, std::string> headers;
 };
 
 // The limits on what a client may send, applied before it is read.

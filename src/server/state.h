@@ -42,6 +42,7 @@ struct WorkerState {
   bool docker = false;
   bool ami = false;
   double last_seen = 0;
+  std::string token;  // the name of the worker token it connected with
   std::map<std::string, std::pair<int, int>> running;  // run id -> (cores, ram)
 };
 
@@ -96,12 +97,19 @@ class ServerState {
   Status set_target(const std::string& repo, const std::string& sha, const std::string& name, int runs);
   Status set_commit_set(const std::string& repo, const std::string& sha, const std::string& set, bool enabled);
 
-  // Worker authentication: the worker secret in `token_file` (made at the first start,
-  // server/worker_token.h) and the longest a run may last. Error when the token cannot be made
-  // or is not private; then no worker is accepted.
+  // Worker authentication (state_tokens.cc): the local workers' token in `token_file` (made
+  // at the first start, server/worker_token.h), registered in the store as the worker token
+  // named "local" (server/tokens.h; at every start when it is missing), and the
+  // longest a run may last. Error when the token cannot be made or is not private, or cannot
+  // be registered.
   Status secure_workers(const std::string& token_file, double max_run_hours);
-  // Whether `token` is the worker secret (constant time; false before secure_workers).
-  bool is_worker_token(const std::string& token) const;
+  // The API token whose text is `text` (docs/configuration.md "Access"): looked up in the
+  // store by its SHA-256 at every call, so a revoke takes effect at the next request, and the
+  // hash compared in constant time. Its last_used is written at most once a minute. nullopt
+  // when there is none (or the store cannot say).
+  std::optional<store::TokenRow> find_token(const std::string& text);
+  // Whether `token` is a token of role worker.
+  bool is_worker_token(const std::string& token);
   // The first back-off after an infrastructure failure (StateOptions::infra_backoff_seconds).
   void set_infra_backoff(double seconds) { options_.infra_backoff_seconds = seconds; }
   // Whether an upload carrying `upload_token` may store a file of build `hash` (an active build
@@ -114,7 +122,9 @@ class ServerState {
   // (server/protocol.h), a second hello, or a hello with the id of a worker still connected
   // closes that connection with the reason and changes nothing else. Logs and results count
   // only for active runs the server gave that worker; others are ignored.
-  void worker_connected(const std::shared_ptr<Socket>& socket);
+  // `token` is the worker token the connection was opened with (find_token): a worker whose
+  // token is revoked is disconnected at its next message or dispatch (drop_revoked_workers).
+  void worker_connected(const std::shared_ptr<Socket>& socket, const store::TokenRow& token);
   void worker_message(const std::shared_ptr<Socket>& socket, const std::string& text);
   void worker_disconnected(const std::shared_ptr<Socket>& socket);
   // Declares workers silent for too long lost (their runs become infrastructure failures), and
@@ -199,6 +209,9 @@ class ServerState {
   void dispatch();
   void start_run(WorkerState& worker, const planner::Job& job, int cores, int ram);
   void worker_hello(const std::shared_ptr<Socket>& socket, const HelloMessage& hello);
+  // Closes the worker connections whose token was revoked (a worker token no more): they get
+  // no new job, and their runs end as for any worker lost.
+  void drop_revoked_workers();
   void refuse_worker(const std::shared_ptr<Socket>& socket, const std::string& reason);
   // Whether `worker` may report on run `run_id`: it is active and was given to that worker.
   bool runs_for(const std::string& worker, const std::string& run_id) const;
@@ -252,7 +265,8 @@ class ServerState {
   std::map<int, std::string> worker_by_socket_;
   std::set<std::shared_ptr<Socket>> event_sockets_;
   std::set<int> refused_workers_;  // sockets closed for a protocol error, until they are gone
-  std::string worker_token_;       // "" = no worker is accepted
+  // Open worker connections -> the token each was opened with (worker_connected).
+  std::map<int, std::pair<std::shared_ptr<Socket>, store::TokenRow>> worker_tokens_;
   std::map<std::string, std::string> upload_tokens_;  // active run id -> its upload token's hash
   LogViewers log_viewers_;
   std::map<std::string, int64_t> log_dropped_;  // active run id -> bytes of its log not kept

@@ -42,18 +42,6 @@ std::string ServerState::log_path(const std::string& run_id) const {
   return options_.logs_dir + "/" + run_id + ".log";
 }
 
-Status ServerState::secure_workers(const std::string& token_file, double max_run_hours) {
-  Result<std::string> token = load_or_create_worker_token(token_file);
-  if (!token.ok()) return token.error();
-  worker_token_ = *token;
-  if (max_run_hours > 0) options_.max_run_seconds = max_run_hours * 3600;
-  return {};
-}
-
-bool ServerState::is_worker_token(const std::string& token) const {
-  return same_secret(worker_token_, token);
-}
-
 bool ServerState::may_upload_build(const std::string& hash, const std::string& upload_token) const {
   bool allowed = false;
   for (const auto& [run_id, run] : active_runs_) {
@@ -78,8 +66,6 @@ bool ServerState::runs_for(const std::string& worker, const std::string& run_id)
   return run != active_runs_.end() && run->second.worker == worker;
 }
 
-void ServerState::worker_connected(const std::shared_ptr<Socket>&) {}
-
 void ServerState::refuse_worker(const std::shared_ptr<Socket>& socket, const std::string& reason) {
   worker_disconnected(socket);
   refused_workers_.insert(socket->id());
@@ -88,6 +74,8 @@ void ServerState::refuse_worker(const std::shared_ptr<Socket>& socket, const std
 
 void ServerState::worker_message(const std::shared_ptr<Socket>& socket, const std::string& text) {
   // Messages already on their way when the connection was refused.
+  if (refused_workers_.count(socket->id())) return;
+  drop_revoked_workers();
   if (refused_workers_.count(socket->id())) return;
   Result<WorkerMessage> parsed = parse_worker_message(text);
   if (!parsed.ok()) return refuse_worker(socket, "invalid message: " + parsed.error().to_string());
@@ -132,6 +120,9 @@ void ServerState::worker_hello(const std::shared_ptr<Socket>& socket, const Hell
   w.docker = m.docker;
   w.ami = m.ami;
   w.last_seen = now;
+  if (auto t = worker_tokens_.find(socket->id()); t != worker_tokens_.end()) {
+    w.token = t->second.second.name;
+  }
   worker_by_socket_[socket->id()] = id;
   for (const auto& r : m.finished) finish_run(id, r);
   // Runs the server thinks this worker has but it does not report are lost.
@@ -155,6 +146,7 @@ void ServerState::worker_hello(const std::shared_ptr<Socket>& socket, const Hell
 
 void ServerState::worker_disconnected(const std::shared_ptr<Socket>& socket) {
   refused_workers_.erase(socket->id());
+  worker_tokens_.erase(socket->id());
   auto it = worker_by_socket_.find(socket->id());
   if (it == worker_by_socket_.end()) return;
   auto w = workers_.find(it->second);
@@ -168,6 +160,7 @@ void ServerState::worker_disconnected(const std::shared_ptr<Socket>& socket) {
 void ServerState::check_workers(double now) {
   retry_unstored(now);
   end_overdue_runs(now);
+  drop_revoked_workers();
   // A back-off or a build's retry wait ended: its object wants runs again.
   if (next_wake_ > 0 && now >= next_wake_) update();
   std::vector<std::string> gone;
@@ -247,6 +240,7 @@ void ServerState::fail_runs(const std::vector<std::string>& ids, const std::stri
 }
 
 void ServerState::dispatch() {
+  drop_revoked_workers();
   std::vector<dispatch::WorkerCapacity> capacity;
   for (const auto& [id, w] : workers_) {
     if (!w.socket) continue;

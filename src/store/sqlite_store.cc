@@ -50,6 +50,13 @@ CREATE TABLE IF NOT EXISTS cases (
 CREATE TABLE IF NOT EXISTS holds (
   key TEXT PRIMARY KEY, infra_failures INTEGER NOT NULL, not_before REAL NOT NULL,
   reason TEXT NOT NULL, forgiven_failures INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (
+  name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, created REAL NOT NULL,
+  last_used REAL NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS audit (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, who TEXT NOT NULL, role TEXT NOT NULL,
+  via TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, client TEXT NOT NULL,
+  status INTEGER NOT NULL);
 )sql";
 
 std::string join_words(const std::vector<std::string>& words) {
@@ -139,6 +146,69 @@ class SqliteStore : public Store {
           {s.text(0), static_cast<int>(s.integer(1)), s.real(2), s.text(3), s.integer(4)});
     }
     if (!s.error().empty()) return failed("holds", s);
+    return out;
+  }
+
+  Result<bool> add_token(const TokenRow& t, bool replace) override {
+    Statement s(db_->get(), std::string(replace ? "INSERT OR REPLACE" : "INSERT OR IGNORE") +
+                                " INTO tokens (name, role, hash, created, last_used) "
+                                "VALUES (?, ?, ?, ?, ?)");
+    s.bind(1, t.name).bind(2, t.role).bind(3, t.hash).bind(4, t.created).bind(5, t.last_used);
+    if (!s.run()) return failed("add_token", s);
+    return sqlite3_changes(db_->get()) > 0;
+  }
+
+  Result<std::optional<TokenRow>> token_by_hash(const std::string& hash) override {
+    Statement s(db_->get(),
+                "SELECT name, role, hash, created, last_used FROM tokens WHERE hash = ?");
+    s.bind(1, hash);
+    std::optional<TokenRow> out;
+    if (s.step()) out = TokenRow{s.text(0), s.text(1), s.text(2), s.real(3), s.real(4)};
+    if (!s.error().empty()) return failed("token_by_hash", s);
+    return out;
+  }
+
+  Result<std::vector<TokenRow>> tokens() override {
+    Statement s(db_->get(),
+                "SELECT name, role, hash, created, last_used FROM tokens ORDER BY name");
+    std::vector<TokenRow> out;
+    while (s.step()) out.push_back({s.text(0), s.text(1), s.text(2), s.real(3), s.real(4)});
+    if (!s.error().empty()) return failed("tokens", s);
+    return out;
+  }
+
+  Result<bool> revoke_token(const std::string& name) override {
+    Statement s(db_->get(), "DELETE FROM tokens WHERE name = ?");
+    if (!s.bind(1, name).run()) return failed("revoke_token", s);
+    return sqlite3_changes(db_->get()) > 0;
+  }
+
+  Status touch_token(const std::string& name, double last_used) override {
+    Statement s(db_->get(), "UPDATE tokens SET last_used = ? WHERE name = ?");
+    if (!s.bind(1, last_used).bind(2, name).run()) return failed("touch_token", s);
+    return {};
+  }
+
+  Status add_audit(const AuditRow& a) override {
+    Statement s(db_->get(),
+                "INSERT INTO audit (at, who, role, via, method, path, client, status) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    s.bind(1, a.at).bind(2, a.who).bind(3, a.role).bind(4, a.via).bind(5, a.method);
+    if (!s.bind(6, a.path).bind(7, a.client).bind(8, a.status).run()) return failed("add_audit", s);
+    return {};
+  }
+
+  Result<std::vector<AuditRow>> audit(int64_t limit, int64_t before) override {
+    Statement s(db_->get(),
+                "SELECT id, at, who, role, via, method, path, client, status FROM audit "
+                "WHERE ? = 0 OR id < ? ORDER BY id DESC LIMIT ?");
+    s.bind(1, before).bind(2, before).bind(3, limit);
+    std::vector<AuditRow> out;
+    while (s.step()) {
+      out.push_back({s.integer(0), s.real(1), s.text(2), s.text(3), s.text(4), s.text(5), s.text(6),
+                     s.text(7), static_cast<int>(s.integer(8))});
+    }
+    if (!s.error().empty()) return failed("audit", s);
     return out;
   }
 

@@ -112,6 +112,29 @@ struct RunCounts {
   int64_t active = 0;
 };
 
+// An API token (docs/configuration.md "Access"): only the SHA-256 of its text is kept, never
+// the text. `name` is [A-Za-z0-9._-]{1,64} (auth::is_token_name); `role` an auth role's name.
+struct TokenRow {
+  std::string name;
+  std::string role;      // "viewer", "editor", "admin", "worker"
+  std::string hash;      // sha256_hex of the token's text
+  double created = 0;    // seconds since the epoch
+  double last_used = 0;  // 0 = never; updated at most once a minute
+};
+
+// One state-changing request, allowed or refused (docs/api.md "GET /api/audit").
+struct AuditRow {
+  int64_t id = 0;   // assigned by the store, increasing
+  double at = 0;    // seconds since the epoch
+  std::string who;  // auth::Principal::name ("token:ci", "open", "anonymous", "cli")
+  std::string role;
+  std::string via;
+  std::string method;  // "POST", or "CLI" for a token command
+  std::string path;    // without the query string (it may hold secrets)
+  std::string client;  // the client's address; "local" for the CLI
+  int status = 0;      // the HTTP status answered
+};
+
 // What holds an identity or an environment back (server/state.h "Holds"): its infrastructure
 // failures in a row since its last counted run or a user's retry, the time before which it gets
 // no new run (back-off, or a build's retry_wait_seconds), and for a build the failures a user's
@@ -180,6 +203,21 @@ class Store {
   // Holds (HoldRow), replaced by key; a hold whose fields are all zero or empty is deleted.
   virtual Status put_hold(const HoldRow& hold) = 0;
   virtual Result<std::vector<HoldRow>> holds() = 0;
+
+  // API tokens. add_token returns false (and changes nothing) when the name is in use, unless
+  // `replace` (then the row replaces it: the server's own "local" worker token at each start).
+  virtual Result<bool> add_token(const TokenRow& token, bool replace) = 0;
+  // The token whose hash is `hash` (an indexed lookup), or nullopt.
+  virtual Result<std::optional<TokenRow>> token_by_hash(const std::string& hash) = 0;
+  virtual Result<std::vector<TokenRow>> tokens() = 0;  // by name
+  // Deletes the token named `name`; false when there is none.
+  virtual Result<bool> revoke_token(const std::string& name) = 0;
+  virtual Status touch_token(const std::string& name, double last_used) = 0;
+
+  // The audit log: `add_audit` ignores row.id; `audit` returns at most `limit` rows with an id
+  // below `before` (0 = no bound), newest first.
+  virtual Status add_audit(const AuditRow& row) = 0;
+  virtual Result<std::vector<AuditRow>> audit(int64_t limit, int64_t before) = 0;
 };
 
 // Opens (creating if needed) the SQLite store at `path`.

@@ -280,9 +280,17 @@ class Agent {
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
       }
     });
+    // A refused upgrade (a wrong or revoked token, too many failed authentications) is retried
+    // after 1 s, doubling up to 60 s; anything else after 0.5 s.
+    double refused_wait = 0;
     while (!g_stop) {
-      session();
-      if (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      const bool refused = !session();
+      refused_wait = refused ? std::min(60.0, refused_wait == 0 ? 1.0 : 2 * refused_wait) : 0;
+      const auto until = std::chrono::steady_clock::now() +
+                         std::chrono::milliseconds(refused ? int(refused_wait * 1000) : 500);
+      while (!g_stop && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
     }
     cancel_all();
     heartbeat.join();
@@ -304,7 +312,8 @@ class Agent {
   };
 
   // One connection: hello, then jobs until the server goes away (or the worker is stopped).
-  void session() {
+  // One connection, until it ends; false when the server refused the upgrade.
+  bool session() {
     asio::io_context io;
     std::shared_ptr<Connection> conn;
     try {
@@ -322,13 +331,14 @@ class Agent {
         // Refused before the upgrade (401: a wrong or missing token): said once, like a close.
         if (ec == websocket::error::upgrade_declined) {
           say_why_closed("it refused the upgrade (is the worker token right?): " + ec.message());
+          return false;
         }
-        return;
+        return true;
       }
       conn->ws.read_message_max(256 << 20);
       conn->ws.text(true);
     } catch (const std::exception&) {
-      return;
+      return true;
     }
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -353,6 +363,7 @@ class Agent {
     io.run();
     std::lock_guard<std::mutex> lock(mutex_);
     conn_.reset();
+    return true;
   }
 
   void read_next(const std::shared_ptr<Connection>& conn) {
