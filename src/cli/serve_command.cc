@@ -103,6 +103,7 @@ void add_serve_command(CLI::App& app, Action& action) {
         options->max_connections_per_client = from_file.max_connections_per_client;
       }
       options->artifacts_dir = from_file.artifacts_dir;
+      server::take_sign_in_options(from_file, *options);  // sign-in: config only
     }
     if (options->repos_dir.empty())
       throw CLI::RequiredError("--repos (or source_control.path_to_repos in --config)");
