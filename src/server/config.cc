@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -124,7 +125,9 @@ std::string sign_in_error(const ServerOptions& o) {
                                  {"github_api_url", &o.github_api_url},
                                  {"gitlab_login_url", &o.gitlab_login_url},
                                  {"gitlab_api_url", &o.gitlab_api_url}}) {
-    if (!url->starts_with("http://") && !url->starts_with("https://")) {
+    const bool visible =
+        std::all_of(url->begin(), url->end(), [](char c) { return c > ' ' && c <= '~'; });
+    if (!visible || (!url->starts_with("http://") && !url->starts_with("https://"))) {
       return fmt::format("source_control.{}: must be an http:// or https:// URL", key);
     }
   }
@@ -215,8 +218,12 @@ Status load_config(const std::string& path, ServerOptions& o) {
     }
     auto section = sections.find(key);
     if (section == sections.end()) {
-      return Error{path, fmt::format("unknown or unsupported section '{}'; expected server, server_ports, "
-                                     "source_control, artifacts, machine_management, auth, extra_runs, extra_confidence", key)};
+      return Error{
+          path,
+          fmt::format(
+              "unknown or unsupported section '{}'; expected server, server_ports, "
+              "source_control, artifacts, machine_management, auth, extra_runs, extra_confidence",
+              key)};
     }
     auto s = apply_section(value, key, section->second);
     if (!s.ok()) return Error{path, s.error().where + ": " + s.error().message};
@@ -262,8 +269,7 @@ Status load_config(const std::string& path, ServerOptions& o) {
     if (!gitlab_api_given) o.gitlab_api_url = gitlab_url + "/api/v4";
   }
   if (o.oauth_provider.empty()) {
-    o.oauth_provider =
-        gitlab_given || gitlab_login_given || gitlab_api_given ? "gitlab" : "github";
+    o.oauth_provider = gitlab_given || gitlab_login_given || gitlab_api_given ? "gitlab" : "github";
   }
   if (auto e = sign_in_error(o); !e.empty()) return Error{path, e};
   const int workers = std::max(1, o.local_workers);

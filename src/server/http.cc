@@ -440,7 +440,8 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   bool respond_async(const Request& parsed, unsigned version, bool keep_alive) {
     auto self = shared_from_this();
     auto executor = stream_.get_executor();
-    Handler::Completion done = [self, executor, version, keep_alive](std::function<Response()> make) {
+    Handler::Completion done = [self, executor, version,
+                                keep_alive](std::function<Response()> make) {
       asio::post(executor, [self, make = std::move(make), version, keep_alive] {
         Response response;
         try {

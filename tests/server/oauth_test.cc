@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -45,7 +46,8 @@ class FakeProvider {
     close(out[1]);
     FILE* f = fdopen(out[0], "r");
     char line[128] = {0};
-    if (fgets(line, sizeof(line), f) == nullptr) throw std::runtime_error("fake_oauth did not start");
+    if (fgets(line, sizeof(line), f) == nullptr)
+      throw std::runtime_error("fake_oauth did not start");
     fclose(f);
     port_ = std::stoi(std::string(line).substr(5));
   }
@@ -121,7 +123,9 @@ class Browser {
   const std::string& jar() const { return jar_; }
 
  private:
-  std::string cookies() const { return "-b " + shell_quote(jar_) + " -c " + shell_quote(jar_) + " "; }
+  std::string cookies() const {
+    return "-b " + shell_quote(jar_) + " -c " + shell_quote(jar_) + " ";
+  }
   std::string jar_;
 };
 
@@ -138,7 +142,8 @@ class SignInServer {
               "  one/linux: {command: 'true'}\n");
     app.commit("tests");
     const std::string p = provider.url();
-    json source = {{"path_to_repos", dir.path() + "/repos"}, {"oauth_key", "the-app"},
+    json source = {{"path_to_repos", dir.path() + "/repos"},
+                   {"oauth_key", "the-app"},
                    {"oauth_secret", "the-secret"}};
     if (kind == "github") {
       source.update({{"github_login_url", p}, {"github_api_url", p}, {"owner", org}});
@@ -147,10 +152,11 @@ class SignInServer {
     }
     json auth_section = {{"mode", "oauth"}, {"admins", {"Carol"}}};
     if (!auth.empty()) auth_section.update(json::parse(auth));
-    const json config = {{"server", {{"path_to_local_data", dir.path() + "/data"}, {"poll_seconds", 0.3}}},
-                         {"source_control", source},
-                         {"auth", auth_section},
-                         {"machine_management", {{"max_workers", 0}}}};
+    const json config = {
+        {"server", {{"path_to_local_data", dir.path() + "/data"}, {"poll_seconds", 0.3}}},
+        {"source_control", source},
+        {"auth", auth_section},
+        {"machine_management", {{"max_workers", 0}}}};
     std::ofstream(dir.path() + "/config.json") << config.dump(2);
     start();
   }
@@ -158,7 +164,9 @@ class SignInServer {
     server = std::make_unique<fixtures::ServerProcess>(
         std::vector<std::string>{"--config", dir.path() + "/config.json", "--port", "0"});
   }
-  Browser browser(const std::string& name) const { return Browser(dir.path() + "/" + name + ".jar"); }
+  Browser browser(const std::string& name) const {
+    return Browser(dir.path() + "/" + name + ".jar");
+  }
 
   // Signs `who` in from `browser`: /auth/login, the provider's authorize (approved at once), and
   // the callback. The callback's reply.
@@ -372,13 +380,42 @@ TEST(OAuth, AnExpiredSessionIsRefused) {
   ASSERT_NE(at, std::string::npos) << jar;
   const std::string cookie = "testlooper_session=" + jar.substr(at + 19, 64);
   auto role = [&] {
-    return curl("-H " + shell_quote("Cookie: " + cookie) + " " + shell_quote(s.server->url("/api/session")))
+    return curl("-H " + shell_quote("Cookie: " + cookie) + " " +
+                shell_quote(s.server->url("/api/session")))
         .body["role"];
   };
   EXPECT_EQ(role(), "editor");
   EXPECT_TRUE(fixtures::eventually([&] { return role() == "anonymous"; }, 60));
   const std::string db = query(s.dir.path() + "/data/state.db", "SELECT count(*) FROM sessions");
   EXPECT_EQ(db, "0\n") << "an expired session is pruned";
+}
+
+TEST(OAuth, AWrongSignInConfigStopsTheStartSayingWhy) {
+  fixtures::TempDir dir;
+  std::filesystem::create_directories(dir.path() + "/repos");
+  auto start = [&](const json& source, const json& auth) {
+    json full = source;
+    full["path_to_repos"] = dir.path() + "/repos";
+    const json config = {{"server", {{"path_to_local_data", dir.path() + "/data"}}},
+                         {"source_control", full},
+                         {"auth", auth}};
+    std::ofstream(dir.path() + "/config.json") << config.dump();
+    return capture(std::string(TL_BINARY) + " serve --port 0 --config " +
+                   shell_quote(dir.path() + "/config.json") + " 2>&1; echo status $?");
+  };
+  std::string out = start(json::object(), {{"mode", "oauth"}});
+  EXPECT_NE(out.find("needs source_control.oauth_key"), std::string::npos) << out;
+  EXPECT_NE(out.find("status 2"), std::string::npos) << out;
+  out = start({{"oauth_key", "k"}, {"oauth_secret", "s"}, {"github_api_url", "ftp://x"}},
+              {{"mode", "oauth"}});
+  EXPECT_NE(out.find("github_api_url: must be an http:// or https:// URL"), std::string::npos)
+      << out;
+  out =
+      start({{"oauth_key", "k"}, {"oauth_secret", "s"}}, {{"mode", "oauth"}, {"provider", "svn"}});
+  EXPECT_NE(out.find("auth.provider"), std::string::npos) << out;
+  out =
+      start({{"oauth_key", "k"}, {"oauth_secret", "s"}}, {{"mode", "oauth"}, {"admins", "alice"}});
+  EXPECT_NE(out.find("auth.admins: expected a list of strings"), std::string::npos) << out;
 }
 
 }  // namespace
