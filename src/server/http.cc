@@ -440,9 +440,12 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   bool respond_async(const Request& parsed, unsigned version, bool keep_alive) {
     auto self = shared_from_this();
     auto executor = stream_.get_executor();
+    // `self` moves into the posted task: the handler's thread never holds the last reference,
+    // so the session is destroyed on the io thread.
     Handler::Completion done = [self, executor, version,
-                                keep_alive](std::function<Response()> make) {
-      asio::post(executor, [self, make = std::move(make), version, keep_alive] {
+                                keep_alive](std::function<Response()> make) mutable {
+      if (!self) return;  // called twice
+      asio::post(executor, [self = std::move(self), make = std::move(make), version, keep_alive] {
         Response response;
         try {
           response = make();
