@@ -294,6 +294,22 @@ TEST(OAuth, AHangingProviderDoesNotStopTheServer) {
   EXPECT_EQ(callback.status, 502) << callback.head;
 }
 
+TEST(OAuth, StoppingDuringASignInExitsCleanly) {
+  SignInServer s("github", "acme", R"({"provider_timeout_seconds": 120})");
+  s.provider.control("mode?set=hang");
+  const Browser a = s.browser("a");
+  Reply callback;
+  std::thread signing_in([&] { callback = s.sign_in(a, "alice"); });
+  ASSERT_TRUE(fixtures::eventually([&] { return s.provider.control("calls")["calls"] == 1; }, 60));
+  // The sign-in's thread is stopped and joined: the server exits 0 without waiting for the
+  // provider (120 s).
+  const int status = s.server->stop(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  signing_in.join();
+  EXPECT_NE(callback.status, 302);
+  s.provider.control("release");
+}
+
 TEST(OAuth, AProviderThatNeverAnswersTimesOut) {
   SignInServer s("gitlab", "acme", R"({"provider_timeout_seconds": 1})");
   s.provider.control("mode?set=hang");
