@@ -118,6 +118,7 @@ class Api : public Handler {
     std::string browser_hash;  // sha256_hex of the sign-in cookie of the browser that started it
     std::string redirect_uri;
     double expires = 0;
+    std::string client;  // the address that started it (Request::client)
   };
   std::map<std::string, PendingSignIn> pending_sign_ins_;
   // The threads that talk to the provider (api_session.cc); stopped and joined by ~Api

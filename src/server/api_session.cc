@@ -2,6 +2,7 @@
 // docs/configuration.md "Access"): /auth/login, /auth/callback, /auth/logout, /api/session.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <list>
 #include <mutex>
@@ -23,9 +24,10 @@ using reply::ok;
 
 constexpr const char* kSessionCookie = "testlooper_session";
 constexpr const char* kSignInCookie = "testlooper_sign_in";
-constexpr double kSignInSeconds = 600;        // a sign-in must come back within 10 minutes
-constexpr size_t kMaxPendingSignIns = 10000;  // started and not back; more are refused (503)
-constexpr size_t kMaxExchanges = 32;          // sign-ins talking to the provider at once
+constexpr double kSignInSeconds = 600;            // a sign-in must come back within 10 minutes
+constexpr size_t kMaxPendingSignIns = 10000;      // started and not back; more are refused (503)
+constexpr long kMaxPendingSignInsPerClient = 32;  // the same from one address (429)
+constexpr size_t kMaxExchanges = 32;              // sign-ins talking to the provider at once
 
 bool is_hex_token(const std::string& text) {
   return text.size() == 64 && text.find_first_not_of("0123456789abcdef") == std::string::npos;
@@ -159,10 +161,15 @@ Response Api::sign_in_start(const Request& request) {
   if (pending_sign_ins_.size() >= kMaxPendingSignIns) {
     return error(503, "too many sign-ins in progress; try again in a few minutes");
   }
+  const auto mine = std::count_if(pending_sign_ins_.begin(), pending_sign_ins_.end(),
+                                  [&](const auto& p) { return p.second.client == request.client; });
+  if (mine >= kMaxPendingSignInsPerClient) {
+    return error(429, "too many sign-ins started from your address; finish one or wait 10 minutes");
+  }
   const std::string state = random_hex(32);
   const std::string browser = random_hex(32);
   const std::string uri = redirect_uri(request);
-  pending_sign_ins_[state] = {sha256_hex(browser), uri, now + kSignInSeconds};
+  pending_sign_ins_[state] = {sha256_hex(browser), uri, now + kSignInSeconds, request.client};
   Response r = redirect(authorize_url(oauth_settings(options_), uri, state));
   r.headers.emplace_back("Set-Cookie", cookie(kSignInCookie, browser, kSignInSeconds, "/auth"));
   return r;

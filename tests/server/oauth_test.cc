@@ -250,6 +250,12 @@ TEST(OAuth, BadReplayedAndForeignStatesAreRefused) {
   EXPECT_EQ(s.session(b)["role"], "anonymous");
   // ... and it is used up: not even the browser that started it can finish it now.
   EXPECT_EQ(a.get(authorize2.header("Location")).status, 400);
+  // One address cannot fill the server with sign-ins that never come back.
+  int started = 0;
+  while (started < 100 && a.get(s.server->url("/auth/login")).status == 302) ++started;
+  EXPECT_LT(started, 100);
+  r = a.get(s.server->url("/auth/login"));
+  EXPECT_EQ(r.status, 429) << r.body.dump();
   // The provider's refusal shows as a message.
   r = a.get(s.server->url("/auth/callback?error=access_denied&state=x"));
   EXPECT_EQ(r.status, 400);
