@@ -132,7 +132,8 @@ class Browser {
 // A server in mode oauth signing in with `provider`; `auth` is more of the auth section.
 class SignInServer {
  public:
-  SignInServer(const std::string& kind, const std::string& org, const std::string& auth = "")
+  SignInServer(const std::string& kind, const std::string& org, const std::string& auth = "",
+               const std::string& server_keys = "")
       : provider(kind, org) {
     fixtures::GitFixtureRepo app(dir.path() + "/repos/app");
     app.write("testlooper.yml",
@@ -152,11 +153,12 @@ class SignInServer {
     }
     json auth_section = {{"mode", "oauth"}, {"admins", {"Carol"}}};
     if (!auth.empty()) auth_section.update(json::parse(auth));
-    const json config = {
-        {"server", {{"path_to_local_data", dir.path() + "/data"}, {"poll_seconds", 0.3}}},
-        {"source_control", source},
-        {"auth", auth_section},
-        {"machine_management", {{"max_workers", 0}}}};
+    json server_section = {{"path_to_local_data", dir.path() + "/data"}, {"poll_seconds", 0.3}};
+    if (!server_keys.empty()) server_section.update(json::parse(server_keys));
+    const json config = {{"server", server_section},
+                         {"source_control", source},
+                         {"auth", auth_section},
+                         {"machine_management", {{"max_workers", 0}}}};
     std::ofstream(dir.path() + "/config.json") << config.dump(2);
     start();
   }
@@ -276,6 +278,17 @@ TEST(OAuth, AProviderAnsweringGarbageIsAClearError) {
   s.provider.control("mode?set=normal");
   EXPECT_EQ(s.sign_in(a, "alice").status, 302);
   EXPECT_EQ(s.session(a)["role"], "editor");
+}
+
+TEST(OAuth, BehindAnHttpsPublicUrlCookiesAreSecureAndTheCallbackIsThere) {
+  SignInServer s("github", "acme", "", R"({"public_url": "https://ci.example.test/ci"})");
+  const Reply login = s.browser("a").get(s.server->url("/auth/login"));
+  EXPECT_EQ(login.status, 302);
+  EXPECT_NE(login.header("Location")
+                .find("redirect_uri=https%3A%2F%2Fci.example.test%2Fci%2Fauth%2Fcallback&"),
+            std::string::npos)
+      << login.head;
+  EXPECT_NE(login.header("Set-Cookie").find("; Secure"), std::string::npos) << login.head;
 }
 
 TEST(OAuth, AHangingProviderDoesNotStopTheServer) {
