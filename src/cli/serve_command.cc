@@ -122,6 +122,7 @@ void add_serve_command(CLI::App& app, Action& action) {
       options->artifacts_dir = from_file.artifacts_dir;
       options->auth_mode = from_file.auth_mode;
       options->public_read = from_file.public_read;
+      server::take_sign_in_options(from_file, *options);  // sign-in: config only
     }
     if (!auth_mode->empty()) options->auth_mode = *auth::parse_mode(*auth_mode);
     if (options->repos_dir.empty())

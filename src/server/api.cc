@@ -176,11 +176,17 @@ Api::Api(ServerState& state, std::function<void()> refresh, std::string webhook_
       webhook_secret_(std::move(webhook_secret)),
       web_dir_(web_dir.empty() ? default_web_dir() : std::move(web_dir)) {}
 
+void Api::set_access_options(const ServerOptions& options) { options_ = options; }
+
 Response Api::handle(const Request& request) {
   const auth::Principal who = principal(request);
   if (auto refusal = access_refusal(request, who)) {
     audit(request, who, refusal->status);
     return *refusal;
+  }
+  if (auto answer = session_endpoint(request, who)) {
+    audit(request, who, answer->status);
+    return *answer;
   }
   Response response = request.method == "GET" ? get(request)
                       : request.method == "POST"

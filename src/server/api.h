@@ -4,13 +4,19 @@
 #pragma once
 
 #include <functional>
+#include <map>
+#include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
 #include "auth/auth.h"
 #include "auth/failure_limiter.h"
+#include "core/error.h"
 #include "server/http.h"
+#include "server/oauth.h"
+#include "server/server.h"
 #include "server/state.h"
 
 namespace testlooper::server {
@@ -24,11 +30,14 @@ class Api : public Handler {
   // Stops the live-log streams (ServerState::stop_log_viewers) before the HTTP server goes.
   ~Api() override;
 
-  // Who may do what (docs/configuration.md "Access"): serve --auth and auth.public_read. Before
-  // this is called, authentication is off (auth::Mode::kNone).
-  void set_access(auth::Mode mode, bool public_read);
+  // The access settings (ServerOptions' "Access" fields; docs/configuration.md "Access"), given
+  // before the server runs; the default is authentication off.
+  void set_access_options(const ServerOptions& options);
 
   Response handle(const Request& request) override;
+  // GET /auth/callback (api_session.cc): the sign-in's calls to the provider run on a thread of
+  // their own, so the io thread serves everyone else meanwhile.
+  bool handle_async(const Request& request, Completion done) override;
   // WebSocket upgrades that on_open would refuse (no worker token, not a run id, no such
   // socket) and uploads without the worker token are refused here, before any upgrade or body.
   std::optional<Response> refuse_early(const Request& head) override;
@@ -62,6 +71,24 @@ class Api : public Handler {
   // Token management (admin): GET /api/tokens, POST /api/tokens {name, role},
   // POST /api/tokens/{name}/revoke; nullopt for any other request.
   std::optional<Response> token_endpoint(const Request& request);
+
+  // Sign-in and sessions (api_session.cc): /auth/login, /auth/logout and /api/session (the
+  // callback is handle_async); nullopt for any other request.
+  std::optional<Response> session_endpoint(const Request& request, const auth::Principal& who);
+  Response sign_in_start(const Request& request);
+  Response sign_out(const Request& request);
+  Response session_json(const auth::Principal& who) const;
+  // The callback's last step, on the io thread: a session for who signed in, or the error.
+  Response sign_in_finish(const Result<SignedIn>& result);
+  // The principal of the request's session cookie (a signed-in browser), or nullopt.
+  std::optional<auth::Principal> session_principal(const Request& request);
+  // 403 for a state-changing request authenticated by cookie without the session's CSRF token
+  // in X-CSRF-Token, else nullopt.
+  std::optional<Response> csrf_refusal(const Request& request, const auth::Principal& who) const;
+  // Set-Cookie values: `name`=`value` for `seconds` (0 clears it) on `path`.
+  std::string cookie(const std::string& name, const std::string& value, double seconds,
+                     const std::string& path) const;
+  std::string redirect_uri(const Request& request) const;
 
   Response get(const Request& request);
   Response post(const Request& request, const auth::Principal& who);
@@ -101,11 +128,23 @@ class Api : public Handler {
   Response web_file(const std::string& path);
 
   ServerState& state_;
+  ServerOptions options_;
+  // Sign-ins started (/auth/login) and not yet back (/auth/callback), by their state.
+  struct PendingSignIn {
+    std::string browser_hash;  // sha256_hex of the sign-in cookie of the browser that started it
+    std::string redirect_uri;
+    double expires = 0;
+    std::string client;  // the address that started it (Request::client)
+  };
+  std::map<std::string, PendingSignIn> pending_sign_ins_;
+  // The threads that talk to the provider (api_session.cc); stopped and joined by ~Api
+  // (stop_sign_ins).
+  struct Exchanges;
+  std::shared_ptr<Exchanges> exchanges_;
+  void stop_sign_ins();
   std::function<void()> refresh_;
   std::string webhook_secret_;
   std::string web_dir_;
-  auth::Mode auth_mode_ = auth::Mode::kNone;
-  bool public_read_ = false;
   auth::FailureLimiter failures_;
 };
 

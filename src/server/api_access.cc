@@ -36,18 +36,17 @@ bool is_worker_endpoint(const std::string& path) {
 // A 401 that says what is needed; clients are told to send a bearer token.
 Response unauthenticated(const std::string& message) {
   Response r = error(401, message);
-  r.headers["WWW-Authenticate"] = "Bearer";
+  r.headers.emplace_back("WWW-Authenticate", "Bearer");
   return r;
 }
 
 }  // namespace
 
-void Api::set_access(auth::Mode mode, bool public_read) {
-  auth_mode_ = mode;
-  public_read_ = public_read;
-}
-
 auth::Principal Api::principal(const Request& request) {
+  // Sign-in: the session cookie of a signed-in browser, in mode oauth only.
+  if (options_.auth_mode == auth::Mode::kOAuth) {
+    if (auto who = session_principal(request)) return *who;
+  }
   const std::string text = bearer_token(request.headers);
   if (!text.empty()) {
     if (const auto token = state_.find_token(text)) {
@@ -57,7 +56,7 @@ auth::Principal Api::principal(const Request& request) {
     }
   }
   // Authentication off: today's open behaviour (a loopback server only).
-  if (auth_mode_ == auth::Mode::kNone) return auth::Principal{Role::kAdmin, "open", "open", ""};
+  if (options_.auth_mode == auth::Mode::kNone) return auth::Principal{Role::kAdmin, "open", "open", ""};
   return auth::Principal{};
 }
 
@@ -83,12 +82,14 @@ Role Api::needed_role(const Request& request) const {
 }
 
 std::optional<Response> Api::access_refusal(const Request& request, const auth::Principal& who) {
+  // A cookie's state-changing request needs the session's CSRF token.
+  if (auto refusal = csrf_refusal(request, who)) return refusal;
   if (carries_credentials(request)) {
     if (const int wait = failures_.blocked_for(request.client, now_seconds()); wait > 0) {
       Response r = error(429, fmt::format("too many failed authentications from this address; "
                                           "try again in {} s",
                                           wait));
-      r.headers["Retry-After"] = std::to_string(wait);
+      r.headers.emplace_back("Retry-After", std::to_string(wait));
       return r;
     }
   }
@@ -98,8 +99,8 @@ std::optional<Response> Api::access_refusal(const Request& request, const auth::
     if (who.role == Role::kWorker) return std::nullopt;
     return unauthenticated("this endpoint is for workers: a worker token is missing or wrong");
   }
-  if (auth_mode_ == auth::Mode::kNone) return std::nullopt;
-  if (need == Role::kViewer && public_read_ && !carries_credentials(request)) return std::nullopt;
+  if (options_.auth_mode == auth::Mode::kNone) return std::nullopt;
+  if (need == Role::kViewer && options_.public_read && !carries_credentials(request)) return std::nullopt;
   if (auth::allows(who.role, need)) return std::nullopt;
   const std::string role(auth::to_string(need));
   if (who.role == Role::kAnonymous) {

@@ -37,7 +37,10 @@ bool is_websocket_upgrade(const Request& head) {
 
 }  // namespace
 
-Api::~Api() { state_.stop_log_viewers(); }
+Api::~Api() {
+  stop_sign_ins();
+  state_.stop_log_viewers();
+}
 
 std::optional<Response> Api::refuse_early(const Request& head) {
   const std::string& p = head.path;

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -61,14 +62,6 @@ Setter text(std::string& field) {
   };
 }
 
-Setter flag(bool& field) {
-  return [&field](const json& v, const std::string& where) -> Status {
-    if (!v.is_boolean()) return Error{where, "expected true or false"};
-    field = v.get<bool>();
-    return {};
-  };
-}
-
 template <class T>
 Setter number(T& field) {
   return [&field](const json& v, const std::string& where) -> Status {
@@ -87,6 +80,60 @@ Setter number(T& field) {
     field = v.get<T>();
     return {};
   };
+}
+
+Setter boolean(bool& field) {
+  return [&field](const json& v, const std::string& where) -> Status {
+    if (!v.is_boolean()) return Error{where, "expected true or false"};
+    field = v.get<bool>();
+    return {};
+  };
+}
+
+// A list of strings, each one expanded like text().
+Setter texts(std::vector<std::string>& field) {
+  return [&field](const json& v, const std::string& where) -> Status {
+    if (!v.is_array()) return Error{where, "expected a list of strings"};
+    std::vector<std::string> out;
+    for (const auto& item : v) {
+      std::string one;
+      TL_RETURN_IF_ERROR(text(one)(item, where));
+      out.push_back(one);
+    }
+    field = std::move(out);
+    return {};
+  };
+}
+
+// `setter`, noting in `given` that the key was given.
+Setter noting(Setter setter, bool& given) {
+  return [setter = std::move(setter), &given](const json& v, const std::string& where) -> Status {
+    given = true;
+    return setter(v, where);
+  };
+}
+
+// The OAuth settings of `o` that are wrong (docs/configuration.md "Access"), or "".
+std::string sign_in_error(const ServerOptions& o) {
+  if (o.oauth_provider != "github" && o.oauth_provider != "gitlab") {
+    return "auth.provider: must be \"github\" or \"gitlab\"";
+  }
+  if (o.auth_mode == auth::Mode::kOAuth && (o.oauth_key.empty() || o.oauth_secret.empty())) {
+    return "auth.mode \"oauth\" needs source_control.oauth_key and source_control.oauth_secret";
+  }
+  for (const auto& [key, url] : {std::pair{"github_login_url", &o.github_login_url},
+                                 {"github_api_url", &o.github_api_url},
+                                 {"gitlab_login_url", &o.gitlab_login_url},
+                                 {"gitlab_api_url", &o.gitlab_api_url}}) {
+    const bool visible =
+        std::all_of(url->begin(), url->end(), [](char c) { return c > ' ' && c <= '~'; });
+    if (!visible || (!url->starts_with("http://") && !url->starts_with("https://"))) {
+      return fmt::format("source_control.{}: must be an http:// or https:// URL", key);
+    }
+  }
+  if (!(o.session_hours > 0)) return "auth.session_hours: must be positive";
+  if (!(o.oauth_timeout_seconds > 0)) return "auth.provider_timeout_seconds: must be positive";
+  return "";
 }
 
 Status apply_section(const json& section, const std::string& name, const std::map<std::string, Setter>& keys) {
@@ -114,8 +161,11 @@ Status load_config(const std::string& path, ServerOptions& o) {
   std::string address = "127.0.0.1";
   int max_cores = 0;
   int max_ram_gb = 0;
-  std::string mode;
+  std::string auth_mode;
   bool auth_disabled = false;
+  std::string github_url, gitlab_url;
+  bool github_login_given = false, github_api_given = false, gitlab_given = false,
+       gitlab_login_given = false, gitlab_api_given = false;
   const std::map<std::string, std::map<std::string, Setter>> sections = {
       {"server",
        {{"path_to_local_data", text(o.data_dir)},
@@ -133,8 +183,26 @@ Status load_config(const std::string& path, ServerOptions& o) {
         {"max_connections_per_client", number(o.max_connections_per_client)}}},
       {"server_ports", {{"server_address", text(address)}, {"server_port", number(o.port)}}},
       {"source_control",
-       {{"path_to_repos", text(o.repos_dir)}, {"auth_disabled", flag(auth_disabled)}}},
-      {"auth", {{"mode", text(mode)}, {"public_read", flag(o.public_read)}}},
+       {{"path_to_repos", text(o.repos_dir)},
+        // Sign-in with GitHub or GitLab (the seed's keys; docs/configuration.md "Access").
+        {"auth_disabled", boolean(auth_disabled)},
+        {"oauth_key", text(o.oauth_key)},
+        {"oauth_secret", text(o.oauth_secret)},
+        {"github_url", text(github_url)},
+        {"github_login_url", noting(text(o.github_login_url), github_login_given)},
+        {"github_api_url", noting(text(o.github_api_url), github_api_given)},
+        {"owner", text(o.owner)},
+        {"gitlab_url", noting(text(gitlab_url), gitlab_given)},
+        {"gitlab_login_url", noting(text(o.gitlab_login_url), gitlab_login_given)},
+        {"gitlab_api_url", noting(text(o.gitlab_api_url), gitlab_api_given)},
+        {"group", noting(text(o.group), gitlab_given)}}},
+      {"auth",
+       {{"mode", text(auth_mode)},
+        {"public_read", boolean(o.public_read)},
+        {"admins", texts(o.admins)},
+        {"session_hours", number(o.session_hours)},
+        {"provider", text(o.oauth_provider)},
+        {"provider_timeout_seconds", number(o.oauth_timeout_seconds)}}},
       {"artifacts", {{"path_to_local_artifact_storage", text(o.artifacts_dir)}}},
       {"machine_management",
        {{"max_workers", number(o.local_workers)},
@@ -181,21 +249,56 @@ Status load_config(const std::string& path, ServerOptions& o) {
     return Error{path, "server.http_timeout_seconds: must be positive"};
   if (o.max_connections_per_client < 1)
     return Error{path, "server.max_connections_per_client: must be at least 1"};
-  if (!mode.empty()) {
-    const auto parsed = auth::parse_mode(mode);
-    if (!parsed) return Error{path, "auth.mode: expected none, token or oauth"};
-    o.auth_mode = *parsed;
+  if (!auth_mode.empty()) {
+    const auto mode = auth::parse_mode(auth_mode);
+    if (!mode) return Error{path, "auth.mode: expected none, token or oauth"};
+    o.auth_mode = *mode;
   }
   if (auth_disabled) {
-    if (!mode.empty() && o.auth_mode != auth::Mode::kNone) {
-      return Error{path, "source_control.auth_disabled: true contradicts auth.mode '" + mode + "'"};
+    if (!auth_mode.empty() && o.auth_mode != auth::Mode::kNone) {
+      return Error{path,
+                   "source_control.auth_disabled: true contradicts auth.mode '" + auth_mode + "'"};
     }
     o.auth_mode = auth::Mode::kNone;
   }
+  // github_url / gitlab_url (the seed's): the service's address, the login and API URLs under it.
+  if (!github_url.empty()) {
+    while (github_url.ends_with('/')) github_url.pop_back();
+    if (!github_login_given) o.github_login_url = github_url;
+    if (!github_api_given) {
+      o.github_api_url =
+          github_url == "https://github.com" ? "https://api.github.com" : github_url + "/api/v3";
+    }
+  }
+  if (!gitlab_url.empty()) {
+    while (gitlab_url.ends_with('/')) gitlab_url.pop_back();
+    if (!gitlab_login_given) o.gitlab_login_url = gitlab_url;
+    if (!gitlab_api_given) o.gitlab_api_url = gitlab_url + "/api/v4";
+  }
+  if (o.oauth_provider.empty()) {
+    o.oauth_provider = gitlab_given || gitlab_login_given || gitlab_api_given ? "gitlab" : "github";
+  }
+  if (auto e = sign_in_error(o); !e.empty()) return Error{path, e};
   const int workers = std::max(1, o.local_workers);
   if (max_cores > 0) o.worker_cores = std::max(1, max_cores / workers);
   if (max_ram_gb > 0) o.worker_ram_gb = std::max(1, max_ram_gb / workers);
   return {};
+}
+
+void take_sign_in_options(const ServerOptions& from, ServerOptions& to) {
+  to.auth_mode = from.auth_mode;
+  to.admins = from.admins;
+  to.session_hours = from.session_hours;
+  to.oauth_provider = from.oauth_provider;
+  to.oauth_key = from.oauth_key;
+  to.oauth_secret = from.oauth_secret;
+  to.github_login_url = from.github_login_url;
+  to.github_api_url = from.github_api_url;
+  to.owner = from.owner;
+  to.gitlab_login_url = from.gitlab_login_url;
+  to.gitlab_api_url = from.gitlab_api_url;
+  to.group = from.group;
+  to.oauth_timeout_seconds = from.oauth_timeout_seconds;
 }
 
 }  // namespace testlooper::server

@@ -432,7 +432,40 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
 
   // Hands the request to the handler and writes its response: a file is streamed from disk.
   void respond(const Request& parsed, unsigned version, bool keep_alive) {
-    Response response = handle_safely(shared_.handler, parsed);
+    if (respond_async(parsed, version, keep_alive)) return;
+    write_response(handle_safely(shared_.handler, parsed), version, keep_alive);
+  }
+
+  // Handler::handle_async: the answer is written when the handler calls back (on the io thread).
+  bool respond_async(const Request& parsed, unsigned version, bool keep_alive) {
+    auto self = shared_from_this();
+    auto executor = stream_.get_executor();
+    // `self` moves into the posted task: the handler's thread never holds the last reference,
+    // so the session is destroyed on the io thread.
+    Handler::Completion done = [self, executor, version,
+                                keep_alive](std::function<Response()> make) mutable {
+      if (!self) return;  // called twice
+      asio::post(executor, [self = std::move(self), make = std::move(make), version, keep_alive] {
+        Response response;
+        try {
+          response = make();
+        } catch (const std::exception& e) {
+          log_error("an asynchronous answer", e.what());
+          response = error_response(500, "internal error");
+        }
+        self->write_response(std::move(response), version, keep_alive);
+      });
+    };
+    try {
+      return shared_.handler.handle_async(parsed, std::move(done));
+    } catch (const std::exception& e) {
+      log_error("handle_async " + parsed.path, e.what());
+      write_response(error_response(500, "internal error"), version, keep_alive);
+      return true;
+    }
+  }
+
+  void write_response(Response response, unsigned version, bool keep_alive) {
     if (!response.file.empty()) {
       const int fd = open_regular_file(response.file);
       if (fd >= 0) {
@@ -463,8 +496,8 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
 
   template <class Message>
   void write(std::shared_ptr<Message> res, const Response& response, bool keep_alive) {
+    for (const auto& [name, value] : response.headers) res->insert(name, value);
     res->set(http::field::content_type, response.content_type);
-    for (const auto& [name, value] : response.headers) res->set(name, value);
     res->set(http::field::cache_control, "no-store");
     res->keep_alive(keep_alive && !shared_.stopping);
     res->prepare_payload();

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <utility>
 #include <variant>
+#include <vector>
 
 namespace testlooper::server {
 
@@ -40,8 +41,8 @@ struct Response {
   std::string content_type = "application/json";
   std::string body;
   std::string file;  // when set, the body is this file's content (streamed)
-  // Further response headers ("WWW-Authenticate", "Retry-After"), by their canonical name.
-  std::map<std::string, std::string> headers;
+  // Further header fields ("Location", "Set-Cookie", ...; one entry per field line).
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 // The limits on what a client may send, applied before it is read.
@@ -106,6 +107,18 @@ class Handler {
  public:
   virtual ~Handler() = default;
   virtual Response handle(const Request& request) = 0;
+  // The answer to a request that waits on something slow (another server): called on the io
+  // thread instead of handle(); returns false when `request` is not such a request (handle()
+  // answers it then), else true, and the request's answer is written once `done` is called
+  // (from any thread, once, before the handler is destroyed) with a function that makes the
+  // response: it runs on the io thread (a throw there answers 500). The connection stays open
+  // meanwhile; the server's timeouts still apply to writing the answer.
+  using Completion = std::function<void(std::function<Response()> make)>;
+  virtual bool handle_async(const Request& request, Completion done) {
+    (void)request;
+    (void)done;
+    return false;
+  }
   // Where to stream the body of the request whose head (no body yet) is `head`: a new file's
   // path for a large upload (up to kMaxFileBodyBytes), or "" to read the body into
   // Request::body (up to kMaxBodyBytes). A bigger body is refused with 413.

@@ -167,7 +167,7 @@ int run_server(const ServerOptions& options) {
         if (watcher) watcher->refresh();
       },
       options.webhook_secret, options.web_dir);
-  api.set_access(options.auth_mode, options.public_read);
+  api.set_access_options(options);
   try {
     http = std::make_unique<HttpServer>(
         api, options.port,

@@ -63,6 +63,7 @@ struct ServerOptions {
   std::string gitlab_login_url = "https://gitlab.com";     // /oauth/authorize, /oauth/token
   std::string gitlab_api_url = "https://gitlab.com/api/v4";  // /user, /groups/{group}/members/...
   std::string group;                                         // GitLab group: its members edit
+  double oauth_timeout_seconds = 10;  // auth.provider_timeout_seconds: a sign-in's provider calls
 };
 
 // Runs the server until SIGINT/SIGTERM (then closes every connection, workers' with 1001

@@ -57,6 +57,9 @@ CREATE TABLE IF NOT EXISTS audit (
   id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, who TEXT NOT NULL, role TEXT NOT NULL,
   via TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, client TEXT NOT NULL,
   status INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+  key_hash TEXT PRIMARY KEY, login TEXT NOT NULL, provider TEXT NOT NULL, role TEXT NOT NULL,
+  csrf TEXT NOT NULL, expires REAL NOT NULL);
 )sql";
 
 std::string join_words(const std::vector<std::string>& words) {
@@ -210,6 +213,40 @@ class SqliteStore : public Store {
     }
     if (!s.error().empty()) return failed("audit", s);
     return out;
+  }
+
+  Status put_session(const SessionRow& r) override {
+    Statement s(db_->get(),
+                "INSERT OR REPLACE INTO sessions (key_hash, login, provider, role, csrf, expires) "
+                "VALUES (?, ?, ?, ?, ?, ?)");
+    s.bind(1, r.key_hash).bind(2, r.login).bind(3, r.provider).bind(4, r.role).bind(5, r.csrf);
+    if (!s.bind(6, r.expires).run()) return failed("put_session", s);
+    return {};
+  }
+
+  Result<std::optional<SessionRow>> session(const std::string& key_hash) override {
+    Statement s(db_->get(),
+                "SELECT key_hash, login, provider, role, csrf, expires FROM sessions "
+                "WHERE key_hash = ?");
+    s.bind(1, key_hash);
+    if (s.step()) {
+      return std::optional<SessionRow>(
+          SessionRow{s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.real(5)});
+    }
+    if (!s.error().empty()) return failed("session", s);
+    return std::optional<SessionRow>();
+  }
+
+  Status delete_session(const std::string& key_hash) override {
+    Statement s(db_->get(), "DELETE FROM sessions WHERE key_hash = ?");
+    if (!s.bind(1, key_hash).run()) return failed("delete_session", s);
+    return {};
+  }
+
+  Status prune_sessions(double now) override {
+    Statement s(db_->get(), "DELETE FROM sessions WHERE expires <= ?");
+    if (!s.bind(1, now).run()) return failed("prune_sessions", s);
+    return {};
   }
 
   Status put_branch(const BranchRow& b) override {

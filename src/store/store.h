@@ -147,6 +147,17 @@ struct HoldRow {
   int64_t forgiven_failures = 0;
 };
 
+// A signed-in browser's session (server/api_session.cc): found by the SHA-256 of its cookie
+// (the cookie itself is never stored).
+struct SessionRow {
+  std::string key_hash;  // sha256_hex of the cookie's value
+  std::string login;     // the provider's user name ("alice")
+  std::string provider;  // "github" or "gitlab"
+  std::string role;      // auth::to_string of the role granted at sign-in
+  std::string csrf;      // what a state-changing request must send in X-CSRF-Token
+  double expires = 0;    // seconds since the epoch
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -218,6 +229,12 @@ class Store {
   // below `before` (0 = no bound), newest first.
   virtual Status add_audit(const AuditRow& row) = 0;
   virtual Result<std::vector<AuditRow>> audit(int64_t limit, int64_t before) = 0;
+  // Sessions (SessionRow), replaced by key_hash.
+  virtual Status put_session(const SessionRow& session) = 0;
+  virtual Result<std::optional<SessionRow>> session(const std::string& key_hash) = 0;
+  virtual Status delete_session(const std::string& key_hash) = 0;
+  // Deletes the sessions that expired at or before `now`.
+  virtual Status prune_sessions(double now) = 0;
 };
 
 // Opens (creating if needed) the SQLite store at `path`.

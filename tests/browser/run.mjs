@@ -6,9 +6,10 @@ import path from 'node:path';
 
 import { runAll } from './harness.mjs';
 import { register as registerHistoryCancel } from './history_cancel_test.mjs';
+import { register as registerOAuth } from './oauth_test.mjs';
 import { register as registerUi } from './ui_test.mjs';
 
-const kSuites = { ui: registerUi, history_cancel: registerHistoryCancel };
+const kSuites = { ui: registerUi, history_cancel: registerHistoryCancel, oauth: registerOAuth };
 
 const [binary, artifacts] = process.argv.slice(2);
 if (!binary || !artifacts) {

@@ -52,6 +52,29 @@ TEST_F(StoreTest, Store_HoldsAreReplacedByKeyKeptAcrossReopeningAndDeletedWhenCl
   EXPECT_EQ(store->holds()->size(), 1u);
 }
 
+TEST_F(StoreTest, Store_SessionsAreKeptAcrossReopeningDeletedAndPruned) {
+  {
+    auto store = open();
+    ASSERT_TRUE(store->put_session({"k1", "alice", "github", "editor", "c1", 1000}).ok());
+    ASSERT_TRUE(store->put_session({"k2", "bob", "gitlab", "viewer", "c2", 3000}).ok());
+    ASSERT_TRUE(store->put_session({"k3", "carol", "github", "admin", "c3", 5000}).ok());
+  }
+  auto store = open();
+  auto alice = store->session("k1");
+  ASSERT_TRUE(alice.ok() && alice->has_value());
+  EXPECT_EQ((*alice)->login, "alice");
+  EXPECT_EQ((*alice)->provider, "github");
+  EXPECT_EQ((*alice)->role, "editor");
+  EXPECT_EQ((*alice)->csrf, "c1");
+  EXPECT_EQ((*alice)->expires, 1000);
+  EXPECT_FALSE(store->session("nope")->has_value());
+  ASSERT_TRUE(store->delete_session("k3").ok());
+  EXPECT_FALSE(store->session("k3")->has_value());
+  ASSERT_TRUE(store->prune_sessions(1000).ok());  // expired at or before
+  EXPECT_FALSE(store->session("k1")->has_value());
+  EXPECT_TRUE(store->session("k2")->has_value());
+}
+
 TEST_F(StoreTest, Store_FinishingARunIsIdempotent) {
   auto store = open();
   ASSERT_TRUE(store->start_run(running("r1", "h")).ok());

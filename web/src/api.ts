@@ -202,6 +202,8 @@ export class ApiError extends Error {
   }
 }
 
+import { csrfToken } from './session';
+
 const enc = encodeURIComponent;
 
 // A branch or test name keeps its slashes in a path: each segment is encoded on its own.
@@ -220,6 +222,8 @@ async function request<T>(method: string, path: string, body?: unknown, timing?:
     init.body = JSON.stringify(body);
     init.headers = { ...init.headers, 'Content-Type': 'application/json' };
   }
+  const csrf = csrfToken();
+  if (method !== 'GET' && csrf) init.headers = { ...init.headers, 'X-CSRF-Token': csrf };
   const res = await fetch(path, init);
   const text = await res.text();
   if (timing) timing.bodyAt = performance.now();
@@ -231,6 +235,8 @@ async function request<T>(method: string, path: string, body?: unknown, timing?:
   }
   if (!res.ok) {
     const message = (parsed as { error?: string } | null)?.error ?? `HTTP ${res.status}`;
+    if (res.status === 401) throw new ApiError(`Sign in to do this: ${message}`, res.status);
+    if (res.status === 403) throw new ApiError(`Not allowed: ${message}`, res.status);
     throw new ApiError(message, res.status);
   }
   return parsed as T;

@@ -13,6 +13,7 @@ import { ReposPage } from './pages/repos_page';
 import { TestPage } from './pages/test_page';
 import { WorkersPage } from './pages/workers_page';
 import { paths } from './format';
+import { loadSession } from './session';
 import { interceptLinks, navigate, usePlace, type Place } from './router';
 
 type Params = { place: Place; args: string[] };
@@ -89,4 +90,5 @@ function App() {
 }
 
 interceptLinks();
+void loadSession();
 render(<App />, document.getElementById('app')!);

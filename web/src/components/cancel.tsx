@@ -3,10 +3,13 @@
 import { useState } from 'preact/hooks';
 
 import { api } from '../api';
+import { canEdit, useSession } from '../session';
 
 export function CancelButton({ id }: { id: string }) {
+  const session = useSession();
   const [sent, setSent] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  if (!canEdit(session)) return null;
   const cancel = async (): Promise<void> => {
     setSent(true);
     try {

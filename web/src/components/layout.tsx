@@ -3,6 +3,40 @@ import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 
 import { onConnection, type Connection } from '../events';
+import { signOut, useSession } from '../session';
+
+// Who is signed in, with Sign out; or Sign in when the server offers it and nobody is.
+function Who() {
+  const session = useSession();
+  if (!session || session.mode === 'none') return null;
+  if (session.user) {
+    return (
+      <span class="who" data-user={session.user} data-role={session.role}>
+        <b>{session.user}</b> <span class="muted">({session.role})</span>{' '}
+        {session.via === 'session' && (
+          <button type="button" name="sign-out" onClick={() => void signOut()}>
+            Sign out
+          </button>
+        )}
+      </span>
+    );
+  }
+  if (!session.login_url) return null;
+  const provider = session.provider === 'gitlab' ? 'GitLab' : 'GitHub';
+  return (
+    <span class="who">
+      <button
+        type="button"
+        name="sign-in"
+        onClick={() => {
+          location.href = session.login_url!;
+        }}
+      >
+        Sign in with {provider}
+      </button>
+    </span>
+  );
+}
 
 export function Layout({ children }: { children: ComponentChildren }) {
   const [connection, setConnection] = useState<Connection>('connecting');
@@ -17,6 +51,7 @@ export function Layout({ children }: { children: ComponentChildren }) {
           <a href="/">Repos</a>
           <a href="/workers">Workers</a>
         </nav>
+        <Who />
         <span class={`conn conn-${connection}`} data-connection={connection}>
           {connection === 'live' ? 'live' : connection === 'down' ? 'reconnecting…' : 'connecting…'}
         </span>

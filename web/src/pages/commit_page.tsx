@@ -9,14 +9,17 @@ import { StatusBadge } from '../components/status';
 import { VerdictBadge } from '../components/verdict';
 import { dateTime, paths, rateClass, rateText, shortSha } from '../format';
 import { useLive } from '../live';
+import { canEdit, useSession } from '../session';
 
 function TargetControl({ repo, sha, o, done }: { repo: string; sha: string; o: CommitObject; done: () => void }) {
   const [value, setValue] = useState(String(o.target_runs));
   const [error, setError] = useState<string | null>(null);
   const [dirty, setDirty] = useState(false);
+  const session = useSession();
   useEffect(() => {
     if (!dirty) setValue(String(o.target_runs));
   }, [o.target_runs, dirty]);
+  if (!canEdit(session)) return <span class="num">{o.target_runs}</span>;
   const submit = async (e: Event): Promise<void> => {
     e.preventDefault();
     const n = Number(value);
@@ -140,6 +143,7 @@ function ObjectRow({ c, o, done }: { c: Commit; o: CommitObject; done: () => voi
 
 function TestSets({ c, done }: { c: Commit; done: () => void }) {
   const [error, setError] = useState<string | null>(null);
+  const editable = canEdit(useSession());
   const sets = Object.entries(c.test_sets ?? {});
   if (sets.length === 0) return null;
   const toggle = async (set: string, enabled: boolean): Promise<void> => {
@@ -165,6 +169,7 @@ function TestSets({ c, done }: { c: Commit; done: () => void }) {
                     type="checkbox"
                     name={`set-${set}`}
                     checked={c.enabled_sets.includes(set)}
+                    disabled={!editable}
                     onChange={(e) => void toggle(set, (e.target as HTMLInputElement).checked)}
                   />{' '}
                   <b>{set}</b>

@@ -6,11 +6,14 @@ import { api, type Branch } from '../api';
 import { Crumbs, Loading, Problem } from '../components/layout';
 import { paths, shortSha } from '../format';
 import { useLive } from '../live';
+import { canEdit, useSession } from '../session';
 
 function TestControl({ repo, branch, done }: { repo: string; branch: Branch; done: () => void }) {
+  const session = useSession();
   const [depth, setDepth] = useState(String(branch.depth || 0));
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  if (!canEdit(session)) return null;
   const send = async (enabled: boolean): Promise<void> => {
     const n = Number(depth);
     if (!Number.isInteger(n) || n < 0) {
