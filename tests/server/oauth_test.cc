@@ -306,7 +306,7 @@ TEST(OAuth, AHangingProviderDoesNotStopTheServer) {
   // ... and answers everyone else meanwhile: its io thread is not blocked.
   const Reply other = s.browser("b").get(s.server->url("/api/session"));
   EXPECT_EQ(other.status, 200);
-  EXPECT_EQ(s.server->get("/api/repos").size(), 1u);
+  EXPECT_EQ(s.server->get("/api/repos").value("error", "").empty(), false);  // a 401, answered
   EXPECT_FALSE(answered) << "the callback was answered before the provider was";
   s.provider.control("release");
   signing_in.join();
@@ -342,16 +342,24 @@ TEST(OAuth, AProviderThatNeverAnswersTimesOut) {
 
 TEST(OAuth, CookiePostsNeedTheCsrfToken) {
   SignInServer s("github", "acme");
-  ASSERT_TRUE(fixtures::eventually([&] { return s.server->get("/api/repos").size() == 1; }, 30));
   const std::string url = s.server->url("/api/repos/app/branches/main/test");
+  const Browser alice = s.browser("alice");
+  ASSERT_EQ(s.sign_in(alice, "alice").status, 302);
+  ASSERT_TRUE(fixtures::eventually([&] {
+    const Reply repos = alice.get(s.server->url("/api/repos"));
+    return repos.status == 200 && repos.body.is_array() && repos.body.size() == 1;
+  }, 30));
+  // Read as alice: anonymous users may not view (no auth.public_read).
   auto under_test = [&] {
-    for (const auto& b : s.server->get("/api/repos/app/branches")) {
+    const Reply branches = alice.get(s.server->url("/api/repos/app/branches"));
+    if (branches.status != 200 || !branches.body.is_array()) return false;
+    for (const auto& b : branches.body) {
       if (b["name"] == "main") return b["under_test"].get<bool>();
     }
     return false;
   };
-  const Browser alice = s.browser("alice");
-  ASSERT_EQ(s.sign_in(alice, "alice").status, 302);
+  EXPECT_EQ(s.server->get("/api/repos/app/branches").value("error", "").empty(), false)
+      << "anonymous users may not view without auth.public_read";
   const std::string csrf = s.session(alice)["csrf"].get<std::string>();
   Reply r = alice.post(url, R"({"enabled": true})");
   EXPECT_EQ(r.status, 403) << r.body.dump();
