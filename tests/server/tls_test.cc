@@ -252,6 +252,29 @@ TEST_F(TlsTest, RemoteWorker_OverHttpsRunsATestToAStoredResult) {
   EXPECT_EQ(artifacts[0]["name"], "report.tar");
 }
 
+// A TLS server's local workers reach it over WSS, trusting exactly its certificate (whose issuer
+// they were never told of), and run its tests.
+TEST_F(TlsTest, LocalWorker_TrustsTheServersOwnCertificate) {
+  auto server = start_tls_server({"--worker-cores", "1", "--worker-ram-gb", "1"}, "1");
+  ASSERT_TRUE(eventually([&] { return get(*server, "/api/repos").size() == 1; }, 30));
+  ASSERT_TRUE(eventually(
+      [&] {
+        const json workers = get(*server, "/api/workers");
+        return workers.size() == 1 && workers[0]["connected"] == true;
+      },
+      30));
+  ASSERT_EQ(status(https(*server, "/api/repos/app/branches/main/test", "127.0.0.1",
+                         "-X POST -H 'Content-Type: application/json' -d '{\"enabled\": true}'")),
+            200);
+  EXPECT_TRUE(eventually(
+      [&] {
+        const json runs =
+            get(*server, "/api/repos/app/commits/" + sha_ + "/runs?name=greets/linux");
+        return runs.is_array() && runs.size() == 1 && runs[0]["state"] == "succeeded";
+      },
+      90));
+}
+
 TEST_F(TlsTest, Worker_WithoutTheCaOrWithAnotherGetsNoJobAndSaysWhy) {
   make_certificates(dir_.path(), "other", false);
   auto server = start_tls_server();
@@ -352,6 +375,64 @@ TEST_F(TlsTest, Bind_ServesTheGivenLoopbackAddressAndIpLiteralHosts) {
   EXPECT_EQ(curl_status(url, "-H 'Host: [2001:db8::1]'"), "200");
   EXPECT_EQ(curl_status(url, "-H 'Host: ci.internal:9081'"), "421");
   EXPECT_EQ(curl_status(url, "-H 'Host: 10.1.2.3.evil.example'"), "421");
+}
+
+// The config file's keys reach the same checks: server.bind (and the seed's
+// server_ports.server_address, once refused unless loopback), TLS files, insecure_no_auth.
+TEST_F(TlsTest, Config_BindTlsAndInsecureNoAuthKeys) {
+  auto write_config = [&](const std::string& server, const std::string& ports) {
+    std::ofstream(file("config.json"))
+        << R"({"server": {"path_to_local_data": )" << json(file("data")).dump() << server
+        << R"(}, "server_ports": {"server_port": 0)" << ports
+        << R"(}, "source_control": {"path_to_repos": )" << json(dir_.path() + "/repos").dump()
+        << R"(}, "machine_management": {"max_workers": 0}})";
+  };
+  const std::string config = "--config " + shell_quote(file("config.json"));
+  write_config(R"(, "bind": "0.0.0.0")", "");
+  auto [code, out] = serve_output(config);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("no authentication"), std::string::npos) << out;
+  write_config("", R"(, "server_address": "::")");
+  std::tie(code, out) = serve_output(config);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("no authentication"), std::string::npos) << out;
+  write_config(R"(, "bind": "127.0.0.1")", R"(, "server_address": "127.0.0.2")");
+  std::tie(code, out) = serve_output(config);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("different addresses"), std::string::npos) << out;
+  write_config(R"(, "tls_cert": )" + json(file("server.pem")).dump(), "");
+  std::tie(code, out) = serve_output(config);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("tls_key"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(file("data")));
+
+  // A wildcard with insecure_no_auth and TLS from the file: served over HTTPS at 127.0.0.1.
+  write_config(R"(, "bind": "0.0.0.0", "insecure_no_auth": true, "tls_cert": )" +
+                   json(file("server.pem")).dump() + R"(, "tls_key": )" +
+                   json(file("server.key")).dump(),
+               "");
+  ServerProcess server({"--config", file("config.json")});
+  EXPECT_TRUE(eventually([&] { return get(server, "/api/repos").size() == 1; }, 30));
+}
+
+// An IPv6 literal: --bind [::1] serves there (skipped where the machine has no ::1).
+TEST_F(TlsTest, Bind_IPv6Loopback) {
+  const int probe = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in6 address{};
+  address.sin6_family = AF_INET6;
+  address.sin6_addr = in6addr_loopback;
+  const bool has_v6 =
+      probe >= 0 && ::bind(probe, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+  if (probe >= 0) ::close(probe);
+  if (!has_v6) GTEST_SKIP() << "skipped: this machine cannot bind ::1 (no IPv6 loopback)";
+  auto server = start_tls_server({"--bind", "[::1]"});
+  const std::string url = "https://[::1]:" + std::to_string(server->port()) + "/api/repos";
+  EXPECT_TRUE(eventually(
+      [&] {
+        return capture("curl -s -o /dev/null -w '%{http_code}' --max-time 20 --cacert " +
+                       shell_quote(file("ca.pem")) + " " + shell_quote(url)) == "200";
+      },
+      30));
 }
 
 }  // namespace
