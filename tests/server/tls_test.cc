@@ -321,6 +321,19 @@ TEST_F(TlsTest, PlainHttpAndSilentClientsDoNotHoldTheServer) {
   EXPECT_EQ(status(https(*server, "/api/repos")), 200);
 }
 
+// The per-client cap counts connections still handshaking, and such a connection may be closed
+// to make room for one of the same client that sends a whole request (slowloris over TLS).
+TEST_F(TlsTest, ConnectionCap_AppliesToHandshakingConnections) {
+  auto server = start_tls_server({"--max-connections-per-client", "2"});
+  ASSERT_TRUE(eventually([&] { return get(*server, "/api/repos").size() == 1; }, 30));
+  SilentConnection first(server->port());
+  SilentConnection second(server->port());
+  ASSERT_TRUE(first.connected() && second.connected());
+  EXPECT_EQ(status(https(*server, "/api/repos")), 200);
+  EXPECT_TRUE(eventually([&] { return first.closed_by_server(); }, 30));
+  EXPECT_EQ(status(https(*server, "/api/repos")), 200);
+}
+
 TEST_F(TlsTest, TlsFiles_MissingUnreadableOrMismatchedRefuseToStart) {
   make_certificates(dir_.path(), "other", false);
   const std::string base = "--repos " + shell_quote(dir_.path() + "/repos") + " --data " +
