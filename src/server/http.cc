@@ -346,16 +346,27 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
 
   // A TLS connection first completes its handshake, within the timeout like a request's head
   // (a client that never handshakes is closed after it, and may be closed to make room for
-  // another of the same client); a failed one (plain HTTP to the TLS port) closes it.
+  // another of the same client). Plain HTTP sent to the TLS port gets a plain 400 saying so; a
+  // failed handshake closes the connection.
   void start() {
     slot_->hold(this->weak_from_this());
     if constexpr (kIsTls<Stream>) {
       lowest().expires_after(timeout());
       waiting_for_head_ = true;
       auto self = this->shared_from_this();
-      stream_.async_handshake(ssl::stream_base::server, [self](beast::error_code ec) {
-        self->waiting_for_head_ = false;
-        if (!ec) self->read_head();
+      beast::async_detect_ssl(lowest(), buffer_, [self](beast::error_code ec, bool tls) {
+        if (ec || !tls) {
+          self->waiting_for_head_ = false;
+          if (!ec) self->refuse_plain_http();
+          return;
+        }
+        self->stream_.async_handshake(ssl::stream_base::server, self->buffer_.data(),
+                                      [self](beast::error_code ec, size_t used) {
+                                        self->waiting_for_head_ = false;
+                                        if (ec) return;
+                                        self->buffer_.consume(used);
+                                        self->read_head();
+                                      });
       });
     } else {
       read_head();
@@ -380,6 +391,25 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   }
 
   beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
+  // Answers plain HTTP sent to the TLS port, in plain HTTP, and closes the connection.
+  void refuse_plain_http() {
+    const Response refusal =
+        error_response(400, "this server speaks HTTPS only: use an https:// URL");
+    auto res = std::make_shared<http::response<http::string_body>>(http::status::bad_request, 11);
+    res->set(http::field::content_type, refusal.content_type);
+    res->body() = refusal.body;
+    res->keep_alive(false);
+    res->prepare_payload();
+    lowest().expires_after(timeout());
+    auto self = this->shared_from_this();
+    http::async_write(lowest(), *res, [self, res](beast::error_code ec, size_t) {
+      if (ec) return;
+      beast::error_code ignored;
+      self->lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+      self->drain();
+    });
+  }
 
   std::chrono::milliseconds timeout() const { return duration(shared_.options.timeout_seconds); }
 

@@ -307,10 +307,11 @@ TEST_F(TlsTest, PlainHttpAndSilentClientsDoNotHoldTheServer) {
   auto server = start_tls_server({"--http-timeout", "1"});
   ASSERT_TRUE(eventually([&] { return get(*server, "/api/repos").size() == 1; }, 30));
   const std::string port = std::to_string(server->port());
-  // Plain HTTP to the TLS port fails (no answer), and the server goes on serving.
-  EXPECT_EQ(capture("curl -s --max-time 20 -o /dev/null -w '%{http_code}' http://127.0.0.1:" +
-                    port + "/api/repos"),
-            "000");
+  // Plain HTTP to the TLS port gets a plain 400 saying so, and the server goes on serving.
+  const std::string plain =
+      capture("curl -s --max-time 20 -w ' %{http_code}' http://127.0.0.1:" + port + "/api/repos");
+  EXPECT_EQ(status(plain), 400) << plain;
+  EXPECT_NE(plain.find("https://"), std::string::npos) << plain;
   EXPECT_EQ(status(https(*server, "/api/repos")), 200);
   // A connection that never handshakes does not hold the server, and is closed after the
   // --http-timeout.
