@@ -3,11 +3,14 @@
 # measured in the same run for scale, `testlooper run --jobs 2` of the same test.
 # A repo with one test (`true`) on the host; the head is put under test with a target of RUNS
 # runs; the clock runs from the target being set to the API showing RUNS finished runs.
-# Usage: bench/serve_bench.sh [path/to/testlooper] [runs]
+# Usage: bench/serve_bench.sh [path/to/testlooper] [runs] [tls]
+# With `tls` the server speaks HTTPS/WSS (a self-signed certificate made with openssl; the local
+# workers pin it), to measure what TLS costs.
 set -euo pipefail
 
 testlooper="$(realpath "${1:-$(dirname "$0")/../build/testlooper}")"
 runs="${2:-1000}"
+tls="${3:-}"
 work="$(mktemp -d)"
 server_pid=""
 cleanup() {
@@ -30,10 +33,20 @@ git -C "$work/repos/bench" -c user.name=bench -c user.email=bench@localhost comm
 head="$(git -C "$work/repos/bench" rev-parse HEAD)"
 
 port=$((20000 + RANDOM % 20000))
+tls_flags=()
+scheme=http
+if [ "$tls" = tls ]; then
+  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+  tls_flags=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem")
+  scheme=https
+  export CURL_CA_BUNDLE="$work/cert.pem"
+fi
 "$testlooper" serve --repos "$work/repos" --data "$work/data" --port "$port" --workers 2 \
-  --worker-cores 2 --worker-ram-gb 2 --poll-seconds 0.2 --extra-runs 0 >"$work/serve.log" 2>&1 &
+  --worker-cores 2 --worker-ram-gb 2 --poll-seconds 0.2 --extra-runs 0 ${tls_flags[@]+"${tls_flags[@]}"} \
+  >"$work/serve.log" 2>&1 &
 server_pid=$!
-api="http://127.0.0.1:$port/api"
+api="$scheme://127.0.0.1:$port/api"
 until curl -sf "$api/repos" | grep -q bench; do sleep 0.2; done
 until [ "$(curl -sf "$api/workers" | grep -o '"connected":true' | wc -l)" -ge 2 ]; do sleep 0.2; done
 curl -sf -X POST -H "Content-Type: application/json" -d '{"enabled": true, "depth": 0}' "$api/repos/bench/branches/main/test" >/dev/null
@@ -49,8 +62,8 @@ start=$(date +%s.%N)
 "$testlooper" run --repo "$work/repos/bench" --store "$work/store" --runs "$runs" --jobs 2 >/dev/null 2>&1
 run_seconds=$(echo "$(date +%s.%N) - $start" | bc)
 
-printf 'serve, 2 local workers: %d runs in %.1f s = %.1f runs/s (server RSS %d MB)\n' \
-  "$runs" "$serve_seconds" "$(echo "$runs / $serve_seconds" | bc -l)" $((rss_kb / 1024))
+printf 'serve (%s), 2 local workers: %d runs in %.1f s = %.1f runs/s (server RSS %d MB)\n' \
+  "$scheme" "$runs" "$serve_seconds" "$(echo "$runs / $serve_seconds" | bc -l)" $((rss_kb / 1024))
 printf 'testlooper run --jobs 2: %d runs in %.1f s = %.1f runs/s\n' \
   "$runs" "$run_seconds" "$(echo "$runs / $run_seconds" | bc -l)"
 printf 'ratio serve/run throughput: %.2f\n' "$(echo "$run_seconds / $serve_seconds" | bc -l)"

@@ -37,7 +37,20 @@ void add_serve_command(CLI::App& app, Action& action) {
   cmd->add_option("--config", *config, "A config file (docs/configuration.md); flags override it");
   cmd->add_option("--repos", options->repos_dir, "Every git repo directly under DIR is watched");
   cmd->add_option("--data", options->data_dir, "State and artifacts (default ./testlooper-data)");
-  cmd->add_option("--port", options->port, "HTTP port on 127.0.0.1 (default 9081; 0 = any free)");
+  cmd->add_option("--port", options->port, "Port to listen on (default 9081; 0 = any free)");
+  cmd->add_option("--bind", options->bind,
+                  "Address to listen on: 127.0.0.1 (default), 0.0.0.0, ::, an interface's "
+                  "address, [::1], localhost. A non-loopback one needs --auth token|oauth (or "
+                  "--insecure-no-auth)")
+      ->check([](const std::string& a) {
+        return server::bind_address(a).empty() ? "'" + a + "' is not an IP address" : "";
+      });
+  cmd->add_option("--tls-cert", options->tls_cert,
+                  "PEM certificate chain: with --tls-key, serve HTTPS and WSS only (TLS 1.2+)");
+  cmd->add_option("--tls-key", options->tls_key, "PEM private key of --tls-cert");
+  cmd->add_flag("--insecure-no-auth", options->insecure_no_auth,
+                "Let a non-loopback --bind run without authentication (anyone reaching it may "
+                "run code on the workers)");
   cmd->add_option("--workers", options->local_workers, "Local worker processes (default 1)");
   cmd->add_option("--worker-cores", options->worker_cores,
                   "Cores per local worker (default: divided)");
@@ -98,6 +111,13 @@ void add_serve_command(CLI::App& app, Action& action) {
       if (cmd->count("--repos") == 0) options->repos_dir = from_file.repos_dir;
       if (cmd->count("--data") == 0) options->data_dir = from_file.data_dir;
       if (cmd->count("--port") == 0) options->port = from_file.port;
+      if (cmd->count("--bind") == 0) options->bind = from_file.bind;
+      if (cmd->count("--tls-cert") == 0 && cmd->count("--tls-key") == 0) {
+        options->tls_cert = from_file.tls_cert;
+        options->tls_key = from_file.tls_key;
+      }
+      if (cmd->count("--insecure-no-auth") == 0)
+        options->insecure_no_auth = from_file.insecure_no_auth;
       if (cmd->count("--workers") == 0) options->local_workers = from_file.local_workers;
       if (cmd->count("--worker-cores") == 0) options->worker_cores = from_file.worker_cores;
       if (cmd->count("--worker-ram-gb") == 0) options->worker_ram_gb = from_file.worker_ram_gb;
@@ -163,8 +183,19 @@ void add_rebuild_command(CLI::App& app, Action& action) {
 void add_worker_command(CLI::App& app, Action& action) {
   auto options = std::make_shared<worker::WorkerOptions>();
   CLI::App* cmd = app.add_subcommand("worker", "Run jobs for a TestLooper server");
-  cmd->add_option("--server", options->server_url, "The server, e.g. http://127.0.0.1:9081")
+  cmd->add_option("--server", options->server_url,
+                  "The server, e.g. http://127.0.0.1:9081 or https://ci.example.com")
       ->required();
+  cmd->add_option("--ca-file", options->ca_file,
+                  "PEM certificates of the authorities an https:// server's certificate may be "
+                  "signed by (default: the system's store); the certificate must also name the "
+                  "URL's host")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--server-cert", options->server_cert,
+                  "Trust exactly this PEM certificate for an https:// server, whatever its names "
+                  "(what a server passes to its own local workers)")
+      ->check(CLI::ExistingFile)
+      ->excludes("--ca-file");
   cmd->add_option("--cores", options->cores, "Cores to offer (default: all)");
   cmd->add_option("--ram-gb", options->ram_gb, "RAM to offer in GB (default: all)");
   cmd->add_option("--dir", options->dir, "Working directory (default ./testlooper-worker)");

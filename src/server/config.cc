@@ -62,6 +62,14 @@ Setter text(std::string& field) {
   };
 }
 
+Setter flag(bool& field) {
+  return [&field](const json& v, const std::string& where) -> Status {
+    if (!v.is_boolean()) return Error{where, "expected true or false"};
+    field = v.get<bool>();
+    return {};
+  };
+}
+
 template <class T>
 Setter number(T& field) {
   return [&field](const json& v, const std::string& where) -> Status {
@@ -158,7 +166,8 @@ Status load_config(const std::string& path, ServerOptions& o) {
   if (!in) return Error{path, "cannot read the config file"};
   const json config = json::parse(in, nullptr, false);
   if (!config.is_object()) return Error{path, "the config must be a JSON object"};
-  std::string address = "127.0.0.1";
+  std::string address;  // the seed's server_ports.server_address: server.bind's other name
+  std::string bind;
   int max_cores = 0;
   int max_ram_gb = 0;
   std::string auth_mode;
@@ -180,7 +189,11 @@ Status load_config(const std::string& path, ServerOptions& o) {
         {"extra_confidence", number(o.extra_confidence)},
         {"public_url", text(o.public_url)},
         {"http_timeout_seconds", number(o.http_timeout_seconds)},
-        {"max_connections_per_client", number(o.max_connections_per_client)}}},
+        {"max_connections_per_client", number(o.max_connections_per_client)},
+        {"bind", text(bind)},
+        {"tls_cert", text(o.tls_cert)},
+        {"tls_key", text(o.tls_key)},
+        {"insecure_no_auth", flag(o.insecure_no_auth)}}},
       {"server_ports", {{"server_address", text(address)}, {"server_port", number(o.port)}}},
       {"source_control",
        {{"path_to_repos", text(o.repos_dir)},
@@ -229,9 +242,16 @@ Status load_config(const std::string& path, ServerOptions& o) {
     auto s = apply_section(value, key, section->second);
     if (!s.ok()) return Error{path, s.error().where + ": " + s.error().message};
   }
-  if (address != "127.0.0.1" && address != "localhost") {
-    return Error{path, "server_ports.server_address: the server binds 127.0.0.1 only"};
+  if (!bind.empty() && !address.empty() && bind_address(bind) != bind_address(address)) {
+    return Error{path, "server.bind and server_ports.server_address name different addresses"};
   }
+  if (!bind.empty() || !address.empty()) o.bind = bind.empty() ? address : bind;
+  if (bind_address(o.bind).empty()) {
+    return Error{path, std::string(bind.empty() ? "server_ports.server_address" : "server.bind") +
+                           ": '" + o.bind + "' is not an IP address"};
+  }
+  if (o.tls_cert.empty() != o.tls_key.empty())
+    return Error{path, "server.tls_cert and server.tls_key: give both or neither"};
   if (o.repos_dir.empty()) return Error{path, "source_control.path_to_repos is required"};
   if (o.extra_runs < 0) return Error{path, "extra_runs: must not be negative"};
   if (!(o.max_run_hours > 0)) return Error{path, "server.max_run_hours: must be positive"};

@@ -1,17 +1,24 @@
 // Boost.Beast behind HttpServer: one io_context, one thread.
 #include "server/http.h"
 
-#include "server/http_request.h"
+// clang-format off: before Boost.Asio, whose awaitable.hpp needs std::exchange under C++20.
+#include <utility>
+// clang-format on
 
 #include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -22,8 +29,11 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
+
+#include "server/http_request.h"
 
 namespace testlooper::server {
 namespace {
@@ -32,7 +42,60 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace websocket = beast::websocket;
+namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
+
+// A session's stream: plain TCP, or TLS over it (HttpOptions::tls_cert). Sessions are templates
+// on it; every limit and timeout is the TCP layer's, so both get the same.
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+template <class Stream>
+constexpr bool kIsTls = std::is_same_v<Stream, TlsStream>;
+
+// The first of OpenSSL's queued errors, as text ("" when none), clearing the queue.
+std::string openssl_reason() {
+  const unsigned long code = ERR_get_error();
+  ERR_clear_error();
+  if (code == 0) return "";
+  char text[256] = {0};
+  ERR_error_string_n(code, text, sizeof(text));
+  return text;
+}
+
+// A server context for `cert` (a PEM chain) and `key`: TLS 1.2 and later. Throws
+// std::runtime_error naming the file at fault and OpenSSL's reason.
+std::unique_ptr<ssl::context> server_tls_context(const std::string& cert, const std::string& key) {
+  auto context = std::make_unique<ssl::context>(ssl::context::tls_server);
+  context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                       ssl::context::single_dh_use);
+  SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_2_VERSION);
+  auto load = [](const std::string& flag, const std::string& file, auto use) {
+    if (FILE* f = ::fopen(file.c_str(), "r")) {
+      ::fclose(f);
+    } else {
+      throw std::runtime_error(flag + " " + file + ": cannot read it: " + strerror(errno));
+    }
+    beast::error_code ec;
+    use(ec);
+    if (ec) {
+      // Asio took OpenSSL's first error into `ec`; what follows it says where it happened.
+      const std::string more = openssl_reason();
+      throw std::runtime_error(flag + " " + file + ": " + ec.message() +
+                               (more.empty() ? "" : " (" + more + ")"));
+    }
+  };
+  ERR_clear_error();
+  load("--tls-cert", cert,
+       [&](beast::error_code& ec) { context->use_certificate_chain_file(cert, ec); });
+  load("--tls-key", key,
+       [&](beast::error_code& ec) { context->use_private_key_file(key, ssl::context::pem, ec); });
+  if (SSL_CTX_check_private_key(context->native_handle()) != 1) {
+    throw std::runtime_error("--tls-key " + key + " is not the key of --tls-cert " + cert + ": " +
+                             openssl_reason());
+  }
+  return context;
+}
 
 std::chrono::milliseconds duration(double seconds) {
   return std::chrono::milliseconds(static_cast<int64_t>(std::max(0.001, seconds) * 1000));
@@ -68,6 +131,7 @@ class Session {
 struct Shared {
   Handler& handler;
   HttpOptions options;
+  std::unique_ptr<ssl::context> tls;  // set when the server speaks TLS
   std::map<std::string, int> per_client;
   std::map<uint64_t, std::weak_ptr<Session>> sessions;  // oldest first
   std::map<uint64_t, std::string> addresses;             // by the same keys
@@ -100,7 +164,13 @@ class Slot {
   uint64_t key_;
 };
 
-class WsSession;
+// What a WsSocket reaches of its connection, whatever the stream.
+class WsConnection : public Session {
+ public:
+  virtual void send(const std::string& text) = 0;
+  virtual void close(const std::string& reason) = 0;
+  virtual size_t buffered() const = 0;
+};
 
 // The Socket the handler holds: a handle on the connection, never its owner. The handler may
 // keep it as long as it likes (even past the server): once the connection is gone, send() and
@@ -116,7 +186,7 @@ class WsSocket : public Socket {
   const std::string& path() const override { return path_; }
   int id() const override { return id_; }
 
-  std::weak_ptr<WsSession> session;
+  std::weak_ptr<WsConnection> session;
 
  private:
   std::string path_;
@@ -126,23 +196,23 @@ class WsSocket : public Socket {
 
 // A WebSocket connection: owned by its pending operations (there is always a read while it is
 // open) and listed in Shared for the shutdown.
-class WsSession : public Session, public std::enable_shared_from_this<WsSession> {
+template <class Stream>
+class WsSession : public WsConnection, public std::enable_shared_from_this<WsSession<Stream>> {
  public:
-  WsSession(tcp::socket socket, Shared& shared, std::unique_ptr<Slot> slot, std::string path,
-            int id)
-      : ws_(std::move(socket)),
+  WsSession(Stream stream, Shared& shared, std::unique_ptr<Slot> slot, std::string path, int id)
+      : ws_(std::move(stream)),
         shared_(shared),
         slot_(std::move(slot)),
         socket_(std::make_shared<WsSocket>(std::move(path), id, ws_.get_executor())) {}
 
   void start(http::request<http::string_body> request, Request parsed) {
-    slot_->hold(weak_from_this());
-    socket_->session = weak_from_this();
+    slot_->hold(this->weak_from_this());
+    socket_->session = this->weak_from_this();
     beast::get_lowest_layer(ws_).expires_never();
     const auto timeout = duration(shared_.options.timeout_seconds);
     ws_.set_option(websocket::stream_base::timeout{timeout, timeout, true});
     ws_.read_message_max(64 << 20);
-    auto self = shared_from_this();
+    auto self = this->shared_from_this();
     ws_.async_accept(request, [self, parsed = std::move(parsed)](beast::error_code ec) {
       if (ec) return;
       if (self->shared_.stopping) return self->shut_down();
@@ -162,7 +232,7 @@ class WsSession : public Session, public std::enable_shared_from_this<WsSession>
     });
   }
 
-  void send(const std::string& text) {
+  void send(const std::string& text) override {
     if (closed_) return;
     queue_.push_back(text);
     buffered_ += text.size();
@@ -170,12 +240,12 @@ class WsSession : public Session, public std::enable_shared_from_this<WsSession>
   }
 
   // A reason closes with 1008 (policy violation), none with 1000.
-  void close(const std::string& reason) {
+  void close(const std::string& reason) override {
     close_with(reason.empty() ? websocket::close_code::normal : websocket::close_code::policy_error,
                reason.substr(0, 123));
   }
 
-  size_t buffered() const { return buffered_; }
+  size_t buffered() const override { return buffered_; }
 
   void shut_down() override {
     close_with(websocket::close_code::going_away, "the server is stopping; reconnect later");
@@ -191,7 +261,7 @@ class WsSession : public Session, public std::enable_shared_from_this<WsSession>
   void close_with(websocket::close_code code, const std::string& reason) {
     if (closed_) return;
     closed_ = true;
-    auto self = shared_from_this();
+    auto self = this->shared_from_this();
     ws_.async_close(websocket::close_reason(code, reason), [self](beast::error_code) {});
   }
 
@@ -207,7 +277,7 @@ class WsSession : public Session, public std::enable_shared_from_this<WsSession>
   }
 
   void read() {
-    auto self = shared_from_this();
+    auto self = this->shared_from_this();
     ws_.async_read(buffer_, [self](beast::error_code ec, size_t) {
       if (ec) {
         self->closed_ = true;
@@ -229,7 +299,7 @@ class WsSession : public Session, public std::enable_shared_from_this<WsSession>
   }
 
   void write_next() {
-    auto self = shared_from_this();
+    auto self = this->shared_from_this();
     ws_.text(true);
     ws_.async_write(asio::buffer(queue_.front()), [self](beast::error_code ec, size_t) {
       if (ec) {
@@ -243,7 +313,7 @@ class WsSession : public Session, public std::enable_shared_from_this<WsSession>
     });
   }
 
-  websocket::stream<beast::tcp_stream> ws_;
+  websocket::stream<Stream> ws_;
   Shared& shared_;
   std::unique_ptr<Slot> slot_;
   std::shared_ptr<WsSocket> socket_;
@@ -268,25 +338,79 @@ size_t WsSocket::buffered() const {
   return s ? s->buffered() : 0;
 }
 
-class HttpSession : public Session, public std::enable_shared_from_this<HttpSession> {
+template <class Stream>
+class HttpSession : public Session, public std::enable_shared_from_this<HttpSession<Stream>> {
  public:
   HttpSession(tcp::socket socket, Shared& shared, std::unique_ptr<Slot> slot)
-      : stream_(std::move(socket)), shared_(shared), slot_(std::move(slot)) {}
+      : stream_(make_stream(std::move(socket), shared)), shared_(shared), slot_(std::move(slot)) {}
 
+  // A TLS connection first completes its handshake, within the timeout like a request's head
+  // (a client that never handshakes is closed after it, and may be closed to make room for
+  // another of the same client). Plain HTTP sent to the TLS port gets a plain 400 saying so; a
+  // failed handshake closes the connection.
   void start() {
-    slot_->hold(weak_from_this());
-    read_head();
+    slot_->hold(this->weak_from_this());
+    if constexpr (kIsTls<Stream>) {
+      lowest().expires_after(timeout());
+      waiting_for_head_ = true;
+      auto self = this->shared_from_this();
+      beast::async_detect_ssl(lowest(), buffer_, [self](beast::error_code ec, bool tls) {
+        if (ec || !tls) {
+          self->waiting_for_head_ = false;
+          if (!ec) self->refuse_plain_http();
+          return;
+        }
+        self->stream_.async_handshake(ssl::stream_base::server, self->buffer_.data(),
+                                      [self](beast::error_code ec, size_t used) {
+                                        self->waiting_for_head_ = false;
+                                        if (ec) return;
+                                        self->buffer_.consume(used);
+                                        self->read_head();
+                                      });
+      });
+    } else {
+      read_head();
+    }
   }
 
   void shut_down() override { force_close(); }
   void force_close() override {
     waiting_for_head_ = false;
     beast::error_code ignored;
-    stream_.socket().close(ignored);
+    lowest().socket().close(ignored);
   }
   bool waiting_for_head() const override { return waiting_for_head_; }
 
  private:
+  static Stream make_stream(tcp::socket socket, Shared& shared) {
+    if constexpr (kIsTls<Stream>) {
+      return Stream(beast::tcp_stream(std::move(socket)), *shared.tls);
+    } else {
+      return Stream(std::move(socket));
+    }
+  }
+
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
+  // Answers plain HTTP sent to the TLS port, in plain HTTP, and closes the connection.
+  void refuse_plain_http() {
+    const Response refusal =
+        error_response(400, "this server speaks HTTPS only: use an https:// URL");
+    auto res = std::make_shared<http::response<http::string_body>>(http::status::bad_request, 11);
+    res->set(http::field::content_type, refusal.content_type);
+    res->body() = refusal.body;
+    res->keep_alive(false);
+    res->prepare_payload();
+    lowest().expires_after(timeout());
+    auto self = this->shared_from_this();
+    http::async_write(lowest(), *res, [self, res](beast::error_code ec, size_t) {
+      if (ec) return;
+      beast::error_code ignored;
+      self->lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+      self->drain();
+    });
+  }
+
   std::chrono::milliseconds timeout() const { return duration(shared_.options.timeout_seconds); }
 
   // The head of the next request, within the timeout (slowloris, idle keep-alive).
@@ -297,8 +421,8 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     // Checked against the limit that applies in on_head (not boost::none: in Boost 1.74 that
     // refuses every body with a Content-Length).
     head_parser_->body_limit(std::numeric_limits<uint64_t>::max());
-    stream_.expires_after(timeout());
-    auto self = shared_from_this();
+    lowest().expires_after(timeout());
+    auto self = this->shared_from_this();
     waiting_for_head_ = true;
     http::async_read_header(stream_, buffer_, *head_parser_, [self](beast::error_code ec, size_t) {
       self->waiting_for_head_ = false;
@@ -343,7 +467,7 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     if (auto length = head_parser_->content_length(); length && *length > limit) {
       return refuse(error_response(413, too_large(limit)));
     }
-    auto self = shared_from_this();
+    auto self = this->shared_from_this();
     if (file.empty()) {
       string_parser_.emplace(std::move(*head_parser_));
       string_parser_->body_limit(limit);
@@ -392,8 +516,8 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   void continue_then(Next next, Failed failed = [] {}) {
     if (lower(head_.headers["expect"]) != "100-continue") return next();
     auto res = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
-    stream_.expires_after(timeout());
-    auto self = shared_from_this();
+    lowest().expires_after(timeout());
+    auto self = this->shared_from_this();
     http::async_write(stream_, *res, [self, res, next, failed](beast::error_code ec, size_t) {
       if (ec) return failed();
       next();
@@ -404,8 +528,8 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   template <class Parser, class Done>
   void read_body(Parser& parser, Done done) {
     if (parser.is_done()) return done(beast::error_code{});
-    stream_.expires_after(timeout());
-    auto self = shared_from_this();
+    lowest().expires_after(timeout());
+    auto self = this->shared_from_this();
     http::async_read_some(stream_, buffer_, parser,
                           [self, &parser, done](beast::error_code ec, size_t) {
                             if (ec) return done(ec);
@@ -422,8 +546,8 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     Request parsed = std::move(head_);
     parsed.body = std::move(request.body());
     if (upgrade_) {
-      auto ws = std::make_shared<WsSession>(stream_.release_socket(), shared_, std::move(slot_),
-                                            parsed.path, ++shared_.next_ws_id);
+      auto ws = std::make_shared<WsSession<Stream>>(std::move(stream_), shared_, std::move(slot_),
+                                                    parsed.path, ++shared_.next_ws_id);
       ws->start(std::move(request), std::move(parsed));
       return;
     }
@@ -509,18 +633,31 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   // Writes the response piece by piece: the timeout applies to each piece (progress).
   template <class Message, class Serializer>
   void write_some(std::shared_ptr<Message> res, std::shared_ptr<Serializer> sr) {
-    stream_.expires_after(timeout());
-    auto self = shared_from_this();
+    lowest().expires_after(timeout());
+    auto self = this->shared_from_this();
     http::async_write_some(stream_, *sr, [self, res, sr](beast::error_code ec, size_t) {
       if (ec) return;
       if (!sr->is_done()) return self->write_some(res, sr);
-      if (!res->keep_alive()) {
-        beast::error_code ignored;
-        self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-        return self->drain();
-      }
+      if (!res->keep_alive()) return self->finish();
       self->read_head();
     });
+  }
+
+  // Ends the connection after a response that closes it: TLS says so (close_notify) first.
+  void finish() {
+    if constexpr (kIsTls<Stream>) {
+      lowest().expires_after(std::min(timeout(), std::chrono::milliseconds(5000)));
+      auto self = this->shared_from_this();
+      stream_.async_shutdown([self](beast::error_code) {
+        beast::error_code ignored;
+        self->lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+        self->drain();
+      });
+    } else {
+      beast::error_code ignored;
+      lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+      drain();
+    }
   }
 
   // Reads and drops what the client still sends until it closes, for one timeout at most.
@@ -528,15 +665,15 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     if (shared_.stopping) return;
     if (!drain_started_) {
       drain_started_ = true;
-      stream_.expires_after(std::min(timeout(), std::chrono::milliseconds(5000)));
+      lowest().expires_after(std::min(timeout(), std::chrono::milliseconds(5000)));
     }
-    auto self = shared_from_this();
-    stream_.async_read_some(asio::buffer(drain_buffer_), [self](beast::error_code ec, size_t) {
+    auto self = this->shared_from_this();
+    lowest().async_read_some(asio::buffer(drain_buffer_), [self](beast::error_code ec, size_t) {
       if (!ec) self->drain();
     });
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   bool waiting_for_head_ = false;
   Shared& shared_;
   std::unique_ptr<Slot> slot_;
@@ -557,17 +694,34 @@ struct HttpServer::Impl {
       : shared{h, std::move(options)}, acceptor(io), accept_retry(io) {
     if (auto e = public_url_error(shared.options.public_url); !e.empty())
       throw std::runtime_error("--public-url: " + e);
-    // Close-on-exec from the start: a child (a local worker, git) never holds the port.
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw std::runtime_error(strerror(errno));
-    acceptor.assign(tcp::v4(), fd);
-    const tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"),
+    const std::string address = bind_address(shared.options.bind);
+    if (address.empty())
+      throw std::runtime_error("--bind: '" + shared.options.bind + "' is not an IP address");
+    const std::string& cert = shared.options.tls_cert;
+    const std::string& key = shared.options.tls_key;
+    if (cert.empty() != key.empty()) throw std::runtime_error(tls_files_error(cert, key));
+    if (!cert.empty()) shared.tls = server_tls_context(cert, key);
+    const tcp::endpoint endpoint(asio::ip::make_address(address),
                                  static_cast<unsigned short>(port));
+    protocol = endpoint.protocol();
+    // Close-on-exec from the start: a child (a local worker, git) never holds the port.
+    const int fd = ::socket(protocol.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw std::runtime_error(strerror(errno));
+    acceptor.assign(protocol, fd);
     acceptor.set_option(asio::socket_base::reuse_address(true));
     acceptor.bind(endpoint);
     acceptor.listen();
     acceptor.non_blocking(true);
     bound_port = acceptor.local_endpoint().port();
+    // A wildcard is reached at its family's loopback address.
+    auto local = endpoint.address();
+    if (local.is_unspecified()) {
+      local = local.is_v4() ? asio::ip::address(asio::ip::address_v4::loopback())
+                            : asio::ip::address(asio::ip::address_v6::loopback());
+    }
+    const std::string host = local.is_v6() ? "[" + local.to_string() + "]" : local.to_string();
+    url =
+        std::string(shared.tls ? "https://" : "http://") + host + ":" + std::to_string(bound_port);
   }
 
   ~Impl() { shut_down_all(); }
@@ -607,7 +761,7 @@ struct HttpServer::Impl {
   void accepted(int fd) {
     tcp::socket socket(io);
     beast::error_code ec;
-    socket.assign(tcp::v4(), fd, ec);
+    socket.assign(protocol, fd, ec);
     if (ec) {
       ::close(fd);
       return;
@@ -623,7 +777,12 @@ struct HttpServer::Impl {
     // Small messages (worker results, events) go out at once, not after Nagle's delay.
     socket.set_option(tcp::no_delay(true), ec);
     auto slot = std::make_unique<Slot>(shared, address);
-    std::make_shared<HttpSession>(std::move(socket), shared, std::move(slot))->start();
+    if (shared.tls) {
+      std::make_shared<HttpSession<TlsStream>>(std::move(socket), shared, std::move(slot))->start();
+    } else {
+      std::make_shared<HttpSession<PlainStream>>(std::move(socket), shared, std::move(slot))
+          ->start();
+    }
   }
 
   // A client at its cap gets a new connection when one of its connections has no request in
@@ -698,14 +857,17 @@ struct HttpServer::Impl {
   std::vector<std::shared_ptr<asio::steady_timer>> timers;
   double backoff_seconds = 0;
   bool shut_down = false;
+  tcp protocol = tcp::v4();
   int bound_port = 0;
+  std::string url;  // HttpServer::local_url()
 };
 
 HttpServer::HttpServer(Handler& handler, int port, HttpOptions options) {
+  const std::string bind = options.bind;
   try {
     impl_ = std::make_unique<Impl>(handler, port, std::move(options));
   } catch (const std::exception& e) {
-    throw std::runtime_error("cannot listen on 127.0.0.1:" + std::to_string(port) + ": " +
+    throw std::runtime_error("cannot listen on " + bind + ":" + std::to_string(port) + ": " +
                              e.what());
   }
   impl_->accept();
@@ -714,6 +876,20 @@ HttpServer::HttpServer(Handler& handler, int port, HttpOptions options) {
 HttpServer::~HttpServer() = default;
 
 int HttpServer::port() const { return impl_->bound_port; }
+
+std::string HttpServer::local_url() const { return impl_->url; }
+
+std::string tls_files_error(const std::string& cert, const std::string& key) {
+  if (cert.empty() && key.empty()) return "";
+  if (cert.empty()) return "--tls-key needs --tls-cert (server.tls_cert): it is missing";
+  if (key.empty()) return "--tls-cert needs --tls-key (server.tls_key): it is missing";
+  try {
+    server_tls_context(cert, key);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
 
 void HttpServer::run() {
   // An exception out of beast (none is expected: the handler's are caught) costs its

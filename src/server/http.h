@@ -59,9 +59,26 @@ struct HttpOptions {
   // Open connections from one client address; more are closed at once.
   int max_connections_per_client = 64;
   // The URL the server is reached at through a proxy ("" = loopback only): its host is served
-  // besides 127.0.0.1, localhost and [::1], and its origin is the server's own.
+  // besides IP literals and the loopback names, and its origin is the server's own.
   std::string public_url;
+  // The address listened on (bind_address() takes it): "127.0.0.1", "::", "[::1]", "localhost".
+  std::string bind = "127.0.0.1";
+  // PEM files; with both set the server speaks HTTPS and WSS only (TLS 1.2 and later).
+  std::string tls_cert;
+  std::string tls_key;
 };
+
+// The IP address `bind` names, as Asio writes it ("0.0.0.0", "::1"): IPv4 or IPv6 literals (the
+// latter with or without brackets), and "localhost" (127.0.0.1). "" when it names none.
+std::string bind_address(const std::string& bind);
+
+// Whether `address` (an IP literal, as bind_address() returns it) is a loopback address: 127/8,
+// ::1, or an IPv4-mapped 127/8. A wildcard (0.0.0.0, ::) is not.
+bool is_loopback_address(const std::string& address);
+
+// "" when `cert` and `key` can serve TLS (both set, readable, PEM, and the key the
+// certificate's) or are both empty; else what is wrong, naming the file and OpenSSL's reason.
+std::string tls_files_error(const std::string& cert, const std::string& key);
 
 // "" when `url` can be HttpOptions::public_url (http:// or https://, a host, an optional port
 // and path), else what is wrong with it.
@@ -75,8 +92,9 @@ Response error_response(int status, const std::string& message);
 std::optional<std::string> decode_target(std::string_view target, Request& request);
 
 // The checks on a request's head (method, target, headers; no body yet) that need no socket:
-// header size, Host, and for state-changing requests and WebSocket upgrades (`upgrade`) the
-// Origin and Sec-Fetch-Site. The refusal, or nullopt.
+// header size, Host (IP literals, loopback names and public_url's host: a name other than those
+// may be an attacker's, rebound to this address, so it is refused), and for state-changing requests
+// and WebSocket upgrades (`upgrade`) the Origin and Sec-Fetch-Site. The refusal, or nullopt.
 std::optional<Response> check_head(const Request& head, bool upgrade, const HttpOptions& options);
 
 // Parses one complete HTTP/1.1 request from `bytes` as the server does (same limits, same
@@ -144,12 +162,15 @@ Response handle_safely(Handler& handler, const Request& request);
 
 class HttpServer {
  public:
-  // Binds 127.0.0.1:`port` (0 = any free port). Throws std::runtime_error when it cannot, or
-  // when options.public_url is not valid.
+  // Binds options.bind:`port` (0 = any free port). Throws std::runtime_error when it cannot, or
+  // when options.public_url, options.bind or the TLS files are not valid.
   HttpServer(Handler& handler, int port, HttpOptions options = {});
   // Stops and closes every connection (see run()).
   ~HttpServer();
   int port() const;
+  // Where a client on this machine reaches the server: "http://127.0.0.1:9081",
+  // "https://[::1]:9081", ... (the loopback address of a wildcard bind's family).
+  std::string local_url() const;
   // Runs the io loop on this thread until stop(); then closes every connection (WebSockets with
   // 1001 "going away"), calls on_close for every open WebSocket, and returns once every session
   // is gone (a few seconds at most), so nothing of the network outlives run().

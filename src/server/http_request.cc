@@ -127,6 +127,17 @@ std::optional<PublicUrl> parse_public_url(const std::string& url) {
   return PublicUrl{*host, scheme + "://" + authority};
 }
 
+// An IPv4 literal ("10.0.0.5") or a bracketed IPv6 one ("[::1]"), as a Host header's name.
+bool is_ip_literal(const std::string& name) {
+  boost::system::error_code ec;
+  if (name.size() > 2 && name.front() == '[' && name.back() == ']') {
+    asio::ip::make_address_v6(name.substr(1, name.size() - 2), ec);
+  } else {
+    asio::ip::make_address_v4(name, ec);
+  }
+  return !ec;
+}
+
 std::string clip(std::string_view s) { return std::string(s.substr(0, 100)); }
 
 bool header_is(const Request& r, const std::string& name, std::string_view value) {
@@ -180,6 +191,26 @@ std::string too_large(uint64_t limit) {
   return "the body is larger than the limit of " + std::to_string(limit) + " bytes";
 }
 
+std::string bind_address(const std::string& bind) {
+  if (lower(bind) == "localhost") return "127.0.0.1";
+  std::string text = bind;
+  if (text.size() > 2 && text.front() == '[' && text.back() == ']')
+    text = text.substr(1, text.size() - 2);
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(text, ec);
+  if (ec) return "";
+  return address.to_string();
+}
+
+bool is_loopback_address(const std::string& address) {
+  boost::system::error_code ec;
+  const auto a = asio::ip::make_address(address, ec);
+  if (ec) return false;
+  if (a.is_v6() && a.to_v6().is_v4_mapped())
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback();
+  return a.is_loopback();
+}
+
 std::string public_url_error(const std::string& url) {
   if (url.empty() || parse_public_url(url)) return "";
   return "'" + clip(url) + "' is not an http:// or https:// URL with a host";
@@ -222,11 +253,14 @@ std::optional<Response> check_head(const Request& head, bool upgrade, const Http
   if (auto it = head.headers.find("host"); it != head.headers.end()) {
     host = lower(it->second);
     const auto name = host_name(host);
-    const bool served = name && (*name == "127.0.0.1" || *name == "localhost" || *name == "[::1]" ||
+    // An IP literal cannot be rebound (DNS rebinding needs a name): a client of a server bound
+    // to a non-loopback address sends one, or the public URL's host.
+    const bool served = name && (*name == "localhost" || is_ip_literal(*name) ||
                                  (public_url && *name == public_url->host));
     if (!served) {
       return error_response(421, "this server does not serve the host '" + clip(it->second) +
-                                     "' (loopback names, and the host of server.public_url)");
+                                     "' (IP addresses, localhost, and the host of "
+                                     "server.public_url)");
     }
   }
   const std::string& m = head.method;
@@ -236,8 +270,9 @@ std::optional<Response> check_head(const Request& head, bool upgrade, const Http
   }
   if (auto it = head.headers.find("origin"); it != head.headers.end()) {
     const std::string origin = lower(it->second);
-    const bool own = (!host.empty() && origin == "http://" + host) ||
-                     (public_url && origin == public_url->origin);
+    const std::string scheme = options.tls_cert.empty() ? "http://" : "https://";
+    const bool own =
+        (!host.empty() && origin == scheme + host) || (public_url && origin == public_url->origin);
     if (!own)
       return error_response(403,
                             "cross-origin request refused (Origin '" + clip(it->second) + "')");

@@ -28,7 +28,9 @@ void on_signal(int) { g_stop = true; }
 // Local worker processes, restarted when they exit.
 class LocalWorkers {
  public:
-  LocalWorkers(const ServerOptions& options, int port) : options_(options), port_(port) {
+  // `url`: where the server is reached from this machine (HttpServer::local_url()).
+  LocalWorkers(const ServerOptions& options, std::string url)
+      : options_(options), url_(std::move(url)) {
     const int n = std::max(0, options.local_workers);
     const int cores =
         options.worker_cores > 0
@@ -84,7 +86,7 @@ class LocalWorkers {
     std::vector<std::string> args = {options_.self_executable,
                                      "worker",
                                      "--server",
-                                     "http://127.0.0.1:" + std::to_string(port_),
+                                     url_,
                                      "--cores",
                                      std::to_string(s.cores),
                                      "--ram-gb",
@@ -98,6 +100,12 @@ class LocalWorkers {
                                      options_.data_dir + "/worker.token",
                                      "--parent-pid",
                                      std::to_string(::getpid())};
+    // Under TLS a local worker trusts exactly the server's own certificate, whatever names it
+    // carries and whoever issued it.
+    if (!options_.tls_cert.empty()) {
+      args.push_back("--server-cert");
+      args.push_back(std::filesystem::absolute(options_.tls_cert).string());
+    }
     // Built before fork: the child of a threaded process may only make async-signal-safe calls.
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
@@ -119,15 +127,42 @@ class LocalWorkers {
   }
 
   const ServerOptions& options_;
-  int port_;
+  std::string url_;
   std::vector<Spec> specs_;
   std::vector<pid_t> pids_;
 };
 
 }  // namespace
 
+std::string listening_error(const ServerOptions& options) {
+  const std::string address = bind_address(options.bind);
+  if (address.empty()) {
+    return "--bind: '" + options.bind +
+           "' is not an IP address (e.g. 127.0.0.1, 0.0.0.0, ::, [::1], localhost)";
+  }
+  if (!is_loopback_address(address) && options.auth_mode == auth::Mode::kNone &&
+      !options.insecure_no_auth) {
+    return "refusing to listen on " + options.bind +
+           " with no authentication: anyone who reaches it could run code on the workers. Use "
+           "--auth token (or --auth oauth), or bind a loopback address; --insecure-no-auth "
+           "starts it anyway";
+  }
+  return tls_files_error(options.tls_cert, options.tls_key);
+}
+
 int run_server(const ServerOptions& options) {
   namespace fs = std::filesystem;
+  // Before binding or touching the data dir.
+  if (auto e = listening_error(options); !e.empty()) {
+    std::cerr << "testlooper serve: " << e << "\n";
+    return 2;
+  }
+  if (!is_loopback_address(bind_address(options.bind)) && options.auth_mode == auth::Mode::kNone) {
+    std::cerr << "testlooper serve: WARNING: listening on " << options.bind
+              << " with no authentication (--insecure-no-auth): anyone who reaches this address "
+                 "can read everything, change what is tested and run code on the workers"
+              << std::endl;
+  }
   std::error_code ec;
   fs::create_directories(options.data_dir + "/logs", ec);
   if (ec) {
@@ -172,7 +207,7 @@ int run_server(const ServerOptions& options) {
     http = std::make_unique<HttpServer>(
         api, options.port,
         HttpOptions{options.http_timeout_seconds, options.max_connections_per_client,
-                    options.public_url});
+                    options.public_url, options.bind, options.tls_cert, options.tls_key});
   } catch (const std::exception& e) {
     std::cerr << "testlooper serve: " << e.what() << "\n";
     return 2;
@@ -187,13 +222,13 @@ int run_server(const ServerOptions& options) {
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   signal(SIGPIPE, SIG_IGN);
-  LocalWorkers workers(options, http->port());
+  LocalWorkers workers(options, http->local_url());
   http->every(0.5, [&] {
     if (g_stop) http->stop();
     workers.supervise();
     state.check_workers(now_seconds());
   });
-  std::cout << "testlooper serve: listening on http://127.0.0.1:" << http->port() << std::endl;
+  std::cout << "testlooper serve: listening on " << http->local_url() << std::endl;
   // run() returns once every connection is closed and every WebSocket's on_close was called, so
   // the state holds no socket when the io_context goes (issue 10, item 11).
   http->run();

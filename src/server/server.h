@@ -1,7 +1,7 @@
 // `testlooper serve`: the server process. Watches the git repos under a folder, resolves each
 // new commit's definitions once, decides what runs (planner), packs runs onto workers
 // (dispatch), keeps every result (store) and serves the JSON API (docs/api.md) over HTTP and
-// WebSocket on 127.0.0.1.
+// WebSocket (HTTPS and WSS with --tls-cert) on --bind, 127.0.0.1 by default.
 #pragma once
 
 #include <cstdint>
@@ -65,6 +65,11 @@ struct ServerOptions {
   std::string group;                                         // GitLab group: its members edit
   double oauth_timeout_seconds = 10;  // auth.provider_timeout_seconds: a sign-in's provider calls
 };
+
+// Why `options` cannot listen, or "": --bind is not an IP address; a non-loopback bind with
+// auth_mode kNone and no insecure_no_auth (anyone reaching it could run code on the workers);
+// --tls-cert/--tls-key not both given, unreadable or not a pair (tls_files_error()).
+std::string listening_error(const ServerOptions& options);
 
 // Runs the server until SIGINT/SIGTERM (then closes every connection, workers' with 1001
 // "going away", and returns 0); returns the exit status.

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast.hpp>
 #include <fstream>
 #include <limits>
@@ -14,6 +15,7 @@
 
 #include "core/url.h"
 #include "worker/server_files.h"
+#include "worker/tls_stream.h"
 
 namespace testlooper::worker {
 namespace {
@@ -35,27 +37,37 @@ std::string server_message(int status, const std::string& body) {
 }
 
 template <class Body>
-void prepare(http::request<Body>& request, const std::string& host, const std::string& port) {
-  request.set(http::field::host, host + ":" + port);
+void prepare(http::request<Body>& request, const std::string& authority) {
+  request.set(http::field::host, authority);
   request.set(http::field::user_agent, "testlooper-worker");
   request.keep_alive(false);
   request.prepare_payload();
 }
 
-// Sends `request` and reads the response with `parser`; throws on network errors.
+// Sends `request` and reads the response with `parser`, over TLS for an https:// server; throws
+// on network errors (a refused certificate among them).
 template <class Body, class ResponseBody>
-void exchange(const std::string& host, const std::string& port, http::request<Body>& request,
+void exchange(const ServerEndpoint& server, http::request<Body>& request,
               http::response_parser<ResponseBody>& parser) {
   asio::io_context io;
-  tcp::resolver resolver(io);
-  tcp::socket socket(io);
-  asio::connect(socket, resolver.resolve(host, port));
-  prepare(request, host, port);
-  http::write(socket, request);
-  beast::flat_buffer buffer;
-  http::read(socket, buffer, parser);
-  beast::error_code ignored;
-  socket.shutdown(tcp::socket::shutdown_both, ignored);
+  prepare(request, server.url.authority());
+  auto talk = [&](auto& stream) {
+    http::write(stream, request);
+    beast::flat_buffer buffer;
+    http::read(stream, buffer, parser);
+    // The response is complete (its length was known): no TLS close_notify is awaited.
+    beast::error_code ignored;
+    beast::get_lowest_layer(stream).shutdown(tcp::socket::shutdown_both, ignored);
+  };
+  if (server.tls) {
+    asio::ssl::stream<tcp::socket> stream(io, *server.tls);
+    connect_tls(stream, server.url, server.trust);
+    talk(stream);
+  } else {
+    tcp::socket socket(io);
+    connect_tcp(socket, server.url);
+    talk(socket);
+  }
 }
 
 std::string unique_suffix() {
@@ -66,11 +78,11 @@ std::string unique_suffix() {
 // Sends `request` and reads a text reply: its body on 200, else the server's error. Throws on
 // network errors, as exchange() does.
 template <class Request>
-Result<std::string> text_exchange(const std::string& host, const std::string& port,
-                                  const std::string& target, Request& request) {
+Result<std::string> text_exchange(const ServerEndpoint& server, const std::string& target,
+                                  Request& request) {
   http::response_parser<http::string_body> parser;
   parser.body_limit(kMaxTextBody);
-  exchange(host, port, request, parser);
+  exchange(server, request, parser);
   const auto& response = parser.get();
   if (response.result_int() != 200)
     return Error{target, server_message(response.result_int(), response.body())};
@@ -79,14 +91,14 @@ Result<std::string> text_exchange(const std::string& host, const std::string& po
 
 }  // namespace
 
-ServerClient::ServerClient(std::string host, std::string port, std::string token)
-    : host_(std::move(host)), port_(std::move(port)), token_(std::move(token)) {}
+ServerClient::ServerClient(ServerEndpoint server, std::string token)
+    : server_(std::move(server)), token_(std::move(token)) {}
 
 Result<std::string> ServerClient::get(const std::string& target) const {
   try {
     http::request<http::empty_body> request{http::verb::get, target, 11};
     request.set(http::field::authorization, "Bearer " + token_);
-    return text_exchange(host_, port_, target, request);
+    return text_exchange(server_, target, request);
   } catch (const std::exception& e) {
     return Error{target, std::string("request failed: ") + e.what()};
   }
@@ -104,7 +116,7 @@ Status ServerClient::download(const std::string& target, const fs::path& dest) c
     beast::error_code open_error;
     parser.get().body().open(temp.c_str(), beast::file_mode::write, open_error);
     if (open_error) return Error{temp.string(), "cannot create: " + open_error.message()};
-    exchange(host_, port_, request, parser);
+    exchange(server_, request, parser);
     parser.get().body().close();
     const int status = parser.get().result_int();
     if (status != 200) {
@@ -144,7 +156,7 @@ Result<std::string> ServerClient::upload(const std::string& target, const fs::pa
     request.set(http::field::content_type, "application/octet-stream");
     request.set(http::field::authorization, "Bearer " + token_);
     request.set("X-TestLooper-Upload", upload_token);
-    return text_exchange(host_, port_, target, request);
+    return text_exchange(server_, target, request);
   } catch (const std::exception& e) {
     return Error{target, std::string("upload failed: ") + e.what()};
   }

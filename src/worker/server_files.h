@@ -12,22 +12,23 @@
 #include <filesystem>
 #include <string>
 
-#include "core/url.h"
 #include "artifacts/artifacts.h"
 #include "core/error.h"
+#include "core/url.h"
 #include "definitions/definitions.h"
 #include "runner/runner.h"
+#include "worker/server_connection.h"
 
 namespace testlooper::worker {
 
 namespace fs = std::filesystem;
 
-// Plain HTTP/1.1 requests to the server (Boost.Beast, kept out of this header), one connection
-// each, carrying the worker secret (`Authorization: Bearer <token>`). A status other than 200 is
-// an Error carrying the server's {"error"} message.
+// HTTP/1.1 requests to the server, over TLS for an https:// one (Boost.Beast, kept out of this
+// header), one connection each, carrying the worker secret (`Authorization: Bearer <token>`). A
+// status other than 200 is an Error carrying the server's {"error"} message.
 class ServerClient {
  public:
-  ServerClient(std::string host, std::string port, std::string token);
+  ServerClient(ServerEndpoint server, std::string token);
 
   // GET `target` ("/api/..."): the body.
   Result<std::string> get(const std::string& target) const;
@@ -42,8 +43,7 @@ class ServerClient {
   static bool is_transient(const Error& error);
 
  private:
-  std::string host_;
-  std::string port_;
+  ServerEndpoint server_;
   std::string token_;
 };
 

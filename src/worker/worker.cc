@@ -1,26 +1,33 @@
 #include "worker/worker.h"
 
+// clang-format off: before Boost.Asio, whose awaitable.hpp needs std::exchange under C++20.
+#include <utility>
+// clang-format on
+
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
-#include <condition_variable>
-#include <utility>
-
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <type_traits>
+#include <utility>
 
 #include "artifacts/artifacts.h"
 #include "core/ids.h"
@@ -28,6 +35,7 @@
 #include "environments/environments.h"
 #include "runner/runner.h"
 #include "worker/server_files.h"
+#include "worker/tls_stream.h"
 
 namespace testlooper::worker {
 namespace {
@@ -99,16 +107,6 @@ class Runners {
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Entry>> runners_;
   std::unique_ptr<runner::Runner> remote_;
 };
-
-// "http://host:port/..." -> {host, port}; the port defaults to 80.
-std::pair<std::string, std::string> host_and_port(const std::string& url) {
-  const size_t scheme = url.find("://");
-  const std::string rest = url.substr(scheme == std::string::npos ? 0 : scheme + 3);
-  const std::string authority = rest.substr(0, rest.find('/'));
-  const size_t colon = authority.find(':');
-  if (colon == std::string::npos) return {authority, "80"};
-  return {authority.substr(0, colon), authority.substr(colon + 1)};
-}
 
 std::string outcome_word(runner::Outcome o) {
   switch (o) {
@@ -238,11 +236,10 @@ class LogFollower {
 
 class Agent {
  public:
-  explicit Agent(const WorkerOptions& options)
+  Agent(const WorkerOptions& options, ServerEndpoint server)
       : options_(options),
-        host_(host_and_port(options.server_url).first),
-        port_(host_and_port(options.server_url).second),
-        client_(host_, port_, options.token),
+        server_(std::move(server)),
+        client_(server_, options.token),
         local_store_(options.dir + "/store"),
         remote_sources_(client_, options.dir + "/sources"),
         remote_files_(client_, local_store_),
@@ -302,31 +299,54 @@ class Agent {
  private:
   // One connection's socket and what waits to be written to it. Every operation on the stream
   // runs on the session's io thread: reads in a loop, writes one at a time from the queue.
+  // The socket is WebSocket over TCP, or over TLS for an https:// server: with_ws() hands the
+  // one there is to code written once for both.
   struct Connection {
-    explicit Connection(asio::io_context& context) : io(context), ws(context) {}
+    Connection(asio::io_context& context, asio::ssl::context* tls) : io(context) {
+      if (tls) {
+        tls_ws = std::make_unique<TlsWs>(context, *tls);
+      } else {
+        plain_ws = std::make_unique<PlainWs>(context);
+      }
+    }
+    template <class F>
+    auto with_ws(F f) {
+      return plain_ws ? f(*plain_ws) : f(*tls_ws);
+    }
+    using PlainWs = websocket::stream<tcp::socket>;
+    using TlsWs = websocket::stream<asio::ssl::stream<tcp::socket>>;
     asio::io_context& io;
-    websocket::stream<tcp::socket> ws;
+    std::unique_ptr<PlainWs> plain_ws;
+    std::unique_ptr<TlsWs> tls_ws;
     std::deque<std::string> queue;
     std::atomic<size_t> queued_bytes{0};  // in `queue` and posted to it
     beast::flat_buffer buffer;
   };
 
-  // One connection: hello, then jobs until the server goes away (or the worker is stopped).
-  // One connection, until it ends; false when the server refused the upgrade.
+  // One connection: hello, then jobs until the server goes away (or the worker is stopped);
+  // false when the server refused the upgrade.
   bool session() {
     asio::io_context io;
     std::shared_ptr<Connection> conn;
     try {
-      tcp::resolver resolver(io);
-      conn = std::make_shared<Connection>(io);
-      asio::connect(conn->ws.next_layer(), resolver.resolve(host_, port_));
-      conn->ws.next_layer().set_option(tcp::no_delay(true));  // results and logs leave at once
-      conn->ws.set_option(websocket::stream_base::decorator([this](websocket::request_type& r) {
-        r.set(beast::http::field::authorization, "Bearer " + options_.token);
-      }));
-      websocket::response_type response;
+      conn = std::make_shared<Connection>(io, server_.tls.get());
       beast::error_code ec;
-      conn->ws.handshake(response, host_ + ":" + port_, "/api/worker", ec);
+      conn->with_ws([&](auto& ws) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(ws)>, Connection::TlsWs>) {
+          connect_tls(ws.next_layer(), server_.url, server_.trust);
+        } else {
+          connect_tcp(ws.next_layer(), server_.url);
+        }
+        // Results and logs leave at once.
+        beast::get_lowest_layer(ws).set_option(tcp::no_delay(true));
+        ws.set_option(websocket::stream_base::decorator([this](websocket::request_type& r) {
+          r.set(beast::http::field::authorization, "Bearer " + options_.token);
+        }));
+        websocket::response_type response;
+        ws.handshake(response, server_.url.authority(), "/api/worker", ec);
+        ws.read_message_max(256 << 20);
+        ws.text(true);
+      });
       if (ec) {
         // Refused before the upgrade (401: a wrong or missing token): said once, like a close.
         if (ec == websocket::error::upgrade_declined) {
@@ -335,9 +355,9 @@ class Agent {
         }
         return true;
       }
-      conn->ws.read_message_max(256 << 20);
-      conn->ws.text(true);
-    } catch (const std::exception&) {
+    } catch (const std::exception& e) {
+      // A refused certificate, most likely (the worker retries; it never skips verification).
+      if (server_.tls) say_why_not_connected(e.what());
       return true;
     }
     {
@@ -367,13 +387,15 @@ class Agent {
   }
 
   void read_next(const std::shared_ptr<Connection>& conn) {
-    conn->ws.async_read(conn->buffer, [this, conn](beast::error_code ec, size_t) {
-      if (ec == websocket::error::closed) say_why_closed(conn->ws.reason().reason);
-      if (ec) return close(*conn);
-      const std::string text = beast::buffers_to_string(conn->buffer.data());
-      conn->buffer.consume(conn->buffer.size());
-      handle(text);
-      read_next(conn);
+    conn->with_ws([&](auto& ws) {
+      ws.async_read(conn->buffer, [this, conn, &ws](beast::error_code ec, size_t) {
+        if (ec == websocket::error::closed) say_why_closed(ws.reason().reason);
+        if (ec) return close(*conn);
+        const std::string text = beast::buffers_to_string(conn->buffer.data());
+        conn->buffer.consume(conn->buffer.size());
+        handle(text);
+        read_next(conn);
+      });
     });
   }
 
@@ -388,11 +410,22 @@ class Agent {
     std::cerr << "testlooper worker: the server closed the connection: " << why << std::endl;
   }
 
+  // A connection could not be opened (TLS: the server's certificate was refused): said once per
+  // reason, as the worker keeps trying.
+  void say_why_not_connected(const std::string& why) {
+    if (why == last_connect_error_) return;
+    last_connect_error_ = why;
+    std::cerr << "testlooper worker: cannot connect to " << options_.server_url << ": " << why
+              << " (retrying)" << std::endl;
+  }
+
   // Ends the session: pending operations fail and io.run() returns.
   static void close(Connection& conn) {
     beast::error_code ignored;
-    conn.ws.next_layer().shutdown(tcp::socket::shutdown_both, ignored);
-    conn.ws.next_layer().close(ignored);
+    conn.with_ws([&](auto& ws) {
+      beast::get_lowest_layer(ws).shutdown(tcp::socket::shutdown_both, ignored);
+      beast::get_lowest_layer(ws).close(ignored);
+    });
     conn.io.stop();
   }
 
@@ -424,11 +457,13 @@ class Agent {
   }
 
   void write_next(const std::shared_ptr<Connection>& conn) {
-    conn->ws.async_write(asio::buffer(conn->queue.front()), [this, conn](beast::error_code ec, size_t) {
-      if (ec) return close(*conn);
-      conn->queued_bytes -= conn->queue.front().size();
-      conn->queue.pop_front();
-      if (!conn->queue.empty()) write_next(conn);
+    conn->with_ws([&](auto& ws) {
+      ws.async_write(asio::buffer(conn->queue.front()), [this, conn](beast::error_code ec, size_t) {
+        if (ec) return close(*conn);
+        conn->queued_bytes -= conn->queue.front().size();
+        conn->queue.pop_front();
+        if (!conn->queue.empty()) write_next(conn);
+      });
     });
   }
 
@@ -586,8 +621,7 @@ class Agent {
 
   const WorkerOptions& options_;
   bool docker_ = false;  // it runs Dockerfile environments (found at start)
-  std::string host_;
-  std::string port_;
+  ServerEndpoint server_;
   // For jobs without the server's disk (no repos_dir/artifacts_dir in the job).
   ServerClient client_;
   artifacts::Store local_store_;
@@ -605,6 +639,7 @@ class Agent {
   };
   std::vector<RunThread> threads_;  // touched by the session's io thread only (start, then run())
   std::string last_close_reason_;    // touched by the session's io thread only
+  std::string last_connect_error_;   // touched by the session's thread only
 };
 
 }  // namespace
@@ -616,8 +651,14 @@ int run_worker(const WorkerOptions& options) {
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  Result<ServerEndpoint> server =
+      server_endpoint(options.server_url, TlsTrust{options.ca_file, options.server_cert});
+  if (!server.ok()) {
+    std::cerr << "testlooper worker: " << server.error().to_string() << std::endl;
+    return 2;
+  }
   fs::create_directories(options.dir);
-  return Agent(options).run();
+  return Agent(options, *server).run();
 }
 
 }  // namespace testlooper::worker

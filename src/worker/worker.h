@@ -9,7 +9,7 @@
 namespace testlooper::worker {
 
 struct WorkerOptions {
-  std::string server_url;  // "http://127.0.0.1:9081"
+  std::string server_url;  // "http://127.0.0.1:9081", "https://ci.example.com"
   int cores = 1;
   int ram_gb = 1;
   std::string dir;         // work dirs, local artifact store, source cache, unacked results
@@ -25,6 +25,10 @@ struct WorkerOptions {
   // The server's worker secret, sent as `Authorization: Bearer <token>` on the WebSocket upgrade
   // and on every file request.
   std::string token;
+  // For an https:// server (worker/server_connection.h TlsTrust): the CA certificates its
+  // certificate is checked against ("" = the system's), or exactly the certificate it must have.
+  std::string ca_file;
+  std::string server_cert;
 };
 
 // Runs until SIGINT/SIGTERM; returns the exit status.

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -38,11 +39,19 @@ inline std::string capture(const std::string& command) {
 }
 
 // Starts `testlooper <subcommand> <args>` in a process group of its own; its stdout goes to the
-// pipe `out` when given (both ends are closed in the child).
+// pipe `out` when given (both ends are closed in the child), its stderr to the file `err` when
+// given.
 inline pid_t spawn_testlooper(const std::string& subcommand, const std::vector<std::string>& args,
-                              const int* out = nullptr) {
+                              const int* out = nullptr, const std::string& err = "") {
+  // Opened before fork: the child of a threaded test may only make async-signal-safe calls.
+  const int err_fd =
+      err.empty() ? -1 : ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   const pid_t pid = fork();
-  if (pid != 0) return pid;
+  if (pid != 0) {
+    if (err_fd >= 0) close(err_fd);
+    return pid;
+  }
+  if (err_fd >= 0) dup2(err_fd, STDERR_FILENO);
   if (out != nullptr) {
     dup2(out[1], STDOUT_FILENO);
     close(out[0]);
@@ -100,11 +109,12 @@ inline void expect_no_sanitizer_report(pid_t pid, int status, const std::string&
 }
 
 // `testlooper worker` with `args` (another "host" when its --dir is its own), its process group
-// sent `stop_signal` on destruction.
+// sent `stop_signal` on destruction; its stderr goes to the file `err` when given.
 class WorkerProcess {
  public:
-  explicit WorkerProcess(const std::vector<std::string>& args, int stop_signal = SIGTERM)
-      : pid_(spawn_testlooper("worker", args)), stop_signal_(stop_signal) {}
+  explicit WorkerProcess(const std::vector<std::string>& args, int stop_signal = SIGTERM,
+                         const std::string& err = "")
+      : pid_(spawn_testlooper("worker", args, nullptr, err)), stop_signal_(stop_signal) {}
   ~WorkerProcess() {
     kill(-pid_, stop_signal_);
     int status = -1;
