@@ -562,7 +562,7 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
 
   // Handler::handle_async: the answer is written when the handler calls back (on the io thread).
   bool respond_async(const Request& parsed, unsigned version, bool keep_alive) {
-    auto self = shared_from_this();
+    auto self = this->shared_from_this();
     auto executor = stream_.get_executor();
     // `self` moves into the posted task: the handler's thread never holds the last reference,
     // so the session is destroyed on the io thread.

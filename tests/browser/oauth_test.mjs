@@ -49,7 +49,7 @@ export function register({ binary, artifacts }) {
         path_to_repos: path.join(root, 'repos'), oauth_key: 'the-app', oauth_secret: 'the-secret',
         github_login_url: provider.url, github_api_url: provider.url, owner: 'acme',
       },
-      auth: { mode: 'oauth' },
+      auth: { mode: 'oauth', public_read: true },  // signed out, one may look but not touch
     };
     fs.writeFileSync(path.join(root, 'config.json'), JSON.stringify(config));
     server = await Server.start(binary, {
