@@ -1,5 +1,6 @@
 #include "core/hash.h"
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 
 #include <array>
@@ -18,6 +19,15 @@ std::string sha256_hex(std::string_view data) {
     out.push_back(kHex[digest[i] & 15]);
   }
   return out;
+}
+
+std::string openssl_reason() {
+  const unsigned long code = ERR_get_error();
+  ERR_clear_error();
+  if (code == 0) return "";
+  char text[256] = {0};
+  ERR_error_string_n(code, text, sizeof(text));
+  return text;
 }
 
 }  // namespace testlooper

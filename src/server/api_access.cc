@@ -56,7 +56,8 @@ auth::Principal Api::principal(const Request& request) {
     }
   }
   // Authentication off: today's open behaviour (a loopback server only).
-  if (options_.auth_mode == auth::Mode::kNone) return auth::Principal{Role::kAdmin, "open", "open", ""};
+  if (options_.auth_mode == auth::Mode::kNone)
+    return auth::Principal{Role::kAdmin, "open", "open", ""};
   return auth::Principal{};
 }
 
@@ -100,7 +101,8 @@ std::optional<Response> Api::access_refusal(const Request& request, const auth::
     return unauthenticated("this endpoint is for workers: a worker token is missing or wrong");
   }
   if (options_.auth_mode == auth::Mode::kNone) return std::nullopt;
-  if (need == Role::kViewer && options_.public_read && !carries_credentials(request)) return std::nullopt;
+  if (need == Role::kViewer && options_.public_read && !carries_credentials(request))
+    return std::nullopt;
   if (auth::allows(who.role, need)) return std::nullopt;
   const std::string role(auth::to_string(need));
   if (who.role == Role::kAnonymous) {

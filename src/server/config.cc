@@ -3,14 +3,14 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
-#include <map>
-#include <cmath>
 #include <limits>
-#include <type_traits>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <type_traits>
 
 #include "server/http.h"
 

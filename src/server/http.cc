@@ -33,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/hash.h"
 #include "server/http_request.h"
 
 namespace testlooper::server {
@@ -51,16 +52,6 @@ using PlainStream = beast::tcp_stream;
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 template <class Stream>
 constexpr bool kIsTls = std::is_same_v<Stream, TlsStream>;
-
-// The first of OpenSSL's queued errors, as text ("" when none), clearing the queue.
-std::string openssl_reason() {
-  const unsigned long code = ERR_get_error();
-  ERR_clear_error();
-  if (code == 0) return "";
-  char text[256] = {0};
-  ERR_error_string_n(code, text, sizeof(text));
-  return text;
-}
 
 // A server context for `cert` (a PEM chain) and `key`: TLS 1.2 and later. Throws
 // std::runtime_error naming the file at fault and OpenSSL's reason.

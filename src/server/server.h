@@ -49,18 +49,18 @@ struct ServerOptions {
   std::string tls_cert;            // PEM files: with both set the server speaks HTTPS and WSS
   std::string tls_key;
   auth::Mode auth_mode = auth::Mode::kNone;  // --auth, auth.mode (auth_disabled: true = kNone)
-  bool insecure_no_auth = false;   // lets a non-loopback bind run with auth_mode kNone
-  bool public_read = false;        // auth.public_read: anonymous users may view
-  std::vector<std::string> admins;  // auth.admins: signed-in logins made admin ("alice")
-  double session_hours = 24 * 7;    // auth.session_hours: a sign-in lasts this long
+  bool insecure_no_auth = false;             // lets a non-loopback bind run with auth_mode kNone
+  bool public_read = false;                  // auth.public_read: anonymous users may view
+  std::vector<std::string> admins;           // auth.admins: signed-in logins made admin ("alice")
+  double session_hours = 24 * 7;             // auth.session_hours: a sign-in lasts this long
   // OAuth sign-in (the seed's keys in source_control; docs/configuration.md "Access").
   std::string oauth_provider;  // "github" or "gitlab" ("" = none configured)
   std::string oauth_key;
   std::string oauth_secret;
-  std::string github_login_url = "https://github.com";     // authorize and access_token under it
-  std::string github_api_url = "https://api.github.com";   // /user, /orgs/{owner}/members/{login}
-  std::string owner;                                       // GitHub organisation: its members edit
-  std::string gitlab_login_url = "https://gitlab.com";     // /oauth/authorize, /oauth/token
+  std::string github_login_url = "https://github.com";    // authorize and access_token under it
+  std::string github_api_url = "https://api.github.com";  // /user, /orgs/{owner}/members/{login}
+  std::string owner;                                      // GitHub organisation: its members edit
+  std::string gitlab_login_url = "https://gitlab.com";    // /oauth/authorize, /oauth/token
   std::string gitlab_api_url = "https://gitlab.com/api/v4";  // /user, /groups/{group}/members/...
   std::string group;                                         // GitLab group: its members edit
   double oauth_timeout_seconds = 10;  // auth.provider_timeout_seconds: a sign-in's provider calls

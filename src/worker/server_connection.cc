@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "core/hash.h"
 #include "worker/tls_stream.h"
 
 namespace testlooper::worker {
@@ -19,16 +20,6 @@ namespace {
 namespace asio = boost::asio;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
-
-// The first of OpenSSL's queued errors as text ("" when none), clearing the queue.
-std::string openssl_reason() {
-  const unsigned long code = ERR_get_error();
-  ERR_clear_error();
-  if (code == 0) return "";
-  char text[256] = {0};
-  ERR_error_string_n(code, text, sizeof(text));
-  return text;
-}
 
 bool is_ip_address(const std::string& host) {
   boost::system::error_code ec;

@@ -14,8 +14,8 @@ namespace {
 
 using fixtures::capture;
 using fixtures::eventually;
-using fixtures::GitFixtureRepo;
 using fixtures::free_port;
+using fixtures::GitFixtureRepo;
 using fixtures::ServerProcess;
 using fixtures::shell_quote;
 using fixtures::TempDir;

@@ -345,10 +345,12 @@ TEST(OAuth, CookiePostsNeedTheCsrfToken) {
   const std::string url = s.server->url("/api/repos/app/branches/main/test");
   const Browser alice = s.browser("alice");
   ASSERT_EQ(s.sign_in(alice, "alice").status, 302);
-  ASSERT_TRUE(fixtures::eventually([&] {
-    const Reply repos = alice.get(s.server->url("/api/repos"));
-    return repos.status == 200 && repos.body.is_array() && repos.body.size() == 1;
-  }, 30));
+  ASSERT_TRUE(fixtures::eventually(
+      [&] {
+        const Reply repos = alice.get(s.server->url("/api/repos"));
+        return repos.status == 200 && repos.body.is_array() && repos.body.size() == 1;
+      },
+      30));
   // Read as alice: anonymous users may not view (no auth.public_read).
   auto under_test = [&] {
     const Reply branches = alice.get(s.server->url("/api/repos/app/branches"));

@@ -22,8 +22,8 @@ namespace testlooper::server {
 namespace {
 
 using fixtures::eventually;
-using fixtures::GitFixtureRepo;
 using fixtures::free_port;
+using fixtures::GitFixtureRepo;
 using fixtures::ServerProcess;
 using fixtures::TempDir;
 using fixtures::WorkerProcess;

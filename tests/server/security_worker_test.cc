@@ -28,21 +28,7 @@ using fixtures::WorkerProcess;
 using fixtures::WsClient;
 using nlohmann::json;
 
-// A build, and a test that runs until it is stopped (its log says it started).
-constexpr const char* kDefinitions = R"(looper_version: 5
-environments: {linux: {platform: linux, image: {host: true}}}
-builds:
-  build/linux:
-    dependencies: {src: HEAD}
-    stages:
-      - command: 'mkdir -p $TEST_BUILD_OUTPUT_DIR/bin && echo built > $TEST_BUILD_OUTPUT_DIR/bin/out.txt'
-        artifacts: [{name: bin, directory: bin}]
-tests:
-  slow/linux:
-    dependencies: {whole: build/linux}
-    stages:
-      - command: 'echo started; sleep 600'
-)";
+constexpr const char* kDefinitions = fixtures::kBuildAndEndlessTest;
 
 class SecurityWorkerTest : public testing::Test {
  protected:

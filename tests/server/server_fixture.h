@@ -186,6 +186,23 @@ class ServerProcess {
   FILE* out_ = nullptr;
 };
 
+// Definitions with a build (one artifact, bin/out.txt) and a test that depends on it and runs
+// until it is stopped (its log says "started" first).
+inline constexpr const char* kBuildAndEndlessTest = R"(looper_version: 5
+environments: {linux: {platform: linux, image: {host: true}}}
+builds:
+  build/linux:
+    dependencies: {src: HEAD}
+    stages:
+      - command: 'mkdir -p $TEST_BUILD_OUTPUT_DIR/bin && echo built > $TEST_BUILD_OUTPUT_DIR/bin/out.txt'
+        artifacts: [{name: bin, directory: bin}]
+tests:
+  slow/linux:
+    dependencies: {whole: build/linux}
+    stages:
+      - command: 'echo started; sleep 600'
+)";
+
 // A loopback TCP port free a moment ago, for a server that must come back on the same port
 // after a restart (the server itself binds with SO_REUSEADDR); a test that needs no fixed port
 // lets the kernel choose (--port 0).
