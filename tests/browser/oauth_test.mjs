@@ -1,5 +1,5 @@
-// Sign-in with GitHub in Chromium (issue 12): a real `testlooper serve` in auth mode "oauth"
-// against tests/server/fake_oauth.py playing GitHub on loopback. Signed out, the page offers
+// Sign-in with GitHub and with GitLab in Chromium (issue 12): a real `testlooper serve` in auth
+// mode "oauth" against tests/server/fake_oauth.py playing each provider on loopback. Signed out, the page offers
 // "Sign in with GitHub" and no controls; signing in goes through the fake's authorize page and
 // back, shows who is signed in with their role and the controls (which work: their POSTs carry
 // the CSRF token); signing out takes the controls away again.
@@ -28,26 +28,46 @@ async function startFakeProvider(args) {
   return { child, url: `http://127.0.0.1:${port}` };
 }
 
+// Each provider as the server is configured for it: its `source_control` keys, the sign-in
+// button's text and where its authorize page is.
+const kProviders = [
+  {
+    kind: 'github', org: 'acme', button: 'Sign in with GitHub', authorize: '/login/oauth/authorize?',
+    keys: (url) => ({ github_login_url: url, github_api_url: url, owner: 'acme' }),
+  },
+  {
+    kind: 'gitlab', org: 'acme/dev', button: 'Sign in with GitLab', authorize: '/oauth/authorize?',
+    keys: (url) => ({ gitlab_login_url: url, gitlab_api_url: `${url}/api/v4`, group: 'acme/dev' }),
+  },
+];
+
 export function register({ binary, artifacts }) {
+  const teardowns = kProviders.map((p) => registerProvider({ binary, artifacts }, p));
+  return async function teardown() {
+    for (const t of teardowns) await t();
+  };
+}
+
+function registerProvider({ binary, artifacts }, kind) {
   let root = null;
   let provider = null;
   let server = null;
   let browser = null;
   let page = null;
-  const shot = (name) => screenshot(page, artifacts, name);
+  const shot = (name) => screenshot(page, artifacts, `${kind.kind}-${name}`);
   const row = () => page.locator('tr[data-branch="main"]');
 
-  test('oauth setup: a fake GitHub, a server signing in with it, Chromium', async () => {
-    root = tempDir('oauth');
+  test(`oauth setup: a fake ${kind.kind}, a server signing in with it, Chromium`, async () => {
+    root = tempDir(`oauth-${kind.kind}`);
     const app = new GitRepo(path.join(root, 'repos', 'app'));
     app.write('testlooper.yml', "looper_version: 5\nenvironments: {linux: {platform: linux, image: {host: true}}}\ntests:\n  one/linux: {command: 'true'}\n");
     app.commit('A test');
-    provider = await startFakeProvider(['--kind', 'github', '--client-id', 'the-app', '--client-secret', 'the-secret',
-      '--org', 'acme', '--user', 'alice:1', '--member', 'alice', '--default-user', 'alice']);
+    provider = await startFakeProvider(['--kind', kind.kind, '--client-id', 'the-app', '--client-secret', 'the-secret',
+      '--org', kind.org, '--user', 'alice:1', '--member', 'alice', '--default-user', 'alice']);
     const config = {
       source_control: {
         path_to_repos: path.join(root, 'repos'), oauth_key: 'the-app', oauth_secret: 'the-secret',
-        github_login_url: provider.url, github_api_url: provider.url, owner: 'acme',
+        ...kind.keys(provider.url),
       },
       auth: { mode: 'oauth', public_read: true },  // signed out, one may look but not touch
     };
@@ -63,24 +83,24 @@ export function register({ binary, artifacts }) {
     page = await browser.newPage();
   });
 
-  test('oauth: signed out, a sign-in button and no controls', async () => {
+  test(`oauth ${kind.kind}: signed out, a sign-in button and no controls`, async () => {
     await page.goto(`${server.url}/repos/app`);
     await row().waitFor();
     await page.locator('button[name="sign-in"]').waitFor();
-    assertEqual(await page.locator('button[name="sign-in"]').textContent(), 'Sign in with GitHub', 'the button');
+    assertEqual(await page.locator('button[name="sign-in"]').textContent(), kind.button, 'the button');
     assertEqual(await page.locator('button[name="test"]').count(), 0, 'controls shown to nobody');
     await shot('oauth-1-signed-out');
   });
 
-  test('oauth: sign in through the fake GitHub; the user, the role and the controls', async () => {
+  test(`oauth ${kind.kind}: sign in through the fake provider; the user, the role and the controls`, async () => {
     await page.locator('button[name="sign-in"]').click();
     await page.locator('#authorize').waitFor();
-    assert(page.url().startsWith(provider.url + '/login/oauth/authorize?'), `at the provider: ${page.url()}`);
+    assert(page.url().startsWith(provider.url + kind.authorize), `at the provider: ${page.url()}`);
     await shot('oauth-2-authorize');
     await page.locator('#authorize').click();
     await page.waitForURL(`${server.url}/`);
     await page.locator('.who[data-user="alice"]').waitFor();
-    assertEqual(await page.locator('.who').getAttribute('data-role'), 'editor', 'a member of acme edits');
+    assertEqual(await page.locator('.who').getAttribute('data-role'), 'editor', `a member of ${kind.org} edits`);
     await page.goto(`${server.url}/repos/app`);
     await row().locator('button[name="test"]').waitFor();
     await row().locator('button[name="test"]').click();
@@ -90,7 +110,7 @@ export function register({ binary, artifacts }) {
     await shot('oauth-3-signed-in');
   });
 
-  test('oauth: sign out; the controls are gone', async () => {
+  test(`oauth ${kind.kind}: sign out; the controls are gone`, async () => {
     await page.locator('button[name="sign-out"]').click();
     await page.locator('button[name="sign-in"]').waitFor();
     assertEqual(await page.locator('button[name="test"]').count(), 0, 'controls after signing out');
