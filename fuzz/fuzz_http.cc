@@ -15,6 +15,7 @@
 
 #include "server/api.h"
 #include "server/http.h"
+#include "server/server.h"
 #include "server/state.h"
 #include "store/store.h"
 
@@ -66,6 +67,28 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   return 0;
 }
 
+namespace {
+
+// Half the inputs (by length) meet a server with sign-in on, so the bearer tokens, session
+// cookies and CSRF headers an attacker sends reach the access checks (api_access.cc); the
+// other half meet an open server and reach every endpoint. The provider is never called:
+// the sign-in's callback is asynchronous (handle_async), which this target does not drive.
+void set_mode(size_t size) {
+  static ServerOptions open, oauth;
+  static bool ready = false;
+  if (!ready) {
+    oauth.auth_mode = auth::Mode::kOAuth;
+    oauth.oauth_key = "key";
+    oauth.oauth_secret = "secret";
+    oauth.oauth_provider = "github";
+    oauth.owner = "acme";
+    ready = true;
+  }
+  g_world->api->set_access_options(size % 2 ? oauth : open);
+}
+
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);
   auto parsed = parse_request(bytes, HttpOptions{});
@@ -79,12 +102,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   Request& request = std::get<Request>(parsed);
+  request.client = "127.0.0.1";
+  set_mode(size);
   if (request.path.find('\0') != std::string::npos) fail("NUL in a parsed path");
   // As the server does: the head is looked at first (refuse_early), then an upload's body goes
   // to the file the handler names. The handler is called directly, so an exception it throws
   // is a crash here.
   if (const auto early = g_world->api->refuse_early(request)) {
-    if (early->status < 400 || early->status > 499) fail("refuse_early gave " + std::to_string(early->status));
+    if (early->status < 400 || early->status > 499)
+      fail("refuse_early gave " + std::to_string(early->status));
     return 0;
   }
   const std::string file = g_world->api->body_file_for(request);

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 
@@ -59,8 +60,28 @@ ServerState& state() {
     options.repos_dir = dir + "/repos";
     state = std::make_unique<ServerState>(*store, options);
     if (!state->load().ok()) abort();
+    // The local workers' token, registered in the store as a server registers it: a worker
+    // whose token the store does not know is dropped as revoked.
+    const std::string token_file = dir + "/worker.token";
+    std::filesystem::remove(token_file);
+    if (!state->secure_workers(token_file, 24).ok()) abort();
   }
   return *state;
+}
+
+// The token row a worker connected with the local workers' token gets.
+const testlooper::store::TokenRow& local_token() {
+  static const testlooper::store::TokenRow token = [] {
+    ServerState& s = state();
+    std::ifstream in(std::filesystem::temp_directory_path().string() + "/fuzz_worker_protocol-" +
+                     std::to_string(::getpid()) + "/worker.token");
+    std::string text;
+    in >> text;
+    const auto row = s.find_token(text);
+    if (!row) abort();
+    return *row;
+  }();
+  return token;
 }
 
 void feed(ServerState& s, const std::shared_ptr<FakeSocket>& socket, const std::string& text) {
@@ -78,7 +99,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)testlooper::server::parse_worker_message(input);
   ServerState& s = state();
   auto socket = std::make_shared<FakeSocket>(++next_id);
-  s.worker_connected(socket);
+  s.worker_connected(socket, local_token());
   s.worker_message(socket, R"({"type":"hello","worker":"fuzz","cores":2,"ram_gb":2})");
   if (socket->closed()) abort();  // a valid hello from a worker not connected is accepted
   size_t start = 0;
