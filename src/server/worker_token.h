@@ -1,8 +1,10 @@
-// The worker secret: what a worker must show to be one (docs/api.md "The worker protocol").
-// The server makes it at its first start in <data>/worker.token (32 bytes from the CSPRNG as
-// hex, created with O_EXCL and mode 0600) and reads it at every later start; its local workers
-// get the file's path (`testlooper worker --token-file`). Workers send it as
-// `Authorization: Bearer <token>` on the WebSocket upgrade and on every file request.
+// The local workers' token (docs/configuration.md "Who may do what"): the server makes it at its
+// first start in <data>/worker.token (32 bytes from the CSPRNG as hex, created with O_EXCL and
+// mode 0600), reads it at every later start and registers it in the store as the worker token
+// named `local` (state_tokens.cc); its local workers get the file's path (`testlooper worker
+// --token-file`). Remote workers use tokens of role `worker` (`testlooper token create`). Every
+// worker sends its token as `Authorization: Bearer <token>` on the WebSocket upgrade and on
+// every file request.
 #pragma once
 
 #include <map>
