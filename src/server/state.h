@@ -267,6 +267,10 @@ class ServerState {
   std::set<int> refused_workers_;  // sockets closed for a protocol error, until they are gone
   // Open worker connections -> the token each was opened with (worker_connected).
   std::map<int, std::pair<std::shared_ptr<Socket>, store::TokenRow>> worker_tokens_;
+  // The store's token_generation when every connected worker's token was last found valid:
+  // drop_revoked_workers reads the tokens again only when it changed (it runs on every worker
+  // message and dispatch).
+  std::optional<std::pair<int64_t, int64_t>> tokens_checked_;
   std::map<std::string, std::string> upload_tokens_;  // active run id -> its upload token's hash
   LogViewers log_viewers_;
   std::map<std::string, int64_t> log_dropped_;  // active run id -> bytes of its log not kept

@@ -58,12 +58,20 @@ void ServerState::worker_connected(const std::shared_ptr<Socket>& socket,
 }
 
 void ServerState::drop_revoked_workers() {
+  if (worker_tokens_.empty()) return;
+  // A token a worker connected with was found valid then; nothing to read again until the
+  // tokens may have changed.
+  const auto generation = store_.token_generation();
+  if (generation.ok() && tokens_checked_ == *generation) return;
+  bool all_read = generation.ok();
   std::vector<std::shared_ptr<Socket>> revoked;
   for (const auto& [id, entry] : worker_tokens_) {
     Result<std::optional<store::TokenRow>> now = store_.token_by_hash(entry.second.hash);
     // A store that cannot say is an infrastructure problem: the worker is not blamed for it.
+    if (!now.ok()) all_read = false;
     if (now.ok() && (!now->has_value() || (*now)->role != "worker")) revoked.push_back(entry.first);
   }
+  if (all_read) tokens_checked_ = *generation;
   for (const auto& socket : revoked) refuse_worker(socket, "the worker's token was revoked");
 }
 

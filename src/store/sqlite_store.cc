@@ -158,6 +158,7 @@ class SqliteStore : public Store {
                                 "VALUES (?, ?, ?, ?, ?)");
     s.bind(1, t.name).bind(2, t.role).bind(3, t.hash).bind(4, t.created).bind(5, t.last_used);
     if (!s.run()) return failed("add_token", s);
+    ++token_writes_;
     return sqlite3_changes(db_->get()) > 0;
   }
 
@@ -183,7 +184,14 @@ class SqliteStore : public Store {
   Result<bool> revoke_token(const std::string& name) override {
     Statement s(db_->get(), "DELETE FROM tokens WHERE name = ?");
     if (!s.bind(1, name).run()) return failed("revoke_token", s);
+    ++token_writes_;
     return sqlite3_changes(db_->get()) > 0;
+  }
+
+  Result<std::pair<int64_t, int64_t>> token_generation() override {
+    Statement s(db_->get(), "PRAGMA data_version");
+    if (!s.step()) return failed("token_generation", s);
+    return std::pair<int64_t, int64_t>{s.integer(0), token_writes_};
   }
 
   Status touch_token(const std::string& name, double last_used) override {
@@ -521,6 +529,7 @@ class SqliteStore : public Store {
   }
 
   std::unique_ptr<Connection> db_;
+  int64_t token_writes_ = 0;  // add_token and revoke_token calls on this connection
 };
 
 }  // namespace

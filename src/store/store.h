@@ -16,6 +16,7 @@
 #include <tuple>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -223,6 +224,10 @@ class Store {
   virtual Result<std::vector<TokenRow>> tokens() = 0;  // by name
   // Deletes the token named `name`; false when there is none.
   virtual Result<bool> revoke_token(const std::string& name) = 0;
+  // A value that changes whenever the tokens may have changed: another connection (the
+  // `testlooper token` CLI) committed anything (PRAGMA data_version), or this one added or
+  // revoked a token. Cheap: no table is read.
+  virtual Result<std::pair<int64_t, int64_t>> token_generation() = 0;
   virtual Status touch_token(const std::string& name, double last_used) = 0;
 
   // The audit log: `add_audit` ignores row.id; `audit` returns at most `limit` rows with an id
