@@ -140,13 +140,21 @@ void add_serve_command(CLI::App& app, Action& action) {
         options->max_connections_per_client = from_file.max_connections_per_client;
       }
       options->artifacts_dir = from_file.artifacts_dir;
+      options->host = from_file.host;  // GitHub or GitLab as the source: config only
+      options->post_statuses = from_file.post_statuses;
+      options->status_fail_on = from_file.status_fail_on;
       options->auth_mode = from_file.auth_mode;
       options->public_read = from_file.public_read;
       server::take_sign_in_options(from_file, *options);  // sign-in: config only
     }
     if (!auth_mode->empty()) options->auth_mode = *auth::parse_mode(*auth_mode);
-    if (options->repos_dir.empty())
+    if (options->host.kind != hosting::Kind::kLocal && cmd->count("--repos") > 0) {
+      throw CLI::ValidationError("--repos", "the config's source is GitHub or GitLab: the server "
+                                            "keeps its own mirrors under <data>/repos");
+    }
+    if (options->repos_dir.empty() && options->host.kind == hosting::Kind::kLocal) {
       throw CLI::RequiredError("--repos (or source_control.path_to_repos in --config)");
+    }
     action = [options] {
       options->self_executable = std::filesystem::read_symlink("/proc/self/exe").string();
       return server::run_server(*options);

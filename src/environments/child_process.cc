@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <thread>
@@ -208,7 +209,7 @@ std::vector<std::string> inherited_environment() {
 }
 
 Result<Captured> run_and_capture(const std::vector<std::string>& argv,
-                                 const std::string& stdin_text) {
+                                 const std::string& stdin_text, const CaptureOptions& options) {
   int out[2], in[2];
   if (::pipe2(out, O_CLOEXEC) != 0) return Error{argv[0], "pipe failed"};
   if (::pipe2(in, O_CLOEXEC) != 0) {
@@ -216,8 +217,9 @@ Result<Captured> run_and_capture(const std::vector<std::string>& argv,
     ::close(out[1]);
     return Error{argv[0], "pipe failed"};
   }
-  Result<ChildProcess> child =
-      ChildProcess::spawn({argv, inherited_environment(), "", in[0], out[1], out[1]});
+  Result<ChildProcess> child = ChildProcess::spawn(
+      {argv, options.env.empty() ? inherited_environment() : options.env, options.working_dir,
+       in[0], out[1], out[1]});
   ::close(in[0]);
   ::close(out[1]);
   if (!child.ok()) {
@@ -235,13 +237,37 @@ Result<Captured> run_and_capture(const std::vector<std::string>& argv,
     }
     ::close(fd);
   });
+  using Clock = std::chrono::steady_clock;
+  const auto deadline =
+      options.timeout_seconds > 0
+          ? Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(options.timeout_seconds * 1000))
+          : Clock::time_point::max();
   Captured captured;
   char buffer[8192];
-  ssize_t n;
-  while ((n = ::read(out[0], buffer, sizeof buffer)) > 0) captured.output.append(buffer, n);
+  while (true) {
+    if (deadline != Clock::time_point::max()) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      pollfd p{out[0], POLLIN, 0};
+      if (left <= 0 || ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 1000))) == 0) {
+        if (Clock::now() < deadline) continue;
+        // Its whole group, so that a grandchild holding the pipe lets the read end too.
+        child->kill_group(SIGKILL);
+        captured.timed_out = true;
+        break;
+      }
+    }
+    const ssize_t n = ::read(out[0], buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    if (captured.output.size() < options.max_output) {
+      captured.output.append(buffer,
+                             std::min<size_t>(n, options.max_output - captured.output.size()));
+    }
+  }
   ::close(out[0]);
   feeder.join();
-  const std::optional<int> status = child->wait_exit(std::chrono::steady_clock::time_point::max());
+  const std::optional<int> status = child->wait_exit(Clock::time_point::max());
   child->reap();
   captured.exit_code = status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
   return captured;

@@ -81,12 +81,21 @@ bool kill_all_with_env(const std::string& entry, std::chrono::milliseconds timeo
 struct Captured {
   int exit_code = -1;  // -1 when killed by a signal
   std::string output;
+  bool timed_out = false;  // killed at CaptureOptions::timeout_seconds
+};
+
+struct CaptureOptions {
+  std::vector<std::string> env;  // "NAME=value", the complete environment; empty = this process's
+  std::string working_dir;       // "" = this process's
+  double timeout_seconds = 0;    // > 0: the process group is killed (SIGKILL) after this long
+  size_t max_output = static_cast<size_t>(-1);  // output beyond this is read and dropped
 };
 
 // Runs `argv` with this process's environment, `stdin_text` on its stdin, and collects its
 // output. Error when it cannot be started.
 Result<Captured> run_and_capture(const std::vector<std::string>& argv,
-                                 const std::string& stdin_text = "");
+                                 const std::string& stdin_text = "",
+                                 const CaptureOptions& options = {});
 
 // This process's environment as "NAME=value" strings.
 std::vector<std::string> inherited_environment();

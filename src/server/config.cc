@@ -173,6 +173,7 @@ Status load_config(const std::string& path, ServerOptions& o) {
   std::string auth_mode;
   bool auth_disabled = false;
   std::string github_url, gitlab_url;
+  std::string access_token, private_token, github_clone_url, gitlab_clone_url;
   bool github_login_given = false, github_api_given = false, gitlab_given = false,
        gitlab_login_given = false, gitlab_api_given = false;
   const std::map<std::string, std::map<std::string, Setter>> sections = {
@@ -197,6 +198,15 @@ Status load_config(const std::string& path, ServerOptions& o) {
       {"server_ports", {{"server_address", text(address)}, {"server_port", number(o.port)}}},
       {"source_control",
        {{"path_to_repos", text(o.repos_dir)},
+        // GitHub or GitLab as the source (docs/configuration.md "Git hosting").
+        {"access_token", text(access_token)},
+        {"private_token", text(private_token)},
+        {"github_clone_url", text(github_clone_url)},
+        {"gitlab_clone_url", text(gitlab_clone_url)},
+        {"ssh_key", text(o.host.ssh_key)},
+        {"poll_seconds", number(o.host.poll_seconds)},
+        {"timeout_seconds", number(o.host.timeout_seconds)},
+        {"webhook_secret", text(o.webhook_secret)},
         // Sign-in with GitHub or GitLab (the seed's keys; docs/configuration.md "Access").
         {"auth_disabled", boolean(auth_disabled)},
         {"oauth_key", text(o.oauth_key)},
@@ -216,6 +226,7 @@ Status load_config(const std::string& path, ServerOptions& o) {
         {"session_hours", number(o.session_hours)},
         {"provider", text(o.oauth_provider)},
         {"provider_timeout_seconds", number(o.oauth_timeout_seconds)}}},
+      {"statuses", {{"enabled", boolean(o.post_statuses)}, {"fail_on", texts(o.status_fail_on)}}},
       {"artifacts", {{"path_to_local_artifact_storage", text(o.artifacts_dir)}}},
       {"machine_management",
        {{"max_workers", number(o.local_workers)},
@@ -236,7 +247,8 @@ Status load_config(const std::string& path, ServerOptions& o) {
           path,
           fmt::format(
               "unknown or unsupported section '{}'; expected server, server_ports, "
-              "source_control, artifacts, machine_management, auth, extra_runs, extra_confidence",
+              "source_control, statuses, artifacts, machine_management, auth, extra_runs, "
+              "extra_confidence",
               key)};
     }
     auto s = apply_section(value, key, section->second);
@@ -252,7 +264,28 @@ Status load_config(const std::string& path, ServerOptions& o) {
   }
   if (o.tls_cert.empty() != o.tls_key.empty())
     return Error{path, "server.tls_cert and server.tls_key: give both or neither"};
-  if (o.repos_dir.empty()) return Error{path, "source_control.path_to_repos is required"};
+  if (!access_token.empty() && !private_token.empty()) {
+    return Error{path, "source_control: access_token (GitHub) and private_token (GitLab) are two "
+                       "sources; give one"};
+  }
+  const bool hosted = !access_token.empty() || !private_token.empty();
+  if (hosted && !o.repos_dir.empty()) {
+    return Error{path, "source_control: path_to_repos and a GitHub or GitLab token are two "
+                       "sources; give one (the server keeps its own mirrors of hosted repos)"};
+  }
+  if (!hosted && o.repos_dir.empty()) {
+    return Error{path, "source_control: give path_to_repos, or access_token and owner (GitHub), "
+                       "or private_token and group (GitLab)"};
+  }
+  if (!(o.host.poll_seconds > 0)) return Error{path, "source_control.poll_seconds: must be positive"};
+  if (!(o.host.timeout_seconds > 0))
+    return Error{path, "source_control.timeout_seconds: must be positive"};
+  for (const auto& verdict : o.status_fail_on) {
+    if (verdict != "broken" && verdict != "flaky" && verdict != "flaky_rising") {
+      return Error{path, "statuses.fail_on: '" + verdict +
+                             "' is not one of broken, flaky, flaky_rising"};
+    }
+  }
   if (o.extra_runs < 0) return Error{path, "extra_runs: must not be negative"};
   if (!(o.max_run_hours > 0)) return Error{path, "server.max_run_hours: must be positive"};
   if (!(o.infra_backoff_seconds > 0))
@@ -296,9 +329,29 @@ Status load_config(const std::string& path, ServerOptions& o) {
     if (!gitlab_api_given) o.gitlab_api_url = gitlab_url + "/api/v4";
   }
   if (o.oauth_provider.empty()) {
-    o.oauth_provider = gitlab_given || gitlab_login_given || gitlab_api_given ? "gitlab" : "github";
+    o.oauth_provider = gitlab_given || gitlab_login_given || gitlab_api_given || !private_token.empty()
+                           ? "gitlab"
+                           : "github";
   }
   if (auto e = sign_in_error(o); !e.empty()) return Error{path, e};
+  if (!access_token.empty()) {
+    if (o.owner.empty()) return Error{path, "source_control.access_token needs owner (whose repositories)"};
+    o.host.kind = hosting::Kind::kGitHub;
+    o.host.token = access_token;
+    o.host.owner = o.owner;
+    o.host.web_url = github_url.empty() ? "https://github.com" : github_url;
+    o.host.api_url = o.github_api_url;
+    o.host.clone_url = github_clone_url;
+  } else if (!private_token.empty()) {
+    if (o.group.empty()) return Error{path, "source_control.private_token needs group (whose repositories)"};
+    o.host.kind = hosting::Kind::kGitLab;
+    o.host.token = private_token;
+    o.host.owner = o.group;
+    o.host.web_url = gitlab_url.empty() ? "https://gitlab.com" : gitlab_url;
+    o.host.api_url = o.gitlab_api_url;
+    o.host.clone_url = gitlab_clone_url;
+  }
+  while (o.host.clone_url.ends_with('/')) o.host.clone_url.pop_back();
   const int workers = std::max(1, o.local_workers);
   if (max_cores > 0) o.worker_cores = std::max(1, max_cores / workers);
   if (max_ram_gb > 0) o.worker_ram_gb = std::max(1, max_ram_gb / workers);

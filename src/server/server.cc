@@ -165,6 +165,10 @@ int run_server(const ServerOptions& options) {
   }
   std::error_code ec;
   fs::create_directories(options.data_dir + "/logs", ec);
+  // GitHub or GitLab: the server's own bare mirrors (docs/configuration.md "Git hosting").
+  const bool hosted = options.host.kind != hosting::Kind::kLocal;
+  const std::string repos_dir = hosted ? options.data_dir + "/repos" : options.repos_dir;
+  if (hosted && !ec) fs::create_directories(repos_dir, ec);
   if (ec) {
     std::cerr << "testlooper serve: cannot create " << options.data_dir << ": " << ec.message()
               << "\n";
@@ -179,7 +183,7 @@ int run_server(const ServerOptions& options) {
   StateOptions state_options{options.default_target_runs,
                              options.worker_timeout_seconds,
                              data + "/logs",
-                             fs::absolute(options.repos_dir).string(),
+                             fs::absolute(repos_dir).string(),
                              options.artifacts_dir.empty()
                                  ? data + "/artifacts"
                                  : fs::absolute(options.artifacts_dir).string(),
@@ -213,7 +217,7 @@ int run_server(const ServerOptions& options) {
     return 2;
   }
   watcher = std::make_unique<Watcher>(
-      options.repos_dir, options.poll_seconds, state.known_commits(),
+      repos_dir, options.poll_seconds, state.known_commits(),
       [&](RepoBatch batch) {
         auto shared = std::make_shared<RepoBatch>(std::move(batch));
         http->post([&state, shared] { state.ingest(std::move(*shared)); });

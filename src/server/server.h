@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "auth/auth.h"
+#include "hosting/hosting.h"
 
 namespace testlooper::server {
 
@@ -17,6 +18,16 @@ constexpr int kMaxLogMb = 1 << 20;
 
 struct ServerOptions {
   std::string repos_dir;             // every git repo directly under it is watched
+  // source_control's GitHub or GitLab form (docs/configuration.md "Git hosting"): the server
+  // lists the owner's or group's repositories, mirrors them under <data_dir>/repos (then
+  // repos_dir) and fetches them; posts commit statuses; pushes pin updates with its token.
+  // kind kLocal: repos_dir is kept current by something else.
+  hosting::HostOptions host;
+  // Commit statuses posted to the host (the `statuses` section): on for a GitHub or GitLab
+  // source, and the verdicts that make a test set's status "failure": "broken", "flaky"
+  // (any flaky test), "flaky_rising" (a flaky test whose failure rate rose at this commit).
+  bool post_statuses = true;
+  std::vector<std::string> status_fail_on = {"broken", "flaky_rising"};
   std::string data_dir = "testlooper-data";
   int port = 9081;
   int local_workers = 1;             // worker processes started and supervised by the server
