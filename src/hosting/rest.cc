@@ -14,7 +14,13 @@ struct Transfer {
   RestAnswer answer;
   size_t limit = 0;
   bool too_large = false;
+  const std::atomic<bool>* stop = nullptr;
 };
+
+int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  const auto* stop = static_cast<Transfer*>(user)->stop;
+  return stop != nullptr && stop->load() ? 1 : 0;
+}
 
 size_t on_body(char* data, size_t size, size_t count, void* user) {
   auto* t = static_cast<Transfer*>(user);
@@ -66,6 +72,7 @@ Result<RestAnswer> rest_call(const RestRequest& request, const std::string& wher
   if (curl == nullptr) return Error{where, "cannot make an HTTP client"};
   Transfer transfer;
   transfer.limit = request.max_answer_bytes;
+  transfer.stop = request.stop;
   curl_slist* list = nullptr;
   for (const auto& h : request.headers) list = curl_slist_append(list, h.c_str());
   list = curl_slist_append(list, "User-Agent: testlooper");
@@ -86,13 +93,22 @@ Result<RestAnswer> rest_call(const RestRequest& request, const std::string& wher
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &transfer);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &transfer);
+  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &transfer);
+  curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE,
+                   static_cast<curl_off_t>(request.max_answer_bytes));
   const CURLcode code = curl_easy_perform(curl);
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &transfer.answer.status);
   curl_slist_free_all(list);
   curl_easy_cleanup(curl);
-  if (transfer.too_large)
-    return Error{where, fmt::format("the answer is larger than {} bytes", request.max_answer_bytes)};
-  if (code != CURLE_OK) return Error{where, curl_easy_strerror(code)};
+  if (transfer.too_large || code == CURLE_FILESIZE_EXCEEDED)
+    return Error{where, fmt::format("answered more than {} bytes", request.max_answer_bytes)};
+  if (code == CURLE_OPERATION_TIMEDOUT)
+    return Error{where, fmt::format("no answer within {} s", request.timeout_seconds)};
+  if (code == CURLE_ABORTED_BY_CALLBACK) return Error{where, "the server is stopping"};
+  if (code != CURLE_OK)
+    return Error{where, std::string("cannot be reached: ") + curl_easy_strerror(code)};
   return std::move(transfer.answer);
 }
 

@@ -2,6 +2,7 @@
 // that talks JSON to GitHub or GitLab share. Thread-safe; each call makes its own connection.
 #pragma once
 
+#include <atomic>
 #include <optional>
 #include <string>
 #include <utility>
@@ -18,6 +19,7 @@ struct RestRequest {
   std::string body;                    // sent when not empty (give a Content-Type header)
   double timeout_seconds = 30;
   size_t max_answer_bytes = 8 << 20;   // a longer answer is an error
+  const std::atomic<bool>* stop = nullptr;  // when it becomes true, the call ends (an Error)
 };
 
 struct RestAnswer {
@@ -28,8 +30,9 @@ struct RestAnswer {
   std::optional<std::string> header(const std::string& name) const;
 };
 
-// Performs `request`. Error{where, ...} when no HTTP answer came (connection refused, timeout,
-// TLS, too large); any HTTP status is an answer.
+// Performs `request`. Error{where, ...} when no HTTP answer came: "cannot be reached: ..."
+// (connection refused, TLS), "no answer within N s", "answered more than N bytes", "the server
+// is stopping" (`stop`); any HTTP status is an answer.
 Result<RestAnswer> rest_call(const RestRequest& request, const std::string& where);
 
 // The URL of rel="next" in an RFC 8288 Link header (GitHub's and GitLab's pagination), or "".

@@ -1,6 +1,5 @@
 #include "server/oauth.h"
 
-#include <curl/curl.h>
 #include <fmt/format.h>
 
 #include <chrono>
@@ -10,6 +9,7 @@
 #include <vector>
 
 #include "core/url.h"
+#include "hosting/rest.h"
 
 namespace testlooper::server {
 namespace {
@@ -34,74 +34,30 @@ struct Answer {
   std::string body;
 };
 
-struct Transfer {
-  std::string body;
-  bool too_large = false;
-  const std::atomic<bool>* stop = nullptr;
-};
-
-size_t on_data(char* data, size_t size, size_t count, void* user) {
-  auto* t = static_cast<Transfer*>(user);
-  const size_t n = size * count;
-  if (t->body.size() + n > kMaxAnswerBytes) {
-    t->too_large = true;
-    return 0;  // aborts the transfer
-  }
-  t->body.append(data, n);
-  return n;
-}
-
-int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  return static_cast<Transfer*>(user)->stop->load() ? 1 : 0;
-}
-
 // One HTTP call to the provider: POST `form` when not empty, else GET. Redirects are not
 // followed; only http and https are spoken.
 Result<Answer> call(const OAuthSettings& s, const std::string& what, const std::string& url,
                     const std::vector<std::string>& headers, const std::string& form,
                     Clock::time_point deadline, const std::atomic<bool>& stop) {
-  static std::once_flag init;
-  std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   const auto left =
       std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
   const std::string where = display_name(s) + " (" + what + ")";
   if (left <= 0) return Error{where, "no answer in time"};
-  CURL* curl = curl_easy_init();
-  if (curl == nullptr) return Error{where, "cannot make an HTTP client"};
-  Transfer transfer;
-  transfer.stop = &stop;
-  curl_slist* list = nullptr;
-  for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
-  list = curl_slist_append(list, "User-Agent: testlooper");
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(left));
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &transfer);
-  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
-  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &transfer);
-  curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(kMaxAnswerBytes));
-  if (!form.empty()) curl_easy_setopt(curl, CURLOPT_POSTFIELDS, form.c_str());
-  const CURLcode code = curl_easy_perform(curl);
-  Answer answer;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &answer.status);
-  curl_slist_free_all(list);
-  curl_easy_cleanup(curl);
-  if (transfer.too_large || code == CURLE_FILESIZE_EXCEEDED) {
-    return Error{where, fmt::format("answered more than {} bytes", kMaxAnswerBytes)};
-  }
-  if (code == CURLE_OPERATION_TIMEDOUT) {
+  hosting::RestRequest request;
+  request.method = form.empty() ? "GET" : "POST";
+  request.url = url;
+  request.headers = headers;
+  request.body = form;
+  request.timeout_seconds = static_cast<double>(left) / 1000;
+  request.max_answer_bytes = kMaxAnswerBytes;
+  request.stop = &stop;
+  auto answer = hosting::rest_call(request, where);
+  if (!answer.ok() && Clock::now() >= deadline) {
+    // The sign-in's whole budget is spent (its calls share it): say the budget, not the rest.
     return Error{where, fmt::format("no answer within {} s", s.timeout_seconds)};
   }
-  if (code == CURLE_ABORTED_BY_CALLBACK) return Error{where, "the server is stopping"};
-  if (code != CURLE_OK)
-    return Error{where, std::string("cannot be reached: ") + curl_easy_strerror(code)};
-  answer.body = std::move(transfer.body);
-  return answer;
+  if (!answer.ok()) return answer.error();
+  return Answer{answer->status, std::move(answer->body)};
 }
 
 // `answer`'s body as a JSON object, or an Error that says what came instead.
