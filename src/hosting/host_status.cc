@@ -97,6 +97,12 @@ Status post_json(const std::string& where, const std::string& url, std::vector<s
 
 }  // namespace
 
+size_t code_points(const std::string& text) {
+  size_t n = 0;
+  for (char c : text) n += continuation(c) ? 0 : 1;
+  return n;
+}
+
 std::string fit_description(const std::string& text, size_t limit) {
   if (code_point_offset(text, limit) == text.size()) return text;
   if (limit == 0) return "";

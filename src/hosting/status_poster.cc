@@ -46,6 +46,16 @@ void StatusPoster::post(const std::string& repo, const std::string& sha, CommitS
   std::lock_guard lock(mu_);
   const Key key{repo, sha, status.context};
   Entry& e = entries_[key];
+  if (e.wanted && !e.posted && !e.busy) {
+    // The key's first status (a commit's "pending") is posted before any newer one: the newest
+    // waits behind it.
+    if (same(*e.wanted, status)) {
+      e.then.reset();
+    } else {
+      e.then = std::move(status);
+    }
+    return;
+  }
   if (e.wanted) {
     waiting_.erase(e.order);
     e.wanted.reset();
@@ -63,6 +73,7 @@ void StatusPoster::post(const std::string& repo, const std::string& sha, CommitS
               << std::get<0>(oldest->second) << " " << std::get<1>(oldest->second) << " "
               << std::get<2>(oldest->second) << ")" << std::endl;
     o.wanted.reset();
+    o.then.reset();
     const Key dropped = oldest->second;
     waiting_.erase(oldest);
     if (!o.posted && !o.busy) entries_.erase(dropped);
@@ -72,7 +83,9 @@ void StatusPoster::post(const std::string& repo, const std::string& sha, CommitS
 
 size_t StatusPoster::pending() const {
   std::lock_guard lock(mu_);
-  return waiting_.size() + busy_;
+  size_t behind = 0;
+  for (const auto& [key, e] : entries_) behind += e.then ? 1 : 0;
+  return waiting_.size() + busy_ + behind;
 }
 
 int64_t StatusPoster::failures() const {
@@ -108,7 +121,12 @@ void StatusPoster::run() {
     const CommitStatus sent = *e.wanted;
     const uint64_t order = e.order;
     waiting_.erase(order);
-    e.wanted.reset();
+    e.wanted = std::move(e.then);  // what came after the key's first waits for it
+    e.then.reset();
+    if (e.wanted) {
+      e.order = ++order_;
+      waiting_[e.order] = *key;
+    }
     e.busy = true;
     ++busy_;
     lock.unlock();

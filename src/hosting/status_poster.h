@@ -2,11 +2,12 @@
 // io thread only hands them over (post() never blocks on the network).
 //
 // Per (repo, sha, context) only the newest status handed over is posted, and never the same
-// state and description twice in a row. A failed post is retried with exponential back-off
-// (first_backoff_seconds doubling up to max_backoff_seconds) per key, while other keys go on.
-// At most max_pending statuses wait: on overflow the oldest waiting one is dropped with a
-// warning on stderr. Destruction stops the thread: waiting statuses are dropped; a post under
-// way ends first (it lasts at most HostOptions::timeout_seconds).
+// state and description twice in a row; but the first status of a key is always posted (a
+// commit's "pending" shows on the host even when its result follows at once). A failed post is
+// retried with exponential back-off (first_backoff_seconds doubling up to max_backoff_seconds) per
+// key, while other keys go on. At most max_pending statuses wait: on overflow the oldest waiting
+// one is dropped with a warning on stderr. Destruction stops the thread: waiting statuses are
+// dropped; a post under way ends first (it lasts at most HostOptions::timeout_seconds).
 //
 // Thread-safe. The lookup is called on the poster's thread.
 #pragma once
@@ -60,6 +61,7 @@ class StatusPoster {
   using Key = std::tuple<std::string, std::string, std::string>;  // repo, sha, context
   struct Entry {
     std::optional<CommitStatus> wanted;  // waiting to be posted
+    std::optional<CommitStatus> then;    // the newest, behind a first `wanted` that is kept
     std::optional<CommitStatus> posted;  // the last one the host accepted
     uint64_t order = 0;                  // when `wanted` was handed over (oldest first)
     double backoff = 0;                  // the current back-off; 0 after a success

@@ -153,6 +153,27 @@ TEST(StatusPoster, NewestWinsAndTheSameIsNeverPostedTwiceInARow) {
   EXPECT_EQ(posted[1]["description"], "4 runs");
 }
 
+TEST(StatusPoster, TheFirstStatusOfAKeyIsPostedEvenWhenANewerFollowsAtOnce) {
+  TempDir dir;
+  FakeHost fake(dir.path() + "/host", "secret-token");
+  auto gated = std::make_shared<GatedHost>(make_host(options_for(Kind::kGitHub, fake)));
+  StatusPoster poster(gated, options_for(Kind::kGitHub, fake));
+  gated->close();
+  poster.post("lib", kSha, status(CommitStatus::State::kPending, "a", "testlooper/other"));
+  ASSERT_TRUE(fixtures::eventually([&] { return gated->waiting(); }));
+  // Both wait while "other" is under way: the first (pending) is kept, the newest follows it.
+  poster.post("lib", kSha, status(CommitStatus::State::kPending, "running: 0/2 runs"));
+  poster.post("lib", kSha, status(CommitStatus::State::kPending, "running: 1/2 runs"));
+  poster.post("lib", kSha, status(CommitStatus::State::kSuccess, "2 runs · all passed"));
+  gated->open();
+  ASSERT_TRUE(fixtures::eventually([&] { return poster.pending() == 0; }));
+  std::vector<std::string> descriptions;
+  for (const auto& p : fake.statuses()) {
+    if (p["context"] == "testlooper/unit") descriptions.push_back(p["description"]);
+  }
+  EXPECT_EQ(descriptions, (std::vector<std::string>{"running: 0/2 runs", "2 runs · all passed"}));
+}
+
 TEST(StatusPoster, AFailedPostIsRetriedWithBackOffThenSucceeds) {
   TempDir dir;
   FakeHost fake(dir.path() + "/host", "secret-token");
