@@ -152,6 +152,11 @@ void StatusPoster::run() {
     e.next_try = now_seconds() + e.backoff;
     std::cerr << "testlooper serve: WARNING: " << result.error().to_string() << "; retried in "
               << fmt::format("{:g}", e.backoff) << " s" << std::endl;
+    if (e.wanted && !e.posted) {  // the key's first is posted first: the newer waits behind it
+      waiting_.erase(e.order);
+      e.then = std::move(e.wanted);
+      e.wanted.reset();
+    }
     if (!e.wanted) {  // nothing newer came meanwhile: this one waits again, at its place
       e.wanted = sent;
       e.order = order;

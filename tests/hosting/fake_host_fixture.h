@@ -60,15 +60,16 @@ class FakeHost {
     return nlohmann::json::parse(curl("-s " + shell_quote(url() + "/_fake/requests")), nullptr,
                                  false);
   }
-  // The bodies of the POSTed statuses so far, oldest first, each with its "_path" (those answered
-  // with an injected failure included: the fake records a request before it answers it).
-  std::vector<nlohmann::json> statuses() const {
+  // The bodies of the statuses POSTed so far, oldest first, each with its "_path"; those
+  // answered with an injected failure only `with_failed`.
+  std::vector<nlohmann::json> statuses(bool with_failed = false) const {
     std::vector<nlohmann::json> out;
     const nlohmann::json all = requests();
     if (!all.is_array()) return out;
     for (const auto& r : all) {
       const std::string path = r.value("path", "");
       if (r.value("method", "") != "POST" || path.find("/statuses/") == std::string::npos) continue;
+      if (r.contains("failed") && !with_failed) continue;
       nlohmann::json body = nlohmann::json::parse(r.value("body", ""), nullptr, false);
       body["_path"] = path;
       out.push_back(std::move(body));

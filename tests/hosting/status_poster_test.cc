@@ -183,9 +183,27 @@ TEST(StatusPoster, AFailedPostIsRetriedWithBackOffThenSucceeds) {
   poster.post("lib", kSha, status(CommitStatus::State::kSuccess, "3 runs"));
   ASSERT_TRUE(fixtures::eventually([&] { return poster.pending() == 0; }));
   EXPECT_EQ(poster.failures(), 2);
-  const auto posted = fake.statuses();
+  const auto posted = fake.statuses(true);
   ASSERT_EQ(posted.size(), 3u);
   for (const auto& p : posted) EXPECT_EQ(p["description"], "3 runs");
+}
+
+TEST(StatusPoster, AFailedFirstStatusIsRetriedBeforeTheNewerOne) {
+  TempDir dir;
+  FakeHost fake(dir.path() + "/host", "secret-token");
+  fake.fail("/statuses/", 1, 502);
+  auto gated = std::make_shared<GatedHost>(make_host(options_for(Kind::kGitHub, fake)));
+  StatusPoster poster(gated, options_for(Kind::kGitHub, fake), nullptr, {0.05, 0.2, 100});
+  gated->close();
+  poster.post("lib", kSha, status(CommitStatus::State::kPending, "running: 0/2 runs"));
+  ASSERT_TRUE(fixtures::eventually([&] { return gated->waiting(); }));
+  poster.post("lib", kSha, status(CommitStatus::State::kSuccess, "2 runs · all passed"));
+  gated->open();  // the pending fails (502) while the success waits
+  ASSERT_TRUE(fixtures::eventually([&] { return poster.pending() == 0; }));
+  std::vector<std::string> descriptions;
+  for (const auto& p : fake.statuses()) descriptions.push_back(p["description"]);
+  EXPECT_EQ(descriptions, (std::vector<std::string>{"running: 0/2 runs", "2 runs · all passed"}));
+  EXPECT_EQ(fake.statuses(true).size(), 3u);
 }
 
 TEST(StatusPoster, AFullQueueDropsTheOldestWaiting) {
@@ -216,7 +234,7 @@ TEST(StatusPoster, StopsPromptlyWithStatusesWaitingOnBackOff) {
   poster->post("lib", kSha, status(CommitStatus::State::kPending, "a"));
   ASSERT_TRUE(fixtures::eventually([&] { return poster->failures() == 1; }));
   poster.reset();  // waits 300 s unless the destructor wakes the thread
-  EXPECT_EQ(fake.statuses().size(), 1u);
+  EXPECT_EQ(fake.statuses(true).size(), 1u);
 }
 
 }  // namespace

@@ -132,6 +132,16 @@ TEST_F(StatusesTest, GitHub_PendingThenFailureForTheBrokenSetAndSuccessForTheOth
   }
 }
 
+TEST_F(StatusesTest, GitHub_AFailedPostIsRetriedAndTestingGoesOn) {
+  fake_.fail("/statuses/", 2, 500);  // the first two posts fail, whichever they are
+  auto server = start({{"access_token", kToken}, {"owner", "acme"}, {"github_url", fake_.url()}});
+  test_main(*server);
+  // Retried after 2 s, then 4 s; nothing is lost and the runs went on meanwhile.
+  expect_statuses(*server, "/api/v3/repos/acme/app/statuses/" + sha_, "failure");
+  const json commit = server->get("/api/repos/app/commits/" + sha_);
+  for (const json& o : commit["objects"]) EXPECT_EQ(o["runs"], 3) << o.dump();
+}
+
 TEST_F(StatusesTest, GitLab_StateNamesDiffer) {
   auto server = start({{"private_token", kToken}, {"group", "acme"}, {"gitlab_url", fake_.url()}});
   test_main(*server);
