@@ -1,6 +1,7 @@
 // Posting commit statuses: GitHub's Statuses API, GitLab's commit status API.
 #include <fmt/format.h>
 
+#include <cctype>
 #include <nlohmann/json.hpp>
 
 #include "hosting/host_impl.h"
@@ -51,17 +52,11 @@ const char* gitlab_state(CommitStatus::State state) {
   return "failed";
 }
 
-// "%2F" for '/' and every byte but unreserved ones (GitLab's url-encoded project path).
-std::string url_encoded(const std::string& text) {
-  std::string out;
-  for (unsigned char c : text) {
-    if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += fmt::format("%{:02X}", c);
-    }
-  }
-  return out;
+// "owner/name" with each part encoded (a GitHub repository's path).
+std::string encoded_full_name(const std::string& full_name) {
+  const size_t slash = full_name.find('/');
+  if (slash == std::string::npos) return path_segment(full_name);
+  return path_segment(full_name.substr(0, slash)) + "/" + path_segment(full_name.substr(slash + 1));
 }
 
 // The host's message in a JSON error body ({"message": ...} on both hosts; GitLab's may be an
@@ -97,6 +92,18 @@ Status post_json(const std::string& where, const std::string& url, std::vector<s
 
 }  // namespace
 
+std::string path_segment(const std::string& text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
+  }
+  return out;
+}
+
 size_t code_points(const std::string& text) {
   size_t n = 0;
   for (char c : text) n += continuation(c) ? 0 : 1;
@@ -115,9 +122,10 @@ Status GitHubHost::post_status(const HostedRepo& repo, const std::string& sha,
                      {"target_url", status.target_url},
                      {"description", fit_description(status.description, description_limit())},
                      {"context", status.context}};
-  return post_json("GitHub status of " + repo.full_name + " " + sha,
-                   options_.api_url + "/repos/" + repo.full_name + "/statuses/" + sha, headers(),
-                   body, options_.timeout_seconds);
+  return post_json(
+      "GitHub status of " + repo.full_name + " " + sha,
+      options_.api_url + "/repos/" + encoded_full_name(repo.full_name) + "/statuses/" + sha,
+      headers(), body, options_.timeout_seconds);
 }
 
 Status GitLabHost::post_status(const HostedRepo& repo, const std::string& sha,
@@ -126,7 +134,7 @@ Status GitLabHost::post_status(const HostedRepo& repo, const std::string& sha,
                      {"name", status.context},
                      {"target_url", status.target_url},
                      {"description", fit_description(status.description, description_limit())}};
-  const std::string project = repo.id.empty() ? url_encoded(repo.full_name) : repo.id;
+  const std::string project = path_segment(repo.id.empty() ? repo.full_name : repo.id);
   return post_json("GitLab status of " + repo.full_name + " " + sha,
                    options_.api_url + "/projects/" + project + "/statuses/" + sha, headers(), body,
                    options_.timeout_seconds);

@@ -81,6 +81,8 @@ class Host {
 std::string fit_description(const std::string& text, size_t limit);
 // The number of code points of `text`, counted as fit_description counts them.
 size_t code_points(const std::string& text);
+// `text` as one URL path segment: every byte but A-Z a-z 0-9 - _ . ~ percent-encoded ("/" too).
+std::string path_segment(const std::string& text);
 
 // The client for `options` (kind kGitHub or kGitLab); nullptr for kLocal.
 std::unique_ptr<Host> make_host(const HostOptions& options);

@@ -98,7 +98,8 @@ std::vector<CommitStatus> StatusReporter::statuses_of(const CommitState& c, cons
                                                       bool& deferred) {
   CommitStatus out;
   out.context = "testlooper/" + set;
-  out.target_url = options_.base_url + "/repos/" + c.row.repo + "/commits/" + c.row.sha;
+  out.target_url =
+      options_.base_url + "/repos/" + hosting::path_segment(c.row.repo) + "/commits/" + c.row.sha;
   auto names = c.planned.test_sets.find(set);
   if (names == c.planned.test_sets.end()) return {};  // its definitions did not resolve
   const auto objects = objects_by_name(c);

@@ -109,6 +109,19 @@ TEST(StatusPoster, GitHubGetsItsJsonAndTheDescriptionCutAt140) {
   EXPECT_EQ(fake.requests().back()["authorization"], "Bearer secret-token");
 }
 
+TEST(StatusPoster, RepoNamesAreEncodedInTheUrl) {
+  TempDir dir;
+  FakeHost fake(dir.path() + "/host", "secret-token");
+  StatusPoster poster(make_host(options_for(Kind::kGitHub, fake)),
+                      options_for(Kind::kGitHub, fake));
+  poster.post("a b?c", kSha, status(CommitStatus::State::kSuccess, "1 runs"));
+  ASSERT_TRUE(fixtures::eventually([&] { return poster.pending() == 0; }));
+  const auto posted = fake.statuses();
+  ASSERT_EQ(posted.size(), 1u);
+  EXPECT_EQ(posted[0]["_path"], "/api/v3/repos/acme/a%20b%3Fc/statuses/" + kSha);
+  EXPECT_EQ(hosting::path_segment("app/x y"), "app%2Fx%20y");
+}
+
 TEST(StatusPoster, GitLabGetsItsStateNamesAndTheEncodedPath) {
   TempDir dir;
   FakeHost fake(dir.path() + "/host", "secret-token");
