@@ -74,6 +74,12 @@ std::string StatusReporter::fingerprint(const std::pair<std::string, std::string
   std::string out;
   auto to = std::back_inserter(out);
   const auto objects = objects_by_name(*c);
+  // The first parent's counts too: whether a test's rate rose here depends on them most.
+  const CommitState* parent =
+      c->row.parents.empty() ? nullptr : state_.commit(key.first, c->row.parents[0]);
+  const auto parent_objects = parent == nullptr
+                                  ? std::map<std::string, const planner::PlannedObject*>{}
+                                  : objects_by_name(*parent);
   for (const auto& set : sets) {
     fmt::format_to(to, "[{}]", set);
     auto names = c->planned.test_sets.find(set);
@@ -86,6 +92,10 @@ std::string StatusReporter::fingerprint(const std::pair<std::string, std::string
       if (auto o = objects.find(name); o != objects.end()) {
         const auto p = state_.progress(o->second->hash);
         fmt::format_to(to, ":{}:{}:{};", p.runs, p.failures, p.active);
+      }
+      if (auto o = parent_objects.find(name); o != parent_objects.end()) {
+        const auto p = state_.progress(o->second->hash);
+        fmt::format_to(to, "^{}:{};", p.runs, p.failures);
       }
     }
   }

@@ -45,7 +45,9 @@ class StatusReporter {
   void update();
 
  private:
-  // What the statuses of commit `key` depend on, besides the statistics of its neighbours.
+  // What the statuses of commit `key` depend on: its sets, their objects' plan states and
+  // counts, and the counts of the same tests at its first parent (farther neighbours, which
+  // the statistics read too, are not watched).
   std::string fingerprint(const std::pair<std::string, std::string>& key,
                           const std::set<std::string>& sets) const;
   // The status of `set` of commit `c`, after a pending one when `pending_first` and it is not

@@ -51,33 +51,40 @@ class StatusesTest : public testing::Test {
   }
 
   // Starts the server with source_control `source` (GitHub's or GitLab's form).
-  std::unique_ptr<ServerProcess> start(const json& source) {
+  std::unique_ptr<ServerProcess> start(const json& source, const json& statuses = json::object(),
+                                       int runs = 3) {
     const std::string config = dir_.path() + "/config.json";
-    std::ofstream(config) << json{{"server",
-                                   {{"path_to_local_data", dir_.path() + "/data"},
-                                    {"poll_seconds", 0.3},
-                                    {"default_target_runs", 3},
-                                    {"extra_runs", 0}}},
-                                  {"server_ports", {{"server_port", 0}}},
-                                  {"source_control", source},
-                                  {"machine_management",
-                                   {{"max_workers", 1}, {"max_cores", 2}, {"max_ram_gb", 2}}}}
-                                 .dump();
+    std::ofstream(config) << json{
+        {"server",
+         {{"path_to_local_data", dir_.path() + "/data"},
+          {"poll_seconds", 0.3},
+          {"default_target_runs", runs},
+          {"extra_runs", 0}}},
+        {"server_ports", {{"server_port", 0}}},
+        {"source_control", source},
+        {"statuses", statuses.empty() ? json{{"enabled", true}} : statuses},
+        {"machine_management",
+         {{"max_workers", 1},
+          {"max_cores", 2},
+          {"max_ram_gb", 2}}}}.dump();
     return std::make_unique<ServerProcess>(std::vector<std::string>{"--config", config});
   }
 
-  // The statuses posted so far for `context` (GitHub's "context", GitLab's "name"), oldest first.
-  std::vector<json> posted(const std::string& context) const {
+  // The statuses posted so far for `context` (GitHub's "context", GitLab's "name") of commit
+  // `sha` (any when ""), oldest first.
+  std::vector<json> posted(const std::string& context, const std::string& sha = "") const {
     std::vector<json> out;
     for (const json& s : fake_.statuses()) {
+      const std::string path = s["_path"];
+      if (!sha.empty() && !path.ends_with("/" + sha)) continue;
       if (s.value("context", s.value("name", "")) == context) out.push_back(s);
     }
     return out;
   }
 
-  // Whether the last status of `context` is no longer pending.
-  bool settled(const std::string& context) const {
-    const auto all = posted(context);
+  // Whether the last status of `context` (of `sha`) is no longer pending.
+  bool settled(const std::string& context, const std::string& sha = "") const {
+    const auto all = posted(context, sha);
     return !all.empty() && all.back()["state"] != "pending";
   }
 
@@ -140,6 +147,60 @@ TEST_F(StatusesTest, GitHub_AFailedPostIsRetriedAndTestingGoesOn) {
   expect_statuses(*server, "/api/v3/repos/acme/app/statuses/" + sha_, "failure");
   const json commit = server->get("/api/repos/app/commits/" + sha_);
   for (const json& o : commit["objects"]) EXPECT_EQ(o["runs"], 3) << o.dump();
+}
+
+// fail_on ["flaky_rising"]: a test that turns flaky fails the status of the commit where its
+// failure rate rose, not that of the next commit (flaky as well, but not rising there).
+TEST_F(StatusesTest, FlakyRising_FailsWhereTheRateRoseOnly) {
+  // Fails every other run, whatever runs at once.
+  const std::string counter = dir_.path() + "/flaky-count";
+  std::ofstream(dir_.path() + "/flaky.sh") << "exec 9>" << counter << ".lock; flock 9\n"
+                                           << "n=$(cat " << counter << " 2>/dev/null || echo 0)\n"
+                                           << "echo $((n + 1)) > " << counter << "\n"
+                                           << "test $((n % 2)) -eq 0\n";
+  auto definitions = [](const std::string& command) {
+    return "looper_version: 5\n"
+           "environments: {linux: {platform: linux, image: {host: true}}}\n"
+           "tests:\n"
+           "  net/linux: {command: '" +
+           command +
+           "'}\n"
+           "test_sets: {unit: [net/linux]}\n"
+           "triggers: [{name: any, paths: ['**'], test_sets: [unit]}]\n";
+  };
+  work_.write("testlooper.yml", definitions("true"));
+  const std::string good = work_.commit("net passes");
+  work_.write("testlooper.yml", definitions("sh " + dir_.path() + "/flaky.sh"));
+  const std::string rose = work_.commit("net turns flaky");
+  work_.write("README", "later\n");
+  const std::string later = work_.commit("unrelated");
+  work_.run({"push", "-q", dir_.path() + "/data/repos/app", "main"});
+  auto server = start({{"access_token", kToken}, {"owner", "acme"}, {"github_url", fake_.url()}},
+                      {{"fail_on", {"flaky_rising"}}}, 24);
+  ASSERT_TRUE(eventually([&] { return server->get("/api/repos").size() == 1; }, 60));
+  ASSERT_EQ(
+      server->post("/api/repos/app/branches/main/test", R"({"enabled": true, "depth": 2})").first,
+      200);
+  ASSERT_TRUE(eventually(
+      [&] {
+        // rose's status may be success for a while: judged before good's runs were over, it
+        // is judged again when they are.
+        const auto at_rise = posted("testlooper/unit", rose);
+        return settled("testlooper/unit", good) && settled("testlooper/unit", later) &&
+               !at_rise.empty() && at_rise.back()["state"] == "failure";
+      },
+      180))
+      << json(fake_.statuses()).dump(2);
+  EXPECT_EQ(posted("testlooper/unit", good).back()["state"], "success");
+  EXPECT_EQ(posted("testlooper/unit", rose).front()["state"], "pending");
+  const json at_rise = posted("testlooper/unit", rose).back();
+  const json after = posted("testlooper/unit", later).back();
+  EXPECT_EQ(at_rise["state"], "failure") << at_rise.dump();
+  EXPECT_NE(at_rise["description"].get<std::string>().find("net/linux 50%"), std::string::npos)
+      << at_rise.dump();
+  EXPECT_EQ(after["state"], "success") << after.dump();
+  EXPECT_NE(after["description"].get<std::string>().find("1 flaky"), std::string::npos)
+      << after.dump();
 }
 
 TEST_F(StatusesTest, GitLab_StateNamesDiffer) {
