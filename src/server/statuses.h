@@ -33,9 +33,10 @@ class StatusReporter {
     std::vector<std::string> fail_on = {"broken", "flaky_rising"};
     std::string base_url;  // target_url: <base_url>/repos/{repo}/commits/{sha}
     size_t description_limit = 140;
-    // Commits whose statuses need the statistics, at most this many per update() (others wait
-    // for the next), so that a branch put under test with a deep history never stalls the loop.
-    size_t max_judged_per_update = 20;
+    // Commits whose statuses need the statistics are judged for at most this long per update()
+    // (at least one; the others wait for the next), so that many commits finishing at once
+    // never stall the io thread.
+    double judging_seconds_per_update = 0.05;
   };
 
   StatusReporter(ServerState& state, Options options, Post post);
