@@ -70,8 +70,9 @@ void StatusReporter::update() {
       for (const auto& status : statuses) post_(key.first, key.second, status);
     }
     judged_one = judged_one || stats.has_value();
-    // A commit deferred for lack of budget is looked at again at the next update.
-    if (!deferred) seen[key] = std::move(print);
+    // A commit deferred for lack of budget is looked at again at the next update (no
+    // fingerprint is empty: each names its sets).
+    seen[key] = deferred ? std::string() : std::move(print);
   }
   seen_ = std::move(seen);
 }
