@@ -76,6 +76,14 @@ class Host {
   virtual GitCredentials credentials() const = 0;
 };
 
+// `text` cut to at most `limit` Unicode code points, never inside one: when it is longer, its
+// first limit - 1 code points and "…". Bytes of invalid UTF-8 count as one code point each.
+std::string fit_description(const std::string& text, size_t limit);
+// The number of code points of `text`, counted as fit_description counts them.
+size_t code_points(const std::string& text);
+// `text` as one URL path segment: every byte but A-Z a-z 0-9 - _ . ~ percent-encoded ("/" too).
+std::string path_segment(const std::string& text);
+
 // The client for `options` (kind kGitHub or kGitLab); nullptr for kLocal.
 std::unique_ptr<Host> make_host(const HostOptions& options);
 

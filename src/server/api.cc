@@ -15,6 +15,7 @@
 #include "planner/planner.h"
 #include "server/api_history.h"
 #include "server/api_json.h"
+#include "server/commit_stats.h"
 #include "stats/change_points.h"
 #include "stats/classification.h"
 #include "stats/failure_rate.h"
@@ -92,61 +93,8 @@ json run_json(const store::RunRow& run, store::Store& store) {
           {"detail", run.detail}, {"cases", cases}};
 }
 
-// The statistics of each test along a first-parent history: its evidence (oldest first, an
-// identity's runs placed once, at its oldest commit) and the analysis of its changes.
-// How far back a commit's ancestry is read to classify its tests.
-constexpr size_t kClassifyAncestry = 200;
-
-struct TestStats {
-  std::vector<stats::CommitEvidence> evidence;
-  stats::ChangeAnalysis analysis;
-};
-using BranchStats = std::map<std::string, TestStats>;
-
-BranchStats branch_stats(ServerState& state, const std::string& repo, std::vector<std::string> newest_first,
-                         bool only_failing = false) {
-  std::reverse(newest_first.begin(), newest_first.end());
-  auto histories = planner::test_histories(
-      newest_first,
-      [&](const std::string& sha) {
-        const CommitState* c = state.commit(repo, sha);
-        return c == nullptr ? nullptr : &c->planned.objects;
-      },
-      [&](const std::string& hash) { return state.progress(hash); }, only_failing);
-  BranchStats out;
-  for (auto& [name, e] : histories) {
-    TestStats& t = out[name];
-    t.analysis = stats::analyse_changes(e);
-    t.evidence = std::move(e);
-  }
-  return out;
-}
-
 json classification_json(const TestStats& t, size_t index) {
   return reply::classification_json(t.evidence, index, t.analysis);
-}
-
-bool has_failures(const TestStats& t) {
-  for (const auto& e : t.evidence) {
-    if (e.failures > 0) return true;
-  }
-  return false;
-}
-
-// The per-case statistics of a test with `t`'s history: its cases' histories and analyses.
-BranchStats case_stats(ServerState& state, const TestStats& t) {
-  std::map<std::string, planner::CaseCounts> counts;
-  for (const auto& e : t.evidence) {
-    if (e.runs == 0 || counts.count(e.identity)) continue;
-    counts[e.identity] = state.case_counts(e.identity);
-  }
-  BranchStats out;
-  for (auto& [name, e] : planner::case_histories(t.evidence, counts)) {
-    TestStats& cs = out[name];
-    cs.analysis = stats::analyse_changes(e);
-    cs.evidence = std::move(e);
-  }
-  return out;
 }
 
 std::string content_type_of(const std::filesystem::path& file) {
@@ -462,25 +410,7 @@ Response Api::commit(const std::string& repo, const std::string& sha) {
   const CommitState* c = state_.commit(repo, sha);
   if (c == nullptr) return error(404, "no commit " + sha + " in repo '" + repo + "'");
   json objects = json::array();
-  // Classified as the history page does: along the first-parent history of a branch holding the
-  // commit (one under test first), so later commits count too; else along its own ancestry.
-  std::vector<std::string> around = state_.first_parent_history(repo, sha, kClassifyAncestry);
-  size_t index = around.size() - 1;  // in oldest-first order
-  for (const bool under_test : {true, false}) {
-    bool found = false;
-    for (const auto& [key, b] : state_.branches()) {
-      if (key.first != repo || b.under_test != under_test) continue;
-      const auto history = state_.first_parent_history(repo, b.head, kClassifyAncestry);
-      const auto at = std::find(history.begin(), history.end(), sha);
-      if (at == history.end()) continue;
-      index = history.size() - 1 - static_cast<size_t>(at - history.begin());
-      around = history;
-      found = true;
-      break;
-    }
-    if (found) break;
-  }
-  const BranchStats tests = branch_stats(state_, repo, around);
+  const auto [tests, index] = commit_stats(state_, repo, sha);
   for (const auto& o : c->objects) {
     const auto p = state_.progress(o.hash);
     auto st = state_.plan().statuses.find({repo, sha, o.name});

@@ -12,10 +12,12 @@
 #include <iostream>
 #include <thread>
 
+#include "hosting/status_poster.h"
 #include "server/api.h"
 #include "server/http.h"
 #include "server/protocol.h"
 #include "server/state.h"
+#include "server/statuses.h"
 #include "server/watcher.h"
 
 namespace testlooper::server {
@@ -227,6 +229,23 @@ int run_server(const ServerOptions& options) {
   signal(SIGTERM, on_signal);
   signal(SIGPIPE, SIG_IGN);
   LocalWorkers workers(options, http->local_url());
+  // Commit statuses back to the host (docs/configuration.md "Commit statuses"): decided on this
+  // thread once a second, posted on the poster's.
+  std::unique_ptr<hosting::StatusPoster> poster;
+  std::unique_ptr<StatusReporter> reporter;
+  if (hosted && options.post_statuses) {
+    std::shared_ptr<hosting::Host> host = hosting::make_host(options.host);
+    poster = std::make_unique<hosting::StatusPoster>(host, options.host);
+    StatusReporter::Options report{
+        options.status_fail_on, options.public_url.empty() ? http->local_url() : options.public_url,
+        host->description_limit()};
+    reporter = std::make_unique<StatusReporter>(
+        state, report,
+        [&poster](const std::string& repo, const std::string& sha, hosting::CommitStatus status) {
+          poster->post(repo, sha, std::move(status));
+        });
+    http->every(1, [&reporter] { reporter->update(); });
+  }
   http->every(0.5, [&] {
     if (g_stop) http->stop();
     workers.supervise();

@@ -28,14 +28,19 @@ const ChangePoint* change_at(const ChangeAnalysis& analysis, size_t index) {
   return nullptr;
 }
 
+// The probability that the rate changed exactly at `index`.
+double change_here(const ChangeAnalysis& analysis, size_t index) {
+  return index < analysis.posterior.size() ? analysis.posterior[index] : 0.0;
+}
+
 // broken or fixed when the rate changed at `index` with probability >= kChangeHere.
 bool classify_change(const ChangeAnalysis& analysis, size_t index, const ChangeModel& model,
                      Classification& out) {
-  const double here = index < analysis.posterior.size() ? analysis.posterior[index] : 0.0;
+  const double here = change_here(analysis, index);
   const ChangePoint* change = change_at(analysis, index);
   const Segment* after = segment_of(analysis, index);
   if (here < kChangeHere || change == nullptr || after == nullptr) return false;
-  if (change->after.estimate > change->before.estimate) {
+  if (rate_rose_at(analysis, index)) {
     out = {Verdict::kBroken, here};
     return true;
   }
@@ -45,7 +50,8 @@ bool classify_change(const ChangeAnalysis& analysis, size_t index, const ChangeM
   return true;
 }
 
-// The most probable of good, flaky and broken for the segment holding `index`.
+}  // namespace
+
 Classification classify_rate(const ChangeAnalysis& analysis, size_t index,
                              const ChangeModel& model) {
   const Segment* segment = segment_of(analysis, index);
@@ -58,7 +64,11 @@ Classification classify_rate(const ChangeAnalysis& analysis, size_t index,
   return out;
 }
 
-}  // namespace
+bool rate_rose_at(const ChangeAnalysis& analysis, size_t index) {
+  const ChangePoint* change = change_at(analysis, index);
+  return change_here(analysis, index) >= kChangeHere && change != nullptr &&
+         change->after.estimate > change->before.estimate;
+}
 
 std::string_view to_string(Verdict verdict) {
   switch (verdict) {

@@ -56,4 +56,13 @@ RateClasses rate_classes(int64_t failures, int64_t runs, const ChangeModel& mode
 Classification classify(std::span<const CommitEvidence> history, size_t index,
                         const ChangeAnalysis& analysis, const ChangeModel& model = {});
 
+// The rate part of classify alone: good, flaky or broken, whichever is most probable for the
+// segment of `analysis` holding `index`; unknown when that segment has no runs.
+Classification classify_rate(const ChangeAnalysis& analysis, size_t index,
+                             const ChangeModel& model = {});
+
+// Whether the failure rate rose at history index `index`: the rate changed exactly there with
+// probability >= 0.5 and a listed change there goes up (what makes classify say "broken").
+bool rate_rose_at(const ChangeAnalysis& analysis, size_t index);
+
 }  // namespace testlooper::stats

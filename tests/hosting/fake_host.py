@@ -12,6 +12,7 @@ test while this runs). Served on 127.0.0.1 at a free port written to FILE:
            POST /api/v4/projects/{id}/statuses/{sha}    ({id}: number or url-encoded path)
   git:     /git/{owner}/{name}.git/...   (git http-backend; fetch and push)
   control: GET  /_fake/requests          every request so far: method, path, query, body, auth
+                                         (and "failed": status when a failure was injected)
            POST /_fake/fail              {"path_contains": s, "count": n, "status": 500}: the next
                                          n requests whose path contains s get that status
 
@@ -81,6 +82,7 @@ class Handler(BaseHTTPRequestHandler):
             for f in FAILS:
                 if f["count"] > 0 and f["path_contains"] in url.path:
                     f["count"] -= 1
+                    entry["failed"] = f["status"]  # answered with an injected failure
                     return f["status"]
         return None
 

@@ -133,6 +133,27 @@ TEST(Classification, FlakeIntroducedIsBrokenAtTheCulpritThenFlaky) {
   EXPECT_EQ(classify(history, 75, analysis).verdict, Verdict::kFlaky);
 }
 
+// What commit statuses' "flaky_rising" reads (server/commit_stats.h): flaky by its rate at the
+// culprit, where classify says broken, and a rise there only.
+TEST(Classification, FlakeIntroducedIsFlakyByItsRateAndRoseAtTheCulpritOnly) {
+  const auto history = simulated_history(
+      100, 40, [](size_t i) { return i >= 50 ? 0.1 : 0.0; }, 7);
+  const ChangeAnalysis analysis = analyse_changes(history);
+  EXPECT_EQ(classify_rate(analysis, 50).verdict, Verdict::kFlaky);
+  EXPECT_EQ(classify_rate(analysis, 30).verdict, Verdict::kGood);
+  EXPECT_TRUE(rate_rose_at(analysis, 50));
+  EXPECT_FALSE(rate_rose_at(analysis, 49));
+  EXPECT_FALSE(rate_rose_at(analysis, 75));
+}
+
+TEST(Classification, AFixIsNoRise) {
+  const auto history = simulated_history(
+      100, 3, [](size_t i) { return i < 60 ? 1.0 : 0.0; }, 6);
+  const ChangeAnalysis analysis = analyse_changes(history);
+  EXPECT_FALSE(rate_rose_at(analysis, 60));
+  EXPECT_EQ(classify_rate(analysis, 30).verdict, Verdict::kBroken);
+}
+
 TEST(Classification, AppearingTestIsNewAndDisappearingTestIsRemoved) {
   auto history = simulated_history(
       20, 3, [](size_t) { return 0.0; }, 8);

@@ -1,0 +1,56 @@
+// The statistics of tests along first-parent histories, as the API's history, changes and commit
+// pages show them and the commit statuses posted to the host judge them: one computation for
+// both (api.cc, statuses.cc). Io thread, over ServerState.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "server/state.h"
+#include "stats/change_points.h"
+#include "stats/classification.h"
+#include "stats/evidence.h"
+
+namespace testlooper::server {
+
+// How far back a commit's ancestry is read to classify its tests.
+constexpr size_t kClassifyAncestry = 200;
+
+// One test's (or test case's) evidence along a history (oldest first, an identity's runs placed
+// once, at its oldest commit) and the analysis of its changes.
+struct TestStats {
+  std::vector<stats::CommitEvidence> evidence;
+  stats::ChangeAnalysis analysis;
+};
+using BranchStats = std::map<std::string, TestStats>;  // by test name
+
+// The statistics of each test along `newest_first` of `repo` (with `only_failing`, the tests
+// that failed somewhere on it).
+BranchStats branch_stats(ServerState& state, const std::string& repo,
+                         std::vector<std::string> newest_first, bool only_failing = false);
+// Whether `t` has a failure anywhere on its history.
+bool has_failures(const TestStats& t);
+// The per-case statistics of a test with `t`'s history: its cases' histories and analyses.
+BranchStats case_stats(ServerState& state, const TestStats& t);
+
+// The tests of one commit classified in context: along the first-parent history of a branch
+// holding the commit (one under test first), so later commits count too; else along its own
+// ancestry (kClassifyAncestry commits at most).
+struct CommitStats {
+  BranchStats tests;
+  size_t index = 0;  // the commit's place in each test's evidence (oldest first)
+};
+CommitStats commit_stats(ServerState& state, const std::string& repo, const std::string& sha);
+
+// What the commit statuses count of a test at history index `index` of `t`.
+struct StatusVerdict {
+  // stats::classify, but the rate's verdict (classify_rate) where classify says only "new": a
+  // test added broken is broken.
+  stats::Verdict verdict = stats::Verdict::kUnknown;
+  // Flaky here (classify_rate) and its failure rate rose at this commit (stats::rate_rose_at).
+  bool flaky_rising = false;
+};
+StatusVerdict status_verdict(const TestStats& t, size_t index);
+
+}  // namespace testlooper::server
