@@ -162,8 +162,17 @@ static PinMoverOptions pin_mover_options(const ServerOptions& options, const std
   std::shared_ptr<hosting::Host> host = hosting::make_host(options.host);
   if (!host) return out;
   out.credentials = host->credentials();
-  // The repo as the host lists it (one REST listing per push; the mirrors keep the same list).
-  out.lookup = [host](const std::string& name) -> std::optional<hosting::HostedRepo> {
+  // The repo as the host lists it (one REST listing per push), or at
+  // <clone_url>/<owner>/<name>.git when a clone URL is configured. Part A's mirrors know it too.
+  out.lookup =
+      [host, hosted = options.host](const std::string& name) -> std::optional<hosting::HostedRepo> {
+    if (!hosted.clone_url.empty()) {
+      hosting::HostedRepo r;
+      r.name = name;
+      r.full_name = hosted.owner + "/" + name;
+      r.clone_url = hosted.clone_url + "/" + hosted.owner + "/" + name + ".git";
+      return r;
+    }
     auto repos = host->list_repos();
     if (!repos.ok()) return std::nullopt;
     for (const auto& r : *repos) {

@@ -317,3 +317,106 @@ TEST_F(PinsTest, ACycleOfAutoPinsPushesNothing) {
 
 }  // namespace
 }  // namespace testlooper::server
+
+namespace testlooper::server {
+namespace {
+
+// tests/hosting/fake_host.py on a free loopback port, stopped on destruction.
+class FakeHost {
+ public:
+  FakeHost(const std::string& root, const std::string& token) {
+    const std::string port_file = root + "/../fake.port";
+    pid_ = fork();
+    if (pid_ == 0) {
+      setpgid(0, 0);
+      execlp("python3", "python3", TL_FAKE_HOST, "--root", root.c_str(), "--port-file",
+             port_file.c_str(), "--token", token.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    fixtures::eventually(
+        [&] {
+          std::ifstream in(port_file);
+          return static_cast<bool>(in >> port_);
+        },
+        30);
+  }
+  ~FakeHost() {
+    kill(-pid_, SIGTERM);
+    kill(pid_, SIGTERM);
+    waitpid(pid_, nullptr, 0);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+// Hosted mode (source_control's GitHub form): the update is pushed to the host over HTTPS-like
+// git HTTP with the token (never in argv), and the server's mirror is fetched after it.
+TEST(PinsHosted, AnAutoPinUpdateIsPushedToTheHostWithTheTokenAndTheMirrorFetched) {
+  TempDir dir;
+  const std::string root = dir.path() + "/host";
+  const std::string token = "s3cret-token";
+  std::filesystem::create_directories(root + "/acme");
+  GitFixtureRepo lib(dir.path() + "/work/lib");
+  lib.write("testlooper.yml", kLib);
+  const std::string lib1 = lib.commit("lib 1");
+  GitFixtureRepo app(dir.path() + "/work/app");
+  app.write("testlooper.yml", "looper_version: 5\nrepos:\n  lib: {reference: lib/" + lib1 +
+                                  ", branch: main, auto: true}  # follows lib\n");
+  const std::string app1 = app.commit("app pins lib");
+  lib.write("lib.txt", "2\n");
+  const std::string lib2 = lib.commit("lib 2");
+  for (const std::string name : {"lib", "app"}) {
+    const std::string bare = root + "/acme/" + name + ".git";
+    fixtures::capture("git init -q --bare " + fixtures::shell_quote(bare) + " && git -C " +
+                      fixtures::shell_quote(dir.path() + "/work/" + name) + " push -q " +
+                      fixtures::shell_quote(bare) + " main 2>&1");
+    // The server's mirrors (part A keeps them; made here so this test stands alone).
+    fixtures::capture("git clone -q --mirror " + fixtures::shell_quote(bare) + " " +
+                      fixtures::shell_quote(dir.path() + "/data/repos/" + name) + " 2>&1");
+  }
+  FakeHost host(root, token);
+  const std::string config = dir.path() + "/config.json";
+  std::ofstream(config)
+      << json({{"source_control",
+                {{"access_token", token},
+                 {"owner", "acme"},
+                 {"github_url", host.url()},
+                 {"github_api_url", host.url() + "/api/v3"},
+                 {"github_clone_url", host.url() + "/git"}}},
+               {"server", {{"path_to_local_data", dir.path() + "/data"}, {"poll_seconds", 0.3}}},
+               {"server_ports", {{"server_port", 0}}},
+               {"machine_management", {{"max_workers", 0}}}})
+             .dump();
+  ServerProcess server({"--config", config});
+  const std::string bare_app = root + "/acme/app.git";
+  auto host_head = [&](const std::string& format) {
+    return trimmed(fixtures::capture("git -C " + fixtures::shell_quote(bare_app) +
+                                     " log -1 --format=" + format + " main"));
+  };
+  ASSERT_TRUE(eventually([&] { return host_head("%s") == "Update pin lib to " + lib2; }))
+      << host_head("%s");
+  const std::string update = host_head("%H");
+  EXPECT_EQ(host_head("%P"), app1);
+  EXPECT_EQ(fixtures::capture("git -C " + fixtures::shell_quote(bare_app) + " diff --numstat " +
+                              app1 + " " + update),
+            "1\t1\ttestlooper.yml\n");
+  // The push went through git HTTP with the token as Basic auth.
+  const json requests = json::parse(fixtures::capture("curl -s " + host.url() + "/_fake/requests"));
+  bool pushed = false;
+  for (const auto& r : requests) {
+    if (r["path"] == "/git/acme/app.git/git-receive-pack" && r["method"] == "POST") {
+      pushed = r["authorization"].get<std::string>().rfind("Basic ", 0) == 0;
+    }
+  }
+  EXPECT_TRUE(pushed) << requests.dump(1);
+  // The mirror was fetched: the server ingests its own update.
+  ASSERT_TRUE(eventually([&] {
+    return server.get("/api/repos/app/branches/main/history")["head"] == update;
+  })) << server.get("/api/repos/app/branches/main/history").dump(1);
+}
+
+}  // namespace
+}  // namespace testlooper::server
