@@ -118,9 +118,14 @@ std::optional<std::string> PinMover::head_of(const std::string& repo,
   if (!valid_repo_name(repo)) return std::nullopt;
   auto r = git::Repository::open(repo_dir(repo));
   if (!r.ok()) return std::nullopt;
-  auto sha = r->resolve("refs/heads/" + branch);
-  if (!sha.ok()) return std::nullopt;
-  return *sha;
+  // The branch by its exact name: a name from a URL or a definitions file is never a revision
+  // expression ("main~1", "main@{1}").
+  auto branches = r->branches();
+  if (!branches.ok()) return std::nullopt;
+  for (const auto& b : *branches) {
+    if (b.name == branch) return b.sha;
+  }
+  return std::nullopt;
 }
 
 const std::vector<PinLocation>& PinMover::pins_at(const std::string& repo, const std::string& sha) {

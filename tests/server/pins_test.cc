@@ -256,6 +256,10 @@ TEST_F(PinsTest, AManualUpdateMovesAnAutoFalsePinAndAHeadPinStaysAsItIs) {
       404);
   EXPECT_EQ(server->post("/api/repos/app/branches/nope/pins/lib", R"({"to": "branch-head"})").first,
             404);
+  // A branch is named exactly, never as a revision expression.
+  EXPECT_EQ(
+      server->post("/api/repos/app/branches/main~0/pins/lib", R"({"to": "branch-head"})").first,
+      404);
   EXPECT_EQ(
       server->post("/api/repos/nope/branches/main/pins/lib", R"({"to": "branch-head"})").first,
       404);
