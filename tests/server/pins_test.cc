@@ -37,11 +37,11 @@ class PinsTest : public testing::Test {
 
   std::string path(const std::string& repo) const { return dir_.path() + "/repos/" + repo; }
 
-  std::unique_ptr<ServerProcess> start(int workers = 0) {
+  std::unique_ptr<ServerProcess> start(int workers = 0, const std::string& auth = "none") {
     return std::make_unique<ServerProcess>(std::vector<std::string>{
         "--repos", dir_.path() + "/repos", "--data", dir_.path() + "/data", "--port", "0",
         "--workers", std::to_string(workers), "--worker-cores", "2", "--worker-ram-gb", "2",
-        "--poll-seconds", "0.3"});
+        "--poll-seconds", "0.3", "--auth", auth});
   }
 
   // `field` of commit `rev` of `repo` (git log --format).
@@ -287,6 +287,40 @@ TEST_F(PinsTest, AManualUpdateMovesAnAutoFalsePinAndAHeadPinStaysAsItIs) {
   ASSERT_EQ(s2, 200) << b2.dump();
   EXPECT_EQ(log(app, "refs/heads/main", "%s"), "Update pin lib to " + lib1_);
   EXPECT_EQ(log(app, "refs/heads/main", "%P"), update);
+}
+
+// Moving a pin pushes a commit: editors only. Viewers may list pins.
+TEST_F(PinsTest, AViewerMayListPinsButOnlyAnEditorMovesOne) {
+  GitFixtureRepo app(path("app"));
+  app.write("testlooper.yml",
+            "looper_version: 5\nrepos:\n  lib: {reference: lib/" + lib1_ + ", branch: main}\n");
+  const std::string app1 = app.commit("app pins lib");
+  lib_.write("lib.txt", "2\n");
+  const std::string lib2 = lib_.commit("lib 2");
+  const std::string data = dir_.path() + "/data";
+  auto token = [&](const std::string& name, const std::string& role) {
+    const std::string out = fixtures::capture(std::string(TL_BINARY) + " token create --data " +
+                                              fixtures::shell_quote(data) + " --name " + name +
+                                              " --role " + role + " 2>/dev/null");
+    return out.substr(0, out.find('\n'));
+  };
+  const std::string viewer = token("v", "viewer");
+  const std::string editor = token("e", "editor");
+  ASSERT_FALSE(viewer.empty());
+  auto server = start(0, "token");
+  auto call = [&](const std::string& method, const std::string& what, const std::string& bearer) {
+    return trimmed(fixtures::capture(
+        "curl -s -o /dev/null -w '%{http_code}' -X " + method + " -H 'Authorization: Bearer " +
+        bearer + "' -H 'Content-Type: application/json' " +
+        (method == "POST" ? "-d '{\"to\": \"branch-head\"}' " : "") +
+        fixtures::shell_quote(server->url("/api/repos/app/branches/main/" + what))));
+  };
+  ASSERT_TRUE(eventually([&] { return call("GET", "pins", viewer) == "200"; }));
+  EXPECT_EQ(call("POST", "pins/lib", viewer), "403");
+  EXPECT_EQ(call("POST", "pins/lib", ""), "401");
+  EXPECT_EQ(app.head(), app1);
+  EXPECT_EQ(call("POST", "pins/lib", editor), "200");
+  EXPECT_EQ(log(app, "refs/heads/main", "%s"), "Update pin lib to " + lib2);
 }
 
 // a pins b and b pins a, both auto: each push would move the other's pin, forever. Nothing is
