@@ -292,8 +292,8 @@ RepoReference parse_reference_string(const Node& at) {
   return ref;
 }
 
-RepoReference Loader::parse_repo_value(CommitDefinitions& defs, const Node& key,
-                                       const Node& value, bool foreign) {
+RepoReference Loader::parse_repo_value(CommitDefinitions& defs, const Node& key, const Node& value,
+                                       bool foreign) {
   if (value.is_scalar()) return parse_reference_string(value);
   check_keys(value, {"reference", "path", "branch", "auto", "import"}, "a repo reference");
   if (value.find("import") != nullptr) {
@@ -312,7 +312,8 @@ RepoReference Loader::parse_repo_value(CommitDefinitions& defs, const Node& key,
   if (const Node* branch = value.find("branch")) ref.branch = as_string(*branch, "a pin's branch");
   if (const Node* a = value.find("auto")) ref.auto_update = as_bool(*a, "a pin's 'auto'");
   if (ref.auto_update && !ref.branch) fail_at(*value.find("auto"), "'auto: true' needs a 'branch'");
-  if (ref.auto_update && foreign) fail_at(*value.find("auto"), "files included from another repo may not define auto pins");
+  if (ref.auto_update && foreign)
+    fail_at(*value.find("auto"), "files included from another repo may not define auto pins");
   return ref;
 }
 

@@ -154,7 +154,7 @@ std::string listening_error(const ServerOptions& options) {
 // The pin mover's settings: local pushes to the repos themselves, or, for a GitHub or GitLab
 // source, pushes to the repo's clone URL with the host's credentials, then a fetch of its mirror.
 static PinMoverOptions pin_mover_options(const ServerOptions& options, const std::string& repos_dir,
-                                  std::function<void()> pushed) {
+                                         std::function<void()> pushed) {
   PinMoverOptions out;
   out.repos_dir = std::filesystem::absolute(repos_dir).string();
   out.pushed = std::move(pushed);
@@ -189,9 +189,10 @@ static PinMoverOptions pin_mover_options(const ServerOptions& options, const std
                                            "+refs/heads/*:refs/heads/*"};
     auto r = hosting::run_git(args, dir + "/" + name, credentials, timeout);
     if (!r.ok() || r->exit_code != 0) {
-      std::cerr << "testlooper serve: pins: "
-                << (r.ok() ? hosting::git_error(name, args, *r, credentials) : r.error()).to_string()
-                << std::endl;
+      std::cerr
+          << "testlooper serve: pins: "
+          << (r.ok() ? hosting::git_error(name, args, *r, credentials) : r.error()).to_string()
+          << std::endl;
     }
   };
   return out;
