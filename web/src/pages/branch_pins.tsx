@@ -45,7 +45,7 @@ export function BranchPins({ repo, branch, head }: { repo: string; branch: strin
   return (
     <section class="pins">
       <h2>Pins</h2>
-      <table>
+      <table class="list">
         <thead>
           <tr>
             <th>name</th>
