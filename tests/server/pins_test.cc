@@ -204,6 +204,34 @@ TEST_F(PinsTest, APushThatLosesARaceIsRedoneOnTheNewHead) {
   EXPECT_EQ(app.run({"diff", "--numstat", parent, update}), "1\t1\ttestlooper.yml\n");
 }
 
+// A manual update whose every push loses the race (a hook moves the branch each time): 409
+// after the attempts, and the branch holds only the other commits.
+TEST_F(PinsTest, AManualUpdateThatAlwaysLosesTheRaceIs409) {
+  GitFixtureRepo app(path("app"));
+  app.write("testlooper.yml",
+            "looper_version: 5\nrepos:\n  lib: {reference: lib/" + lib1_ + ", branch: main}\n");
+  app.commit("app pins lib");
+  app.run({"checkout", "-q", "--detach"});
+  const std::string hook = path("app") + "/.git/hooks/pre-receive";
+  std::ofstream(hook)
+      << "#!/bin/sh\n"
+         "unset GIT_QUARANTINE_PATH GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES\n"
+         "c=$(git commit-tree -p refs/heads/main -m 'Won again' 'refs/heads/main^{tree}') || exit "
+         "1\n"
+         "git update-ref refs/heads/main \"$c\"\n";
+  std::filesystem::permissions(hook, std::filesystem::perms::owner_all);
+  lib_.write("lib.txt", "2\n");
+  lib_.commit("lib 2");
+  auto server = start();
+  ASSERT_TRUE(
+      eventually([&] { return server->get("/api/repos/app/branches/main/pins").size() == 1; }));
+  const auto [status, body] =
+      server->post("/api/repos/app/branches/main/pins/lib", R"({"to": "branch-head"})");
+  EXPECT_EQ(status, 409) << body.dump();
+  EXPECT_EQ(trimmed(app.run({"log", "--format=%s", "main"})),
+            "Won again\nWon again\nWon again\nWon again\napp pins lib");
+}
+
 // auto: false pins move on request only (POST .../pins/{name}); a HEAD pin is listed and left
 // as it is.
 TEST_F(PinsTest, AManualUpdateMovesAnAutoFalsePinAndAHeadPinStaysAsItIs) {
