@@ -23,36 +23,6 @@ bool is_sha(const std::string& s) {
   return true;
 }
 
-// Joins a relative include path onto a directory, resolving '.' and '..'.
-std::string join_path(const Node& at, const std::string& dir, const std::string& rel) {
-  std::vector<std::string> parts;
-  auto push = [&](const std::string& p) {
-    size_t start = 0;
-    while (start <= p.size()) {
-      size_t end = p.find('/', start);
-      if (end == std::string::npos) end = p.size();
-      const std::string seg = p.substr(start, end - start);
-      if (seg == "..") {
-        if (parts.empty()) fail_at(at, fmt::format("include path '{}' leaves the repository", rel));
-        parts.pop_back();
-      } else if (!seg.empty() && seg != ".") {
-        parts.push_back(seg);
-      }
-      start = end + 1;
-    }
-  };
-  push(dir);
-  push(rel);
-  std::string out;
-  for (const auto& p : parts) out += (out.empty() ? "" : "/") + p;
-  return out;
-}
-
-std::string dir_of(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  return slash == std::string::npos ? "" : path.substr(0, slash);
-}
-
 // A stable text form of a node, to recognise identical includes.
 std::string canonical(const Node& n) {
   switch (n.kind) {
@@ -104,6 +74,36 @@ void add_definitions(std::map<std::string, Definition>& into, const Node* sectio
 
 }  // namespace
 
+// Joins a relative include path onto a directory, resolving '.' and '..'.
+std::string join_path(const Node& at, const std::string& dir, const std::string& rel) {
+  std::vector<std::string> parts;
+  auto push = [&](const std::string& p) {
+    size_t start = 0;
+    while (start <= p.size()) {
+      size_t end = p.find('/', start);
+      if (end == std::string::npos) end = p.size();
+      const std::string seg = p.substr(start, end - start);
+      if (seg == "..") {
+        if (parts.empty()) fail_at(at, fmt::format("include path '{}' leaves the repository", rel));
+        parts.pop_back();
+      } else if (!seg.empty() && seg != ".") {
+        parts.push_back(seg);
+      }
+      start = end + 1;
+    }
+  };
+  push(dir);
+  push(rel);
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : "/") + p;
+  return out;
+}
+
+std::string dir_of(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "" : path.substr(0, slash);
+}
+
 bool CommitDefinitions::has_head_pin() const {
   for (const auto& [name, entry] : repos) {
     if (entry.reference.commit == "HEAD") return true;
@@ -127,7 +127,11 @@ class Loader::IncludeWalker {
     check_keys(doc, root ? kRootKeys : kIncludedKeys,
                root ? "the definitions file" : "an included file");
     check_version(doc, root);
-    if (const Node* repos = doc.find("repos")) loader_.parse_repos(defs_, *repos, !root);
+    // Auto pins may live in any file of this repo (the server edits them there), not in a file
+    // of another repo.
+    if (const Node* repos = doc.find("repos")) {
+      loader_.parse_repos(defs_, *repos, !root && file.repo != defs_.repo);
+    }
     add_definitions(defs_.environments, doc.find("environments"), "environments", file.repo,
                     file.commit);
     add_definitions(defs_.builds, doc.find("builds"), "builds", file.repo, file.commit);
@@ -256,7 +260,7 @@ Node Loader::read_document(const std::string& repo, const std::string& commit,
   return parse_document(*content, display_path(repo, path), json);
 }
 
-void Loader::parse_repos(CommitDefinitions& defs, const Node& section, bool included) {
+void Loader::parse_repos(CommitDefinitions& defs, const Node& section, bool foreign) {
   for (const auto& [key, value] : section_entries(section, "repos")) {
     if (key.text == "HEAD" || key.text == "source" || key.text == "data") {
       fail_at(key, fmt::format("'{}' is a reserved name and cannot name a repo", key.text));
@@ -268,12 +272,10 @@ void Loader::parse_repos(CommitDefinitions& defs, const Node& section, bool incl
       fail_at(key, fmt::format("repo '{}' is already defined (at {})", key.text,
                                defs.repos.at(key.text).key.mark.to_string()));
     }
-    RepoReference ref = parse_repo_value(defs, key, value, included);
+    RepoReference ref = parse_repo_value(defs, key, value, foreign);
     defs.repos.emplace(key.text, RepoEntry{key, std::move(ref)});
   }
 }
-
-namespace {
 
 RepoReference parse_reference_string(const Node& at) {
   const std::string text = as_string(at, "a repo reference");
@@ -290,10 +292,8 @@ RepoReference parse_reference_string(const Node& at) {
   return ref;
 }
 
-}  // namespace
-
-RepoReference Loader::parse_repo_value(CommitDefinitions& defs, const Node& key,
-                                       const Node& value, bool included) {
+RepoReference Loader::parse_repo_value(CommitDefinitions& defs, const Node& key, const Node& value,
+                                       bool foreign) {
   if (value.is_scalar()) return parse_reference_string(value);
   check_keys(value, {"reference", "path", "branch", "auto", "import"}, "a repo reference");
   if (value.find("import") != nullptr) {
@@ -312,7 +312,8 @@ RepoReference Loader::parse_repo_value(CommitDefinitions& defs, const Node& key,
   if (const Node* branch = value.find("branch")) ref.branch = as_string(*branch, "a pin's branch");
   if (const Node* a = value.find("auto")) ref.auto_update = as_bool(*a, "a pin's 'auto'");
   if (ref.auto_update && !ref.branch) fail_at(*value.find("auto"), "'auto: true' needs a 'branch'");
-  if (ref.auto_update && included) fail_at(*value.find("auto"), "included files may not define auto pins");
+  if (ref.auto_update && foreign)
+    fail_at(*value.find("auto"), "files included from another repo may not define auto pins");
   return ref;
 }
 

@@ -76,9 +76,10 @@ class Loader {
                                                    const std::string& commit);
   Node read_document(const std::string& repo, const std::string& commit, const std::string& path,
                      const Node* at);
-  void parse_repos(CommitDefinitions& defs, const Node& section, bool included);
+  // `foreign`: the section is in a file of another repo (which may not define auto pins).
+  void parse_repos(CommitDefinitions& defs, const Node& section, bool foreign);
   RepoReference parse_repo_value(CommitDefinitions& defs, const Node& key, const Node& value,
-                                 bool included);
+                                 bool foreign);
   RepoReference resolve_import(CommitDefinitions& defs, const Node& value);
 
   SourceReader& reader_;
@@ -111,6 +112,13 @@ long long as_int(const Node& node, const std::string& what);
 double as_double(const Node& node, const std::string& what);
 bool as_bool(const Node& node, const std::string& what);
 std::vector<std::string> as_string_list(const Node& node, const std::string& what);
+// `rel` (an include's path) joined onto the directory `dir`, '.' and '..' resolved; throws at
+// `at` when it leaves the repository.
+std::string join_path(const Node& at, const std::string& dir, const std::string& rel);
+// The directory part of a '/'-separated path ("" for a top-level file).
+std::string dir_of(const std::string& path);
+// A `repos:` reference string "<repo>/<40-hex sha>" or "<repo>/HEAD"; throws at `at` otherwise.
+RepoReference parse_reference_string(const Node& at);
 // Rejects keys of `map` not in `allowed`, naming the key and what is allowed.
 void check_keys(const Node& map, const std::vector<std::string>& allowed, const std::string& what);
 // A section written as a map or as a list of maps, merged (duplicate names are errors).

@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -84,6 +85,20 @@ class Repository {
 
   // `sha`, its first parent, its first parent's first parent, ... newest first, at most `limit`.
   Result<std::vector<std::string>> first_parent_history(const std::string& sha, size_t limit) const;
+
+  // How many commits `descendant` has that `ancestor` has not (git rev-list --count
+  // ancestor..descendant); nullopt when `ancestor` is not an ancestor of `descendant` (or equal).
+  Result<std::optional<size_t>> commits_between(const std::string& ancestor,
+                                                const std::string& descendant) const;
+
+  // Writes a new commit whose parent is `parent` and whose tree is the parent's with the files
+  // of `files` (path -> new content) replaced or added (an existing file keeps its mode), and
+  // returns its sha. Author and committer are `author_name` <`author_email`> now. Nothing else
+  // changes: no branch, no index, no working tree is touched (the commit is on no branch yet).
+  Result<std::string> commit_edits(const std::string& parent,
+                                   const std::map<std::string, std::string>& files,
+                                   const std::string& author_name, const std::string& author_email,
+                                   const std::string& message);
 
   // Exactly what `git --no-pager log --no-mailmap -n 1 <sha>` prints in git's default (medium)
   // format, final newline included. Merge commits get git's "Merge:" line, parents abbreviated

@@ -183,6 +183,9 @@ Response Api::get(const Request& request) {
     if (!state_.repos().count(repo)) return error(404, "no repo named '" + repo + "'");
     if (rest == "/branches") return branches(repo);
     if (auto r = test_history(state_, repo, rest, request.query)) return *r;
+    if (starts_with(rest, "/branches/") && ends_with(rest, "/pins") && rest.size() > 15) {
+      return pins(repo, rest.substr(10, rest.size() - 10 - 5));
+    }
     if (starts_with(rest, "/branches/") && ends_with(rest, "/history")) {
       size_t limit = 100;
       if (auto it = request.query.find("limit"); it != request.query.end()) {

@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "server/http.h"
 #include "server/oauth.h"
+#include "server/pins.h"
 #include "server/server.h"
 #include "server/state.h"
 
@@ -33,9 +34,14 @@ class Api : public Handler {
   // before the server runs; the default is authentication off.
   void set_access_options(const ServerOptions& options);
 
+  // The pin mover behind the pins endpoints (api_pins.cc), given before the server runs and
+  // outliving every request; without one they answer 503.
+  void set_pin_mover(PinMover* mover) { pin_mover_ = mover; }
+
   Response handle(const Request& request) override;
   // GET /auth/callback (api_session.cc): the sign-in's calls to the provider run on a thread of
-  // their own, so the io thread serves everyone else meanwhile.
+  // their own, so the io thread serves everyone else meanwhile. POST .../pins/{name}
+  // (api_pins.cc): the commit and push run on the pin mover's thread.
   bool handle_async(const Request& request, Completion done) override;
   // WebSocket upgrades that on_open would refuse (no worker token, not a run id, no such
   // socket) and uploads without the worker token are refused here, before any upgrade or body.
@@ -88,6 +94,16 @@ class Api : public Handler {
   std::string cookie(const std::string& name, const std::string& value, double seconds,
                      const std::string& path) const;
   std::string redirect_uri(const Request& request) const;
+
+  // Pins (api_pins.cc). The repo, branch and pin of POST /api/repos/{repo}/branches/{branch}/
+  // pins/{name}, or nullopt when `path` is not one.
+  struct PinPath {
+    std::string repo, branch, name;
+  };
+  static std::optional<PinPath> pin_path(const std::string& path);
+  bool pin_update(const Request& request, Completion& done);
+  // GET /api/repos/{repo}/branches/{branch}/pins.
+  Response pins(const std::string& repo, const std::string& branch);
 
   Response get(const Request& request);
   Response post(const Request& request, const auth::Principal& who);
@@ -142,6 +158,7 @@ class Api : public Handler {
   std::shared_ptr<Exchanges> exchanges_;
   void stop_sign_ins();
   std::function<void()> refresh_;
+  PinMover* pin_mover_ = nullptr;
   std::string webhook_secret_;
   std::string web_dir_;
   auth::FailureLimiter failures_;

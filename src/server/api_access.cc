@@ -74,6 +74,7 @@ Role Api::needed_role(const Request& request) const {
   if (is_webhook(p) || p.starts_with("/auth/")) return Role::kAnonymous;  // HMAC; sign-in
   if (p.starts_with("/api/artifacts/")) return Role::kWorker;
   if (p == "/api/tokens" || p.starts_with("/api/tokens/")) return Role::kAdmin;
+  if (pin_path(p)) return Role::kEditor;  // moves a pin: a commit pushed to the branch
   // A refresh signed as a webhook is: post() checks the signature against the body.
   if (p == "/api/refresh" && !webhook_secret_.empty() &&
       (request.headers.count("x-hub-signature-256") || request.headers.count("x-gitlab-token"))) {

@@ -176,6 +176,7 @@ Response Api::sign_in_start(const Request& request) {
 }
 
 bool Api::handle_async(const Request& request, Completion done) {
+  if (request.method == "POST" && pin_path(request.path)) return pin_update(request, done);
   if (request.path != "/auth/callback" || request.method != "GET") return false;
   auto answer = [&done](Response r) {
     done([r = std::move(r)] { return r; });

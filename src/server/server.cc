@@ -15,6 +15,7 @@
 #include "hosting/status_poster.h"
 #include "server/api.h"
 #include "server/http.h"
+#include "server/pins.h"
 #include "server/protocol.h"
 #include "server/state.h"
 #include "server/statuses.h"
@@ -152,6 +153,53 @@ std::string listening_error(const ServerOptions& options) {
   return tls_files_error(options.tls_cert, options.tls_key);
 }
 
+// The pin mover's settings: local pushes to the repos themselves, or, for a GitHub or GitLab
+// source, pushes to the repo's clone URL with the host's credentials, then a fetch of its mirror.
+static PinMoverOptions pin_mover_options(const ServerOptions& options, const std::string& repos_dir,
+                                         std::function<void()> pushed) {
+  PinMoverOptions out;
+  out.repos_dir = std::filesystem::absolute(repos_dir).string();
+  out.pushed = std::move(pushed);
+  if (options.host.kind == hosting::Kind::kLocal) return out;
+  std::shared_ptr<hosting::Host> host = hosting::make_host(options.host);
+  if (!host) return out;
+  out.credentials = host->credentials();
+  // The repo as the host lists it (one REST listing per push), or at
+  // <clone_url>/<owner>/<name>.git when a clone URL is configured. Part A's mirrors know it too.
+  out.lookup =
+      [host, hosted = options.host](const std::string& name) -> std::optional<hosting::HostedRepo> {
+    if (!hosted.clone_url.empty()) {
+      hosting::HostedRepo r;
+      r.name = name;
+      r.full_name = hosted.owner + "/" + name;
+      r.clone_url = hosted.clone_url + "/" + hosted.owner + "/" + name + ".git";
+      return r;
+    }
+    auto repos = host->list_repos();
+    if (!repos.ok()) return std::nullopt;
+    for (const auto& r : *repos) {
+      if (r.name == name) return r;
+    }
+    return std::nullopt;
+  };
+  const double timeout = options.host.timeout_seconds * 20;
+  out.fetch = [dir = out.repos_dir, lookup = out.lookup, credentials = out.credentials,
+               timeout](const std::string& name) {
+    const auto repo = lookup(name);
+    if (!repo) return;
+    const std::vector<std::string> args = {"fetch", "--prune", "--quiet", repo->clone_url,
+                                           "+refs/heads/*:refs/heads/*"};
+    auto r = hosting::run_git(args, dir + "/" + name, credentials, timeout);
+    if (!r.ok() || r->exit_code != 0) {
+      std::cerr
+          << "testlooper serve: pins: "
+          << (r.ok() ? hosting::git_error(name, args, *r, credentials) : r.error()).to_string()
+          << std::endl;
+    }
+  };
+  return out;
+}
+
 int run_server(const ServerOptions& options) {
   namespace fs = std::filesystem;
   // Before binding or touching the data dir.
@@ -202,6 +250,7 @@ int run_server(const ServerOptions& options) {
   }
   std::unique_ptr<HttpServer> http;
   std::unique_ptr<Watcher> watcher;
+  std::unique_ptr<PinMover> pin_mover;
   Api api(
       state,
       [&] {
@@ -218,13 +267,19 @@ int run_server(const ServerOptions& options) {
     std::cerr << "testlooper serve: " << e.what() << "\n";
     return 2;
   }
+  pin_mover = std::make_unique<PinMover>(pin_mover_options(options, repos_dir, [&] {
+    http->post([&] {
+      if (watcher) watcher->refresh();
+    });
+  }));
+  api.set_pin_mover(pin_mover.get());
   watcher = std::make_unique<Watcher>(
       repos_dir, options.poll_seconds, state.known_commits(),
       [&](RepoBatch batch) {
         auto shared = std::make_shared<RepoBatch>(std::move(batch));
         http->post([&state, shared] { state.ingest(std::move(*shared)); });
       },
-      state.commits_with_errors(), state.unstored_pins());
+      state.commits_with_errors(), state.unstored_pins(), [&] { pin_mover->wake(); });
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   signal(SIGPIPE, SIG_IGN);
@@ -255,7 +310,8 @@ int run_server(const ServerOptions& options) {
   // run() returns once every connection is closed and every WebSocket's on_close was called, so
   // the state holds no socket when the io_context goes (issue 10, item 11).
   http->run();
-  watcher.reset();
+  watcher.reset();  // before the mover it wakes
+  pin_mover.reset();
   return 0;
 }
 

@@ -31,13 +31,15 @@ std::vector<store::ObjectRow> object_rows(const definitions::ResolvedCommit& c) 
 Watcher::Watcher(std::string repos_dir, double poll_seconds,
                  std::map<std::string, std::set<std::string>> known, Callback callback,
                  std::map<std::string, std::set<std::string>> recheck,
-                 std::map<std::string, std::set<std::string>> pinned)
+                 std::map<std::string, std::set<std::string>> pinned,
+                 std::function<void()> after_scan)
     : repos_dir_(std::move(repos_dir)),
       poll_seconds_(poll_seconds),
       known_(std::move(known)),
       recheck_(std::move(recheck)),
       pinned_(std::move(pinned)),
       callback_(std::move(callback)),
+      after_scan_(std::move(after_scan)),
       thread_([this] { loop(); }) {}
 
 Watcher::~Watcher() {
@@ -60,6 +62,7 @@ void Watcher::refresh() {
 void Watcher::loop() {
   while (true) {
     scan();
+    if (after_scan_) after_scan_();
     std::unique_lock<std::mutex> lock(mutex_);
     wake_.wait_for(lock, std::chrono::milliseconds(static_cast<int64_t>(poll_seconds_ * 1000)),
                    [this] { return refresh_ || stop_; });

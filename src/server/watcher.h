@@ -36,11 +36,13 @@ class Watcher {
 
   // `known` are the commits already stored, per repo; they are not ingested again, but those in
   // `recheck` (stored with an error) are resolved again at the first look, and the commits in
-  // `pinned` (named by stored definitions but not stored) are looked up by sha.
+  // `pinned` (named by stored definitions but not stored) are looked up by sha. `after_scan`
+  // runs on the watcher's thread after each look at every repo (the pin mover's cue).
   Watcher(std::string repos_dir, double poll_seconds,
           std::map<std::string, std::set<std::string>> known, Callback callback,
           std::map<std::string, std::set<std::string>> recheck = {},
-          std::map<std::string, std::set<std::string>> pinned = {});
+          std::map<std::string, std::set<std::string>> pinned = {},
+          std::function<void()> after_scan = {});
   ~Watcher();
   // Asks for a look now (thread-safe).
   void refresh();
@@ -64,6 +66,7 @@ class Watcher {
   std::map<std::pair<std::string, std::string>, std::set<std::pair<std::string, std::string>>>
       waiting_;
   Callback callback_;
+  std::function<void()> after_scan_;
   std::mutex mutex_;
   std::condition_variable wake_;
   bool refresh_ = false;

@@ -193,6 +193,18 @@ export interface Artifact {
   url: string;
 }
 
+// A `repos:` entry of a branch head (GET .../branches/{branch}/pins).
+export interface Pin {
+  name: string;
+  repo: string;
+  branch: string;
+  commit: string; // 40-hex or "HEAD"
+  auto: boolean;
+  head: string | null;
+  behind: number | null;
+  file: string;
+}
+
 export class ApiError extends Error {
   constructor(
     message: string,
@@ -281,6 +293,14 @@ export const api = {
   setTestSet: (repo: string, sha: string, set: string, enabled: boolean) =>
     request<unknown>('POST', `/api/repos/${enc(repo)}/commits/${enc(sha)}/sets`, { set, enabled }),
   refresh: () => request<unknown>('POST', '/api/refresh', {}),
+  pins: (repo: string, branch: string) =>
+    request<Pin[]>('GET', `/api/repos/${enc(repo)}/branches/${encodePath(branch)}/pins`),
+  updatePin: (repo: string, branch: string, name: string, to: string) =>
+    request<{ commit: string; pin: string; to: string }>(
+      'POST',
+      `/api/repos/${enc(repo)}/branches/${encodePath(branch)}/pins/${enc(name)}`,
+      { to },
+    ),
 };
 
 // The URL of a WebSocket endpoint on this server.

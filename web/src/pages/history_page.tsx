@@ -8,6 +8,7 @@ import { Crumbs, Loading, Problem } from '../components/layout';
 import { paths, shortSha } from '../format';
 import { useLive } from '../live';
 import { setQuery, type Place } from '../router';
+import { BranchPins } from './branch_pins';
 import { HistoryGrid, MergeMark, type RenderTiming } from './history_grid';
 import {
   columnsKey,
@@ -199,6 +200,7 @@ export function HistoryPage({ args, place }: { args: string[]; place: Place }) {
         <Loading what="history" />
       ) : (
         <>
+          <BranchPins repo={repo} branch={branch} head={history.head} />
           <FilterBar f={f} names={names} naming={naming} limit={limit} />
           <Legend />
           {columns.length === 0 && <p class="muted">No tests match (or the commits define none).</p>}
