@@ -94,6 +94,7 @@ class Mirrors {
   std::condition_variable fetch_wake_;
   bool stop_ = false;
   bool list_now_ = true;        // refresh() or start: list and fetch all
+  bool reschedule_ = false;     // a fetch failed: the control thread schedules its retry
   std::set<std::string> unknown_;  // fetch() of names not in the listing: list, then fetch them
   bool listed_ = false;         // a listing succeeded once
   int list_failures_ = 0;
