@@ -122,7 +122,8 @@ std::optional<HostedRepo> to_repo(const json& item, const HostOptions& options, 
                                   const std::string& where) {
   if (!item.is_object()) return std::nullopt;
   auto archived = item.find("archived");
-  if (archived != item.end() && archived->is_boolean() && archived->get<bool>()) return std::nullopt;
+  if (archived != item.end() && archived->is_boolean() && archived->get<bool>())
+    return std::nullopt;
   HostedRepo repo;
   auto name = text_field(item, gitlab ? "path" : "name", 100);
   auto full = text_field(item, gitlab ? "path_with_namespace" : "full_name", 512);

@@ -120,7 +120,7 @@ void Mirrors::control_loop() {
         wake = std::min(wake, s.retry_at);
       }
     }
-    control_wake_.wait_until(lock, wake, [this] { 
+    control_wake_.wait_until(lock, wake, [this] {
       return stop_ || list_now_ || reschedule_ || (!unknown_.empty() && list_failures_ == 0);
     });
   }
@@ -196,8 +196,8 @@ void Mirrors::remove_mirror(const std::string& name) {
               << std::endl;
     return;
   }
-  std::cerr << "testlooper serve: repository '" << name << "' is no longer listed: its mirror is removed"
-            << std::endl;
+  std::cerr << "testlooper serve: repository '" << name
+            << "' is no longer listed: its mirror is removed" << std::endl;
   fs::remove_all(moved, ec);
   on_change_(name);
 }
@@ -219,8 +219,12 @@ Status Mirrors::sync(const HostedRepo& repo) {
     if (!out.ok()) return out.error();
     if (out->exit_code != 0) return git_error(repo.name, init, *out, credentials);
   }
-  const std::vector<std::string> fetch = {"fetch", "--quiet", "--prune", "--no-write-fetch-head",
-                                          repo.clone_url, "+refs/heads/*:refs/heads/*",
+  const std::vector<std::string> fetch = {"fetch",
+                                          "--quiet",
+                                          "--prune",
+                                          "--no-write-fetch-head",
+                                          repo.clone_url,
+                                          "+refs/heads/*:refs/heads/*",
                                           "+refs/tags/*:refs/tags/*"};
   auto out = run_git(fetch, dir.string(), credentials, options_.fetch_timeout);
   if (!out.ok()) return Error{repo.name, out.error().message};

@@ -33,10 +33,10 @@
 namespace testlooper::hosting {
 
 struct MirrorOptions {
-  double poll_seconds = 300;    // list and fetch everything this often
-  double fetch_timeout = 600;   // one git clone or fetch
-  int parallel = 3;             // fetches at once
-  double first_retry = 5;       // back-off after a failure: doubles up to poll_seconds
+  double poll_seconds = 300;   // list and fetch everything this often
+  double fetch_timeout = 600;  // one git clone or fetch
+  int parallel = 3;            // fetches at once
+  double first_retry = 5;      // back-off after a failure: doubles up to poll_seconds
 };
 
 class Mirrors {
@@ -65,10 +65,10 @@ class Mirrors {
  private:
   using Clock = std::chrono::steady_clock;
   struct RepoState {
-    bool queued = false;    // in queue_
-    bool running = false;   // a fetch runs now
-    bool again = false;     // asked for while running: once more after
-    int failures = 0;       // consecutive
+    bool queued = false;           // in queue_
+    bool running = false;          // a fetch runs now
+    bool again = false;            // asked for while running: once more after
+    int failures = 0;              // consecutive
     Clock::time_point retry_at{};  // with failures > 0: when the next attempt is due
   };
 
@@ -93,10 +93,10 @@ class Mirrors {
   std::condition_variable control_wake_;
   std::condition_variable fetch_wake_;
   bool stop_ = false;
-  bool list_now_ = true;        // refresh() or start: list and fetch all
-  bool reschedule_ = false;     // a fetch failed: the control thread schedules its retry
+  bool list_now_ = true;           // refresh() or start: list and fetch all
+  bool reschedule_ = false;        // a fetch failed: the control thread schedules its retry
   std::set<std::string> unknown_;  // fetch() of names not in the listing: list, then fetch them
-  bool listed_ = false;         // a listing succeeded once
+  bool listed_ = false;            // a listing succeeded once
   int list_failures_ = 0;
   Clock::time_point list_retry_at_{};
   std::map<std::string, HostedRepo> listing_;

@@ -12,6 +12,7 @@
 #include <iostream>
 #include <thread>
 
+#include "hosting/mirrors.h"
 #include "server/api.h"
 #include "server/http.h"
 #include "server/protocol.h"
@@ -200,13 +201,22 @@ int run_server(const ServerOptions& options) {
   }
   std::unique_ptr<HttpServer> http;
   std::unique_ptr<Watcher> watcher;
+  // Hosted: the host's REST client and the mirrors it lists; the watcher watches the mirrors.
+  std::unique_ptr<hosting::Host> host = hosting::make_host(options.host);
+  std::unique_ptr<hosting::Mirrors> mirrors;
   Api api(
       state,
       [&] {
+        if (mirrors) mirrors->refresh();  // lists again and fetches all; each fetch -> watcher
         if (watcher) watcher->refresh();
       },
       options.webhook_secret, options.web_dir);
   api.set_access_options(options);
+  if (host) {
+    api.set_fetch([&](const std::string& repo) {
+      if (mirrors) mirrors->fetch(repo);
+    });
+  }
   try {
     http = std::make_unique<HttpServer>(
         api, options.port,
@@ -222,7 +232,19 @@ int run_server(const ServerOptions& options) {
         auto shared = std::make_shared<RepoBatch>(std::move(batch));
         http->post([&state, shared] { state.ingest(std::move(*shared)); });
       },
-      state.commits_with_errors(), state.unstored_pins());
+      state.commits_with_errors(), state.unstored_pins(),
+      [&](std::set<std::string> present) {
+        auto shared = std::make_shared<std::set<std::string>>(std::move(present));
+        http->post([&state, shared] { state.forget_missing_repos(*shared); });
+      });
+  if (host) {
+    hosting::MirrorOptions mirror_options;
+    mirror_options.poll_seconds = options.host.poll_seconds;
+    mirror_options.fetch_timeout = 20 * options.host.timeout_seconds;
+    mirrors =
+        std::make_unique<hosting::Mirrors>(*host, fs::absolute(repos_dir).string(), mirror_options,
+                                           [&](const std::string&) { watcher->refresh(); });
+  }
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   signal(SIGPIPE, SIG_IGN);
@@ -236,6 +258,7 @@ int run_server(const ServerOptions& options) {
   // run() returns once every connection is closed and every WebSocket's on_close was called, so
   // the state holds no socket when the io_context goes (issue 10, item 11).
   http->run();
+  mirrors.reset();  // its callback uses the watcher
   watcher.reset();
   return 0;
 }

@@ -287,14 +287,7 @@ void ServerState::ingest(RepoBatch batch) {
     }
     broadcast(json{{"type", "branch"}, {"repo", b.repo}, {"branch", b.name}, {"head", b.head}}.dump());
   }
-  for (auto it = branches_.begin(); it != branches_.end();) {
-    if (it->first.first == batch.repo.name && !present.count(it->first.second)) {
-      (void)store_.delete_branch(it->first.first, it->first.second);
-      it = branches_.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  delete_branches(batch.repo.name, &present);
   // A commit resolved again gets the sets its triggers select now, from the branches under test
   // that cover it (their head and `depth` first-parent ancestors).
   for (const auto& [key, b] : branches_) {
@@ -304,6 +297,33 @@ void ServerState::ingest(RepoBatch batch) {
     }
   }
   if (!batch.commits.empty()) broadcast(json{{"type", "commits"}, {"repo", batch.repo.name}}.dump());
+  recompute_reachable();
+  update();
+}
+
+void ServerState::delete_branches(const std::string& repo, const std::set<std::string>* keep) {
+  for (auto it = branches_.begin(); it != branches_.end();) {
+    if (it->first.first == repo && (keep == nullptr || !keep->count(it->first.second))) {
+      (void)store_.delete_branch(it->first.first, it->first.second);
+      it = branches_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void ServerState::forget_missing_repos(const std::set<std::string>& present) {
+  std::vector<std::string> gone;
+  for (const auto& [name, path] : repos_) {
+    if (!present.count(name)) gone.push_back(name);
+  }
+  if (gone.empty()) return;
+  for (const auto& name : gone) {
+    delete_branches(name, nullptr);
+    (void)store_.delete_repo(name);
+    repos_.erase(name);
+    broadcast(json{{"type", "repo"}, {"repo", name}, {"deleted", true}}.dump());
+  }
   recompute_reachable();
   update();
 }

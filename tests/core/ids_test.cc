@@ -29,7 +29,8 @@ TEST(Ids, IdentityHashesAndCommitShas) {
 }
 
 TEST(Ids, RepoNames) {
-  for (const char* good : {"a", "lib-net", "Foo_Bar.v2", "x1"}) EXPECT_TRUE(is_repo_name(good)) << good;
+  for (const char* good : {"a", "lib-net", "Foo_Bar.v2", "x1"})
+    EXPECT_TRUE(is_repo_name(good)) << good;
   for (const char* bad : {"", ".", "..", ".git", "-rf", "a/b", "a b", "a\\b", "é"})
     EXPECT_FALSE(is_repo_name(bad)) << bad;
   EXPECT_TRUE(is_repo_name(std::string(100, 'a')));

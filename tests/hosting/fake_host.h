@@ -26,8 +26,8 @@ class FakeHost {
   FakeHost(std::string root, const std::string& token, int page_size)
       : root_(std::move(root)), port_file_(root_ + "/.port") {
     std::filesystem::create_directories(root_);
-    std::vector<std::string> args = {"python3",      FAKE_HOST_PY, "--root", root_,
-                                     "--port-file", port_file_};
+    std::vector<std::string> args = {"python3", FAKE_HOST_PY,  "--root",
+                                     root_,     "--port-file", port_file_};
     if (!token.empty()) args.insert(args.end(), {"--token", token});
     if (page_size > 0) args.insert(args.end(), {"--page-size", std::to_string(page_size)});
     std::vector<char*> argv;

@@ -105,7 +105,8 @@ TEST(Listing, BadTokenIsAnError) {
   for (Kind kind : {Kind::kGitHub, Kind::kGitLab}) {
     auto repos = make_host(options(kind, fake, "acme", "wrong"))->list_repos();
     ASSERT_FALSE(repos.ok());
-    EXPECT_NE(repos.error().to_string().find("401"), std::string::npos) << repos.error().to_string();
+    EXPECT_NE(repos.error().to_string().find("401"), std::string::npos)
+        << repos.error().to_string();
     EXPECT_EQ(repos.error().to_string().find("wrong"), std::string::npos);
   }
 }
