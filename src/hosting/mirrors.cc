@@ -11,6 +11,17 @@
 
 namespace testlooper::hosting {
 namespace fs = std::filesystem;
+namespace {
+
+// One line on stderr per failed attempt: what, which attempt, when the next, why.
+void log_failure(const std::string& what, int attempt, std::chrono::steady_clock::duration wait,
+                 const Error& why) {
+  std::cerr << fmt::format("testlooper serve: {} failed (attempt {}, again in {:.1f} s): {}", what,
+                           attempt, std::chrono::duration<double>(wait).count(), why.to_string())
+            << std::endl;
+}
+
+}  // namespace
 
 Mirrors::Mirrors(Host& host, std::string repos_dir, MirrorOptions options, OnChange on_change)
     : host_(host),
@@ -134,10 +145,7 @@ void Mirrors::list_and_schedule(bool all) {
     if (!listed.ok()) {
       ++list_failures_;
       list_retry_at_ = Clock::now() + backoff(list_failures_);
-      std::cerr << "testlooper serve: listing repositories failed (attempt " << list_failures_
-                << ", again in "
-                << std::chrono::duration_cast<std::chrono::seconds>(backoff(list_failures_)).count()
-                << " s): " << listed.error().to_string() << std::endl;
+      log_failure("listing repositories", list_failures_, backoff(list_failures_), listed.error());
       return;
     }
     list_failures_ = 0;
@@ -263,10 +271,7 @@ void Mirrors::fetch_loop() {
       RepoState& f = state_[name];
       ++f.failures;
       f.retry_at = Clock::now() + backoff(f.failures);
-      std::cerr << "testlooper serve: fetching '" << name << "' failed (attempt " << f.failures
-                << ", again in "
-                << std::chrono::duration_cast<std::chrono::seconds>(backoff(f.failures)).count()
-                << " s): " << done.error().to_string() << std::endl;
+      log_failure("fetching '" + name + "'", f.failures, backoff(f.failures), done.error());
     } else {
       on_change_(name);
     }

@@ -63,7 +63,8 @@ class FakeHost {
     return root_ + "/" + owner + "/" + name + ".git";
   }
 
-  // Every request the fake has had (method, path, query, body, authorization, private_token).
+  // Every request the fake has had (method, path, query, body, authorization, private_token,
+  // time).
   nlohmann::json requests() const {
     return nlohmann::json::parse(
         run("curl -s --max-time 30 " + shell_quote(url() + "/_fake/requests")), nullptr, false);
@@ -80,6 +81,15 @@ class FakeHost {
         ++n;
     }
     return n;
+  }
+
+  // When each request whose path contains `part` arrived (seconds), in order.
+  std::vector<double> times(const std::string& part) const {
+    std::vector<double> out;
+    for (const auto& r : requests()) {
+      if (r.value("path", "").find(part) != std::string::npos) out.push_back(r.value("time", 0.0));
+    }
+    return out;
   }
 
   // Runs `command` with /bin/sh; its standard output.

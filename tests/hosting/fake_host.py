@@ -11,7 +11,8 @@ test while this runs). Served on 127.0.0.1 at a free port written to FILE:
   GitLab:  GET  /api/v4/groups/{group}/projects   (Link and X-Next-Page pagination)
            POST /api/v4/projects/{id}/statuses/{sha}    ({id}: number or url-encoded path)
   git:     /git/{owner}/{name}.git/...   (git http-backend; fetch and push)
-  control: GET  /_fake/requests          every request so far: method, path, query, body, auth
+  control: GET  /_fake/requests          every request so far: method, path, query, body, auth,
+                                         time (seconds since the epoch, when it arrived)
            POST /_fake/fail              {"path_contains": s, "count": n, "status": 500}: the next
                                          n requests whose path contains s get that status
 
@@ -25,6 +26,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -75,6 +77,7 @@ class Handler(BaseHTTPRequestHandler):
             "body": body.decode("utf-8", "replace"),
             "authorization": self.headers.get("Authorization", ""),
             "private_token": self.headers.get("PRIVATE-TOKEN", ""),
+            "time": time.time(),
         }
         with LOCK:
             REQUESTS.append(entry)
