@@ -118,7 +118,8 @@ class Hosted : public ::testing::Test {
   }
 
   // Starts the server with the GitHub (or GitLab) form of source_control; the token is $VAR.
-  void start(bool gitlab, const std::string& owner) {
+  // With `auth_on`, auth.mode is "token" (every API call needs a token; webhooks do not).
+  void start(bool gitlab, const std::string& owner, bool auth_on = false) {
     json source = {{"webhook_secret", kSecret}, {"poll_seconds", 3600}, {"timeout_seconds", 30}};
     if (gitlab) {
       source.update({{"private_token", std::string("$") + kTokenVariable},
@@ -131,9 +132,10 @@ class Hosted : public ::testing::Test {
                      {"github_url", fake_->url()},
                      {"github_api_url", fake_->github_api()}});
     }
-    const json config = {{"server", {{"path_to_local_data", data()}}},
-                         {"source_control", source},
-                         {"machine_management", {{"max_workers", 0}}}};
+    json config = {{"server", {{"path_to_local_data", data()}}},
+                   {"source_control", source},
+                   {"machine_management", {{"max_workers", 0}}}};
+    if (auth_on) config["auth"] = {{"mode", "token"}};
     std::ofstream(dir_.path() + "/config.json") << config.dump(2);
     server_ = std::make_unique<ServerProcess>(std::vector<std::string>{
         "--config", dir_.path() + "/config.json", "--port", "0", "--workers", "0"});
@@ -314,8 +316,27 @@ TEST_F(Hosted, GitLabListsEveryPageAndFetchesOnItsWebhook) {
       << server_->get("/api/repos");
 }
 
+// With authentication on, a webhook needs its signature and no token (api_access.cc is_webhook).
+TEST_F(Hosted, WebhooksNeedNoTokenWithAuthenticationOn) {
+  HostedWork& alpha = add_repo("acme", "alpha");
+  start(false, "acme", true);
+  ASSERT_TRUE(eventually([&] { return git_requests(*fake_, "acme", "alpha") > 0; }));
+  EXPECT_EQ(post(*server_, "/api/refresh", "{}", {}).first, 401);  // no token, no signature
+  alpha.repo().commit("second");
+  alpha.push("main");
+  const int before = git_requests(*fake_, "acme", "alpha");
+  EXPECT_EQ(github_push(*server_, "alpha", "wrong").first, 401);
+  EXPECT_EQ(github_push(*server_, "alpha").first, 202);
+  EXPECT_TRUE(eventually([&] { return git_requests(*fake_, "acme", "alpha") > before; }));
+  const std::string body = json{{"project", {{"path", "alpha"}}}}.dump();
+  EXPECT_EQ(post(*server_, "/api/webhooks/gitlab", body,
+                 {"X-Gitlab-Event: Push Hook", std::string("X-Gitlab-Token: ") + kSecret})
+                .first,
+            202);
+}
+
 // Local mode (--repos): a repo whose directory is gone leaves /api/repos and the planner; its
-// stored commits stay, and it is the same repo when it comes back.
+// stored commits stay, and it is the same repo when it comes back (its branch under test too).
 TEST(LocalRepos, ADeletedRepoDisappearsAndComesBack) {
   TempDir dir;
   const std::string repos_dir = dir.path() + "/repos";
@@ -326,6 +347,9 @@ TEST(LocalRepos, ADeletedRepoDisappearsAndComesBack) {
   ServerProcess server({"--repos", repos_dir, "--data", dir.path() + "/data", "--port", "0",
                         "--workers", "0", "--poll-seconds", "3600"});
   ASSERT_TRUE(eventually([&] { return repos(server).size() == 2; })) << server.get("/api/repos");
+  EXPECT_EQ(
+      server.post("/api/repos/b/branches/main/test", R"({"enabled": true, "depth": 0})").first,
+      200);
   std::filesystem::rename(repos_dir + "/b", dir.path() + "/b-away");
   EXPECT_EQ(server.post("/api/refresh", "{}").first, 200);
   ASSERT_TRUE(eventually([&] { return repos(server).count("b") == 0; }))
@@ -337,6 +361,10 @@ TEST(LocalRepos, ADeletedRepoDisappearsAndComesBack) {
       << server.get("/api/repos");
   // Its commit was kept while it was away.
   EXPECT_EQ(server.get("/api/repos/b/commits/" + b1).value("sha", ""), b1);
+  // And its branch is under test as it was.
+  const json branches = server.get("/api/repos/b/branches");
+  ASSERT_TRUE(branches.is_array() && branches.size() == 1) << branches;
+  EXPECT_EQ(branches[0]["under_test"], true);
 }
 
 }  // namespace
