@@ -13,6 +13,8 @@ namespace testlooper::hosting {
 namespace fs = std::filesystem;
 namespace {
 
+constexpr size_t kMaxUnknown = 1000;  // names waiting for a listing
+
 // One line on stderr per failed attempt: what, which attempt, when the next, why.
 void log_failure(const std::string& what, int attempt, std::chrono::steady_clock::duration wait,
                  const Error& why) {
@@ -63,7 +65,8 @@ void Mirrors::fetch(const std::string& name) {
       fetch_wake_.notify_one();
       return;
     }
-    unknown_.insert(name);
+    // Bounded, whatever is posted while the host cannot list (cleared by the next listing).
+    if (unknown_.size() < kMaxUnknown) unknown_.insert(name);
   }
   control_wake_.notify_all();
 }
@@ -149,7 +152,6 @@ void Mirrors::list_and_schedule(bool all) {
       return;
     }
     list_failures_ = 0;
-    listed_ = true;
     std::map<std::string, HostedRepo> next;
     for (auto& r : *listed) next.emplace(r.name, std::move(r));
     for (const auto& [name, repo] : listing_) {
