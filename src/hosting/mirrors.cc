@@ -42,6 +42,7 @@ Mirrors::~Mirrors() {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_ = true;
   }
+  cancel_ = true;
   control_wake_.notify_all();
   fetch_wake_.notify_all();
   control_.join();
@@ -225,7 +226,7 @@ Status Mirrors::sync(const HostedRepo& repo) {
     fs::create_directories(tmp, ec);
     if (ec) return Error{repo.name, "cannot create " + tmp.string() + ": " + ec.message()};
     const std::vector<std::string> init = {"init", "--quiet", "--bare", "."};
-    auto out = run_git(init, tmp.string(), credentials, options_.fetch_timeout);
+    auto out = run_git(init, tmp.string(), credentials, options_.fetch_timeout, &cancel_);
     if (!out.ok()) return out.error();
     if (out->exit_code != 0) return git_error(repo.name, init, *out, credentials);
   }
@@ -236,7 +237,7 @@ Status Mirrors::sync(const HostedRepo& repo) {
                                           repo.clone_url,
                                           "+refs/heads/*:refs/heads/*",
                                           "+refs/tags/*:refs/tags/*"};
-  auto out = run_git(fetch, dir.string(), credentials, options_.fetch_timeout);
+  auto out = run_git(fetch, dir.string(), credentials, options_.fetch_timeout, &cancel_);
   if (!out.ok()) return Error{repo.name, out.error().message};
   if (out->exit_code != 0) return git_error(repo.name, fetch, *out, credentials);
   if (!present) {
@@ -244,7 +245,7 @@ Status Mirrors::sync(const HostedRepo& repo) {
     if (!repo.default_branch.empty()) {
       const std::vector<std::string> head = {"symbolic-ref", "HEAD",
                                              "refs/heads/" + repo.default_branch};
-      (void)run_git(head, tmp.string(), credentials, options_.fetch_timeout);
+      (void)run_git(head, tmp.string(), credentials, options_.fetch_timeout, &cancel_);
     }
     fs::rename(tmp, path, ec);
     if (ec) return Error{repo.name, "cannot move the new mirror into place: " + ec.message()};
@@ -268,6 +269,10 @@ void Mirrors::fetch_loop() {
     s.again = false;
     lock.unlock();
     const Status done = sync(repo);
+    if (!done.ok() && cancel_) {
+      lock.lock();
+      return;  // stopping: not a failure of the host
+    }
     if (!done.ok()) {
       std::lock_guard<std::mutex> relock(mutex_);
       RepoState& f = state_[name];

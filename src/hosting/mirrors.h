@@ -15,6 +15,7 @@
 // a tight loop.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -46,7 +47,7 @@ class Mirrors {
 
   // Starts the threads; the first listing begins at once. `host` must outlive this.
   Mirrors(Host& host, std::string repos_dir, MirrorOptions options, OnChange on_change);
-  // Stops the threads (a git run in progress is waited for, up to its timeout).
+  // Stops the threads; a git run in progress is killed (within a second).
   ~Mirrors();
   Mirrors(const Mirrors&) = delete;
   Mirrors& operator=(const Mirrors&) = delete;
@@ -93,6 +94,7 @@ class Mirrors {
   std::condition_variable control_wake_;
   std::condition_variable fetch_wake_;
   bool stop_ = false;
+  std::atomic<bool> cancel_{false};  // stop_, for the git runs in progress
   bool list_now_ = true;           // refresh() or start: list and fetch all
   bool reschedule_ = false;        // a fetch failed: the control thread schedules its retry
   std::set<std::string> unknown_;  // fetch() of names not in the listing: list, then fetch them

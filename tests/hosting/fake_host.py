@@ -15,6 +15,7 @@ test while this runs). Served on 127.0.0.1 at a free port written to FILE:
                                          time (seconds since the epoch, when it arrived)
            POST /_fake/fail              {"path_contains": s, "count": n, "status": 500}: the next
                                          n requests whose path contains s get that status
+                                         (-1: no answer at all, ever)
 
 With --token, REST calls need "Authorization: Bearer T" (GitHub), "PRIVATE-TOKEN: T" (GitLab),
 and git needs HTTP Basic auth whose password is T; others get 401.
@@ -111,6 +112,9 @@ class Handler(BaseHTTPRequestHandler):
                               "status": f.get("status", 500)})
             return self.reply(200, {})
         failed = self.record(body)
+        if failed == -1:
+            time.sleep(3600)  # a host that never answers (the test kills the fake)
+            return None
         if failed:
             return self.reply(failed, {"message": "injected failure"})
         if path.startswith("/git/"):

@@ -1,7 +1,7 @@
 // hosting::Mirrors against the fake GitHub (tests/hosting/fake_host.py): clones into place,
 // retries a failing host with back-off (one attempt per back-off step, never a tight loop),
-// fetches one repo on request, lists again for a name it does not know, and removes the mirror
-// of a repo gone from the listing.
+// fetches one repo on request, lists again for a name it does not know, removes the mirror of a
+// repo gone from the listing, and stops at once even while a fetch hangs.
 #include "hosting/mirrors.h"
 
 #include <gtest/gtest.h>
@@ -48,23 +48,25 @@ class MirrorsTest : public ::testing::Test {
     works_.back()->push("main");
     return *works_.back();
   }
-  void fail(const std::string& path_contains, int count) {
+  // The next `count` requests whose path contains `path_contains` get HTTP `status` (-1: no
+  // answer at all).
+  void fail(const std::string& path_contains, int count, int status = 500) {
     FakeHost::run("curl -s -X POST --data-binary " +
                   fixtures::shell_quote(nlohmann::json{
                       {"path_contains", path_contains},
                       {"count", count},
-                      {"status", 500}}.dump()) +
+                      {"status", status}}.dump()) +
                   " " + fixtures::shell_quote(fake_.url() + "/_fake/fail"));
   }
   std::string head(const std::string& name) {
     return FakeHost::run("git -C " + fixtures::shell_quote(repos_dir() + "/" + name) +
                          " rev-parse -q --verify refs/heads/main 2>/dev/null | tr -d '\\n'");
   }
-  std::unique_ptr<Mirrors> start() {
+  std::unique_ptr<Mirrors> start(double fetch_timeout = 120) {
     MirrorOptions o;
     o.poll_seconds = 3600;
     o.first_retry = 0.2;
-    o.fetch_timeout = 120;
+    o.fetch_timeout = fetch_timeout;
     return std::make_unique<Mirrors>(*host_, repos_dir(), o, [this](const std::string& name) {
       std::lock_guard<std::mutex> lock(mutex_);
       changed_.push_back(name);
@@ -136,6 +138,16 @@ TEST_F(MirrorsTest, FetchOneNewOnesAndGoneOnes) {
   mirrors->fetch("../etc");  // not a repo name: nothing
   mirrors.reset();
   EXPECT_TRUE(std::filesystem::exists(repos_dir() + "/alpha/HEAD"));
+}
+
+// A fetch that hangs (fetch_timeout an hour) does not hold up stopping: git is killed.
+TEST_F(MirrorsTest, StopsWhileAFetchHangs) {
+  add("alpha");
+  fail("/git/acme/alpha.git/info/refs", 1, -1);
+  auto mirrors = start(3600);
+  ASSERT_TRUE(eventually([&] { return fake_.count("/git/acme/alpha.git/info/refs") == 1; }));
+  mirrors.reset();  // returns: the test would time out otherwise
+  EXPECT_FALSE(std::filesystem::exists(repos_dir() + "/alpha"));
 }
 
 }  // namespace
