@@ -20,4 +20,14 @@ bool is_commit_sha(std::string_view sha) {
   return (sha.size() == 40 || sha.size() == 64) && is_lower_hex(sha);
 }
 
+bool is_repo_name(std::string_view name) {
+  if (name.empty() || name.size() > 100 || name.front() == '.' || name.front() == '-') return false;
+  for (const char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 }  // namespace testlooper

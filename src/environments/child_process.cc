@@ -245,12 +245,18 @@ Result<Captured> run_and_capture(const std::vector<std::string>& argv,
   Captured captured;
   char buffer[8192];
   while (true) {
-    if (deadline != Clock::time_point::max()) {
+    if (deadline != Clock::time_point::max() || options.cancel != nullptr) {
       const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+          deadline == Clock::time_point::max()
+              ? int64_t{1000}
+              : std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now())
+                    .count();
       pollfd p{out[0], POLLIN, 0};
-      if (left <= 0 || ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 1000))) == 0) {
-        if (Clock::now() < deadline) continue;
+      const bool cancelled = options.cancel != nullptr && options.cancel->load();
+      if (cancelled || left <= 0 ||
+          ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 1000))) == 0) {
+        if (!cancelled && Clock::now() < deadline && !(options.cancel && options.cancel->load()))
+          continue;
         // Its whole group, so that a grandchild holding the pipe lets the read end too.
         child->kill_group(SIGKILL);
         captured.timed_out = true;

@@ -6,6 +6,7 @@
 // group and reaps the child. kill_group() may be called from any thread; the rest from one.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -89,6 +90,9 @@ struct CaptureOptions {
   std::string working_dir;       // "" = this process's
   double timeout_seconds = 0;    // > 0: the process group is killed (SIGKILL) after this long
   size_t max_output = static_cast<size_t>(-1);  // output beyond this is read and dropped
+  // When set and it becomes true, the process group is killed (SIGKILL) within a second, as at
+  // the timeout (Captured::timed_out), e.g. when its owner stops.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 // Runs `argv` with this process's environment, `stdin_text` on its stdin, and collects its

@@ -31,7 +31,8 @@ std::string sh_quote(const std::string& text) {
 }  // namespace
 
 Result<GitOutput> run_git(const std::vector<std::string>& args, const std::string& dir,
-                          const GitCredentials& credentials, double timeout_seconds) {
+                          const GitCredentials& credentials, double timeout_seconds,
+                          const std::atomic<bool>* cancel) {
   std::vector<std::string> env;
   for (const char* name : {"PATH", "HOME", "TMPDIR", "http_proxy", "https_proxy", "HTTPS_PROXY",
                            "no_proxy", "NO_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR",
@@ -67,9 +68,11 @@ Result<GitOutput> run_git(const std::vector<std::string>& args, const std::strin
   options.working_dir = dir;
   options.timeout_seconds = timeout_seconds;
   options.max_output = kMaxOutput;
+  options.cancel = cancel;
   auto captured = environments::run_and_capture(argv, "", options);
   const std::string what = "git " + (args.empty() ? std::string() : args[0]);
   if (!captured.ok()) return Error{what, captured.error().message};
+  if (captured->timed_out && cancel != nullptr && cancel->load()) return Error{what, "cancelled"};
   if (captured->timed_out) {
     return Error{what, fmt::format("no end after {:.0f} s (killed)", timeout_seconds)};
   }

@@ -5,6 +5,7 @@
 // command line (which any user of the machine can read in /proc).
 #pragma once
 
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -26,11 +27,13 @@ struct GitOutput {
 };
 
 // Runs `git <args>` in `dir` ("" = the current one) with `credentials`, no terminal prompts, no
-// credential helper, no system config (the user's ~/.gitconfig is read), and LC_ALL=C. The process group is killed
-// after `timeout_seconds`. Error only when git cannot be started or timed out; a non-zero exit
-// is a GitOutput with its output.
+// credential helper, no system config (the user's ~/.gitconfig is read), and LC_ALL=C. The process
+// group is killed after `timeout_seconds`, or within a second once `*cancel` is true. Error only
+// when git cannot be started, timed out or was cancelled; a non-zero exit is a GitOutput with its
+// output.
 Result<GitOutput> run_git(const std::vector<std::string>& args, const std::string& dir,
-                          const GitCredentials& credentials, double timeout_seconds);
+                          const GitCredentials& credentials, double timeout_seconds,
+                          const std::atomic<bool>* cancel = nullptr);
 
 // Error{where, "git <args[0]>: <last lines of output>"} for a run that did not exit 0, with the
 // token (if any) replaced by "***".

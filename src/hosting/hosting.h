@@ -30,8 +30,10 @@ struct HostOptions {
   std::string web_url;    // github_url / gitlab_url: "https://github.com", "https://gitlab.com"
   std::string api_url;    // github_api_url / gitlab_api_url: "https://api.github.com", ".../api/v4"
   // github_clone_url / gitlab_clone_url: when set, a repository is cloned from
-  // <clone_url>/<owner>/<name>.git instead of the URL its listing gives (a mirror, an internal
-  // address). "" = the listing's clone_url (GitHub) or http_url_to_repo (GitLab).
+  // <clone_url>/<full_name>.git instead of the URL its listing gives (a mirror, an internal
+  // address), or <clone_url>:<full_name>.git when it is an SSH "git@host" (scp-like form).
+  // "" = the listing's clone_url (GitHub) or http_url_to_repo (GitLab). Only https://, http://,
+  // ssh:// and git@host: URLs are used (never ext:: or file://).
   std::string clone_url;
   std::string ssh_key;    // source_control.ssh_key: private key file for git@host:... clone URLs
   double poll_seconds = 300;     // source_control.poll_seconds: fetch every mirror this often
@@ -61,8 +63,11 @@ struct CommitStatus {
 class Host {
  public:
   virtual ~Host() = default;
-  // Every repository of the owner or group (every page), sorted by name. Archived and
-  // duplicate-named ones are left out (the duplicate is named in a warning on stderr).
+  // Every repository of the owner or group (every page, at most 100 of 100), sorted by name.
+  // Archived ones are left out; so are, with a warning on stderr, those whose name is no repo
+  // name (core/ids.h is_repo_name) or clone URL not one git may use, and a second one of the
+  // same name (GitLab subgroups). Error: no answer, or an HTTP status other than 200 (401: a
+  // bad token), or a next page on another host.
   virtual Result<std::vector<HostedRepo>> list_repos() = 0;
   // Posts `status` for commit `sha` of `repo`. An Error says why (HTTP status and the host's
   // message); the caller retries with back-off.

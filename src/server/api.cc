@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 #include "core/ids.h"
@@ -16,6 +16,7 @@
 #include "server/api_history.h"
 #include "server/api_json.h"
 #include "server/commit_stats.h"
+#include "server/webhooks.h"
 #include "stats/change_points.h"
 #include "stats/classification.h"
 #include "stats/failure_rate.h"
@@ -232,7 +233,10 @@ Response Api::post(const Request& request, const auth::Principal& who) {
     refresh_();
     return ok({{"refreshing", true}});
   }
-  if (p == "/githubReceivedAPush" || p == "/webhook") return webhook(request);
+  if (p == "/webhook") return webhook(request);
+  if (p == "/githubReceivedAPush" || p == "/api/webhooks/github")
+    return host_webhook(request, false);
+  if (p == "/api/webhooks/gitlab") return host_webhook(request, true);
   if (auto tokens = token_endpoint(request)) return *tokens;
   if (auto file = post_file(request)) return *file;
   if (starts_with(p, "/api/runs/") && ends_with(p, "/cancel")) {
@@ -535,13 +539,56 @@ Response Api::web_file(const std::string& path) {
   return Response{200, "text/html; charset=utf-8", "", (root / "index.html").string()};
 }
 
-bool Api::webhook_authentic(const Request& request) const {
+bool Api::webhook_authentic(const Request& request, WebhookProof proof) const {
   if (webhook_secret_.empty()) return true;
   auto github = request.headers.find("x-hub-signature-256");
   auto gitlab = request.headers.find("x-gitlab-token");
-  return (github != request.headers.end() &&
-          same_secret(github->second, "sha256=" + hmac_sha256_hex(webhook_secret_, request.body))) ||
-         (gitlab != request.headers.end() && same_secret(gitlab->second, webhook_secret_));
+  return (proof != WebhookProof::kGitLab && github != request.headers.end() &&
+          same_secret(github->second,
+                      "sha256=" + hmac_sha256_hex(webhook_secret_, request.body))) ||
+         (proof != WebhookProof::kGitHub && gitlab != request.headers.end() &&
+          same_secret(gitlab->second, webhook_secret_));
+}
+
+Response Api::host_webhook(const Request& request, bool gitlab) {
+  // GitHub's payloads are at most 25 MB; a push's fields are all near the start anyway.
+  constexpr size_t kMaxPayload = 25 << 20;
+  if (request.body.size() > kMaxPayload) return error(413, "a webhook payload is at most 25 MB");
+  auto header = [&](const char* name) {
+    auto it = request.headers.find(name);
+    return it == request.headers.end() ? std::string() : it->second;
+  };
+  if (!webhook_authentic(request, gitlab ? WebhookProof::kGitLab : WebhookProof::kGitHub)) {
+    return error(401, gitlab
+                          ? "the X-Gitlab-Token does not match the configured webhook secret"
+                          : "the X-Hub-Signature-256 does not match the configured webhook secret");
+  }
+  const WebhookEvent event = gitlab ? parse_gitlab_webhook(header("x-gitlab-event"), request.body)
+                                    : parse_github_webhook(header("x-github-event"), request.body);
+  switch (event.kind) {
+    case WebhookEvent::Kind::kPing:
+      return ok({{"pong", true}});
+    case WebhookEvent::Kind::kIgnored:
+      return ok({{"ignored", event.event}});
+    case WebhookEvent::Kind::kInvalid:
+      return error(400, event.error);
+    case WebhookEvent::Kind::kPush:
+      break;
+  }
+  // Hosted: that repo's mirror is fetched (--prune and forced refspecs: a deleted branch goes,
+  // a force-pushed one moves). Local: the watcher looks at every repo again.
+  if (fetch_) {
+    fetch_(event.repo);
+  } else {
+    refresh_();
+  }
+  Response answer = ok({{"repo", event.repo},
+                        {"fetching", static_cast<bool>(fetch_)},
+                        {"refreshing", !fetch_},
+                        {"deleted", event.deleted},
+                        {"forced", event.forced}});
+  answer.status = 202;
+  return answer;
 }
 
 Response Api::webhook(const Request& request) {

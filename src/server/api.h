@@ -33,6 +33,10 @@ class Api : public Handler {
   // The access settings (ServerOptions' "Access" fields; docs/configuration.md "Access"), given
   // before the server runs; the default is authentication off.
   void set_access_options(const ServerOptions& options);
+  // Git hosting (GitHub or GitLab): `fetch` asks the mirrors to fetch one repo now (returns at
+  // once); a push webhook that names a repo calls it. Unset (local repos): webhooks call
+  // `refresh`, as /api/refresh does.
+  void set_fetch(std::function<void(const std::string& repo)> fetch) { fetch_ = std::move(fetch); }
 
   // The pin mover behind the pins endpoints (api_pins.cc), given before the server runs and
   // outliving every request; without one they answer 503.
@@ -134,9 +138,14 @@ class Api : public Handler {
   Response run_log(const std::string& id);
   Response workers();
   Response webhook(const Request& request);
+  // POST /api/webhooks/github and /githubReceivedAPush (`gitlab` false), /api/webhooks/gitlab:
+  // a signed push fetches the repo it names (202), a ping is answered 200, other events are
+  // ignored (200).
+  Response host_webhook(const Request& request, bool gitlab);
   // True when no webhook secret is set, or `request` carries GitHub's signature of its body or
-  // GitLab's token for it.
-  bool webhook_authentic(const Request& request) const;
+  // GitLab's token for it (only the one `proof` names, when not kEither).
+  enum class WebhookProof { kEither, kGitHub, kGitLab };
+  bool webhook_authentic(const Request& request, WebhookProof proof = WebhookProof::kEither) const;
   // `text` (an error's body) with the server's folders (data, artifacts, repos) replaced by
   // "<server>": errors never show where the server keeps its files.
   std::string without_server_paths(std::string text) const;
@@ -159,6 +168,7 @@ class Api : public Handler {
   void stop_sign_ins();
   std::function<void()> refresh_;
   PinMover* pin_mover_ = nullptr;
+  std::function<void(const std::string&)> fetch_;
   std::string webhook_secret_;
   std::string web_dir_;
   auth::FailureLimiter failures_;

@@ -25,7 +25,8 @@ bool carries_credentials(const Request& request) {
 }
 
 bool is_webhook(const std::string& path) {
-  return path == "/webhook" || path == "/githubReceivedAPush";
+  return path == "/webhook" || path == "/githubReceivedAPush" || path == "/api/webhooks/github" ||
+         path == "/api/webhooks/gitlab";
 }
 
 bool is_worker_endpoint(const std::string& path) {

@@ -12,6 +12,7 @@
 #include <iostream>
 #include <thread>
 
+#include "hosting/mirrors.h"
 #include "hosting/status_poster.h"
 #include "server/api.h"
 #include "server/http.h"
@@ -154,34 +155,18 @@ std::string listening_error(const ServerOptions& options) {
 }
 
 // The pin mover's settings: local pushes to the repos themselves, or, for a GitHub or GitLab
-// source, pushes to the repo's clone URL with the host's credentials, then a fetch of its mirror.
-static PinMoverOptions pin_mover_options(const ServerOptions& options, const std::string& repos_dir,
-                                         std::function<void()> pushed) {
+// source, pushes to the repo's clone URL (as `lookup`, the mirrors' last listing, gives it) with
+// the host's credentials, then a fetch of its mirror that ends before the mover goes on.
+static PinMoverOptions pin_mover_options(
+    const ServerOptions& options, const std::string& repos_dir, const hosting::Host* host,
+    std::function<std::optional<hosting::HostedRepo>(const std::string&)> lookup,
+    std::function<void()> pushed) {
   PinMoverOptions out;
   out.repos_dir = std::filesystem::absolute(repos_dir).string();
   out.pushed = std::move(pushed);
-  if (options.host.kind == hosting::Kind::kLocal) return out;
-  std::shared_ptr<hosting::Host> host = hosting::make_host(options.host);
-  if (!host) return out;
+  if (host == nullptr) return out;
   out.credentials = host->credentials();
-  // The repo as the host lists it (one REST listing per push), or at
-  // <clone_url>/<owner>/<name>.git when a clone URL is configured. Part A's mirrors know it too.
-  out.lookup =
-      [host, hosted = options.host](const std::string& name) -> std::optional<hosting::HostedRepo> {
-    if (!hosted.clone_url.empty()) {
-      hosting::HostedRepo r;
-      r.name = name;
-      r.full_name = hosted.owner + "/" + name;
-      r.clone_url = hosted.clone_url + "/" + hosted.owner + "/" + name + ".git";
-      return r;
-    }
-    auto repos = host->list_repos();
-    if (!repos.ok()) return std::nullopt;
-    for (const auto& r : *repos) {
-      if (r.name == name) return r;
-    }
-    return std::nullopt;
-  };
+  out.lookup = std::move(lookup);
   const double timeout = options.host.timeout_seconds * 20;
   out.fetch = [dir = out.repos_dir, lookup = out.lookup, credentials = out.credentials,
                timeout](const std::string& name) {
@@ -251,13 +236,22 @@ int run_server(const ServerOptions& options) {
   std::unique_ptr<HttpServer> http;
   std::unique_ptr<Watcher> watcher;
   std::unique_ptr<PinMover> pin_mover;
+  // Hosted: the host's REST client and the mirrors it lists; the watcher watches the mirrors.
+  std::shared_ptr<hosting::Host> host = hosting::make_host(options.host);
+  std::unique_ptr<hosting::Mirrors> mirrors;
   Api api(
       state,
       [&] {
+        if (mirrors) mirrors->refresh();  // lists again and fetches all; each fetch -> watcher
         if (watcher) watcher->refresh();
       },
       options.webhook_secret, options.web_dir);
   api.set_access_options(options);
+  if (host) {
+    api.set_fetch([&](const std::string& repo) {
+      if (mirrors) mirrors->fetch(repo);
+    });
+  }
   try {
     http = std::make_unique<HttpServer>(
         api, options.port,
@@ -267,11 +261,16 @@ int run_server(const ServerOptions& options) {
     std::cerr << "testlooper serve: " << e.what() << "\n";
     return 2;
   }
-  pin_mover = std::make_unique<PinMover>(pin_mover_options(options, repos_dir, [&] {
-    http->post([&] {
-      if (watcher) watcher->refresh();
-    });
-  }));
+  pin_mover = std::make_unique<PinMover>(pin_mover_options(
+      options, repos_dir, host.get(),
+      [&mirrors](const std::string& name) -> std::optional<hosting::HostedRepo> {
+        return mirrors ? mirrors->repo(name) : std::nullopt;
+      },
+      [&] {
+        http->post([&] {
+          if (watcher) watcher->refresh();
+        });
+      }));
   api.set_pin_mover(pin_mover.get());
   watcher = std::make_unique<Watcher>(
       repos_dir, options.poll_seconds, state.known_commits(),
@@ -279,7 +278,24 @@ int run_server(const ServerOptions& options) {
         auto shared = std::make_shared<RepoBatch>(std::move(batch));
         http->post([&state, shared] { state.ingest(std::move(*shared)); });
       },
-      state.commits_with_errors(), state.unstored_pins(), [&] { pin_mover->wake(); });
+      state.commits_with_errors(), state.unstored_pins(),
+      [&](std::set<std::string> present) {
+        auto shared = std::make_shared<std::set<std::string>>(std::move(present));
+        http->post([&state, shared] { state.forget_missing_repos(*shared); });
+      },
+      [&] { pin_mover->wake(); });
+  if (host) {
+    hosting::MirrorOptions mirror_options;
+    mirror_options.poll_seconds = options.host.poll_seconds;
+    mirror_options.fetch_timeout = 20 * options.host.timeout_seconds;
+    mirrors =
+        std::make_unique<hosting::Mirrors>(*host, fs::absolute(repos_dir).string(), mirror_options,
+                                           [&](const std::string&) {
+                                             http->post([&] {
+                                               if (watcher) watcher->refresh();
+                                             });
+                                           });
+  }
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   signal(SIGPIPE, SIG_IGN);
@@ -289,8 +305,10 @@ int run_server(const ServerOptions& options) {
   std::unique_ptr<hosting::StatusPoster> poster;
   std::unique_ptr<StatusReporter> reporter;
   if (hosted && options.post_statuses) {
-    std::shared_ptr<hosting::Host> host = hosting::make_host(options.host);
-    poster = std::make_unique<hosting::StatusPoster>(host, options.host);
+    poster = std::make_unique<hosting::StatusPoster>(
+        host, options.host, [&mirrors](const std::string& name) -> std::optional<hosting::HostedRepo> {
+          return mirrors ? mirrors->repo(name) : std::nullopt;
+        });
     StatusReporter::Options report{
         options.status_fail_on, options.public_url.empty() ? http->local_url() : options.public_url,
         host->description_limit()};
@@ -310,8 +328,14 @@ int run_server(const ServerOptions& options) {
   // run() returns once every connection is closed and every WebSocket's on_close was called, so
   // the state holds no socket when the io_context goes (issue 10, item 11).
   http->run();
-  watcher.reset();  // before the mover it wakes
+  // Each goes before what it calls from its own thread: the poster asks the mirrors, the watcher
+  // wakes the pin mover, which asks the mirrors. (The mirrors reach the watcher only through
+  // the io thread, which has stopped.)
+  reporter.reset();
+  poster.reset();
+  watcher.reset();
   pin_mover.reset();
+  mirrors.reset();
   return 0;
 }
 

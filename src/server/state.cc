@@ -106,7 +106,10 @@ Status ServerState::load() {
   for (const auto& r : *repos) repos_[r.name] = r.path;
   auto branches = store_.branches();
   if (!branches.ok()) return branches.error();
-  for (const auto& b : *branches) branches_[{b.repo, b.name}] = b;
+  for (const auto& b : *branches) {
+    // A gone repo's branches wait for it to come back (forget_missing_repos).
+    (repos_.count(b.repo) ? branches_ : forgotten_branches_)[{b.repo, b.name}] = b;
+  }
   auto commits = store_.commits();
   if (!commits.ok()) return commits.error();
   auto objects = store_.objects();
@@ -274,6 +277,12 @@ void ServerState::ingest(RepoBatch batch) {
   std::set<std::string> present;
   for (auto& b : batch.branches) {
     present.insert(b.name);
+    // A branch of a repo that was gone and is back: under test as it was.
+    if (auto f = forgotten_branches_.find({b.repo, b.name}); f != forgotten_branches_.end()) {
+      b.under_test = f->second.under_test;
+      b.depth = f->second.depth;
+      if (b.under_test) enable_triggered(b.repo, b.head, b.name);
+    }
     auto it = branches_.find({b.repo, b.name});
     if (it != branches_.end()) {
       const bool moved = it->second.head != b.head;
@@ -287,13 +296,13 @@ void ServerState::ingest(RepoBatch batch) {
     }
     broadcast(json{{"type", "branch"}, {"repo", b.repo}, {"branch", b.name}, {"head", b.head}}.dump());
   }
-  for (auto it = branches_.begin(); it != branches_.end();) {
-    if (it->first.first == batch.repo.name && !present.count(it->first.second)) {
+  delete_branches(batch.repo.name, present);
+  // The repo is here: its forgotten branches are restored above or gone.
+  for (auto it = forgotten_branches_.lower_bound({batch.repo.name, ""});
+       it != forgotten_branches_.end() && it->first.first == batch.repo.name;) {
+    if (!present.count(it->first.second))
       (void)store_.delete_branch(it->first.first, it->first.second);
-      it = branches_.erase(it);
-    } else {
-      ++it;
-    }
+    it = forgotten_branches_.erase(it);
   }
   // A commit resolved again gets the sets its triggers select now, from the branches under test
   // that cover it (their head and `depth` first-parent ancestors).
@@ -304,6 +313,39 @@ void ServerState::ingest(RepoBatch batch) {
     }
   }
   if (!batch.commits.empty()) broadcast(json{{"type", "commits"}, {"repo", batch.repo.name}}.dump());
+  recompute_reachable();
+  update();
+}
+
+void ServerState::delete_branches(const std::string& repo, const std::set<std::string>& keep) {
+  for (auto it = branches_.begin(); it != branches_.end();) {
+    if (it->first.first == repo && !keep.count(it->first.second)) {
+      (void)store_.delete_branch(it->first.first, it->first.second);
+      it = branches_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void ServerState::forget_missing_repos(const std::set<std::string>& present) {
+  std::vector<std::string> gone;
+  for (const auto& [name, path] : repos_) {
+    if (!present.count(name)) gone.push_back(name);
+  }
+  if (gone.empty()) return;
+  for (const auto& name : gone) {
+    // Out of /api/repos and the planner; kept in the store (under test or not) until the repo
+    // comes back or ingest finds the branch gone.
+    for (auto it = branches_.lower_bound({name, ""});
+         it != branches_.end() && it->first.first == name;) {
+      forgotten_branches_[it->first] = it->second;
+      it = branches_.erase(it);
+    }
+    (void)store_.delete_repo(name);
+    repos_.erase(name);
+    broadcast(json{{"type", "repo"}, {"repo", name}, {"deleted", true}}.dump());
+  }
   recompute_reachable();
   update();
 }

@@ -88,6 +88,11 @@ class ServerState {
   std::map<std::string, std::set<std::string>> unstored_pins() const;
 
   void ingest(RepoBatch batch);
+  // The watcher found exactly the repos `present`: every other repo is forgotten (from
+  // /api/repos, its branches from the planner). Its commits, runs, results and branch rows stay
+  // in the store; a repo that comes back under the same name is the same repo, its branches
+  // under test as they were.
+  void forget_missing_repos(const std::set<std::string>& present);
   // Puts a branch under test (its head and `depth` first-parent ancestors get their triggered
   // sets, and so does each new head while it stays under test) or takes it off: the sets its
   // being under test enabled are disabled again, unless a user enabled them by hand or another
@@ -191,6 +196,8 @@ class ServerState {
  private:
   void add_commit(store::CommitRow row, std::vector<store::ObjectRow> objects);
   // Enables the sets `sha`'s triggers select, on behalf of branch `branch` under test.
+  // Deletes the branches of `repo` whose names are not in `keep`: from branches_ and the store.
+  void delete_branches(const std::string& repo, const std::set<std::string>& keep);
   void enable_triggered(const std::string& repo, const std::string& sha, const std::string& branch);
   // Disables the sets branch `branch` enabled, but those a user enabled by hand or another
   // branch enabled too.
@@ -245,6 +252,8 @@ class ServerState {
   StateOptions options_;
   std::map<std::string, std::string> repos_;
   std::map<std::pair<std::string, std::string>, store::BranchRow> branches_;
+  // Branches of repos that are gone (forget_missing_repos), by (repo, branch), until it is back.
+  std::map<std::pair<std::string, std::string>, store::BranchRow> forgotten_branches_;
   std::map<std::pair<std::string, std::string>, CommitState> commits_;
   std::set<std::pair<std::string, std::string>> reachable_;
   // The planner's input, kept up to date rather than rebuilt for each plan (its commits are

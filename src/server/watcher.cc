@@ -31,7 +31,7 @@ std::vector<store::ObjectRow> object_rows(const definitions::ResolvedCommit& c) 
 Watcher::Watcher(std::string repos_dir, double poll_seconds,
                  std::map<std::string, std::set<std::string>> known, Callback callback,
                  std::map<std::string, std::set<std::string>> recheck,
-                 std::map<std::string, std::set<std::string>> pinned,
+                 std::map<std::string, std::set<std::string>> pinned, Present present,
                  std::function<void()> after_scan)
     : repos_dir_(std::move(repos_dir)),
       poll_seconds_(poll_seconds),
@@ -39,6 +39,7 @@ Watcher::Watcher(std::string repos_dir, double poll_seconds,
       recheck_(std::move(recheck)),
       pinned_(std::move(pinned)),
       callback_(std::move(callback)),
+      present_(std::move(present)),
       after_scan_(std::move(after_scan)),
       thread_([this] { loop(); }) {}
 
@@ -77,6 +78,8 @@ void Watcher::scan() {
   for (const auto& entry : std::filesystem::directory_iterator(repos_dir_, ec)) {
     if (entry.is_directory()) repos.emplace_back(entry.path().filename().string(), entry.path().string());
   }
+  // A folder that cannot be read says nothing of which repos are gone.
+  const bool listed = !ec;
   std::sort(repos.begin(), repos.end());
   release_waiting();
   pins_new_.clear();
@@ -84,6 +87,7 @@ void Watcher::scan() {
   // repo (a few rounds, for pins of pinned commits).
   constexpr int kPinRounds = 4;
   std::set<std::string> only;
+  std::set<std::string> present;
   for (int round = 0; round < kPinRounds; ++round) {
     for (const auto& [name, path] : repos) {
       if (round > 0 && !only.count(name)) continue;
@@ -91,8 +95,9 @@ void Watcher::scan() {
         std::lock_guard<std::mutex> lock(mutex_);
         if (stop_) return;
       }
-      scan_repo(name, path);
+      if (scan_repo(name, path) && round == 0) present.insert(name);
     }
+    if (round == 0 && listed && present_) present_(present);
     only.swap(pins_new_);
     pins_new_.clear();
     if (only.empty()) return;
@@ -118,11 +123,11 @@ void Watcher::release_waiting() {
   }
 }
 
-void Watcher::scan_repo(const std::string& name, const std::string& path) {
+bool Watcher::scan_repo(const std::string& name, const std::string& path) {
   auto repo = git::Repository::open(path);
-  if (!repo.ok()) return;  // not a git repo: not watched
+  if (!repo.ok()) return false;  // not a git repo: not watched
   auto branches = repo->branches();
-  if (!branches.ok()) return;
+  if (!branches.ok()) return true;  // there, but unreadable now: not gone
   RepoBatch batch;
   batch.repo = {name, path};
   std::set<std::string>& known = known_[name];
@@ -191,6 +196,7 @@ void Watcher::scan_repo(const std::string& name, const std::string& path) {
   }
   std::erase_if(pinned, [&](const std::string& sha) { return known.count(sha) > 0; });
   callback_(std::move(batch));
+  return true;
 }
 
 }  // namespace testlooper::server

@@ -33,6 +33,9 @@ struct RepoBatch {
 class Watcher {
  public:
   using Callback = std::function<void(RepoBatch batch)>;
+  // After each complete look: the names of the repos it found (git repos directly under the
+  // folder). A repo not among them is gone (deleted, or no longer listed by the host).
+  using Present = std::function<void(std::set<std::string> names)>;
 
   // `known` are the commits already stored, per repo; they are not ingested again, but those in
   // `recheck` (stored with an error) are resolved again at the first look, and the commits in
@@ -41,7 +44,7 @@ class Watcher {
   Watcher(std::string repos_dir, double poll_seconds,
           std::map<std::string, std::set<std::string>> known, Callback callback,
           std::map<std::string, std::set<std::string>> recheck = {},
-          std::map<std::string, std::set<std::string>> pinned = {},
+          std::map<std::string, std::set<std::string>> pinned = {}, Present present = {},
           std::function<void()> after_scan = {});
   ~Watcher();
   // Asks for a look now (thread-safe).
@@ -50,7 +53,8 @@ class Watcher {
  private:
   void loop();
   void scan();
-  void scan_repo(const std::string& name, const std::string& path);
+  // False when `path` is no git repo (so not watched).
+  bool scan_repo(const std::string& name, const std::string& path);
   // Moves the commits waiting on a missing commit that is now there to recheck_.
   void release_waiting();
 
@@ -66,6 +70,7 @@ class Watcher {
   std::map<std::pair<std::string, std::string>, std::set<std::pair<std::string, std::string>>>
       waiting_;
   Callback callback_;
+  Present present_;
   std::function<void()> after_scan_;
   std::mutex mutex_;
   std::condition_variable wake_;

@@ -266,6 +266,12 @@ class SqliteStore : public Store {
     return {};
   }
 
+  Status delete_repo(const std::string& name) override {
+    Statement s(db_->get(), "DELETE FROM repos WHERE name = ?");
+    if (!s.bind(1, name).run()) return failed("delete_repo", s);
+    return {};
+  }
+
   Status delete_branch(const std::string& repo, const std::string& name) override {
     Statement s(db_->get(), "DELETE FROM branches WHERE repo = ? AND name = ?");
     if (!s.bind(1, repo).bind(2, name).run()) return failed("delete_branch", s);

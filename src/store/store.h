@@ -165,6 +165,8 @@ class Store {
 
   virtual Status put_repo(const RepoRow& repo) = 0;
   virtual Result<std::vector<RepoRow>> repos() = 0;
+  // Forgets the repo (a repo that is gone): its commits, runs and results stay.
+  virtual Status delete_repo(const std::string& name) = 0;
 
   virtual Status put_branch(const BranchRow& branch) = 0;
   virtual Status delete_branch(const std::string& repo, const std::string& name) = 0;

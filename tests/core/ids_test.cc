@@ -28,5 +28,14 @@ TEST(Ids, IdentityHashesAndCommitShas) {
   EXPECT_FALSE(is_commit_sha(std::string(40, 'g')));
 }
 
+TEST(Ids, RepoNames) {
+  for (const char* good : {"a", "lib-net", "Foo_Bar.v2", "x1"})
+    EXPECT_TRUE(is_repo_name(good)) << good;
+  for (const char* bad : {"", ".", "..", ".git", "-rf", "a/b", "a b", "a\\b", "é"})
+    EXPECT_FALSE(is_repo_name(bad)) << bad;
+  EXPECT_TRUE(is_repo_name(std::string(100, 'a')));
+  EXPECT_FALSE(is_repo_name(std::string(101, 'a')));
+}
+
 }  // namespace
 }  // namespace testlooper

@@ -11,10 +11,12 @@ test while this runs). Served on 127.0.0.1 at a free port written to FILE:
   GitLab:  GET  /api/v4/groups/{group}/projects   (Link and X-Next-Page pagination)
            POST /api/v4/projects/{id}/statuses/{sha}    ({id}: number or url-encoded path)
   git:     /git/{owner}/{name}.git/...   (git http-backend; fetch and push)
-  control: GET  /_fake/requests          every request so far: method, path, query, body, auth
-                                         (and "failed": status when a failure was injected)
+  control: GET  /_fake/requests          every request so far: method, path, query, body, auth,
+                                         time (seconds since the epoch, when it arrived), and
+                                         "failed": status when a failure was injected
            POST /_fake/fail              {"path_contains": s, "count": n, "status": 500}: the next
                                          n requests whose path contains s get that status
+                                         (-1: no answer at all, ever)
 
 With --token, REST calls need "Authorization: Bearer T" (GitHub), "PRIVATE-TOKEN: T" (GitLab),
 and git needs HTTP Basic auth whose password is T; others get 401.
@@ -26,6 +28,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -76,6 +79,7 @@ class Handler(BaseHTTPRequestHandler):
             "body": body.decode("utf-8", "replace"),
             "authorization": self.headers.get("Authorization", ""),
             "private_token": self.headers.get("PRIVATE-TOKEN", ""),
+            "time": time.time(),
         }
         with LOCK:
             REQUESTS.append(entry)
@@ -110,6 +114,9 @@ class Handler(BaseHTTPRequestHandler):
                               "status": f.get("status", 500)})
             return self.reply(200, {})
         failed = self.record(body)
+        if failed == -1:
+            time.sleep(3600)  # a host that never answers (the test kills the fake)
+            return None
         if failed:
             return self.reply(failed, {"message": "injected failure"})
         if path.startswith("/git/"):

@@ -8,7 +8,7 @@
 #include <condition_variable>
 #include <mutex>
 
-#include "hosting/fake_host_fixture.h"
+#include "hosting/fake_host.h"
 #include "server/server_fixture.h"
 
 namespace testlooper::hosting {

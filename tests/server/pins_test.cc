@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "hosting/fake_host.h"
 #include "server_fixture.h"
 
 namespace testlooper::server {
@@ -387,36 +388,7 @@ TEST_F(PinsTest, ACycleOfAutoPinsPushesNothing) {
 namespace testlooper::server {
 namespace {
 
-// tests/hosting/fake_host.py on a free loopback port, stopped on destruction.
-class FakeHost {
- public:
-  FakeHost(const std::string& root, const std::string& token) {
-    const std::string port_file = root + "/../fake.port";
-    pid_ = fork();
-    if (pid_ == 0) {
-      setpgid(0, 0);
-      execlp("python3", "python3", TL_FAKE_HOST, "--root", root.c_str(), "--port-file",
-             port_file.c_str(), "--token", token.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    fixtures::eventually(
-        [&] {
-          std::ifstream in(port_file);
-          return static_cast<bool>(in >> port_);
-        },
-        30);
-  }
-  ~FakeHost() {
-    kill(-pid_, SIGTERM);
-    kill(pid_, SIGTERM);
-    waitpid(pid_, nullptr, 0);
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-
- private:
-  pid_t pid_ = -1;
-  int port_ = 0;
-};
+using fixtures::FakeHost;
 
 // Hosted mode (source_control's GitHub form): the update is pushed to the host over HTTPS-like
 // git HTTP with the token (never in argv), and the server's mirror is fetched after it.
@@ -439,9 +411,6 @@ TEST(PinsHosted, AnAutoPinUpdateIsPushedToTheHostWithTheTokenAndTheMirrorFetched
     fixtures::capture("git init -q --bare " + fixtures::shell_quote(bare) + " && git -C " +
                       fixtures::shell_quote(dir.path() + "/work/" + name) + " push -q " +
                       fixtures::shell_quote(bare) + " main 2>&1");
-    // The server's mirrors (part A keeps them; made here so this test stands alone).
-    fixtures::capture("git clone -q --mirror " + fixtures::shell_quote(bare) + " " +
-                      fixtures::shell_quote(dir.path() + "/data/repos/" + name) + " 2>&1");
   }
   FakeHost host(root, token);
   const std::string config = dir.path() + "/config.json";
@@ -450,8 +419,7 @@ TEST(PinsHosted, AnAutoPinUpdateIsPushedToTheHostWithTheTokenAndTheMirrorFetched
                 {{"access_token", token},
                  {"owner", "acme"},
                  {"github_url", host.url()},
-                 {"github_api_url", host.url() + "/api/v3"},
-                 {"github_clone_url", host.url() + "/git"}}},
+                 {"github_api_url", host.url() + "/api/v3"}}},
                {"server", {{"path_to_local_data", dir.path() + "/data"}, {"poll_seconds", 0.3}}},
                {"server_ports", {{"server_port", 0}}},
                {"machine_management", {{"max_workers", 0}}}})
@@ -470,7 +438,7 @@ TEST(PinsHosted, AnAutoPinUpdateIsPushedToTheHostWithTheTokenAndTheMirrorFetched
                               app1 + " " + update),
             "1\t1\ttestlooper.yml\n");
   // The push went through git HTTP with the token as Basic auth.
-  const json requests = json::parse(fixtures::capture("curl -s " + host.url() + "/_fake/requests"));
+  const json requests = host.requests();
   bool pushed = false;
   for (const auto& r : requests) {
     if (r["path"] == "/git/acme/app.git/git-receive-pack" && r["method"] == "POST") {

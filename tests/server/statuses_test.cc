@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "hosting/fake_host_fixture.h"
+#include "hosting/fake_host.h"
 #include "server_fixture.h"
 
 namespace testlooper::server {
@@ -45,9 +45,6 @@ class StatusesTest : public testing::Test {
     const std::string bare = dir_.path() + "/host/acme/app.git";
     work_.run({"init", "-q", "--bare", bare});
     work_.run({"push", "-q", bare, "main"});
-    // Until the server mirrors hosted repos itself (part A of issue 13), the test puts the mirror
-    // in place.
-    work_.run({"clone", "-q", "--bare", bare, dir_.path() + "/data/repos/app"});
   }
 
   // Starts the server with source_control `source` (GitHub's or GitLab's form).
@@ -174,7 +171,7 @@ TEST_F(StatusesTest, FlakyRising_FailsWhereTheRateRoseOnly) {
   const std::string rose = work_.commit("net turns flaky");
   work_.write("README", "later\n");
   const std::string later = work_.commit("unrelated");
-  work_.run({"push", "-q", dir_.path() + "/data/repos/app", "main"});
+  work_.run({"push", "-q", dir_.path() + "/host/acme/app.git", "main"});
   auto server = start({{"access_token", kToken}, {"owner", "acme"}, {"github_url", fake_.url()}},
                       {{"fail_on", {"flaky_rising"}}}, 24);
   ASSERT_TRUE(eventually([&] { return server->get("/api/repos").size() == 1; }, 60));
@@ -206,7 +203,14 @@ TEST_F(StatusesTest, FlakyRising_FailsWhereTheRateRoseOnly) {
 TEST_F(StatusesTest, GitLab_StateNamesDiffer) {
   auto server = start({{"private_token", kToken}, {"group", "acme"}, {"gitlab_url", fake_.url()}});
   test_main(*server);
-  expect_statuses(*server, "/api/v4/projects/acme%2Fapp/statuses/" + sha_, "failed");
+  // Posted to the project's id, as the group's listing gives it.
+  const json projects = json::parse(
+      FakeHost::run("curl -s -H 'PRIVATE-TOKEN: " + std::string(kToken) + "' " +
+                    fixtures::shell_quote(fake_.url() + "/api/v4/groups/acme/projects")),
+      nullptr, false);
+  ASSERT_TRUE(projects.is_array() && projects.size() == 1) << projects.dump();
+  const std::string id = std::to_string(projects[0]["id"].get<int>());
+  expect_statuses(*server, "/api/v4/projects/" + id + "/statuses/" + sha_, "failed");
 }
 
 }  // namespace

@@ -4,7 +4,7 @@
 import { socketUrl } from './api';
 
 export interface ServerEvent {
-  type: 'branch' | 'commits' | 'commit' | 'run' | 'runs' | 'workers' | 'reconnected';
+  type: 'branch' | 'commits' | 'commit' | 'run' | 'runs' | 'workers' | 'repo' | 'reconnected';
   repo?: string;
   branch?: string;
   commit?: string;

@@ -60,7 +60,7 @@ function RepoCard({ repo }: { repo: Repo }) {
 }
 
 export function ReposPage() {
-  const live = useLive(() => api.repos(), [], (e) => e.type === 'branch' || e.type === 'commits');
+  const live = useLive(() => api.repos(), [], (e) => e.type === 'branch' || e.type === 'commits' || e.type === 'repo');
   return (
     <>
       <h1>Repos</h1>
