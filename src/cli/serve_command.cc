@@ -149,8 +149,9 @@ void add_serve_command(CLI::App& app, Action& action) {
     }
     if (!auth_mode->empty()) options->auth_mode = *auth::parse_mode(*auth_mode);
     if (options->host.kind != hosting::Kind::kLocal && cmd->count("--repos") > 0) {
-      throw CLI::ValidationError("--repos", "the config's source is GitHub or GitLab: the server "
-                                            "keeps its own mirrors under <data>/repos");
+      throw CLI::ValidationError("--repos",
+                                 "the config's source is GitHub or GitLab: the server "
+                                 "keeps its own mirrors under <data>/repos");
     }
     if (options->repos_dir.empty() && options->host.kind == hosting::Kind::kLocal) {
       throw CLI::RequiredError("--repos (or source_control.path_to_repos in --config)");

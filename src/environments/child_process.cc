@@ -217,9 +217,9 @@ Result<Captured> run_and_capture(const std::vector<std::string>& argv,
     ::close(out[1]);
     return Error{argv[0], "pipe failed"};
   }
-  Result<ChildProcess> child = ChildProcess::spawn(
-      {argv, options.env.empty() ? inherited_environment() : options.env, options.working_dir,
-       in[0], out[1], out[1]});
+  Result<ChildProcess> child =
+      ChildProcess::spawn({argv, options.env.empty() ? inherited_environment() : options.env,
+                           options.working_dir, in[0], out[1], out[1]});
   ::close(in[0]);
   ::close(out[1]);
   if (!child.ok()) {
@@ -240,7 +240,8 @@ Result<Captured> run_and_capture(const std::vector<std::string>& argv,
   using Clock = std::chrono::steady_clock;
   const auto deadline =
       options.timeout_seconds > 0
-          ? Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(options.timeout_seconds * 1000))
+          ? Clock::now() +
+                std::chrono::milliseconds(static_cast<int64_t>(options.timeout_seconds * 1000))
           : Clock::time_point::max();
   Captured captured;
   char buffer[8192];

@@ -34,9 +34,9 @@ Result<GitOutput> run_git(const std::vector<std::string>& args, const std::strin
                           const GitCredentials& credentials, double timeout_seconds,
                           const std::atomic<bool>* cancel) {
   std::vector<std::string> env;
-  for (const char* name : {"PATH", "HOME", "TMPDIR", "http_proxy", "https_proxy", "HTTPS_PROXY",
-                           "no_proxy", "NO_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR",
-                           "GIT_SSL_CAINFO", "SSH_AUTH_SOCK"}) {
+  for (const char* name :
+       {"PATH", "HOME", "TMPDIR", "http_proxy", "https_proxy", "HTTPS_PROXY", "no_proxy",
+        "NO_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR", "GIT_SSL_CAINFO", "SSH_AUTH_SOCK"}) {
     if (const char* v = std::getenv(name)) env.push_back(std::string(name) + "=" + v);
   }
   if (std::getenv("PATH") == nullptr) env.push_back("PATH=/usr/bin:/bin");
@@ -59,7 +59,8 @@ Result<GitOutput> run_git(const std::vector<std::string>& args, const std::strin
   }
   env.push_back(fmt::format("GIT_CONFIG_COUNT={}", count));
   std::string ssh = "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new";
-  if (!credentials.ssh_key.empty()) ssh += " -o IdentitiesOnly=yes -i " + sh_quote(credentials.ssh_key);
+  if (!credentials.ssh_key.empty())
+    ssh += " -o IdentitiesOnly=yes -i " + sh_quote(credentials.ssh_key);
   env.push_back("GIT_SSH_COMMAND=" + ssh);
   std::vector<std::string> argv = {"git"};
   argv.insert(argv.end(), args.begin(), args.end());
@@ -94,9 +95,11 @@ Error git_error(const std::string& where, const std::vector<std::string>& args,
   }
   text = text.substr(start);
   while (!text.empty() && text.front() == '\n') text.erase(0, 1);
-  for (const std::string& secret : {credentials.token, base64(credentials.user + ":" + credentials.token)}) {
+  for (const std::string& secret :
+       {credentials.token, base64(credentials.user + ":" + credentials.token)}) {
     if (credentials.token.empty()) break;
-    for (size_t at; (at = text.find(secret)) != std::string::npos;) text.replace(at, secret.size(), "***");
+    for (size_t at; (at = text.find(secret)) != std::string::npos;)
+      text.replace(at, secret.size(), "***");
   }
   return Error{where, fmt::format("git {} failed (exit {}): {}", args.empty() ? "" : args[0],
                                   output.exit_code, text)};

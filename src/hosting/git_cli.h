@@ -18,7 +18,8 @@ struct GitCredentials {
   // user "x-access-token", GitLab "oauth2". Empty token = none.
   std::string user;
   std::string token;
-  std::string ssh_key;  // a private key file for SSH URLs (GIT_SSH_COMMAND ssh -i ...); "" = ssh's own
+  std::string
+      ssh_key;  // a private key file for SSH URLs (GIT_SSH_COMMAND ssh -i ...); "" = ssh's own
 };
 
 struct GitOutput {

@@ -25,19 +25,19 @@ enum class Kind {
 // source_control's GitHub or GitLab form (docs/configuration.md "Git hosting").
 struct HostOptions {
   Kind kind = Kind::kLocal;
-  std::string token;      // access_token (GitHub) or private_token (GitLab)
-  std::string owner;      // GitHub: the owner (organisation or user); GitLab: the group's full path
-  std::string web_url;    // github_url / gitlab_url: "https://github.com", "https://gitlab.com"
-  std::string api_url;    // github_api_url / gitlab_api_url: "https://api.github.com", ".../api/v4"
+  std::string token;    // access_token (GitHub) or private_token (GitLab)
+  std::string owner;    // GitHub: the owner (organisation or user); GitLab: the group's full path
+  std::string web_url;  // github_url / gitlab_url: "https://github.com", "https://gitlab.com"
+  std::string api_url;  // github_api_url / gitlab_api_url: "https://api.github.com", ".../api/v4"
   // github_clone_url / gitlab_clone_url: when set, a repository is cloned from
   // <clone_url>/<full_name>.git instead of the URL its listing gives (a mirror, an internal
   // address), or <clone_url>:<full_name>.git when it is an SSH "git@host" (scp-like form).
   // "" = the listing's clone_url (GitHub) or http_url_to_repo (GitLab). Only https://, http://,
   // ssh:// and git@host: URLs are used (never ext:: or file://).
   std::string clone_url;
-  std::string ssh_key;    // source_control.ssh_key: private key file for git@host:... clone URLs
-  double poll_seconds = 300;     // source_control.poll_seconds: fetch every mirror this often
-  double timeout_seconds = 30;   // one REST call; a git fetch gets 20 times as long
+  std::string ssh_key;  // source_control.ssh_key: private key file for git@host:... clone URLs
+  double poll_seconds = 300;    // source_control.poll_seconds: fetch every mirror this often
+  double timeout_seconds = 30;  // one REST call; a git fetch gets 20 times as long
 };
 
 // One repository of the owner or group, as its listing gives it.

@@ -95,10 +95,10 @@ class Mirrors {
   std::condition_variable fetch_wake_;
   bool stop_ = false;
   std::atomic<bool> cancel_{false};  // stop_, for the git runs in progress
-  bool list_now_ = true;           // refresh() or start: list and fetch all
-  bool reschedule_ = false;        // a fetch failed: the control thread schedules its retry
-  std::set<std::string> unknown_;  // fetch() of names not in the listing: list, then fetch them
-  bool listed_ = false;            // a listing succeeded once
+  bool list_now_ = true;             // refresh() or start: list and fetch all
+  bool reschedule_ = false;          // a fetch failed: the control thread schedules its retry
+  std::set<std::string> unknown_;    // fetch() of names not in the listing: list, then fetch them
+  bool listed_ = false;              // a listing succeeded once
   int list_failures_ = 0;
   Clock::time_point list_retry_at_{};
   std::map<std::string, HostedRepo> listing_;

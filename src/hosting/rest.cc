@@ -87,7 +87,8 @@ Result<RestAnswer> rest_call(const RestRequest& request, const std::string& wher
   if (!request.body.empty() || request.method == "POST" || request.method == "PUT" ||
       request.method == "PATCH") {
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request.body.data());
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
+                     static_cast<curl_off_t>(request.body.size()));
   }
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &transfer);
@@ -123,7 +124,8 @@ std::string next_link(const std::string& link_header) {
     size_t end = link_header.find(',', close);
     if (end == std::string::npos) end = link_header.size();
     const std::string params = link_header.substr(close + 1, end - close - 1);
-    if (params.find("rel=\"next\"") != std::string::npos || params.find("rel=next") != std::string::npos)
+    if (params.find("rel=\"next\"") != std::string::npos ||
+        params.find("rel=next") != std::string::npos)
       return link_header.substr(open + 1, close - open - 1);
     at = end + 1;
   }

@@ -13,12 +13,12 @@
 namespace testlooper::hosting {
 
 struct RestRequest {
-  std::string method = "GET";          // GET, POST, PUT, PATCH, DELETE
-  std::string url;                     // http:// or https:// only; redirects are not followed
-  std::vector<std::string> headers;    // "Name: value"
-  std::string body;                    // sent when not empty (give a Content-Type header)
+  std::string method = "GET";        // GET, POST, PUT, PATCH, DELETE
+  std::string url;                   // http:// or https:// only; redirects are not followed
+  std::vector<std::string> headers;  // "Name: value"
+  std::string body;                  // sent when not empty (give a Content-Type header)
   double timeout_seconds = 30;
-  size_t max_answer_bytes = 8 << 20;   // a longer answer is an error
+  size_t max_answer_bytes = 8 << 20;        // a longer answer is an error
   const std::atomic<bool>* stop = nullptr;  // when it becomes true, the call ends (an Error)
 };
 

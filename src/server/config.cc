@@ -245,11 +245,10 @@ Status load_config(const std::string& path, ServerOptions& o) {
     if (section == sections.end()) {
       return Error{
           path,
-          fmt::format(
-              "unknown or unsupported section '{}'; expected server, server_ports, "
-              "source_control, statuses, artifacts, machine_management, auth, extra_runs, "
-              "extra_confidence",
-              key)};
+          fmt::format("unknown or unsupported section '{}'; expected server, server_ports, "
+                      "source_control, statuses, artifacts, machine_management, auth, extra_runs, "
+                      "extra_confidence",
+                      key)};
     }
     auto s = apply_section(value, key, section->second);
     if (!s.ok()) return Error{path, s.error().where + ": " + s.error().message};
@@ -265,25 +264,29 @@ Status load_config(const std::string& path, ServerOptions& o) {
   if (o.tls_cert.empty() != o.tls_key.empty())
     return Error{path, "server.tls_cert and server.tls_key: give both or neither"};
   if (!access_token.empty() && !private_token.empty()) {
-    return Error{path, "source_control: access_token (GitHub) and private_token (GitLab) are two "
-                       "sources; give one"};
+    return Error{path,
+                 "source_control: access_token (GitHub) and private_token (GitLab) are two "
+                 "sources; give one"};
   }
   const bool hosted = !access_token.empty() || !private_token.empty();
   if (hosted && !o.repos_dir.empty()) {
-    return Error{path, "source_control: path_to_repos and a GitHub or GitLab token are two "
-                       "sources; give one (the server keeps its own mirrors of hosted repos)"};
+    return Error{path,
+                 "source_control: path_to_repos and a GitHub or GitLab token are two "
+                 "sources; give one (the server keeps its own mirrors of hosted repos)"};
   }
   if (!hosted && o.repos_dir.empty()) {
-    return Error{path, "source_control: give path_to_repos, or access_token and owner (GitHub), "
-                       "or private_token and group (GitLab)"};
+    return Error{path,
+                 "source_control: give path_to_repos, or access_token and owner (GitHub), "
+                 "or private_token and group (GitLab)"};
   }
-  if (!(o.host.poll_seconds > 0)) return Error{path, "source_control.poll_seconds: must be positive"};
+  if (!(o.host.poll_seconds > 0))
+    return Error{path, "source_control.poll_seconds: must be positive"};
   if (!(o.host.timeout_seconds > 0))
     return Error{path, "source_control.timeout_seconds: must be positive"};
   for (const auto& verdict : o.status_fail_on) {
     if (verdict != "broken" && verdict != "flaky" && verdict != "flaky_rising") {
-      return Error{path, "statuses.fail_on: '" + verdict +
-                             "' is not one of broken, flaky, flaky_rising"};
+      return Error{path,
+                   "statuses.fail_on: '" + verdict + "' is not one of broken, flaky, flaky_rising"};
     }
   }
   if (o.extra_runs < 0) return Error{path, "extra_runs: must not be negative"};
@@ -329,13 +332,14 @@ Status load_config(const std::string& path, ServerOptions& o) {
     if (!gitlab_api_given) o.gitlab_api_url = gitlab_url + "/api/v4";
   }
   if (o.oauth_provider.empty()) {
-    o.oauth_provider = gitlab_given || gitlab_login_given || gitlab_api_given || !private_token.empty()
-                           ? "gitlab"
-                           : "github";
+    o.oauth_provider =
+        gitlab_given || gitlab_login_given || gitlab_api_given || !private_token.empty() ? "gitlab"
+                                                                                         : "github";
   }
   if (auto e = sign_in_error(o); !e.empty()) return Error{path, e};
   if (!access_token.empty()) {
-    if (o.owner.empty()) return Error{path, "source_control.access_token needs owner (whose repositories)"};
+    if (o.owner.empty())
+      return Error{path, "source_control.access_token needs owner (whose repositories)"};
     o.host.kind = hosting::Kind::kGitHub;
     o.host.token = access_token;
     o.host.owner = o.owner;
@@ -343,7 +347,8 @@ Status load_config(const std::string& path, ServerOptions& o) {
     o.host.api_url = o.github_api_url;
     o.host.clone_url = github_clone_url;
   } else if (!private_token.empty()) {
-    if (o.group.empty()) return Error{path, "source_control.private_token needs group (whose repositories)"};
+    if (o.group.empty())
+      return Error{path, "source_control.private_token needs group (whose repositories)"};
     o.host.kind = hosting::Kind::kGitLab;
     o.host.token = private_token;
     o.host.owner = o.group;

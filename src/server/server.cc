@@ -288,13 +288,12 @@ int run_server(const ServerOptions& options) {
     hosting::MirrorOptions mirror_options;
     mirror_options.poll_seconds = options.host.poll_seconds;
     mirror_options.fetch_timeout = 20 * options.host.timeout_seconds;
-    mirrors =
-        std::make_unique<hosting::Mirrors>(*host, fs::absolute(repos_dir).string(), mirror_options,
-                                           [&](const std::string&) {
-                                             http->post([&] {
-                                               if (watcher) watcher->refresh();
-                                             });
-                                           });
+    mirrors = std::make_unique<hosting::Mirrors>(*host, fs::absolute(repos_dir).string(),
+                                                 mirror_options, [&](const std::string&) {
+                                                   http->post([&] {
+                                                     if (watcher) watcher->refresh();
+                                                   });
+                                                 });
   }
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
@@ -306,7 +305,8 @@ int run_server(const ServerOptions& options) {
   std::unique_ptr<StatusReporter> reporter;
   if (hosted && options.post_statuses) {
     poster = std::make_unique<hosting::StatusPoster>(
-        host, options.host, [&mirrors](const std::string& name) -> std::optional<hosting::HostedRepo> {
+        host, options.host,
+        [&mirrors](const std::string& name) -> std::optional<hosting::HostedRepo> {
           return mirrors ? mirrors->repo(name) : std::nullopt;
         });
     StatusReporter::Options report{
