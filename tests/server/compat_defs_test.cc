@@ -65,5 +65,41 @@ TEST(CompatDefinitions, ABrokenCommitStillHasItsPinsFetchedListedAndMovable) {
   EXPECT_NE(app.run({"show", "main:testlooper.yml"}).find("lib/" + lib1), std::string::npos);
 }
 
+// A test with neither command nor stages, run by a real worker of the server: one run, a success.
+// Its sibling comes from a foreach around an include (the variable reaches the included file).
+TEST(CompatDefinitions, AWorkerRunsATestWithoutCommandAsASuccess) {
+  TempDir dir;
+  const std::string repos = dir.path() + "/repos";
+  GitFixtureRepo app(repos + "/app");
+  app.write("testlooper.yml",
+            "looper_version: 5\n"
+            "environments: {linux: {platform: linux, image: {host: true}}}\n"
+            "includes:\n"
+            "  - foreach: {flavour: [nothing]}\n"
+            "    repeat: [./more.yml]\n"
+            "tests:\n"
+            "  also/linux: {command: 'true'}\n");
+  app.write("more.yml", "looper_version: 5\ntests: {\"${flavour}/linux\": {}}\n");
+  const std::string sha = app.commit("a test without command");
+  ServerProcess server({"--repos", repos, "--data", dir.path() + "/data", "--port", "0",
+                        "--workers", "1", "--worker-cores", "2", "--worker-ram-gb", "2",
+                        "--poll-seconds", "0.3", "--auth", "none"});
+  ASSERT_TRUE(eventually([&] { return server.get("/api/repos").size() == 1; }));
+  const auto [status, body] =
+      server.post("/api/repos/app/branches/main/test", R"({"enabled": true})");
+  ASSERT_EQ(status, 200) << body.dump();
+  json nothing;
+  ASSERT_TRUE(eventually([&] {
+    const json commit = server.get("/api/repos/app/commits/" + sha);
+    if (!commit.is_object() || !commit.contains("objects")) return false;
+    for (const auto& o : commit["objects"]) {
+      if (o["name"] == "nothing/linux") nothing = o;
+    }
+    return nothing.is_object() && nothing["runs"] == 1;
+  })) << server.get("/api/repos/app/commits/" + sha).dump(2);
+  EXPECT_EQ(nothing["failures"], 0);
+  EXPECT_EQ(nothing["status"], "done");
+}
+
 }  // namespace
 }  // namespace testlooper::server
