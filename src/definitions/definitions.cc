@@ -69,7 +69,8 @@ ResolvedCommit Resolver::resolve(const std::string& commit) {
     out.environments[name] = env;
   }
   for (const auto& [name, def] : ns.tests) {
-    if (ns.builds.count(name)) fail_at(def.key, fmt::format("'{}' names both a build and a test", name));
+    if (ns.builds.count(name))
+      fail_at(def.key, fmt::format("'{}' names both a build and a test", name));
   }
   const std::pair<const std::map<std::string, Definition>*, ObjectKind> sections[] = {
       {&ns.builds, ObjectKind::kBuild},
@@ -96,14 +97,17 @@ Result<ResolvedCommit> resolve_commit(SourceReader& reader, const std::string& r
   ResolvedCommit partial;
   partial.repo = repo;
   partial.commit = commit;
+  Resolver resolver(reader, repo);
   try {
-    return Resolver(reader, repo).resolve(commit);
+    return resolver.resolve(commit);
   } catch (const ReadError& e) {
     return e.error();
   } catch (const DefinitionError& e) {
     auto files = reader.list_files(repo, commit);
     if (files.ok()) partial.file = find_definitions_file(*files);
     partial.error = e.what();
+    // Its pins still count (the server fetches what they name, and moves them).
+    partial.repos = resolver.repos_read(commit);
     return partial;
   }
 }

@@ -9,11 +9,11 @@ namespace testlooper::definitions {
 namespace {
 
 constexpr int kMaxIncludes = 128;
-const std::vector<std::string> kRootKeys = {"looper_version", "repos", "includes", "environments",
-                                            "builds", "tests", "deployments", "test_sets",
-                                            "triggers"};
-const std::vector<std::string> kIncludedKeys = {"looper_version", "repos", "includes",
-                                                "environments", "builds", "tests", "deployments"};
+const std::vector<std::string> kRootKeys = {"looper_version", "repos",     "includes",
+                                            "environments",   "builds",    "tests",
+                                            "deployments",    "test_sets", "triggers"};
+const std::vector<std::string> kIncludedKeys = {
+    "looper_version", "repos", "includes", "environments", "builds", "tests", "deployments"};
 
 bool is_sha(const std::string& s) {
   if (s.size() != 40) return false;
@@ -53,7 +53,11 @@ void check_version(const Node& doc, bool root) {
     return;
   }
   const long long v = as_int(*version, "looper_version");
-  if (root && v != 5) fail_at(*version, fmt::format("looper_version must be 5, not {}", v));
+  if (root && v != 5) {
+    fail_at(*version, fmt::format("looper_version {} is not supported here because the root file "
+                                  "must say looper_version 5 (files it includes may say 4)",
+                                  v));
+  }
   if (!root && v != 4 && v != 5) {
     fail_at(*version, fmt::format("looper_version of an included file must be 4 or 5, not {}", v));
   }
@@ -144,7 +148,8 @@ class Loader::IncludeWalker {
  private:
   void walk(const Node& includes, const FileRef& from) {
     if (includes.is_null()) return;
-    if (!includes.is_list()) fail_at(includes, "'includes' must be a list of paths or {path, variables}");
+    if (!includes.is_list())
+      fail_at(includes, "'includes' must be a list of paths or {path, variables}");
     for (const auto& item : includes.items) include_one(item, from);
   }
 
@@ -164,17 +169,18 @@ class Loader::IncludeWalker {
       path = as_string(item, "an include");
     }
     const FileRef target = resolve(item, from, path);
-    const std::string key = target.repo + "\n" + target.commit + "\n" + target.path + "\n" +
-                            canonical(variables);
+    const std::string key =
+        target.repo + "\n" + target.commit + "\n" + target.path + "\n" + canonical(variables);
     if (!seen_.insert(key).second) return;
     if (++count_ > kMaxIncludes) {
       fail_at(item, fmt::format("more than {} includes (is a file including itself through "
-                                "variables?)", kMaxIncludes));
+                                "variables?)",
+                                kMaxIncludes));
     }
     const Node raw = loader_.read_document(target.repo, target.commit, target.path, &item);
     MacroScope scope;
     for (const auto& [k, v] : variables.entries) scope.variables.emplace(k.text, v);
-    merge_file(expand_macros(raw, scope), target, false);
+    merge_file(expand_document(raw, scope), target, false);
   }
 
   FileRef resolve(const Node& at, const FileRef& from, const std::string& path) const {
@@ -187,10 +193,12 @@ class Loader::IncludeWalker {
     auto it = defs_.repos.find(ref);
     if (slash == std::string::npos || it == defs_.repos.end()) {
       fail_at(at, fmt::format("include path '{}' must start with './', '../', '/' or the name of "
-                              "a repo reference", path));
+                              "a repo reference",
+                              path));
     }
     const RepoReference& r = it->second.reference;
-    if (r.commit == "HEAD") fail_at(at, fmt::format("repo '{}' is a HEAD pin: nothing to include", ref));
+    if (r.commit == "HEAD")
+      fail_at(at, fmt::format("repo '{}' is a HEAD pin: nothing to include", ref));
     return {r.repo, r.commit, join_path(at, r.path.value_or(""), path.substr(slash + 1))};
   }
 
@@ -212,41 +220,55 @@ const CommitDefinitions& Loader::load(const std::string& repo, const std::string
   const auto key = std::make_pair(repo, commit);
   if (auto it = cache_.find(key); it != cache_.end()) return *it->second;
   if (!loading_.insert(key).second) {
-    const std::string message = fmt::format("repos of {}/{} refer back to themselves", repo, commit);
+    const std::string message =
+        fmt::format("repos of {}/{} refer back to themselves", repo, commit);
     if (at != nullptr) fail_at(*at, message);
     throw DefinitionError(Mark{display_path(repo, "")}, message);
   }
-  std::shared_ptr<CommitDefinitions> defs;
+  auto defs = std::make_shared<CommitDefinitions>();
+  defs->repo = repo;
+  defs->commit = commit;
   try {
-    defs = load_uncached(repo, commit);
+    load_uncached(*defs);
   } catch (const ReadError& e) {
     loading_.erase(key);
+    failed_[key] = defs;
     if (at != nullptr) fail_at(*at, e.error().to_string());
     throw;
   } catch (...) {
     loading_.erase(key);
+    failed_[key] = defs;
     throw;
   }
   loading_.erase(key);
   return *cache_.emplace(key, std::move(defs)).first->second;
 }
 
-std::shared_ptr<CommitDefinitions> Loader::load_uncached(const std::string& repo,
-                                                         const std::string& commit) {
-  auto defs = std::make_shared<CommitDefinitions>();
-  defs->repo = repo;
-  defs->commit = commit;
+std::map<std::string, RepoReference> Loader::repos_read(const std::string& repo,
+                                                        const std::string& commit) const {
+  const auto key = std::make_pair(repo, commit);
+  const CommitDefinitions* defs = nullptr;
+  if (auto it = cache_.find(key); it != cache_.end()) defs = it->second.get();
+  if (auto it = failed_.find(key); defs == nullptr && it != failed_.end()) defs = it->second.get();
+  std::map<std::string, RepoReference> out;
+  if (defs == nullptr) return out;
+  for (const auto& [name, entry] : defs->repos) out.emplace(name, entry.reference);
+  return out;
+}
+
+void Loader::load_uncached(CommitDefinitions& defs) {
+  const std::string& repo = defs.repo;
+  const std::string& commit = defs.commit;
   auto files = reader_.list_files(repo, commit);
   if (!files.ok()) throw ReadError(files.error());
-  defs->file = find_definitions_file(*files);
-  if (!defs->file) return defs;
-  const Node raw = read_document(repo, commit, *defs->file, nullptr);
+  defs.file = find_definitions_file(*files);
+  if (!defs.file) return;
+  const Node raw = read_document(repo, commit, *defs.file, nullptr);
   if (!raw.is_map()) fail_at(raw, "the definitions file must be a map with 'looper_version: 5'");
-  const Node doc = expand_macros(raw, MacroScope{});
-  IncludeWalker(*this, *defs).merge_file(doc, FileRef{repo, commit, *defs->file}, true);
-  if (const Node* sets = doc.find("test_sets")) defs->test_sets = *sets;
-  if (const Node* triggers = doc.find("triggers")) defs->triggers = *triggers;
-  return defs;
+  const Node doc = expand_document(raw, MacroScope{});
+  IncludeWalker(*this, defs).merge_file(doc, FileRef{repo, commit, *defs.file}, true);
+  if (const Node* sets = doc.find("test_sets")) defs.test_sets = *sets;
+  if (const Node* triggers = doc.find("triggers")) defs.triggers = *triggers;
 }
 
 Node Loader::read_document(const std::string& repo, const std::string& commit,
@@ -266,7 +288,8 @@ void Loader::parse_repos(CommitDefinitions& defs, const Node& section, bool fore
       fail_at(key, fmt::format("'{}' is a reserved name and cannot name a repo", key.text));
     }
     if (key.text.empty() || key.text.find('/') != std::string::npos) {
-      fail_at(key, fmt::format("repo reference name '{}' may not be empty or contain '/'", key.text));
+      fail_at(key,
+              fmt::format("repo reference name '{}' may not be empty or contain '/'", key.text));
     }
     if (defs.repos.count(key.text) != 0) {
       fail_at(key, fmt::format("repo '{}' is already defined (at {})", key.text,
@@ -294,6 +317,9 @@ RepoReference parse_reference_string(const Node& at) {
 
 RepoReference Loader::parse_repo_value(CommitDefinitions& defs, const Node& key, const Node& value,
                                        bool foreign) {
+  // `HEAD` alone: this commit of this repo (the commit whose definitions are being loaded).
+  auto is_this_commit = [](const Node& n) { return n.is_scalar() && n.text == "HEAD"; };
+  if (is_this_commit(value)) return RepoReference{defs.repo, defs.commit, {}, {}, false};
   if (value.is_scalar()) return parse_reference_string(value);
   check_keys(value, {"reference", "path", "branch", "auto", "import"}, "a repo reference");
   if (value.find("import") != nullptr) {
@@ -302,7 +328,18 @@ RepoReference Loader::parse_repo_value(CommitDefinitions& defs, const Node& key,
   }
   const Node* reference = value.find("reference");
   if (reference == nullptr) fail_at(value, fmt::format("repo '{}' needs a 'reference'", key.text));
-  RepoReference ref = parse_reference_string(*reference);
+  if (is_this_commit(*reference)) {
+    for (const char* pin_key : {"branch", "auto"}) {
+      if (const Node* k = value.find(pin_key)) {
+        fail_at(*k, fmt::format("'{}' is not supported with 'reference: HEAD' because HEAD is this "
+                                "commit, which no pin can move",
+                                pin_key));
+      }
+    }
+  }
+  RepoReference ref = is_this_commit(*reference)
+                          ? RepoReference{defs.repo, defs.commit, {}, {}, false}
+                          : parse_reference_string(*reference);
   if (const Node* path = value.find("path")) {
     std::string p = as_string(*path, "a repo slice's path");
     while (!p.empty() && p.back() == '/') p.pop_back();
@@ -327,12 +364,16 @@ RepoReference Loader::resolve_import(CommitDefinitions& defs, const Node& value)
     parts.push_back(text.substr(start, end - start));
     start = end + 1;
   }
-  if (parts.size() < 2) fail_at(value, fmt::format("import '{}' must be '<refname>/<child ref>'", text));
+  if (parts.size() < 2)
+    fail_at(value, fmt::format("import '{}' must be '<refname>/<child ref>'", text));
   auto it = defs.repos.find(parts[0]);
-  if (it == defs.repos.end()) fail_at(value, fmt::format("import '{}': no repo named '{}' is defined before it", text, parts[0]));
+  if (it == defs.repos.end())
+    fail_at(value,
+            fmt::format("import '{}': no repo named '{}' is defined before it", text, parts[0]));
   RepoReference current = it->second.reference;
   for (size_t i = 1; i < parts.size(); ++i) {
-    if (current.commit == "HEAD") fail_at(value, fmt::format("import '{}' goes through a HEAD pin", text));
+    if (current.commit == "HEAD")
+      fail_at(value, fmt::format("import '{}' goes through a HEAD pin", text));
     const CommitDefinitions& other = load(current.repo, current.commit, &value);
     auto child = other.repos.find(parts[i]);
     if (child == other.repos.end()) {

@@ -20,9 +20,9 @@ namespace testlooper::definitions {
 
 // One named environment/build/test/deployment as written, after macro expansion.
 struct Definition {
-  Node key;                   // the name, for positions
-  Node value;                 // its body
-  std::string origin_repo;    // the repo and commit of the file that defined it (Dockerfile paths)
+  Node key;                 // the name, for positions
+  Node value;               // its body
+  std::string origin_repo;  // the repo and commit of the file that defined it (Dockerfile paths)
   std::string origin_commit;
 };
 
@@ -65,6 +65,11 @@ class Loader {
   template <class T>
   static T value_or_fail(Result<T> result, const Node* at);
 
+  // The `repos:` entries of (repo, commit): all of them once it loaded, those read before the
+  // error when loading it failed (so a broken commit still reports its pins), else none.
+  std::map<std::string, RepoReference> repos_read(const std::string& repo,
+                                                  const std::string& commit) const;
+
   SourceReader& reader() { return reader_; }
   // How a file of `repo` is named in messages.
   std::string display_path(const std::string& repo, const std::string& path) const;
@@ -72,8 +77,8 @@ class Loader {
  private:
   struct FileRef;
   class IncludeWalker;
-  std::shared_ptr<CommitDefinitions> load_uncached(const std::string& repo,
-                                                   const std::string& commit);
+  // Fills `defs` (repo and commit set); what it read stays there when it throws.
+  void load_uncached(CommitDefinitions& defs);
   Node read_document(const std::string& repo, const std::string& commit, const std::string& path,
                      const Node* at);
   // `foreign`: the section is in a file of another repo (which may not define auto pins).
@@ -86,6 +91,7 @@ class Loader {
   std::string primary_repo_;
   std::map<std::pair<std::string, std::string>, std::shared_ptr<CommitDefinitions>> cache_;
   std::set<std::pair<std::string, std::string>> loading_;
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<CommitDefinitions>> failed_;
 };
 
 // Thrown when the source itself cannot be read (not a definitions error).

@@ -1,9 +1,9 @@
 // Macro expansion: define/in, foreach/repeat, squash/over, case/in, merge.
+#include "definitions/macros.h"
+
 #include <fmt/format.h>
 
 #include <set>
-
-#include "definitions/macros.h"
 
 namespace testlooper::definitions {
 
@@ -25,13 +25,21 @@ struct MacroShape {
   const char* head;
   const char* body;  // nullptr: the macro has only its head key
 };
-constexpr MacroShape kMacros[] = {
-    {"define", "in"}, {"foreach", "repeat"}, {"squash", "over"}, {"case", "in"}, {"merge", nullptr}};
+constexpr MacroShape kMacros[] = {{"define", "in"},
+                                  {"foreach", "repeat"},
+                                  {"squash", "over"},
+                                  {"case", "in"},
+                                  {"merge", nullptr}};
 
 class Expander {
  public:
+  // `root`: the scope expansion starts in; `document`: the node is a definitions document, whose
+  // `includes` items capture the variables macros bind around them.
+  Expander(const MacroScope& root, bool document) : root_(&root), document_(document) {}
+
   Node expand(const Node& node, const MacroScope& scope) {
     if (++nodes_ > kMaxExpandedNodes) fail_at(node, "macro expansion produces too many nodes");
+    if (include_items_) return expand_include_item(node, scope);
     switch (node.kind) {
       case Node::Kind::kNull:
         return node;
@@ -98,14 +106,60 @@ class Expander {
   }
 
   Node expand_plain_map(const Node& node, const MacroScope& scope) {
+    // The document itself (possibly inside a define): its `includes` is a list of include items.
+    const bool document = document_;
+    document_ = false;
     Node out = Node::map(node.mark);
     std::set<std::string> seen;
     for (const auto& [key, value] : node.entries) {
       Node k = expand_key(key, scope);
       if (!seen.insert(k.text).second) fail_at(key, "duplicate key '" + k.text + "'");
-      out.entries.emplace_back(std::move(k), expand(value, scope));
+      const bool includes = document && k.text == "includes";
+      include_items_ = includes;
+      Node v = expand(value, scope);
+      include_items_ = false;
+      out.entries.emplace_back(std::move(k), std::move(v));
     }
     return out;
+  }
+
+  // Inside a document's `includes`, at the level of its items (lists and macro bodies pass the
+  // level through): an include written where macros bind variables gets them added to its
+  // `variables` (its own entries win), so they are in scope inside the included file and make
+  // it a different include.
+  Node expand_include_item(const Node& node, const MacroScope& scope) {
+    if (node.is_list()) return expand_list(node, scope);
+    if (node.is_map() && macro_of(node) != nullptr)
+      return expand_macro(*macro_of(node), node, scope);
+    include_items_ = false;
+    Node item = node.is_map() ? expand_plain_map(node, scope) : expand(node, scope);
+    include_items_ = true;
+    std::map<std::string, Node> bound;
+    for (const MacroScope* s = &scope; s != nullptr && s != root_; s = s->parent) {
+      for (const auto& [name, value] : s->variables) bound.emplace(name, value);
+    }
+    if (bound.empty()) return item;
+    if (item.is_scalar()) {
+      Node as_map = Node::map(item.mark);
+      as_map.entries.emplace_back(Node::scalar("path", item.mark), item);
+      item = std::move(as_map);
+    }
+    if (!item.is_map()) return item;  // not an include: the loader says why
+    Node* variables = nullptr;
+    for (auto& [k, v] : item.entries) {
+      if (k.text == "variables") variables = &v;
+    }
+    if (variables == nullptr) {
+      item.entries.emplace_back(Node::scalar("variables", item.mark), Node::map(item.mark));
+      variables = &item.entries.back().second;
+    }
+    if (!variables->is_map()) return item;  // the loader rejects it
+    for (const auto& [name, value] : bound) {
+      if (variables->find(name) == nullptr) {
+        variables->entries.emplace_back(Node::scalar(name, item.mark), value);
+      }
+    }
+    return item;
   }
 
   static const MacroShape* macro_of(const Node& map) {
@@ -128,6 +182,18 @@ class Expander {
     if (macro.body != nullptr && node.find(macro.body) == nullptr) {
       fail_at(node, fmt::format("a '{}' macro needs a '{}' key", macro.head, macro.body));
     }
+  }
+
+  // Expands a macro's argument (not its body): never an include item.
+  Node expand_argument(const Node& node, const MacroScope& scope) {
+    const bool items = include_items_;
+    const bool document = document_;
+    include_items_ = false;
+    document_ = false;
+    Node out = expand(node, scope);
+    include_items_ = items;
+    document_ = document;
+    return out;
   }
 
   Node expand_macro(const MacroShape& macro, const Node& node, const MacroScope& scope) {
@@ -154,7 +220,7 @@ class Expander {
     MacroScope child{&scope, {}};
     for (const auto& [key, value] : definitions.entries) {
       Node k = expand_key(key, child);
-      bind(child, k, expand(value, child));
+      bind(child, k, expand_argument(value, child));
     }
     return expand(body, child);
   }
@@ -167,8 +233,8 @@ class Expander {
       return out;
     }
     if (!spec.is_map()) {
-      fail_at(spec, "'foreach' expects a list of variable maps or a map of lists, not " +
-                        describe(spec));
+      fail_at(spec,
+              "'foreach' expects a list of variable maps or a map of lists, not " + describe(spec));
     }
     out.emplace_back();
     for (const auto& [key, values] : spec.entries) {
@@ -201,7 +267,7 @@ class Expander {
   }
 
   Node expand_foreach(const Node& spec_node, const Node& body, const MacroScope& scope) {
-    const Node spec = expand(spec_node, scope);
+    const Node spec = expand_argument(spec_node, scope);
     std::vector<Node> results;
     for (const auto& binding : bindings_of(spec)) {
       MacroScope child{&scope, {}};
@@ -237,9 +303,9 @@ class Expander {
   }
 
   Node expand_squash(const Node& m_node, const Node& over_node, const MacroScope& scope) {
-    const Node m = expand(m_node, scope);
+    const Node m = expand_argument(m_node, scope);
     if (!m.is_map()) fail_at(m_node, "'squash' expects a map to merge, not " + describe(m));
-    const Node over = expand(over_node, scope);
+    const Node over = expand_argument(over_node, scope);
     if (!over.is_list()) fail_at(over_node, "'over' expects a list of maps, not " + describe(over));
     Node out = Node::list(over.mark);
     for (const auto& item : over.items) {
@@ -257,17 +323,29 @@ class Expander {
   }
 
   Node expand_case(const Node& key_node, const Node& table, const MacroScope& scope) {
-    const Node key = expand(key_node, scope);
+    const Node key = expand_argument(key_node, scope);
     if (!key.is_scalar()) fail_at(key_node, "'case' expects a string, not " + describe(key));
-    if (!table.is_map()) fail_at(table, "'case' expects 'in' to be a map of cases");
+    // `in` may be exactly "${name}": the variable's map is the table.
+    const Node* from_variable = nullptr;
+    if (table.is_scalar()) {
+      if (auto inner = whole_reference(table.text)) {
+        from_variable = scope.lookup(substitute_in(Node::scalar(*inner, table.mark), scope));
+      }
+    }
+    const Node& cases = from_variable != nullptr ? *from_variable : table;
+    if (!cases.is_map()) {
+      fail_at(table,
+              "'case' expects 'in' to be a map of cases (or \"${name}\" of a map variable), not " +
+                  describe(cases));
+    }
     std::string choices;
-    for (const auto& [k, v] : table.entries) {
+    for (const auto& [k, v] : cases.entries) {
       const Node expanded_key = expand_key(k, scope);
       if (expanded_key.text == scalar_text(key)) return expand(v, scope);
       choices += (choices.empty() ? "" : ", ") + expanded_key.text;
     }
-    fail_at(key_node, fmt::format("no case for '{}'; expected one of: {}", scalar_text(key),
-                                  choices));
+    fail_at(key_node,
+            fmt::format("no case for '{}'; expected one of: {}", scalar_text(key), choices));
   }
 
   Node expand_merge(const Node& parts_node, const MacroScope& scope) {
@@ -285,10 +363,19 @@ class Expander {
   }
 
   size_t nodes_ = 0;
+  const MacroScope* root_;
+  bool document_;
+  bool include_items_ = false;
 };
 
 }  // namespace
 
-Node expand_macros(const Node& node, const MacroScope& scope) { return Expander().expand(node, scope); }
+Node expand_macros(const Node& node, const MacroScope& scope) {
+  return Expander(scope, false).expand(node, scope);
+}
+
+Node expand_document(const Node& document, const MacroScope& scope) {
+  return Expander(scope, true).expand(document, scope);
+}
 
 }  // namespace testlooper::definitions

@@ -22,6 +22,13 @@ struct MacroScope {
 // offending node (unknown macro key, duplicate keys, redefined variable, bad shapes).
 Node expand_macros(const Node& node, const MacroScope& scope);
 
+// expand_macros for a definitions document: in addition, every item of its `includes` written
+// inside macros that bind variables (a foreach, a define) gets those variables added to its
+// `variables` (the item's own entries win), so they are in scope inside the included file and
+// two such includes of one file are different includes. Variables of `scope` itself (the
+// document's own include variables) are not passed on.
+Node expand_document(const Node& document, const MacroScope& scope);
+
 // Looks up a variable for substitution: its text, or nullopt when it is unknown (then `${name}`
 // is left as written). May throw DefinitionError (e.g. a structured value inside a string).
 using VariableLookup = std::function<std::optional<std::string>(const std::string& name)>;

@@ -11,7 +11,8 @@
 namespace testlooper::definitions {
 
 std::string as_string(const Node& node, const std::string& what) {
-  if (!node.is_scalar()) fail_at(node, fmt::format("{} must be a string, not {}", what, describe(node)));
+  if (!node.is_scalar())
+    fail_at(node, fmt::format("{} must be a string, not {}", what, describe(node)));
   return scalar_text(node);
 }
 
@@ -54,12 +55,40 @@ std::vector<std::string> as_string_list(const Node& node, const std::string& wha
   return out;
 }
 
+namespace {
+
+// Keys the original TestLooper's docs/testDefinitions.md lists that this language does not take,
+// and why (docs/definitions.md "Keys of the original"): never silently ignored.
+struct UnsupportedKey {
+  const char* key;
+  const char* reason;
+};
+constexpr UnsupportedKey kUnsupportedKeys[] = {
+    {"test_preCommand",
+     "commands are not prepended to a test's script: put the command in the environment's "
+     "'test_stages' (they run before the object's own stages)"},
+    {"test_preCleanupCommand",
+     "cleanup belongs to a stage: give a stage of the environment's 'test_stages' a 'cleanup', "
+     "or add an 'always_run' stage"},
+    {"test_cleanupCommand",
+     "cleanup belongs to a stage: give a stage of the environment's 'test_stages' a 'cleanup', "
+     "or add an 'always_run' stage"},
+};
+
+}  // namespace
+
 void check_keys(const Node& map, const std::vector<std::string>& allowed, const std::string& what) {
   if (!map.is_map()) fail_at(map, fmt::format("{} must be a map, not {}", what, describe(map)));
   for (const auto& [key, value] : map.entries) {
     bool known = false;
     for (const auto& a : allowed) known = known || key.text == a;
     if (known) continue;
+    for (const UnsupportedKey& u : kUnsupportedKeys) {
+      if (key.text == u.key) {
+        fail_at(key, fmt::format("'{}' in {} is not supported here because {}", key.text, what,
+                                 u.reason));
+      }
+    }
     std::string list;
     for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
     fail_at(key, fmt::format("unknown key '{}' in {}; expected one of: {}", key.text, what, list));
@@ -78,10 +107,12 @@ std::vector<std::pair<Node, Node>> section_entries(const Node& section, const st
   for (const auto& item : section.items) {
     if (item.is_null()) continue;
     if (!item.is_map()) {
-      fail_at(item, fmt::format("items of '{}' must be maps of names, not {}", what, describe(item)));
+      fail_at(item,
+              fmt::format("items of '{}' must be maps of names, not {}", what, describe(item)));
     }
     for (const auto& [k, v] : item.entries) {
-      if (!seen.insert(k.text).second) fail_at(k, fmt::format("'{}' is defined twice in '{}'", k.text, what));
+      if (!seen.insert(k.text).second)
+        fail_at(k, fmt::format("'{}' is defined twice in '{}'", k.text, what));
       out.emplace_back(k, v);
     }
   }

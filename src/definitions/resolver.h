@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "definitions/environment_merge.h"
-#include "definitions/macros.h"
 #include "definitions/loader.h"
+#include "definitions/macros.h"
 
 namespace testlooper::definitions {
 
@@ -21,11 +21,16 @@ class Resolver {
   // Resolves the commit's objects, environments, test sets and triggers.
   ResolvedCommit resolve(const std::string& commit);
 
+  // The `repos:` entries of this repo's `commit` read so far (all of them, or those read before
+  // a definitions error), for reporting a commit whose resolution failed.
+  std::map<std::string, RepoReference> repos_read(const std::string& commit) const {
+    return loader_.repos_read(repo_, commit);
+  }
+
  private:
   const ResolvedObject& resolve_object(const CommitDefinitions& ns, ObjectKind kind,
                                        const Definition& def);
-  ResolvedObject build_object(const CommitDefinitions& ns, ObjectKind kind,
-                              const Definition& def);
+  ResolvedObject build_object(const CommitDefinitions& ns, ObjectKind kind, const Definition& def);
   void resolve_dependencies(const CommitDefinitions& ns, const Definition& def,
                             const MergedEnvironment& env, const VariableLookup& lookup,
                             ResolvedObject& out);

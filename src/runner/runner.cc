@@ -207,6 +207,13 @@ class RunExecution {
     log_ = std::make_unique<LogFile>(record_temp_ / "log.txt", request_.max_log_bytes);
     if (log_->fd() < 0) return Error{(record_temp_ / "log.txt").string(), "cannot create"};
     if (request_.on_log_open) request_.on_log_open(record_temp_ / "log.txt");
+    if (object_.stages.empty()) {
+      // A test with neither command nor stages (docs/definitions.md): no environment, no
+      // process, a success.
+      log_->line("run " + request_.run_id + ": " + object_.full_name +
+                 " has no command and no stages: nothing to run");
+      return {};
+    }
     Result<RunLayout> layout = RunLayout::create(work_dirs_, context_.store->root() / "ccache");
     if (!layout.ok()) return layout.error();
     layout_ = std::make_unique<RunLayout>(std::move(layout).value());

@@ -297,6 +297,18 @@ TEST_F(RunnerTest, MissingArtifactOrEnvironmentIsAnInfrastructureError) {
   EXPECT_NE(read_file(result.log_path).find("INFRASTRUCTURE ERROR"), std::string::npos);
 }
 
+// Issue 17: a test with neither command nor stages (the original accepted it) needs no
+// environment and starts no process; it succeeds, with a record like any run.
+TEST_F(RunnerTest, ATestWithoutStagesRunsNothingAndSucceeds) {
+  const ResolvedObject o = object(ObjectKind::kTest, {});
+  launcher_error_ = "the environment must not be needed";
+  const RunResult result = run(o, ok);
+  EXPECT_EQ(result.outcome, Outcome::kSuccess) << result.message;
+  EXPECT_TRUE(launcher_->commands.empty());
+  EXPECT_TRUE(std::filesystem::exists(result.record_dir / "test_result.json"));
+  EXPECT_NE(read_file(result.log_path).find("nothing to run"), std::string::npos);
+}
+
 TEST_F(RunnerTest, NotEnoughDiskIsAnInfrastructureError) {
   ResolvedObject o = object(ObjectKind::kTest, {stage("never")});
   o.min_disk_gb = 1 << 30;

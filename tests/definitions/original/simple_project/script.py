@@ -1,0 +1,3 @@
+#!/usr/bin/env python
+import sys
+sys.exit(int(sys.argv[1]))

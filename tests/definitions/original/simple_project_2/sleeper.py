@@ -1,0 +1,3 @@
+#!/usr/bin/env python
+import time
+time.sleep(1)
