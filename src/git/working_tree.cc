@@ -44,9 +44,8 @@ bool is_under(const std::string& path, const std::string& ancestor) {
   return ancestor.empty() || path == ancestor || path.rfind(ancestor + "/", 0) == 0;
 }
 
-// What is on disk at `dir/path` now, as a change; nullopt for a directory (a nested repo).
-Result<std::optional<WorkingTreeChange>> change_on_disk(const std::string& dir,
-                                                        const std::string& path) {
+// What is on disk at `dir/path` now, as a change (no file there, a directory included: deleted).
+Result<WorkingTreeChange> change_on_disk(const std::string& dir, const std::string& path) {
   WorkingTreeChange change;
   change.path = path;
   struct stat info {};
@@ -54,15 +53,19 @@ Result<std::optional<WorkingTreeChange>> change_on_disk(const std::string& dir,
   if (::lstat(file.c_str(), &info) != 0) {
     if (errno != ENOENT && errno != ENOTDIR) return internal::errno_error(file, "cannot stat");
     change.deleted = true;
-    return std::optional(change);
+    return change;
   }
-  if (!S_ISREG(info.st_mode) && !S_ISLNK(info.st_mode)) return std::optional<WorkingTreeChange>();
+  if (!S_ISREG(info.st_mode) && !S_ISLNK(info.st_mode)) {
+    // A directory (or a fifo...) holds no file at this path: HEAD's file there is gone.
+    change.deleted = true;
+    return change;
+  }
   change.symlink = S_ISLNK(info.st_mode);
   change.executable = !change.symlink && (info.st_mode & S_IXUSR) != 0;
   auto content = read_disk(file, change.symlink);
   TL_RETURN_IF_ERROR(content);
   change.blob = blob_id(*content);
-  return std::optional(change);
+  return change;
 }
 
 // True when `change` leaves the path as HEAD's tree has it (same blob and mode, or absent).
@@ -157,7 +160,8 @@ Result<WorkingTree> WorkingTree::open(const std::string& dir) {
   for (const std::string& path : *paths) {
     auto change = change_on_disk(dir, path);
     TL_RETURN_IF_ERROR(change);
-    if (*change && !same_as_head(head_tree->get(), **change)) tree.changes_.push_back(**change);
+    if (!same_as_head(head_tree->get(), *change))
+      tree.changes_.push_back(std::move(change.value()));
   }
   if (tree.dirty()) tree.changes_hash_ = hash_changes(tree.changes_);
   return tree;
