@@ -77,10 +77,10 @@ class Planner {
   // The builds taken, as objects carrying the stored build's hash and full name.
   std::vector<ResolvedObject> taken_builds() const {
     std::vector<ResolvedObject> out;
-    for (const auto& [hash, taken] : taken_) {
-      ResolvedObject build = *taken.needed;
-      build.hash = taken.hash;
-      build.full_name = taken.full_name;
+    for (const auto& [hash, chosen] : taken_) {
+      ResolvedObject build = *chosen.needed;
+      build.hash = chosen.taken.hash;
+      build.full_name = chosen.taken.full_name;
       out.push_back(std::move(build));
     }
     return out;
@@ -88,10 +88,11 @@ class Planner {
 
   std::vector<std::string> notes() const {
     std::vector<std::string> out;
-    for (const auto& [hash, taken] : taken_) {
-      if (taken.hash == taken.needed->hash) continue;
-      const std::optional<Origin> origin = origin_of(taken.full_name, taken.needed->name);
-      out.push_back("--no-deps: " + taken.needed->name + " is taken from the store as made from " +
+    for (const auto& [hash, chosen] : taken_) {
+      const Taken& taken = chosen.taken;
+      if (taken.hash == chosen.needed->hash) continue;
+      const std::optional<Origin> origin = origin_of(taken.full_name, chosen.needed->name);
+      out.push_back("--no-deps: " + chosen.needed->name + " is taken from the store as made from " +
                     (origin ? origin->commit.substr(0, 12) +
                                   (origin->commit != origin->base ? " (a working tree)" : "")
                             : taken.full_name) +
@@ -101,10 +102,10 @@ class Planner {
   }
 
  private:
+  // A build taken, and the build it stands for.
   struct Chosen {
     const ResolvedObject* needed;
-    std::string hash;
-    std::string full_name;
+    Taken taken;
   };
 
   Result<Taken> take(const Dependency& dependency, const ResolvedObject& test) {
@@ -120,7 +121,7 @@ class Planner {
     }
     if (!found) found = same_build_of_same_commit(build, dependency.artifact);
     if (!found) return missing(build, test);
-    taken_.emplace(found->hash, Chosen{&build, found->hash, found->full_name});
+    taken_.emplace(found->hash, Chosen{&build, *found});
     return *found;
   }
 

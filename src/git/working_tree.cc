@@ -62,9 +62,18 @@ Result<WorkingTreeChange> change_on_disk(const std::string& dir, const std::stri
   }
   change.symlink = S_ISLNK(info.st_mode);
   change.executable = !change.symlink && (info.st_mode & S_IXUSR) != 0;
-  auto content = read_disk(file, change.symlink);
-  TL_RETURN_IF_ERROR(content);
-  change.blob = blob_id(*content);
+  if (change.symlink) {
+    auto target = read_disk(file, true);
+    TL_RETURN_IF_ERROR(target);
+    change.blob = blob_id(*target);
+    return change;
+  }
+  // Hashed as a stream: an untracked file may be large.
+  git_oid oid;
+  if (git_odb_hashfile(&oid, file.c_str(), GIT_OBJECT_BLOB) != 0) {
+    return internal::git_error_at(file, "cannot read file");
+  }
+  change.blob = internal::to_hex(oid);
   return change;
 }
 
