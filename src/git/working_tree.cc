@@ -114,6 +114,32 @@ Result<std::set<std::string>> status_paths(git_repository* repo, const std::stri
   return paths;
 }
 
+// What the working tree at `dir` holds that commit `head` does not, sorted by path; none for a
+// bare repository.
+Result<std::vector<WorkingTreeChange>> changes_from_head(const std::string& dir,
+                                                         const std::string& head) {
+  internal::init_libgit2();
+  git_repository* raw = nullptr;
+  if (git_repository_open_ext(&raw, dir.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) != 0) {
+    return internal::git_error_at(dir, "cannot open the repository");
+  }
+  internal::RepositoryHandle repo(raw);
+  std::vector<WorkingTreeChange> changes;
+  if (git_repository_is_bare(repo.get())) return changes;
+  auto commit = internal::lookup_commit(repo.get(), dir, head);
+  TL_RETURN_IF_ERROR(commit);
+  auto head_tree = internal::commit_tree(commit->get(), dir);
+  TL_RETURN_IF_ERROR(head_tree);
+  auto paths = status_paths(repo.get(), dir);  // a std::set: sorted
+  TL_RETURN_IF_ERROR(paths);
+  for (const std::string& path : *paths) {
+    auto change = change_on_disk(dir, path);
+    TL_RETURN_IF_ERROR(change);
+    if (!same_as_head(head_tree->get(), *change)) changes.push_back(std::move(change.value()));
+  }
+  return changes;
+}
+
 std::string hash_changes(const std::vector<WorkingTreeChange>& changes) {
   std::string text;
   for (const WorkingTreeChange& c : changes) {
@@ -153,25 +179,9 @@ Result<WorkingTree> WorkingTree::open(const std::string& dir) {
   auto head = repository->resolve("HEAD");
   if (!head.ok()) return Error{dir, "the repo has no commit yet (HEAD names none)"};
   WorkingTree tree(dir, std::move(repository.value()), *head);
-  internal::init_libgit2();
-  git_repository* raw = nullptr;
-  if (git_repository_open_ext(&raw, dir.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) != 0) {
-    return internal::git_error_at(dir, "cannot open the repository");
-  }
-  internal::RepositoryHandle repo(raw);
-  if (git_repository_is_bare(repo.get())) return tree;
-  auto commit = internal::lookup_commit(repo.get(), dir, tree.head_);
-  TL_RETURN_IF_ERROR(commit);
-  auto head_tree = internal::commit_tree(commit->get(), dir);
-  TL_RETURN_IF_ERROR(head_tree);
-  auto paths = status_paths(repo.get(), dir);
-  TL_RETURN_IF_ERROR(paths);
-  for (const std::string& path : *paths) {
-    auto change = change_on_disk(dir, path);
-    TL_RETURN_IF_ERROR(change);
-    if (!same_as_head(head_tree->get(), *change))
-      tree.changes_.push_back(std::move(change.value()));
-  }
+  auto changes = changes_from_head(dir, tree.head_);
+  TL_RETURN_IF_ERROR(changes);
+  tree.changes_ = std::move(changes.value());
   if (tree.dirty()) tree.changes_hash_ = hash_changes(tree.changes_);
   return tree;
 }
@@ -231,22 +241,39 @@ Result<std::optional<std::vector<std::string>>> WorkingTree::changed_paths() con
   return std::optional(std::vector<std::string>(all.begin(), all.end()));
 }
 
-Status WorkingTree::export_tree(const std::string& subpath, const std::string& dest_dir) const {
-  const std::string sub = internal::trim_slashes(subpath);
+Status WorkingTree::export_head(const std::string& sub, const std::string& dest_dir) const {
   auto head_files = repository_.list_files(head_);
   TL_RETURN_IF_ERROR(head_files);
-  const bool in_head = std::any_of(head_files->begin(), head_files->end(),
-                                   [&](const std::string& f) { return is_under(f, sub); });
-  if (in_head) {
-    TL_RETURN_IF_ERROR(repository_.export_tree(head_, sub, dest_dir));
-  } else {
-    std::error_code error;
-    std::filesystem::create_directories(dest_dir, error);
-    if (error) return Error{dest_dir, "cannot create directory: " + error.message()};
-    auto log = repository_.log_entry(head_);
-    TL_RETURN_IF_ERROR(log);
-    TL_RETURN_IF_ERROR(internal::write_file(dest_dir + "/.git_commit", *log, false));
+  if (std::any_of(head_files->begin(), head_files->end(),
+                  [&](const std::string& f) { return is_under(f, sub); })) {
+    return repository_.export_tree(head_, sub, dest_dir);
   }
+  // A directory only the working tree has: just .git_commit, the changes come next.
+  std::error_code error;
+  std::filesystem::create_directories(dest_dir, error);
+  if (error) return Error{dest_dir, "cannot create directory: " + error.message()};
+  auto log = repository_.log_entry(head_);
+  TL_RETURN_IF_ERROR(log);
+  return internal::write_file(dest_dir + "/.git_commit", *log, false);
+}
+
+Status WorkingTree::write_change(const WorkingTreeChange& change, const std::string& dest_dir,
+                                 const std::string& rel) const {
+  TL_RETURN_IF_ERROR(make_parents(dest_dir, rel));
+  auto content = read_change(change);
+  TL_RETURN_IF_ERROR(content);
+  const std::string file = dest_dir + "/" + rel;
+  if (!change.symlink) return internal::write_file(file, *content, change.executable);
+  TL_RETURN_IF_ERROR(internal::remove_existing(file));
+  if (::symlink(content->c_str(), file.c_str()) != 0) {
+    return internal::errno_error(file, "cannot create symlink");
+  }
+  return Status();
+}
+
+Status WorkingTree::export_tree(const std::string& subpath, const std::string& dest_dir) const {
+  const std::string sub = internal::trim_slashes(subpath);
+  TL_RETURN_IF_ERROR(export_head(sub, dest_dir));
   const size_t prefix = sub.empty() ? 0 : sub.size() + 1;
   // Deletions first: a deleted file may be where a new directory goes.
   for (const WorkingTreeChange& change : changes_) {
@@ -255,19 +282,7 @@ Status WorkingTree::export_tree(const std::string& subpath, const std::string& d
   }
   for (const WorkingTreeChange& change : changes_) {
     if (change.deleted || !is_under(change.path, sub) || change.path == sub) continue;
-    const std::string rel = change.path.substr(prefix);
-    TL_RETURN_IF_ERROR(make_parents(dest_dir, rel));
-    auto content = read_change(change);
-    TL_RETURN_IF_ERROR(content);
-    const std::string file = dest_dir + "/" + rel;
-    if (!change.symlink) {
-      TL_RETURN_IF_ERROR(internal::write_file(file, *content, change.executable));
-      continue;
-    }
-    TL_RETURN_IF_ERROR(internal::remove_existing(file));
-    if (::symlink(content->c_str(), file.c_str()) != 0) {
-      return internal::errno_error(file, "cannot create symlink");
-    }
+    TL_RETURN_IF_ERROR(write_change(change, dest_dir, change.path.substr(prefix)));
   }
   return Status();
 }

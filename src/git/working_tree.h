@@ -67,6 +67,11 @@ class WorkingTree {
   // The content of change `change` on disk, checked against its blob id.
   Result<std::string> read_change(const WorkingTreeChange& change) const;
   const WorkingTreeChange* find_change(const std::string& path) const;
+  // Writes HEAD's files under `sub` (or only .git_commit when HEAD has none there).
+  Status export_head(const std::string& sub, const std::string& dest_dir) const;
+  // Writes changed file `change` as `dest_dir/rel`.
+  Status write_change(const WorkingTreeChange& change, const std::string& dest_dir,
+                      const std::string& rel) const;
 
   std::string dir_;
   Repository repository_;

@@ -182,5 +182,19 @@ TEST_F(RunWorkingTree, NoDepsRunsATestAgainstTheStoredBuildWithoutRebuildingIt) 
   EXPECT_NE(object_named(report, "t/linux")["hash"], object_named(built, "t/linux")["hash"]);
 }
 
+TEST_F(RunWorkingTree, NoDepsNeverTakesABuildOfAnotherCommit) {
+  const std::string counter = path("builds-run");
+  std::string yaml = std::string(kHostEnvironment) + kBuildAndTest;
+  yaml.replace(yaml.find("COUNTER"), 7, counter);
+  commit(yaml, {{"x.txt", "one\n"}});
+  run_json("", 0);
+  commit(yaml, {{"x.txt", "two\n"}});  // HEAD moves: the stored build is of its parent
+  const testing::RunOutput o = run("--no-deps t/linux");
+  EXPECT_EQ(o.status, 2) << o.err;
+  EXPECT_NE(o.err.find("build b/linux (needed by t/linux) is not in the store"), std::string::npos)
+      << o.err;
+  EXPECT_EQ(read_text(counter), "x\n");
+}
+
 }  // namespace
 }  // namespace testlooper::cli
