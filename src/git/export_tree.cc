@@ -93,11 +93,11 @@ Status make_directory(const std::string& path) {
 
 namespace {
 
+using internal::errno_error;
 using internal::is_safe_name;
 using internal::make_directory;
 using internal::remove_existing;
 using internal::write_file;
-using internal::errno_error;
 
 // Writes the entries of git trees below a destination directory.
 class TreeWriter {
