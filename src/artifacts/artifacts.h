@@ -122,6 +122,16 @@ class Store {
   // True once mark_build_complete() succeeded for `build_hash` (by any process).
   bool is_build_complete(const std::string& build_hash) const;
 
+  // A complete build: its hash, the summary given to mark_build_complete(), and when.
+  struct CompleteBuild {
+    std::string hash;
+    std::string summary_json;
+    fs::file_time_type completed;
+  };
+  // Every complete build in the store, newest first (directories not named by a hash and
+  // unreadable summaries are skipped).
+  std::vector<CompleteBuild> complete_builds() const;
+
   // A fresh directory under tmp/ for writes in progress. The caller fills it and then either
   // commit_run()s it or removes it.
   Result<fs::path> make_temp_dir(std::string_view label) const;

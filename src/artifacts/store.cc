@@ -7,10 +7,13 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <system_error>
 
 #include "artifacts/artifacts.h"
+#include "core/ids.h"
 
 namespace testlooper::artifacts {
 namespace {
@@ -186,6 +189,27 @@ Status Store::mark_build_complete(const std::string& build_hash,
 bool Store::is_build_complete(const std::string& build_hash) const {
   std::error_code ec;
   return fs::exists(build_dir(build_hash) / "complete.json", ec);
+}
+
+std::vector<Store::CompleteBuild> Store::complete_builds() const {
+  std::vector<CompleteBuild> found;
+  std::error_code ec;
+  for (fs::directory_iterator it(root_ / "builds", ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string hash = it->path().filename().string();
+    if (!is_identity_hash(hash)) continue;
+    const fs::path summary = it->path() / "complete.json";
+    std::error_code time_error;
+    const fs::file_time_type completed = fs::last_write_time(summary, time_error);
+    if (time_error) continue;
+    std::ifstream in(summary, std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad()) continue;
+    found.push_back({hash, std::move(text), completed});
+  }
+  std::sort(found.begin(), found.end(), [](const CompleteBuild& a, const CompleteBuild& b) {
+    return a.completed != b.completed ? a.completed > b.completed : a.hash < b.hash;
+  });
+  return found;
 }
 
 Result<fs::path> Store::commit_run(const fs::path& temp_dir, const std::string& run_id) const {

@@ -12,10 +12,13 @@
 
 #include "artifacts/artifacts.h"
 #include "cli/command.h"
+#include "cli/no_deps.h"
 #include "cli/repo_location.h"
 #include "core/glob.h"
 #include "definitions/definitions.h"
 #include "environments/environments.h"
+#include "git/working_tree.h"
+#include "git/working_tree_reader.h"
 #include "runner/local_scheduler.h"
 #include "runner/progress.h"
 #include "runner/run_report.h"
@@ -35,6 +38,7 @@ constexpr int kInterrupted = 130;
 struct RunOptions {
   std::string repo = ".";
   std::string commit = "HEAD";
+  bool commit_given = false;  // --commit: run that commit even when the working tree is dirty
   std::string repos_root;
   int runs = 1;
   int jobs = 0;     // 0: as many as cores
@@ -44,6 +48,7 @@ struct RunOptions {
   std::string set;
   bool on_host = false;
   bool json = false;
+  bool no_deps = false;
   std::vector<std::string> patterns;
 };
 
@@ -120,21 +125,45 @@ class InterruptWatcher {
 // Everything one invocation needs, wired together.
 class RunSession {
  public:
-  RunSession(const RunOptions& options, const RepoLocation& location)
+  // `tree`: the working tree run instead of location.commit, or nullptr.
+  RunSession(const RunOptions& options, const RepoLocation& location, const git::WorkingTree* tree)
       : options_(options),
+        location_(location),
+        tree_(tree),
         store_(options.store.empty() ? artifacts::Store::default_root()
                                      : std::filesystem::path(options.store)),
         launchers_({.on_host = options.on_host}),
-        exporter_(runner::make_git_exporter([location](const std::string& name) {
-          return std::optional<std::string>(
-              name == location.name ? location.path : location.repos_root + "/" + name);
-        })),
+        exporter_(source_exporter(location, tree)),
         runner_({&store_, exporter_.get(),
                  [this](const definitions::Environment& e) { return launchers_.launcher_for(e); },
                  &runner::system_clock()}) {}
 
+  // Runs `names` of `commit` with the builds they need (--no-deps: taken from the store).
   int run(const ResolvedCommit& commit, const std::vector<std::string>& names) {
-    const std::vector<const ResolvedObject*> objects = runner::with_needed_builds(commit, names);
+    if (!options_.no_deps) return run_objects(runner::with_needed_builds(commit, names));
+    Result<NoDepsRun> plan = plan_no_deps(commit, names, store_);
+    if (!plan.ok()) {
+      std::cerr << "testlooper run: " << plan.error().to_string() << "\n";
+      return kUsage;
+    }
+    for (const std::string& note : plan->notes) std::cerr << note << "\n";
+    std::vector<const ResolvedObject*> objects;
+    for (const ResolvedObject& object : plan->objects) objects.push_back(&object);
+    return run_objects(objects);
+  }
+
+ private:
+  static std::unique_ptr<runner::SourceExporter> source_exporter(const RepoLocation& location,
+                                                                 const git::WorkingTree* tree) {
+    auto commits = runner::make_git_exporter([location](const std::string& name) {
+      return std::optional<std::string>(name == location.name ? location.path
+                                                              : location.repos_root + "/" + name);
+    });
+    if (tree == nullptr) return commits;
+    return runner::with_working_trees(std::move(commits), {{location.name, tree}});
+  }
+
+  int run_objects(const std::vector<const ResolvedObject*>& objects) {
     std::set<std::string> complete;
     for (const ResolvedObject* o : objects) {
       if (o->kind == ObjectKind::kBuild && store_.is_build_complete(o->hash))
@@ -148,7 +177,7 @@ class RunSession {
     }
     runner::ProgressDisplay progress(stderr, isatty(STDERR_FILENO), schedule.total_runs(),
                                      runner::system_clock());
-    announce(schedule, progress, commit);
+    announce(schedule, progress);
     runner::ScheduleCancellation cancellation;
     InterruptWatcher watcher(cancellation);
     runner::run_schedule(
@@ -158,19 +187,23 @@ class RunSession {
     for (const runner::Blocked& blocked : schedule.blocked()) {
       reports_[blocked.object].blocked = blocked.reason;
     }
-    print_report(commit);
+    print_report();
     if (watcher.interrupted()) return kInterrupted;
     return runner::exit_status(reports_);
   }
 
- private:
-  void announce(const runner::Schedule& schedule, runner::ProgressDisplay& progress,
-                const ResolvedCommit& commit) {
+  // What is tested: "<repo> at <sha>", or the working tree with its changes.
+  std::string subject() const {
+    if (tree_ == nullptr) return location_.name + " at " + location_.commit.substr(0, 12);
+    return "testing the working tree of " + location_.name + " (uncommitted changes on top of " +
+           tree_->head().substr(0, 12) + ")";
+  }
+
+  void announce(const runner::Schedule& schedule, runner::ProgressDisplay& progress) {
     const runner::Capacity c = capacity(options_);
-    progress.note("testlooper run: " + commit.repo + " at " + commit.commit.substr(0, 12) + ", " +
-                  std::to_string(schedule.total_runs()) + " runs on " + std::to_string(c.cores) +
-                  " cores, " + std::to_string(c.ram_gb) + " GB, " + std::to_string(c.jobs) +
-                  " at once; store " + store_.root().string());
+    progress.note("testlooper run: " + subject() + ", " + std::to_string(schedule.total_runs()) +
+                  " runs on " + std::to_string(c.cores) + " cores, " + std::to_string(c.ram_gb) +
+                  " GB, " + std::to_string(c.jobs) + " at once; store " + store_.root().string());
     for (size_t i = 0; i < reports_.size(); ++i) {
       if (reports_[i].reused)
         progress.note("reusing " + reports_[i].object->name + " from the store");
@@ -191,9 +224,10 @@ class RunSession {
     return e;
   }
 
-  void print_report(const ResolvedCommit& commit) {
+  void print_report() {
     if (options_.json) {
-      std::cout << runner::report_json(commit.commit, reports_) << "\n";
+      std::cout << runner::report_json(location_.commit, reports_, tree_ ? tree_->id() : "")
+                << "\n";
     } else {
       std::cout << "\n" << runner::report_table(reports_);
     }
@@ -201,6 +235,8 @@ class RunSession {
   }
 
   const RunOptions& options_;
+  const RepoLocation& location_;
+  const git::WorkingTree* tree_;
   artifacts::Store store_;
   environments::LauncherFactory launchers_;
   std::unique_ptr<runner::SourceExporter> exporter_;
@@ -208,15 +244,33 @@ class RunSession {
   std::vector<runner::ObjectReport> reports_;
 };
 
+// The working tree to test instead of a commit: when --commit is not given and the working
+// tree has uncommitted changes (git/working_tree.h); nullopt: test the commit.
+Result<std::optional<git::WorkingTree>> dirty_working_tree(const RunOptions& options,
+                                                           const RepoLocation& location) {
+  if (options.commit_given) return std::optional<git::WorkingTree>();
+  Result<git::WorkingTree> tree = git::WorkingTree::open(location.path);
+  TL_RETURN_IF_ERROR(tree);
+  if (!tree->dirty()) return std::optional<git::WorkingTree>();
+  return std::optional<git::WorkingTree>(std::move(tree.value()));
+}
+
 int run_command(const RunOptions& options) {
   Result<RepoLocation> location = locate_repo(options.repo, options.commit, options.repos_root);
   if (!location.ok()) {
     std::cerr << "testlooper run: " << location.error().to_string() << "\n";
     return kUsage;
   }
-  git::GitSourceReader reader = make_reader(*location);
+  Result<std::optional<git::WorkingTree>> tree = dirty_working_tree(options, *location);
+  if (!tree.ok()) {
+    std::cerr << "testlooper run: " << tree.error().to_string() << "\n";
+    return kUsage;
+  }
+  git::GitSourceReader commits = make_reader(*location);
+  git::WorkingTreeReader reader(commits);
+  if (*tree) reader.add(location->name, **tree);
   Result<ResolvedCommit> commit =
-      definitions::resolve_commit(reader, location->name, location->commit);
+      definitions::resolve_commit(reader, location->name, *tree ? (*tree)->id() : location->commit);
   if (!commit.ok()) {
     std::cerr << "testlooper run: " << commit.error().to_string() << "\n";
     return kUsage;
@@ -239,7 +293,7 @@ int run_command(const RunOptions& options) {
     std::cerr << "testlooper run: " << names.error().to_string() << "\n";
     return kUsage;
   }
-  return RunSession(options, *location).run(*commit, *names);
+  return RunSession(options, *location, tree->has_value() ? &**tree : nullptr).run(*commit, *names);
 }
 
 }  // namespace
@@ -249,7 +303,9 @@ void add_run_command(CLI::App& app, Action& action) {
   CLI::App* cmd = app.add_subcommand(
       "run", "Run a commit's builds and tests N times here and show their failure rates");
   cmd->add_option("--repo", options->repo, "The git repo (default: .)");
-  cmd->add_option("--commit", options->commit, "The commit (default: HEAD)");
+  CLI::Option* commit = cmd->add_option(
+      "--commit", options->commit,
+      "The commit (default: the working tree when it has uncommitted changes, else HEAD)");
   cmd->add_option("--repos-root", options->repos_root,
                   "Where referenced repos are found by name (default: the repo's parent folder)");
   cmd->add_option("--runs", options->runs, "Runs of each test (default: 1)")
@@ -266,10 +322,15 @@ void add_run_command(CLI::App& app, Action& action) {
       cmd->add_option("--set", options->set, "Run the builds and tests of this test set");
   cmd->add_flag("--on-host", options->on_host, "Run every Linux environment on this machine");
   cmd->add_flag("--json", options->json, "Print the results as one JSON object");
+  cmd->add_flag("--no-deps", options->no_deps,
+                "Run only the chosen tests, against builds already in the store");
   CLI::Option* patterns = cmd->add_option("PATTERN", options->patterns,
                                           "Globs over build and test names (default: all)");
   set->excludes(patterns);
-  cmd->callback([options, &action] { action = [options] { return run_command(*options); }; });
+  cmd->callback([options, commit, &action] {
+    options->commit_given = commit->count() > 0;
+    action = [options] { return run_command(*options); };
+  });
 }
 
 }  // namespace testlooper::cli

@@ -131,4 +131,8 @@ std::optional<std::string> find_definitions_file(const std::vector<std::string>&
 
 const char* to_string(ObjectKind kind);
 
+// The identity hash of a resolved object (FORMAT.md §9): what `hash` holds after resolving;
+// recomputed by whoever changes an object's definition (e.g. the build a dependency names).
+std::string identity_hash(const ResolvedObject& object);
+
 }  // namespace testlooper::definitions

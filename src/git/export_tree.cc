@@ -37,6 +37,10 @@ class FileDescriptor {
   int fd_;
 };
 
+}  // namespace
+
+namespace internal {
+
 Error errno_error(const std::string& where, const std::string& what) {
   return Error{where, what + ": " + std::strerror(errno)};
 }
@@ -84,6 +88,16 @@ Status make_directory(const std::string& path) {
   }
   return errno_error(path, "cannot create directory");
 }
+
+}  // namespace internal
+
+namespace {
+
+using internal::errno_error;
+using internal::is_safe_name;
+using internal::make_directory;
+using internal::remove_existing;
+using internal::write_file;
 
 // Writes the entries of git trees below a destination directory.
 class TreeWriter {
@@ -163,7 +177,7 @@ Status Repository::export_tree(const std::string& sha, const std::string& subpat
   std::filesystem::create_directories(dest_dir, error);
   if (error) return Error{dest_dir, "cannot create directory: " + error.message()};
   TL_RETURN_IF_ERROR(TreeWriter(impl_->repo.get(), where).write_tree(tree.get(), dest_dir));
-  return write_file(dest_dir + "/.git_commit", *log, false);
+  return internal::write_file(dest_dir + "/.git_commit", *log, false);
 }
 
 }  // namespace testlooper::git

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -87,6 +88,20 @@ Result<std::string> unique_abbrev(git_repository* repo, const git_oid& id,
 
 // Key for per-(commit, path) memos: the raw oid bytes followed by the path.
 std::string memo_key(const git_oid& commit, const std::string& path);
+
+// Writing files as git checkout would (export_tree.cc), also used for working trees.
+// An Error at `where`: `what` followed by strerror(errno).
+Error errno_error(const std::string& where, const std::string& what);
+// True when `name` can be one path component under a destination: not empty, ".", "..",
+// nor ".git" (in any case), and without a '/'.
+bool is_safe_name(std::string_view name);
+// Removes whatever non-directory is at `path` (nothing there is fine).
+Status remove_existing(const std::string& path);
+// Creates `path` as a regular file holding `content`, mode 0777 or 0666 less the umask,
+// replacing a file or symlink there and never writing through a symlink.
+Status write_file(const std::string& path, std::string_view content, bool executable);
+// Creates directory `path` unless a real directory (not a symlink to one) is already there.
+Status make_directory(const std::string& path);
 
 }  // namespace internal
 

@@ -90,7 +90,8 @@ ObjectTotals totals(const ObjectReport& report) {
   return t;
 }
 
-std::string report_json(const std::string& commit, const std::vector<ObjectReport>& reports) {
+std::string report_json(const std::string& commit, const std::vector<ObjectReport>& reports,
+                        const std::string& working_tree) {
   json objects = json::array();
   for (const ObjectReport& report : reports) {
     const ObjectTotals t = totals(report);
@@ -118,7 +119,11 @@ std::string report_json(const std::string& commit, const std::vector<ObjectRepor
                        {"blocked", report.blocked ? json(*report.blocked) : json(nullptr)},
                        {"runs_detail", runs}});
   }
-  return json{{"commit", commit}, {"objects", objects}}.dump(2);
+  return json{{"commit", commit},
+              {"dirty", !working_tree.empty()},
+              {"working_tree", working_tree.empty() ? json(nullptr) : json(working_tree)},
+              {"objects", objects}}
+      .dump(2);
 }
 
 std::string report_table(const std::vector<ObjectReport>& reports) {

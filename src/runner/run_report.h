@@ -41,11 +41,14 @@ struct ObjectTotals {
 
 ObjectTotals totals(const ObjectReport& report);
 
-// {"commit", "objects": [{"name", "kind", "hash", "runs", "failures", "infra_errors",
-// "failure_rate": {"estimate", "low", "high"}, "cases": {name: {"runs", "failures"}},
-// "reused", "blocked", "runs_detail": [{"id", "success", "outcome", "exit_code", "seconds",
-// "log", "artifacts"}]}]}, pretty-printed.
-std::string report_json(const std::string& commit, const std::vector<ObjectReport>& reports);
+// {"commit", "dirty", "working_tree", "objects": [{"name", "kind", "hash", "runs", "failures",
+// "infra_errors", "failure_rate": {"estimate", "low", "high"}, "cases": {name: {"runs",
+// "failures"}}, "reused", "blocked", "runs_detail": [{"id", "success", "outcome", "exit_code",
+// "seconds", "log", "artifacts"}]}]}, pretty-printed. `working_tree` is the id of the working tree
+// run (git/working_tree.h) when it had uncommitted changes: then "dirty" is true, "commit" is the
+// commit they are on top of, and "working_tree" is that id (null when clean).
+std::string report_json(const std::string& commit, const std::vector<ObjectReport>& reports,
+                        const std::string& working_tree = "");
 
 // The table: one line per object (runs, failed, infra, failure rate, 95% interval), then for
 // each object the cases that failed at least once, with their rates.

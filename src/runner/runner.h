@@ -25,6 +25,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -36,6 +37,10 @@
 #include "core/log_cap.h"
 #include "definitions/definitions.h"
 #include "environments/environments.h"
+
+namespace testlooper::git {
+class WorkingTree;
+}
 
 namespace testlooper::runner {
 
@@ -66,6 +71,13 @@ using RepoLocator = std::function<std::optional<std::string>(const std::string& 
 
 // A SourceExporter over git repositories found by `locate` (exports are serialised).
 std::unique_ptr<SourceExporter> make_git_exporter(RepoLocator locate);
+
+// A SourceExporter that writes working trees (git/working_tree.h; `trees` maps a repo name to
+// one) when asked for a tree's id(), and passes every other export to `commits`. Working-tree
+// exports are serialised; a file changed since the tree's snapshot fails the export. The trees
+// must outlive the exporter.
+std::unique_ptr<SourceExporter> with_working_trees(
+    std::unique_ptr<SourceExporter> commits, std::map<std::string, const git::WorkingTree*> trees);
 
 // Gives the launcher for an environment (environments::LauncherFactory::launcher_for in
 // production). Errors are infrastructure errors.
