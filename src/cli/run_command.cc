@@ -13,6 +13,7 @@
 #include "artifacts/artifacts.h"
 #include "cli/command.h"
 #include "cli/repo_location.h"
+#include "cli/workspace.h"
 #include "core/glob.h"
 #include "definitions/definitions.h"
 #include "environments/environments.h"
@@ -215,8 +216,17 @@ int run_command(const RunOptions& options) {
     return kUsage;
   }
   git::GitSourceReader reader = make_reader(*location);
-  Result<ResolvedCommit> commit =
-      definitions::resolve_commit(reader, location->name, location->commit);
+  // In a workspace, referenced repos are read as they are checked out (cli/workspace.h).
+  std::vector<std::string> notes;
+  auto in_workspace = workspace_reader(*location, reader, notes);
+  if (!in_workspace.ok()) {
+    std::cerr << "testlooper run: " << in_workspace.error().to_string() << "\n";
+    return kUsage;
+  }
+  for (const std::string& note : notes) std::cerr << "testlooper run: " << note << "\n";
+  Result<ResolvedCommit> commit = definitions::resolve_commit(
+      *in_workspace ? **in_workspace : static_cast<definitions::SourceReader&>(reader),
+      location->name, location->commit);
   if (!commit.ok()) {
     std::cerr << "testlooper run: " << commit.error().to_string() << "\n";
     return kUsage;
