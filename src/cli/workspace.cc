@@ -93,10 +93,13 @@ Result<Checkout> read_checkout(const std::string& path) {
   if (!status.ok()) return status.error();
   out.dirty = !status->empty();
   if (!out.dirty) return out;
-  // The working tree as a commit: a private index, so the user's own is left as it is; fixed
-  // names and dates, so the same content gives the same commit (and the store reuses its builds).
+  // The working tree as a commit: a private index in the repo's git dir (a copy of the user's,
+  // so only changed files are hashed again), the user's own left as it is; fixed names and
+  // dates, so the same content gives the same commit (and the store reuses its builds).
+  auto git_dir = git_output(path, {"rev-parse", "--absolute-git-dir"});
+  if (!git_dir.ok()) return git_dir.error();
   const std::string index =
-      (fs::temp_directory_path() / ("testlooper-index-" + std::to_string(::getpid()))).string();
+      (fs::path(*git_dir) / ("testlooper-index-" + std::to_string(::getpid()))).string();
   const std::vector<std::string> env = {"GIT_INDEX_FILE=" + index,
                                         "GIT_AUTHOR_NAME=TestLooper",
                                         "GIT_AUTHOR_EMAIL=testlooper@localhost",
@@ -104,9 +107,13 @@ Result<Checkout> read_checkout(const std::string& path) {
                                         "GIT_COMMITTER_EMAIL=testlooper@localhost",
                                         "GIT_AUTHOR_DATE=@0 +0000",
                                         "GIT_COMMITTER_DATE=@0 +0000"};
-  fs::remove(index);
+  std::error_code ec;
+  fs::remove(index, ec);
   Status made = [&]() -> Status {
-    if (auto r = git_output(path, {"read-tree", out.head}, env); !r.ok()) return r.error();
+    std::error_code copy_error;
+    if (!fs::copy_file(fs::path(*git_dir) / "index", index, copy_error)) {
+      if (auto r = git_output(path, {"read-tree", out.head}, env); !r.ok()) return r.error();
+    }
     if (auto r = git_output(path, {"add", "-A", "."}, env); !r.ok()) return r.error();
     auto tree = git_sha(path, {"write-tree"}, env);
     if (!tree.ok()) return tree.error();
@@ -118,7 +125,6 @@ Result<Checkout> read_checkout(const std::string& path) {
     out.commit = *commit;
     return {};
   }();
-  std::error_code ec;
   fs::remove(index, ec);
   if (!made.ok()) return made.error();
   return out;
