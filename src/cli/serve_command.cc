@@ -117,6 +117,7 @@ void add_serve_command(CLI::App& app, Action& action) {
       if (cmd->count("--tls-cert") == 0 && cmd->count("--tls-key") == 0) {
         options->tls_cert = from_file.tls_cert;
         options->tls_key = from_file.tls_key;
+        options->tls_chain = from_file.tls_chain;
       }
       if (cmd->count("--insecure-no-auth") == 0)
         options->insecure_no_auth = from_file.insecure_no_auth;

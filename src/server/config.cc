@@ -317,12 +317,9 @@ Status load_config(const std::string& path, ServerOptions& o,
         {"tls_cert", text(o.tls_cert)},
         {"tls_key", text(o.tls_key)},
         {"insecure_no_auth", flag(o.insecure_no_auth)},
-        {"path_to_certs", object({{"cert", text(cert_path)},
-                                  {"key", text(key_path)},
-                                  {"chain", ignored("give the chain after the certificate in the "
-                                                    "cert file (server.tls_cert: leaf first)",
-                                                    warnings)}},
-                                 /*nullable=*/true)},
+        {"path_to_certs",
+         object({{"cert", text(cert_path)}, {"key", text(key_path)}, {"chain", text(o.tls_chain)}},
+                /*nullable=*/true)},
         {"path_to_keys", text(server_keys)},
         {"path_to_local_repos",
          ignored("the server keeps its mirrors of GitHub or GitLab repos under <data>/repos",
@@ -449,6 +446,8 @@ Status load_config(const std::string& path, ServerOptions& o,
   }
   if (o.tls_cert.empty() != o.tls_key.empty())
     return Error{path, "server.tls_cert and server.tls_key: give both or neither"};
+  if (!o.tls_chain.empty() && o.tls_cert.empty())
+    return Error{path, "server.path_to_certs.chain needs the certificate and key (cert, key)"};
   if (!access_token.empty() && !private_token.empty()) {
     return Error{path,
                  "source_control: access_token (GitHub) and private_token (GitLab) are two "

@@ -200,7 +200,6 @@ void set_deploy_environment(const std::string& home) {
 
 const std::map<std::string, int> kDeployIgnored = {{"server.database", 1},
                                                    {"server.path_to_local_repos", 1},
-                                                   {"server.path_to_certs.chain", 1},
                                                    {"server_ports.server_worker_port", 1},
                                                    {"server_ports.server_worker_port_use_ssl", 1},
                                                    {"artifacts.bucket", 1},
@@ -254,6 +253,7 @@ TEST(ConfigCompat, OriginalDeployConfigLoadsItsGitLabSourceAndCertificates) {
   EXPECT_EQ(o.auth_mode, auth::Mode::kNone);  // auth_disabled
   EXPECT_EQ(o.tls_cert, dir.path() + "/certs/cert.crt");
   EXPECT_EQ(o.tls_key, dir.path() + "/certs/cert.key");
+  EXPECT_EQ(o.tls_chain, dir.path() + "/certs/gd_bundle-g2-g1.crt");
   EXPECT_EQ(o.port, 443);                             // server_https_port
   EXPECT_EQ(o.public_url, "https://ci.example.com");  // a host name: where it is reached
   EXPECT_EQ(o.bind, "127.0.0.1");                     // ... not what it listens on
@@ -274,6 +274,55 @@ TEST(ConfigCompat, OriginalDeployConfigServeWarnsAndNamesTheMissingCertificate) 
   EXPECT_EQ(ignored_keys(out, config), kDeployIgnored) << out;
   EXPECT_NE(out.find("cert.crt"), std::string::npos) << out;
   EXPECT_NE(out.find("exit=2"), std::string::npos) << out;
+}
+
+// server.path_to_certs as in the deploy config: the certificate, its key and a chain file with
+// the intermediate authority, which the server sends: a client that trusts only the root
+// verifies it. Without the chain the same client cannot.
+TEST(ConfigCompat, PathToCertsChainIsSentAfterTheCertificate) {
+  TempDir dir;
+  const std::string d = shell_quote(dir.path());
+  ASSERT_EQ(
+      capture(
+          "(set -e; cd " + d +
+          "; openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=root -keyout root.key "
+          "-out root.pem; openssl req -newkey rsa:2048 -nodes -subj /CN=intermediate -keyout "
+          "int.key -out int.csr; printf 'basicConstraints=critical,CA:true\\nkeyUsage=critical,"
+          "keyCertSign,cRLSign\\n' > int.cnf; openssl x509 -req -in int.csr -CA root.pem -CAkey "
+          "root.key -CAcreateserial -days 2 -extfile int.cnf -out int.pem; openssl req -newkey "
+          "rsa:2048 -nodes -subj /CN=localhost -keyout leaf.key -out leaf.csr; printf "
+          "'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > leaf.cnf; openssl x509 -req -in "
+          "leaf.csr -CA int.pem -CAkey int.key -CAcreateserial -days 2 -extfile leaf.cnf -out "
+          "leaf.pem) >/dev/null 2>&1 && echo ok"),
+      "ok\n");
+  GitFixtureRepo app(dir.path() + "/repos/app");
+  app.write("README", "x\n");
+  app.commit("first");
+  setenv("TEST_LOOPER_INSTALL", dir.path().c_str(), 1);
+  auto https_code = [&](bool chain) {
+    const std::string config = dir.path() + "/config.json";
+    std::ofstream(config) << R"({
+    "server": {
+        "path_to_certs": {
+            "cert": "$TEST_LOOPER_INSTALL/leaf.pem",
+            "key": "$TEST_LOOPER_INSTALL/leaf.key")"
+                          << (chain ? R"(,
+            "chain": "$TEST_LOOPER_INSTALL/int.pem")"
+                                    : "")
+                          << R"(
+            }
+        },
+    "server_ports": {"server_address": "localhost", "server_https_port": 9081},
+    "machine_management": {"max_workers": 0},
+    "source_control": {"path_to_repos": "$TEST_LOOPER_INSTALL/repos"}
+})";
+    ServerProcess server({"--config", config, "--port", "0", "--data", dir.path() + "/data"});
+    return capture("curl -s -o /dev/null -w '%{http_code}' --cacert " +
+                   shell_quote(dir.path() + "/root.pem") +
+                   " https://127.0.0.1:" + std::to_string(server.port()) + "/api/repos");
+  };
+  EXPECT_EQ(https_code(true), "200");
+  EXPECT_EQ(https_code(false), "000");  // unable to get the local issuer certificate
 }
 
 TEST(ConfigCompat, UnknownKeysInTheOriginalsSectionsStayErrors) {
