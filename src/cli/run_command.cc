@@ -14,6 +14,7 @@
 #include "cli/command.h"
 #include "cli/no_deps.h"
 #include "cli/repo_location.h"
+#include "cli/workspace.h"
 #include "core/glob.h"
 #include "definitions/definitions.h"
 #include "environments/environments.h"
@@ -263,12 +264,25 @@ int run_command(const RunOptions& options) {
   }
   Result<std::optional<git::WorkingTree>> tree = dirty_working_tree(options, *location);
   if (!tree.ok()) {
-    std::cerr << "testlooper run: " << tree.error().to_string() << "\n";
+    std::cerr << "testlooper run: " << tree.error().to_string() << "
+";
     return kUsage;
   }
   git::GitSourceReader commits = make_reader(*location);
-  git::WorkingTreeReader reader(commits);
-  if (*tree) reader.add(location->name, **tree);
+  git::WorkingTreeReader trees(commits);
+  if (*tree) trees.add(location->name, **tree);
+  // In a workspace, referenced repos are read as they are checked out (cli/workspace.h).
+  std::vector<std::string> notes;
+  auto in_workspace = workspace_reader(*location, trees, notes);
+  if (!in_workspace.ok()) {
+    std::cerr << "testlooper run: " << in_workspace.error().to_string() << "
+";
+    return kUsage;
+  }
+  for (const std::string& note : notes) std::cerr << "testlooper run: " << note << "
+";
+  definitions::SourceReader& reader =
+      *in_workspace ? **in_workspace : static_cast<definitions::SourceReader&>(trees);
   Result<ResolvedCommit> commit =
       definitions::resolve_commit(reader, location->name, *tree ? (*tree)->id() : location->commit);
   if (!commit.ok()) {

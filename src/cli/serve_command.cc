@@ -105,9 +105,11 @@ void add_serve_command(CLI::App& app, Action& action) {
     if (!config->empty()) {
       // Flags given on the command line win over the file.
       server::ServerOptions from_file;
-      if (auto s = server::load_config(*config, from_file); !s.ok()) {
+      std::vector<std::string> warnings;
+      if (auto s = server::load_config(*config, from_file, &warnings); !s.ok()) {
         throw CLI::ValidationError("--config", s.error().to_string());
       }
+      for (const std::string& warning : warnings) std::cerr << warning << "\n";
       if (cmd->count("--repos") == 0) options->repos_dir = from_file.repos_dir;
       if (cmd->count("--data") == 0) options->data_dir = from_file.data_dir;
       if (cmd->count("--port") == 0) options->port = from_file.port;
@@ -115,6 +117,7 @@ void add_serve_command(CLI::App& app, Action& action) {
       if (cmd->count("--tls-cert") == 0 && cmd->count("--tls-key") == 0) {
         options->tls_cert = from_file.tls_cert;
         options->tls_key = from_file.tls_key;
+        options->tls_chain = from_file.tls_chain;
       }
       if (cmd->count("--insecure-no-auth") == 0)
         options->insecure_no_auth = from_file.insecure_no_auth;

@@ -10,7 +10,9 @@
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <thread>
 #include <type_traits>
+#include <vector>
 
 #include "server/http.h"
 
@@ -35,7 +37,9 @@ Result<std::string> expand(const std::string& text, const std::string& where) {
       if (end == std::string::npos) return Error{where, "unterminated ${ in '" + text + "'"};
       ++start;
     } else {
-      while (end < text.size() && (isalnum(static_cast<unsigned char>(text[end])) || text[end] == '_')) ++end;
+      while (end < text.size() &&
+             (isalnum(static_cast<unsigned char>(text[end])) || text[end] == '_'))
+        ++end;
     }
     const std::string name = text.substr(start, end - start);
     if (name.empty()) {
@@ -43,7 +47,8 @@ Result<std::string> expand(const std::string& text, const std::string& where) {
       continue;
     }
     const char* value = std::getenv(name.c_str());
-    if (value == nullptr) return Error{where, fmt::format("environment variable ${} is not set", name)};
+    if (value == nullptr)
+      return Error{where, fmt::format("environment variable ${} is not set", name)};
     out += value;
     i = braced ? end : end - 1;
   }
@@ -76,11 +81,12 @@ Setter number(T& field) {
     if (!v.is_number()) return Error{where, "expected a number"};
     if constexpr (std::is_integral_v<T>) {
       // An integer in T's range: get<T>() would truncate 4294967297 to 1.
-      const bool fits = v.is_number_integer() &&
-                        (v.is_number_unsigned()
-                             ? v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max())
-                             : v.get<int64_t>() >= std::numeric_limits<T>::min() &&
-                                   v.get<int64_t>() <= std::numeric_limits<T>::max());
+      const bool fits =
+          v.is_number_integer() &&
+          (v.is_number_unsigned()
+               ? v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max())
+               : v.get<int64_t>() >= std::numeric_limits<T>::min() &&
+                     v.get<int64_t>() <= std::numeric_limits<T>::max());
       if (!fits) return Error{where, "expected an integer that fits"};
     } else if (!std::isfinite(v.get<double>()) || std::abs(v.get<double>()) > 1e9) {
       return Error{where, "expected a number of at most 1e9"};
@@ -121,6 +127,18 @@ Setter noting(Setter setter, bool& given) {
   };
 }
 
+// A key of the original's config.json that has no meaning here: accepted, and one line
+// "<where> is ignored: <why>" added to `warnings`.
+Setter ignored(std::string why, std::vector<std::string>& warnings) {
+  return [why = std::move(why), &warnings](const json&, const std::string& where) -> Status {
+    warnings.push_back(where + " is ignored: " + why);
+    return {};
+  };
+}
+
+// A sub-section (an object, or null when `nullable`), its keys applied like a section's.
+Setter object(std::map<std::string, Setter> keys, bool nullable = false);
+
 // The OAuth settings of `o` that are wrong (docs/configuration.md "Access"), or "".
 std::string sign_in_error(const ServerOptions& o) {
   if (o.oauth_provider != "github" && o.oauth_provider != "gitlab") {
@@ -144,7 +162,8 @@ std::string sign_in_error(const ServerOptions& o) {
   return "";
 }
 
-Status apply_section(const json& section, const std::string& name, const std::map<std::string, Setter>& keys) {
+Status apply_section(const json& section, const std::string& name,
+                     const std::map<std::string, Setter>& keys) {
   if (!section.is_object()) return Error{name, "expected an object"};
   for (const auto& [key, value] : section.items()) {
     auto it = keys.find(key);
@@ -152,24 +171,127 @@ Status apply_section(const json& section, const std::string& name, const std::ma
     if (it == keys.end()) {
       std::string known;
       for (const auto& [k, s] : keys) known += (known.empty() ? "" : ", ") + k;
-      return Error{where, fmt::format("unknown or unsupported key '{}'; this section takes: {}", key, known)};
+      return Error{where, fmt::format("unknown or unsupported key '{}'; this section takes: {}",
+                                      key, known)};
     }
     TL_RETURN_IF_ERROR(it->second(value, where));
   }
   return {};
 }
 
+Setter object(std::map<std::string, Setter> keys, bool nullable) {
+  return [keys = std::move(keys), nullable](const json& v, const std::string& where) -> Status {
+    if (nullable && v.is_null()) return {};
+    return apply_section(v, where, keys);
+  };
+}
+
+// What the original's keys (its Config.py) set that the seed's did not.
+struct OriginalKeys {
+  int port, https_port;   // server_ports.server_port, .server_https_port; -1 = not given
+  std::string cert, key;  // server.path_to_certs
+  std::string ssh_key;    // server.path_to_keys
+  bool ssh_key_given;     // source_control.ssh_key was given (it wins)
+  std::string store, build_store, test_store;  // artifacts' local paths
+  bool aws;                                    // machine_management's Aws form
+  int max_workers;
+  bool max_workers_given, max_cores_given, max_ram_given;
+};
+
+// Maps `k` onto `o`; `address` (server_ports.server_address) becomes public_url's host when it is
+// a host name rather than an address to listen on.
+Status take_original_keys(const std::string& path, const OriginalKeys& k, std::string& address,
+                          std::vector<std::string>& warnings, ServerOptions& o) {
+  for (const auto& [value, key] :
+       {std::pair{k.port, "server_port"}, {k.https_port, "server_https_port"}}) {
+    if (value < -1 || value > 65535)
+      return Error{path, std::string("server_ports.") + key + ": expected a port, 0 to 65535"};
+  }
+  if (k.port >= 0 && k.https_port >= 0 && k.port != k.https_port) {
+    return Error{path, "server_ports.server_port and server_ports.server_https_port differ"};
+  }
+  if (k.port >= 0 || k.https_port >= 0) o.port = std::max(k.port, k.https_port);
+  if (!k.cert.empty() || !k.key.empty()) {
+    if ((!o.tls_cert.empty() && o.tls_cert != k.cert) || (!o.tls_key.empty() && o.tls_key != k.key))
+      return Error{path, "server.path_to_certs and server.tls_cert/tls_key name different files"};
+    o.tls_cert = k.cert;
+    o.tls_key = k.key;
+  }
+  if (!k.ssh_key_given && !k.ssh_key.empty()) o.host.ssh_key = k.ssh_key;
+  // One local store: the seed's key, else the original's build (then test) artifacts path.
+  for (const std::string* given : {&k.build_store, &k.test_store}) {
+    if (given->empty()) continue;
+    if (o.artifacts_dir.empty() && k.store.empty()) {
+      o.artifacts_dir = *given;
+    } else if (*given != (k.store.empty() ? o.artifacts_dir : k.store)) {
+      warnings.push_back(
+          std::string("artifacts.") +
+          (given == &k.build_store ? "path_to_build_artifacts" : "path_to_test_artifacts") +
+          " is ignored: build and test artifacts share one store, " +
+          (k.store.empty() ? o.artifacts_dir : k.store));
+    }
+  }
+  if (!k.store.empty()) o.artifacts_dir = k.store;
+  if (k.aws) {
+    for (const auto& [given, key] : {std::pair{k.max_workers_given, "max_workers"},
+                                     {k.max_cores_given, "max_cores"},
+                                     {k.max_ram_given, "max_ram_gb"}}) {
+      if (given)
+        warnings.push_back(std::string("machine_management.") + key +
+                           " is ignored: not supported yet (issue 14): it caps cloud workers");
+    }
+    o.local_workers = 0;  // the Aws form: the server starts no workers of its own
+  } else if (k.max_workers_given) {
+    if (k.max_workers < -1) return Error{path, "machine_management.max_workers: -1 or more"};
+    // -1: no limit in the original; here one local worker per core.
+    o.local_workers = k.max_workers == -1
+                          ? static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))
+                          : k.max_workers;
+  }
+  // A host name (the original's "$HOSTNAME"): the name the server is reached at.
+  if (!address.empty() && bind_address(address).empty()) {
+    if (o.public_url.empty()) {
+      const bool tls = !o.tls_cert.empty();
+      const bool default_port = o.port == 0 || o.port == (tls ? 443 : 80);
+      o.public_url = (tls ? "https://" : "http://") + address +
+                     (default_port ? "" : ":" + std::to_string(o.port));
+    }
+    address.clear();
+  }
+  return {};
+}
+
 }  // namespace
 
-Status load_config(const std::string& path, ServerOptions& o) {
+Status load_config(const std::string& path, ServerOptions& o,
+                   std::vector<std::string>* warnings_out) {
   std::ifstream in(path);
   if (!in) return Error{path, "cannot read the config file"};
   const json config = json::parse(in, nullptr, false);
   if (!config.is_object()) return Error{path, "the config must be a JSON object"};
   std::string address;  // the seed's server_ports.server_address: server.bind's other name
   std::string bind;
-  int max_cores = 0;
-  int max_ram_gb = 0;
+  int max_workers = 0, max_cores = 0, max_ram_gb = 0;
+  bool max_workers_given = false, max_cores_given = false, max_ram_given = false;
+  // The original's keys (its Config.py) besides the seed's: see docs/configuration.md
+  // "The original TestLooper's config.json".
+  std::vector<std::string> warnings;  // "<key> is ignored: <why>", one per key
+  int port = -1, https_port = -1;     // server_ports.server_port, .server_https_port
+  std::string cert_path, key_path;    // server.path_to_certs
+  std::string server_keys;            // server.path_to_keys: the source's ssh key
+  bool ssh_key_given = false;
+  std::string store, build_store, test_store;  // artifacts: the one local store
+  bool aws = false;                            // machine_management's Aws form
+  bool s3 = false;                             // artifacts' S3 form
+  const std::string kNoRedis = "TestLooper keeps its state in SQLite (<data>/state.db), not Redis";
+  const std::string kIssue14 = "not supported yet (issue 14)";
+  auto aws_key = [&](const std::string& why) {
+    return noting(ignored(kIssue14 + why, warnings), aws);
+  };
+  auto s3_key = [&] {
+    return noting(ignored(kIssue14 + ": artifacts are kept on local disk", warnings), s3);
+  };
+  const std::string kNoCloud = ": no cloud workers are booted; connect `testlooper worker`s";
   std::string auth_mode;
   bool auth_disabled = false;
   std::string github_url, gitlab_url;
@@ -194,8 +316,25 @@ Status load_config(const std::string& path, ServerOptions& o) {
         {"bind", text(bind)},
         {"tls_cert", text(o.tls_cert)},
         {"tls_key", text(o.tls_key)},
-        {"insecure_no_auth", flag(o.insecure_no_auth)}}},
-      {"server_ports", {{"server_address", text(address)}, {"server_port", number(o.port)}}},
+        {"insecure_no_auth", flag(o.insecure_no_auth)},
+        {"path_to_certs",
+         object({{"cert", text(cert_path)}, {"key", text(key_path)}, {"chain", text(o.tls_chain)}},
+                /*nullable=*/true)},
+        {"path_to_keys", text(server_keys)},
+        {"path_to_local_repos",
+         ignored("the server keeps its mirrors of GitHub or GitLab repos under <data>/repos",
+                 warnings)},
+        {"database", ignored(kNoRedis, warnings)},
+        {"redis_port", ignored(kNoRedis, warnings)}}},
+      {"server_ports",
+       {{"server_address", text(address)},
+        {"server_port", number(port)},
+        {"server_https_port", number(https_port)},
+        {"server_worker_port",
+         ignored("workers connect on the server's one port (server_https_port)", warnings)},
+        {"server_worker_port_use_ssl",
+         ignored("workers use TLS exactly when the server does (path_to_certs)", warnings)},
+        {"redis_port", ignored(kNoRedis, warnings)}}},
       {"source_control",
        {{"path_to_repos", text(o.repos_dir)},
         // GitHub or GitLab as the source (docs/configuration.md "Git hosting").
@@ -203,7 +342,7 @@ Status load_config(const std::string& path, ServerOptions& o) {
         {"private_token", text(private_token)},
         {"github_clone_url", text(github_clone_url)},
         {"gitlab_clone_url", text(gitlab_clone_url)},
-        {"ssh_key", text(o.host.ssh_key)},
+        {"ssh_key", noting(text(o.host.ssh_key), ssh_key_given)},
         {"poll_seconds", number(o.host.poll_seconds)},
         {"timeout_seconds", number(o.host.timeout_seconds)},
         {"webhook_secret", text(o.webhook_secret)},
@@ -227,14 +366,41 @@ Status load_config(const std::string& path, ServerOptions& o) {
         {"provider", text(o.oauth_provider)},
         {"provider_timeout_seconds", number(o.oauth_timeout_seconds)}}},
       {"statuses", {{"enabled", boolean(o.post_statuses)}, {"fail_on", texts(o.status_fail_on)}}},
-      {"artifacts", {{"path_to_local_artifact_storage", text(o.artifacts_dir)}}},
+      {"artifacts",
+       {{"path_to_local_artifact_storage", text(store)},
+        {"path_to_build_artifacts", text(build_store)},
+        {"path_to_test_artifacts", text(test_store)},
+        {"bucket", s3_key()},
+        {"region", s3_key()},
+        {"build_artifact_key_prefix", s3_key()},
+        {"test_artifact_key_prefix", s3_key()}}},
       {"machine_management",
-       {{"max_workers", number(o.local_workers)},
-        {"max_cores", number(max_cores)},
-        {"max_ram_gb", number(max_ram_gb)}}}};
+       {{"max_workers", noting(number(max_workers), max_workers_given)},
+        {"max_cores", noting(number(max_cores), max_cores_given)},
+        {"max_ram_gb", noting(number(max_ram_gb), max_ram_given)},
+        {"local_storage_path", ignored("local workers work under <data>/workers", warnings)},
+        {"docker_scope",
+         ignored("image names are not scoped (each commit's images are built by hash)", warnings)},
+        {"region", aws_key(kNoCloud)},
+        {"vpc_id", aws_key(kNoCloud)},
+        {"subnet", aws_key(kNoCloud)},
+        {"security_group", aws_key(kNoCloud)},
+        {"keypair", aws_key(kNoCloud)},
+        {"bootstrap_bucket", aws_key(kNoCloud)},
+        {"bootstrap_key_prefix", aws_key(kNoCloud)},
+        {"worker_name", aws_key(kNoCloud)},
+        {"worker_iam_role_name", aws_key(kNoCloud)},
+        {"linux_ami", aws_key(kNoCloud)},
+        {"windows_ami", aws_key(kNoCloud)},
+        {"path_to_keys", aws_key(kNoCloud)},
+        {"instance_types", aws_key(kNoCloud)},
+        {"host_ips", aws_key(kNoCloud)}}}};
   // The statistics' settings may also stand at the top level.
-  const std::map<std::string, Setter> top = {{"extra_runs", number(o.extra_runs)},
-                                             {"extra_confidence", number(o.extra_confidence)}};
+  // The original's deploy config has an http_server section its Config.py never read.
+  const std::map<std::string, Setter> top = {
+      {"extra_runs", number(o.extra_runs)},
+      {"extra_confidence", number(o.extra_confidence)},
+      {"http_server", ignored("the original TestLooper never read it either", warnings)}};
   for (const auto& [key, value] : config.items()) {
     if (auto t = top.find(key); t != top.end()) {
       auto s = t->second(value, key);
@@ -247,12 +413,29 @@ Status load_config(const std::string& path, ServerOptions& o) {
           path,
           fmt::format("unknown or unsupported section '{}'; expected server, server_ports, "
                       "source_control, statuses, artifacts, machine_management, auth, extra_runs, "
-                      "extra_confidence",
+                      "extra_confidence, http_server",
                       key)};
     }
     auto s = apply_section(value, key, section->second);
     if (!s.ok()) return Error{path, s.error().where + ": " + s.error().message};
   }
+  TL_RETURN_IF_ERROR(take_original_keys(path,
+                                        OriginalKeys{.port = port,
+                                                     .https_port = https_port,
+                                                     .cert = cert_path,
+                                                     .key = key_path,
+                                                     .ssh_key = server_keys,
+                                                     .ssh_key_given = ssh_key_given,
+                                                     .store = store,
+                                                     .build_store = build_store,
+                                                     .test_store = test_store,
+                                                     .aws = aws,
+                                                     .max_workers = max_workers,
+                                                     .max_workers_given = max_workers_given,
+                                                     .max_cores_given = max_cores_given,
+                                                     .max_ram_given = max_ram_given},
+                                        address, warnings, o));
+  if (aws) max_cores = max_ram_gb = 0;
   if (!bind.empty() && !address.empty() && bind_address(bind) != bind_address(address)) {
     return Error{path, "server.bind and server_ports.server_address name different addresses"};
   }
@@ -263,6 +446,8 @@ Status load_config(const std::string& path, ServerOptions& o) {
   }
   if (o.tls_cert.empty() != o.tls_key.empty())
     return Error{path, "server.tls_cert and server.tls_key: give both or neither"};
+  if (!o.tls_chain.empty() && o.tls_cert.empty())
+    return Error{path, "server.path_to_certs.chain needs the certificate and key (cert, key)"};
   if (!access_token.empty() && !private_token.empty()) {
     return Error{path,
                  "source_control: access_token (GitHub) and private_token (GitLab) are two "
@@ -336,6 +521,11 @@ Status load_config(const std::string& path, ServerOptions& o) {
         gitlab_given || gitlab_login_given || gitlab_api_given || !private_token.empty() ? "gitlab"
                                                                                          : "github";
   }
+  if (gitlab_api_given && o.gitlab_api_url.ends_with("/api/v3")) {  // the original's example
+    o.gitlab_api_url.back() = '4';
+    warnings.push_back("source_control.gitlab_api_url: GitLab removed its API v3; using " +
+                       o.gitlab_api_url);
+  }
   if (auto e = sign_in_error(o); !e.empty()) return Error{path, e};
   if (!access_token.empty()) {
     if (o.owner.empty())
@@ -357,6 +547,12 @@ Status load_config(const std::string& path, ServerOptions& o) {
     o.host.clone_url = gitlab_clone_url;
   }
   while (o.host.clone_url.ends_with('/')) o.host.clone_url.pop_back();
+  if (o.host.kind == hosting::Kind::kLocal && !server_keys.empty())
+    warnings.push_back(
+        "server.path_to_keys is ignored: only a GitHub or GitLab source fetches "
+        "with an ssh key");
+  for (auto& w : warnings) w = path + ": " + w;
+  if (warnings_out != nullptr) *warnings_out = std::move(warnings);
   const int workers = std::max(1, o.local_workers);
   if (max_cores > 0) o.worker_cores = std::max(1, max_cores / workers);
   if (max_ram_gb > 0) o.worker_ram_gb = std::max(1, max_ram_gb / workers);

@@ -55,7 +55,8 @@ constexpr bool kIsTls = std::is_same_v<Stream, TlsStream>;
 
 // A server context for `cert` (a PEM chain) and `key`: TLS 1.2 and later. Throws
 // std::runtime_error naming the file at fault and OpenSSL's reason.
-std::unique_ptr<ssl::context> server_tls_context(const std::string& cert, const std::string& key) {
+std::unique_ptr<ssl::context> server_tls_context(const std::string& cert, const std::string& key,
+                                                 const std::string& chain) {
   auto context = std::make_unique<ssl::context>(ssl::context::tls_server);
   context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
@@ -81,6 +82,26 @@ std::unique_ptr<ssl::context> server_tls_context(const std::string& cert, const 
        [&](beast::error_code& ec) { context->use_certificate_chain_file(cert, ec); });
   load("--tls-key", key,
        [&](beast::error_code& ec) { context->use_private_key_file(key, ssl::context::pem, ec); });
+  if (!chain.empty()) {
+    // The original's path_to_certs.chain: the certificates sent after the leaf.
+    load("server.path_to_certs.chain", chain, [&](beast::error_code& ec) {
+      BIO* bio = BIO_new_file(chain.c_str(), "r");
+      int added = 0;
+      while (bio != nullptr) {
+        X509* x = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+        if (x == nullptr) break;
+        if (SSL_CTX_add0_chain_cert(context->native_handle(), x) != 1) {
+          X509_free(x);
+          added = -1;
+          break;
+        }
+        ++added;
+      }
+      if (bio != nullptr) BIO_free(bio);
+      ERR_clear_error();  // the end of the file reads as an error
+      if (added <= 0) ec = boost::asio::error::invalid_argument;
+    });
+  }
   if (SSL_CTX_check_private_key(context->native_handle()) != 1) {
     throw std::runtime_error("--tls-key " + key + " is not the key of --tls-cert " + cert + ": " +
                              openssl_reason());
@@ -691,7 +712,7 @@ struct HttpServer::Impl {
     const std::string& cert = shared.options.tls_cert;
     const std::string& key = shared.options.tls_key;
     if (cert.empty() != key.empty()) throw std::runtime_error(tls_files_error(cert, key));
-    if (!cert.empty()) shared.tls = server_tls_context(cert, key);
+    if (!cert.empty()) shared.tls = server_tls_context(cert, key, shared.options.tls_chain);
     const tcp::endpoint endpoint(asio::ip::make_address(address),
                                  static_cast<unsigned short>(port));
     protocol = endpoint.protocol();
@@ -870,12 +891,13 @@ int HttpServer::port() const { return impl_->bound_port; }
 
 std::string HttpServer::local_url() const { return impl_->url; }
 
-std::string tls_files_error(const std::string& cert, const std::string& key) {
+std::string tls_files_error(const std::string& cert, const std::string& key,
+                            const std::string& chain) {
   if (cert.empty() && key.empty()) return "";
   if (cert.empty()) return "--tls-key needs --tls-cert (server.tls_cert): it is missing";
   if (key.empty()) return "--tls-cert needs --tls-key (server.tls_key): it is missing";
   try {
-    server_tls_context(cert, key);
+    server_tls_context(cert, key, chain);
   } catch (const std::exception& e) {
     return e.what();
   }

@@ -66,6 +66,7 @@ struct HttpOptions {
   // PEM files; with both set the server speaks HTTPS and WSS only (TLS 1.2 and later).
   std::string tls_cert;
   std::string tls_key;
+  std::string tls_chain;  // PEM certificates sent after tls_cert's ("" = none)
 };
 
 // The IP address `bind` names, as Asio writes it ("0.0.0.0", "::1"): IPv4 or IPv6 literals (the
@@ -77,8 +78,10 @@ std::string bind_address(const std::string& bind);
 bool is_loopback_address(const std::string& address);
 
 // "" when `cert` and `key` can serve TLS (both set, readable, PEM, and the key the
-// certificate's) or are both empty; else what is wrong, naming the file and OpenSSL's reason.
-std::string tls_files_error(const std::string& cert, const std::string& key);
+// certificate's; `chain`, when given, a readable file of PEM certificates) or are both empty;
+// else what is wrong, naming the file and OpenSSL's reason.
+std::string tls_files_error(const std::string& cert, const std::string& key,
+                            const std::string& chain = "");
 
 // "" when `url` can be HttpOptions::public_url (http:// or https://, a host, an optional port
 // and path), else what is wrong with it.

@@ -151,7 +151,7 @@ std::string listening_error(const ServerOptions& options) {
            "--auth token (or --auth oauth), or bind a loopback address; --insecure-no-auth "
            "starts it anyway";
   }
-  return tls_files_error(options.tls_cert, options.tls_key);
+  return tls_files_error(options.tls_cert, options.tls_key, options.tls_chain);
 }
 
 // The pin mover's settings: local pushes to the repos themselves, or, for a GitHub or GitLab
@@ -256,7 +256,8 @@ int run_server(const ServerOptions& options) {
     http = std::make_unique<HttpServer>(
         api, options.port,
         HttpOptions{options.http_timeout_seconds, options.max_connections_per_client,
-                    options.public_url, options.bind, options.tls_cert, options.tls_key});
+                    options.public_url, options.bind, options.tls_cert, options.tls_key,
+                    options.tls_chain});
   } catch (const std::exception& e) {
     std::cerr << "testlooper serve: " << e.what() << "\n";
     return 2;

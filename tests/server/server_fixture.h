@@ -131,11 +131,12 @@ class WorkerProcess {
 
 class ServerProcess {
  public:
-  // Starts `testlooper serve` with `args`; waits until it listens.
-  explicit ServerProcess(const std::vector<std::string>& args) {
+  // Starts `testlooper serve` with `args` (its stderr to the file `err` when given); waits until
+  // it listens.
+  explicit ServerProcess(const std::vector<std::string>& args, const std::string& err = "") {
     int out[2];
     if (pipe(out) != 0) throw std::runtime_error("pipe failed");
-    pid_ = spawn_testlooper("serve", args, out);
+    pid_ = spawn_testlooper("serve", args, out, err);
     close(out[1]);
     FILE* f = fdopen(out[0], "r");
     char line[512] = {0};
