@@ -264,8 +264,7 @@ int run_command(const RunOptions& options) {
   }
   Result<std::optional<git::WorkingTree>> tree = dirty_working_tree(options, *location);
   if (!tree.ok()) {
-    std::cerr << "testlooper run: " << tree.error().to_string() << "
-";
+    std::cerr << "testlooper run: " << tree.error().to_string() << "\n";
     return kUsage;
   }
   git::GitSourceReader commits = make_reader(*location);
@@ -275,12 +274,10 @@ int run_command(const RunOptions& options) {
   std::vector<std::string> notes;
   auto in_workspace = workspace_reader(*location, trees, notes);
   if (!in_workspace.ok()) {
-    std::cerr << "testlooper run: " << in_workspace.error().to_string() << "
-";
+    std::cerr << "testlooper run: " << in_workspace.error().to_string() << "\n";
     return kUsage;
   }
-  for (const std::string& note : notes) std::cerr << "testlooper run: " << note << "
-";
+  for (const std::string& note : notes) std::cerr << "testlooper run: " << note << "\n";
   definitions::SourceReader& reader =
       *in_workspace ? **in_workspace : static_cast<definitions::SourceReader&>(trees);
   Result<ResolvedCommit> commit =
