@@ -56,8 +56,13 @@ bool Api::pin_update(const Request& request, Completion& done) {
   };
   if (auto refusal = access_refusal(request, who)) return answer(*refusal);
   const auto where = pin_path(request.path);
-  if (!state_.repos().count(where->repo))
-    return answer(error(404, "no repo named '" + where->repo + "'"));
+  if (pin_mover_ == nullptr) return answer(error(503, "pins are not tracked by this server"));
+  // What GET .../pins lists (the mover's look at the repos) is what may be moved: the server's
+  // state may ingest the repo a moment later.
+  if (!pin_mover_->pins(where->repo, where->branch)) {
+    return answer(
+        error(404, "no branch '" + where->branch + "' in repo '" + where->repo + "' (yet)"));
+  }
   const json body = json::parse(request.body, nullptr, false);
   if (!body.is_object() || !body.contains("to") || !body["to"].is_string()) {
     return answer(error(400, "the body must be {\"to\": \"<40-hex sha>\" or \"branch-head\"}"));
@@ -67,7 +72,6 @@ bool Api::pin_update(const Request& request, Completion& done) {
     return answer(
         error(400, "'to' must be a full commit id (40 lowercase hex digits) or \"branch-head\""));
   }
-  if (pin_mover_ == nullptr) return answer(error(503, "pins are not tracked by this server"));
   auto make = [this, request, who, name = where->name](const PinUpdateResult& r) {
     Response response = r.status == 200 ? ok({{"commit", r.commit}, {"pin", name}, {"to", r.to}})
                                         : error(r.status, r.error);

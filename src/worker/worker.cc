@@ -445,12 +445,12 @@ class Agent {
   // it is gone or the worker stops). For log messages, from their follower's thread.
   void send_when_room(const std::string& text) {
     for (;;) {
-      std::shared_ptr<Connection> conn;
       {
+        // No copy of conn_ is held here: the last reference to a connection must go on the
+        // session's thread, before its io_context (the stream's destructor needs its services).
         std::lock_guard<std::mutex> lock(mutex_);
-        conn = conn_;
+        if (!conn_ || g_stop || conn_->queued_bytes < kMaxQueuedBytes) break;
       }
-      if (!conn || g_stop || conn->queued_bytes < kMaxQueuedBytes) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     send(text);
