@@ -59,7 +59,7 @@ struct ServerOptions {
   std::string bind = "127.0.0.1";  // the address listened on (--bind, server.bind)
   std::string tls_cert;            // PEM files: with both set the server speaks HTTPS and WSS
   std::string tls_key;
-  std::string tls_chain;           // more certificates sent after tls_cert's (path_to_certs.chain)
+  std::string tls_chain;  // more certificates sent after tls_cert's (path_to_certs.chain)
   auth::Mode auth_mode = auth::Mode::kNone;  // --auth, auth.mode (auth_disabled: true = kNone)
   bool insecure_no_auth = false;             // lets a non-loopback bind run with auth_mode kNone
   bool public_read = false;                  // auth.public_read: anonymous users may view
