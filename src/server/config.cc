@@ -194,9 +194,109 @@ struct OriginalKeys {
   bool ssh_key_given;     // source_control.ssh_key was given (it wins)
   std::string store, build_store, test_store;  // artifacts' local paths
   bool aws;                                    // machine_management's Aws form
-  int max_workers;
+  int max_workers, max_cores, max_ram_gb;
   bool max_workers_given, max_cores_given, max_ram_given;
 };
+
+// machine_management.instance_types: [[{"cores": 4, "ram_gb": 16}, "m5.xlarge"], ...].
+Setter instance_types(std::vector<fleet::InstanceType>& field) {
+  return [&field](const json& v, const std::string& where) -> Status {
+    const std::string expected = R"(expected [[{"cores": N, "ram_gb": N}, "type"], ...])";
+    if (!v.is_array() || v.empty()) return Error{where, expected};
+    std::vector<fleet::InstanceType> out;
+    for (size_t i = 0; i < v.size(); ++i) {
+      const std::string at = fmt::format("{}[{}]", where, i);
+      const json& e = v[i];
+      if (!e.is_array() || e.size() != 2 || !e[0].is_object() || !e[1].is_string())
+        return Error{at, expected};
+      fleet::InstanceType type;
+      TL_RETURN_IF_ERROR(apply_section(
+          e[0], at, {{"cores", number(type.cores)}, {"ram_gb", number(type.ram_gb)}}));
+      type.name = e[1].get<std::string>();
+      const bool name_ok = !type.name.empty() && type.name.size() <= 64 &&
+                           std::all_of(type.name.begin(), type.name.end(), [](char c) {
+                             return isalnum(static_cast<unsigned char>(c)) || c == '.' ||
+                                    c == '-' || c == '_';
+                           });
+      if (!name_ok) return Error{at, "'" + type.name + "' is not an instance type name"};
+      if (type.cores < 1 || type.ram_gb < 0)
+        return Error{at, "cores must be at least 1 and ram_gb not negative"};
+      out.push_back(type);
+    }
+    field = std::move(out);
+    return {};
+  };
+}
+
+// machine_management.host_ips: {"host name": "IP address", ...}, appended to /etc/hosts. A value
+// that is not an IP address (the original's examples hold "...") is warned about and left out.
+Setter host_ips(std::map<std::string, std::string>& field, std::vector<std::string>& warnings) {
+  return [&field, &warnings](const json& v, const std::string& where) -> Status {
+    if (!v.is_object()) return Error{where, R"(expected {"host name": "IP address", ...})"};
+    std::map<std::string, std::string> out;
+    for (const auto& [name, ip] : v.items()) {
+      const std::string at = where + "." + name;
+      const bool name_ok = !name.empty() && name.size() <= 253 &&
+                           std::all_of(name.begin(), name.end(), [](char c) {
+                             return isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-';
+                           });
+      if (!name_ok) return Error{at, "not a host name"};
+      if (!ip.is_string()) return Error{at, "expected an IP address"};
+      if (bind_address(ip.get<std::string>()).empty()) {
+        warnings.push_back(at + " is ignored: '" + ip.get<std::string>() + "' is not an IP address");
+        continue;
+      }
+      out[name] = ip.get<std::string>();
+    }
+    field = std::move(out);
+    return {};
+  };
+}
+
+// The fleet's settings that are wrong when the Aws form is given.
+Status check_fleet(const std::string& path, const fleet::FleetOptions& f) {
+  if (!f.enabled) return {};
+  const std::string m = "machine_management.";
+  if (f.worker_name.empty())
+    return Error{path, m + "worker_name: required (every instance is tagged with it)"};
+  if (f.instance_types.empty()) return Error{path, m + "instance_types: required"};
+  if (f.linux_ami.empty() && f.windows_ami.empty())
+    return Error{path, m + "linux_ami or windows_ami: give at least one"};
+  if (f.region.empty()) return Error{path, m + "region: must not be empty"};
+  for (const auto& [key, url] :
+       {std::pair{"endpoint_url", &f.endpoint_url}, {"server_url", &f.server_url}}) {
+    if (!url->empty() && !url->starts_with("http://") && !url->starts_with("https://"))
+      return Error{path, m + key + ": must be an http:// or https:// URL"};
+  }
+  for (const auto& [key, value] :
+       {std::pair{"max_workers", f.max_workers}, {"max_cores", f.max_cores}, {"max_ram_gb", f.max_ram_gb}}) {
+    if (value < -1) return Error{path, m + key + ": -1 (no limit) or more"};
+  }
+  if (!(f.idle_shutdown_seconds > 0)) return Error{path, m + "idle_shutdown_seconds: must be positive"};
+  if (!(f.boot_timeout_seconds > 0)) return Error{path, m + "boot_timeout_seconds: must be positive"};
+  return {};
+}
+
+// The artifacts' S3 form: key_prefix, or the original's build/test prefixes (one store: the
+// build prefix wins, a different test prefix is warned about).
+Status take_s3_keys(const std::string& path, const std::string& build_prefix,
+                    const std::string& test_prefix, std::vector<std::string>& warnings,
+                    fleet::S3Options& s3) {
+  if (s3.key_prefix.empty()) s3.key_prefix = !build_prefix.empty() ? build_prefix : test_prefix;
+  if (!test_prefix.empty() && test_prefix != s3.key_prefix) {
+    warnings.push_back("artifacts.test_artifact_key_prefix is ignored: builds and run records "
+                       "share one prefix, '" + s3.key_prefix + "'");
+  }
+  if (!s3.key_prefix.empty() && !s3.key_prefix.ends_with('/')) s3.key_prefix += '/';
+  s3.enabled = !s3.bucket.empty();
+  if (!s3.enabled && (!s3.key_prefix.empty() || !s3.endpoint_url.empty()))
+    return Error{path, "artifacts: key_prefix and endpoint_url need a bucket"};
+  if (!s3.endpoint_url.empty() && !s3.endpoint_url.starts_with("http://") &&
+      !s3.endpoint_url.starts_with("https://"))
+    return Error{path, "artifacts.endpoint_url: must be an http:// or https:// URL"};
+  if (s3.enabled && s3.region.empty()) return Error{path, "artifacts.region: must not be empty"};
+  return {};
+}
 
 // Maps `k` onto `o`; `address` (server_ports.server_address) becomes public_url's host when it is
 // a host name rather than an address to listen on.
@@ -233,14 +333,12 @@ Status take_original_keys(const std::string& path, const OriginalKeys& k, std::s
   }
   if (!k.store.empty()) o.artifacts_dir = k.store;
   if (k.aws) {
-    for (const auto& [given, key] : {std::pair{k.max_workers_given, "max_workers"},
-                                     {k.max_cores_given, "max_cores"},
-                                     {k.max_ram_given, "max_ram_gb"}}) {
-      if (given)
-        warnings.push_back(std::string("machine_management.") + key +
-                           " is ignored: not supported yet (issue 14): it caps cloud workers");
-    }
-    o.local_workers = 0;  // the Aws form: the server starts no workers of its own
+    // The Aws form: the limits are the fleet's; the server starts no workers of its own.
+    o.fleet.enabled = true;
+    o.fleet.max_workers = k.max_workers_given ? k.max_workers : -1;
+    o.fleet.max_cores = k.max_cores_given ? k.max_cores : -1;
+    o.fleet.max_ram_gb = k.max_ram_given ? k.max_ram_gb : -1;
+    o.local_workers = 0;
   } else if (k.max_workers_given) {
     if (k.max_workers < -1) return Error{path, "machine_management.max_workers: -1 or more"};
     // -1: no limit in the original; here one local worker per core.
@@ -282,16 +380,8 @@ Status load_config(const std::string& path, ServerOptions& o,
   bool ssh_key_given = false;
   std::string store, build_store, test_store;  // artifacts: the one local store
   bool aws = false;                            // machine_management's Aws form
-  bool s3 = false;                             // artifacts' S3 form
   const std::string kNoRedis = "TestLooper keeps its state in SQLite (<data>/state.db), not Redis";
-  const std::string kIssue14 = "not supported yet (issue 14)";
-  auto aws_key = [&](const std::string& why) {
-    return noting(ignored(kIssue14 + why, warnings), aws);
-  };
-  auto s3_key = [&] {
-    return noting(ignored(kIssue14 + ": artifacts are kept on local disk", warnings), s3);
-  };
-  const std::string kNoCloud = ": no cloud workers are booted; connect `testlooper worker`s";
+  std::string build_prefix, test_prefix;       // the original's S3 key prefixes
   std::string auth_mode;
   bool auth_disabled = false;
   std::string github_url, gitlab_url;
@@ -370,10 +460,13 @@ Status load_config(const std::string& path, ServerOptions& o,
        {{"path_to_local_artifact_storage", text(store)},
         {"path_to_build_artifacts", text(build_store)},
         {"path_to_test_artifacts", text(test_store)},
-        {"bucket", s3_key()},
-        {"region", s3_key()},
-        {"build_artifact_key_prefix", s3_key()},
-        {"test_artifact_key_prefix", s3_key()}}},
+        // The S3 form (docs/configuration.md "Artifacts in S3").
+        {"bucket", text(o.s3.bucket)},
+        {"region", text(o.s3.region)},
+        {"key_prefix", text(o.s3.key_prefix)},
+        {"endpoint_url", text(o.s3.endpoint_url)},
+        {"build_artifact_key_prefix", text(build_prefix)},
+        {"test_artifact_key_prefix", text(test_prefix)}}},
       {"machine_management",
        {{"max_workers", noting(number(max_workers), max_workers_given)},
         {"max_cores", noting(number(max_cores), max_cores_given)},
@@ -381,20 +474,25 @@ Status load_config(const std::string& path, ServerOptions& o,
         {"local_storage_path", ignored("local workers work under <data>/workers", warnings)},
         {"docker_scope",
          ignored("image names are not scoped (each commit's images are built by hash)", warnings)},
-        {"region", aws_key(kNoCloud)},
-        {"vpc_id", aws_key(kNoCloud)},
-        {"subnet", aws_key(kNoCloud)},
-        {"security_group", aws_key(kNoCloud)},
-        {"keypair", aws_key(kNoCloud)},
-        {"bootstrap_bucket", aws_key(kNoCloud)},
-        {"bootstrap_key_prefix", aws_key(kNoCloud)},
-        {"worker_name", aws_key(kNoCloud)},
-        {"worker_iam_role_name", aws_key(kNoCloud)},
-        {"linux_ami", aws_key(kNoCloud)},
-        {"windows_ami", aws_key(kNoCloud)},
-        {"path_to_keys", aws_key(kNoCloud)},
-        {"instance_types", aws_key(kNoCloud)},
-        {"host_ips", aws_key(kNoCloud)}}}};
+        // The fleet's Aws form (docs/configuration.md "The fleet"): any of these makes it so.
+        {"region", noting(text(o.fleet.region), aws)},
+        {"endpoint_url", noting(text(o.fleet.endpoint_url), aws)},
+        {"vpc_id", noting(text(o.fleet.vpc_id), aws)},
+        {"subnet", noting(text(o.fleet.subnet), aws)},
+        {"security_group", noting(text(o.fleet.security_group), aws)},
+        {"keypair", noting(text(o.fleet.keypair), aws)},
+        {"bootstrap_bucket", noting(text(o.fleet.bootstrap_bucket), aws)},
+        {"bootstrap_key_prefix", noting(text(o.fleet.bootstrap_key_prefix), aws)},
+        {"worker_name", noting(text(o.fleet.worker_name), aws)},
+        {"worker_iam_role_name", noting(text(o.fleet.worker_iam_role_name), aws)},
+        {"linux_ami", noting(text(o.fleet.linux_ami), aws)},
+        {"windows_ami", noting(text(o.fleet.windows_ami), aws)},
+        {"path_to_keys", noting(text(o.fleet.path_to_keys), aws)},
+        {"instance_types", noting(instance_types(o.fleet.instance_types), aws)},
+        {"host_ips", noting(host_ips(o.fleet.host_ips, warnings), aws)},
+        {"idle_shutdown_seconds", noting(number(o.fleet.idle_shutdown_seconds), aws)},
+        {"boot_timeout_seconds", noting(number(o.fleet.boot_timeout_seconds), aws)},
+        {"server_url", noting(text(o.fleet.server_url), aws)}}}};
   // The statistics' settings may also stand at the top level.
   // The original's deploy config has an http_server section its Config.py never read.
   const std::map<std::string, Setter> top = {
@@ -431,11 +529,14 @@ Status load_config(const std::string& path, ServerOptions& o,
                                                      .test_store = test_store,
                                                      .aws = aws,
                                                      .max_workers = max_workers,
+                                                     .max_cores = max_cores,
+                                                     .max_ram_gb = max_ram_gb,
                                                      .max_workers_given = max_workers_given,
                                                      .max_cores_given = max_cores_given,
                                                      .max_ram_given = max_ram_given},
                                         address, warnings, o));
-  if (aws) max_cores = max_ram_gb = 0;
+  TL_RETURN_IF_ERROR(check_fleet(path, o.fleet));
+  TL_RETURN_IF_ERROR(take_s3_keys(path, build_prefix, test_prefix, warnings, o.s3));
   if (!bind.empty() && !address.empty() && bind_address(bind) != bind_address(address)) {
     return Error{path, "server.bind and server_ports.server_address name different addresses"};
   }

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "auth/auth.h"
+#include "fleet/fleet.h"
+#include "fleet/s3.h"
 #include "hosting/hosting.h"
 
 namespace testlooper::server {
@@ -31,6 +33,10 @@ struct ServerOptions {
   std::string data_dir = "testlooper-data";
   int port = 9081;
   int local_workers = 1;             // worker processes started and supervised by the server
+  // machine_management's Aws form: machines booted in EC2 for what waits (fleet/fleet.h).
+  fleet::FleetOptions fleet;
+  // artifacts' S3 form: builds, run records, source archives and logs kept in S3 (fleet/s3.h).
+  fleet::S3Options s3;
   int worker_cores = 0;              // per local worker; 0 = the machine's cores / workers
   int worker_ram_gb = 0;             // per local worker; 0 = the machine's RAM / workers
   double poll_seconds = 10;          // git polling interval

@@ -1,0 +1,63 @@
+// S3's REST API: objects put (one request, or multipart above a threshold, streamed from a file),
+// got (into memory with a limit, or streamed to a file), listed, deleted, and presigned. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "fleet/aws.h"
+
+namespace testlooper::fleet {
+
+// config.json's artifacts S3 form: builds, run records, source archives and logs kept in S3.
+struct S3Options {
+  bool enabled = false;  // a bucket was given
+  std::string bucket;
+  std::string region = "us-east-1";
+  std::string key_prefix;    // "" or ends with '/': keys are <prefix>builds/..., <prefix>runs/...
+  std::string endpoint_url;  // "" = AWS
+};
+
+struct S3Object {
+  std::string key;
+  uint64_t size = 0;
+};
+
+class S3Client {
+ public:
+  S3Client(Endpoint endpoint, Credentials credentials);
+
+  // Files larger than this go up in parts of this size (S3's minimum part is 5 MiB).
+  static constexpr uint64_t kPartBytes = uint64_t{16} << 20;
+
+  Status put_object(const std::string& bucket, const std::string& key, const std::string& body,
+                    const std::string& content_type = "application/octet-stream");
+  // Uploads the file at `path`: one PUT up to kPartBytes, else a multipart upload (aborted when
+  // a part fails, so no parts are left behind).
+  Status put_file(const std::string& bucket, const std::string& key, const std::string& path);
+  // The object's bytes; Error when it is larger than `max_bytes` or missing (the Error says
+  // "NoSuchKey"; use head_object to tell absence apart).
+  Result<std::string> get_object(const std::string& bucket, const std::string& key,
+                                 size_t max_bytes = 16 << 20);
+  // Streams the object to `path` (written to path + ".part", then renamed).
+  Status get_file(const std::string& bucket, const std::string& key, const std::string& path);
+  // The object's size, or nullopt when there is no such object.
+  Result<std::optional<uint64_t>> head_object(const std::string& bucket, const std::string& key);
+  // Every object under `prefix` (ListObjectsV2, all pages), in key order.
+  Result<std::vector<S3Object>> list_objects(const std::string& bucket, const std::string& prefix);
+  Status delete_object(const std::string& bucket, const std::string& key);
+  // Creates the bucket (for tests and first use); an existing bucket of ours is not an error.
+  Status create_bucket(const std::string& bucket);
+  // A URL that GETs the object without credentials for `expires_seconds`.
+  std::string presign_get(const std::string& bucket, const std::string& key, int expires_seconds) const;
+
+ private:
+  std::string object_path(const std::string& bucket, const std::string& key) const;
+  Endpoint endpoint_;
+  Credentials credentials_;
+};
+
+}  // namespace testlooper::fleet
