@@ -156,6 +156,47 @@ export interface Worker {
   running: string[];
 }
 
+// GET /api/machines: the fleet's machines (EC2), its limits and use, and what waits for a machine.
+export interface MachineRun {
+  run_id: string;
+  repo: string;
+  commit: string;
+  name: string;
+}
+export interface Machine {
+  id: string;
+  instance_id: string;
+  type: string;
+  state: 'booting' | 'idle' | 'busy' | 'terminating';
+  platform: string;
+  ami: string;
+  cores: number;
+  ram_gb: number;
+  one_job: boolean;
+  booted_at: number;
+  idle_seconds: number;
+  runs: MachineRun[];
+  cost_class: number; // 1 = the cheapest configured instance type
+}
+export interface MachineDemand {
+  platform: string;
+  ami: string;
+  cores: number;
+  ram_gb: number;
+  runs: number;
+  reason: string;
+}
+export interface Machines {
+  enabled: boolean;
+  provider: string;
+  worker_name: string;
+  limits: { max_workers: number; max_cores: number; max_ram_gb: number };
+  used: { workers: number; cores: number; ram_gb: number };
+  machines: Machine[];
+  waiting: MachineDemand[];
+  error: string;
+}
+
 // GET .../branches/{branch}/tests/{name}/history: one test's (or "test::case"'s) counts per
 // first-parent commit, newest first, and the changes of its failure rate.
 export interface TestHistoryCommit {
@@ -275,6 +316,7 @@ export const api = {
     return res.text();
   },
   workers: () => request<Worker[]>('GET', '/api/workers'),
+  machines: () => request<Machines>('GET', '/api/machines'),
   testHistory: (repo: string, branch: string, name: string, limit: number) =>
     request<TestHistory>(
       'GET',

@@ -11,6 +11,7 @@ import { HistoryPage } from './pages/history_page';
 import { RepoPage } from './pages/repo_page';
 import { ReposPage } from './pages/repos_page';
 import { TestPage } from './pages/test_page';
+import { MachinesPage } from './pages/machines_page';
 import { WorkersPage } from './pages/workers_page';
 import { paths } from './format';
 import { loadSession } from './session';
@@ -38,6 +39,7 @@ const TestHistoryPage = lazy(() => import('./pages/test_history_page'));
 const kRoutes: Array<[RegExp, Page]> = [
   [/^\/$/, ReposPage],
   [/^\/workers\/?$/, WorkersPage],
+  [/^\/machines\/?$/, MachinesPage],
   [/^\/runs\/([^/]+)$/, RunPage],
   [/^\/repos\/([^/]+)\/?$/, RepoPage],
   [/^\/repos\/([^/]+)\/commits\/([^/]+)\/tests\/(.+)$/, TestPage],

@@ -50,6 +50,7 @@ export function Layout({ children }: { children: ComponentChildren }) {
         <nav>
           <a href="/">Repos</a>
           <a href="/workers">Workers</a>
+          <a href="/machines">Machines</a>
         </nav>
         <Who />
         <span class={`conn conn-${connection}`} data-connection={connection}>
