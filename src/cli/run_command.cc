@@ -35,6 +35,8 @@ using definitions::ResolvedObject;
 constexpr int kUsage = 2;
 constexpr int kDefinitionsError = 3;
 constexpr int kInterrupted = 130;
+// Lines of the first failure's log that the closing summary shows per failing test.
+constexpr int kSummaryTailLines = 15;
 
 struct RunOptions {
   std::string repo = ".";
@@ -51,6 +53,7 @@ struct RunOptions {
   bool json = false;
   bool no_deps = false;
   std::vector<std::string> patterns;
+  runner::Gate gate;  // --fail-on, --allow-flaky
 };
 
 int machine_ram_gb() {
@@ -165,6 +168,7 @@ class RunSession {
   }
 
   int run_objects(const std::vector<const ResolvedObject*>& objects) {
+    const double started = runner::system_clock().now_seconds();
     std::set<std::string> complete;
     for (const ResolvedObject* o : objects) {
       if (o->kind == ObjectKind::kBuild && store_.is_build_complete(o->hash))
@@ -189,8 +193,14 @@ class RunSession {
       reports_[blocked.object].blocked = blocked.reason;
     }
     print_report();
+    std::cerr << "\n"
+              << runner::report_summary(reports_, options_.gate,
+                                        runner::system_clock().now_seconds() - started,
+                                        [](const std::string& log) {
+                                          return runner::log_tail(log, kSummaryTailLines);
+                                        });
     if (watcher.interrupted()) return kInterrupted;
-    return runner::exit_status(reports_);
+    return runner::exit_status(reports_, options_.gate);
   }
 
   // What is tested: "<repo> at <sha>", or the working tree with its changes.
@@ -333,6 +343,17 @@ void add_run_command(CLI::App& app, Action& action) {
       cmd->add_option("--set", options->set, "Run the builds and tests of this test set");
   cmd->add_flag("--on-host", options->on_host, "Run every Linux environment on this machine");
   cmd->add_flag("--json", options->json, "Print the results as one JSON object");
+  cmd->add_option_function<std::string>(
+         "--fail-on",
+         [options](const std::string& word) {
+           options->gate.fail_on = *runner::parse_fail_on(word);
+         },
+         "What makes the exit status 1: broken (tests failing every time), flaky (any failed "
+         "test), any (any run that did not succeed; the default)")
+      ->check(CLI::IsMember({"broken", "flaky", "any"}));
+  cmd->add_option("--allow-flaky", options->gate.allow_flaky,
+                  "Tests (globs) whose flakiness does not fail the run (repeatable)")
+      ->allow_extra_args(false);  // one glob per flag: the patterns follow
   cmd->add_flag("--no-deps", options->no_deps,
                 "Run only the chosen tests, against builds already in the store");
   CLI::Option* patterns = cmd->add_option("PATTERN", options->patterns,

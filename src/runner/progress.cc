@@ -7,7 +7,8 @@
 namespace testlooper::runner {
 namespace {
 
-// Failing-log tails shown per object on a terminal; later failures get one line each.
+// Failing-log tails shown per object (on a terminal or not: CI logs want them inline); later
+// failures get one line each.
 constexpr int kTailsPerObject = 3;
 constexpr int kTailLines = 10;
 constexpr double kRedrawSeconds = 0.05;
@@ -81,7 +82,7 @@ void ProgressDisplay::finished(const std::string& object_name, int index, const 
     if (!result.log_path.empty()) line += "\n    log: " + result.log_path.string();
   }
   const bool show_tail =
-      live_ && result.outcome != Outcome::kSuccess && tails_shown_[object_name]++ < kTailsPerObject;
+      result.outcome != Outcome::kSuccess && tails_shown_[object_name]++ < kTailsPerObject;
   if (show_tail) {
     const std::string tail = log_tail(result.log_path.string(), kTailLines);
     if (!tail.empty()) line += "\n" + indented(tail, "    | ");

@@ -1,7 +1,7 @@
 // The progress display of `testlooper run`: on a terminal, one live line (runs done/total,
-// failures so far, elapsed, ETA) redrawn in place, with the tail of failing logs printed above
-// it; otherwise one plain line per finished run. Writes to a FILE it does not own.
-// Not thread-safe: call from the scheduling thread only.
+// failures so far, elapsed, ETA) redrawn in place; otherwise one plain line per finished run. The
+// tails of the first failing logs of each object are printed either way. Writes to a FILE it does
+// not own. Not thread-safe: call from the scheduling thread only.
 #pragma once
 
 #include <cstdio>

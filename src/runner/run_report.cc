@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "core/glob.h"
 #include "stats/change_points.h"
 #include "stats/classification.h"
 
@@ -145,19 +146,128 @@ std::string report_table(const std::vector<ObjectReport>& reports) {
   return out;
 }
 
-int exit_status(const std::vector<ObjectReport>& reports) {
-  for (const ObjectReport& report : reports) {
-    if (report.blocked) return 1;
+std::optional<Gate::FailOn> parse_fail_on(const std::string& word) {
+  if (word == "broken") return Gate::FailOn::kBroken;
+  if (word == "flaky") return Gate::FailOn::kFlaky;
+  if (word == "any") return Gate::FailOn::kAny;
+  return std::nullopt;
+}
+
+namespace {
+
+const char* fail_on_word(Gate::FailOn f) {
+  switch (f) {
+    case Gate::FailOn::kBroken:
+      return "broken";
+    case Gate::FailOn::kFlaky:
+      return "flaky";
+    case Gate::FailOn::kAny:
+      return "any";
+  }
+  return "any";
+}
+
+bool allowed_flaky(const Gate& gate, const std::string& name) {
+  return std::any_of(gate.allow_flaky.begin(), gate.allow_flaky.end(),
+                     [&](const std::string& glob) { return glob_match(glob, name); });
+}
+
+// Why `report` fails `gate`, or "".
+std::string gate_failure(const ObjectReport& report, const Gate& gate) {
+  if (report.blocked) return "not run: " + *report.blocked;
+  const definitions::ResolvedObject& o = *report.object;
+  if (o.kind != definitions::ObjectKind::kTest) {
     // A build is judged by its last attempt: retries exist to absorb its failures.
-    if (report.object->kind == definitions::ObjectKind::kBuild && !report.runs.empty()) {
-      if (report.runs.back().outcome != Outcome::kSuccess) return 1;
-      continue;
-    }
-    for (const RunResult& run : report.runs) {
-      if (run.outcome != Outcome::kSuccess) return 1;
+    if (!report.runs.empty() && report.runs.back().outcome != Outcome::kSuccess)
+      return "the build failed: " + report.runs.back().message;
+    return "";
+  }
+  const ObjectTotals t = totals(report);
+  if (t.runs == 0 && !report.runs.empty()) return "no run finished: infrastructure errors only";
+  const stats::Verdict verdict = classify_alone(o.hash, t.runs, t.failures).verdict;
+  if (t.failures > 0 && verdict == stats::Verdict::kFlaky && allowed_flaky(gate, o.name)) return "";
+  const std::string rate = fmt::format("{} of {} runs failed", t.failures, t.runs);
+  switch (gate.fail_on) {
+    case Gate::FailOn::kBroken:
+      return verdict == stats::Verdict::kBroken ? "broken: " + rate : "";
+    case Gate::FailOn::kFlaky:
+      return t.failures > 0 ? std::string(stats::to_string(verdict)) + ": " + rate : "";
+    case Gate::FailOn::kAny:
+      if (t.failures > 0) return std::string(stats::to_string(verdict)) + ": " + rate;
+      return t.infra_errors > 0 ? fmt::format("{} infrastructure errors", t.infra_errors) : "";
+  }
+  return "";
+}
+
+}  // namespace
+
+std::vector<std::string> gate_failures(const std::vector<ObjectReport>& reports, const Gate& gate) {
+  std::vector<std::string> out;
+  for (const ObjectReport& report : reports) {
+    const std::string why = gate_failure(report, gate);
+    if (!why.empty()) out.push_back(report.object->name + ": " + why);
+  }
+  return out;
+}
+
+int exit_status(const std::vector<ObjectReport>& reports, const Gate& gate) {
+  return gate_failures(reports, gate).empty() ? 0 : 1;
+}
+
+std::string report_summary(const std::vector<ObjectReport>& reports, const Gate& gate,
+                           double seconds,
+                           const std::function<std::string(const std::string&)>& read_tail) {
+  int64_t runs = 0, failures = 0, infra = 0, tests = 0;
+  std::string details;
+  for (const ObjectReport& report : reports) {
+    const ObjectTotals t = totals(report);
+    runs += t.runs;
+    failures += t.failures;
+    infra += t.infra_errors;
+    const definitions::ResolvedObject& o = *report.object;
+    if (o.kind == definitions::ObjectKind::kTest) ++tests;
+    if (t.failures == 0) continue;
+    const auto first = std::find_if(report.runs.begin(), report.runs.end(), [](const RunResult& r) {
+      return r.outcome == Outcome::kFailure;
+    });
+    const std::string verdict =
+        o.kind == definitions::ObjectKind::kTest
+            ? std::string(stats::to_string(classify_alone(o.hash, t.runs, t.failures).verdict))
+            : "failed";
+    std::string label = verdict;
+    std::transform(label.begin(), label.end(), label.begin(), ::toupper);
+    details += fmt::format(
+        "{:<7} {}: {} of {} runs failed, {} {}{}\n", label, o.name, t.failures, t.runs,
+        percent(t.rate.estimate), interval(t.rate),
+        verdict == "flaky" && allowed_flaky(gate, o.name) ? " (allowed by --allow-flaky)" : "");
+    if (first == report.runs.end()) continue;
+    details += fmt::format("    first failure: run {}: {}\n", first->run_id, first->message);
+    if (first->log_path.empty()) continue;
+    details += "    log: " + first->log_path.string() + "\n";
+    std::string tail = read_tail(first->log_path.string());
+    if (!tail.empty() && tail.back() == '\n') tail.pop_back();
+    size_t start = 0;
+    while (!tail.empty() && start <= tail.size()) {
+      const size_t end = tail.find('\n', start);
+      details += "    | " + tail.substr(start, end - start) + "\n";
+      if (end == std::string::npos) break;
+      start = end + 1;
     }
   }
-  return 0;
+  std::string out =
+      fmt::format("=== summary: {} runs of {} objects ({} tests) in {:.1f} s: {} failed{}\n", runs,
+                  reports.size(), tests, seconds, failures,
+                  infra ? fmt::format(", {} infrastructure errors", infra) : "");
+  out += details;
+  const std::vector<std::string> failing = gate_failures(reports, gate);
+  if (failing.empty()) {
+    out += fmt::format("=== PASSED (--fail-on {})\n", fail_on_word(gate.fail_on));
+  } else {
+    out += fmt::format("=== FAILED (--fail-on {}): {} failing\n", fail_on_word(gate.fail_on),
+                       failing.size());
+    for (const std::string& line : failing) out += "    " + line + "\n";
+  }
+  return out;
 }
 
 }  // namespace testlooper::runner

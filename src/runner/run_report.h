@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -54,9 +55,38 @@ std::string report_json(const std::string& commit, const std::vector<ObjectRepor
 // each object the cases that failed at least once, with their rates.
 std::string report_table(const std::vector<ObjectReport>& reports);
 
-// 0 when every test run and the last attempt of every build succeeded and nothing was
-// blocked, else 1.
-int exit_status(const std::vector<ObjectReport>& reports);
+// What makes `testlooper run` exit 1 (`--fail-on`, `--allow-flaky`), for CI gating by verdict.
+// Whatever the gate, a blocked object, a build whose last attempt failed and a test with no
+// counted run (only infrastructure errors) fail it: nothing vouches for them.
+struct Gate {
+  enum class FailOn {
+    kBroken,  // tests whose verdict is broken (fails every time, as far as the runs tell)
+    kFlaky,   // tests that failed at least once (flaky or broken)
+    kAny,     // any run that did not succeed, infrastructure errors included (the default)
+  };
+  FailOn fail_on = FailOn::kAny;
+  // Tests (names, globs as core/glob.h) whose flakiness is accepted: a test matching one whose
+  // verdict is flaky does not fail the gate, whatever fail_on says.
+  std::vector<std::string> allow_flaky;
+};
+
+// "broken" | "flaky" | "any" to a FailOn; nullopt for another word.
+std::optional<Gate::FailOn> parse_fail_on(const std::string& word);
+
+// Why each object fails `gate` ("<name>: <why>"), in report order; empty when it passes.
+std::vector<std::string> gate_failures(const std::vector<ObjectReport>& reports, const Gate& gate);
+
+// 0 when nothing fails `gate` (gate_failures), else 1. With the default gate: 0 when every test
+// run and the last attempt of every build succeeded and nothing was blocked.
+int exit_status(const std::vector<ObjectReport>& reports, const Gate& gate = {});
+
+// The closing summary for CI logs (as pytest's and nextest's): totals and time; each failing or
+// flaky test with its failure rate and interval, its verdict, and the first failure's message,
+// log path and last `tail_lines` lines (read by `read_tail(log path)`); then the gate's result
+// and why. Plain text, no colour.
+std::string report_summary(const std::vector<ObjectReport>& reports, const Gate& gate,
+                           double seconds,
+                           const std::function<std::string(const std::string&)>& read_tail);
 
 // "12.5%" style percentage of a rate in [0, 1].
 std::string percent(double rate);
