@@ -215,6 +215,12 @@ class RunSession {
     progress.note("testlooper run: " + subject() + ", " + std::to_string(schedule.total_runs()) +
                   " runs on " + std::to_string(c.cores) + " cores, " + std::to_string(c.ram_gb) +
                   " GB, " + std::to_string(c.jobs) + " at once; store " + store_.root().string());
+    if (c.jobs > c.cores) {
+      // Every run takes at least one core: more jobs than cores never run at once.
+      progress.note("--jobs " + std::to_string(c.jobs) + " is more than the " +
+                    std::to_string(c.cores) + " cores: at most " + std::to_string(c.cores) +
+                    " runs at once (each takes at least one core; --cores raises it)");
+    }
     for (size_t i = 0; i < reports_.size(); ++i) {
       if (reports_[i].reused)
         progress.note("reusing " + reports_[i].object->name + " from the store");

@@ -12,6 +12,8 @@ namespace {
 constexpr int kTailsPerObject = 3;
 constexpr int kTailLines = 10;
 constexpr double kRedrawSeconds = 0.05;
+// The live line names the running objects up to about this many characters.
+constexpr size_t kRunningNamesWidth = 60;
 
 std::string clock_time(double seconds) {
   const int s = static_cast<int>(seconds + 0.5);
@@ -65,13 +67,13 @@ std::string log_tail(const std::string& path, int lines) {
 ProgressDisplay::ProgressDisplay(std::FILE* out, bool live, int total_runs, Clock& clock)
     : out_(out), live_(live), total_(total_runs), clock_(clock), start_(clock.now_seconds()) {}
 
-void ProgressDisplay::started(const std::string&) {
-  ++running_;
+void ProgressDisplay::started(const std::string& object_name) {
+  running_.insert(object_name);
   redraw();
 }
 
 void ProgressDisplay::finished(const std::string& object_name, int index, const RunResult& result) {
-  --running_;
+  if (auto it = running_.find(object_name); it != running_.end()) running_.erase(it);
   ++done_;
   if (result.outcome == Outcome::kFailure) ++failed_;
   if (result.outcome == Outcome::kInfraError) ++infra_;
@@ -120,14 +122,31 @@ void ProgressDisplay::redraw() {
   std::fflush(out_);
 }
 
+// " (a, b ×2, +3 more)": the objects running now, each once with its count, as many as fit.
+std::string ProgressDisplay::running_names() const {
+  if (running_.empty()) return "";
+  std::string names;
+  int shown = 0, left = 0;
+  for (auto it = running_.begin(); it != running_.end(); it = running_.upper_bound(*it)) {
+    const size_t n = running_.count(*it);
+    if (names.size() > kRunningNamesWidth) {
+      left += static_cast<int>(n);
+      continue;
+    }
+    names += (shown++ ? ", " : "") + *it + (n > 1 ? fmt::format(" ×{}", n) : "");
+  }
+  if (left > 0) names += fmt::format(", +{} more", left);
+  return " (" + names + ")";
+}
+
 std::string ProgressDisplay::status_line() const {
   const double elapsed = clock_.now_seconds() - start_;
   std::string eta = "-";
   if (done_ > 0 && done_ < total_) eta = clock_time(elapsed / done_ * (total_ - done_));
   if (done_ >= total_) eta = "0:00";
-  return fmt::format("[{}/{}] {} failed{}  {} running  elapsed {}  eta {}", done_, total_, failed_,
-                     infra_ ? fmt::format(", {} infra errors", infra_) : "", running_,
-                     clock_time(elapsed), eta);
+  return fmt::format("[{}/{}] {} failed{}  {} running{}  elapsed {}  eta {}", done_, total_,
+                     failed_, infra_ ? fmt::format(", {} infra errors", infra_) : "",
+                     running_.size(), running_names(), clock_time(elapsed), eta);
 }
 
 }  // namespace testlooper::runner

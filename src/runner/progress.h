@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <map>
+#include <set>
 #include <string>
 
 #include "runner/runner.h"
@@ -31,6 +32,7 @@ class ProgressDisplay {
   void print_above(const std::string& text);
   void redraw();
   std::string status_line() const;
+  std::string running_names() const;
 
   std::FILE* out_;
   bool live_;
@@ -40,7 +42,7 @@ class ProgressDisplay {
   int done_ = 0;
   int failed_ = 0;
   int infra_ = 0;
-  int running_ = 0;
+  std::multiset<std::string> running_;      // the objects with a run in progress, once per run
   double last_redraw_ = -1;                 // when the live line was last drawn
   std::map<std::string, int> tails_shown_;  // failing-log tails printed per object
 };

@@ -151,7 +151,30 @@ Status write_file(const fs::path& path, const std::string& contents) {
   return {};
 }
 
-std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+// A command as the log shows it: its first line after "<label>: ", then each further line
+// indented, up to kCommandLogLines lines in all, then "(+N lines)". Trailing blank lines (a YAML
+// block scalar's last newline) are not shown.
+constexpr size_t kCommandLogLines = 40;
+std::vector<std::string> command_log_lines(const std::string& label, const std::string& script) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  while (start <= script.size()) {
+    const size_t end = script.find('\n', start);
+    lines.push_back(
+        script.substr(start, end == std::string::npos ? std::string::npos : end - start));
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  while (lines.size() > 1 && lines.back().find_first_not_of(" \t\r") == std::string::npos)
+    lines.pop_back();
+  std::vector<std::string> out;
+  for (size_t i = 0; i < lines.size() && i < kCommandLogLines; ++i)
+    out.push_back(i == 0 ? label + ": " + lines[0] : std::string(label.size() + 2, ' ') + lines[i]);
+  if (lines.size() > kCommandLogLines)
+    out.push_back(std::string(label.size() + 2, ' ') + "(+" +
+                  std::to_string(lines.size() - kCommandLogLines) + " lines)");
+  return out;
+}
 
 // An infrastructure error when the filesystem of `dir` has less than `min_gb` GB free.
 Status check_free_disk(const fs::path& dir, int min_gb) {
@@ -302,7 +325,7 @@ class RunExecution {
     command.mounts = {layout_->root.string(), layout_->ccache.string()};
     command.run_id = request_.run_id;
     command.owner = layout_->root.string();
-    log_->line(label + ": " + first_line(command.script));
+    for (const std::string& line : command_log_lines(label, command.script)) log_->line(line);
     const auto deadline = command_deadline(cap);
     const double started = context_.clock->now_seconds();
     Result<Exit> exit = start_and_wait(command, deadline);

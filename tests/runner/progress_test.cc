@@ -64,12 +64,43 @@ TEST(ProgressDisplay, LiveModeRedrawsOneLineAndShowsTheTailOfFailingLogs) {
   clock.advance(10);
   progress.finished("t", 0, result(Outcome::kFailure, (dir / "log.txt").string()));
   const std::string text = out.text();
-  EXPECT_NE(text.find("\r\x1b[K[0/4] 0 failed  1 running  elapsed 0:00  eta -"), std::string::npos)
+  EXPECT_NE(text.find("\r\x1b[K[0/4] 0 failed  1 running (t)  elapsed 0:00  eta -"),
+            std::string::npos)
       << text;
   EXPECT_NE(text.find("FAIL t #1 (0.25 s): stage 1: exit 2\n    log: "), std::string::npos);
   EXPECT_NE(text.find("    | line 1\n    | line 2\n    | boom\n"), std::string::npos) << text;
   EXPECT_NE(text.find("[1/4] 1 failed  0 running  elapsed 0:10  eta 0:30"), std::string::npos)
       << text;
+}
+
+// Off a terminal (a CI log), a failing run's line is followed by its log's tail too.
+TEST(ProgressDisplay, PlainModeShowsTheTailOfFailingLogsInline) {
+  testlooper::testing::TempDir dir;
+  testlooper::testing::write_file(dir / "log.txt", "line 1\nboom\n");
+  Captured out;
+  testing::FakeClock clock;
+  ProgressDisplay progress(out.file(), false, 1, clock);
+  progress.started("t");
+  progress.finished("t", 0, result(Outcome::kFailure, (dir / "log.txt").string()));
+  EXPECT_EQ(out.text(), "FAIL t #1 (0.25 s): stage 1: exit 2\n    log: " +
+                            (dir / "log.txt").string() + "\n    | line 1\n    | boom\n");
+}
+
+// The live line names what runs, each object once with its count.
+TEST(ProgressDisplay, LiveLineNamesTheRunningObjects) {
+  Captured out;
+  testing::FakeClock clock;
+  ProgressDisplay progress(out.file(), true, 5, clock);
+  progress.started("a/linux");
+  progress.started("b/linux");
+  progress.started("a/linux");
+  clock.advance(1);
+  progress.tick();
+  EXPECT_NE(out.text().find("3 running (a/linux ×2, b/linux)"), std::string::npos) << out.text();
+  progress.finished("a/linux", 0, result(Outcome::kSuccess));
+  clock.advance(1);
+  progress.tick();
+  EXPECT_NE(out.text().find("2 running (a/linux, b/linux)"), std::string::npos) << out.text();
 }
 
 TEST(LogTail, ReturnsTheLastLines) {

@@ -102,6 +102,27 @@ TEST_F(RunnerTest, RunsStagesInOrderWithTheRunVariables) {
   EXPECT_TRUE(std::filesystem::is_empty(store_.work_root() / "0/inputs"));
 }
 
+// Issue 16: the log shows a multi-line command whole (its lines indented under the first), and a
+// very long one up to 40 lines, then how many more.
+TEST_F(RunnerTest, TheLogShowsMultiLineCommandsWhole) {
+  std::string long_script;
+  for (int i = 1; i <= 45; ++i) long_script += "echo " + std::to_string(i) + "\n";
+  const ResolvedObject o =
+      object(ObjectKind::kTest, {stage("make all\nmake check\n"), stage(long_script)});
+  const RunResult result = run(o, ok);
+  std::ifstream in(result.log_path);
+  const std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(log.find("[testlooper] stage 1: make all\n[testlooper]          make check\n"
+                     "[testlooper] stage 1: exit 0"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("[testlooper] stage 2: echo 1\n"), std::string::npos) << log;
+  EXPECT_NE(log.find("[testlooper]          echo 40\n[testlooper]          (+5 lines)\n"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("echo 41"), std::string::npos) << log;
+}
+
 // Issue 11: a command writing far more than the run's max_log_bytes fills the log up to the cap;
 // the rest is counted, the last line says so, and the exit code still decides the run.
 TEST_F(RunnerTest, OutputPastMaxLogBytesIsCountedNotKeptAndTheLogSaysWhereItWasCut) {
