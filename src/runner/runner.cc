@@ -420,6 +420,7 @@ class RunExecution {
   }
 
   void finish();
+  void fail_on_failed_cases();
 
   bool stopped() {
     if (request_.cancellation && request_.cancellation->cancelled()) cancelled_ = true;
@@ -487,12 +488,30 @@ nlohmann::json test_result_json(const RunResult& result,
           {"artifacts", result.artifacts}};
 }
 
+// A run whose test cases failed failed, even when every command exited 0 (a runner that reports
+// failures only in its JUnit or testSummary file): the message names the first few.
+void RunExecution::fail_on_failed_cases() {
+  std::vector<std::string> failed;
+  for (const TestCaseResult& t : result_.tests) {
+    if (!t.success) failed.push_back(t.name);
+  }
+  if (failed.empty()) return;
+  std::string names;
+  for (size_t i = 0; i < failed.size() && i < 3; ++i) names += (i ? ", " : "") + failed[i];
+  if (failed.size() > 3) names += ", ...";
+  result_.outcome = Outcome::kFailure;
+  result_.message = std::to_string(failed.size()) + " of " + std::to_string(result_.tests.size()) +
+                    " test cases failed: " + names;
+  if (log_) log_->line(result_.message);
+}
+
 void RunExecution::finish() {
   result_.outcome = cancelled_ ? Outcome::kCancelled
                     : infra_   ? Outcome::kInfraError
                     : failed_  ? Outcome::kFailure
                                : Outcome::kSuccess;
   if (collector_) result_.tests = std::move(collector_->results());
+  if (result_.outcome == Outcome::kSuccess) fail_on_failed_cases();
   if (result_.outcome == Outcome::kSuccess && object_.kind == ObjectKind::kBuild) {
     Status complete = context_.store->mark_build_complete(
         object_.hash, build_summary_json(object_, result_.artifacts));

@@ -124,7 +124,9 @@ TEST_F(RunIntegration, CountsTestSummaryFormsAndJunitCasesPerCase) {
           "      - {order: 3, command: 'cp src/report.xml $TEST_OUTPUT_DIR/junit.xml'}\n"
           "    dependencies: {src: HEAD}\n",
       {{"report.xml", junit}});
-  const json report = run_json("--runs 3", 0);
+  // Cases failed, so each run failed although every command exited 0 (issue 16).
+  const json report = run_json("--runs 3", 1);
+  EXPECT_EQ(object_named(report, "cases/linux")["failures"], 3);
   const json& cases = object_named(report, "cases/linux")["cases"];
   EXPECT_EQ(cases["bools_ok"], json({{"failures", 0}, {"runs", 3}}));
   EXPECT_EQ(cases["bools_bad"], json({{"failures", 3}, {"runs", 3}}));

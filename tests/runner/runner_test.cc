@@ -238,12 +238,15 @@ TEST_F(RunnerTest, ReadsIndividualTestsAfterEachStageIntoTheRecord) {
                c.script == "one" ? R"({"a": true})" : R"([{"testName": "b", "success": false}])");
     return exits(0);
   });
-  ASSERT_EQ(result.outcome, Outcome::kSuccess);
+  // Every command exited 0, but case b failed: so did the run (issue 16).
+  ASSERT_EQ(result.outcome, Outcome::kFailure);
+  EXPECT_EQ(result.message, "1 of 2 test cases failed: b");
+  EXPECT_EQ(result.exit_code, 0);
   ASSERT_EQ(result.tests.size(), 2u);
   EXPECT_EQ(result.tests[1].name, "b");
   const nlohmann::json record =
       nlohmann::json::parse(read_file(result.record_dir / "test_result.json"));
-  EXPECT_EQ(record["success"], true);
+  EXPECT_EQ(record["success"], false);
   EXPECT_EQ(record["individualTests"].size(), 2u);
   EXPECT_EQ(record["individualTests"][0]["testName"], "a");
   EXPECT_DOUBLE_EQ(record["end_timestamp"].get<double>() - record["start_timestamp"].get<double>(),
