@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 
+#include "core/glob.h"
 #include "core/ids.h"
 #include "core/token.h"
 #include "planner/planner.h"
@@ -72,6 +73,8 @@ std::optional<int64_t> bounded_integer(const json& value, int64_t low, int64_t h
 constexpr int64_t kMaxTargetRuns = 1'000'000;
 constexpr int64_t kMaxDepth = 100'000;
 constexpr int64_t kMaxHistoryLimit = 10'000;
+// The changes endpoint looks this far back along the branch (first-parent commits).
+constexpr size_t kChangesWindow = 2000;
 
 // Splits "/api/repos/{repo}/<rest>" into repo and rest; false when it does not match.
 bool split_repo_path(const std::string& path, std::string& repo, std::string& rest) {
@@ -205,7 +208,9 @@ Response Api::get(const Request& request) {
       return commit_runs(repo, rest.substr(9, rest.size() - 9 - 5), name == request.query.end() ? "" : name->second);
     }
     if (starts_with(rest, "/branches/") && ends_with(rest, "/changes")) {
-      return changes(repo, rest.substr(10, rest.size() - 10 - 8));
+      auto test = request.query.find("test");
+      return changes(repo, rest.substr(10, rest.size() - 10 - 8),
+                     test == request.query.end() ? "" : test->second);
     }
     if (starts_with(rest, "/commits/")) return commit(repo, rest.substr(9));
   }
@@ -396,19 +401,44 @@ Response Api::history(const std::string& repo, const std::string& branch, size_t
   return Response{200, "application/json", fmt::to_string(out), ""};
 }
 
-Response Api::changes(const std::string& repo, const std::string& branch) {
+Response Api::changes(const std::string& repo, const std::string& branch, const std::string& test) {
   auto b = state_.branches().find({repo, branch});
   if (b == state_.branches().end()) return error(404, "no branch '" + branch + "' in repo '" + repo + "'");
+  if (test.size() > 1024) return error(400, "'test' must be a glob of at most 1024 bytes");
+  const std::vector<std::string> shas = state_.first_parent_history(repo, b->second.head, kChangesWindow);
   json out = json::array();
-  for (const auto& [name, t] : branch_stats(state_, repo, state_.first_parent_history(repo, b->second.head, 2000))) {
+  for (const auto& [name, t] : branch_stats(state_, repo, shas)) {
+    if (!test.empty() && !glob_match(test, name)) continue;
     change_points_json(name, t.analysis, out);
     if (!has_failures(t)) continue;
     for (const auto& [case_name, stats] : case_stats(state_, t)) {
       change_points_json(name + "::" + case_name, stats.analysis, out);
     }
   }
+  // What a person needs to judge each change without another request: the commit, how far
+  // from the head, the host's page of it, and which test a case's change belongs to.
+  std::map<std::string, size_t> distance;
+  for (size_t i = 0; i < shas.size(); ++i) distance.emplace(shas[i], i);
+  for (json& change : out) {
+    const std::string sha = change["commit"].get<std::string>();
+    const std::string name = change["name"].get<std::string>();
+    const size_t cut = name.find("::");
+    change["test"] = name.substr(0, cut);
+    change["case"] = cut == std::string::npos ? json(nullptr) : json(name.substr(cut + 2));
+    change["distance"] = distance.count(sha) ? json(distance[sha]) : json(nullptr);
+    const CommitState* c = state_.commit(repo, sha);
+    change["subject"] = c ? c->row.subject : "";
+    change["author"] = c ? c->row.author : "";
+    change["time"] = c ? c->row.time : 0;
+    const std::string link = commit_link_ ? commit_link_(repo, sha) : "";
+    change["url"] = link.empty() ? json(nullptr) : json(link);
+  }
+  // Most certain first; among equally certain ones, the newest.
   std::stable_sort(out.begin(), out.end(), [](const json& x, const json& y) {
-    return x["probability"].get<double>() > y["probability"].get<double>();
+    const double px = x["probability"].get<double>(), py = y["probability"].get<double>();
+    if (px != py) return px > py;
+    return x["distance"].is_number() && (!y["distance"].is_number() ||
+                                         x["distance"].get<size_t>() < y["distance"].get<size_t>());
   });
   return ok(out);
 }

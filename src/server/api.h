@@ -41,6 +41,10 @@ class Api : public Handler {
   // The pin mover behind the pins endpoints (api_pins.cc), given before the server runs and
   // outliving every request; without one they answer 503.
   void set_pin_mover(PinMover* mover) { pin_mover_ = mover; }
+  // The host's page of a commit ("" when unknown), linked from the changes (GitHub/GitLab).
+  void set_commit_link(std::function<std::string(const std::string& repo, const std::string& sha)> link) {
+    commit_link_ = std::move(link);
+  }
 
   Response handle(const Request& request) override;
   // GET /auth/callback (api_session.cc): the sign-in's calls to the provider run on a thread of
@@ -132,7 +136,8 @@ class Api : public Handler {
   nlohmann::json branch_json(const store::BranchRow& branch) const;
   Response history(const std::string& repo, const std::string& branch, size_t limit);
   Response commit(const std::string& repo, const std::string& sha);
-  Response changes(const std::string& repo, const std::string& branch);
+  // `test`: a glob (core/glob.h) over test names ("" = all); a case matches by its test's name.
+  Response changes(const std::string& repo, const std::string& branch, const std::string& test);
   Response commit_runs(const std::string& repo, const std::string& sha, const std::string& name);
   Response run(const std::string& id);
   Response run_log(const std::string& id);
@@ -169,6 +174,7 @@ class Api : public Handler {
   std::function<void()> refresh_;
   PinMover* pin_mover_ = nullptr;
   std::function<void(const std::string&)> fetch_;
+  std::function<std::string(const std::string&, const std::string&)> commit_link_;
   std::string webhook_secret_;
   std::string web_dir_;
   auth::FailureLimiter failures_;

@@ -273,6 +273,12 @@ int run_server(const ServerOptions& options) {
         });
       }));
   api.set_pin_mover(pin_mover.get());
+  api.set_commit_link([&mirrors, kind = options.host.kind](const std::string& repo,
+                                                           const std::string& sha) -> std::string {
+    const auto hosted = mirrors ? mirrors->repo(repo) : std::nullopt;
+    if (!hosted || hosted->web_url.empty()) return "";
+    return hosted->web_url + (kind == hosting::Kind::kGitLab ? "/-/commit/" : "/commit/") + sha;
+  });
   watcher = std::make_unique<Watcher>(
       repos_dir, options.poll_seconds, state.known_commits(),
       [&](RepoBatch batch) {

@@ -177,6 +177,17 @@ TEST_F(ServeTest, Serve_ChangesEndpointNamesTheCommitThatBrokeATest) {
   EXPECT_GT(changes[0]["probability"].get<double>(), 0.9) << changes.dump();
   EXPECT_EQ(changes[0]["after"]["estimate"], 1.0);
   EXPECT_TRUE(changes[0].contains("runs_used"));
+  // What the Changes page shows without another request (issue 16): the commit's subject and
+  // author, how far from the head, the test (and case) it belongs to.
+  EXPECT_EQ(changes[0]["subject"], "breaks it");
+  EXPECT_EQ(changes[0]["author"], "Ada Author");
+  EXPECT_EQ(changes[0]["distance"], 1);
+  EXPECT_EQ(changes[0]["test"], "t/linux");
+  EXPECT_TRUE(changes[0]["case"].is_null());
+  EXPECT_TRUE(changes[0]["url"].is_null());  // local repos: no host page
+  // Filtered by a test glob.
+  EXPECT_EQ(server->get("/api/repos/app/branches/main/changes?test=t/*").size(), changes.size());
+  EXPECT_EQ(server->get("/api/repos/app/branches/main/changes?test=other*"), json::array());
   EXPECT_EQ(server->post("/api/repos/app/branches/nope/changes", "{}").first, 404);
 }
 

@@ -57,6 +57,19 @@ export interface ChangePoint {
   range_probability: number;
   before: Rate;
   after: Rate;
+  runs_used?: number;
+}
+
+// GET .../branches/{branch}/changes: a change point with what a person needs to judge it.
+export interface Change extends ChangePoint {
+  test: string;
+  case: string | null;
+  distance: number | null; // first-parent commits from the branch's head
+  subject: string;
+  author: string;
+  time: number;
+  url: string | null; // the host's page of the commit
+  runs_used: number;
 }
 
 export interface HistoryCommit {
@@ -316,6 +329,11 @@ export const api = {
     return res.text();
   },
   workers: () => request<Worker[]>('GET', '/api/workers'),
+  changes: (repo: string, branch: string, test = '') =>
+    request<Change[]>(
+      'GET',
+      `/api/repos/${enc(repo)}/branches/${encodePath(branch)}/changes${test ? `?test=${enc(test)}` : ''}`,
+    ),
   machines: () => request<Machines>('GET', '/api/machines'),
   testHistory: (repo: string, branch: string, name: string, limit: number) =>
     request<TestHistory>(

@@ -60,6 +60,8 @@ export const paths = {
   // One test's (or "test::case"'s) history along a branch.
   testHistory: (repo: string, branch: string, test: string) =>
     `/repos/${encodeURIComponent(repo)}/branches/${encodePath(branch)}/tests/${encodePath(test)}`,
+  changes: (repo: string, branch: string) =>
+    `/repos/${encodeURIComponent(repo)}/branches/${encodePath(branch)}/changes`,
   commit: (repo: string, sha: string) => `/repos/${encodeURIComponent(repo)}/commits/${sha}`,
   test: (repo: string, sha: string, name: string) =>
     `/repos/${encodeURIComponent(repo)}/commits/${sha}/tests/${encodePath(name)}`,

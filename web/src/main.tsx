@@ -6,6 +6,7 @@ import { render, type ComponentType } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 
 import { Layout, Loading } from './components/layout';
+import { ChangesPage } from './pages/changes_page';
 import { CommitPage } from './pages/commit_page';
 import { HistoryPage } from './pages/history_page';
 import { RepoPage } from './pages/repo_page';
@@ -45,6 +46,7 @@ const kRoutes: Array<[RegExp, Page]> = [
   [/^\/repos\/([^/]+)\/commits\/([^/]+)\/tests\/(.+)$/, TestPage],
   [/^\/repos\/([^/]+)\/commits\/([^/]+)\/?$/, CommitPage],
   [/^\/repos\/([^/]+)\/branches\/(.+?)\/tests\/(.+)$/, TestHistoryPage],
+  [/^\/repos\/([^/]+)\/branches\/(.+?)\/changes\/?$/, ChangesPage],
   [/^\/repos\/([^/]+)\/branches\/(.+?)\/?$/, HistoryPage],
 ];
 

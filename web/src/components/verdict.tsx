@@ -1,6 +1,6 @@
 // The statistics' classification of a test or test case at a commit (docs/statistics.md): a small
 // label with its confidence. Renders nothing when the server sent none.
-import type { Classification } from '../api';
+import type { ChangePoint, Classification, Rate } from '../api';
 import { percent } from '../format';
 
 const kMeaning: Record<string, string> = {
@@ -26,6 +26,42 @@ export function VerdictBadge({ c }: { c: Classification | null | undefined }) {
     <span class={`verdict v-${c.verdict}`} data-verdict={c.verdict} title={verdictText(c)}>
       {c.verdict}
       {sure && <span class="conf"> {Math.round(c.confidence * 100)}%</span>}
+    </span>
+  );
+}
+
+// Below this estimated failure rate a test counts as passing in the words of a change.
+const kPassing = 0.005;
+// At or above this one it fails every time.
+const kAlways = 0.99;
+
+// What happened at a change point, in words: "started failing here", "became flakier here",
+// "became flaky here", "less flaky here", "fixed here".
+export function changeWords(before: Rate, after: Rate): string {
+  if (after.estimate > before.estimate) {
+    if (before.estimate < kPassing) return 'started failing here';
+    return 'became flakier here';
+  }
+  if (after.estimate < kPassing) return 'fixed here';
+  if (before.estimate >= kAlways) return 'became flaky here';
+  return 'less flaky here';
+}
+
+// "started failing here: 0% → 33%".
+export function changeSentence(cp: ChangePoint): string {
+  return `${changeWords(cp.before, cp.after)}: ${percent(cp.before.estimate)} → ${percent(cp.after.estimate)}`;
+}
+
+export const kSureMeaning =
+  'How sure the statistics are that the failure rate changed at exactly this commit: the ' +
+  'posterior probability of this change point given every run along the branch ' +
+  '(docs/statistics.md). It is not a failure rate.';
+
+// "96% sure", labelled as a confidence with its meaning on hover.
+export function Sure({ p }: { p: number }) {
+  return (
+    <span class="sure" title={kSureMeaning} data-probability={p.toFixed(3)}>
+      {Math.floor(p * 100)}% sure
     </span>
   );
 }

@@ -1,6 +1,7 @@
 // `/repos/{repo}/commits/{sha}`: the commit's builds and tests with status, runs, failure rate,
 // editable target runs and dependencies; its test sets (toggled here); its definitions file and
 // error; the resolved definition of each object.
+import { CulpritBanner } from '../components/changes';
 import { useEffect, useState } from 'preact/hooks';
 
 import { api, type Commit, type CommitObject } from '../api';
@@ -202,6 +203,7 @@ export function CommitPage({ args }: { args: string[] }) {
       ) : (
         <>
           <h1>{c.subject}</h1>
+          <CulpritBanner repo={repo} sha={c.sha} />
           <p class="commit-meta">
             <code>{c.sha}</code> · {c.author} · {dateTime(c.time)}
             {c.parents.map((p, i) => (

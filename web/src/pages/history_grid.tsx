@@ -5,7 +5,7 @@
 import { Component } from 'preact';
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 
-import { verdictText } from '../components/verdict';
+import { changeSentence, verdictText } from '../components/verdict';
 import { age, paths, percent, rateClass, shortSha } from '../format';
 import { navigate } from '../router';
 import type { Cell, Column, Row } from './history_model';
@@ -89,7 +89,9 @@ class GridRow extends Component<RowProps> {
             data-mark={changed ? 'change' : merge ? 'merge' : ''}
             title={
               changed
-                ? `suspected change of failure rate: ${row.changes.map((cp) => cp.name).join(', ')}`
+                ? row.changes
+                    .map((cp) => `${cp.name} ${changeSentence(cp)} (${Math.floor(cp.probability * 100)}% sure)`)
+                    .join('\n')
                 : merge
                   ? 'merge commit'
                   : undefined
@@ -128,10 +130,7 @@ function tipLines(column: Column, row: Row, cell: Cell): string[] {
   if (cell.classification) lines.push(verdictText(cell.classification));
   for (const cp of row.changes) {
     if (column.names.includes(cp.name)) {
-      lines.push(
-        `change point of ${cp.name} (p=${cp.range_probability.toFixed(2)}): ` +
-          `${percent(cp.before.estimate)} → ${percent(cp.after.estimate)}`,
-      );
+      lines.push(`◆ ${cp.name} ${changeSentence(cp)} (${Math.floor(cp.probability * 100)}% sure)`);
     }
   }
   return lines;

@@ -193,7 +193,10 @@ export function HistoryPage({ args, place }: { args: string[]; place: Place }) {
           <span class="muted">
             head <a href={paths.commit(repo, history.head)}>{shortSha(history.head)}</a>
           </span>
-        )}
+        )}{' '}
+        <a class="changes-link" href={paths.changes(repo, branch)}>
+          changes
+        </a>
       </h1>
       <Problem error={live.error} />
       {!history ? (

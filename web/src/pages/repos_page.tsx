@@ -1,5 +1,6 @@
 // `/`: every repo with its branches under test and the health of their heads.
 import { api, type Repo } from '../api';
+import { RegressionsPanel } from '../components/changes';
 import { HealthBar, healthOf } from '../components/health';
 import { Loading, Problem } from '../components/layout';
 import { age, paths, shortSha } from '../format';
@@ -70,7 +71,12 @@ export function ReposPage() {
       ) : live.data.length === 0 ? (
         <p class="muted">No git repos under the server's --repos folder yet.</p>
       ) : (
-        live.data.map((r) => <RepoCard key={r.name} repo={r} />)
+        <>
+          <RegressionsPanel repos={live.data} />
+          {live.data.map((r) => (
+            <RepoCard key={r.name} repo={r} />
+          ))}
+        </>
       )}
     </>
   );
