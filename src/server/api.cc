@@ -342,8 +342,11 @@ Response Api::branches(const std::string& repo) {
 Response Api::history(const std::string& repo, const std::string& branch, size_t limit) {
   auto b = state_.branches().find({repo, branch});
   if (b == state_.branches().end()) return error(404, "no branch '" + branch + "' in repo '" + repo + "'");
-  const std::vector<std::string> shas = state_.first_parent_history(repo, b->second.head, limit);
+  // Analysed along the branch's window whatever the limit; the first `limit` are shown.
+  const std::vector<std::string> shas =
+      state_.first_parent_history(repo, b->second.head, std::max(limit, kAnalysisWindow));
   const size_t n = shas.size();
+  const size_t shown = std::min(n, limit);
   const BranchStats tests = branch_stats(state_, repo, shas);
   // Cases are classified for the tests that failed somewhere in the window (the others' cases
   // have nothing to tell apart from the test).
@@ -366,7 +369,7 @@ Response Api::history(const std::string& repo, const std::string& branch, size_t
     fmt::format_to(std::back_inserter(out), format, std::forward<A>(args)...);
   };
   put(R"({{"repo":{},"branch":{},"head":{},"commits":[)", quoted(repo), quoted(branch), quoted(b->second.head));
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = 0; i < shown; ++i) {
     const std::string& sha = shas[i];
     const size_t index = n - 1 - i;  // in the oldest-first histories
     const CommitState* c = state_.commit(repo, sha);
@@ -392,10 +395,16 @@ Response Api::history(const std::string& repo, const std::string& branch, size_t
     }
     put("]}}");
   }
-  json change_points = json::array();
-  for (const auto& [name, t] : tests) change_points_json(name, t.analysis, change_points);
+  json all_points = json::array();
+  for (const auto& [name, t] : tests) change_points_json(name, t.analysis, all_points);
   for (const auto& [name, cs] : cases) {
-    for (const auto& [case_name, stats] : cs) change_points_json(name + "::" + case_name, stats.analysis, change_points);
+    for (const auto& [case_name, stats] : cs) change_points_json(name + "::" + case_name, stats.analysis, all_points);
+  }
+  // Only the changes at the commits shown.
+  const std::set<std::string> shown_shas(shas.begin(), shas.begin() + static_cast<std::ptrdiff_t>(shown));
+  json change_points = json::array();
+  for (json& cp : all_points) {
+    if (shown_shas.count(cp["commit"].get<std::string>())) change_points.push_back(std::move(cp));
   }
   put(R"(],"change_points":{}}})", change_points.dump());
   return Response{200, "application/json", fmt::to_string(out), ""};

@@ -7,6 +7,7 @@
 
 #include "planner/planner.h"
 #include "server/api_json.h"
+#include "server/commit_stats.h"
 #include "stats/change_points.h"
 
 namespace testlooper::server {
@@ -91,7 +92,9 @@ std::optional<Response> test_history(ServerState& state, const std::string& repo
     limit = std::min(limit, kMaxHistory);
   }
   const store::BranchRow& b = state.branches().at({repo, branch});
-  const std::vector<std::string> shas = state.first_parent_history(repo, b.head, limit);
+  // Analysed along the branch's window whatever the limit; the first `limit` are shown.
+  const std::vector<std::string> shas =
+      state.first_parent_history(repo, b.head, std::max(limit, kAnalysisWindow));
   std::string object;
   std::string test_case;
   if (!resolve_name(state, repo, shas, name, object, test_case)) {
@@ -139,7 +142,7 @@ std::optional<Response> test_history(ServerState& state, const std::string& repo
 
   const size_t n = shas.size();
   json commits = json::array();
-  for (size_t k = 0; k < n; ++k) {
+  for (size_t k = 0; k < std::min(n, limit); ++k) {
     const size_t i = n - 1 - k;  // history index of the k-th newest commit
     const CommitState* c = state.commit(repo, shas[k]);
     const store::ObjectRow* o = find_object(c, object);
@@ -161,8 +164,13 @@ std::optional<Response> test_history(ServerState& state, const std::string& repo
                                : json(nullptr)}};
     commits.push_back(std::move(entry));
   }
+  json all_points = json::array();
+  change_points_json(name, analysis, all_points);
   json change_points = json::array();
-  change_points_json(name, analysis, change_points);
+  for (json& cp : all_points) {
+    const auto at = std::find(shas.begin(), shas.end(), cp["commit"].get<std::string>());
+    if (static_cast<size_t>(at - shas.begin()) < limit) change_points.push_back(std::move(cp));
+  }
   return ok({{"repo", repo},
              {"branch", branch},
              {"head", b.head},

@@ -16,6 +16,9 @@ namespace testlooper::server {
 
 // How far back a commit's ancestry is read to classify its tests.
 constexpr size_t kClassifyAncestry = 200;
+// The statistics of a branch's pages see at least this many first-parent commits, however few a
+// page shows (`limit`), so that a test's verdict at a commit does not depend on the request.
+constexpr size_t kAnalysisWindow = kClassifyAncestry;
 
 // One test's (or test case's) evidence along a history (oldest first, an identity's runs placed
 // once, at its oldest commit) and the analysis of its changes.

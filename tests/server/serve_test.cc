@@ -246,3 +246,75 @@ TEST(ServeUnrunnable, ATestNeedingMoreThanAnyWorkerHasIsReportedWithTheReason) {
 
 }  // namespace
 }  // namespace testlooper::server
+
+namespace testlooper::server {
+namespace {
+
+// Issue 16: a test's verdict at a commit does not depend on how many commits a page asked for.
+// A 20% flaky test along four commits, then a head with two passing runs: seen alone (limit=1,
+// what the home page asks) the head looked "good"; along the branch it is the same flake.
+TEST_F(ServeTest, Serve_AVerdictDoesNotDependOnTheHistoryLimit) {
+  const std::string counters = dir_.path() + "/counters";
+  std::filesystem::create_directories(counters);
+  // Each commit's src/id names its counter; src/fails lists the run indices that fail.
+  app_.write("testlooper.yml",
+             "looper_version: 5\n"
+             "environments: {linux: {platform: linux, image: {host: true}}}\n"
+             "tests: {f/linux: {command: 'c=" + counters +
+                 "/$(cat src/id); n=$(flock $c.lock sh -c \"n=\\$(cat $c 2>/dev/null || echo 0); "
+                 "echo \\$((n+1)) > $c; echo \\$n\"); ! grep -qx $n src/fails', "
+                 "dependencies: {src: HEAD}}}\n");
+  for (int i = 1; i <= 4; ++i) {
+    app_.write("id", std::to_string(i));
+    app_.write("fails", "3\n8\n");  // 2 of every 10 runs
+    app_.commit("flaky " + std::to_string(i));
+  }
+  app_.write("id", "head");
+  app_.write("fails", "");
+  const std::string head = app_.commit("head");
+  // No extra runs: they would go to the head and tell the flake's end from its two passes.
+  auto server = std::make_unique<ServerProcess>(std::vector<std::string>{
+      "--repos", dir_.path() + "/repos", "--data", dir_.path() + "/data", "--port", "0",
+      "--workers", "1", "--worker-cores", "2", "--worker-ram-gb", "2", "--poll-seconds", "0.3",
+      "--extra-runs", "0"});
+  ASSERT_TRUE(eventually([&] { return server->get("/api/repos").size() == 1; }, 30));
+  server->post("/api/repos/app/branches/main/test", R"({"enabled": true, "depth": 4})");
+  ASSERT_TRUE(eventually([&] { return server->get("/api/repos/app/branches/main/history")["commits"].size() == 6; }, 30));
+  const json history = server->get("/api/repos/app/branches/main/history");
+  for (const auto& c : history["commits"]) {
+    if (c["subject"] == "first") continue;
+    const std::string sha = c["sha"];
+    const auto [status, body] = server->post("/api/repos/app/commits/" + sha + "/targets",
+                                             json{{"name", "f/linux"}, {"runs", sha == head ? 2 : 10}}.dump());
+    ASSERT_EQ(status, 200) << body.dump();
+  }
+  ASSERT_TRUE(eventually([&] {
+    const json h = server->get("/api/repos/app/branches/main/history?limit=5");
+    if (!h.is_object() || h["commits"].size() != 5) return false;
+    for (size_t i = 0; i < 5; ++i) {
+      const json o = object_at(h, i, "f/linux");
+      if (!o.is_object() || o["runs"] != (i == 0 ? 2 : 10) || o["active_runs"] != 0) return false;
+    }
+    return true;
+  }, 120)) << server->get("/api/repos/app/branches/main/history?limit=5").dump(2);
+  const json wide = server->get("/api/repos/app/branches/main/history?limit=20");
+  EXPECT_EQ(object_at(wide, 1, "f/linux")["failures"], 2);
+  EXPECT_EQ(object_at(wide, 0, "f/linux")["failures"], 0);
+  EXPECT_EQ(object_at(wide, 0, "f/linux")["classification"]["verdict"], "flaky") << wide.dump(2);
+  for (const int limit : {1, 3}) {
+    const json narrow = server->get("/api/repos/app/branches/main/history?limit=" + std::to_string(limit));
+    ASSERT_EQ(narrow["commits"].size(), static_cast<size_t>(limit));
+    for (int i = 0; i < limit; ++i) {
+      EXPECT_EQ(object_at(narrow, i, "f/linux")["classification"],
+                object_at(wide, i, "f/linux")["classification"])
+          << "limit " << limit << ", commit " << i;
+    }
+  }
+  // The same for one test's history.
+  const json one = server->get("/api/repos/app/branches/main/tests/f%2Flinux/history?limit=1");
+  ASSERT_EQ(one["commits"].size(), 1u) << one.dump();
+  EXPECT_EQ(one["commits"][0]["classification"], object_at(wide, 0, "f/linux")["classification"]);
+}
+
+}  // namespace
+}  // namespace testlooper::server

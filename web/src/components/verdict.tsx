@@ -15,17 +15,42 @@ const kMeaning: Record<string, string> = {
 
 export function verdictText(c: Classification | null | undefined): string {
   if (!c || !c.verdict) return '';
-  const sure = c.verdict === 'unknown' ? '' : ` (confidence ${percent(c.confidence)})`;
+  const sure = c.verdict === 'unknown' ? '' : ` (${Math.floor(c.confidence * 100)}% sure)`;
   return `${c.verdict}: ${kMeaning[c.verdict] ?? ''}${sure}`;
 }
 
-export function VerdictBadge({ c }: { c: Classification | null | undefined }) {
+// The verdict in words that say what happened, with the failure rate where it is the point:
+// "passing", "flaky (≈14%)", "failing", "started failing here (≈33%)", "fixed here", "no runs".
+export function verdictWords(c: Classification, failureRate?: number): string {
+  const rate = failureRate === undefined ? '' : ` (≈${percent(failureRate)})`;
+  switch (c.verdict) {
+    case 'good':
+      return 'passing';
+    case 'flaky':
+      return `flaky${rate}`;
+    case 'broken':
+      // Broken below a certain failure means its rate went up here (docs/statistics.md).
+      return failureRate !== undefined && failureRate < kAlways ? `started failing here${rate}` : 'failing';
+    case 'fixed':
+      return 'fixed here';
+    case 'new':
+      return 'new here';
+    case 'removed':
+      return 'removed here';
+    default:
+      return 'no runs';
+  }
+}
+
+// The classification as words, and its confidence labelled as one ("· 96% sure"), never with
+// the look of a failure rate. `rate`: the runs' failure rate here, when known.
+export function VerdictBadge({ c, rate }: { c: Classification | null | undefined; rate?: number }) {
   if (!c || !c.verdict) return null;
   const sure = c.verdict !== 'unknown' && c.verdict !== 'new' && c.verdict !== 'removed';
   return (
     <span class={`verdict v-${c.verdict}`} data-verdict={c.verdict} title={verdictText(c)}>
-      {c.verdict}
-      {sure && <span class="conf"> {Math.round(c.confidence * 100)}%</span>}
+      {verdictWords(c, rate)}
+      {sure && <span class="conf"> · {Math.floor(c.confidence * 100)}% sure</span>}
     </span>
   );
 }

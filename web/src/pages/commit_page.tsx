@@ -120,7 +120,7 @@ function ObjectRow({ c, o, done }: { c: Commit; o: CommitObject; done: () => voi
           {o.failures}/{o.runs} · {rateText(o.failure_rate, o.runs)}
         </td>
         <td class="classification">
-          <VerdictBadge c={o.classification} />
+          <VerdictBadge c={o.classification} rate={o.runs > 0 ? o.failures / o.runs : undefined} />
           <CaseVerdicts o={o} />
         </td>
         <td>

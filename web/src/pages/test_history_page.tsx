@@ -190,7 +190,7 @@ export default function TestHistoryPage({ args, place }: { args: string[]; place
                     {p.present && `${p.failures}/${p.runs} · ${rateText(p.failure_rate, p.runs)}`}
                   </td>
                   <td>
-                    <VerdictBadge c={p.classification} />
+                    <VerdictBadge c={p.classification} rate={p.runs > 0 ? p.failures / p.runs : undefined} />
                   </td>
                 </tr>
               ))}

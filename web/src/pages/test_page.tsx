@@ -143,7 +143,7 @@ function CaseMatrix({
               {counts.failures}/{counts.runs} · {rateText(counts.failure_rate, counts.runs)}
             </td>
             <td>
-              <VerdictBadge c={counts.classification} />
+              <VerdictBadge c={counts.classification} rate={counts.runs > 0 ? counts.failures / counts.runs : undefined} />
             </td>
             {results.map((m, i) => {
               const ok = m.get(caseName);
