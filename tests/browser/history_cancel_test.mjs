@@ -154,7 +154,19 @@ export function register({ binary, artifacts }) {
     const label = 'tr[data-name="flip/linux"] .verdict';
     await page.waitForSelector(label);
     assertEqual(await page.getAttribute(label, 'data-verdict'), flip.classification.verdict, 'the verdict shown');
-    assert((await page.textContent(label)).startsWith(flip.classification.verdict), 'its word');
+    // The verdict in words that say what happened (issue 16), its confidence labelled "N% sure".
+    const words = {
+      good: ['passing'],
+      flaky: ['flaky'],
+      broken: ['failing', 'started failing here'],
+      fixed: ['fixed here'],
+      new: ['new here'],
+      removed: ['removed here'],
+      unknown: ['no runs'],
+    }[flip.classification.verdict];
+    const shown = await page.textContent(label);
+    assert(words.some((w) => shown.startsWith(w)), `its words: ${shown}`);
+    if (flip.classification.verdict !== 'unknown') assert(/ · \d+% sure$/.test(shown), `its confidence: ${shown}`);
     await shot(page, 'commit-classification');
 
     const caseB = commit.objects.find((o) => o.name === 'cases/linux').cases.b;
