@@ -3,6 +3,7 @@
 // Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -65,6 +66,10 @@ class S3Client {
 
   // The page size of list_objects (max-keys, 1..1000; default 1000): small pages let the tests
   // go through continuation tokens.
+  // Every call but the abort of a failed multipart upload ends (an Error) once `*stop` is true
+  // (the server stopping); null = never. REQUIRES: `stop` outlives the client's calls.
+  void set_stop(const std::atomic<bool>* stop) { stop_ = stop; }
+
   void set_list_page_size(int keys) { list_page_size_ = keys < 1 ? 1 : keys > 1000 ? 1000 : keys; }
 
  private:
@@ -73,12 +78,23 @@ class S3Client {
   bool path_style(const std::string& bucket) const;
   Endpoint bucket_endpoint(const std::string& bucket) const;
   std::string object_path(const std::string& bucket, const std::string& key) const;
+  // `request` to `bucket` (stopped by stop_ unless it has a flag of its own): the answer, whatever
+  // its status; send_ok: and an Error for an answer that is not 2xx.
+  Result<AwsAnswer> send(const std::string& bucket, AwsRequest request,
+                         const std::string& at) const;
+  Result<AwsAnswer> send_ok(const std::string& bucket, const AwsRequest& request,
+                            const std::string& at) const;
+  Status put_multipart(const std::string& bucket, const std::string& key, const std::string& path,
+                       uint64_t size);
+  Status complete_multipart(const std::string& bucket, const std::string& key,
+                            const std::string& upload_id, const std::vector<std::string>& etags);
   // UploadPart of every kPartBytes region of `path` (ETags in part order).
   Status upload_parts(const std::string& bucket, const std::string& key, const std::string& path,
                       const std::string& upload_id, uint64_t size, std::vector<std::string>* etags);
   Endpoint endpoint_;
   Credentials credentials_;
   int list_page_size_ = 1000;
+  const std::atomic<bool>* stop_ = nullptr;
 };
 
 }  // namespace testlooper::fleet

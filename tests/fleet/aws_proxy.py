@@ -16,15 +16,14 @@ The secret key is $AWS_SECRET_ACCESS_KEY (moto's fake credentials).
 """
 import argparse
 import hashlib
+import http.client
 import http.server
 import os
 import re
 import select
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from datetime import datetime, timezone
 from xml.sax.saxutils import escape
 
@@ -174,27 +173,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.forward(body)
 
     def forward(self, body):
+        # http.client, not urllib: urllib adds a form Content-Type moto would parse the body by.
         headers = {k: v for k, v in self.headers.items()
-                   if k.lower() not in ('host', 'content-length', 'connection', 'expect')}
-        request = urllib.request.Request(args.upstream + self.path, method=self.command,
-                                         data=body if body or self.command in ('PUT', 'POST')
-                                         else None, headers=headers)
+                   if k.lower() not in ('host', 'connection', 'expect')}
+        upstream = urllib.parse.urlsplit(args.upstream)
+        connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=600)
         try:
-            with urllib.request.urlopen(request, timeout=600) as upstream:
-                status, answer_headers, data = upstream.status, upstream.getheaders(), upstream.read()
-        except urllib.error.HTTPError as e:
-            status, answer_headers, data = e.code, e.headers.items(), e.read()
-        kept = [(k, v) for k, v in answer_headers
-                if k.lower() not in ('transfer-encoding', 'connection', 'server', 'date')
-                and (self.command == 'HEAD' or k.lower() != 'content-length')]
-        self.answer(status, data, kept)
+            connection.request(self.command, self.path, body=body, headers=headers)
+            answer = connection.getresponse()
+            data = answer.read()
+            kept = [(k, v) for k, v in answer.getheaders()
+                    if k.lower() not in ('transfer-encoding', 'connection', 'server', 'date')
+                    and (self.command == 'HEAD' or k.lower() != 'content-length')]
+            self.answer(answer.status, data, kept)
+        finally:
+            connection.close()
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_any
-
-
-class NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args):
-        return None
 
 
 if __name__ == '__main__':
@@ -202,7 +197,6 @@ if __name__ == '__main__':
     parser.add_argument('--upstream', required=True)
     parser.add_argument('--port-file', required=True)
     args = parser.parse_args()
-    urllib.request.install_opener(urllib.request.build_opener(NoRedirects))
     server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
     server.daemon_threads = True
     with open(args.port_file + '.tmp', 'w') as f:
