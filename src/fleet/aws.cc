@@ -19,6 +19,7 @@
 #include <pugixml.hpp>
 
 #include "core/hash.h"
+#include "core/http_header.h"
 
 namespace testlooper::fleet {
 namespace {
@@ -179,17 +180,8 @@ size_t on_upload(char* buffer, size_t size, size_t count, void* user) {
 }
 
 size_t on_header(char* data, size_t size, size_t count, void* user) {
-  auto* t = static_cast<Transfer*>(user);
   const size_t n = size * count;
-  const std::string_view line(data, n);
-  if (line.starts_with("HTTP/")) {
-    t->answer.headers.clear();  // a 100 Continue's headers are not the answer's
-    return n;
-  }
-  const size_t colon = line.find(':');
-  if (colon == std::string::npos) return n;
-  t->answer.headers.emplace_back(lower(trimmed(line.substr(0, colon))),
-                                 trimmed(line.substr(colon + 1)));
+  add_header_line(std::string_view(data, n), &static_cast<Transfer*>(user)->answer.headers);
   return n;
 }
 
@@ -312,9 +304,7 @@ std::string base_url(const Endpoint& endpoint) {
 }
 
 std::optional<std::string> AwsAnswer::header(const std::string& name) const {
-  for (const auto& [n, v] : headers)
-    if (n == name) return v;
-  return std::nullopt;
+  return find_header(headers, name);
 }
 
 Result<AwsAnswer> aws_call(const Endpoint& endpoint, const Credentials& credentials,

@@ -139,6 +139,7 @@ Result<Instance> Ec2Client::run_instance(const InstanceSpec& spec) {
   if (!spec.iam_instance_profile.empty())
     params += param("IamInstanceProfile.Name", spec.iam_instance_profile);
   if (!spec.user_data.empty()) params += param("UserData", base64_encode(spec.user_data));
+  if (!spec.client_token.empty()) params += param("ClientToken", spec.client_token);
   if (!spec.tags.empty()) params += "&TagSpecification.1.ResourceType=instance";
   int n = 0;
   for (const auto& [key, value] : spec.tags) {

@@ -20,6 +20,9 @@ struct InstanceSpec {
   std::string iam_instance_profile;         // a profile name ("" = none)
   std::string user_data;                    // the raw text (the client base64-encodes it)
   std::map<std::string, std::string> tags;  // put on the instance at launch (TagSpecification)
+  // "" = none; else RunInstances' ClientToken (up to 64 ASCII characters): a call repeated with
+  // the same token (after a timeout) launches no second instance.
+  std::string client_token;
 };
 
 struct Instance {

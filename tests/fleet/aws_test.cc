@@ -1,7 +1,11 @@
 // AWS calls: credentials, signing, errors, and the XML parsers on canned answers (no network).
 #include "fleet/aws.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "artifacts/temp_dir.h"
 #include "fleet/aws_fixture.h"
@@ -284,12 +288,18 @@ TEST(ParseListObjectsXml, ReadsKeysSizesAndTheContinuationToken) {
 }
 
 TEST(AwsCall, UnreachableIsAnErrorNotAnAnswer) {
-  // A port nothing listens on (moto's, after asking the kernel for one and closing it, is not
-  // guaranteed free: port 9, discard, is not served on loopback here).
-  AwsRequest request;
-  request.connect_timeout_seconds = 5;
-  auto answer = aws_call(Endpoint{.service = "s3", .url = "http://127.0.0.1:9"},
-                         Credentials{"AK", "SK", ""}, request, "S3 test");
+  // A loopback port bound but not listening: connections to it are refused while it is held.
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  socklen_t length = sizeof address;
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  const std::string url = "http://127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+  auto answer = aws_call(Endpoint{.service = "s3", .url = url}, Credentials{"AK", "SK", ""},
+                         AwsRequest{}, "S3 test");
+  close(fd);
   ASSERT_FALSE(answer.ok());
   EXPECT_EQ(answer.error().where, "S3 test");
   EXPECT_NE(answer.error().message.find("cannot be reached"), std::string::npos);
