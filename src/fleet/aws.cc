@@ -12,6 +12,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
@@ -179,6 +181,15 @@ size_t on_upload(char* buffer, size_t size, size_t count, void* user) {
   return static_cast<size_t>(got);
 }
 
+// curl rewinds the body when it must send it again (a connection lost before the answer).
+int on_seek(void* user, curl_off_t offset, int origin) {
+  auto* t = static_cast<Transfer*>(user);
+  if (origin != SEEK_SET || offset < 0 || static_cast<uint64_t>(offset) > t->request->upload_length)
+    return CURL_SEEKFUNC_CANTSEEK;
+  t->uploaded = static_cast<uint64_t>(offset);
+  return CURL_SEEKFUNC_OK;
+}
+
 size_t on_header(char* data, size_t size, size_t count, void* user) {
   const size_t n = size * count;
   add_header_line(std::string_view(data, n), &static_cast<Transfer*>(user)->answer.headers);
@@ -221,6 +232,8 @@ void set_method_and_body(CURL* curl, const AwsRequest& request, Transfer* transf
     curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(curl, CURLOPT_READFUNCTION, on_upload);
     curl_easy_setopt(curl, CURLOPT_READDATA, transfer);
+    curl_easy_setopt(curl, CURLOPT_SEEKFUNCTION, on_seek);
+    curl_easy_setopt(curl, CURLOPT_SEEKDATA, transfer);
     curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE,
                      static_cast<curl_off_t>(request.upload_length));
   } else if (!request.body.empty() || request.method == "POST" || request.method == "PUT") {
@@ -352,7 +365,8 @@ Result<AwsAnswer> aws_call(const Endpoint& endpoint, const Credentials& credenti
   curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &transfer);
-  if (request.download_file.empty())
+  // A HEAD's Content-Length is the object's size, not an answer kept here: curl would refuse it.
+  if (request.download_file.empty() && request.method != "HEAD")
     curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE,
                      static_cast<curl_off_t>(request.max_answer_bytes));
   const CURLcode code = curl_easy_perform(curl);

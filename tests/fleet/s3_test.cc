@@ -171,6 +171,10 @@ TEST(S3Client, LargeFileGoesMultipartAndRoundTripsStreamed) {
                                 "\nprint(h['ContentLength'], h['ETag'].strip('\"').split('-')[1])"),
             std::to_string((200 << 20) + 12345) + " 13\n");
 
+  auto size = s3.head_object("tl-big", "builds/big build.tar");
+  ASSERT_TRUE(size.ok()) << size.error().to_string();
+  EXPECT_EQ(size->value_or(0), (200u << 20) + 12345);
+
   std::filesystem::create_directories(dir / "back");
   ASSERT_TRUE(s3.get_file("tl-big", "builds/big build.tar", back).ok());
   EXPECT_EQ(sha256_of(back), sha256_of(path));
