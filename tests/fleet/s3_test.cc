@@ -220,6 +220,10 @@ TEST(S3Client, FailedDownloadLeavesNoFile) {
   TempDir dir;
   S3Client s3 = client();
   ASSERT_TRUE(s3.create_bucket("tl-down").ok());
+  ASSERT_TRUE(s3.put_object("tl-down", "empty", "").ok());
+  ASSERT_TRUE(s3.get_file("tl-down", "empty", (dir / "empty").string()).ok());
+  EXPECT_EQ(std::filesystem::file_size(dir / "empty"), 0u);
+  std::filesystem::remove(dir / "empty");
   const std::string path = (dir / "x").string();
   Status missing = s3.get_file("tl-down", "none", path);
   ASSERT_FALSE(missing.ok());
