@@ -28,29 +28,6 @@ bool is_token(const std::string& text) {
          });
 }
 
-// "2026-11-30T11:46:19.000Z" (or without the fraction) → Unix seconds; nullopt when malformed.
-std::optional<int64_t> parse_iso8601(const std::string& text) {
-  std::tm tm{};
-  int consumed = 0;
-  if (text.size() > 40 ||
-      std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6)
-    return std::nullopt;
-  std::string tail = text.substr(static_cast<size_t>(consumed));
-  if (tail.starts_with(".")) {
-    size_t i = 1;
-    while (i < tail.size() && std::isdigit(static_cast<unsigned char>(tail[i]))) ++i;
-    tail = tail.substr(i);
-  }
-  if (tail != "Z" && tail != "+00:00" && !tail.empty()) return std::nullopt;
-  if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
-      tm.tm_min > 59 || tm.tm_sec > 60 || tm.tm_year < 1970 || tm.tm_year > 9999)
-    return std::nullopt;
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  return static_cast<int64_t>(timegm(&tm));
-}
-
 Result<Instance> parse_instance(const pugi::xml_node& item, size_t index) {
   const std::string where = fmt::format("instance {}", index);
   Instance instance;
@@ -67,7 +44,7 @@ Result<Instance> parse_instance(const pugi::xml_node& item, size_t index) {
       return Error{instance.id, "instanceType, imageId or privateIpAddress is malformed"};
   const std::string launch = item.child_value("launchTime");
   if (!launch.empty()) {
-    const auto seconds = parse_iso8601(launch);
+    const auto seconds = parse_aws_time(launch);
     if (!seconds) return Error{instance.id, "launchTime is not an ISO 8601 UTC time"};
     instance.launch_time = *seconds;
   }
