@@ -17,8 +17,9 @@ namespace {
 
 constexpr size_t kMaxObjectsPerPage = 10000;  // S3 answers at most 1000
 constexpr size_t kMaxListed = 10000000;       // list_objects in all
-constexpr uint64_t kMaxParts = 10000;         // S3's limit
-constexpr double kTransferTimeout = 600;      // one PUT of up to kPartBytes, or one part
+constexpr size_t kMaxListPages = 100000;
+constexpr uint64_t kMaxParts = 10000;     // S3's limit
+constexpr double kTransferTimeout = 600;  // one PUT of up to kPartBytes, or one part
 
 std::string where(const std::string& action, const std::string& bucket, const std::string& key) {
   return fmt::format("S3 {} {}/{}", action, bucket, key);
@@ -305,7 +306,8 @@ Result<std::optional<uint64_t>> S3Client::head_object(const std::string& bucket,
 Result<std::vector<S3Object>> S3Client::list_objects(const std::string& bucket,
                                                      const std::string& prefix) {
   std::vector<S3Object> all;
-  std::string token;
+  std::string token, previous;
+  size_t pages = 0;
   const std::string at = where("ListObjectsV2", bucket, prefix);
   do {
     AwsRequest request;
@@ -319,6 +321,10 @@ Result<std::vector<S3Object>> S3Client::list_objects(const std::string& bucket,
     if (!page.ok()) return Error{at, page.error().to_string()};
     if (all.size() + page->size() > kMaxListed)
       return Error{at, fmt::format("more than {} objects", kMaxListed)};
+    // An endpoint that hands back the same token, or pages without end, is not followed forever.
+    if (!token.empty() && (token == previous || ++pages > kMaxListPages))
+      return Error{at, "the listing does not end"};
+    previous = token;
     for (S3Object& object : *page) all.push_back(std::move(object));
   } while (!token.empty());
   return all;

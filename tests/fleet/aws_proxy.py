@@ -7,6 +7,7 @@ would refuse gets 403 SignatureDoesNotMatch here too. It also plays faults the t
 through /__proxy__/ (unsigned control requests):
   PUT /__proxy__/faults?fail_part=N   UploadPart number N answers 500 InternalError
   PUT /__proxy__/faults?hang=TEXT     a request whose path holds TEXT is never answered
+  PUT /__proxy__/faults?endless_list=1  every ListObjectsV2 page is empty and says "more"
   PUT /__proxy__/faults               no faults
   GET /__proxy__/hanging              how many requests are being held now
   GET /__proxy__/refused              the signature problems seen so far, one a line
@@ -170,6 +171,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                     b'<Message>injected by aws_proxy.py</Message></Error>')
         if hang and hang in self.path:
             return self.hang()
+        if faults.get('endless_list') and 'list-type=2' in self.path:
+            return self.answer(200, b'<ListBucketResult><IsTruncated>true</IsTruncated>'
+                                    b'<NextContinuationToken>again</NextContinuationToken>'
+                                    b'</ListBucketResult>')
         self.forward(body)
 
     def forward(self, body):

@@ -114,6 +114,16 @@ TEST(S3Client, PutsGetsHeadsListsAndDeletes) {
             "0\n");
 }
 
+TEST(S3Client, AListingThatDoesNotEndIsAnError) {
+  S3Client s3 = client();
+  fixtures::shared_proxy().set_faults("endless_list=1");
+  auto listed = s3.list_objects("tl-endless", "");
+  fixtures::shared_proxy().set_faults("");
+  ASSERT_FALSE(listed.ok());
+  EXPECT_NE(listed.error().message.find("does not end"), std::string::npos)
+      << listed.error().message;
+}
+
 TEST(S3Client, CreatesABucketInAnotherRegion) {
   S3Client s3(
       Endpoint{.service = "s3", .region = "eu-west-1", .url = fixtures::shared_proxy().url()},
