@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # S3 transfer figures (issue 14): a file of N MiB (a random 1 MiB block repeated) put and got
-# back against moto_server by fleet::S3Client (build/bench/s3_bench: multipart above 16 MiB,
+# back against moto_server by fleet::S3Client (build/bench/s3_client_bench: multipart above
+# 16 MiB,
 # streamed both ways), then by boto3's upload_file/download_file on the same moto as the
 # baseline; both copies are checked byte-identical.
-# Usage: bench/s3_bench.sh [N=200]   (uses build/bench/s3_bench)
+# Usage: bench/s3_client_bench.sh [N=200]   (uses build/bench/s3_client_bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-200}"
@@ -20,7 +21,7 @@ until grep -q "Running on" "$dir/moto.log"; do sleep 0.1; done
 url="$(grep -o 'http://127.0.0.1:[0-9]*' "$dir/moto.log" | head -1)"
 head -c $((1 << 20)) /dev/urandom > "$dir/block"
 for _ in $(seq "$n"); do cat "$dir/block"; done > "$dir/file"
-build/bench/s3_bench "$url" bench-ours "$dir/file"
+build/bench/s3_client_bench "$url" bench-ours "$dir/file"
 cmp "$dir/file" "$dir/file.back"
 python3 - "$url" "$dir/file" "$n" <<'PY'
 import boto3, sys, time

@@ -1,7 +1,7 @@
 // S3 transfer figures (issue 14): a file of N MiB put (multipart above 16 MiB) and got back
 // (streamed to a file) with fleet::S3Client against an S3 endpoint (moto_server in
-// bench/s3_bench.sh), timed, and the peak RSS of this process.
-// Usage: s3_bench URL BUCKET FILE   (credentials from the environment)
+// bench/s3_client_bench.sh), timed, and the peak RSS of this process.
+// Usage: s3_client_bench URL BUCKET FILE   (credentials from the environment)
 #include <sys/resource.h>
 
 #include <chrono>
@@ -24,7 +24,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 int main(int argc, char** argv) {
   if (argc != 4) {
-    std::fprintf(stderr, "usage: s3_bench URL BUCKET FILE\n");
+    std::fprintf(stderr, "usage: s3_client_bench URL BUCKET FILE\n");
     return 2;
   }
   auto credentials = load_credentials();
@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   std::printf(
-      "s3_bench: %.0f MiB put in %.2f s (%.0f MiB/s), got in %.2f s (%.0f MiB/s); "
+      "s3_client_bench: %.0f MiB put in %.2f s (%.0f MiB/s), got in %.2f s (%.0f MiB/s); "
       "peak RSS %ld MiB\n",
       mib, put_seconds, mib / put_seconds, get_seconds, mib / get_seconds, usage.ru_maxrss / 1024);
   return 0;
