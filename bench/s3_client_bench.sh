@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # S3 transfer figures (issue 14): a file of N MiB (a random 1 MiB block repeated) put and got
 # back against moto_server by fleet::S3Client (build/bench/s3_client_bench: multipart above
-# 16 MiB,
-# streamed both ways), then by boto3's upload_file/download_file on the same moto as the
-# baseline; both copies are checked byte-identical.
+# 16 MiB, streamed both ways), then by boto3's upload_file/download_file on the same moto as
+# the baseline; both copies are checked byte-identical.
 # Usage: bench/s3_client_bench.sh [N=200]   (uses build/bench/s3_client_bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
