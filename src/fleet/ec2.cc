@@ -93,7 +93,7 @@ Result<std::vector<Instance>> parse_instances_xml(const std::string& xml, std::s
 Ec2Client::Ec2Client(Endpoint endpoint, Credentials credentials)
     : endpoint_(std::move(endpoint)), credentials_(std::move(credentials)) {}
 
-Result<AwsAnswer> Ec2Client::call(const std::string& action_and_params) {
+Result<AwsAnswer> Ec2Client::call(const std::string& action_and_params) const {
   const size_t end = action_and_params.find('&');
   const std::string where = "EC2 " + action_and_params.substr(0, end).substr(7);  // "Action="
   AwsRequest request;
@@ -106,7 +106,7 @@ Result<AwsAnswer> Ec2Client::call(const std::string& action_and_params) {
   return answer;
 }
 
-Result<Instance> Ec2Client::run_instance(const InstanceSpec& spec) {
+Result<Instance> Ec2Client::run_instance(const InstanceSpec& spec) const {
   std::string params = "Action=RunInstances&MinCount=1&MaxCount=1" +
                        param("ImageId", spec.image_id) + param("InstanceType", spec.instance_type);
   if (!spec.subnet_id.empty()) params += param("SubnetId", spec.subnet_id);
@@ -135,7 +135,7 @@ Result<Instance> Ec2Client::run_instance(const InstanceSpec& spec) {
 }
 
 Result<std::vector<Instance>> Ec2Client::describe_instances(const std::string& tag_key,
-                                                            const std::string& tag_value) {
+                                                            const std::string& tag_value) const {
   std::string filter = fmt::format("Action=DescribeInstances&MaxResults={}", page_size_) +
                        param("Filter.1.Name", "tag:" + tag_key) +
                        param("Filter.1.Value.1", tag_value) + "&Filter.2.Name=instance-state-name";
@@ -155,7 +155,7 @@ Result<std::vector<Instance>> Ec2Client::describe_instances(const std::string& t
   return Error{"EC2 DescribeInstances", fmt::format("more than {} pages", kMaxDescribePages)};
 }
 
-Status Ec2Client::terminate_instances(const std::vector<std::string>& ids) {
+Status Ec2Client::terminate_instances(const std::vector<std::string>& ids) const {
   for (size_t first = 0; first < ids.size(); first += kTerminateBatch) {
     std::string params = "Action=TerminateInstances";
     const size_t last = std::min(ids.size(), first + kTerminateBatch);
@@ -167,7 +167,7 @@ Status Ec2Client::terminate_instances(const std::vector<std::string>& ids) {
   return {};
 }
 
-Result<std::string> Ec2Client::user_data(const std::string& instance_id) {
+Result<std::string> Ec2Client::user_data(const std::string& instance_id) const {
   auto answer = call("Action=DescribeInstanceAttribute&Attribute=userData" +
                      param("InstanceId", instance_id));
   if (!answer.ok()) return answer.error();

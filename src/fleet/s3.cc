@@ -158,7 +158,7 @@ std::string S3Client::object_path(const std::string& bucket, const std::string& 
 }
 
 Status S3Client::put_object(const std::string& bucket, const std::string& key,
-                            const std::string& body, const std::string& content_type) {
+                            const std::string& body, const std::string& content_type) const {
   AwsRequest request;
   request.method = "PUT";
   request.path = object_path(bucket, key);
@@ -172,7 +172,7 @@ Status S3Client::put_object(const std::string& bucket, const std::string& key,
 }
 
 Status S3Client::put_file(const std::string& bucket, const std::string& key,
-                          const std::string& path) {
+                          const std::string& path) const {
   std::error_code ec;
   const uint64_t size = std::filesystem::file_size(path, ec);
   if (ec) return Error{path, "cannot be read: " + ec.message()};
@@ -187,7 +187,7 @@ Status S3Client::put_file(const std::string& bucket, const std::string& key,
 }
 
 Status S3Client::put_multipart(const std::string& bucket, const std::string& key,
-                               const std::string& path, uint64_t size) {
+                               const std::string& path, uint64_t size) const {
   if ((size + kPartBytes - 1) / kPartBytes > kMaxParts)
     return Error{path, fmt::format("is larger than {} parts of {} bytes", kMaxParts, kPartBytes)};
   AwsRequest create;
@@ -219,7 +219,7 @@ Status S3Client::put_multipart(const std::string& bucket, const std::string& key
 
 Status S3Client::complete_multipart(const std::string& bucket, const std::string& key,
                                     const std::string& upload_id,
-                                    const std::vector<std::string>& etags) {
+                                    const std::vector<std::string>& etags) const {
   AwsRequest complete;
   complete.method = "POST";
   complete.path = object_path(bucket, key);
@@ -239,7 +239,7 @@ Status S3Client::complete_multipart(const std::string& bucket, const std::string
 
 Status S3Client::upload_parts(const std::string& bucket, const std::string& key,
                               const std::string& path, const std::string& upload_id, uint64_t size,
-                              std::vector<std::string>* etags) {
+                              std::vector<std::string>* etags) const {
   for (uint64_t offset = 0, number = 1; offset < size; offset += kPartBytes, ++number) {
     const std::string at = where(fmt::format("UploadPart {}", number), bucket, key);
     auto part = file_region_put(path, offset, std::min(kPartBytes, size - offset));
@@ -256,7 +256,7 @@ Status S3Client::upload_parts(const std::string& bucket, const std::string& key,
 }
 
 Result<std::string> S3Client::get_object(const std::string& bucket, const std::string& key,
-                                         size_t max_bytes) {
+                                         size_t max_bytes) const {
   AwsRequest request;
   request.path = object_path(bucket, key);
   request.max_answer_bytes = max_bytes;
@@ -268,7 +268,7 @@ Result<std::string> S3Client::get_object(const std::string& bucket, const std::s
 }
 
 Status S3Client::get_file(const std::string& bucket, const std::string& key,
-                          const std::string& path) {
+                          const std::string& path) const {
   AwsRequest request;
   request.path = object_path(bucket, key);
   request.download_file = path + ".part";
@@ -289,7 +289,7 @@ Status S3Client::get_file(const std::string& bucket, const std::string& key,
 }
 
 Result<std::optional<uint64_t>> S3Client::head_object(const std::string& bucket,
-                                                      const std::string& key) {
+                                                      const std::string& key) const {
   AwsRequest request;
   request.method = "HEAD";
   request.path = object_path(bucket, key);
@@ -304,7 +304,7 @@ Result<std::optional<uint64_t>> S3Client::head_object(const std::string& bucket,
 }
 
 Result<std::vector<S3Object>> S3Client::list_objects(const std::string& bucket,
-                                                     const std::string& prefix) {
+                                                     const std::string& prefix) const {
   std::vector<S3Object> all;
   std::string token, previous;
   size_t pages = 0;
@@ -330,7 +330,7 @@ Result<std::vector<S3Object>> S3Client::list_objects(const std::string& bucket,
   return all;
 }
 
-Status S3Client::delete_object(const std::string& bucket, const std::string& key) {
+Status S3Client::delete_object(const std::string& bucket, const std::string& key) const {
   AwsRequest request;
   request.method = "DELETE";
   request.path = object_path(bucket, key);
@@ -340,7 +340,7 @@ Status S3Client::delete_object(const std::string& bucket, const std::string& key
   return {};
 }
 
-Status S3Client::create_bucket(const std::string& bucket) {
+Status S3Client::create_bucket(const std::string& bucket) const {
   AwsRequest request;
   request.method = "PUT";
   request.path = path_style(bucket) ? "/" + aws_uri_encode(bucket, true) : "/";
