@@ -329,12 +329,15 @@ TEST(AwsCall, UnreachableIsAnErrorNotAnAnswer) {
   socklen_t length = sizeof address;
   ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length), 0);
   const std::string url = "http://127.0.0.1:" + std::to_string(ntohs(address.sin_port));
-  auto answer = aws_call(Endpoint{.service = "s3", .url = url}, Credentials{"AK", "SK", ""},
-                         AwsRequest{}, "S3 test");
+  auto answer =
+      aws_call(Endpoint{.service = "s3", .url = url},
+               Credentials{"AKIDSECRETID", "the-secret-key", "the-token"}, AwsRequest{}, "S3 test");
   close(fd);
   ASSERT_FALSE(answer.ok());
   EXPECT_EQ(answer.error().where, "S3 test");
   EXPECT_NE(answer.error().message.find("cannot be reached"), std::string::npos);
+  for (const char* secret : {"AKIDSECRETID", "the-secret-key", "the-token"})
+    EXPECT_EQ(answer.error().to_string().find(secret), std::string::npos);
 }
 
 TEST(AwsCall, RefusesOtherProtocols) {
