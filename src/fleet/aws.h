@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -22,15 +23,28 @@ struct Credentials {
   std::string access_key_id;
   std::string secret_access_key;
   std::string session_token;  // "" = none (sent as X-Amz-Security-Token when set)
+  int64_t expires_at = 0;     // Unix seconds; 0 = never (the environment's, a file's)
 };
 
 // The credentials of the environment (above). Error naming where it looked when none are found,
 // or the file and line of a malformed credentials file.
 Result<Credentials> load_credentials();
 
+// The credentials of this EC2 instance's IAM role, from the instance metadata service (IMDSv2:
+// a session token, the role's name, then its credentials), as boto3 finds them on EC2 when
+// neither the environment nor a file has any. `metadata_url` "" =
+// $AWS_EC2_METADATA_SERVICE_ENDPOINT or http://169.254.169.254. They expire (`expires_at`, about
+// hourly): get them again before. Not part of load_credentials, so that nothing off EC2 waits for a
+// metadata service that is not there (1 s to connect, 3 s in all here). Error naming the metadata
+// URL when there are none.
+Result<Credentials> instance_credentials(const std::string& metadata_url = "");
+
+// An AWS time ("2026-11-30T11:46:19.000Z", "2026-11-30T11:46:19Z") as Unix seconds, or nullopt.
+std::optional<int64_t> parse_aws_time(const std::string& text);
+
 // One service at one place.
 struct Endpoint {
-  std::string service;  // "ec2" | "s3"
+  std::string service;  // "ec2" | "s3"; "" = a plain call, not signed (the metadata service)
   std::string region = "us-east-1";
   // "" = AWS itself (https://ec2.<region>.amazonaws.com, https://s3.<region>.amazonaws.com);
   // else the base URL of a compatible service ("http://127.0.0.1:5000"). S3 buckets are
@@ -54,7 +68,7 @@ struct AwsRequest {
   // When set, a 2xx answer's body is streamed into this file (created or truncated) instead of
   // AwsAnswer::body; any other answer's body is kept in AwsAnswer::body as usual.
   std::string download_file;
-  double timeout_seconds = 60;              // the whole call (0 = none; for large transfers)
+  double timeout_seconds = 60;  // the whole call (0 = none; for large transfers)
   double connect_timeout_seconds = 10;
   size_t max_answer_bytes = 16 << 20;       // a longer answer (in memory) is an error
   const std::atomic<bool>* stop = nullptr;  // when it becomes true, the call ends (an Error)
@@ -88,5 +102,10 @@ std::string aws_uri_encode(const std::string& text, bool encode_slash);
 std::string presign_url(const Endpoint& endpoint, const Credentials& credentials,
                         const std::string& method, const std::string& path,
                         const std::string& query, int expires_seconds, int64_t now);
+
+// Base64 (RFC 4648, with padding): EC2's user data. base64_decode ignores whitespace; Error for
+// any other byte outside the alphabet or a bad length.
+std::string base64_encode(std::string_view bytes);
+Result<std::string> base64_decode(std::string_view text);
 
 }  // namespace testlooper::fleet
