@@ -212,6 +212,9 @@ void add_worker_command(CLI::App& app, Action& action) {
   cmd->add_option("--ram-gb", options->ram_gb, "RAM to offer in GB (default: all)");
   cmd->add_option("--dir", options->dir, "Working directory (default ./testlooper-worker)");
   cmd->add_option("--id", options->id, "Worker id (default: host name and directory)");
+  cmd->add_option("--ami", options->ami,
+                  "This machine was booted from this AMI (the fleet passes it): it runs the AMI "
+                  "environments of that base_ami on the host, one job in all");
   auto token_file = std::make_shared<std::string>();
   cmd->add_option("--token-file", *token_file,
                   "A file holding a worker token (`testlooper token create --role worker`, or "

@@ -41,6 +41,9 @@ class Api : public Handler {
   // The pin mover behind the pins endpoints (api_pins.cc), given before the server runs and
   // outliving every request; without one they answer 503.
   void set_pin_mover(PinMover* mover) { pin_mover_ = mover; }
+  // The fleet behind GET /api/machines (api_machines.cc), outliving every request; without one
+  // the fleet is off and the local workers are shown.
+  void set_fleet(const FleetController* fleet) { fleet_ = fleet; }
 
   Response handle(const Request& request) override;
   // GET /auth/callback (api_session.cc): the sign-in's calls to the provider run on a thread of
@@ -137,6 +140,7 @@ class Api : public Handler {
   Response run(const std::string& id);
   Response run_log(const std::string& id);
   Response workers();
+  Response machines() const;
   Response webhook(const Request& request);
   // POST /api/webhooks/github and /githubReceivedAPush (`gitlab` false), /api/webhooks/gitlab:
   // a signed push fetches the repo it names (202), a ping is answered 200, other events are
@@ -168,6 +172,7 @@ class Api : public Handler {
   void stop_sign_ins();
   std::function<void()> refresh_;
   PinMover* pin_mover_ = nullptr;
+  const FleetController* fleet_ = nullptr;
   std::function<void(const std::string&)> fetch_;
   std::string webhook_secret_;
   std::string web_dir_;
