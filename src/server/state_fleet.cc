@@ -10,7 +10,7 @@ namespace {
 
 using nlohmann::json;
 
-// An AMI object's setup_script_contents (its definition's image), "" when none.
+// An object's setup_script_contents (its definition's image), "" when none.
 std::string setup_script(const CommitState* commit, const std::string& name) {
   if (commit == nullptr) return "";
   for (const auto& o : commit->objects) {
@@ -34,7 +34,9 @@ FleetSnapshot ServerState::fleet_snapshot() const {
     fleet::Demand d;
     d.platform = job.platform;
     d.ami = job.ami ? job.image : "";
-    d.setup_script = job.ami ? setup_script(commit(job.repo, job.commit), job.name) : "";
+    // Run at boot, before the worker starts: an AMI environment's, or a Windows one's.
+    if (job.ami || job.platform == "windows")
+      d.setup_script = setup_script(commit(job.repo, job.commit), job.name);
     d.one_job = job.ami;
     d.cores = std::max(1, job.min_cores);
     d.ram_gb = std::max(0, job.min_ram_gb);
