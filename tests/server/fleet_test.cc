@@ -80,7 +80,7 @@ class FleetTest : public testing::Test {
                {"endpoint_url", moto().url()},         {"instance_types", types},
                {"linux_ami", "ami-0a1b2c3d4e5f60718"}, {"idle_shutdown_seconds", 600},
                {"boot_timeout_seconds", 600}};
-    mm.update(extra);
+    if (extra.is_object()) mm.update(extra);
     const std::string path = dir_.path() + "/config.json";
     std::ofstream(path) << json{{"machine_management", mm},
                                 {"source_control", {{"path_to_repos", dir_.path() + "/repos"}}}}
@@ -88,11 +88,12 @@ class FleetTest : public testing::Test {
     return path;
   }
 
-  std::unique_ptr<ServerProcess> serve(const json& extra, std::vector<std::string> more = {}) {
+  std::unique_ptr<ServerProcess> serve(const json& extra, std::vector<std::string> more = {},
+                                       int port = 0) {
     std::vector<std::string> args = {"--config",       config(extra),
                                      "--repos",        dir_.path() + "/repos",
                                      "--data",         dir_.path() + "/data",
-                                     "--port",         "0",
+                                     "--port",         std::to_string(port),
                                      "--poll-seconds", "0.3"};
     args.insert(args.end(), more.begin(), more.end());
     auto server = std::make_unique<ServerProcess>(args, dir_.path() + "/serve.err");
@@ -297,8 +298,7 @@ TEST_F(FleetTest, ARestartedServerAdoptsItsInstancesAndTerminatesNoneOfAnotherWo
       "print(r['Instances'][0]['InstanceId'], end='')");
   Harness harness(worker_name_, dir_.path() + "/harness");
   const int port = fixtures::free_port();
-  auto server = serve({{"idle_shutdown_seconds", 1}, {"boot_timeout_seconds", 30}},
-                      {"--port", std::to_string(port)});
+  auto server = serve({{"idle_shutdown_seconds", 1}, {"boot_timeout_seconds", 30}}, {}, port);
   test_main(*server);
   // The build ran and the endless test runs on a booted machine (the build's may be gone).
   ASSERT_TRUE(eventually(
@@ -310,8 +310,7 @@ TEST_F(FleetTest, ARestartedServerAdoptsItsInstancesAndTerminatesNoneOfAnotherWo
       << serve_log() << harness.log();
   const std::string busy = runs(*server, "slow/linux")[0]["worker"];
   server->stop(SIGTERM, false);
-  server = serve({{"idle_shutdown_seconds", 1}, {"boot_timeout_seconds", 30}},
-                 {"--port", std::to_string(port)});
+  server = serve({{"idle_shutdown_seconds", 1}, {"boot_timeout_seconds", 30}}, {}, port);
   ASSERT_TRUE(eventually(
       [&] {
         const json m = server->get("/api/machines");
@@ -337,7 +336,7 @@ TEST_F(FleetTest, ARestartedServerAdoptsItsInstancesAndTerminatesNoneOfAnotherWo
 TEST_F(FleetTest, AWindowsEnvironmentBootsWindowsAmiWithAPowerShellScript) {
   app_.write("testlooper.yml", R"(looper_version: 5
 environments:
-  win: {platform: windows, image: {host: true}, setup_script_contents: 'Install-Thing -Name tools'}
+  win: {platform: windows, image: {host: true}}
 tests:
   w/win:
     stages:
@@ -347,7 +346,9 @@ tests:
   Harness harness(worker_name_, dir_.path() + "/harness");
   auto server = serve({{"windows_ami", "ami-0bbbbbbbbbbbbbbb1"}});
   test_main(*server);
-  ASSERT_TRUE(eventually([&] { return instances().size() == 1; }, 60)) << serve_log();
+  ASSERT_TRUE(eventually([&] { return instances().size() == 1; }, 60))
+      << serve_log() << server->get("/api/machines").dump()
+      << server->get("/api/repos/app/commits/" + sha_).dump();
   const json i = instances()[0];
   EXPECT_EQ(i["image"], "ami-0bbbbbbbbbbbbbbb1");
   const std::string user_data = moto().boto3(
@@ -361,8 +362,9 @@ tests:
   EXPECT_NE(user_data.find("# testlooper-platform: windows"), std::string::npos);
   EXPECT_NE(user_data.find("$TL_MACHINE = '" + i["machine"].get<std::string>() + "'"),
             std::string::npos);
-  EXPECT_LT(user_data.find("Install-Thing -Name tools"), user_data.find("& testlooper.exe"))
-      << user_data;
+  // setup_script_contents before the worker: tests/fleet/boot_script_test.cc (a host image has
+  // none).
+  EXPECT_NE(user_data.find("& testlooper.exe @TL_ARGS"), std::string::npos) << user_data;
   // No worker is started for it.
   ASSERT_TRUE(eventually([&] { return harness.log().find("windows ") != std::string::npos; }, 30));
   EXPECT_EQ(harness.log().find("started "), std::string::npos);
