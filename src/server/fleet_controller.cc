@@ -105,7 +105,8 @@ void FleetController::step(double now) {
   const auto machines = machines_now(*listed, *snapshot, now);
   const auto decision = fleet::decide(options_, snapshot->demand, machines, now);
   terminate(decision, machines, now);
-  if (now >= next_boot_at_) {
+  backing_off_ = now < next_boot_at_ && !decision.boots.empty();
+  if (!backing_off_) {
     for (const auto& b : decision.boots) {
       if (stop_ || now_seconds() < next_boot_at_) break;
       boot(b, now);
@@ -242,6 +243,8 @@ void FleetController::publish(const std::vector<fleet::Machine>& machines,
   }
   for (size_t i = 0; i < snapshot.demand.size(); ++i) {
     std::string why = i < decision.waiting_reasons.size() ? decision.waiting_reasons[i] : "";
+    if (why.empty() && backing_off_)
+      why = fmt::format("boots back off for {:.0f} s after: {}", next_boot_at_ - now, error_);
     if (why.empty()) why = "a machine is booting for it";
     status.waiting.emplace_back(snapshot.demand[i], why);
   }

@@ -122,6 +122,7 @@ class FleetController {
   bool first_list_ = true;
   double next_boot_at_ = 0;  // back-off after a failed boot or a machine that never connected
   double backoff_ = 0;
+  bool backing_off_ = false;  // boots were wanted but wait for next_boot_at_
   std::string error_;
   std::thread thread_;
 };
