@@ -370,5 +370,18 @@ tests:
   EXPECT_EQ(harness.log().find("started "), std::string::npos);
 }
 
+TEST_F(FleetTest, NoAwsCredentialsStopServeWithAClearMessage) {
+  app_.write("testlooper.yml", "looper_version: 5\n");
+  sha_ = app_.commit("first");
+  const std::string out = fixtures::capture(
+      "env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE "
+      "AWS_SHARED_CREDENTIALS_FILE=" +
+      dir_.path() + "/none HOME=" + dir_.path() + " " + TL_BINARY + " serve --config " +
+      config(json::object()) + " --data " + dir_.path() + "/data --port 0 2>&1; echo \"rc=$?\"");
+  EXPECT_NE(out.find("testlooper serve: machine_management:"), std::string::npos) << out;
+  EXPECT_NE(out.find("rc=2"), std::string::npos) << out;
+  EXPECT_EQ(out.find("listening"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace testlooper::server
