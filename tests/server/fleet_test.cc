@@ -179,6 +179,14 @@ tests:
       << serve_log();
   const json machines = server->get("/api/machines");
   EXPECT_EQ(machines["error"], "") << machines.dump();
+  // Its worker token (it connected with it) is revoked.
+  EXPECT_TRUE(eventually([&] {
+    const json tokens = server->get("/api/tokens");
+    if (!tokens.is_array()) return false;
+    for (const auto& t : tokens)
+      if (t["name"] == ours[0]["machine"]) return false;
+    return true;
+  })) << server->get("/api/tokens").dump();
 }
 
 TEST_F(FleetTest, ThirtyWaitingFourCoreRunsWithMaxCores16NeverBootMoreThan16Cores) {
@@ -264,7 +272,10 @@ tests:
 )");
   sha_ = app_.commit("first");
   Harness harness(worker_name_, dir_.path() + "/harness");
-  auto server = serve({});  // idle_shutdown_seconds 600: only one_job ends them
+  // The boot scripts go through the bootstrap bucket (the harness fetches them as the stub would).
+  moto().boto3("s3.create_bucket(Bucket='tl-boot-ami')");
+  auto server = serve({{"bootstrap_bucket", "tl-boot-ami"}, {"bootstrap_key_prefix", "boots"}});
+  // idle_shutdown_seconds 600: only one_job ends them
   test_main(*server);
   ASSERT_TRUE(eventually(
       [&] {
@@ -282,6 +293,30 @@ tests:
   ASSERT_EQ(ours.size(), 2u);  // one machine per job, none booted again
   for (const auto& i : ours) EXPECT_EQ(i["image"], "ami-0feedfacecafe0001");
   EXPECT_NE(serve_log().find("a one-job machine that ran its job"), std::string::npos);
+  const json scripts = json::parse(moto().boto3(
+      "out = {}\n"
+      "for o in s3.list_objects_v2(Bucket='tl-boot-ami', Prefix='boots/')['Contents']:\n"
+      "  out[o['Key']] = s3.get_object(Bucket='tl-boot-ami', "
+      "Key=o['Key'])['Body'].read().decode()\n"
+      "print(json.dumps(out))"));
+  ASSERT_EQ(scripts.size(), 2u) << scripts.dump();
+  for (const auto& i : ours) {
+    const std::string key = "boots/" + i["machine"].get<std::string>() + ".sh";
+    ASSERT_TRUE(scripts.contains(key)) << scripts.dump();
+    const std::string script = scripts[key];
+    EXPECT_NE(script.find("TL_AMI='ami-0feedfacecafe0001'"), std::string::npos) << script;
+    EXPECT_LT(script.find("echo setup"), script.find("exec testlooper worker")) << script;
+  }
+  // The user data only fetches it: the token is not in the instance's attributes.
+  const std::string user_data = moto().boto3(
+      "import base64\n"
+      "a = ec2.describe_instance_attribute(InstanceId='" +
+      ours[0]["id"].get<std::string>() +
+      "', Attribute='userData')\n"
+      "print(base64.b64decode(a['UserData']['Value']).decode(), end='')");
+  EXPECT_NE(user_data.find("# testlooper-bootstrap: s3://tl-boot-ami/boots/"), std::string::npos)
+      << user_data;
+  EXPECT_EQ(user_data.find("TL_TOKEN"), std::string::npos) << user_data;
 }
 
 TEST_F(FleetTest, ARestartedServerAdoptsItsInstancesAndTerminatesNoneOfAnotherWorkerName) {
