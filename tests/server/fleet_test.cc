@@ -405,6 +405,32 @@ tests:
   EXPECT_EQ(harness.log().find("started "), std::string::npos);
 }
 
+TEST_F(FleetTest, AMachineThatNeverConnectsIsTerminatedAndItsRunStillWaits) {
+  app_.write("testlooper.yml", R"(looper_version: 5
+environments: {linux: {platform: linux, image: {host: true}}}
+tests:
+  quick/linux:
+    stages:
+      - command: 'echo never runs'
+)");
+  sha_ = app_.commit("first");
+  // No harness: no worker ever connects.
+  auto server = serve({{"boot_timeout_seconds", 1}});
+  test_main(*server);
+  ASSERT_TRUE(eventually([&] { return count_state(instances(), "terminated") >= 1; }, 60))
+      << instances().dump() << serve_log();
+  EXPECT_NE(serve_log().find("its worker did not connect within boot_timeout_seconds"),
+            std::string::npos)
+      << serve_log();
+  // Boots back off, the run is never recorded (no failure of the test), and it still waits.
+  ASSERT_TRUE(eventually([&] {
+    const json m = server->get("/api/machines");
+    return m["waiting"].size() == 1 && m["waiting"][0]["runs"] == 1 &&
+           m["error"].get<std::string>().find("did not connect") != std::string::npos;
+  })) << server->get("/api/machines").dump();
+  EXPECT_TRUE(runs(*server, "quick/linux").empty()) << runs(*server, "quick/linux").dump();
+}
+
 TEST_F(FleetTest, NoAwsCredentialsStopServeWithAClearMessage) {
   app_.write("testlooper.yml", "looper_version: 5\n");
   sha_ = app_.commit("first");
