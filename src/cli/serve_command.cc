@@ -143,7 +143,7 @@ void add_serve_command(CLI::App& app, Action& action) {
         options->max_connections_per_client = from_file.max_connections_per_client;
       }
       options->artifacts_dir = from_file.artifacts_dir;
-      options->host = from_file.host;  // GitHub or GitLab as the source: config only
+      options->host = from_file.host;    // GitHub or GitLab as the source: config only
       options->fleet = from_file.fleet;  // machine_management's Aws form: config only
       options->post_statuses = from_file.post_statuses;
       options->status_fail_on = from_file.status_fail_on;

@@ -42,8 +42,8 @@ struct WorkerState {
   std::vector<std::string> platforms = {"linux"};  // what it can run (HelloMessage)
   bool docker = false;
   bool ami = false;
-  std::string image;      // an ami worker's image: a machine of the fleet runs one job only
-  int runs_started = 0;   // runs given to it since the server started
+  std::string image;     // an ami worker's image: a machine of the fleet runs one job only
+  int runs_started = 0;  // runs given to it since the server started
   double last_seen = 0;
   std::string token;  // the name of the worker token it connected with
   std::map<std::string, std::pair<int, int>> running;  // run id -> (cores, ram)

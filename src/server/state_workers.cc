@@ -252,8 +252,7 @@ void ServerState::dispatch() {
       cores -= res.first;
       ram -= res.second;
     }
-    capacity.push_back(
-        {id, cores, ram, w.cores, w.ram_gb, w.platforms, w.docker, w.ami, w.image});
+    capacity.push_back({id, cores, ram, w.cores, w.ram_gb, w.platforms, w.docker, w.ami, w.image});
   }
   // No new runs while the store cannot write: they could not be recorded (issue 11 item 8).
   if (!unstored_.empty() || now_seconds() < store_retry_at_) return;

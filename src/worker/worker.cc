@@ -484,8 +484,7 @@ class Agent {
         {"type", "hello"},           {"worker", options_.id}, {"cores", options_.cores},
         {"ram_gb", options_.ram_gb}, {"host", hostname},      {"shared_disk", options_.shared_disk},
         {"platforms", {"linux"}},    {"docker", docker_},     {"ami", !options_.ami.empty()},
-        {"image", options_.ami},
-        {"running", running},        {"finished", finished}}
+        {"image", options_.ami},     {"running", running},    {"finished", finished}}
         .dump();
   }
 
