@@ -133,6 +133,9 @@ void ServerState::worker_hello(const std::shared_ptr<Socket>& socket, const Hell
     if (!still.count(run_id)) lost.push_back(run_id);
   }
   fail_runs(lost, "the worker restarted without this run");
+  // A machine booted for an AMI that had a run (before a restart of the server) had its one job.
+  if (w.ami && (!m.running.empty() || !m.finished.empty()))
+    w.runs_started = std::max(w.runs_started, 1);
   // Runs it still has that are over here (cancelled while it was away, or given up on) or that
   // are being stopped (stop_run: a user's cancel, or no longer wanted) are stopped; another
   // worker's active runs are none of its business.
