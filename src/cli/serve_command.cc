@@ -143,7 +143,8 @@ void add_serve_command(CLI::App& app, Action& action) {
         options->max_connections_per_client = from_file.max_connections_per_client;
       }
       options->artifacts_dir = from_file.artifacts_dir;
-      options->host = from_file.host;  // GitHub or GitLab as the source: config only
+      options->host = from_file.host;    // GitHub or GitLab as the source: config only
+      options->fleet = from_file.fleet;  // machine_management's Aws form: config only
       options->post_statuses = from_file.post_statuses;
       options->status_fail_on = from_file.status_fail_on;
       options->auth_mode = from_file.auth_mode;
@@ -212,6 +213,9 @@ void add_worker_command(CLI::App& app, Action& action) {
   cmd->add_option("--ram-gb", options->ram_gb, "RAM to offer in GB (default: all)");
   cmd->add_option("--dir", options->dir, "Working directory (default ./testlooper-worker)");
   cmd->add_option("--id", options->id, "Worker id (default: host name and directory)");
+  cmd->add_option("--ami", options->ami,
+                  "This machine was booted from this AMI (the fleet passes it): it runs the AMI "
+                  "environments of that base_ami on the host, one job in all");
   auto token_file = std::make_shared<std::string>();
   cmd->add_option("--token-file", *token_file,
                   "A file holding a worker token (`testlooper token create --role worker`, or "

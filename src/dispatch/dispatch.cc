@@ -25,6 +25,8 @@ std::string cannot_run(const planner::Job& job, const WorkerCapacity& w) {
                        job.platform);
   }
   if (job.ami && !w.ami) return "needs an AMI (a cloud worker); no connected worker runs AMIs";
+  if (job.ami && w.image != job.image)
+    return fmt::format("needs a machine booted from {}; no connected worker is", job.image);
   if (job.docker && !w.docker) return "needs docker; no connected worker has a docker engine";
   if (w.total_cores < job.min_cores || w.total_ram_gb < job.min_ram_gb) {
     return fmt::format("needs {} cores and {} GB of RAM; no worker has that", job.min_cores,

@@ -18,7 +18,8 @@ struct WorkerCapacity {
   int total_ram_gb = 0;
   std::vector<std::string> platforms = {"linux"};
   bool docker = false;  // runs Dockerfile environments
-  bool ami = false;     // runs AMI environments
+  bool ami = false;     // runs AMI environments: those of `image`
+  std::string image;    // the AMI it was booted from (worker --ami)
 };
 
 // Why `worker` can never run `job` whatever its load ("" when it can): a platform, docker or an

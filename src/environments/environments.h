@@ -87,6 +87,9 @@ class Launcher {
 struct EnvironmentOptions {
   bool on_host = false;           // run every Linux environment on this machine
   std::string docker = "docker";  // the docker CLI (looked up in PATH when not absolute)
+  // The AMI this machine was booted from ("" = none): AMI environments of that base_ami run on
+  // the host (their setup script ran at boot).
+  std::string ami;
 };
 
 // Kills every process (by its TESTLOOPER_OWNER marker, whatever its process group or session)

@@ -78,6 +78,7 @@ Result<std::shared_ptr<Launcher>> LauncherFactory::launcher_for(
     return Error{where, "windows environments are not runnable on this Linux machine"};
   }
   if (environment.image_kind == "ami") {
+    if (!options_.ami.empty() && environment.base_ami == options_.ami) return host_;
     return Error{where, "AMI environments are not runnable locally (they need a cloud worker)"};
   }
   if (environment.image_kind == "host" || options_.on_host) return host_;

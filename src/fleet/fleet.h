@@ -19,27 +19,28 @@ struct InstanceType {
 
 // config.json's machine_management, Aws form (docs/configuration.md "The fleet").
 struct FleetOptions {
-  bool enabled = false;        // the Aws form was given
-  std::string worker_name;     // the tag testlooper-worker-name on every instance; required
+  bool enabled = false;     // the Aws form was given
+  std::string worker_name;  // the tag testlooper-worker-name on every instance; required
   std::string region = "us-east-1";
-  std::string endpoint_url;    // "" = AWS; else an EC2-compatible endpoint (moto in the tests)
+  std::string endpoint_url;  // "" = AWS; else an EC2-compatible endpoint (moto in the tests)
   std::string vpc_id;
   std::string security_group;  // sg-...
   std::string subnet;          // subnet-...
   std::string keypair;
   std::string bootstrap_bucket;  // "" = the whole boot script goes in the user data
   std::string bootstrap_key_prefix;
-  std::string worker_iam_role_name;  // the instance profile booted machines get
-  std::string path_to_keys;          // the keypair's private key (for people; unused by us)
+  std::string worker_iam_role_name;          // the instance profile booted machines get
+  std::string path_to_keys;                  // the keypair's private key (for people; unused by us)
   std::vector<InstanceType> instance_types;  // at least one; "cheapest" = fewest cores, then RAM
   std::string linux_ami;
   std::string windows_ami;
   std::map<std::string, std::string> host_ips;  // host name -> IP, appended to /etc/hosts
-  int max_workers = -1;  // -1 = no limit
+  int max_workers = -1;                         // -1 = no limit
   int max_cores = -1;
   int max_ram_gb = -1;
   double idle_shutdown_seconds = 600;
-  double boot_timeout_seconds = 900;  // a machine whose worker has not connected by then is terminated
+  double boot_timeout_seconds =
+      900;  // a machine whose worker has not connected by then is terminated
   // The URL booted workers reach the server at ("" = server.public_url).
   std::string server_url;
 };
@@ -48,11 +49,11 @@ struct FleetOptions {
 struct Demand {
   std::string platform = "linux";  // "linux" | "windows"
   std::string ami;                 // "" = linux_ami/windows_ami; else an AMI environment's base_ami
-  std::string setup_script;        // an AMI environment's setup_script_contents (run before the worker)
-  bool one_job = false;            // AMI environments: the machine runs one job, then is terminated
-  int cores = 1;                   // per run
-  int ram_gb = 0;                  // per run
-  int runs = 0;                    // how many runs wait
+  std::string setup_script;  // an AMI environment's setup_script_contents (run before the worker)
+  bool one_job = false;      // AMI environments: the machine runs one job, then is terminated
+  int cores = 1;             // per run
+  int ram_gb = 0;            // per run
+  int runs = 0;              // how many runs wait
 };
 
 enum class MachineState { kBooting, kIdle, kBusy, kTerminating };
@@ -65,13 +66,13 @@ struct Machine {
   int cores = 0;
   int ram_gb = 0;
   std::string platform = "linux";
-  std::string ami;          // the image it was booted from
+  std::string ami;  // the image it was booted from
   bool one_job = false;
   MachineState state = MachineState::kBooting;
-  double booted_at = 0;     // Unix seconds
-  double idle_since = 0;    // when it last had no run (kIdle)
-  int jobs_started = 0;     // runs given to it
-  int free_cores = 0;       // while connected
+  double booted_at = 0;   // Unix seconds
+  double idle_since = 0;  // when it last had no run (kIdle)
+  int jobs_started = 0;   // runs given to it
+  int free_cores = 0;     // while connected
   int free_ram_gb = 0;
 };
 
@@ -81,13 +82,23 @@ struct Boot {
   std::string ami;  // the image to boot
   std::string setup_script;
   bool one_job = false;
+  int runs = 0;  // how many waiting runs it is booted for
 };
 
 struct FleetDecision {
   std::vector<Boot> boots;
   std::vector<std::string> terminate;  // machine ids, with why in `reasons`
   std::map<std::string, std::string> reasons;
+  // Per entry of `demand`: why some of its runs get no machine now ("" = every run has one,
+  // booting, idle or booted now): no AMI for the platform, no type that fits, a limit reached.
+  std::vector<std::string> waiting_reasons;
 };
+
+// The cheapest type with at least `cores` and `ram_gb` (fewest cores, then least RAM), or null.
+const InstanceType* cheapest_fitting(const std::vector<InstanceType>& types, int cores, int ram_gb);
+
+// The image a demand boots: its own AMI, else the platform's (linux_ami/windows_ami; "" = none).
+std::string image_for(const FleetOptions& options, const Demand& demand);
 
 // Decides what to boot and terminate now. Boots the cheapest instance type that fits each waiting
 // run, packing runs of one kind onto a machine, within max_workers, max_cores and max_ram_gb

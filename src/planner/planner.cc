@@ -82,8 +82,10 @@ class Planner {
 
   static Job job_of(const PlannedObject& o, const std::string& repo, const std::string& sha,
                     double priority) {
-    return Job{o.hash,      repo,        sha,          o.name,     o.kind,   0,     priority,
-               o.min_cores, o.max_cores, o.min_ram_gb, o.platform, o.docker, o.ami, ""};
+    Job job{o.hash,      repo,        sha,          o.name,     o.kind,   0,     priority,
+            o.min_cores, o.max_cores, o.min_ram_gb, o.platform, o.docker, o.ami, ""};
+    job.image = o.image;
+    return job;
   }
 
   const Hold* hold(const std::string& key) const {

@@ -40,6 +40,7 @@ struct PlannedObject {
   std::string platform = "linux";
   bool docker = false;
   bool ami = false;
+  std::string image;  // an AMI environment's base_ami: only a machine booted from it runs it
   // The key its environment's infrastructure failures are counted under, shared by every object
   // built on the same image ("env:<hash>"); "" for host environments.
   std::string environment_key;
@@ -128,6 +129,7 @@ struct Job {
   // "" for runs users want (targets); extra_purpose(...) for runs spent from a branch's extra-run
   // budget. Extra jobs come after every wanted job.
   std::string purpose;
+  std::string image;  // PlannedObject::image
 };
 
 // The purpose of a run spent from the extra-run budget of `repo`'s `branch` while its head is

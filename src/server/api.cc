@@ -172,6 +172,7 @@ Response Api::get(const Request& request) {
   if (!starts_with(p, "/api/") && p != "/githubReceivedAPush" && p != "/webhook") return web_file(p);
   if (p == "/api/repos") return repos();
   if (p == "/api/workers") return workers();
+  if (p == "/api/machines") return machines();
   if (p == "/api/audit") return audit_log(request);
   if (auto tokens = token_endpoint(request)) return *tokens;
   if (auto file = get_file(request)) return *file;

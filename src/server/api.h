@@ -45,6 +45,9 @@ class Api : public Handler {
   void set_commit_link(std::function<std::string(const std::string& repo, const std::string& sha)> link) {
     commit_link_ = std::move(link);
   }
+  // The fleet behind GET /api/machines (api_machines.cc), outliving every request; without one
+  // the fleet is off and the local workers are shown.
+  void set_fleet(const FleetController* fleet) { fleet_ = fleet; }
 
   Response handle(const Request& request) override;
   // GET /auth/callback (api_session.cc): the sign-in's calls to the provider run on a thread of
@@ -142,6 +145,7 @@ class Api : public Handler {
   Response run(const std::string& id);
   Response run_log(const std::string& id);
   Response workers();
+  Response machines() const;
   Response webhook(const Request& request);
   // POST /api/webhooks/github and /githubReceivedAPush (`gitlab` false), /api/webhooks/gitlab:
   // a signed push fetches the repo it names (202), a ping is answered 200, other events are
@@ -173,6 +177,7 @@ class Api : public Handler {
   void stop_sign_ins();
   std::function<void()> refresh_;
   PinMover* pin_mover_ = nullptr;
+  const FleetController* fleet_ = nullptr;
   std::function<void(const std::string&)> fetch_;
   std::function<std::string(const std::string&, const std::string&)> commit_link_;
   std::string webhook_secret_;

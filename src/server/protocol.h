@@ -60,7 +60,7 @@ struct ResultMessage {
 };
 
 // {"type": "hello", "worker", "cores", "ram_gb", "host"?, "shared_disk"?, "platforms"?, "docker"?,
-//  "ami"?, "running"?, "finished"?}
+//  "ami"?, "image"?, "running"?, "finished"?}
 struct HelloMessage {
   std::string worker;  // 1 to kMaxWorkerIdSize visible characters
   int cores = 1;       // 1..kMaxCores
@@ -73,6 +73,7 @@ struct HelloMessage {
   std::vector<std::string> platforms = {"linux"};  // 1..kMaxPlatforms names of [a-z0-9_-]
   bool docker = true;
   bool ami = false;
+  std::string image;  // with ami: the AMI the machine was booted from (worker --ami), 0..128 chars
   std::vector<std::string> running;  // run ids
   std::vector<ResultMessage> finished;
 };

@@ -9,17 +9,20 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <future>
 #include <iostream>
 #include <thread>
 
 #include "hosting/mirrors.h"
 #include "hosting/status_poster.h"
 #include "server/api.h"
+#include "server/fleet_controller.h"
 #include "server/http.h"
 #include "server/pins.h"
 #include "server/protocol.h"
 #include "server/state.h"
 #include "server/statuses.h"
+#include "server/tokens.h"
 #include "server/watcher.h"
 
 namespace testlooper::server {
@@ -136,6 +139,32 @@ class LocalWorkers {
   std::vector<pid_t> pids_;
 };
 
+// The fleet's access to the io thread: worker tokens for its machines are made and revoked in
+// the store there (posted; a token is awaited until the server stops).
+FleetController::Hooks fleet_hooks(HttpServer& http, ServerState& state) {
+  FleetController::Hooks hooks;
+  hooks.make_token = [&http, &state](const std::string& id) -> Result<std::string> {
+    auto promise = std::make_shared<std::promise<Result<std::string>>>();
+    auto future = promise->get_future();
+    http.post([&state, promise, id] {
+      promise->set_value(make_token(state.store(), id, "worker", now_seconds()));
+    });
+    while (future.wait_for(std::chrono::milliseconds(200)) != std::future_status::ready) {
+      if (g_stop) return Error{id, "the server is stopping"};
+    }
+    auto text = future.get();
+    if (text.ok() && text->empty()) return Error{id, "a token of that name exists"};
+    return text;
+  };
+  hooks.revoke_token = [&http, &state](const std::string& id) {
+    http.post([&state, id] { (void)state.store().revoke_token(id); });
+  };
+  hooks.log = [](const std::string& line) {
+    std::cerr << "testlooper serve: " + line + "\n" << std::flush;
+  };
+  return hooks;
+}
+
 }  // namespace
 
 std::string listening_error(const ServerOptions& options) {
@@ -233,6 +262,16 @@ int run_server(const ServerOptions& options) {
     std::cerr << "testlooper serve: " << s.error().to_string() << "\n";
     return 2;
   }
+  // The fleet's provider: no credentials stop the server here, before it listens.
+  std::unique_ptr<fleet::Provider> provider;
+  if (options.fleet.enabled) {
+    auto made = fleet::make_ec2_provider(options.fleet);
+    if (!made.ok()) {
+      std::cerr << "testlooper serve: machine_management: " << made.error().to_string() << "\n";
+      return 2;
+    }
+    provider = std::move(*made);
+  }
   std::unique_ptr<HttpServer> http;
   std::unique_ptr<Watcher> watcher;
   std::unique_ptr<PinMover> pin_mover;
@@ -306,6 +345,15 @@ int run_server(const ServerOptions& options) {
   signal(SIGTERM, on_signal);
   signal(SIGPIPE, SIG_IGN);
   LocalWorkers workers(options, http->local_url());
+  std::unique_ptr<FleetController> fleet;
+  if (provider) {
+    const std::string url = !options.fleet.server_url.empty() ? options.fleet.server_url
+                            : !options.public_url.empty()     ? options.public_url
+                                                              : http->local_url();
+    fleet = std::make_unique<FleetController>(options.fleet, std::move(provider), url,
+                                              fleet_hooks(*http, state));
+    api.set_fleet(fleet.get());
+  }
   // Commit statuses back to the host (docs/configuration.md "Commit statuses"): decided on this
   // thread once a second, posted on the poster's.
   std::unique_ptr<hosting::StatusPoster> poster;
@@ -330,11 +378,13 @@ int run_server(const ServerOptions& options) {
     if (g_stop) http->stop();
     workers.supervise();
     state.check_workers(now_seconds());
+    if (fleet) fleet->update(state.fleet_snapshot());
   });
   std::cout << "testlooper serve: listening on " << http->local_url() << std::endl;
   // run() returns once every connection is closed and every WebSocket's on_close was called, so
   // the state holds no socket when the io_context goes (issue 10, item 11).
   http->run();
+  fleet.reset();  // first: its thread may be waiting on the io thread, which has stopped
   // Each goes before what it calls from its own thread: the poster asks the mirrors, the watcher
   // wakes the pin mover, which asks the mirrors. (The mirrors reach the watcher only through
   // the io thread, which has stopped.)

@@ -59,6 +59,8 @@ planner::PlannedObject planned_from(const store::ObjectRow& row) {
   if (auto image = j.find("image"); image != j.end() && image->is_object()) {
     o.docker = image->contains("dockerfile_contents");
     o.ami = image->contains("base_ami");
+    if (auto ami = image->find("base_ami"); ami != image->end() && ami->is_string())
+      o.image = ami->get<std::string>();
     // Objects on the same image share its failures (ServerState::update_holds).
     if (o.docker || o.ami)
       o.environment_key = "env:" + sha256_hex(o.platform + "\n" + image->dump()).substr(0, 32);

@@ -13,6 +13,7 @@
 
 #include "core/log_cap.h"
 #include "planner/planner.h"
+#include "server/fleet_controller.h"
 #include "server/http.h"
 #include "server/log_viewers.h"
 #include "server/protocol.h"
@@ -41,6 +42,8 @@ struct WorkerState {
   std::vector<std::string> platforms = {"linux"};  // what it can run (HelloMessage)
   bool docker = false;
   bool ami = false;
+  std::string image;     // an ami worker's image: a machine of the fleet runs one job only
+  int runs_started = 0;  // runs given to it since the server started
   double last_seen = 0;
   std::string token;  // the name of the worker token it connected with
   std::map<std::string, std::pair<int, int>> running;  // run id -> (cores, ram)
@@ -176,6 +179,10 @@ class ServerState {
   // Extra runs spent by a branch under test so far, and its budget.
   int64_t extra_used(const std::string& repo, const std::string& branch) const;
   int64_t extra_budget() const { return options_.extra_runs; }
+
+  // What the fleet needs (state_fleet.cc): the runs the last dispatch left waiting (and those no
+  // connected worker can run), grouped by what a machine needs to take them, and every worker.
+  FleetSnapshot fleet_snapshot() const;
 
   // Replans, cancels the active runs nobody wants any more (cancel_unwanted), and dispatches;
   // called after every change.

@@ -119,6 +119,7 @@ void ServerState::worker_hello(const std::shared_ptr<Socket>& socket, const Hell
   w.platforms = m.platforms;
   w.docker = m.docker;
   w.ami = m.ami;
+  w.image = m.ami ? m.image : "";
   w.last_seen = now;
   if (auto t = worker_tokens_.find(socket->id()); t != worker_tokens_.end()) {
     w.token = t->second.second.name;
@@ -132,6 +133,9 @@ void ServerState::worker_hello(const std::shared_ptr<Socket>& socket, const Hell
     if (!still.count(run_id)) lost.push_back(run_id);
   }
   fail_runs(lost, "the worker restarted without this run");
+  // A machine booted for an AMI that had a run (before a restart of the server) had its one job.
+  if (w.ami && (!m.running.empty() || !m.finished.empty()))
+    w.runs_started = std::max(w.runs_started, 1);
   // Runs it still has that are over here (cancelled while it was away, or given up on) or that
   // are being stopped (stop_run: a user's cancel, or no longer wanted) are stopped; another
   // worker's active runs are none of its business.
@@ -244,13 +248,14 @@ void ServerState::dispatch() {
   std::vector<dispatch::WorkerCapacity> capacity;
   for (const auto& [id, w] : workers_) {
     if (!w.socket) continue;
+    if (w.ami && w.runs_started > 0) continue;  // a machine booted for an AMI runs one job
     int cores = w.cores;
     int ram = w.ram_gb;
     for (const auto& [run_id, res] : w.running) {
       cores -= res.first;
       ram -= res.second;
     }
-    capacity.push_back({id, cores, ram, w.cores, w.ram_gb, w.platforms, w.docker, w.ami});
+    capacity.push_back({id, cores, ram, w.cores, w.ram_gb, w.platforms, w.docker, w.ami, w.image});
   }
   // No new runs while the store cannot write: they could not be recorded (issue 11 item 8).
   if (!unstored_.empty() || now_seconds() < store_retry_at_) return;
@@ -260,7 +265,9 @@ void ServerState::dispatch() {
   for (const auto& u : result.unrunnable) unrunnable_[u.job.hash] = u.reason;
   for (const auto& a : result.assignments) {
     if (now_seconds() < store_retry_at_) break;  // the last start could not be stored
-    start_run(workers_.at(a.worker), a.job, a.cores, a.ram_gb);
+    WorkerState& worker = workers_.at(a.worker);
+    if (worker.ami && worker.runs_started > 0) continue;  // one job (above): the rest waits
+    start_run(worker, a.job, a.cores, a.ram_gb);
   }
   if (!result.assignments.empty()) broadcast(json{{"type", "runs"}}.dump());
 }
@@ -295,6 +302,7 @@ void ServerState::start_run(WorkerState& worker, const planner::Job& job, int co
   active_runs_[run.id] = run;
   ++progress_[run.hash].active;
   worker.running[run.id] = {cores, ram};
+  ++worker.runs_started;
   // Keep the plan's counts in step so the same runs are not dispatched twice in one pass.
   for (auto& j : plan_.jobs) {
     if (j.hash == job.hash && j.purpose == job.purpose && j.runs > 0) --j.runs;

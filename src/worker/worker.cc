@@ -53,7 +53,7 @@ void on_signal(int) { g_stop = true; }
 // Runners for the stores and repos jobs name (a local server shares its disk with its workers).
 class Runners {
  public:
-  explicit Runners(bool on_host) : launchers_({.on_host = on_host}) {}
+  Runners(bool on_host, const std::string& ami) : launchers_({.on_host = on_host, .ami = ami}) {}
 
   // The launcher for `environment`, preparing it first (an image build): the runner's own call
   // then finds it ready.
@@ -243,7 +243,7 @@ class Agent {
         local_store_(options.dir + "/store"),
         remote_sources_(client_, options.dir + "/sources"),
         remote_files_(client_, local_store_),
-        runners_(options.on_host),
+        runners_(options.on_host, options.ami),
         pending_dir_(options.dir + "/pending") {
     fs::create_directories(pending_dir_);
     // Said in every hello: the server gives this worker only jobs it can run.
@@ -483,8 +483,8 @@ class Agent {
     return json{
         {"type", "hello"},           {"worker", options_.id}, {"cores", options_.cores},
         {"ram_gb", options_.ram_gb}, {"host", hostname},      {"shared_disk", options_.shared_disk},
-        {"platforms", {"linux"}},    {"docker", docker_},     {"ami", false},
-        {"running", running},        {"finished", finished}}
+        {"platforms", {"linux"}},    {"docker", docker_},     {"ami", !options_.ami.empty()},
+        {"image", options_.ami},     {"running", running},    {"finished", finished}}
         .dump();
   }
 

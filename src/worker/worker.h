@@ -15,6 +15,9 @@ struct WorkerOptions {
   std::string dir;         // work dirs, local artifact store, source cache, unacked results
   std::string id;          // stable worker id (default: host name + dir)
   bool on_host = false;    // run Linux environments directly on this machine
+  // This machine was booted from this AMI (`--ami`): it runs the AMI environments whose base_ami
+  // it is, on the host (their setup script ran at boot), one job in all.
+  std::string ami;
   // The server's repos dir and artifact store are readable and writable here (the server's own
   // local workers, or a shared filesystem): jobs then name them and the worker uses them
   // directly. Otherwise sources and artifacts travel over HTTP (worker/server_files.h).

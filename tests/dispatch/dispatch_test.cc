@@ -61,5 +61,19 @@ TEST(Dispatch, GivesUpToMaxCores) {
   EXPECT_EQ(result.assignments[0].cores, 4);
 }
 
+TEST(Dispatch, AnAmiJobGoesOnlyToAMachineBootedFromItsImage) {
+  planner::Job ami = job("ami", 1, 1, 1);
+  ami.ami = true;
+  ami.image = "ami-1";
+  WorkerCapacity other{"other", 2, 2, 2, 2};
+  other.ami = true, other.image = "ami-2";
+  WorkerCapacity mine{"mine", 2, 2, 2, 2};
+  mine.ami = true, mine.image = "ami-1";
+  EXPECT_EQ(cannot_run(ami, other), "needs a machine booted from ami-1; no connected worker is");
+  const auto result = assign({ami}, {other, mine});
+  ASSERT_EQ(result.assignments.size(), 1u);
+  EXPECT_EQ(result.assignments[0].worker, "mine");
+}
+
 }  // namespace
 }  // namespace testlooper::dispatch

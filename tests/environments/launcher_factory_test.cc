@@ -21,6 +21,17 @@ TEST(LauncherFactory, AmiIsNotRunnableLocally) {
   EXPECT_NE(launcher.error().message.find("not runnable locally"), std::string::npos);
 }
 
+TEST(LauncherFactory, AnAmiOfTheMachinesImageRunsOnTheHost) {
+  LauncherFactory factory({.ami = "ami-1"});
+  definitions::Environment env = environment("ami");
+  env.base_ami = "ami-1";
+  auto launcher = factory.launcher_for(env);
+  ASSERT_TRUE(launcher.ok()) << launcher.error().to_string();
+  EXPECT_EQ((*launcher)->describe(), "host");
+  env.base_ami = "ami-2";
+  EXPECT_FALSE(factory.launcher_for(env).ok());
+}
+
 TEST(LauncherFactory, WindowsIsNotRunnableOnLinux) {
   LauncherFactory factory({.on_host = true});
   definitions::Environment env = environment("host");
