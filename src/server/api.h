@@ -135,7 +135,7 @@ class Api : public Handler {
   Response changes(const std::string& repo, const std::string& branch);
   Response commit_runs(const std::string& repo, const std::string& sha, const std::string& name);
   Response run(const std::string& id);
-  Response run_log(const std::string& id);
+  Response run_log(const std::string& id, const Request& request);
   Response workers();
   Response webhook(const Request& request);
   // POST /api/webhooks/github and /githubReceivedAPush (`gitlab` false), /api/webhooks/gitlab:

@@ -21,6 +21,7 @@ namespace {
 using nlohmann::json;
 using reply::error;
 using reply::ok;
+using reply::redirect;
 
 constexpr const char* kSessionCookie = "testlooper_session";
 constexpr const char* kSignInCookie = "testlooper_sign_in";
@@ -51,13 +52,6 @@ std::optional<std::string> request_cookie(const Request& request, const std::str
   auto it = request.headers.find("cookie");
   if (it == request.headers.end()) return std::nullopt;
   return auth::cookie_value(it->second, name);
-}
-
-Response redirect(const std::string& location) {
-  Response r = ok({{"location", location}});
-  r.status = 302;
-  r.headers.emplace_back("Location", location);
-  return r;
 }
 
 }  // namespace

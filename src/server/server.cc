@@ -227,6 +227,17 @@ int run_server(const ServerOptions& options) {
   state_options.store_path = data + "/state.db";
   state_options.max_log_bytes = int64_t{options.max_log_mb} << 20;
   ServerState state(**store, state_options);
+  // Artifacts in S3 (docs/configuration.md "Artifacts in S3"): the local store is their cache.
+  std::unique_ptr<S3Artifacts> s3;
+  if (options.s3.enabled) {
+    auto opened = S3Artifacts::open(options.s3);
+    if (!opened.ok()) {
+      std::cerr << "testlooper serve: artifacts in S3: " << opened.error().to_string() << "\n";
+      return 2;
+    }
+    s3 = std::move(*opened);
+    state.set_s3(s3.get());
+  }
   state.set_infra_backoff(options.infra_backoff_seconds);
   if (auto s = state.load();
       !s.ok() || !(s = state.secure_workers(data + "/worker.token", options.max_run_hours)).ok()) {

@@ -16,6 +16,7 @@
 #include "server/http.h"
 #include "server/log_viewers.h"
 #include "server/protocol.h"
+#include "server/s3_artifacts.h"
 #include "server/watcher.h"
 #include "store/store.h"
 
@@ -172,6 +173,10 @@ class ServerState {
   std::string log_path(const std::string& run_id) const;
   const std::string& logs_dir() const { return options_.logs_dir; }
   const std::string& artifacts_dir() const { return options_.artifacts_dir; }
+  // Artifacts in S3 (server/s3_artifacts.h), or nullptr when they are kept on the local disk
+  // only. Not owned; set before load().
+  void set_s3(S3Artifacts* s3) { s3_ = s3; }
+  S3Artifacts* s3() const { return s3_; }
   int64_t run_counter() const { return run_counter_; }
   // Extra runs spent by a branch under test so far, and its budget.
   int64_t extra_used(const std::string& repo, const std::string& branch) const;
@@ -299,6 +304,10 @@ class ServerState {
     bool ack = false;  // its worker reported it and waits for the ack
   };
   std::map<std::string, Unstored> unstored_;
+  // Puts the run's files in S3 (when it is on), then stores its result: a result is never
+  // acknowledged before its files are in S3.
+  Result<bool> store_result(const store::RunRow& run, const std::vector<store::CaseRow>& cases);
+  S3Artifacts* s3_ = nullptr;
   double store_delay_ = 0;      // the current back-off of store writes; 0 = writable
   double store_retry_at_ = 0;   // no store write (nor dispatch) before this
   double store_failed_at_ = 0;  // the last failed write; a run started later and stored resets

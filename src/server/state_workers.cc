@@ -10,6 +10,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "artifacts/artifacts.h"
 #include "core/hash.h"
 #include "core/ids.h"
 #include "core/token.h"
@@ -372,8 +373,7 @@ bool ServerState::record_result(store::RunRow run, const std::vector<store::Case
   for (auto& [id, w] : workers_) w.running.erase(run.id);
   // Not stored before the back-off allows, nor before results already waiting.
   Result<bool> recorded = Error{"", "waiting for earlier results"};
-  if (unstored_.empty() && now_seconds() >= store_retry_at_)
-    recorded = store_.finish_run(run, cases);
+  if (unstored_.empty() && now_seconds() >= store_retry_at_) recorded = store_result(run, cases);
   if (!recorded.ok()) {
     unstored_[run.id] = {run, cases, environment_failed};
     if (!recorded.error().where.empty())
@@ -391,7 +391,7 @@ void ServerState::retry_unstored(double now) {
   if (unstored_.empty() || now < store_retry_at_) return;
   while (!unstored_.empty()) {
     const Unstored u = unstored_.begin()->second;
-    Result<bool> recorded = store_.finish_run(u.run, u.cases);
+    Result<bool> recorded = store_result(u.run, u.cases);
     if (!recorded.ok()) return store_failed("the result of run " + u.run.id, recorded.error());
     unstored_.erase(unstored_.begin());
     result_stored(u.run, *recorded, u.environment_failed);
@@ -401,6 +401,22 @@ void ServerState::retry_unstored(double now) {
     }
   }
   update();
+}
+
+Result<bool> ServerState::store_result(const store::RunRow& run,
+                                       const std::vector<store::CaseRow>& cases) {
+  if (s3_ != nullptr) {
+    end_log(run.id);  // the log is put whole, with its cut line
+    const artifacts::Store local(options_.artifacts_dir);
+    Status put = run.kind == "build" && run.state == store::RunState::kSucceeded
+                     ? s3_->put_build(local, run.hash)
+                     : Status();
+    if (put.ok()) put = s3_->put_run(run.id, local.run_dir(run.id), log_path(run.id));
+    // An infrastructure failure of the server's (S3 unreachable, refusing): the result waits in
+    // memory and is retried with back-off, as for a full disk; never a test's failure.
+    if (!put.ok()) return Error{"S3", put.error().to_string()};
+  }
+  return store_.finish_run(run, cases);
 }
 
 void ServerState::store_failed(const std::string& what, const Error& error) {
