@@ -143,7 +143,7 @@ void add_serve_command(CLI::App& app, Action& action) {
         options->max_connections_per_client = from_file.max_connections_per_client;
       }
       options->artifacts_dir = from_file.artifacts_dir;
-      options->s3 = from_file.s3;  // artifacts in S3: config only
+      options->s3 = from_file.s3;      // artifacts in S3: config only
       options->host = from_file.host;  // GitHub or GitLab as the source: config only
       options->post_statuses = from_file.post_statuses;
       options->status_fail_on = from_file.status_fail_on;
@@ -192,8 +192,7 @@ void add_rebuild_command(CLI::App& app, Action& action) {
       if (from_file.s3.enabled) {
         auto opened = server::S3Artifacts::open(from_file.s3);
         if (!opened.ok()) {
-          throw CLI::ValidationError("--config",
-                                     "artifacts in S3: " + opened.error().to_string());
+          throw CLI::ValidationError("--config", "artifacts in S3: " + opened.error().to_string());
         }
         *s3 = std::move(*opened);
       }

@@ -185,10 +185,10 @@ Result<RebuildSummary> rebuild_database(const std::string& data_dir, bool trust_
         if (!text.ok() && text.error().to_string().find("NoSuchKey") == std::string::npos) {
           return text.error();
         }
-        skipped = restore(**db, id,
-                          text.ok() ? parse_record_text(*text)
-                                    : Result<json>(Error{"", "no test_result.json"}),
-                          trust_unknown_runs);
+        skipped = restore(
+            **db, id,
+            text.ok() ? parse_record_text(*text) : Result<json>(Error{"", "no test_result.json"}),
+            trust_unknown_runs);
       }
       TL_RETURN_IF_ERROR(count(summary, id, skipped));
     }

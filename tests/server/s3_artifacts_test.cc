@@ -81,14 +81,13 @@ class S3ArtifactsTest : public testing::Test {
 
   // config.json with the artifacts in bucket_ on moto.
   std::string write_config() const {
-    const json config = {
-        {"server", {{"path_to_local_data", data()}, {"poll_seconds", 0.3}}},
-        {"source_control", {{"path_to_repos", dir_.path() + "/repos"}}},
-        {"artifacts",
-         {{"bucket", bucket_},
-          {"region", "us-east-1"},
-          {"key_prefix", kPrefix},
-          {"endpoint_url", moto_->url()}}}};
+    const json config = {{"server", {{"path_to_local_data", data()}, {"poll_seconds", 0.3}}},
+                         {"source_control", {{"path_to_repos", dir_.path() + "/repos"}}},
+                         {"artifacts",
+                          {{"bucket", bucket_},
+                           {"region", "us-east-1"},
+                           {"key_prefix", kPrefix},
+                           {"endpoint_url", moto_->url()}}}};
     const std::string path = dir_.path() + "/config.json";
     std::ofstream(path) << config.dump(2);
     return path;
@@ -107,15 +106,14 @@ class S3ArtifactsTest : public testing::Test {
 
   // The keys under kPrefix in the bucket, without the prefix, one per line, sorted.
   std::string keys() const {
-    return moto_->boto3(
-        "r = s3.list_objects_v2(Bucket='" + bucket_ + "', Prefix='" + kPrefix +
-        "')\n"
-        "print('\\n'.join(sorted(o['Key'][len('" +
-        kPrefix + "'):] for o in r.get('Contents', []))))");
+    return moto_->boto3("r = s3.list_objects_v2(Bucket='" + bucket_ + "', Prefix='" + kPrefix +
+                        "')\n"
+                        "print('\\n'.join(sorted(o['Key'][len('" +
+                        kPrefix + "'):] for o in r.get('Contents', []))))");
   }
   std::string object(const std::string& key) const {
-    return moto_->boto3("sys.stdout.write(s3.get_object(Bucket='" + bucket_ + "', Key='" +
-                        kPrefix + key + "')['Body'].read().decode())");
+    return moto_->boto3("sys.stdout.write(s3.get_object(Bucket='" + bucket_ + "', Key='" + kPrefix +
+                        key + "')['Body'].read().decode())");
   }
 
   json only_run(const std::string& name) const {
@@ -143,9 +141,9 @@ class S3ArtifactsTest : public testing::Test {
 
   // The status and Location header of GET `path` (not followed), with `headers`.
   std::pair<int, std::string> head(const std::string& path, const std::string& headers = "") const {
-    const std::string out = capture("curl -s -o /dev/null " + headers +
-                                    " -w '%{http_code} %{redirect_url}' " +
-                                    shell_quote(server_->url(path)));
+    const std::string out =
+        capture("curl -s -o /dev/null " + headers + " -w '%{http_code} %{redirect_url}' " +
+                shell_quote(server_->url(path)));
     const size_t space = out.find(' ');
     return {std::stoi(out.substr(0, space)), out.substr(space + 1)};
   }
@@ -192,21 +190,19 @@ TEST_F(S3ArtifactsTest, BuildsRunRecordsAndLogs_AreInTheBucketUnderTheDocumented
   // The UI's downloads redirect to presigned URLs that plain curl (no credentials) follows.
   const auto [status, location] = head("/api/runs/" + build_id + "/artifacts/bin.tar");
   ASSERT_EQ(status, 302);
-  EXPECT_EQ(location.rfind(moto_->url() + "/" + bucket_ + "/" + kPrefix + "builds/" + hash +
-                               "/bin.tar?",
-                           0),
+  EXPECT_EQ(location.rfind(
+                moto_->url() + "/" + bucket_ + "/" + kPrefix + "builds/" + hash + "/bin.tar?", 0),
             0u)
       << location;
   // Short-lived: X-Amz-Expires is the lifetime (moto does not enforce it; AWS does).
   EXPECT_NE(location.find("X-Amz-Expires=300"), std::string::npos) << location;
   EXPECT_NE(location.find("X-Amz-Signature="), std::string::npos) << location;
   const std::string file = dir_.path() + "/download.tar";
-  EXPECT_EQ(capture("curl -s -o " + shell_quote(file) + " -w '%{http_code}' " +
-                    shell_quote(location)),
-            "200");
+  EXPECT_EQ(
+      capture("curl -s -o " + shell_quote(file) + " -w '%{http_code}' " + shell_quote(location)),
+      "200");
   EXPECT_EQ(capture("tar -tf " + shell_quote(file) + " | tr '\\n' ' '"), "greeting.txt ");
-  const auto [report_status, report] =
-      head("/api/runs/" + test_id + "/artifacts/report.tar");
+  const auto [report_status, report] = head("/api/runs/" + test_id + "/artifacts/report.tar");
   ASSERT_EQ(report_status, 302);
   EXPECT_EQ(capture("curl -s " + shell_quote(report) + " | tar -tf - | tr '\\n' ' '"), "r.txt ");
   // The log: a link the browser follows (or ?download=1) redirects; the UI's fetch does not.
