@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -54,7 +55,7 @@ struct AwsRequest {
   // When set, a 2xx answer's body is streamed into this file (created or truncated) instead of
   // AwsAnswer::body; any other answer's body is kept in AwsAnswer::body as usual.
   std::string download_file;
-  double timeout_seconds = 60;              // the whole call (0 = none; for large transfers)
+  double timeout_seconds = 60;  // the whole call (0 = none; for large transfers)
   double connect_timeout_seconds = 10;
   size_t max_answer_bytes = 16 << 20;       // a longer answer (in memory) is an error
   const std::atomic<bool>* stop = nullptr;  // when it becomes true, the call ends (an Error)
@@ -88,5 +89,10 @@ std::string aws_uri_encode(const std::string& text, bool encode_slash);
 std::string presign_url(const Endpoint& endpoint, const Credentials& credentials,
                         const std::string& method, const std::string& path,
                         const std::string& query, int expires_seconds, int64_t now);
+
+// Base64 (RFC 4648, with padding): EC2's user data. base64_decode ignores whitespace; Error for
+// any other byte outside the alphabet or a bad length.
+std::string base64_encode(std::string_view bytes);
+Result<std::string> base64_decode(std::string_view text);
 
 }  // namespace testlooper::fleet

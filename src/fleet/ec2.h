@@ -16,9 +16,9 @@ struct InstanceSpec {
   std::string instance_type;  // m5.xlarge
   std::string subnet_id;      // "" = the default
   std::vector<std::string> security_group_ids;
-  std::string key_name;              // "" = none
-  std::string iam_instance_profile;  // a profile name ("" = none)
-  std::string user_data;             // the raw text (the client base64-encodes it)
+  std::string key_name;                     // "" = none
+  std::string iam_instance_profile;         // a profile name ("" = none)
+  std::string user_data;                    // the raw text (the client base64-encodes it)
   std::map<std::string, std::string> tags;  // put on the instance at launch (TagSpecification)
 };
 
@@ -27,14 +27,14 @@ struct Instance {
   std::string type;   // m5.xlarge
   std::string state;  // pending | running | shutting-down | terminated | stopping | stopped
   std::string image_id;
-  std::string private_ip;  // "" until known
+  std::string private_ip;   // "" until known
   int64_t launch_time = 0;  // Unix seconds
   std::map<std::string, std::string> tags;
 };
 
 // Parses a DescribeInstances or RunInstances answer (every reservation's instances) and its
 // nextToken (into `next_token` when not null). Error naming the field that is missing or bad.
-// Faces the network: fuzzed (fuzz/fuzz_ec2_xml.cc).
+// Faces the network: fuzzed (fuzz/fuzz_aws_xml.cc).
 Result<std::vector<Instance>> parse_instances_xml(const std::string& xml, std::string* next_token);
 
 class Ec2Client {
@@ -52,10 +52,15 @@ class Ec2Client {
   // The user data an instance was launched with (DescribeInstanceAttribute userData), decoded.
   Result<std::string> user_data(const std::string& instance_id);
 
+  // The page size of describe_instances (MaxResults, 5..1000; default 1000): small pages let the
+  // tests go through nextToken.
+  void set_describe_page_size(int n) { page_size_ = n < 5 ? 5 : n > 1000 ? 1000 : n; }
+
  private:
   Result<AwsAnswer> call(const std::string& action_and_params);
   Endpoint endpoint_;
   Credentials credentials_;
+  int page_size_ = 1000;
 };
 
 }  // namespace testlooper::fleet

@@ -1,5 +1,6 @@
 // S3's REST API: objects put (one request, or multipart above a threshold, streamed from a file),
-// got (into memory with a limit, or streamed to a file), listed, deleted, and presigned. Thread-safe.
+// got (into memory with a limit, or streamed to a file), listed, deleted, and presigned.
+// Thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +26,13 @@ struct S3Object {
   std::string key;
   uint64_t size = 0;
 };
+
+// Parses one ListObjectsV2 answer (ListBucketResult/Contents: Key, Size) and its
+// NextContinuationToken (into `next_token` when not null; "" on the last page). Error naming what
+// is missing or malformed; bounded (at most 10000 objects a page). Faces the network: fuzzed
+// (fuzz/fuzz_aws_xml.cc).
+Result<std::vector<S3Object>> parse_list_objects_xml(const std::string& xml,
+                                                     std::string* next_token);
 
 class S3Client {
  public:
@@ -52,12 +60,25 @@ class S3Client {
   // Creates the bucket (for tests and first use); an existing bucket of ours is not an error.
   Status create_bucket(const std::string& bucket);
   // A URL that GETs the object without credentials for `expires_seconds`.
-  std::string presign_get(const std::string& bucket, const std::string& key, int expires_seconds) const;
+  std::string presign_get(const std::string& bucket, const std::string& key,
+                          int expires_seconds) const;
+
+  // The page size of list_objects (max-keys, 1..1000; default 1000): small pages let the tests
+  // go through continuation tokens.
+  void set_list_page_size(int keys) { list_page_size_ = keys < 1 ? 1 : keys > 1000 ? 1000 : keys; }
 
  private:
+  // Where `bucket` is: path-style (<url>/<bucket>/<key>) on custom endpoints and for bucket names
+  // with dots, else virtual-hosted (https://<bucket>.s3.<region>.amazonaws.com/<key>).
+  bool path_style(const std::string& bucket) const;
+  Endpoint bucket_endpoint(const std::string& bucket) const;
   std::string object_path(const std::string& bucket, const std::string& key) const;
+  // UploadPart of every kPartBytes region of `path` (ETags in part order).
+  Status upload_parts(const std::string& bucket, const std::string& key, const std::string& path,
+                      const std::string& upload_id, uint64_t size, std::vector<std::string>* etags);
   Endpoint endpoint_;
   Credentials credentials_;
+  int list_page_size_ = 1000;
 };
 
 }  // namespace testlooper::fleet
