@@ -171,6 +171,9 @@ Status count(RebuildSummary& summary, const std::string& id, const Result<std::s
 
 Result<RebuildSummary> rebuild_database(const std::string& data_dir, bool trust_unknown_runs,
                                         S3Artifacts* s3) {
+  std::error_code created;
+  // A data dir lost with its database (the records are in S3) is made anew.
+  if (s3 != nullptr) fs::create_directories(data_dir, created);
   auto db = store::open_sqlite_store(data_dir + "/state.db");
   if (!db.ok()) return db.error();
   RebuildSummary summary;

@@ -43,6 +43,7 @@ Status S3Artifacts::put_once(const std::string& relative, const fs::path& path) 
 Status S3Artifacts::put_build(const artifacts::Store& store, const std::string& hash) {
   Result<std::vector<std::string>> names = artifacts::build_file_names(store, hash);
   if (!names.ok()) return names.error();
+  std::optional<std::set<std::string>> there;  // listed once, when needed
   for (const std::string& name : *names) {
     const std::string relative = "builds/" + hash + "/" + name;
     {
@@ -50,9 +51,16 @@ Status S3Artifacts::put_build(const artifacts::Store& store, const std::string& 
       if (put_.count(relative)) continue;
     }
     // Put by an earlier server process: build files never change once stored.
-    Result<bool> there = exists(relative);
-    if (!there.ok()) return there.error();
-    if (*there) {
+    if (!there) {
+      const std::string prefix = key("builds/" + hash + "/");
+      Result<std::vector<fleet::S3Object>> objects = client_.list_objects(options_.bucket, prefix);
+      if (!objects.ok()) {
+        return Error{"s3://" + options_.bucket + "/" + prefix, objects.error().to_string()};
+      }
+      there.emplace();
+      for (const fleet::S3Object& o : *objects) there->insert(o.key);
+    }
+    if (there->count(key(relative))) {
       std::lock_guard lock(mutex_);
       put_.insert(relative);
       continue;
@@ -88,18 +96,10 @@ Status S3Artifacts::put_run(const std::string& run_id, const fs::path& dir, cons
   return Status();
 }
 
-Result<bool> S3Artifacts::exists(const std::string& relative) {
-  Result<std::optional<uint64_t>> head = client_.head_object(options_.bucket, key(relative));
-  if (!head.ok()) {
-    return Error{"s3://" + options_.bucket + "/" + key(relative), head.error().to_string()};
-  }
-  return head->has_value();
-}
-
 Result<bool> S3Artifacts::fetch_file(const std::string& relative, const fs::path& path) {
-  Result<bool> there = exists(relative);
-  if (!there.ok() || !*there) return there;
   Status got = client_.get_file(options_.bucket, key(relative), path.string());
+  // One GET, no HEAD first: absence is its 404 (S3 says NoSuchKey).
+  if (!got.ok() && got.error().message.find("NoSuchKey") != std::string::npos) return false;
   if (!got.ok()) {
     return Error{"s3://" + options_.bucket + "/" + key(relative), got.error().to_string()};
   }

@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -65,9 +66,6 @@ class S3Artifacts {
 
   // Streams object `relative` to the file `path`; false when there is no such object.
   Result<bool> fetch_file(const std::string& relative, const std::filesystem::path& path);
-
-  // True when object `relative` exists.
-  Result<bool> exists(const std::string& relative);
 
   // A URL that GETs `relative` without credentials for `seconds`.
   std::string presign(const std::string& relative, int seconds = kPresignSeconds) const;
