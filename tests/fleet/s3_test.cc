@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <ctime>
 #include <thread>
 
 #include "artifacts/temp_dir.h"
@@ -88,8 +89,9 @@ TEST(S3Client, PutsGetsHeadsListsAndDeletes) {
 }
 
 TEST(S3Client, CreatesABucketInAnotherRegion) {
-  S3Client s3(Endpoint{.service = "s3", .region = "eu-west-1", .url = shared_moto().url()},
-              moto_credentials());
+  S3Client s3(
+      Endpoint{.service = "s3", .region = "eu-west-1", .url = fixtures::shared_proxy().url()},
+      moto_credentials());
   ASSERT_TRUE(s3.create_bucket("tl-in-eu").ok());
   ASSERT_TRUE(s3.create_bucket("tl-in-eu").ok());
   EXPECT_EQ(shared_moto().boto3("print(s3.get_bucket_location(Bucket='tl-in-eu')"
@@ -120,6 +122,25 @@ TEST(S3Client, PresignedUrlIsFetchedWithoutCredentials) {
                   "curl -sS --fail '" +
                   url + "'"),
             "the log\n");
+  // The proxy checks presigned signatures as S3 does: a changed key or an expired URL is refused.
+  std::string changed = url;
+  changed.replace(changed.find("run%201"), 7, "run%202");
+  EXPECT_EQ(shell("curl -s -o /dev/null -w '%{http_code}' '" + changed + "'"), "403");
+  const std::string expired =
+      presign_url(moto_endpoint("s3"), moto_credentials(), "GET", "/tl-presign/logs/run%201.txt",
+                  "", 60, static_cast<int64_t>(std::time(nullptr)) - 3600);
+  EXPECT_EQ(shell("curl -s -o /dev/null -w '%{http_code}' '" + expired + "'"), "403");
+}
+
+// The proxy in front of moto refuses what AWS would refuse, so the tests above prove our
+// signatures are right (moto itself checks none).
+TEST(S3Client, AWrongSignatureIsRefused) {
+  S3Client wrong(moto_endpoint("s3"), Credentials{"testing", "not-the-secret", "testing"});
+  Status put = wrong.put_object("tl-objects", "k", "x");
+  ASSERT_FALSE(put.ok());
+  EXPECT_NE(put.error().message.find("HTTP 403 SignatureDoesNotMatch"), std::string::npos)
+      << put.error().message;
+  EXPECT_NE(fixtures::shared_proxy().refused().find("signature mismatch"), std::string::npos);
 }
 
 }  // namespace
