@@ -59,7 +59,7 @@ tests:
     dependencies: {whole: build/linux}
     min_cores: 2
     stages:
-      - command: 'test $(stat -c %s $TEST_INPUTS/whole/big.bin) = 209715200'
+      - command: 'test $(stat -c %s $TEST_INPUTS/whole/big/big.bin) = 209715200'
 )";
 
 // One moto_server for the whole binary (it takes seconds to start); each test has its own bucket.
