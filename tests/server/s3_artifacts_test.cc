@@ -79,23 +79,24 @@ class S3ArtifactsTest : public testing::Test {
     bucket_ = "tl-" + std::to_string(std::hash<std::string>{}(name) % 1000000000);
   }
 
-  // config.json with the artifacts in bucket_ on moto.
-  std::string write_config() const {
+  // config.json with the artifacts in bucket_ on moto (or at `endpoint`).
+  std::string write_config(const std::string& endpoint = "") const {
     const json config = {{"server", {{"path_to_local_data", data()}, {"poll_seconds", 0.3}}},
                          {"source_control", {{"path_to_repos", dir_.path() + "/repos"}}},
                          {"artifacts",
                           {{"bucket", bucket_},
                            {"region", "us-east-1"},
                            {"key_prefix", kPrefix},
-                           {"endpoint_url", moto_->url()}}}};
+                           {"endpoint_url", endpoint.empty() ? moto_->url() : endpoint}}}};
     const std::string path = dir_.path() + "/config.json";
     std::ofstream(path) << config.dump(2);
     return path;
   }
   void create_bucket() const { moto_->boto3("s3.create_bucket(Bucket='" + bucket_ + "')"); }
-  void start_server(const std::string& workers) {
+  void start_server(const std::string& workers, const std::string& endpoint = "") {
     server_ = std::make_unique<ServerProcess>(
-        std::vector<std::string>{"--config", write_config(), "--port", "0", "--workers", workers},
+        std::vector<std::string>{"--config", write_config(endpoint), "--port", "0", "--workers",
+                                 workers},
         dir_.path() + "/serve.err");
   }
   std::string data() const { return dir_.path() + "/data"; }
@@ -259,14 +260,33 @@ TEST_F(S3ArtifactsTest, LargeArtifact_GoesThroughMultipartAndAFreshWorkerGetsItF
   EXPECT_TRUE(fs::exists(data() + "/artifacts/builds/" + hash + "/complete.json"));
 }
 
-TEST_F(S3ArtifactsTest, S3Failing_ResultWaitsAndIsStoredOnceS3IsBack) {
-  app_.write("testlooper.yml", R"(looper_version: 5
+constexpr const char* kQuickTest = R"(looper_version: 5
 environments: {linux: {platform: linux, image: {host: true}}}
 tests:
   quick/linux:
     stages:
       - command: 'echo quick-ran'
-)");
+)";
+
+TEST_F(S3ArtifactsTest, S3Unreachable_IsAnInfrastructureFailureOfTheServerNotOfTheTest) {
+  app_.write("testlooper.yml", kQuickTest);
+  sha_ = app_.commit("first");
+  // Nothing listens there: every call to S3 fails to connect.
+  start_server("1", "http://127.0.0.1:" + std::to_string(fixtures::free_port()));
+  test_branch();
+  ASSERT_TRUE(eventually(
+      [&] { return server_log().find("cannot write the result of run") != std::string::npos; },
+      120))
+      << server_log();
+  EXPECT_NE(server_log().find("(S3: s3://" + bucket_ + "/"), std::string::npos) << server_log();
+  // The result waits in memory, unrecorded: the test is not failed (nor infra_failed) for it.
+  EXPECT_EQ(only_run("quick/linux")["state"], "running");
+  // The server still answers, and says it cannot store.
+  EXPECT_TRUE(server_->get("/api/repos").is_array());
+}
+
+TEST_F(S3ArtifactsTest, S3Failing_ResultWaitsAndIsStoredOnceS3IsBack) {
+  app_.write("testlooper.yml", kQuickTest);
   sha_ = app_.commit("first");
   // No bucket yet: every put fails, as when S3 is down or refusing.
   start_server("1");
