@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -307,7 +308,21 @@ class ServerState {
   // Puts the run's files in S3 (when it is on), then stores its result: a result is never
   // acknowledged before its files are in S3.
   Result<bool> store_result(const store::RunRow& run, const std::vector<store::CaseRow>& cases);
+  // The end of storing `u`: `recorded` is the store's answer. Failed: `u` waits in unstored_
+  // (the failure logged, with back-off). Stored: counts, events, and its ack when `u.ack`.
+  bool stored_or_waiting(const Unstored& u, const Result<bool>& recorded);
+  // Sends `u`'s worker its ack, when it waits for one (`u.ack`).
+  void acknowledge(const Unstored& u);
+  // Stores the results whose files another thread finished putting in S3 (s3_puts_).
+  void collect_s3_puts();
   S3Artifacts* s3_ = nullptr;
+  // Runs whose files are being put in S3 by another thread (a large build takes seconds: not on
+  // the io thread), by run id; their results are stored once that is done (collect_s3_puts).
+  struct S3Put {
+    Unstored unstored;
+    std::future<Status> done;
+  };
+  std::map<std::string, S3Put> s3_puts_;
   double store_delay_ = 0;      // the current back-off of store writes; 0 = writable
   double store_retry_at_ = 0;   // no store write (nor dispatch) before this
   double store_failed_at_ = 0;  // the last failed write; a run started later and stored resets
