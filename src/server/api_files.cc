@@ -18,6 +18,7 @@
 #include "git/git.h"
 #include "server/api.h"
 #include "server/api_json.h"
+#include "server/s3_artifacts.h"
 #include "server/worker_token.h"
 
 namespace testlooper::server {
@@ -166,6 +167,33 @@ std::optional<Response> Api::get_file(const Request& request) {
     if (parts.size() == 3 && parts[1] == "artifacts") return run_artifact(parts[0], parts[2]);
   }
   return std::nullopt;
+}
+
+bool Api::fetch_build_from_s3(const Request& request, Completion& done) {
+  S3Artifacts* s3 = state_.s3();
+  if (s3 == nullptr || request.method != "GET" ||
+      !starts_with(request.path, "/api/artifacts/builds/") || !from_worker(state_, request)) {
+    return false;
+  }
+  const std::vector<std::string> parts = segments(request.path.substr(22));
+  if (parts.empty() || parts.size() > 2 || !is_identity_hash(parts[0])) return false;
+  const artifacts::Store store(state_.artifacts_dir());
+  const Result<std::vector<std::string>> names = artifacts::build_file_names(store, parts[0]);
+  if (!names.ok() || !names->empty()) return false;  // stored here: answered as usual
+  const std::string hash = parts[0];
+  const bool running =
+      start_thread(s3_fetches_, [this, s3, store, hash, request, done](const std::atomic<bool>&) {
+        const Result<bool> got = s3->fetch_build(store, hash);
+        // Answered on the io thread, from the local store the fetch filled.
+        done([this, got, hash, request]() -> Response {
+          if (!got.ok()) return s3_unreadable("build " + hash, got.error());
+          return get_file(request).value_or(error(404, "no such file"));
+        });
+      });
+  if (!running) {
+    done([] { return error(503, "too many builds are being fetched from S3; try again shortly"); });
+  }
+  return true;
 }
 
 std::optional<Response> Api::upload_refusal(const Request& head) const {
