@@ -8,75 +8,25 @@
 #include <fmt/format.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <ctime>
-#include <fstream>
 #include <mutex>
 #include <pugixml.hpp>
 
 #include "core/hash.h"
+#include "core/http_header.h"
 
 namespace testlooper::fleet {
 namespace {
 
 constexpr long kStallSeconds = 120;
-
-std::string env(const char* name) {
-  const char* value = std::getenv(name);
-  return value == nullptr ? "" : value;
-}
-
-std::string trimmed(std::string_view s) {
-  size_t begin = 0, end = s.size();
-  while (begin < end && std::isspace(static_cast<unsigned char>(s[begin]))) ++begin;
-  while (end > begin && std::isspace(static_cast<unsigned char>(s[end - 1]))) --end;
-  return std::string(s.substr(begin, end - begin));
-}
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
-// The profile `profile` of the INI credentials file `path` ([name] sections, key = value lines,
-// '#' and ';' comments), as botocore reads it.
-Result<Credentials> read_credentials_file(const std::string& path, const std::string& profile) {
-  std::ifstream in(path);
-  if (!in) return Error{path, "cannot be read (no AWS_ACCESS_KEY_ID in the environment either)"};
-  Credentials found;
-  bool in_profile = false, seen_profile = false;
-  std::string line;
-  for (int number = 1; std::getline(in, line); ++number) {
-    const std::string text = trimmed(line);
-    const std::string where = fmt::format("{}:{}", path, number);
-    if (text.empty() || text[0] == '#' || text[0] == ';') continue;
-    if (text[0] == '[') {
-      if (text.back() != ']') return Error{where, "a section header must end with ']'"};
-      in_profile = trimmed(text.substr(1, text.size() - 2)) == profile;
-      seen_profile = seen_profile || in_profile;
-      continue;
-    }
-    const size_t eq = text.find('=');
-    if (eq == std::string::npos) return Error{where, "expected 'name = value' or '[profile]'"};
-    if (!in_profile) continue;
-    const std::string key = lower(trimmed(text.substr(0, eq)));
-    const std::string value = trimmed(text.substr(eq + 1));
-    if (key == "aws_access_key_id") found.access_key_id = value;
-    if (key == "aws_secret_access_key") found.secret_access_key = value;
-    if (key == "aws_session_token" || key == "aws_security_token") found.session_token = value;
-  }
-  if (!seen_profile) return Error{path, fmt::format("has no profile [{}]", profile)};
-  if (found.access_key_id.empty() || found.secret_access_key.empty())
-    return Error{path, fmt::format("profile [{}] needs aws_access_key_id and "
-                                   "aws_secret_access_key",
-                                   profile)};
-  return found;
-}
 
 // "k=v&k2=v2" in SigV4's canonical order (sorted by name, then value; a name without '=' gets
 // one). curl 7.88 signs the query exactly as it is sent, so it is sent in this form.
@@ -105,8 +55,9 @@ std::string canonical_query(const std::string& query) {
 // Text from the network made safe for an error message: printable ASCII, at most `limit` bytes.
 std::string printable(std::string_view text, size_t limit) {
   std::string out;
-  for (char c : text.substr(0, limit)) out += (c >= 0x20 && c < 0x7f) ? c : ' ';
-  return trimmed(out);
+  for (char c : text.substr(0, limit)) out += (c > 0x20 && c < 0x7f) ? c : ' ';
+  const size_t begin = out.find_first_not_of(' ');
+  return begin == std::string::npos ? "" : out.substr(begin, out.find_last_not_of(' ') + 1 - begin);
 }
 
 struct Transfer {
@@ -178,18 +129,18 @@ size_t on_upload(char* buffer, size_t size, size_t count, void* user) {
   return static_cast<size_t>(got);
 }
 
-size_t on_header(char* data, size_t size, size_t count, void* user) {
+// curl rewinds the body when it must send it again (a connection lost before the answer).
+int on_seek(void* user, curl_off_t offset, int origin) {
   auto* t = static_cast<Transfer*>(user);
+  if (origin != SEEK_SET || offset < 0 || static_cast<uint64_t>(offset) > t->request->upload_length)
+    return CURL_SEEKFUNC_CANTSEEK;
+  t->uploaded = static_cast<uint64_t>(offset);
+  return CURL_SEEKFUNC_OK;
+}
+
+size_t on_header(char* data, size_t size, size_t count, void* user) {
   const size_t n = size * count;
-  const std::string_view line(data, n);
-  if (line.starts_with("HTTP/")) {
-    t->answer.headers.clear();  // a 100 Continue's headers are not the answer's
-    return n;
-  }
-  const size_t colon = line.find(':');
-  if (colon == std::string::npos) return n;
-  t->answer.headers.emplace_back(lower(trimmed(line.substr(0, colon))),
-                                 trimmed(line.substr(colon + 1)));
+  add_header_line(std::string_view(data, n), &static_cast<Transfer*>(user)->answer.headers);
   return n;
 }
 
@@ -206,9 +157,9 @@ curl_slist* request_headers(const Endpoint& endpoint, const Credentials& credent
   bool has_payload_hash = false;
   for (const auto& h : request.headers) {
     list = curl_slist_append(list, h.c_str());
-    has_payload_hash = has_payload_hash || lower(h).starts_with("x-amz-content-sha256:");
+    has_payload_hash = has_payload_hash || strncasecmp(h.c_str(), "x-amz-content-sha256:", 21) == 0;
   }
-  if (!credentials.session_token.empty())
+  if (!credentials.session_token.empty() && !endpoint.service.empty())
     list = curl_slist_append(list, ("X-Amz-Security-Token: " + credentials.session_token).c_str());
   if (endpoint.service == "s3" && !has_payload_hash) {
     const std::string hash =
@@ -229,6 +180,8 @@ void set_method_and_body(CURL* curl, const AwsRequest& request, Transfer* transf
     curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(curl, CURLOPT_READFUNCTION, on_upload);
     curl_easy_setopt(curl, CURLOPT_READDATA, transfer);
+    curl_easy_setopt(curl, CURLOPT_SEEKFUNCTION, on_seek);
+    curl_easy_setopt(curl, CURLOPT_SEEKDATA, transfer);
     curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE,
                      static_cast<curl_off_t>(request.upload_length));
   } else if (!request.body.empty() || request.method == "POST" || request.method == "PUT") {
@@ -285,24 +238,6 @@ UrlParts split_url(const std::string& url) {
 
 }  // namespace
 
-Result<Credentials> load_credentials() {
-  Credentials from_env{env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"),
-                       env("AWS_SESSION_TOKEN")};
-  if (!from_env.access_key_id.empty() || !from_env.secret_access_key.empty()) {
-    if (from_env.access_key_id.empty() || from_env.secret_access_key.empty())
-      return Error{"environment", "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together"};
-    return from_env;
-  }
-  std::string path = env("AWS_SHARED_CREDENTIALS_FILE");
-  if (path.empty()) {
-    if (env("HOME").empty())
-      return Error{"environment", "no AWS_ACCESS_KEY_ID, and no HOME to find ~/.aws/credentials"};
-    path = env("HOME") + "/.aws/credentials";
-  }
-  const std::string profile = env("AWS_PROFILE").empty() ? "default" : env("AWS_PROFILE");
-  return read_credentials_file(path, profile);
-}
-
 std::string base_url(const Endpoint& endpoint) {
   if (endpoint.url.empty())
     return fmt::format("https://{}.{}.amazonaws.com", endpoint.service, endpoint.region);
@@ -312,9 +247,7 @@ std::string base_url(const Endpoint& endpoint) {
 }
 
 std::optional<std::string> AwsAnswer::header(const std::string& name) const {
-  for (const auto& [n, v] : headers)
-    if (n == name) return v;
-  return std::nullopt;
+  return find_header(headers, name);
 }
 
 Result<AwsAnswer> aws_call(const Endpoint& endpoint, const Credentials& credentials,
@@ -341,9 +274,11 @@ Result<AwsAnswer> aws_call(const Endpoint& endpoint, const Credentials& credenti
   curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_AWS_SIGV4, sigv4.c_str());
-  curl_easy_setopt(curl, CURLOPT_USERNAME, credentials.access_key_id.c_str());
-  curl_easy_setopt(curl, CURLOPT_PASSWORD, credentials.secret_access_key.c_str());
+  if (!endpoint.service.empty()) {
+    curl_easy_setopt(curl, CURLOPT_AWS_SIGV4, sigv4.c_str());
+    curl_easy_setopt(curl, CURLOPT_USERNAME, credentials.access_key_id.c_str());
+    curl_easy_setopt(curl, CURLOPT_PASSWORD, credentials.secret_access_key.c_str());
+  }
   if (request.timeout_seconds > 0)
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout_seconds * 1000));
   // A transfer that stalls ends even without a whole-call timeout (large downloads).
@@ -362,7 +297,8 @@ Result<AwsAnswer> aws_call(const Endpoint& endpoint, const Credentials& credenti
   curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &transfer);
-  if (request.download_file.empty())
+  // A HEAD's Content-Length is the object's size, not an answer kept here: curl would refuse it.
+  if (request.download_file.empty() && request.method != "HEAD")
     curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE,
                      static_cast<curl_off_t>(request.max_answer_bytes));
   const CURLcode code = curl_easy_perform(curl);
@@ -426,7 +362,7 @@ std::string presign_url(const Endpoint& endpoint, const Credentials& credentials
          aws_uri_encode(credentials.access_key_id + "/" + scope, true) + "&X-Amz-Date=" + stamp +
          fmt::format("&X-Amz-Expires={}", std::clamp(expires_seconds, 1, 604800)) +
          "&X-Amz-SignedHeaders=host";
-  if (!credentials.session_token.empty())
+  if (!credentials.session_token.empty() && !endpoint.service.empty())
     all += "&X-Amz-Security-Token=" + aws_uri_encode(credentials.session_token, true);
   const std::string canonical = canonical_query(all);
   const std::string request = fmt::format("{}\n{}\n{}\nhost:{}\n\nhost\nUNSIGNED-PAYLOAD", method,

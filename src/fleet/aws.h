@@ -23,15 +23,28 @@ struct Credentials {
   std::string access_key_id;
   std::string secret_access_key;
   std::string session_token;  // "" = none (sent as X-Amz-Security-Token when set)
+  int64_t expires_at = 0;     // Unix seconds; 0 = never (the environment's, a file's)
 };
 
 // The credentials of the environment (above). Error naming where it looked when none are found,
 // or the file and line of a malformed credentials file.
 Result<Credentials> load_credentials();
 
+// The credentials of this EC2 instance's IAM role, from the instance metadata service (IMDSv2:
+// a session token, the role's name, then its credentials), as boto3 finds them on EC2 when
+// neither the environment nor a file has any. `metadata_url` "" =
+// $AWS_EC2_METADATA_SERVICE_ENDPOINT or http://169.254.169.254. They expire (`expires_at`, about
+// hourly): get them again before. Not part of load_credentials, so that nothing off EC2 waits for a
+// metadata service that is not there (1 s to connect, 3 s in all here). Error naming the metadata
+// URL when there are none.
+Result<Credentials> instance_credentials(const std::string& metadata_url = "");
+
+// An AWS time ("2026-11-30T11:46:19.000Z", "2026-11-30T11:46:19Z") as Unix seconds, or nullopt.
+std::optional<int64_t> parse_aws_time(const std::string& text);
+
 // One service at one place.
 struct Endpoint {
-  std::string service;  // "ec2" | "s3"
+  std::string service;  // "ec2" | "s3"; "" = a plain call, not signed (the metadata service)
   std::string region = "us-east-1";
   // "" = AWS itself (https://ec2.<region>.amazonaws.com, https://s3.<region>.amazonaws.com);
   // else the base URL of a compatible service ("http://127.0.0.1:5000"). S3 buckets are

@@ -28,29 +28,6 @@ bool is_token(const std::string& text) {
          });
 }
 
-// "2026-11-30T11:46:19.000Z" (or without the fraction) → Unix seconds; nullopt when malformed.
-std::optional<int64_t> parse_iso8601(const std::string& text) {
-  std::tm tm{};
-  int consumed = 0;
-  if (text.size() > 40 ||
-      std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6)
-    return std::nullopt;
-  std::string tail = text.substr(static_cast<size_t>(consumed));
-  if (tail.starts_with(".")) {
-    size_t i = 1;
-    while (i < tail.size() && std::isdigit(static_cast<unsigned char>(tail[i]))) ++i;
-    tail = tail.substr(i);
-  }
-  if (tail != "Z" && tail != "+00:00" && !tail.empty()) return std::nullopt;
-  if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
-      tm.tm_min > 59 || tm.tm_sec > 60 || tm.tm_year < 1970 || tm.tm_year > 9999)
-    return std::nullopt;
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  return static_cast<int64_t>(timegm(&tm));
-}
-
 Result<Instance> parse_instance(const pugi::xml_node& item, size_t index) {
   const std::string where = fmt::format("instance {}", index);
   Instance instance;
@@ -67,7 +44,7 @@ Result<Instance> parse_instance(const pugi::xml_node& item, size_t index) {
       return Error{instance.id, "instanceType, imageId or privateIpAddress is malformed"};
   const std::string launch = item.child_value("launchTime");
   if (!launch.empty()) {
-    const auto seconds = parse_iso8601(launch);
+    const auto seconds = parse_aws_time(launch);
     if (!seconds) return Error{instance.id, "launchTime is not an ISO 8601 UTC time"};
     instance.launch_time = *seconds;
   }
@@ -116,7 +93,7 @@ Result<std::vector<Instance>> parse_instances_xml(const std::string& xml, std::s
 Ec2Client::Ec2Client(Endpoint endpoint, Credentials credentials)
     : endpoint_(std::move(endpoint)), credentials_(std::move(credentials)) {}
 
-Result<AwsAnswer> Ec2Client::call(const std::string& action_and_params) {
+Result<AwsAnswer> Ec2Client::call(const std::string& action_and_params) const {
   const size_t end = action_and_params.find('&');
   const std::string where = "EC2 " + action_and_params.substr(0, end).substr(7);  // "Action="
   AwsRequest request;
@@ -129,7 +106,7 @@ Result<AwsAnswer> Ec2Client::call(const std::string& action_and_params) {
   return answer;
 }
 
-Result<Instance> Ec2Client::run_instance(const InstanceSpec& spec) {
+Result<Instance> Ec2Client::run_instance(const InstanceSpec& spec) const {
   std::string params = "Action=RunInstances&MinCount=1&MaxCount=1" +
                        param("ImageId", spec.image_id) + param("InstanceType", spec.instance_type);
   if (!spec.subnet_id.empty()) params += param("SubnetId", spec.subnet_id);
@@ -139,6 +116,7 @@ Result<Instance> Ec2Client::run_instance(const InstanceSpec& spec) {
   if (!spec.iam_instance_profile.empty())
     params += param("IamInstanceProfile.Name", spec.iam_instance_profile);
   if (!spec.user_data.empty()) params += param("UserData", base64_encode(spec.user_data));
+  if (!spec.client_token.empty()) params += param("ClientToken", spec.client_token);
   if (!spec.tags.empty()) params += "&TagSpecification.1.ResourceType=instance";
   int n = 0;
   for (const auto& [key, value] : spec.tags) {
@@ -157,7 +135,7 @@ Result<Instance> Ec2Client::run_instance(const InstanceSpec& spec) {
 }
 
 Result<std::vector<Instance>> Ec2Client::describe_instances(const std::string& tag_key,
-                                                            const std::string& tag_value) {
+                                                            const std::string& tag_value) const {
   std::string filter = fmt::format("Action=DescribeInstances&MaxResults={}", page_size_) +
                        param("Filter.1.Name", "tag:" + tag_key) +
                        param("Filter.1.Value.1", tag_value) + "&Filter.2.Name=instance-state-name";
@@ -177,7 +155,7 @@ Result<std::vector<Instance>> Ec2Client::describe_instances(const std::string& t
   return Error{"EC2 DescribeInstances", fmt::format("more than {} pages", kMaxDescribePages)};
 }
 
-Status Ec2Client::terminate_instances(const std::vector<std::string>& ids) {
+Status Ec2Client::terminate_instances(const std::vector<std::string>& ids) const {
   for (size_t first = 0; first < ids.size(); first += kTerminateBatch) {
     std::string params = "Action=TerminateInstances";
     const size_t last = std::min(ids.size(), first + kTerminateBatch);
@@ -189,7 +167,7 @@ Status Ec2Client::terminate_instances(const std::vector<std::string>& ids) {
   return {};
 }
 
-Result<std::string> Ec2Client::user_data(const std::string& instance_id) {
+Result<std::string> Ec2Client::user_data(const std::string& instance_id) const {
   auto answer = call("Action=DescribeInstanceAttribute&Attribute=userData" +
                      param("InstanceId", instance_id));
   if (!answer.ok()) return answer.error();

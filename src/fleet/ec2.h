@@ -20,6 +20,9 @@ struct InstanceSpec {
   std::string iam_instance_profile;         // a profile name ("" = none)
   std::string user_data;                    // the raw text (the client base64-encodes it)
   std::map<std::string, std::string> tags;  // put on the instance at launch (TagSpecification)
+  // "" = none; else RunInstances' ClientToken (up to 64 ASCII characters): a call repeated with
+  // the same token (after a timeout) launches no second instance.
+  std::string client_token;
 };
 
 struct Instance {
@@ -42,22 +45,22 @@ class Ec2Client {
   Ec2Client(Endpoint endpoint, Credentials credentials);
 
   // RunInstances of one instance. The instance as EC2 answered (state "pending").
-  Result<Instance> run_instance(const InstanceSpec& spec);
+  Result<Instance> run_instance(const InstanceSpec& spec) const;
   // DescribeInstances of every instance whose tag `tag_key` is `tag_value` (all pages), in any
   // state but terminated.
   Result<std::vector<Instance>> describe_instances(const std::string& tag_key,
-                                                   const std::string& tag_value);
+                                                   const std::string& tag_value) const;
   // TerminateInstances (an empty list does nothing).
-  Status terminate_instances(const std::vector<std::string>& ids);
+  Status terminate_instances(const std::vector<std::string>& ids) const;
   // The user data an instance was launched with (DescribeInstanceAttribute userData), decoded.
-  Result<std::string> user_data(const std::string& instance_id);
+  Result<std::string> user_data(const std::string& instance_id) const;
 
   // The page size of describe_instances (MaxResults, 5..1000; default 1000): small pages let the
   // tests go through nextToken.
   void set_describe_page_size(int n) { page_size_ = n < 5 ? 5 : n > 1000 ? 1000 : n; }
 
  private:
-  Result<AwsAnswer> call(const std::string& action_and_params);
+  Result<AwsAnswer> call(const std::string& action_and_params) const;
   Endpoint endpoint_;
   Credentials credentials_;
   int page_size_ = 1000;

@@ -3,6 +3,7 @@
 // Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -42,29 +43,35 @@ class S3Client {
   static constexpr uint64_t kPartBytes = uint64_t{16} << 20;
 
   Status put_object(const std::string& bucket, const std::string& key, const std::string& body,
-                    const std::string& content_type = "application/octet-stream");
+                    const std::string& content_type = "application/octet-stream") const;
   // Uploads the file at `path`: one PUT up to kPartBytes, else a multipart upload (aborted when
   // a part fails, so no parts are left behind).
-  Status put_file(const std::string& bucket, const std::string& key, const std::string& path);
+  Status put_file(const std::string& bucket, const std::string& key, const std::string& path) const;
   // The object's bytes; Error when it is larger than `max_bytes` or missing (the Error says
   // "NoSuchKey"; use head_object to tell absence apart).
   Result<std::string> get_object(const std::string& bucket, const std::string& key,
-                                 size_t max_bytes = 16 << 20);
+                                 size_t max_bytes = 16 << 20) const;
   // Streams the object to `path` (written to path + ".part", then renamed).
-  Status get_file(const std::string& bucket, const std::string& key, const std::string& path);
+  Status get_file(const std::string& bucket, const std::string& key, const std::string& path) const;
   // The object's size, or nullopt when there is no such object.
-  Result<std::optional<uint64_t>> head_object(const std::string& bucket, const std::string& key);
+  Result<std::optional<uint64_t>> head_object(const std::string& bucket,
+                                              const std::string& key) const;
   // Every object under `prefix` (ListObjectsV2, all pages), in key order.
-  Result<std::vector<S3Object>> list_objects(const std::string& bucket, const std::string& prefix);
-  Status delete_object(const std::string& bucket, const std::string& key);
+  Result<std::vector<S3Object>> list_objects(const std::string& bucket,
+                                             const std::string& prefix) const;
+  Status delete_object(const std::string& bucket, const std::string& key) const;
   // Creates the bucket (for tests and first use); an existing bucket of ours is not an error.
-  Status create_bucket(const std::string& bucket);
+  Status create_bucket(const std::string& bucket) const;
   // A URL that GETs the object without credentials for `expires_seconds`.
   std::string presign_get(const std::string& bucket, const std::string& key,
                           int expires_seconds) const;
 
   // The page size of list_objects (max-keys, 1..1000; default 1000): small pages let the tests
   // go through continuation tokens.
+  // Every call but the abort of a failed multipart upload ends (an Error) once `*stop` is true
+  // (the server stopping); null = never. REQUIRES: `stop` outlives the client's calls.
+  void set_stop(const std::atomic<bool>* stop) { stop_ = stop; }
+
   void set_list_page_size(int keys) { list_page_size_ = keys < 1 ? 1 : keys > 1000 ? 1000 : keys; }
 
  private:
@@ -73,12 +80,25 @@ class S3Client {
   bool path_style(const std::string& bucket) const;
   Endpoint bucket_endpoint(const std::string& bucket) const;
   std::string object_path(const std::string& bucket, const std::string& key) const;
+  // `request` to `bucket` (stopped by stop_ unless it has a flag of its own): the answer, whatever
+  // its status; send_ok: and an Error for an answer that is not 2xx.
+  Result<AwsAnswer> send(const std::string& bucket, AwsRequest request,
+                         const std::string& at) const;
+  Result<AwsAnswer> send_ok(const std::string& bucket, const AwsRequest& request,
+                            const std::string& at) const;
+  Status put_multipart(const std::string& bucket, const std::string& key, const std::string& path,
+                       uint64_t size) const;
+  Status complete_multipart(const std::string& bucket, const std::string& key,
+                            const std::string& upload_id,
+                            const std::vector<std::string>& etags) const;
   // UploadPart of every kPartBytes region of `path` (ETags in part order).
   Status upload_parts(const std::string& bucket, const std::string& key, const std::string& path,
-                      const std::string& upload_id, uint64_t size, std::vector<std::string>* etags);
+                      const std::string& upload_id, uint64_t size,
+                      std::vector<std::string>* etags) const;
   Endpoint endpoint_;
   Credentials credentials_;
   int list_page_size_ = 1000;
+  const std::atomic<bool>* stop_ = nullptr;
 };
 
 }  // namespace testlooper::fleet

@@ -7,6 +7,8 @@
 #include <cctype>
 #include <mutex>
 
+#include "core/http_header.h"
+
 namespace testlooper::hosting {
 namespace {
 
@@ -33,36 +35,17 @@ size_t on_body(char* data, size_t size, size_t count, void* user) {
   return n;
 }
 
-std::string trimmed(std::string s) {
-  while (!s.empty() && isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-  size_t i = 0;
-  while (i < s.size() && isspace(static_cast<unsigned char>(s[i]))) ++i;
-  return s.substr(i);
-}
-
 size_t on_header(char* data, size_t size, size_t count, void* user) {
   auto* t = static_cast<Transfer*>(user);
   const size_t n = size * count;
-  const std::string line(data, n);
-  if (line.starts_with("HTTP/")) {
-    t->answer.headers.clear();  // a 100 Continue's headers are not the answer's
-    return n;
-  }
-  const size_t colon = line.find(':');
-  if (colon == std::string::npos) return n;
-  std::string name = line.substr(0, colon);
-  std::transform(name.begin(), name.end(), name.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  t->answer.headers.emplace_back(trimmed(name), trimmed(line.substr(colon + 1)));
+  add_header_line(std::string_view(data, n), &t->answer.headers);
   return n;
 }
 
 }  // namespace
 
 std::optional<std::string> RestAnswer::header(const std::string& name) const {
-  for (const auto& [n, v] : headers)
-    if (n == name) return v;
-  return std::nullopt;
+  return find_header(headers, name);
 }
 
 Result<RestAnswer> rest_call(const RestRequest& request, const std::string& where) {

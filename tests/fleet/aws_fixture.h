@@ -4,6 +4,7 @@
 
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,6 +30,7 @@ class AwsProxy {
     const std::string port_file = dir + "/proxy.port", log = dir + "/proxy.log";
     pid_ = fork();
     if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);  // a test that crashes or times out leaves no proxy
       if (!freopen(log.c_str(), "w", stderr) || !freopen(log.c_str(), "a", stdout)) _exit(126);
       execlp("python3", "python3", AWS_PROXY_PY, "--upstream", upstream.c_str(), "--port-file",
              port_file.c_str(), nullptr);

@@ -7,6 +7,7 @@ would refuse gets 403 SignatureDoesNotMatch here too. It also plays faults the t
 through /__proxy__/ (unsigned control requests):
   PUT /__proxy__/faults?fail_part=N   UploadPart number N answers 500 InternalError
   PUT /__proxy__/faults?hang=TEXT     a request whose path holds TEXT is never answered
+  PUT /__proxy__/faults?endless_list=1  every ListObjectsV2 page is empty and says "more"
   PUT /__proxy__/faults               no faults
   GET /__proxy__/hanging              how many requests are being held now
   GET /__proxy__/refused              the signature problems seen so far, one a line
@@ -16,15 +17,14 @@ The secret key is $AWS_SECRET_ACCESS_KEY (moto's fake credentials).
 """
 import argparse
 import hashlib
+import http.client
 import http.server
 import os
 import re
 import select
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from datetime import datetime, timezone
 from xml.sax.saxutils import escape
 
@@ -171,30 +171,30 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                     b'<Message>injected by aws_proxy.py</Message></Error>')
         if hang and hang in self.path:
             return self.hang()
+        if faults.get('endless_list') and 'list-type=2' in self.path:
+            return self.answer(200, b'<ListBucketResult><IsTruncated>true</IsTruncated>'
+                                    b'<NextContinuationToken>again</NextContinuationToken>'
+                                    b'</ListBucketResult>')
         self.forward(body)
 
     def forward(self, body):
+        # http.client, not urllib: urllib adds a form Content-Type moto would parse the body by.
         headers = {k: v for k, v in self.headers.items()
-                   if k.lower() not in ('host', 'content-length', 'connection', 'expect')}
-        request = urllib.request.Request(args.upstream + self.path, method=self.command,
-                                         data=body if body or self.command in ('PUT', 'POST')
-                                         else None, headers=headers)
+                   if k.lower() not in ('host', 'connection', 'expect')}
+        upstream = urllib.parse.urlsplit(args.upstream)
+        connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=600)
         try:
-            with urllib.request.urlopen(request, timeout=600) as upstream:
-                status, answer_headers, data = upstream.status, upstream.getheaders(), upstream.read()
-        except urllib.error.HTTPError as e:
-            status, answer_headers, data = e.code, e.headers.items(), e.read()
-        kept = [(k, v) for k, v in answer_headers
-                if k.lower() not in ('transfer-encoding', 'connection', 'server', 'date')
-                and (self.command == 'HEAD' or k.lower() != 'content-length')]
-        self.answer(status, data, kept)
+            connection.request(self.command, self.path, body=body, headers=headers)
+            answer = connection.getresponse()
+            data = answer.read()
+            kept = [(k, v) for k, v in answer.getheaders()
+                    if k.lower() not in ('transfer-encoding', 'connection', 'server', 'date')
+                    and (self.command == 'HEAD' or k.lower() != 'content-length')]
+            self.answer(answer.status, data, kept)
+        finally:
+            connection.close()
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_any
-
-
-class NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args):
-        return None
 
 
 if __name__ == '__main__':
@@ -202,7 +202,6 @@ if __name__ == '__main__':
     parser.add_argument('--upstream', required=True)
     parser.add_argument('--port-file', required=True)
     args = parser.parse_args()
-    urllib.request.install_opener(urllib.request.build_opener(NoRedirects))
     server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
     server.daemon_threads = True
     with open(args.port_file + '.tmp', 'w') as f:

@@ -1,7 +1,13 @@
 // AWS calls: credentials, signing, errors, and the XML parsers on canned answers (no network).
 #include "fleet/aws.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ctime>
 
 #include "artifacts/temp_dir.h"
 #include "fleet/aws_fixture.h"
@@ -95,6 +101,36 @@ TEST(Credentials, ErrorsNameTheFileAndLine) {
   auto missing = load_credentials();
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error().where, path);
+}
+
+// moto_server answers the instance metadata service's paths as an EC2 instance with a role does.
+TEST(Credentials, FromTheInstanceMetadataService) {
+  auto credentials = instance_credentials(fixtures::shared_moto().url());
+  ASSERT_TRUE(credentials.ok()) << credentials.error().to_string();
+  EXPECT_EQ(credentials->access_key_id, "test-key");
+  EXPECT_EQ(credentials->secret_access_key, "test-secret-key");
+  EXPECT_EQ(credentials->session_token, "test-session-token");
+  EXPECT_GT(credentials->expires_at, static_cast<int64_t>(std::time(nullptr)));
+
+  ScopedEnv endpoint("AWS_EC2_METADATA_SERVICE_ENDPOINT", fixtures::shared_moto().url() + "/");
+  auto from_env = instance_credentials();
+  ASSERT_TRUE(from_env.ok()) << from_env.error().to_string();
+  EXPECT_EQ(from_env->access_key_id, "test-key");
+
+  // Anything but a metadata service: an Error naming where it asked.
+  auto none = instance_credentials(fixtures::shared_proxy().url());
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().where.rfind("instance metadata " + fixtures::shared_proxy().url(), 0), 0u)
+      << none.error().to_string();
+}
+
+TEST(ParseAwsTime, ReadsWhatAwsWrites) {
+  EXPECT_EQ(parse_aws_time("2026-11-30T11:46:19.000Z"), 1796039179);
+  EXPECT_EQ(parse_aws_time("2026-11-30T11:46:19Z"), 1796039179);
+  EXPECT_EQ(parse_aws_time("1970-01-01T00:00:00+00:00"), 0);
+  for (const char* bad : {"", "yesterday", "2026-13-01T00:00:00Z", "2026-11-30T11:46:19+02:00",
+                          "2026-11-30 11:46:19Z", "2026-11-30T11:46:19Zjunk"})
+    EXPECT_EQ(parse_aws_time(bad), std::nullopt) << bad;
 }
 
 // AWS's documented example of a presigned GET (S3 "Authenticating Requests: Using Query
@@ -284,15 +320,24 @@ TEST(ParseListObjectsXml, ReadsKeysSizesAndTheContinuationToken) {
 }
 
 TEST(AwsCall, UnreachableIsAnErrorNotAnAnswer) {
-  // A port nothing listens on (moto's, after asking the kernel for one and closing it, is not
-  // guaranteed free: port 9, discard, is not served on loopback here).
-  AwsRequest request;
-  request.connect_timeout_seconds = 5;
-  auto answer = aws_call(Endpoint{.service = "s3", .url = "http://127.0.0.1:9"},
-                         Credentials{"AK", "SK", ""}, request, "S3 test");
+  // A loopback port bound but not listening: connections to it are refused while it is held.
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  socklen_t length = sizeof address;
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  const std::string url = "http://127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+  auto answer =
+      aws_call(Endpoint{.service = "s3", .url = url},
+               Credentials{"AKIDSECRETID", "the-secret-key", "the-token"}, AwsRequest{}, "S3 test");
+  close(fd);
   ASSERT_FALSE(answer.ok());
   EXPECT_EQ(answer.error().where, "S3 test");
   EXPECT_NE(answer.error().message.find("cannot be reached"), std::string::npos);
+  for (const char* secret : {"AKIDSECRETID", "the-secret-key", "the-token"})
+    EXPECT_EQ(answer.error().to_string().find(secret), std::string::npos);
 }
 
 TEST(AwsCall, RefusesOtherProtocols) {

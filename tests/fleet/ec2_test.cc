@@ -113,6 +113,17 @@ TEST(Ec2Client, DescribesByTagThroughEveryPageAndTerminates) {
   EXPECT_TRUE(none->empty());
 }
 
+// EC2 launches once per ClientToken (moto keeps the token without acting on it: boto3 reads it).
+TEST(Ec2Client, RunInstancesCarriesTheClientToken) {
+  Ec2Client ec2(moto_endpoint("ec2"), moto_credentials());
+  auto instance = ec2.run_instance(InstanceSpec{
+      .image_id = "ami-1", .instance_type = "t3.micro", .client_token = "tl-machine-0001"});
+  ASSERT_TRUE(instance.ok()) << instance.error().to_string();
+  EXPECT_EQ(shared_moto().boto3("print(ec2.describe_instances(InstanceIds=['" + instance->id +
+                                "'])['Reservations'][0]['Instances'][0]['ClientToken'])"),
+            "tl-machine-0001\n");
+}
+
 TEST(Ec2Client, AnswersErrorsWithCodeAndMessage) {
   Ec2Client ec2(moto_endpoint("ec2"), moto_credentials());
   Status done = ec2.terminate_instances({"i-doesnotexist0000"});
