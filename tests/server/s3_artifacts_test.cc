@@ -1,7 +1,8 @@
 // Artifacts in S3 (issue 14, docs/configuration.md "Artifacts in S3"), end to end against
-// moto_server: a real `testlooper serve` whose config's artifacts are in a bucket on moto, real
-// workers (local ones on the server's disk, remote ones with their own), and boto3 (a real AWS
-// client) reading back what the server put there.
+// moto_server (through tests/fleet/aws_proxy.py, which checks every signature as AWS does,
+// presigned URLs' included): a real `testlooper serve` whose config's artifacts are in a bucket on
+// moto, real workers (local ones on the server's disk, remote ones with their own), and boto3 (a
+// real AWS client) reading back what the server put there.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -9,6 +10,7 @@
 #include <memory>
 #include <regex>
 
+#include "fleet/aws_fixture.h"
 #include "fleet/moto.h"
 #include "server_fixture.h"
 
@@ -62,20 +64,23 @@ tests:
       - command: 'test $(stat -c %s $TEST_INPUTS/whole/big/big.bin) = 209715200'
 )";
 
-// One moto_server for the whole binary (it takes seconds to start); each test has its own bucket.
-class S3ArtifactsTest : public testing::Test {
+// One moto_server and proxy for the whole binary (they take seconds to start); each test has its
+// own bucket.
+class S3ArtifactsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     moto_dir_ = new TempDir();
     moto_ = new fixtures::Moto(moto_dir_->path() + "/moto");
+    proxy_ = new fixtures::AwsProxy(moto_->url(), moto_dir_->path());
   }
   static void TearDownTestSuite() {
+    delete proxy_;
     delete moto_;
     delete moto_dir_;
   }
 
   S3ArtifactsTest() : app_(dir_.path() + "/repos/app") {
-    const std::string name = testing::UnitTest::GetInstance()->current_test_info()->name();
+    const std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
     bucket_ = "tl-" + std::to_string(std::hash<std::string>{}(name) % 1000000000);
   }
 
@@ -87,7 +92,7 @@ class S3ArtifactsTest : public testing::Test {
                           {{"bucket", bucket_},
                            {"region", "us-east-1"},
                            {"key_prefix", kPrefix},
-                           {"endpoint_url", endpoint.empty() ? moto_->url() : endpoint}}}};
+                           {"endpoint_url", endpoint.empty() ? proxy_->url() : endpoint}}}};
     const std::string path = dir_.path() + "/config.json";
     std::ofstream(path) << config.dump(2);
     return path;
@@ -151,6 +156,7 @@ class S3ArtifactsTest : public testing::Test {
 
   static TempDir* moto_dir_;
   static fixtures::Moto* moto_;
+  static fixtures::AwsProxy* proxy_;
   TempDir dir_;
   GitFixtureRepo app_;
   std::string sha_;
@@ -160,6 +166,7 @@ class S3ArtifactsTest : public testing::Test {
 
 TempDir* S3ArtifactsTest::moto_dir_ = nullptr;
 fixtures::Moto* S3ArtifactsTest::moto_ = nullptr;
+fixtures::AwsProxy* S3ArtifactsTest::proxy_ = nullptr;
 
 TEST_F(S3ArtifactsTest, BuildsRunRecordsAndLogs_AreInTheBucketUnderTheDocumentedKeys) {
   app_.write("testlooper.yml", kDefinitions);
@@ -192,17 +199,30 @@ TEST_F(S3ArtifactsTest, BuildsRunRecordsAndLogs_AreInTheBucketUnderTheDocumented
   const auto [status, location] = head("/api/runs/" + build_id + "/artifacts/bin.tar");
   ASSERT_EQ(status, 302);
   EXPECT_EQ(location.rfind(
-                moto_->url() + "/" + bucket_ + "/" + kPrefix + "builds/" + hash + "/bin.tar?", 0),
+                proxy_->url() + "/" + bucket_ + "/" + kPrefix + "builds/" + hash + "/bin.tar?", 0),
             0u)
       << location;
-  // Short-lived: X-Amz-Expires is the lifetime (moto does not enforce it; AWS does).
+  // Short-lived: X-Amz-Expires is the lifetime, 5 minutes.
   EXPECT_NE(location.find("X-Amz-Expires=300"), std::string::npos) << location;
   EXPECT_NE(location.find("X-Amz-Signature="), std::string::npos) << location;
+  {
+    // The same URL 301 s later (X-Amz-Date as long before now) is refused, as AWS refuses it.
+    const std::regex date("X-Amz-Date=(\\d{8}T\\d{6}Z)");
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(location, m, date)) << location;
+    const std::string earlier = capture("date -u -d @$(( $(date -u +%s) - 301 )) +%Y%m%dT%H%M%SZ");
+    const std::string expired =
+        std::regex_replace(location, date, "X-Amz-Date=" + earlier.substr(0, 16));
+    EXPECT_EQ(capture("curl -s -o /dev/null -w '%{http_code}' " + shell_quote(expired)), "403");
+    EXPECT_NE(proxy_->refused().find("the presigned URL expired"), std::string::npos);
+  }
   const std::string file = dir_.path() + "/download.tar";
   EXPECT_EQ(
       capture("curl -s -o " + shell_quote(file) + " -w '%{http_code}' " + shell_quote(location)),
       "200");
   EXPECT_EQ(capture("tar -tf " + shell_quote(file) + " | tr '\\n' ' '"), "greeting.txt ");
+  // Every request the server and the presigned URLs made was signed as AWS wants it.
+  EXPECT_EQ(proxy_->refused().find("mismatch"), std::string::npos) << proxy_->refused();
   const auto [report_status, report] = head("/api/runs/" + test_id + "/artifacts/report.tar");
   ASSERT_EQ(report_status, 302);
   EXPECT_EQ(capture("curl -s " + shell_quote(report) + " | tar -tf - | tr '\\n' ' '"), "r.txt ");
