@@ -27,8 +27,6 @@ Status S3Artifacts::put(const std::string& relative, const fs::path& path) {
   if (!put.ok()) {
     return Error{"s3://" + options_.bucket + "/" + key(relative), put.error().to_string()};
   }
-  std::lock_guard lock(mutex_);
-  put_.insert(relative);
   return put;
 }
 
@@ -37,7 +35,10 @@ Status S3Artifacts::put_once(const std::string& relative, const fs::path& path) 
     std::lock_guard lock(mutex_);
     if (put_.count(relative)) return Status();
   }
-  return put(relative, path);
+  TL_RETURN_IF_ERROR(put(relative, path));
+  std::lock_guard lock(mutex_);
+  put_.insert(relative);
+  return Status();
 }
 
 Status S3Artifacts::put_build(const artifacts::Store& store, const std::string& hash) {
@@ -67,7 +68,7 @@ Status S3Artifacts::put_build(const artifacts::Store& store, const std::string& 
     }
     Result<fs::path> file = artifacts::export_build_file(store, hash, name);
     if (!file.ok()) return file.error();
-    TL_RETURN_IF_ERROR(put(relative, *file));
+    TL_RETURN_IF_ERROR(put_once(relative, *file));
   }
   return Status();
 }
@@ -89,10 +90,9 @@ Status S3Artifacts::put_run(const std::string& run_id, const fs::path& dir, cons
                         [](const fs::path& f) { return f.filename() != "test_result.json"; });
   for (const fs::path& file : files) {
     TL_RETURN_IF_ERROR(
-        put_once("runs/" + run_id + "/" + file.lexically_relative(dir).generic_string(), file));
+        put("runs/" + run_id + "/" + file.lexically_relative(dir).generic_string(), file));
   }
-  if (fs::is_regular_file(log, ec))
-    TL_RETURN_IF_ERROR(put_once("runs/" + run_id + "/log.txt", log));
+  if (fs::is_regular_file(log, ec)) TL_RETURN_IF_ERROR(put("runs/" + run_id + "/log.txt", log));
   return Status();
 }
 

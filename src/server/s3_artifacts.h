@@ -57,7 +57,9 @@ class S3Artifacts {
   Status put_run(const std::string& run_id, const std::filesystem::path& dir,
                  const std::filesystem::path& log);
 
-  // Puts the file `path` as `relative` (once: a key put by this process is not put again).
+  // Puts the file `path` as `relative` (once: a key put by this process is not put again; for
+  // content-addressed keys only, builds/ and sources/: the memory of what was put is never
+  // forgotten, and a run's files are put once anyway).
   Status put_once(const std::string& relative, const std::filesystem::path& path);
 
   // Fetches build `hash`'s files from S3 into the local `store` (artifacts first, complete.json
@@ -77,12 +79,13 @@ class S3Artifacts {
   Result<std::string> get(const std::string& relative, size_t max_bytes);
 
  private:
+  // Puts the file `path` as `relative`.
   Status put(const std::string& relative, const std::filesystem::path& path);
 
   fleet::S3Options options_;
   mutable fleet::S3Client client_;
   std::mutex mutex_;
-  std::set<std::string> put_;  // keys put by this process (their content never changes)
+  std::set<std::string> put_;  // builds/ and sources/ keys put by this process (put_once)
 };
 
 }  // namespace testlooper::server
