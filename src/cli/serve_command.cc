@@ -145,6 +145,7 @@ void add_serve_command(CLI::App& app, Action& action) {
       options->artifacts_dir = from_file.artifacts_dir;
       options->host = from_file.host;    // GitHub or GitLab as the source: config only
       options->fleet = from_file.fleet;  // machine_management's Aws form: config only
+      options->s3 = from_file.s3;        // artifacts in S3: config only
       options->post_statuses = from_file.post_statuses;
       options->status_fail_on = from_file.status_fail_on;
       options->auth_mode = from_file.auth_mode;
@@ -169,15 +170,36 @@ void add_serve_command(CLI::App& app, Action& action) {
 
 void add_rebuild_command(CLI::App& app, Action& action) {
   auto data = std::make_shared<std::string>("testlooper-data");
+  auto config = std::make_shared<std::string>();
   auto trust_unknown = std::make_shared<bool>(false);
   CLI::App* cmd =
       app.add_subcommand("rebuild", "Recreate the server's database from its artifact store");
   cmd->add_option("--data", *data, "The server's data dir (default ./testlooper-data)");
+  cmd->add_option("--config", *config,
+                  "The server's config.json: its data dir (unless --data is given) and, with "
+                  "artifacts in S3, the run records are read from S3");
   cmd->add_flag("--trust-unknown-runs", *trust_unknown,
                 "Also restore records of runs the database does not know (it was lost entirely)");
-  cmd->callback([data, trust_unknown, &action] {
-    action = [data, trust_unknown] {
-      auto summary = server::rebuild_database(*data, *trust_unknown);
+  cmd->callback([data, config, trust_unknown, cmd, &action] {
+    auto s3 = std::make_shared<std::unique_ptr<server::S3Artifacts>>();
+    if (!config->empty()) {
+      server::ServerOptions from_file;
+      std::vector<std::string> warnings;
+      if (auto s = server::load_config(*config, from_file, &warnings); !s.ok()) {
+        throw CLI::ValidationError("--config", s.error().to_string());
+      }
+      for (const std::string& warning : warnings) std::cerr << warning << "\n";
+      if (cmd->count("--data") == 0) *data = from_file.data_dir;
+      if (from_file.s3.enabled) {
+        auto opened = server::S3Artifacts::open(from_file.s3);
+        if (!opened.ok()) {
+          throw CLI::ValidationError("--config", "artifacts in S3: " + opened.error().to_string());
+        }
+        *s3 = std::move(*opened);
+      }
+    }
+    action = [data, trust_unknown, s3] {
+      auto summary = server::rebuild_database(*data, *trust_unknown, s3->get());
       if (!summary.ok()) {
         std::cerr << "testlooper rebuild: " << summary.error().to_string() << "\n";
         return 2;

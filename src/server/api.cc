@@ -180,7 +180,7 @@ Response Api::get(const Request& request) {
     const std::string rest = p.substr(10);
     const std::string id = ends_with(rest, "/log") ? rest.substr(0, rest.size() - 4) : rest;
     if (!is_run_id(id)) return error(400, "not a run id (16 lowercase hex digits)");
-    if (ends_with(rest, "/log")) return run_log(id);
+    if (ends_with(rest, "/log")) return run_log(id, request);
     return run(id);
   }
   std::string repo, rest;
@@ -529,9 +529,19 @@ Response Api::commit_runs(const std::string& repo, const std::string& sha, const
   return ok(out);
 }
 
-Response Api::run_log(const std::string& id) {
+Response Api::run_log(const std::string& id, const Request& request) {
   auto r = state_.store().run(id);
   if (!r.ok() || !r->has_value()) return error(404, "no run " + id);
+  // Artifacts in S3: a download (a link the browser follows, or ?download=1) of a recorded run's
+  // log goes to S3 through a presigned URL; the UI's own fetches (CORS) stay here.
+  const auto mode = request.headers.find("sec-fetch-mode");
+  const auto download = request.query.find("download");
+  if (state_.s3() != nullptr && (*r)->state != store::RunState::kRunning &&
+      std::filesystem::exists(state_.log_path(id)) &&
+      ((mode != request.headers.end() && mode->second == "navigate") ||
+       (download != request.query.end() && download->second == "1"))) {
+    return redirect(state_.s3()->presign("runs/" + id + "/log.txt"));
+  }
   Response res{200, "text/plain; charset=utf-8", "", ""};
   if (std::filesystem::exists(state_.log_path(id))) res.file = state_.log_path(id);
   return res;

@@ -3,6 +3,7 @@
 // nothing.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -143,7 +144,7 @@ class Api : public Handler {
   Response changes(const std::string& repo, const std::string& branch, const std::string& test);
   Response commit_runs(const std::string& repo, const std::string& sha, const std::string& name);
   Response run(const std::string& id);
-  Response run_log(const std::string& id);
+  Response run_log(const std::string& id, const Request& request);
   Response workers();
   Response machines() const;
   Response webhook(const Request& request);
@@ -173,8 +174,17 @@ class Api : public Handler {
   // The threads that talk to the provider (api_session.cc); stopped and joined by ~Api
   // (stop_sign_ins).
   struct Exchanges;
-  std::shared_ptr<Exchanges> exchanges_;
+  std::shared_ptr<Exchanges> exchanges_;   // sign-ins talking to the provider
+  std::shared_ptr<Exchanges> s3_fetches_;  // builds fetched from S3 (fetch_build_from_s3)
+  // Runs `work` on a thread of `pool` (made when null); false when the pool is full.
+  bool start_thread(std::shared_ptr<Exchanges>& pool,
+                    std::function<void(const std::atomic<bool>& stop)> work);
+  // Joins every thread of both pools (their work told to stop).
   void stop_sign_ins();
+  // GET /api/artifacts/builds/{hash}[/{file}] from a worker, with artifacts in S3, of a build the
+  // local store does not have: fetched from S3 on a thread of s3_fetches_, then answered as
+  // usual (a large build takes seconds: not on the io thread). False for anything else.
+  bool fetch_build_from_s3(const Request& request, Completion& done);
   std::function<void()> refresh_;
   PinMover* pin_mover_ = nullptr;
   const FleetController* fleet_ = nullptr;

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -17,6 +18,7 @@
 #include "git/git.h"
 #include "server/api.h"
 #include "server/api_json.h"
+#include "server/s3_artifacts.h"
 #include "server/worker_token.h"
 
 namespace testlooper::server {
@@ -27,6 +29,7 @@ using nlohmann::json;
 
 using reply::error;
 using reply::ok;
+using reply::redirect;
 using reply::store_full;
 
 bool starts_with(const std::string& s, const std::string& prefix) {
@@ -94,6 +97,13 @@ Response unauthorized() {
   return error(401, "this endpoint is for workers: the worker token is missing or wrong");
 }
 
+// S3 could not be read (artifacts in S3): logged; the client may try again later.
+Response s3_unreadable(const std::string& what, const Error& e) {
+  std::cerr << "testlooper serve: cannot read " << what << " from S3 (" << e.to_string() << ")\n"
+            << std::flush;
+  return error(503, "the artifact store (S3) cannot be read now; try again later");
+}
+
 // The upload token of the job the upload belongs to (ServerState::may_upload_build).
 std::string upload_token(const Request& request) {
   auto it = request.headers.find("x-testlooper-upload");
@@ -129,6 +139,12 @@ std::optional<Response> Api::get_file(const Request& request) {
     if (parts.size() == 3 && parts[1] == "artifacts" && is_run_id(parts[0])) {
       auto run = state_.store().run(parts[0]);
       if (run.ok() && run->has_value() && (*run)->kind == "build") {
+        // Artifacts in S3: the browser downloads from S3 (a short-lived presigned URL). A
+        // succeeded build's files were put there before its result was recorded.
+        if (state_.s3() != nullptr && (*run)->state == store::RunState::kSucceeded &&
+            artifacts::is_build_file_name(parts[2]) && parts[2] != artifacts::kCompleteFile) {
+          return redirect(state_.s3()->presign("builds/" + (*run)->hash + "/" + parts[2]));
+        }
         return build_file((*run)->hash, parts[2]);
       }
     }
@@ -151,6 +167,33 @@ std::optional<Response> Api::get_file(const Request& request) {
     if (parts.size() == 3 && parts[1] == "artifacts") return run_artifact(parts[0], parts[2]);
   }
   return std::nullopt;
+}
+
+bool Api::fetch_build_from_s3(const Request& request, Completion& done) {
+  S3Artifacts* s3 = state_.s3();
+  if (s3 == nullptr || request.method != "GET" ||
+      !starts_with(request.path, "/api/artifacts/builds/") || !from_worker(state_, request)) {
+    return false;
+  }
+  const std::vector<std::string> parts = segments(request.path.substr(22));
+  if (parts.empty() || parts.size() > 2 || !is_identity_hash(parts[0])) return false;
+  const artifacts::Store store(state_.artifacts_dir());
+  const Result<std::vector<std::string>> names = artifacts::build_file_names(store, parts[0]);
+  if (!names.ok() || !names->empty()) return false;  // stored here: answered as usual
+  const std::string hash = parts[0];
+  const bool running =
+      start_thread(s3_fetches_, [this, s3, store, hash, request, done](const std::atomic<bool>&) {
+        const Result<bool> got = s3->fetch_build(store, hash);
+        // Answered on the io thread, from the local store the fetch filled.
+        done([this, got, hash, request]() -> Response {
+          if (!got.ok()) return s3_unreadable("build " + hash, got.error());
+          return get_file(request).value_or(error(404, "no such file"));
+        });
+      });
+  if (!running) {
+    done([] { return error(503, "too many builds are being fetched from S3; try again shortly"); });
+  }
+  return true;
 }
 
 std::optional<Response> Api::upload_refusal(const Request& head) const {
@@ -206,6 +249,19 @@ Response Api::source_archive(const std::string& repo, const std::string& sha,
       (sha + "-" + sha256_hex(repo + '\n' + subpath.generic_string()).substr(0, 16) + ".tar");
   std::error_code ec;
   if (fs::exists(cached, ec)) return file_response(cached);
+  const std::string s3_key = "sources/" + cached.filename().string();
+  if (state_.s3() != nullptr) {
+    // Made before (by this server or an earlier one) and kept in S3.
+    Result<fs::path> temp = store.make_temp_dir("source");
+    if (!temp.ok()) return write_failed("a source archive of " + sha, temp.error());
+    Result<bool> got = state_.s3()->fetch_file(s3_key, *temp / "tree.tar");
+    if (got.ok() && *got) {
+      fs::create_directories(cached.parent_path(), ec);
+      fs::rename(*temp / "tree.tar", cached, ec);
+    }
+    fs::remove_all(*temp, ec);
+    if (fs::exists(cached, ec)) return file_response(cached);
+  }
   auto repository = git::Repository::open(dir->second);
   if (!repository.ok()) return error(500, repository.error().to_string());
   Result<fs::path> temp = store.make_temp_dir("source");
@@ -228,13 +284,28 @@ Response Api::source_archive(const std::string& repo, const std::string& sha,
     return write_failed("a source archive of " + sha, packed.error());
   }
   if (!packed.ok()) return error(500, packed.error().to_string());
+  if (state_.s3() != nullptr) {
+    // Only a cache (git can make it again): a failure to keep it in S3 is logged, not fatal.
+    if (Status put = state_.s3()->put_once(s3_key, cached); !put.ok()) {
+      std::cerr << "testlooper serve: cannot put a source archive in S3 ("
+                << put.error().to_string() << ")\n"
+                << std::flush;
+    }
+  }
   return file_response(cached);
 }
 
 Response Api::build_files(const std::string& hash) {
   if (!is_identity_hash(hash)) return error(400, "'" + hash + "' is not a build hash");
   const artifacts::Store store(state_.artifacts_dir());
-  const Result<std::vector<std::string>> files = artifacts::build_file_names(store, hash);
+  Result<std::vector<std::string>> files = artifacts::build_file_names(store, hash);
+  if (files.ok() && files->empty() && state_.s3() != nullptr) {
+    // Not in the local cache: S3 may have it (put by this server, or an earlier one).
+    if (Result<bool> got = state_.s3()->fetch_build(store, hash); !got.ok()) {
+      return s3_unreadable("build " + hash, got.error());
+    }
+    files = artifacts::build_file_names(store, hash);
+  }
   if (!files.ok()) return error(500, files.error().message);
   if (files->empty()) return error(404, "nothing is stored for build " + hash);
   const Result<std::vector<artifacts::StoredArtifact>> stored = store.build_artifacts(hash);
@@ -257,7 +328,14 @@ Response Api::build_file(const std::string& hash, const std::string& name) {
   if (!is_identity_hash(hash) || !artifacts::is_build_file_name(name)) {
     return error(400, "not a build's file name");
   }
-  auto file = artifacts::export_build_file(artifacts::Store(state_.artifacts_dir()), hash, name);
+  const artifacts::Store store(state_.artifacts_dir());
+  auto file = artifacts::export_build_file(store, hash, name);
+  if (!file.ok() && state_.s3() != nullptr) {
+    if (Result<bool> got = state_.s3()->fetch_build(store, hash); !got.ok()) {
+      return s3_unreadable("build " + hash, got.error());
+    }
+    file = artifacts::export_build_file(store, hash, name);
+  }
   if (!file.ok()) return error(404, file.error().message);
   return file_response(*file);
 }
@@ -335,9 +413,19 @@ Response Api::run_artifacts(const std::string& run_id) {
 
 Response Api::run_artifact(const std::string& run_id, const std::string& name) {
   if (!is_run_id(run_id)) return error(400, "not a run id");
-  auto file =
-      artifacts::export_run_artifact(artifacts::Store(state_.artifacts_dir()), run_id, name);
+  const artifacts::Store store(state_.artifacts_dir());
+  auto file = artifacts::export_run_artifact(store, run_id, name);
   if (!file.ok()) return error(404, file.error().message);
+  // Artifacts in S3: a file of a recorded run's record is downloaded from S3 (presigned); a Files
+  // artifact (a directory there) is served as a tar from here.
+  std::error_code ec;
+  if (state_.s3() != nullptr &&
+      fs::is_regular_file(fs::symlink_status(store.run_dir(run_id) / "artifacts" / name, ec))) {
+    auto run = state_.store().run(run_id);
+    if (run.ok() && run->has_value() && (*run)->state != store::RunState::kRunning) {
+      return redirect(state_.s3()->presign("runs/" + run_id + "/artifacts/" + name));
+    }
+  }
   return file_response(*file);
 }
 

@@ -27,6 +27,13 @@ Response store_full() {
                "the server cannot store this now (its disk is full or failing); try again later");
 }
 
+Response redirect(const std::string& location) {
+  Response r = ok({{"location", location}});
+  r.status = 302;
+  r.headers.emplace_back("Location", location);
+  return r;
+}
+
 json rate_json(const stats::FailureRate& rate) {
   return {{"estimate", rate.estimate}, {"low", rate.low}, {"high", rate.high}};
 }

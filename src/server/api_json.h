@@ -22,6 +22,8 @@ Response ok(const nlohmann::json& body);
 Response error(int status, const std::string& message);
 // 507 for a write the store could not make (a full disk, an I/O error: issue 11 item 8).
 Response store_full();
+// 302 to `location` (also given as {"location": ...}).
+Response redirect(const std::string& location);
 
 // A query parameter of decimal digits only, in [low, high]; nullopt otherwise ("-1" and "1e3"
 // included: std::stoul would wrap the first).

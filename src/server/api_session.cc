@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <list>
 #include <mutex>
 #include <thread>
@@ -21,6 +22,7 @@ namespace {
 using nlohmann::json;
 using reply::error;
 using reply::ok;
+using reply::redirect;
 
 constexpr const char* kSessionCookie = "testlooper_session";
 constexpr const char* kSignInCookie = "testlooper_sign_in";
@@ -53,17 +55,11 @@ std::optional<std::string> request_cookie(const Request& request, const std::str
   return auth::cookie_value(it->second, name);
 }
 
-Response redirect(const std::string& location) {
-  Response r = ok({{"location", location}});
-  r.status = 302;
-  r.headers.emplace_back("Location", location);
-  return r;
-}
-
 }  // namespace
 
-// The threads of the sign-ins talking to the provider: at most kMaxExchanges at once.
-struct Api::Exchanges {
+// Threads of the io thread's slow work (sign-ins talking to the provider, builds fetched from
+// S3): at most kMaxExchanges at once per pool.
+struct Api::Exchanges : std::enable_shared_from_this<Api::Exchanges> {
   std::mutex mutex;
   std::list<std::thread> threads;
   std::list<std::thread::id> finished;  // threads whose work is done, to be joined
@@ -86,13 +82,34 @@ struct Api::Exchanges {
       }
     }
   }
+
+  // Runs `work` (given `stop`, set when the server stops) on a new thread (io thread); false
+  // when kMaxExchanges are running already.
+  bool start(std::function<void(const std::atomic<bool>& stop)> work) {
+    reap();
+    if (threads.size() >= kMaxExchanges) return false;
+    threads.emplace_back([self = shared_from_this(), work = std::move(work)] {
+      work(self->stop);
+      std::lock_guard lock(self->mutex);
+      self->finished.push_back(std::this_thread::get_id());
+    });
+    return true;
+  }
 };
 
 void Api::stop_sign_ins() {
-  if (!exchanges_) return;
-  exchanges_->stop = true;
-  for (auto& t : exchanges_->threads) t.join();
-  exchanges_->threads.clear();
+  for (auto* pool : {&exchanges_, &s3_fetches_}) {
+    if (!*pool) continue;
+    (*pool)->stop = true;
+    for (auto& t : (*pool)->threads) t.join();
+    (*pool)->threads.clear();
+  }
+}
+
+bool Api::start_thread(std::shared_ptr<Exchanges>& pool,
+                       std::function<void(const std::atomic<bool>& stop)> work) {
+  if (!pool) pool = std::make_shared<Exchanges>();
+  return pool->start(std::move(work));
 }
 
 std::string Api::cookie(const std::string& name, const std::string& value, double seconds,
@@ -177,6 +194,7 @@ Response Api::sign_in_start(const Request& request) {
 
 bool Api::handle_async(const Request& request, Completion done) {
   if (request.method == "POST" && pin_path(request.path)) return pin_update(request, done);
+  if (fetch_build_from_s3(request, done)) return true;
   if (request.path != "/auth/callback" || request.method != "GET") return false;
   auto answer = [&done](Response r) {
     done([r = std::move(r)] { return r; });
@@ -207,19 +225,15 @@ bool Api::handle_async(const Request& request, Completion done) {
   }
   if (!is_visible(code, 1024))
     return answer(error(400, "the sign-in code is missing or malformed"));
-  if (!exchanges_) exchanges_ = std::make_shared<Exchanges>();
-  exchanges_->reap();
-  if (exchanges_->threads.size() >= kMaxExchanges) {
+  const OAuthSettings settings = oauth_settings(options_);
+  const bool running = start_thread(
+      exchanges_, [this, settings, code, started, done](const std::atomic<bool>& stop) {
+        auto result = sign_in(settings, code, started.redirect_uri, stop);
+        done([this, result = std::move(result)] { return sign_in_finish(result); });
+      });
+  if (!running) {
     return answer(error(503, "too many sign-ins talking to the provider; try again shortly"));
   }
-  auto exchanges = exchanges_;
-  const OAuthSettings settings = oauth_settings(options_);
-  exchanges_->threads.emplace_back([this, exchanges, settings, code, started, done] {
-    auto result = sign_in(settings, code, started.redirect_uri, exchanges->stop);
-    done([this, result = std::move(result)] { return sign_in_finish(result); });
-    std::lock_guard lock(exchanges->mutex);
-    exchanges->finished.push_back(std::this_thread::get_id());
-  });
   return true;
 }
 

@@ -5,6 +5,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 
 #include "core/ids.h"
 #include "server/protocol.h"
@@ -47,6 +48,13 @@ std::optional<double> number_at(const json& r, const char* key) {
   return r[key].get<double>();
 }
 
+// A record's test_result.json text, parsed; an Error says why it is unusable.
+Result<json> parse_record_text(const std::string& text) {
+  json r = json::parse(text, nullptr, false);
+  if (!r.is_object()) return Error{"", "test_result.json is not a JSON object"};
+  return r;
+}
+
 // test_result.json of record directory `dir`, parsed; an Error says why it is unusable.
 Result<json> read_record(const fs::path& dir) {
   std::error_code ec;
@@ -57,9 +65,9 @@ Result<json> read_record(const fs::path& dir) {
   }
   if (fs::file_size(file, ec) > kMaxRecordBytes) return Error{"", "test_result.json is too large"};
   std::ifstream in(file);
-  json r = json::parse(in, nullptr, false);
-  if (!r.is_object()) return Error{"", "test_result.json is not a JSON object"};
-  return r;
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_record_text(text.str());
 }
 
 // The run and its cases as the record says, every field checked.
@@ -113,11 +121,9 @@ Result<std::pair<store::RunRow, std::vector<store::CaseRow>>> parse_record(const
   return std::make_pair(std::move(run), std::move(cases));
 }
 
-// Restores one record: "" when restored, else why it was skipped.
-Result<std::string> restore(store::Store& db, const fs::path& dir, bool trust_unknown_runs) {
-  const std::string id = dir.filename().string();
-  if (!is_run_id(id)) return std::string("not a run id");
-  Result<json> record = read_record(dir);
+// Restores the record of run `id` (read as `record`): "" when restored, else why it was skipped.
+Result<std::string> restore(store::Store& db, const std::string& id, const Result<json>& record,
+                            bool trust_unknown_runs) {
   if (!record.ok()) return record.error().message;
   auto parsed = parse_record(*record, id);
   if (!parsed.ok()) return parsed.error().message;
@@ -150,21 +156,54 @@ Result<std::string> restore(store::Store& db, const fs::path& dir, bool trust_un
   return std::string(*recorded ? "" : "the database already has this run's result");
 }
 
+// Adds the outcome of restoring record `id` to `summary`; an Error only for the database's.
+Status count(RebuildSummary& summary, const std::string& id, const Result<std::string>& skipped) {
+  if (!skipped.ok()) return skipped.error();
+  if (skipped->empty()) {
+    ++summary.runs;
+  } else {
+    summary.skipped.push_back({id, *skipped});
+  }
+  return Status();
+}
+
 }  // namespace
 
-Result<RebuildSummary> rebuild_database(const std::string& data_dir, bool trust_unknown_runs) {
+Result<RebuildSummary> rebuild_database(const std::string& data_dir, bool trust_unknown_runs,
+                                        S3Artifacts* s3) {
+  std::error_code created;
+  // A data dir lost with its database (the records are in S3) is made anew.
+  if (s3 != nullptr) fs::create_directories(data_dir, created);
   auto db = store::open_sqlite_store(data_dir + "/state.db");
   if (!db.ok()) return db.error();
   RebuildSummary summary;
+  if (s3 != nullptr) {
+    Result<std::vector<std::string>> ids = s3->run_ids();
+    if (!ids.ok()) return ids.error();
+    for (const std::string& id : *ids) {
+      Result<std::string> skipped = std::string("not a run id");
+      if (is_run_id(id)) {
+        Result<std::string> text = s3->get("runs/" + id + "/test_result.json", kMaxRecordBytes);
+        // S3 failing is the rebuild's failure, not the record's: nothing is skipped for it.
+        if (!text.ok() && text.error().to_string().find("NoSuchKey") == std::string::npos) {
+          return text.error();
+        }
+        skipped = restore(
+            **db, id,
+            text.ok() ? parse_record_text(*text) : Result<json>(Error{"", "no test_result.json"}),
+            trust_unknown_runs);
+      }
+      TL_RETURN_IF_ERROR(count(summary, id, skipped));
+    }
+    return summary;
+  }
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(data_dir + "/artifacts/runs", ec)) {
-    Result<std::string> skipped = restore(**db, entry.path(), trust_unknown_runs);
-    if (!skipped.ok()) return skipped.error();
-    if (skipped->empty()) {
-      ++summary.runs;
-    } else {
-      summary.skipped.push_back({entry.path().filename().string(), *skipped});
-    }
+    const std::string id = entry.path().filename().string();
+    const Result<std::string> skipped =
+        is_run_id(id) ? restore(**db, id, read_record(entry.path()), trust_unknown_runs)
+                      : Result<std::string>(std::string("not a run id"));
+    TL_RETURN_IF_ERROR(count(summary, id, skipped));
   }
   return summary;
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "server/s3_artifacts.h"
 
 namespace testlooper::server {
 
@@ -27,8 +28,11 @@ struct RebuildSummary {
   std::vector<SkippedRecord> skipped;  // the others, in directory order
 };
 
-// Reads `<data_dir>/artifacts/runs/*/test_result.json` into `<data_dir>/state.db`. An Error only
-// when the database cannot be opened or written; bad records are skipped.
-Result<RebuildSummary> rebuild_database(const std::string& data_dir, bool trust_unknown_runs);
+// Reads `<data_dir>/artifacts/runs/*/test_result.json` (or, with `s3`, the run records in S3:
+// runs/<id>/test_result.json under its key prefix) into `<data_dir>/state.db`. An Error only when
+// the database cannot be opened or written, or S3 cannot be listed or read; bad records are
+// skipped.
+Result<RebuildSummary> rebuild_database(const std::string& data_dir, bool trust_unknown_runs,
+                                        S3Artifacts* s3 = nullptr);
 
 }  // namespace testlooper::server

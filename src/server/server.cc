@@ -255,7 +255,19 @@ int run_server(const ServerOptions& options) {
                              options.extra_confidence};
   state_options.store_path = data + "/state.db";
   state_options.max_log_bytes = int64_t{options.max_log_mb} << 20;
+  // Artifacts in S3 (docs/configuration.md "Artifacts in S3"): the local store is their
+  // cache. It outlives the state, whose threads may be putting files in S3 until it is gone.
+  std::unique_ptr<S3Artifacts> s3;
+  if (options.s3.enabled) {
+    auto opened = S3Artifacts::open(options.s3);
+    if (!opened.ok()) {
+      std::cerr << "testlooper serve: artifacts in S3: " << opened.error().to_string() << "\n";
+      return 2;
+    }
+    s3 = std::move(*opened);
+  }
   ServerState state(**store, state_options);
+  if (s3) state.set_s3(s3.get());
   state.set_infra_backoff(options.infra_backoff_seconds);
   if (auto s = state.load();
       !s.ok() || !(s = state.secure_workers(data + "/worker.token", options.max_run_hours)).ok()) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -17,6 +18,7 @@
 #include "server/http.h"
 #include "server/log_viewers.h"
 #include "server/protocol.h"
+#include "server/s3_artifacts.h"
 #include "server/watcher.h"
 #include "store/store.h"
 
@@ -175,6 +177,10 @@ class ServerState {
   std::string log_path(const std::string& run_id) const;
   const std::string& logs_dir() const { return options_.logs_dir; }
   const std::string& artifacts_dir() const { return options_.artifacts_dir; }
+  // Artifacts in S3 (server/s3_artifacts.h), or nullptr when they are kept on the local disk
+  // only. Not owned; set before load().
+  void set_s3(S3Artifacts* s3) { s3_ = s3; }
+  S3Artifacts* s3() const { return s3_; }
   int64_t run_counter() const { return run_counter_; }
   // Extra runs spent by a branch under test so far, and its budget.
   int64_t extra_used(const std::string& repo, const std::string& branch) const;
@@ -306,6 +312,24 @@ class ServerState {
     bool ack = false;  // its worker reported it and waits for the ack
   };
   std::map<std::string, Unstored> unstored_;
+  // Puts the run's files in S3 (when it is on), then stores its result: a result is never
+  // acknowledged before its files are in S3.
+  Result<bool> store_result(const store::RunRow& run, const std::vector<store::CaseRow>& cases);
+  // The end of storing `u`: `recorded` is the store's answer. Failed: `u` waits in unstored_
+  // (the failure logged, with back-off). Stored: counts, events, and its ack when `u.ack`.
+  bool stored_or_waiting(const Unstored& u, const Result<bool>& recorded);
+  // Sends `u`'s worker its ack, when it waits for one (`u.ack`).
+  void acknowledge(const Unstored& u);
+  // Stores the results whose files another thread finished putting in S3 (s3_puts_).
+  void collect_s3_puts();
+  S3Artifacts* s3_ = nullptr;
+  // Runs whose files are being put in S3 by another thread (a large build takes seconds: not on
+  // the io thread), by run id; their results are stored once that is done (collect_s3_puts).
+  struct S3Put {
+    Unstored unstored;
+    std::future<Status> done;
+  };
+  std::map<std::string, S3Put> s3_puts_;
   double store_delay_ = 0;      // the current back-off of store writes; 0 = writable
   double store_retry_at_ = 0;   // no store write (nor dispatch) before this
   double store_failed_at_ = 0;  // the last failed write; a run started later and stored resets

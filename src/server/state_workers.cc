@@ -10,6 +10,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "artifacts/artifacts.h"
 #include "core/hash.h"
 #include "core/ids.h"
 #include "core/token.h"
@@ -28,6 +29,16 @@ constexpr int64_t kLogSlack = 64 << 10;
 
 // A run id (core/ids.h): 8 bytes from the CSPRNG.
 std::string new_run_id() { return random_hex(8); }
+
+// Puts run `run`'s files in S3: a succeeded build's files, then its record and log `log`.
+Status put_run_files(S3Artifacts& s3, const std::string& artifacts_dir, const store::RunRow& run,
+                     const std::string& log) {
+  const artifacts::Store local(artifacts_dir);
+  if (run.kind == "build" && run.state == store::RunState::kSucceeded) {
+    TL_RETURN_IF_ERROR(s3.put_build(local, run.hash));
+  }
+  return s3.put_run(run.id, local.run_dir(run.id), log);
+}
 
 }  // namespace
 
@@ -162,6 +173,7 @@ void ServerState::worker_disconnected(const std::shared_ptr<Socket>& socket) {
 }
 
 void ServerState::check_workers(double now) {
+  collect_s3_puts();
   retry_unstored(now);
   end_overdue_runs(now);
   drop_revoked_workers();
@@ -332,7 +344,7 @@ void ServerState::finish_run(const std::string& worker, const ResultMessage& m) 
   if (run == active_runs_.end()) {
     // Already recorded (a resend after a reconnect): acknowledge so the worker forgets it. One
     // waiting to be stored is acknowledged once it is (retry_unstored).
-    if (unstored_.count(m.run_id)) return;
+    if (unstored_.count(m.run_id) || s3_puts_.count(m.run_id)) return;
     if (w != workers_.end() && w->second.socket) {
       w->second.socket->send(json{{"type", "ack"}, {"run_id", m.run_id}}.dump());
     }
@@ -361,7 +373,9 @@ void ServerState::finish_run(const std::string& worker, const ResultMessage& m) 
                  Error{"", r.detail});
   }
   if (!record_result(r, cases, m.environment_failed && r.state == store::RunState::kInfraFailed)) {
-    unstored_.at(r.id).ack = true;  // acknowledged once stored (retry_unstored)
+    // Acknowledged once stored (retry_unstored, collect_s3_puts).
+    auto u = unstored_.find(r.id);
+    (u != unstored_.end() ? u->second : s3_puts_.at(r.id).unstored).ack = true;
     return;
   }
   if (w != workers_.end() && w->second.socket) {
@@ -379,36 +393,89 @@ bool ServerState::record_result(store::RunRow run, const std::vector<store::Case
   upload_tokens_.erase(run.id);
   for (auto& [id, w] : workers_) w.running.erase(run.id);
   // Not stored before the back-off allows, nor before results already waiting.
+  const bool may_store = unstored_.empty() && now_seconds() >= store_retry_at_;
+  if (may_store && s3_ != nullptr) {
+    end_log(run.id);  // the log is put whole, with its cut line
+    S3Artifacts* s3 = s3_;
+    const std::string artifacts_dir = options_.artifacts_dir, log = log_path(run.id);
+    s3_puts_.emplace(run.id, S3Put{{run, cases, environment_failed},
+                                   std::async(std::launch::async, [s3, artifacts_dir, log, run] {
+                                     return put_run_files(*s3, artifacts_dir, run, log);
+                                   })});
+    return false;
+  }
   Result<bool> recorded = Error{"", "waiting for earlier results"};
-  if (unstored_.empty() && now_seconds() >= store_retry_at_)
-    recorded = store_.finish_run(run, cases);
+  if (may_store) recorded = store_result(run, cases);
+  return stored_or_waiting({run, cases, environment_failed}, recorded);
+}
+
+bool ServerState::stored_or_waiting(const Unstored& u, const Result<bool>& recorded) {
   if (!recorded.ok()) {
-    unstored_[run.id] = {run, cases, environment_failed};
+    unstored_[u.run.id] = u;
     if (!recorded.error().where.empty())
-      store_failed("the result of run " + run.id, recorded.error());
+      store_failed("the result of run " + u.run.id, recorded.error());
     return false;
   }
   // Writing works again once a whole run, started after the last failure, is stored: its log,
   // its files and its result (a start alone proves little: logs and records come later).
-  if (run.started > store_failed_at_) store_worked();
-  result_stored(run, *recorded, environment_failed);
+  if (u.run.started > store_failed_at_) store_worked();
+  result_stored(u.run, *recorded, u.environment_failed);
+  acknowledge(u);
   return true;
+}
+
+void ServerState::acknowledge(const Unstored& u) {
+  auto w = workers_.find(u.run.worker);
+  if (u.ack && w != workers_.end() && w->second.socket) {
+    w->second.socket->send(json{{"type", "ack"}, {"run_id", u.run.id}}.dump());
+  }
+}
+
+void ServerState::collect_s3_puts() {
+  bool stored = false;
+  for (auto it = s3_puts_.begin(); it != s3_puts_.end();) {
+    if (it->second.done.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+      ++it;
+      continue;
+    }
+    const Status put = it->second.done.get();
+    const Unstored u = std::move(it->second.unstored);
+    it = s3_puts_.erase(it);
+    Result<bool> recorded = Error{"", "waiting for earlier results"};
+    // S3 failing is the server's infrastructure failure: the result waits, with back-off.
+    if (!put.ok()) {
+      recorded = Error{"S3", put.error().to_string()};
+    } else if (unstored_.empty() && now_seconds() >= store_retry_at_) {
+      recorded = store_.finish_run(u.run, u.cases);
+    }
+    stored = stored_or_waiting(u, recorded) || stored;
+  }
+  if (stored) update();
 }
 
 void ServerState::retry_unstored(double now) {
   if (unstored_.empty() || now < store_retry_at_) return;
   while (!unstored_.empty()) {
     const Unstored u = unstored_.begin()->second;
-    Result<bool> recorded = store_.finish_run(u.run, u.cases);
+    Result<bool> recorded = store_result(u.run, u.cases);
     if (!recorded.ok()) return store_failed("the result of run " + u.run.id, recorded.error());
     unstored_.erase(unstored_.begin());
     result_stored(u.run, *recorded, u.environment_failed);
-    auto w = workers_.find(u.run.worker);
-    if (u.ack && w != workers_.end() && w->second.socket) {
-      w->second.socket->send(json{{"type", "ack"}, {"run_id", u.run.id}}.dump());
-    }
+    acknowledge(u);
   }
   update();
+}
+
+Result<bool> ServerState::store_result(const store::RunRow& run,
+                                       const std::vector<store::CaseRow>& cases) {
+  if (s3_ != nullptr) {
+    end_log(run.id);  // the log is put whole, with its cut line
+    const Status put = put_run_files(*s3_, options_.artifacts_dir, run, log_path(run.id));
+    // An infrastructure failure of the server's (S3 unreachable, refusing): the result waits in
+    // memory and is retried with back-off, as for a full disk; never a test's failure.
+    if (!put.ok()) return Error{"S3", put.error().to_string()};
+  }
+  return store_.finish_run(run, cases);
 }
 
 void ServerState::store_failed(const std::string& what, const Error& error) {

@@ -1,0 +1,332 @@
+// Artifacts in S3 (issue 14, docs/configuration.md "Artifacts in S3"), end to end against
+// moto_server (through tests/fleet/aws_proxy.py, which checks every signature as AWS does,
+// presigned URLs' included): a real `testlooper serve` whose config's artifacts are in a bucket on
+// moto, real workers (local ones on the server's disk, remote ones with their own), and boto3 (a
+// real AWS client) reading back what the server put there.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <regex>
+
+#include "fleet/aws_fixture.h"
+#include "fleet/moto.h"
+#include "server_fixture.h"
+
+namespace testlooper::server {
+namespace {
+
+namespace fs = std::filesystem;
+using fixtures::capture;
+using fixtures::eventually;
+using fixtures::GitFixtureRepo;
+using fixtures::ServerProcess;
+using fixtures::shell_quote;
+using fixtures::TempDir;
+using fixtures::WorkerProcess;
+using nlohmann::json;
+
+constexpr const char* kPrefix = "tl/";
+
+// A build with a Tar and a Files artifact, and a test that reads them and keeps a report.
+constexpr const char* kDefinitions = R"(looper_version: 5
+environments: {linux: {platform: linux, image: {host: true}}}
+builds:
+  build/linux:
+    dependencies: {src: HEAD}
+    stages:
+      - command: 'mkdir -p $TEST_BUILD_OUTPUT_DIR/bin $TEST_BUILD_OUTPUT_DIR/docs && cp $TEST_INPUTS/src/greeting.txt $TEST_BUILD_OUTPUT_DIR/bin/ && echo doc > $TEST_BUILD_OUTPUT_DIR/docs/readme.md'
+        artifacts: [{name: bin, directory: bin}, {name: docs, directory: docs, format: Files}]
+tests:
+  uses-build/linux:
+    dependencies: {whole: build/linux}
+    stages:
+      - command: 'grep -q hello $TEST_INPUTS/whole/bin/greeting.txt && echo read-the-build && mkdir -p $TEST_OUTPUT_DIR/report && echo ok > $TEST_OUTPUT_DIR/report/r.txt'
+        artifacts: [{name: report, directory: report, format: Tar}]
+)";
+
+// A build whose artifact is 200 MiB (a random MiB repeated: quick to write, as large to store),
+// and a test that needs 2 cores and checks it got all of it.
+constexpr const char* kLargeDefinitions = R"(looper_version: 5
+environments: {linux: {platform: linux, image: {host: true}}}
+builds:
+  build/linux:
+    dependencies: {src: HEAD}
+    stages:
+      - command: 'mkdir -p $TEST_BUILD_OUTPUT_DIR/big && head -c 1048576 /dev/urandom > $TEST_SCRATCH_DIR/block && for i in $(seq 200); do cat $TEST_SCRATCH_DIR/block; done > $TEST_BUILD_OUTPUT_DIR/big/big.bin'
+        artifacts: [{name: big, directory: big}]
+tests:
+  big/linux:
+    dependencies: {whole: build/linux}
+    min_cores: 2
+    stages:
+      - command: 'test $(stat -c %s $TEST_INPUTS/whole/big/big.bin) = 209715200'
+)";
+
+// One moto_server and proxy for the whole binary (they take seconds to start); each test has its
+// own bucket.
+class S3ArtifactsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    moto_dir_ = new TempDir();
+    moto_ = new fixtures::Moto(moto_dir_->path() + "/moto");
+    proxy_ = new fixtures::AwsProxy(moto_->url(), moto_dir_->path());
+  }
+  static void TearDownTestSuite() {
+    delete proxy_;
+    delete moto_;
+    delete moto_dir_;
+  }
+
+  S3ArtifactsTest() : app_(dir_.path() + "/repos/app") {
+    const std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    bucket_ = "tl-" + std::to_string(std::hash<std::string>{}(name) % 1000000000);
+  }
+
+  // config.json with the artifacts in bucket_ on moto (or at `endpoint`).
+  std::string write_config(const std::string& endpoint = "") const {
+    const json config = {{"server", {{"path_to_local_data", data()}, {"poll_seconds", 0.3}}},
+                         {"source_control", {{"path_to_repos", dir_.path() + "/repos"}}},
+                         {"artifacts",
+                          {{"bucket", bucket_},
+                           {"region", "us-east-1"},
+                           {"key_prefix", kPrefix},
+                           {"endpoint_url", endpoint.empty() ? proxy_->url() : endpoint}}}};
+    const std::string path = dir_.path() + "/config.json";
+    std::ofstream(path) << config.dump(2);
+    return path;
+  }
+  void create_bucket() const { moto_->boto3("s3.create_bucket(Bucket='" + bucket_ + "')"); }
+  void start_server(const std::string& workers, const std::string& endpoint = "") {
+    server_ = std::make_unique<ServerProcess>(
+        std::vector<std::string>{"--config", write_config(endpoint), "--port", "0", "--workers",
+                                 workers},
+        dir_.path() + "/serve.err");
+  }
+  std::string data() const { return dir_.path() + "/data"; }
+  std::string server_log() const {
+    std::ifstream in(dir_.path() + "/serve.err");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+
+  // The keys under kPrefix in the bucket, without the prefix, one per line, sorted.
+  std::string keys() const {
+    return moto_->boto3("r = s3.list_objects_v2(Bucket='" + bucket_ + "', Prefix='" + kPrefix +
+                        "')\n"
+                        "print('\\n'.join(sorted(o['Key'][len('" +
+                        kPrefix + "'):] for o in r.get('Contents', []))))");
+  }
+  std::string object(const std::string& key) const {
+    return moto_->boto3("sys.stdout.write(s3.get_object(Bucket='" + bucket_ + "', Key='" + kPrefix +
+                        key + "')['Body'].read().decode())");
+  }
+
+  json only_run(const std::string& name) const {
+    const json runs = server_->get("/api/repos/app/commits/" + sha_ + "/runs?name=" + name);
+    return runs.is_array() && runs.size() == 1 ? runs[0] : json();
+  }
+  // Waits until `name`'s one run has ended; its run.
+  json ended(const std::string& name, double seconds = 120) const {
+    EXPECT_TRUE(eventually(
+        [&] {
+          const json run = only_run(name);
+          return run.is_object() && run["state"] != "running";
+        },
+        seconds))
+        << server_->get("/api/repos/app/commits/" + sha_ + "/runs").dump(2) << server_log();
+    return only_run(name);
+  }
+  void test_branch() const {
+    ASSERT_TRUE(eventually([&] { return server_->get("/api/repos").size() == 1; }, 30));
+    const auto [status, body] =
+        server_->post("/api/repos/app/branches/main/test", R"({"enabled": true})");
+    ASSERT_EQ(status, 200) << body.dump();
+  }
+  std::string worker_token_file() const { return data() + "/worker.token"; }
+
+  // The status and Location header of GET `path` (not followed), with `headers`.
+  std::pair<int, std::string> head(const std::string& path, const std::string& headers = "") const {
+    const std::string out =
+        capture("curl -s -o /dev/null " + headers + " -w '%{http_code} %{redirect_url}' " +
+                shell_quote(server_->url(path)));
+    const size_t space = out.find(' ');
+    return {std::stoi(out.substr(0, space)), out.substr(space + 1)};
+  }
+
+  static TempDir* moto_dir_;
+  static fixtures::Moto* moto_;
+  static fixtures::AwsProxy* proxy_;
+  TempDir dir_;
+  GitFixtureRepo app_;
+  std::string sha_;
+  std::string bucket_;
+  std::unique_ptr<ServerProcess> server_;
+};
+
+TempDir* S3ArtifactsTest::moto_dir_ = nullptr;
+fixtures::Moto* S3ArtifactsTest::moto_ = nullptr;
+fixtures::AwsProxy* S3ArtifactsTest::proxy_ = nullptr;
+
+TEST_F(S3ArtifactsTest, BuildsRunRecordsAndLogs_AreInTheBucketUnderTheDocumentedKeys) {
+  app_.write("testlooper.yml", kDefinitions);
+  app_.write("greeting.txt", "hello\n");
+  sha_ = app_.commit("first");
+  create_bucket();
+  start_server("1");
+  test_branch();
+  const json build = ended("build/linux");
+  const json test = ended("uses-build/linux");
+  ASSERT_EQ(build["state"], "succeeded") << build.dump(2) << server_log();
+  ASSERT_EQ(test["state"], "succeeded") << test.dump(2) << server_log();
+  const std::string hash = build["hash"], build_id = build["id"], test_id = test["id"];
+
+  // Read back with boto3: the build's files (complete.json last), each run's record, the logs.
+  const std::string listed = keys();
+  for (const std::string& key :
+       {"builds/" + hash + "/bin.tar", "builds/" + hash + "/docs.files",
+        "builds/" + hash + "/complete.json", "runs/" + build_id + "/test_result.json",
+        "runs/" + build_id + "/log.txt", "runs/" + test_id + "/test_result.json",
+        "runs/" + test_id + "/log.txt", "runs/" + test_id + "/artifacts/report.tar"}) {
+    EXPECT_NE(listed.find(key + "\n"), std::string::npos) << key << " is not in\n" << listed;
+  }
+  EXPECT_EQ(json::parse(object("builds/" + hash + "/complete.json"))["hash"], hash);
+  const json record = json::parse(object("runs/" + test_id + "/test_result.json"));
+  EXPECT_EQ(record["id"], test_id);
+  EXPECT_NE(object("runs/" + test_id + "/log.txt").find("read-the-build"), std::string::npos);
+
+  // The UI's downloads redirect to presigned URLs that plain curl (no credentials) follows.
+  const auto [status, location] = head("/api/runs/" + build_id + "/artifacts/bin.tar");
+  ASSERT_EQ(status, 302);
+  EXPECT_EQ(location.rfind(
+                proxy_->url() + "/" + bucket_ + "/" + kPrefix + "builds/" + hash + "/bin.tar?", 0),
+            0u)
+      << location;
+  // Short-lived: X-Amz-Expires is the lifetime, 5 minutes.
+  EXPECT_NE(location.find("X-Amz-Expires=300"), std::string::npos) << location;
+  EXPECT_NE(location.find("X-Amz-Signature="), std::string::npos) << location;
+  {
+    // The same URL 301 s later (X-Amz-Date as long before now) is refused, as AWS refuses it.
+    const std::regex date("X-Amz-Date=(\\d{8}T\\d{6}Z)");
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(location, m, date)) << location;
+    const std::string earlier = capture("date -u -d @$(( $(date -u +%s) - 301 )) +%Y%m%dT%H%M%SZ");
+    const std::string expired =
+        std::regex_replace(location, date, "X-Amz-Date=" + earlier.substr(0, 16));
+    EXPECT_EQ(capture("curl -s -o /dev/null -w '%{http_code}' " + shell_quote(expired)), "403");
+    EXPECT_NE(proxy_->refused().find("the presigned URL expired"), std::string::npos);
+  }
+  const std::string file = dir_.path() + "/download.tar";
+  EXPECT_EQ(
+      capture("curl -s -o " + shell_quote(file) + " -w '%{http_code}' " + shell_quote(location)),
+      "200");
+  EXPECT_EQ(capture("tar -tf " + shell_quote(file) + " | tr '\\n' ' '"), "greeting.txt ");
+  // Every request the server and the presigned URLs made was signed as AWS wants it.
+  EXPECT_EQ(proxy_->refused().find("mismatch"), std::string::npos) << proxy_->refused();
+  const auto [report_status, report] = head("/api/runs/" + test_id + "/artifacts/report.tar");
+  ASSERT_EQ(report_status, 302);
+  EXPECT_EQ(capture("curl -s " + shell_quote(report) + " | tar -tf - | tr '\\n' ' '"), "r.txt ");
+  // The log: a link the browser follows (or ?download=1) redirects; the UI's fetch does not.
+  const auto [log_status, log] =
+      head("/api/runs/" + test_id + "/log", "-H 'Sec-Fetch-Mode: navigate'");
+  ASSERT_EQ(log_status, 302);
+  EXPECT_NE(capture("curl -s " + shell_quote(log)).find("read-the-build"), std::string::npos);
+  EXPECT_EQ(head("/api/runs/" + test_id + "/log?download=1").first, 302);
+  EXPECT_EQ(head("/api/runs/" + test_id + "/log", "-H 'Sec-Fetch-Mode: cors'").first, 200);
+
+  // `rebuild` from S3 restores the same runs as from the local store.
+  server_->stop(SIGTERM);
+  const std::string rebuild = std::string(TL_BINARY) + " rebuild --trust-unknown-runs ";
+  fs::remove(data() + "/state.db");
+  const std::string local = capture(rebuild + "--data " + shell_quote(data()) + " 2>&1");
+  const std::string from_s3 = capture(rebuild + "--config " + shell_quote(write_config()) +
+                                      " --data " + shell_quote(dir_.path() + "/fresh") + " 2>&1");
+  EXPECT_NE(local.find("restored 2 runs (0 records skipped)"), std::string::npos) << local;
+  EXPECT_EQ(from_s3, local);
+  // Without --data, the config's data dir (its database now has both runs: none restored).
+  EXPECT_NE(capture(rebuild + "--config " + shell_quote(write_config()) + " 2>&1")
+                .find("restored 0 runs (2 records skipped)"),
+            std::string::npos);
+}
+
+TEST_F(S3ArtifactsTest, LargeArtifact_GoesThroughMultipartAndAFreshWorkerGetsItFromS3) {
+  app_.write("testlooper.yml", kLargeDefinitions);
+  sha_ = app_.commit("first");
+  create_bucket();
+  start_server("0");
+  test_branch();
+  TempDir first_dir, second_dir;
+  json build;
+  {
+    // A 1-core worker builds; the 2-core test waits for a worker that fits.
+    WorkerProcess first({"--server", server_->url(""), "--dir", first_dir.path(), "--cores", "1",
+                         "--ram-gb", "2", "--id", "builder", "--token-file", worker_token_file()});
+    build = ended("build/linux", 300);
+    ASSERT_EQ(build["state"], "succeeded") << build.dump(2) << server_log();
+  }
+  const std::string hash = build["hash"];
+  // Multipart: the ETag of an object put in N parts ends "-N" (200 MiB in 16 MiB parts: 13).
+  const std::string etag = moto_->boto3("print(s3.head_object(Bucket='" + bucket_ + "', Key='" +
+                                        kPrefix + "builds/" + hash + "/big.tar')['ETag'])");
+  EXPECT_NE(etag.find("-13\""), std::string::npos) << etag;
+  // The server's local copy is only a cache: gone, the build comes back from S3.
+  fs::remove_all(data() + "/artifacts/builds/" + hash);
+  WorkerProcess second({"--server", server_->url(""), "--dir", second_dir.path(), "--cores", "2",
+                        "--ram-gb", "2", "--id", "tester", "--token-file", worker_token_file()});
+  const json test = ended("big/linux", 300);
+  EXPECT_EQ(test["state"], "succeeded")
+      << test.dump(2) << server_log()
+      << capture("curl -s " + server_->url("/api/runs/" + test["id"].get<std::string>() + "/log"));
+  EXPECT_TRUE(fs::exists(data() + "/artifacts/builds/" + hash + "/complete.json"));
+}
+
+constexpr const char* kQuickTest = R"(looper_version: 5
+environments: {linux: {platform: linux, image: {host: true}}}
+tests:
+  quick/linux:
+    stages:
+      - command: 'echo quick-ran'
+)";
+
+TEST_F(S3ArtifactsTest, S3Unreachable_IsAnInfrastructureFailureOfTheServerNotOfTheTest) {
+  app_.write("testlooper.yml", kQuickTest);
+  sha_ = app_.commit("first");
+  // Nothing listens there: every call to S3 fails to connect.
+  start_server("1", "http://127.0.0.1:" + std::to_string(fixtures::free_port()));
+  test_branch();
+  ASSERT_TRUE(eventually(
+      [&] { return server_log().find("cannot write the result of run") != std::string::npos; },
+      120))
+      << server_log();
+  EXPECT_NE(server_log().find("(S3: s3://" + bucket_ + "/"), std::string::npos) << server_log();
+  // The result waits in memory, unrecorded: the test is not failed (nor infra_failed) for it.
+  EXPECT_EQ(only_run("quick/linux")["state"], "running");
+  // The server still answers, and says it cannot store.
+  EXPECT_TRUE(server_->get("/api/repos").is_array());
+}
+
+TEST_F(S3ArtifactsTest, S3Failing_ResultWaitsAndIsStoredOnceS3IsBack) {
+  app_.write("testlooper.yml", kQuickTest);
+  sha_ = app_.commit("first");
+  // No bucket yet: every put fails, as when S3 is down or refusing.
+  start_server("1");
+  test_branch();
+  ASSERT_TRUE(eventually(
+      [&] { return server_log().find("cannot write the result of run") != std::string::npos; },
+      120))
+      << server_log();
+  EXPECT_NE(server_log().find("S3"), std::string::npos) << server_log();
+  // Not lost, and not a test failure: the run waits, unrecorded.
+  const json waiting = only_run("quick/linux");
+  EXPECT_EQ(waiting["state"], "running") << waiting.dump(2);
+  // S3 is back: the result is put and stored (after the back-off).
+  create_bucket();
+  const json run = ended("quick/linux", 180);
+  EXPECT_EQ(run["state"], "succeeded") << run.dump(2) << server_log();
+  const std::string id = run["id"];
+  EXPECT_NE(keys().find("runs/" + id + "/test_result.json\n"), std::string::npos) << keys();
+  EXPECT_NE(object("runs/" + id + "/log.txt").find("quick-ran"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace testlooper::server
