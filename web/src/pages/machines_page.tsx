@@ -29,7 +29,7 @@ function Limit({ label, used, max, unit }: { label: string; used: number; max: n
       )}{' '}
       <span class="limit-value">
         {used}
-        {unit} of {limited ? `${max}${unit}` : 'no limit'}
+        {unit} {limited ? `of ${max}${unit}` : '(no limit)'}
       </span>
     </div>
   );
