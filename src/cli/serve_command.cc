@@ -18,6 +18,18 @@
 namespace testlooper::cli {
 namespace {
 
+// The server options of config file `path` (docs/configuration.md), its warnings printed on
+// stderr; a usage error naming the place when it cannot be read.
+server::ServerOptions read_config(const std::string& path) {
+  server::ServerOptions from_file;
+  std::vector<std::string> warnings;
+  if (auto s = server::load_config(path, from_file, &warnings); !s.ok()) {
+    throw CLI::ValidationError("--config", s.error().to_string());
+  }
+  for (const std::string& warning : warnings) std::cerr << warning << "\n";
+  return from_file;
+}
+
 // The token in TESTLOOPER_TOKEN, else in TESTLOOPER_WORKER_TOKEN (its older name); "" when
 // neither holds one.
 std::string token_from_environment() {
@@ -104,12 +116,7 @@ void add_serve_command(CLI::App& app, Action& action) {
   cmd->callback([options, config, cmd, auth_mode, &action] {
     if (!config->empty()) {
       // Flags given on the command line win over the file.
-      server::ServerOptions from_file;
-      std::vector<std::string> warnings;
-      if (auto s = server::load_config(*config, from_file, &warnings); !s.ok()) {
-        throw CLI::ValidationError("--config", s.error().to_string());
-      }
-      for (const std::string& warning : warnings) std::cerr << warning << "\n";
+      const server::ServerOptions from_file = read_config(*config);
       if (cmd->count("--repos") == 0) options->repos_dir = from_file.repos_dir;
       if (cmd->count("--data") == 0) options->data_dir = from_file.data_dir;
       if (cmd->count("--port") == 0) options->port = from_file.port;
@@ -183,12 +190,7 @@ void add_rebuild_command(CLI::App& app, Action& action) {
   cmd->callback([data, config, trust_unknown, cmd, &action] {
     auto s3 = std::make_shared<std::unique_ptr<server::S3Artifacts>>();
     if (!config->empty()) {
-      server::ServerOptions from_file;
-      std::vector<std::string> warnings;
-      if (auto s = server::load_config(*config, from_file, &warnings); !s.ok()) {
-        throw CLI::ValidationError("--config", s.error().to_string());
-      }
-      for (const std::string& warning : warnings) std::cerr << warning << "\n";
+      const server::ServerOptions from_file = read_config(*config);
       if (cmd->count("--data") == 0) *data = from_file.data_dir;
       if (from_file.s3.enabled) {
         auto opened = server::S3Artifacts::open(from_file.s3);
