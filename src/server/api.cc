@@ -17,6 +17,7 @@
 #include "server/api_history.h"
 #include "server/api_json.h"
 #include "server/commit_stats.h"
+#include "server/metrics.h"
 #include "server/webhooks.h"
 #include "stats/change_points.h"
 #include "stats/classification.h"
@@ -169,6 +170,10 @@ std::string Api::without_server_paths(std::string text) const {
 
 Response Api::get(const Request& request) {
   const std::string& p = request.path;
+  if (p == "/metrics" || p == "/api/metrics") {
+    return Response{200, "text/plain; version=0.0.4; charset=utf-8", metrics_text(state_, fleet_),
+                    ""};
+  }
   if (!starts_with(p, "/api/") && p != "/githubReceivedAPush" && p != "/webhook") return web_file(p);
   if (p == "/api/repos") return repos();
   if (p == "/api/workers") return workers();

@@ -66,6 +66,7 @@ auth::Principal Api::principal(const Request& request) {
 Role Api::needed_role(const Request& request) const {
   const std::string& p = request.path;
   if (request.method == "GET" || request.method == "HEAD") {
+    if (p == "/metrics") return Role::kViewer;             // Prometheus' scrape (a viewer token)
     if (!p.starts_with("/api/")) return Role::kAnonymous;  // the web UI must load to sign in
     if (p == "/api/session") return Role::kAnonymous;      // who is signed in (oauth part)
     if (is_worker_endpoint(p)) return Role::kWorker;

@@ -182,6 +182,13 @@ class ServerState {
   void set_s3(S3Artifacts* s3) { s3_ = s3; }
   S3Artifacts* s3() const { return s3_; }
   int64_t run_counter() const { return run_counter_; }
+  // Runs ended since the server started, by (state: succeeded, failed, infra_failed, cancelled;
+  // kind: build, test), for GET /metrics.
+  const std::map<std::pair<std::string, std::string>, int64_t>& runs_ended() const {
+    return runs_ended_;
+  }
+  // Runs active now (started on a worker, not ended).
+  size_t active_runs() const { return active_runs_.size(); }
   // Extra runs spent by a branch under test so far, and its budget.
   int64_t extra_used(const std::string& repo, const std::string& branch) const;
   int64_t extra_budget() const { return options_.extra_runs; }
@@ -298,6 +305,7 @@ class ServerState {
   std::map<std::string, int64_t> log_dropped_;  // active run id -> bytes of its log not kept
   planner::Plan plan_;
   int64_t run_counter_ = 0;
+  std::map<std::pair<std::string, std::string>, int64_t> runs_ended_;  // runs_ended()
   std::map<std::string, int64_t> extra_used_;  // purpose -> extra runs spent (not infra failures)
   std::map<std::string, planner::CaseCounts> case_cache_;  // by hash (case_counts)
   std::map<std::string, std::string> unrunnable_;          // by hash, from the last dispatch

@@ -504,6 +504,7 @@ void ServerState::store_worked() {
 }
 
 void ServerState::result_stored(const store::RunRow& run, bool counted, bool environment_failed) {
+  ++runs_ended_[{store::to_string(run.state), run.kind}];
   case_cache_.erase(run.hash);
   planner::HashProgress& p = progress_[run.hash];
   if (p.active > 0) --p.active;

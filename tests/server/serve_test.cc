@@ -310,6 +310,22 @@ TEST_F(ServeTest, Serve_AVerdictDoesNotDependOnTheHistoryLimit) {
           << "limit " << limit << ", commit " << i;
     }
   }
+  // GET /metrics (Prometheus' text format): the runs that ended by outcome, the queue, the
+  // workers, the extra-run budget.
+  const std::string metrics =
+      fixtures::capture("curl -s " + fixtures::shell_quote(server->url("/metrics")));
+  EXPECT_NE(metrics.find("# TYPE testlooper_runs_total counter"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("testlooper_runs_total{kind=\"test\",outcome=\"failed\"} 8"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("testlooper_runs_total{kind=\"test\",outcome=\"succeeded\"} 34"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("testlooper_queue_runs{kind=\"test\"} 0"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("testlooper_workers 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("testlooper_extra_runs_used{branch=\"main\",repo=\"app\"} 0"),
+            std::string::npos)
+      << metrics;
   // The same for one test's history.
   const json one = server->get("/api/repos/app/branches/main/tests/f%2Flinux/history?limit=1");
   ASSERT_EQ(one["commits"].size(), 1u) << one.dump();
