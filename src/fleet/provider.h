@@ -14,15 +14,15 @@ namespace testlooper::fleet {
 
 // What a booted machine must do to become a worker of this server.
 struct BootTicket {
-  std::string machine_id;  // the worker id (--id) and tag testlooper-machine
-  std::string server_url;  // --server
+  std::string machine_id;    // the worker id (--id) and tag testlooper-machine
+  std::string server_url;    // --server
   std::string worker_token;  // a worker token made for this machine
   Boot boot;
 };
 
 // A machine as the provider sees it.
 struct ProvidedMachine {
-  std::string machine_id;   // tag testlooper-machine
+  std::string machine_id;  // tag testlooper-machine
   std::string instance_id;
   std::string type;
   std::string state;  // pending | running | shutting-down | ...
@@ -43,9 +43,9 @@ class Provider {
 
 // The boot scripts (user data). Linux: a bash script that appends host_ips to /etc/hosts, writes
 // the token to a private file and execs `testlooper worker --server URL --id ID --token-file F
-// [--ami AMI]` after the setup script; Windows: the same in PowerShell (<powershell> ... </powershell>).
-// Its first lines carry `# testlooper-server:`, `# testlooper-machine:` ... so the tests' harness
-// (tests/fleet/instance_harness.py) can play the instance.
+// [--ami AMI]` after the setup script; Windows: the same in PowerShell (<powershell> ...
+// </powershell>). Its first lines carry `# testlooper-server:`, `# testlooper-machine:` ... so the
+// tests' harness (tests/fleet/instance_harness.py) can play the instance.
 std::string boot_script(const FleetOptions& options, const BootTicket& ticket);
 
 // EC2: RunInstances tagged testlooper-worker-name=<worker_name>, testlooper-machine=<id>,

@@ -404,10 +404,12 @@ Response Api::history(const std::string& repo, const std::string& branch, size_t
   json all_points = json::array();
   for (const auto& [name, t] : tests) change_points_json(name, t.analysis, all_points);
   for (const auto& [name, cs] : cases) {
-    for (const auto& [case_name, stats] : cs) change_points_json(name + "::" + case_name, stats.analysis, all_points);
+    for (const auto& [case_name, stats] : cs)
+      change_points_json(name + "::" + case_name, stats.analysis, all_points);
   }
   // Only the changes at the commits shown.
-  const std::set<std::string> shown_shas(shas.begin(), shas.begin() + static_cast<std::ptrdiff_t>(shown));
+  const std::set<std::string> shown_shas(shas.begin(),
+                                         shas.begin() + static_cast<std::ptrdiff_t>(shown));
   json change_points = json::array();
   for (json& cp : all_points) {
     if (shown_shas.count(cp["commit"].get<std::string>())) change_points.push_back(std::move(cp));
@@ -420,7 +422,8 @@ Response Api::changes(const std::string& repo, const std::string& branch, const 
   auto b = state_.branches().find({repo, branch});
   if (b == state_.branches().end()) return error(404, "no branch '" + branch + "' in repo '" + repo + "'");
   if (test.size() > 1024) return error(400, "'test' must be a glob of at most 1024 bytes");
-  const std::vector<std::string> shas = state_.first_parent_history(repo, b->second.head, kChangesWindow);
+  const std::vector<std::string> shas =
+      state_.first_parent_history(repo, b->second.head, kChangesWindow);
   json out = json::array();
   for (const auto& [name, t] : branch_stats(state_, repo, shas)) {
     if (!test.empty() && !glob_match(test, name)) continue;

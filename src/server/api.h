@@ -43,7 +43,8 @@ class Api : public Handler {
   // outliving every request; without one they answer 503.
   void set_pin_mover(PinMover* mover) { pin_mover_ = mover; }
   // The host's page of a commit ("" when unknown), linked from the changes (GitHub/GitLab).
-  void set_commit_link(std::function<std::string(const std::string& repo, const std::string& sha)> link) {
+  void set_commit_link(
+      std::function<std::string(const std::string& repo, const std::string& sha)> link) {
     commit_link_ = std::move(link);
   }
   // The fleet behind GET /api/machines (api_machines.cc), outliving every request; without one

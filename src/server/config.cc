@@ -213,11 +213,11 @@ Setter instance_types(std::vector<fleet::InstanceType>& field) {
       TL_RETURN_IF_ERROR(apply_section(
           e[0], at, {{"cores", number(type.cores)}, {"ram_gb", number(type.ram_gb)}}));
       type.name = e[1].get<std::string>();
-      const bool name_ok = !type.name.empty() && type.name.size() <= 64 &&
-                           std::all_of(type.name.begin(), type.name.end(), [](char c) {
-                             return isalnum(static_cast<unsigned char>(c)) || c == '.' ||
-                                    c == '-' || c == '_';
-                           });
+      const bool name_ok =
+          !type.name.empty() && type.name.size() <= 64 &&
+          std::all_of(type.name.begin(), type.name.end(), [](char c) {
+            return isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+          });
       if (!name_ok) return Error{at, "'" + type.name + "' is not an instance type name"};
       if (type.cores < 1 || type.ram_gb < 0)
         return Error{at, "cores must be at least 1 and ram_gb not negative"};
@@ -236,14 +236,15 @@ Setter host_ips(std::map<std::string, std::string>& field, std::vector<std::stri
     std::map<std::string, std::string> out;
     for (const auto& [name, ip] : v.items()) {
       const std::string at = where + "." + name;
-      const bool name_ok = !name.empty() && name.size() <= 253 &&
-                           std::all_of(name.begin(), name.end(), [](char c) {
-                             return isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-';
-                           });
+      const bool name_ok =
+          !name.empty() && name.size() <= 253 && std::all_of(name.begin(), name.end(), [](char c) {
+            return isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-';
+          });
       if (!name_ok) return Error{at, "not a host name"};
       if (!ip.is_string()) return Error{at, "expected an IP address"};
       if (bind_address(ip.get<std::string>()).empty()) {
-        warnings.push_back(at + " is ignored: '" + ip.get<std::string>() + "' is not an IP address");
+        warnings.push_back(at + " is ignored: '" + ip.get<std::string>() +
+                           "' is not an IP address");
         continue;
       }
       out[name] = ip.get<std::string>();
@@ -268,12 +269,15 @@ Status check_fleet(const std::string& path, const fleet::FleetOptions& f) {
     if (!url->empty() && !url->starts_with("http://") && !url->starts_with("https://"))
       return Error{path, m + key + ": must be an http:// or https:// URL"};
   }
-  for (const auto& [key, value] :
-       {std::pair{"max_workers", f.max_workers}, {"max_cores", f.max_cores}, {"max_ram_gb", f.max_ram_gb}}) {
+  for (const auto& [key, value] : {std::pair{"max_workers", f.max_workers},
+                                   {"max_cores", f.max_cores},
+                                   {"max_ram_gb", f.max_ram_gb}}) {
     if (value < -1) return Error{path, m + key + ": -1 (no limit) or more"};
   }
-  if (!(f.idle_shutdown_seconds > 0)) return Error{path, m + "idle_shutdown_seconds: must be positive"};
-  if (!(f.boot_timeout_seconds > 0)) return Error{path, m + "boot_timeout_seconds: must be positive"};
+  if (!(f.idle_shutdown_seconds > 0))
+    return Error{path, m + "idle_shutdown_seconds: must be positive"};
+  if (!(f.boot_timeout_seconds > 0))
+    return Error{path, m + "boot_timeout_seconds: must be positive"};
   return {};
 }
 
@@ -284,8 +288,10 @@ Status take_s3_keys(const std::string& path, const std::string& build_prefix,
                     fleet::S3Options& s3) {
   if (s3.key_prefix.empty()) s3.key_prefix = !build_prefix.empty() ? build_prefix : test_prefix;
   if (!test_prefix.empty() && test_prefix != s3.key_prefix) {
-    warnings.push_back("artifacts.test_artifact_key_prefix is ignored: builds and run records "
-                       "share one prefix, '" + s3.key_prefix + "'");
+    warnings.push_back(
+        "artifacts.test_artifact_key_prefix is ignored: builds and run records "
+        "share one prefix, '" +
+        s3.key_prefix + "'");
   }
   if (!s3.key_prefix.empty() && !s3.key_prefix.ends_with('/')) s3.key_prefix += '/';
   s3.enabled = !s3.bucket.empty();
@@ -381,7 +387,7 @@ Status load_config(const std::string& path, ServerOptions& o,
   std::string store, build_store, test_store;  // artifacts: the one local store
   bool aws = false;                            // machine_management's Aws form
   const std::string kNoRedis = "TestLooper keeps its state in SQLite (<data>/state.db), not Redis";
-  std::string build_prefix, test_prefix;       // the original's S3 key prefixes
+  std::string build_prefix, test_prefix;  // the original's S3 key prefixes
   std::string auth_mode;
   bool auth_disabled = false;
   std::string github_url, gitlab_url;

@@ -203,7 +203,7 @@ const std::map<std::string, int> kDeployIgnored = {
     {"server.path_to_local_repos", 1},
     {"server_ports.server_worker_port", 1},
     {"server_ports.server_worker_port_use_ssl", 1},
-    {"artifacts.test_artifact_key_prefix", 1},  // one prefix: the build one
+    {"artifacts.test_artifact_key_prefix", 1},                  // one prefix: the build one
     {"machine_management.host_ips.gitlab.COMPANYNAME.com", 1},  // "..." is no IP address
     {"machine_management.host_ips.testlooper.COMPANYNAME.com", 1},
     {"http_server", 1}};

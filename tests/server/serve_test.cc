@@ -260,7 +260,8 @@ TEST_F(ServeTest, Serve_AVerdictDoesNotDependOnTheHistoryLimit) {
   app_.write("testlooper.yml",
              "looper_version: 5\n"
              "environments: {linux: {platform: linux, image: {host: true}}}\n"
-             "tests: {f/linux: {command: 'c=" + counters +
+             "tests: {f/linux: {command: 'c=" +
+                 counters +
                  "/$(cat src/id); n=$(flock $c.lock sh -c \"n=\\$(cat $c 2>/dev/null || echo 0); "
                  "echo \\$((n+1)) > $c; echo \\$n\"); ! grep -qx $n src/fails', "
                  "dependencies: {src: HEAD}}}\n");
@@ -279,30 +280,38 @@ TEST_F(ServeTest, Serve_AVerdictDoesNotDependOnTheHistoryLimit) {
       "--extra-runs", "0"});
   ASSERT_TRUE(eventually([&] { return server->get("/api/repos").size() == 1; }, 30));
   server->post("/api/repos/app/branches/main/test", R"({"enabled": true, "depth": 4})");
-  ASSERT_TRUE(eventually([&] { return server->get("/api/repos/app/branches/main/history")["commits"].size() == 6; }, 30));
+  ASSERT_TRUE(eventually(
+      [&] { return server->get("/api/repos/app/branches/main/history")["commits"].size() == 6; },
+      30));
   const json history = server->get("/api/repos/app/branches/main/history");
   for (const auto& c : history["commits"]) {
     if (c["subject"] == "first") continue;
     const std::string sha = c["sha"];
-    const auto [status, body] = server->post("/api/repos/app/commits/" + sha + "/targets",
-                                             json{{"name", "f/linux"}, {"runs", sha == head ? 2 : 10}}.dump());
+    const auto [status, body] =
+        server->post("/api/repos/app/commits/" + sha + "/targets",
+                     json{{"name", "f/linux"}, {"runs", sha == head ? 2 : 10}}.dump());
     ASSERT_EQ(status, 200) << body.dump();
   }
-  ASSERT_TRUE(eventually([&] {
-    const json h = server->get("/api/repos/app/branches/main/history?limit=5");
-    if (!h.is_object() || h["commits"].size() != 5) return false;
-    for (size_t i = 0; i < 5; ++i) {
-      const json o = object_at(h, i, "f/linux");
-      if (!o.is_object() || o["runs"] != (i == 0 ? 2 : 10) || o["active_runs"] != 0) return false;
-    }
-    return true;
-  }, 120)) << server->get("/api/repos/app/branches/main/history?limit=5").dump(2);
+  ASSERT_TRUE(eventually(
+      [&] {
+        const json h = server->get("/api/repos/app/branches/main/history?limit=5");
+        if (!h.is_object() || h["commits"].size() != 5) return false;
+        for (size_t i = 0; i < 5; ++i) {
+          const json o = object_at(h, i, "f/linux");
+          if (!o.is_object() || o["runs"] != (i == 0 ? 2 : 10) || o["active_runs"] != 0)
+            return false;
+        }
+        return true;
+      },
+      120))
+      << server->get("/api/repos/app/branches/main/history?limit=5").dump(2);
   const json wide = server->get("/api/repos/app/branches/main/history?limit=20");
   EXPECT_EQ(object_at(wide, 1, "f/linux")["failures"], 2);
   EXPECT_EQ(object_at(wide, 0, "f/linux")["failures"], 0);
   EXPECT_EQ(object_at(wide, 0, "f/linux")["classification"]["verdict"], "flaky") << wide.dump(2);
   for (const int limit : {1, 3}) {
-    const json narrow = server->get("/api/repos/app/branches/main/history?limit=" + std::to_string(limit));
+    const json narrow =
+        server->get("/api/repos/app/branches/main/history?limit=" + std::to_string(limit));
     ASSERT_EQ(narrow["commits"].size(), static_cast<size_t>(limit));
     for (int i = 0; i < limit; ++i) {
       EXPECT_EQ(object_at(narrow, i, "f/linux")["classification"],
