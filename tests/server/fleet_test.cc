@@ -357,7 +357,9 @@ TEST_F(FleetTest, ARestartedServerAdoptsItsInstancesAndTerminatesNoneOfAnotherWo
       << server->get("/api/machines").dump() << serve_log();
   EXPECT_NE(serve_log().find("fleet: adopted"), std::string::npos) << serve_log();
   // Another worker_name's instance is never touched, nor listed.
-  for (const auto& x : server->get("/api/machines")["machines"]) EXPECT_NE(x["id"], "m-theirs");
+  // Kept in a variable: a range-for over a temporary's member would read freed memory.
+  const json listed = server->get("/api/machines");
+  for (const auto& x : listed["machines"]) EXPECT_NE(x["id"], "m-theirs");
   const json their_list = instances(other);
   ASSERT_EQ(their_list.size(), 1u);
   EXPECT_EQ(their_list[0]["id"], theirs);
