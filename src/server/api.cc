@@ -76,6 +76,8 @@ constexpr int64_t kMaxDepth = 100'000;
 constexpr int64_t kMaxHistoryLimit = 10'000;
 // The changes endpoint looks this far back along the branch (first-parent commits).
 constexpr size_t kChangesWindow = 2000;
+// The most '*' a glob from a request may hold (each one makes fnmatch try every position).
+constexpr std::ptrdiff_t kMaxGlobStars = 4;
 
 // Splits "/api/repos/{repo}/<rest>" into repo and rest; false when it does not match.
 bool split_repo_path(const std::string& path, std::string& repo, std::string& rest) {
@@ -421,7 +423,10 @@ Response Api::history(const std::string& repo, const std::string& branch, size_t
 Response Api::changes(const std::string& repo, const std::string& branch, const std::string& test) {
   auto b = state_.branches().find({repo, branch});
   if (b == state_.branches().end()) return error(404, "no branch '" + branch + "' in repo '" + repo + "'");
-  if (test.size() > 1024) return error(400, "'test' must be a glob of at most 1024 bytes");
+  // fnmatch backtracks on every '*': a long pattern of many stars could hold the io thread.
+  if (test.size() > 256 || std::count(test.begin(), test.end(), '*') > kMaxGlobStars) {
+    return error(400, fmt::format("'test' must be a glob of at most 256 bytes and {} '*'", kMaxGlobStars));
+  }
   const std::vector<std::string> shas =
       state_.first_parent_history(repo, b->second.head, kChangesWindow);
   json out = json::array();

@@ -188,6 +188,10 @@ TEST_F(ServeTest, Serve_ChangesEndpointNamesTheCommitThatBrokeATest) {
   // Filtered by a test glob.
   EXPECT_EQ(server->get("/api/repos/app/branches/main/changes?test=t/*").size(), changes.size());
   EXPECT_EQ(server->get("/api/repos/app/branches/main/changes?test=other*"), json::array());
+  // A hostile glob (many stars make fnmatch backtrack without end) is refused, not run.
+  const std::string stars = "*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b";
+  EXPECT_EQ(server->get("/api/repos/app/branches/main/changes?test=" + stars)["error"],
+            "'test' must be a glob of at most 256 bytes and 4 '*'");
   EXPECT_EQ(server->post("/api/repos/app/branches/nope/changes", "{}").first, 404);
 }
 
