@@ -52,7 +52,9 @@ Result<Answer> call(const OAuthSettings& s, const std::string& what, const std::
   request.max_answer_bytes = kMaxAnswerBytes;
   request.stop = &stop;
   auto answer = hosting::rest_call(request, where);
-  if (!answer.ok() && Clock::now() >= deadline) {
+  // libcurl's timer may fire a few milliseconds before the deadline (it started counting after
+  // `left` was read, in whole milliseconds): within 100 ms of it, the budget is what was spent.
+  if (!answer.ok() && Clock::now() + std::chrono::milliseconds(100) >= deadline) {
     // The sign-in's whole budget is spent (its calls share it): say the budget, not the rest.
     return Error{where, fmt::format("no answer within {} s", s.timeout_seconds)};
   }
