@@ -5,7 +5,7 @@ import './style.css';
 import { render, type ComponentType } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 
-import { Layout, Loading } from './components/layout';
+import { Layout, Loading, useTitle } from './components/layout';
 import { ChangesPage } from './pages/changes_page';
 import { CommitPage } from './pages/commit_page';
 import { HistoryPage } from './pages/history_page';
@@ -51,6 +51,7 @@ const kRoutes: Array<[RegExp, Page]> = [
 ];
 
 function NotFound({ place }: Params) {
+  useTitle('Not found');
   return (
     <div class="problem">
       No page at {place.path}. <a href="/">All repos</a>
