@@ -38,6 +38,8 @@ export function register({ binary, artifacts }) {
   let browser = null;
   let server = null;
   let worker = null;
+  const servers = [];
+  const workers = [];
 
   test('model: the grid, the plot, the search and the states show the statistics', async () => {
     const root = tempDir('model');
@@ -234,10 +236,60 @@ export function register({ binary, artifacts }) {
     await screenshot(page, artifacts, 'model-not-found');
   }, { timeoutMs: 240_000 });
 
+  test('model: Retry runs a test blocked by infrastructure failures again, from the grid and the test page', async () => {
+    const root = tempDir('model-retry');
+    dirs.push(root);
+    const app = new GitRepo(path.join(root, 'repos', 'app'));
+    app.write(
+      'testlooper.yml',
+      "looper_version: 5\nenvironments: {linux: {platform: linux, image: {host: true}}}\ntests: {infra/linux: {command: 'true'}}\n",
+    );
+    const head = app.commit('one');
+    const retryServer = await Server.start(binary, {
+      reposDir: path.join(root, 'repos'),
+      dataDir: path.join(root, 'data'),
+      workers: 0,
+      extra: ['--extra-runs', '0', '--infra-backoff-seconds', '0.01'],
+    });
+    servers.push(retryServer);
+    await eventually(async () => (await retryServer.get('/api/repos')).length === 1, { what: 'the repo is seen' });
+    await retryServer.post('/api/repos/app/branches/main/test', { enabled: true });
+    const infraWorker = await FakeWorker.connect(retryServer, { worker: 'infra-fake' });
+    workers.push(infraWorker);
+    const answered = new Set();
+    const status = async () =>
+      (await retryServer.get(`/api/repos/app/commits/${head}`)).objects.find((o) => o.name === 'infra/linux')?.status;
+    // Every run is an infrastructure failure until the test is blocked.
+    await eventually(
+      async () => {
+        for (const job of infraWorker.jobs()) {
+          if (answered.has(job.run_id)) continue;
+          answered.add(job.run_id);
+          infraWorker.send({ type: 'result', run_id: job.run_id, outcome: 'infra', exit_code: 1, message: 'disk gone' });
+        }
+        return (await status()) === 'infra_blocked';
+      },
+      { what: 'the test is blocked by infrastructure failures' },
+    );
+    const blockedRuns = answered.size;
+    if (!browser) browser = await launchBrowser(path.join(root, 'profile'));
+    const page = await browser.newPage();
+    await page.goto(`${retryServer.url}/repos/app/branches/main`);
+    await page.waitForSelector('.head-actions button[name="retry"]');
+    await page.goto(`${retryServer.url}/repos/app/commits/${head}/tests/infra/linux?branch=main`);
+    await page.waitForSelector('button[name="retry"]');
+    await screenshot(page, artifacts, 'model-retry');
+    await page.click('button[name="retry"]');
+    await page.waitForSelector('.more-runs .said');
+    await eventually(async () => infraWorker.jobs().length > blockedRuns, { what: 'a new run after Retry' });
+    assert((await status()) !== 'infra_blocked', 'no longer blocked');
+    await page.close();
+  });
+
   return async function teardown() {
     if (browser) await browser.close();
-    if (worker) await worker.close().catch(() => {});
-    if (server) await server.stop();
+    for (const w of [worker, ...workers]) if (w) await w.close().catch(() => {});
+    for (const s of [server, ...servers]) if (s) await s.stop();
     for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
   };
 }
