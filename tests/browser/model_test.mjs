@@ -210,6 +210,9 @@ export function register({ binary, artifacts }) {
     assert((await page.textContent('main')).includes('queue:'), 'the queue');
     assertEqual(await page.title(), 'Workers · TestLooper', 'the workers title');
     await screenshot(page, artifacts, 'model-workers');
+    const runId = (await server.get('/api/workers')).find((w) => w.id === 'fake').recent[0].id;
+    await page.goto(`${server.url}/runs/${runId}`);
+    await page.waitForFunction((id) => document.title === `Run ${id} · TestLooper`, runId);
 
     // Item 8: a branch not under test says so, with the button; its head's definitions error shows.
     await page.goto(`${server.url}/repos/app/branches/bad`);

@@ -34,7 +34,12 @@ function lazy(load: () => Promise<{ default: Page }>): Page {
   };
 }
 
-const RunPage = lazy(() => import('./pages/run_page'));
+const LazyRunPage = lazy(() => import('./pages/run_page'));
+// The run page (pages/run_page.tsx) with its title.
+function RunPage(props: Params) {
+  useTitle(`Run ${props.args[0] ?? ''}`);
+  return <LazyRunPage {...props} />;
+}
 const TestHistoryPage = lazy(() => import('./pages/test_history_page'));
 
 const kRoutes: Array<[RegExp, Page]> = [
