@@ -231,7 +231,7 @@ export function register({ binary, artifacts }) {
     await screenshot(page, artifacts, 'model-home');
 
     // Item 8: pages of things that do not exist end (no "Loading…" forever).
-    for (const url of ['/repos/app/branches/nope', '/repos/app/commits/0123456789abcdef0123456789abcdef01234567', '/repos/app/branches/main/tests/nope/linux']) {
+    for (const url of ['/repos/nope', '/repos/app/branches/nope', '/repos/app/commits/0123456789abcdef0123456789abcdef01234567', '/repos/app/branches/main/tests/nope/linux']) {
       await page.goto(`${server.url}${url}`);
       await page.waitForSelector('.problem');
       assertEqual(await page.$('.loading'), null, `${url} still says Loading`);

@@ -9,7 +9,12 @@ import { useLive } from '../live';
 export function RepoPage({ args }: { args: string[] }) {
   const repo = args[0]!;
   const live = useLive(
-    () => api.branches(repo),
+    async () => {
+      // An unknown repo has no branches: say that it does not exist rather than show none.
+      const [branches, repos] = await Promise.all([api.branches(repo), api.repos()]);
+      if (!repos.some((r) => r.name === repo)) throw new Error(`no repo named '${repo}'`);
+      return branches;
+    },
     [repo],
     (e) => e.repo === repo && (e.type === 'branch' || e.type === 'commits'),
   );
