@@ -170,6 +170,7 @@ function sameCells(a: Cell[], b: Cell[]): boolean {
       x.changePoint !== y.changePoint ||
       x.same !== y.same ||
       x.classification?.rate?.estimate !== y.classification?.rate?.estimate ||
+      x.classification?.rate?.runs !== y.classification?.rate?.runs ||
       x.classification?.verdict !== y.classification?.verdict ||
       x.classification?.confidence !== y.classification?.confidence
     ) {
