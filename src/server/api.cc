@@ -179,6 +179,7 @@ Response Api::get(const Request& request) {
   if (!starts_with(p, "/api/") && p != "/githubReceivedAPush" && p != "/webhook") return web_file(p);
   if (p == "/api/repos") return repos();
   if (p == "/api/workers") return workers();
+  if (p == "/api/queue") return queue();
   if (p == "/api/machines") return machines();
   if (p == "/api/audit") return audit_log(request);
   if (auto tokens = token_endpoint(request)) return *tokens;
@@ -322,9 +323,42 @@ Response Api::post(const Request& request, const auth::Principal& who) {
   return error(404, "no such endpoint: POST " + p);
 }
 
+// What the statistical bisection of a branch's head is doing (docs/api.md "search").
+std::string Api::search_state(const store::BranchRow& b) const {
+  if (!b.under_test || state_.extra_budget() <= 0) return "off";
+  const ServerState::ExtraInFlight in_flight = state_.extra_in_flight(b.repo, b.name);
+  if (in_flight.active + in_flight.queued > 0) return "searching";
+  if (state_.extra_used(b.repo, b.name) >= state_.extra_budget()) return "budget_spent";
+  const BranchStats failing = branch_stats(
+      state_, b.repo, state_.first_parent_history(b.repo, b.head, kAnalysisWindow), true);
+  for (const auto& [name, t] : failing) {
+    for (const auto& change : t.analysis.changes) {
+      if (change.range_probability >= state_.extra_confidence()) return "localised";
+    }
+  }
+  return "idle";
+}
+
 json Api::branch_json(const store::BranchRow& b) const {
-  return {{"name", b.name}, {"head", b.head}, {"under_test", b.under_test}, {"depth", b.depth},
-          {"extra_runs_used", state_.extra_used(b.repo, b.name)}, {"extra_runs_budget", state_.extra_budget()}};
+  const ServerState::ExtraInFlight in_flight = state_.extra_in_flight(b.repo, b.name);
+  const CommitState* head = state_.commit(b.repo, b.head);
+  return {
+      {"name", b.name},
+      {"head", b.head},
+      {"under_test", b.under_test},
+      {"depth", b.depth},
+      {"extra_runs_used", state_.extra_used(b.repo, b.name)},
+      {"extra_runs_budget", state_.extra_budget()},
+      {"extra_runs_active", in_flight.active},
+      {"extra_runs_queued", in_flight.queued},
+      {"search", search_state(b)},
+      {"head_error", head != nullptr && head->row.error ? json(*head->row.error) : json(nullptr)}};
+}
+
+Response Api::queue() const {
+  json out = json::object();
+  for (const auto& [kind, runs] : state_.queued_runs()) out[kind] = runs;
+  return ok({{"queued", out}, {"active", state_.active_runs()}});
 }
 
 Response Api::repos() {
@@ -564,10 +598,31 @@ Response Api::workers() {
   json out = json::array();
   for (const auto& [id, w] : state_.workers()) {
     json running = json::array();
+    json runs = json::array();
     int used = 0;
     for (const auto& [run_id, res] : w.running) {
       running.push_back(run_id);
       used += res.first;
+      if (const store::RunRow* r = state_.active_run(run_id)) {
+        runs.push_back({{"id", r->id},
+                        {"repo", r->repo},
+                        {"commit", r->commit},
+                        {"name", r->name},
+                        {"kind", r->kind},
+                        {"started", r->started},
+                        {"extra", !r->purpose.empty()}});
+      }
+    }
+    json recent = json::array();
+    for (const store::RunRow& r : w.recent) {
+      recent.push_back({{"id", r.id},
+                        {"repo", r.repo},
+                        {"commit", r.commit},
+                        {"name", r.name},
+                        {"kind", r.kind},
+                        {"state", store::to_string(r.state)},
+                        {"started", r.started},
+                        {"ended", r.ended}});
     }
     out.push_back({{"id", id},
                    {"host", w.host},
@@ -576,6 +631,8 @@ Response Api::workers() {
                    {"ram_gb", w.ram_gb},
                    {"cores_used", used},
                    {"running", running},
+                   {"runs", runs},
+                   {"recent", recent},
                    {"platforms", w.platforms},
                    {"docker", w.docker},
                    {"ami", w.ami},

@@ -139,6 +139,8 @@ class Api : public Handler {
   Response repos();
   Response branches(const std::string& repo);
   nlohmann::json branch_json(const store::BranchRow& branch) const;
+  std::string search_state(const store::BranchRow& branch) const;
+  Response queue() const;
   Response history(const std::string& repo, const std::string& branch, size_t limit);
   Response commit(const std::string& repo, const std::string& sha);
   // `test`: a glob (core/glob.h) over test names ("" = all); a case matches by its test's name.

@@ -57,7 +57,17 @@ void change_points_json(const std::string& name, const stats::ChangeAnalysis& an
 json classification_json(std::span<const stats::CommitEvidence> history, size_t index,
                          const stats::ChangeAnalysis& analysis) {
   const stats::Classification c = stats::classify(history, index, analysis);
-  return {{"verdict", std::string(stats::to_string(c.verdict))}, {"confidence", c.confidence}};
+  // The model's failure rate here: its segment's, pooled over the runs between two probable
+  // changes (what the web UI colours by, not this commit's own counts).
+  const stats::Segment* segment = stats::segment_at(analysis, index);
+  json rate = nullptr;
+  if (segment != nullptr && segment->runs > 0 && c.verdict != stats::Verdict::kUnknown) {
+    rate = rate_json(segment->rate);
+    rate["runs"] = segment->runs;
+  }
+  return {{"verdict", std::string(stats::to_string(c.verdict))},
+          {"confidence", c.confidence},
+          {"rate", rate}};
 }
 
 std::string status_json(const ServerState& state, const ObjectKey& key, const std::string& hash) {

@@ -38,7 +38,8 @@ nlohmann::json rate_json(int64_t failures, int64_t runs);
 void change_points_json(const std::string& name, const stats::ChangeAnalysis& analysis,
                         nlohmann::json& out);
 
-// {"verdict", "confidence"}: stats::classify at history[index].
+// {"verdict", "confidence", "rate"}: stats::classify at history[index], and the failure rate of
+// the model's segment holding it ({"estimate", "low", "high", "runs"}; null without runs there).
 nlohmann::json classification_json(std::span<const stats::CommitEvidence> history, size_t index,
                                    const stats::ChangeAnalysis& analysis);
 

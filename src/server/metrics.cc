@@ -16,9 +16,8 @@ std::string metrics_text(const ServerState& state, const FleetController* fleet)
                     .Name("testlooper_queue_runs")
                     .Help("Runs the plan wants that have not started, by kind (build, test)")
                     .Register(registry);
-  std::map<std::string, double> waiting = {{"build", 0}, {"test", 0}};
-  for (const auto& job : state.plan().jobs) waiting[job.kind] += job.runs;
-  for (const auto& [kind, runs] : waiting) queue.Add({{"kind", kind}}).Set(runs);
+  for (const auto& [kind, runs] : state.queued_runs())
+    queue.Add({{"kind", kind}}).Set(static_cast<double>(runs));
 
   prometheus::BuildGauge()
       .Name("testlooper_runs_active")

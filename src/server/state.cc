@@ -239,6 +239,28 @@ int64_t ServerState::extra_used(const std::string& repo, const std::string& bran
   return it == extra_used_.end() ? 0 : it->second;
 }
 
+ServerState::ExtraInFlight ServerState::extra_in_flight(const std::string& repo,
+                                                        const std::string& branch) const {
+  ExtraInFlight out;
+  auto b = branches_.find({repo, branch});
+  if (b == branches_.end()) return out;
+  const std::string purpose = planner::extra_purpose(repo, branch, b->second.head);
+  for (const auto& [id, run] : active_runs_) out.active += run.purpose == purpose ? 1 : 0;
+  for (const auto& job : plan_.jobs) out.queued += job.purpose == purpose ? job.runs : 0;
+  return out;
+}
+
+std::map<std::string, int64_t> ServerState::queued_runs() const {
+  std::map<std::string, int64_t> waiting = {{"build", 0}, {"test", 0}};
+  for (const auto& job : plan_.jobs) waiting[job.kind] += job.runs;
+  return waiting;
+}
+
+const store::RunRow* ServerState::active_run(const std::string& id) const {
+  auto it = active_runs_.find(id);
+  return it == active_runs_.end() ? nullptr : &it->second;
+}
+
 const planner::CaseCounts& ServerState::case_counts(const std::string& hash) {
   constexpr size_t kMaxCached = 100'000;
   auto it = case_cache_.find(hash);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <future>
 #include <map>
 #include <memory>
@@ -49,7 +50,11 @@ struct WorkerState {
   double last_seen = 0;
   std::string token;  // the name of the worker token it connected with
   std::map<std::string, std::pair<int, int>> running;  // run id -> (cores, ram)
+  // The runs it ended most recently (at most kRecentRuns, the newest first), since the server
+  // started: for GET /api/workers.
+  std::deque<store::RunRow> recent;
 };
+constexpr size_t kRecentRuns = 5;
 
 struct StateOptions {
   int default_target_runs = 1;
@@ -192,6 +197,17 @@ class ServerState {
   // Extra runs spent by a branch under test so far, and its budget.
   int64_t extra_used(const std::string& repo, const std::string& branch) const;
   int64_t extra_budget() const { return options_.extra_runs; }
+  double extra_confidence() const { return options_.extra_confidence; }
+  // The extra runs of a branch's current head running now, and those the plan wants started.
+  struct ExtraInFlight {
+    int64_t active = 0;
+    int64_t queued = 0;
+  };
+  ExtraInFlight extra_in_flight(const std::string& repo, const std::string& branch) const;
+  // Runs the plan wants that have not started, by kind ("build", "test": both always present).
+  std::map<std::string, int64_t> queued_runs() const;
+  // The active run `id` (nullptr when it is not running).
+  const store::RunRow* active_run(const std::string& id) const;
 
   // What the fleet needs (state_fleet.cc): the runs the last dispatch left waiting (and those no
   // connected worker can run), grouped by what a machine needs to take them, and every worker.

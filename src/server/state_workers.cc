@@ -392,6 +392,10 @@ bool ServerState::record_result(store::RunRow run, const std::vector<store::Case
   active_runs_.erase(run.id);
   upload_tokens_.erase(run.id);
   for (auto& [id, w] : workers_) w.running.erase(run.id);
+  if (auto w = workers_.find(run.worker); w != workers_.end()) {
+    w->second.recent.push_front(run);
+    if (w->second.recent.size() > kRecentRuns) w->second.recent.pop_back();
+  }
   // Not stored before the back-off allows, nor before results already waiting.
   const bool may_store = unstored_.empty() && now_seconds() >= store_retry_at_;
   if (may_store && s3_ != nullptr) {

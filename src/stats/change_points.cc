@@ -177,4 +177,12 @@ ChangeAnalysis analyse_changes(std::span<const CommitEvidence> history, const Ch
   return analysis;
 }
 
+const Segment* segment_at(const ChangeAnalysis& analysis, size_t index) {
+  const auto after =
+      std::upper_bound(analysis.segments.begin(), analysis.segments.end(), index,
+                       [](size_t i, const Segment& segment) { return i < segment.first; });
+  if (after == analysis.segments.begin()) return nullptr;
+  return &*std::prev(after);
+}
+
 }  // namespace testlooper::stats

@@ -71,4 +71,8 @@ struct ChangeAnalysis {
 ChangeAnalysis analyse_changes(std::span<const CommitEvidence> history,
                                const ChangeModel& model = {});
 
+// The segment of `analysis` that holds history index `index` (nullptr when none does: an empty
+// analysis).
+const Segment* segment_at(const ChangeAnalysis& analysis, size_t index);
+
 }  // namespace testlooper::stats

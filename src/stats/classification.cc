@@ -11,15 +11,6 @@ namespace {
 // A change here at least this probable makes the commit "broken" or "fixed".
 constexpr double kChangeHere = 0.5;
 
-// The segment of `analysis` that holds history index `index`.
-const Segment* segment_of(const ChangeAnalysis& analysis, size_t index) {
-  const auto after =
-      std::upper_bound(analysis.segments.begin(), analysis.segments.end(), index,
-                       [](size_t i, const Segment& segment) { return i < segment.first; });
-  if (after == analysis.segments.begin()) return nullptr;
-  return &*std::prev(after);
-}
-
 // The listed change at `index`, if any.
 const ChangePoint* change_at(const ChangeAnalysis& analysis, size_t index) {
   for (const ChangePoint& change : analysis.changes) {
@@ -38,7 +29,7 @@ bool classify_change(const ChangeAnalysis& analysis, size_t index, const ChangeM
                      Classification& out) {
   const double here = change_here(analysis, index);
   const ChangePoint* change = change_at(analysis, index);
-  const Segment* after = segment_of(analysis, index);
+  const Segment* after = segment_at(analysis, index);
   if (here < kChangeHere || change == nullptr || after == nullptr) return false;
   if (rate_rose_at(analysis, index)) {
     out = {Verdict::kBroken, here};
@@ -54,7 +45,7 @@ bool classify_change(const ChangeAnalysis& analysis, size_t index, const ChangeM
 
 Classification classify_rate(const ChangeAnalysis& analysis, size_t index,
                              const ChangeModel& model) {
-  const Segment* segment = segment_of(analysis, index);
+  const Segment* segment = segment_at(analysis, index);
   if (segment == nullptr || segment->runs == 0) return {};
   const RateClasses classes = rate_classes(segment->failures, segment->runs, model);
   Classification out{Verdict::kGood, classes.good};

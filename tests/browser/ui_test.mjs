@@ -154,7 +154,8 @@ export function register({ binary, artifacts }) {
     grid = await eventually(
       async () => {
         const g = await readGrid(page);
-        return g.rows.slice(0, 3).every((r) => r.cells.join(' ') === '1/1 1/1 1') ? g : null;
+        // A failing test's cell says the model's failure rate, a passing one its runs (issue 16).
+        return g.rows.slice(0, 3).every((r) => r.cells.join(' ') === '100% 100% 1') ? g : null;
       },
       { what: 'runs appear in the open history page' },
     );
@@ -176,9 +177,10 @@ export function register({ binary, artifacts }) {
     assertEqual(grid.rows.map((r) => r.sha), repo.history, 'rows are the first-parent commits, newest first');
     assertEqual(
       grid.rows.map((r) => r.cells.join(' ')),
-      // cases/linux exits 0 but its case b fails: its runs count as failed (issue 16).
-      ['1/1 1/1 1', '1/1 1/1 1', '1/1 1/1 1', '· · ·', '· · ·'],
-      'cells: runs, and failures/runs',
+      // cases/linux exits 0 but its case b fails: its runs count as failed (issue 16). Failing
+      // tests show the model's failure rate, passing ones their runs.
+      ['100% 100% 1', '100% 100% 1', '100% 100% 1', '· · ·', '· · ·'],
+      'cells: runs, and the rate of failing tests',
     );
     assertEqual(grid.rows.map((r) => r.mark), ['', 'merge', '', '', ''], 'the merge is marked');
     const subjects = await page.$$eval('.hrow .subj', (s) => s.map((e) => e.textContent));

@@ -7,11 +7,25 @@ export interface Rate {
   high: number;
 }
 
+// What the statistical bisection of a branch's head is doing (docs/api.md).
+export type SearchState = 'off' | 'idle' | 'searching' | 'localised' | 'budget_spent';
+
 export interface Branch {
   name: string;
   head: string;
   under_test: boolean;
   depth: number;
+  extra_runs_used?: number;
+  extra_runs_budget?: number;
+  extra_runs_active?: number;
+  extra_runs_queued?: number;
+  search?: SearchState;
+  head_error?: string | null; // the head's definitions error
+}
+
+export interface Queue {
+  queued: Record<string, number>; // by kind: build, test
+  active: number;
 }
 
 export interface Repo {
@@ -32,9 +46,15 @@ export type ObjectStatus =
 // What the statistics make of a test (or case) at a commit; absent from older servers.
 export type Verdict = 'good' | 'flaky' | 'broken' | 'fixed' | 'new' | 'removed' | 'unknown';
 
+// The model's failure rate where a classification is read: its segment's, pooled over `runs`.
+export interface SegmentRate extends Rate {
+  runs: number;
+}
+
 export interface Classification {
   verdict: Verdict;
   confidence: number;
+  rate?: SegmentRate | null; // absent from older servers; null without runs there
 }
 
 export interface HistoryObject {
@@ -159,6 +179,18 @@ export interface Run {
   cases: TestCase[];
 }
 
+export interface WorkerRun {
+  id: string;
+  repo: string;
+  commit: string;
+  name: string;
+  kind: string;
+  started: number;
+  extra?: boolean;
+  state?: RunState;
+  ended?: number;
+}
+
 export interface Worker {
   id: string;
   host: string;
@@ -167,6 +199,8 @@ export interface Worker {
   ram_gb: number;
   cores_used: number;
   running: string[];
+  runs?: WorkerRun[]; // the running ones, with their test and commit
+  recent?: WorkerRun[]; // the last ended, newest first
 }
 
 // GET /api/machines: the fleet's machines (EC2), its limits and use, and what waits for a machine.
@@ -329,6 +363,7 @@ export const api = {
     return res.text();
   },
   workers: () => request<Worker[]>('GET', '/api/workers'),
+  queue: () => request<Queue>('GET', '/api/queue'),
   changes: (repo: string, branch: string, test = '') =>
     request<Change[]>(
       'GET',
@@ -350,6 +385,8 @@ export const api = {
     }),
   setTarget: (repo: string, sha: string, name: string, runs: number) =>
     request<unknown>('POST', `/api/repos/${enc(repo)}/commits/${enc(sha)}/targets`, { name, runs }),
+  retry: (repo: string, sha: string, name: string) =>
+    request<{ name: string; retried: boolean }>('POST', `/api/repos/${enc(repo)}/commits/${enc(sha)}/retry`, { name }),
   setTestSet: (repo: string, sha: string, set: string, enabled: boolean) =>
     request<unknown>('POST', `/api/repos/${enc(repo)}/commits/${enc(sha)}/sets`, { set, enabled }),
   refresh: () => request<unknown>('POST', '/api/refresh', {}),

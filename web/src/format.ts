@@ -1,5 +1,5 @@
 // Formatting shared by the pages: ages, durations, rates, and the URLs of the pages.
-import { encodePath, type Rate } from './api';
+import { encodePath, type Classification, type Rate } from './api';
 
 export const shortSha = (sha: string): string => sha.slice(0, 8);
 
@@ -13,9 +13,15 @@ export function age(seconds: number, now = Date.now() / 1000): string {
   return `${Math.floor(d / (86400 * 365))}y`;
 }
 
+// The one date format of the UI: "2026-11-30 14:05 UTC" (a time zone everyone reads alike).
 export function dateTime(seconds: number): string {
   if (!seconds) return '';
-  return new Date(seconds * 1000).toLocaleString();
+  return `${new Date(seconds * 1000).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+}
+
+// "3h ago" (relative; the date itself is dateTime, shown on hover by <When>).
+export function ago(seconds: number, now = Date.now() / 1000): string {
+  return seconds ? `${age(seconds, now)} ago` : '';
 }
 
 export function duration(seconds: number): string {
@@ -51,6 +57,43 @@ export function rateClass(runs: number, failures: number): string {
   if (f >= 0.2) return 'f3';
   if (f >= 0.05) return 'f2';
   return 'f1';
+}
+
+// The colour class of a cell from the statistics' model: its classification and the failure rate
+// of its segment (the runs pooled between two probable changes), not this commit's raw counts. A
+// single failure of a known 20% flake is coloured as a 20% flake, never as "always failing" (f5,
+// which only a broken verdict gets). Without a classification: the raw counts (rateClass).
+export function modelClass(c: Classification | null | undefined, runs: number, failures: number): string {
+  const rate = c?.rate;
+  switch (c?.verdict) {
+    case 'good':
+    case 'fixed':
+      return 'pass';
+    case 'broken':
+      return 'f5';
+    case 'flaky':
+      return rate ? flakyClass(rate.estimate) : 'f2';
+    case 'new':
+      if (!rate || rate.runs === 0) return rateClass(runs, failures);
+      if (rate.estimate < 0.005) return 'pass';
+      return rate.estimate >= 0.99 ? 'f5' : flakyClass(rate.estimate);
+    default:
+      return rateClass(runs, failures);
+  }
+}
+
+function flakyClass(estimate: number): string {
+  if (estimate >= 0.5) return 'f4';
+  if (estimate >= 0.2) return 'f3';
+  if (estimate >= 0.05) return 'f2';
+  return 'f1';
+}
+
+// "≈20% (5%–45%)": the model's rate at a commit with its interval; "" without one.
+export function modelRateText(c: Classification | null | undefined): string {
+  const r = c?.rate;
+  if (!r || r.runs === 0) return '';
+  return `≈${percent(r.estimate)} (${percent(r.low)}–${percent(r.high)}) over ${r.runs} runs`;
 }
 
 export const paths = {

@@ -5,7 +5,7 @@ import './style.css';
 import { render, type ComponentType } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 
-import { Layout, Loading } from './components/layout';
+import { Layout, Loading, useTitle } from './components/layout';
 import { ChangesPage } from './pages/changes_page';
 import { CommitPage } from './pages/commit_page';
 import { HistoryPage } from './pages/history_page';
@@ -34,7 +34,12 @@ function lazy(load: () => Promise<{ default: Page }>): Page {
   };
 }
 
-const RunPage = lazy(() => import('./pages/run_page'));
+const LazyRunPage = lazy(() => import('./pages/run_page'));
+// The run page (pages/run_page.tsx) with its title.
+function RunPage(props: Params) {
+  useTitle(`Run ${props.args[0] ?? ''}`);
+  return <LazyRunPage {...props} />;
+}
 const TestHistoryPage = lazy(() => import('./pages/test_history_page'));
 
 const kRoutes: Array<[RegExp, Page]> = [
@@ -51,6 +56,7 @@ const kRoutes: Array<[RegExp, Page]> = [
 ];
 
 function NotFound({ place }: Params) {
+  useTitle('Not found');
   return (
     <div class="problem">
       No page at {place.path}. <a href="/">All repos</a>

@@ -3,6 +3,7 @@ import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 
 import { onConnection, type Connection } from '../events';
+import { ago, dateTime } from '../format';
 import { signOut, useSession } from '../session';
 
 // Who is signed in, with Sign out; or Sign in when the server offers it and nobody is.
@@ -79,6 +80,27 @@ export function Problem({ error }: { error: string | null }) {
   return error ? <div class="problem">{error}</div> : null;
 }
 
-export function Loading({ what }: { what: string }) {
+// "Loading …" until the data comes; nothing once loading failed (its Problem says why), so a page
+// of something that does not exist ends instead of loading forever.
+export function Loading({ what, error }: { what: string; error?: string | null }) {
+  if (error) return null;
   return <div class="loading">Loading {what}…</div>;
+}
+
+// The page's title (document.title): what it shows, then the app's name.
+export function useTitle(...parts: Array<string | null | undefined>): void {
+  const title = [...parts.filter((p): p is string => !!p), 'TestLooper'].join(' · ');
+  useEffect(() => {
+    document.title = title;
+  }, [title]);
+}
+
+// A time as "3h ago", with the date in the one format of the UI on hover.
+export function When({ t, now }: { t: number; now?: number }) {
+  if (!t) return null;
+  return (
+    <time class="when" dateTime={new Date(t * 1000).toISOString()} title={dateTime(t)}>
+      {ago(t, now)}
+    </time>
+  );
 }

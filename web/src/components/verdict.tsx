@@ -43,9 +43,11 @@ export function verdictWords(c: Classification, failureRate?: number): string {
 }
 
 // The classification as words, and its confidence labelled as one ("· 96% sure"), never with
-// the look of a failure rate. `rate`: the runs' failure rate here, when known.
+// the look of a failure rate. `rate`: the runs' failure rate here, when known; the model's rate
+// (its segment's, classification.rate) wins when the server sends it.
 export function VerdictBadge({ c, rate }: { c: Classification | null | undefined; rate?: number }) {
   if (!c || !c.verdict) return null;
+  if (c.rate && c.rate.runs > 0) rate = c.rate.estimate;
   const sure = c.verdict !== 'unknown' && c.verdict !== 'new' && c.verdict !== 'removed';
   return (
     <span class={`verdict v-${c.verdict}`} data-verdict={c.verdict} title={verdictText(c)}>

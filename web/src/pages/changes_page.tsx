@@ -5,9 +5,9 @@
 import { useEffect } from 'preact/hooks';
 
 import { api, type Change } from '../api';
-import { Crumbs, Loading, Problem } from '../components/layout';
+import { Crumbs, Loading, Problem, When } from '../components/layout';
 import { Sure, changeWords } from '../components/verdict';
-import { age, paths, percent, shortSha } from '../format';
+import { paths, percent, shortSha } from '../format';
 import { setQuery, type Place } from '../router';
 import { useLive } from '../live';
 
@@ -45,7 +45,8 @@ export function ChangeRow({ repo, branch, c }: { repo: string; branch: string; c
         <span class="subject">{c.subject}</span>
         <div class="muted">
           {c.author}
-          {c.time ? `, ${age(c.time)} ago` : ''}
+          {c.time ? ', ' : ''}
+          <When t={c.time} />
           {c.distance !== null && `, ${c.distance === 0 ? 'the head' : `${c.distance} below the head`}`}
           {c.url && (
             <>
@@ -139,7 +140,7 @@ export function ChangesPage({ place, args }: { place: Place; args: string[] }) {
       </div>
       <Problem error={live.error} />
       {!shown ? (
-        <Loading what="changes" />
+        <Loading what="changes" error={live.error} />
       ) : shown.length === 0 ? (
         <p class="muted no-changes">
           No change found{test ? ` for tests matching ${test}` : ''}: every test's failure rate looks the same

@@ -5,10 +5,10 @@ import { CulpritBanner } from '../components/changes';
 import { useEffect, useState } from 'preact/hooks';
 
 import { api, type Commit, type CommitObject } from '../api';
-import { Crumbs, Loading, Problem } from '../components/layout';
+import { Crumbs, Loading, Problem, useTitle, When } from '../components/layout';
 import { StatusBadge } from '../components/status';
 import { VerdictBadge } from '../components/verdict';
-import { dateTime, paths, rateClass, rateText, shortSha } from '../format';
+import { modelClass, paths, rateText, shortSha } from '../format';
 import { useLive } from '../live';
 import { canEdit, useSession } from '../session';
 
@@ -116,7 +116,7 @@ function ObjectRow({ c, o, done }: { c: Commit; o: CommitObject; done: () => voi
           {o.reason && <div class="muted small">{o.reason}</div>}
         </td>
         <td class="runs">{o.runs}</td>
-        <td class={`rate ${rateClass(o.runs, o.failures)}`}>
+        <td class={`rate ${modelClass(o.classification, o.runs, o.failures)}`}>
           {o.failures}/{o.runs} · {rateText(o.failure_rate, o.runs)}
         </td>
         <td class="classification">
@@ -194,18 +194,19 @@ export function CommitPage({ args }: { args: string[] }) {
     (e) => e.type === 'runs' || (e.repo === repo && e.type !== 'branch'),
   );
   const c = live.data;
+  useTitle(c ? `${shortSha(sha)} ${c.subject}` : shortSha(sha), repo);
   return (
     <>
       <Crumbs items={[['repos', '/'], [repo, paths.repo(repo)], [shortSha(sha), null]]} />
       <Problem error={live.error} />
       {!c ? (
-        <Loading what="commit" />
+        <Loading what="commit" error={live.error} />
       ) : (
         <>
           <h1>{c.subject}</h1>
           <CulpritBanner repo={repo} sha={c.sha} />
           <p class="commit-meta">
-            <code>{c.sha}</code> · {c.author} · {dateTime(c.time)}
+            <code>{c.sha}</code> · {c.author} · <When t={c.time} />
             {c.parents.map((p, i) => (
               <span key={p}>
                 {' '}

@@ -6,7 +6,7 @@ import { Component } from 'preact';
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 
 import { changeSentence, verdictText } from '../components/verdict';
-import { age, paths, percent, rateClass, shortSha } from '../format';
+import { age, dateTime, modelClass, modelRateText, paths, percent, shortSha } from '../format';
 import { navigate } from '../router';
 import type { Cell, Column, Row } from './history_model';
 
@@ -25,7 +25,8 @@ function rowsInView(scroller: HTMLElement | null, body: HTMLElement | null, coun
 const kMarked = new Set(['flaky', 'broken', 'fixed', 'new', 'removed']);
 
 function cellClass(c: Cell): string {
-  let cls = `c ${c.present ? rateClass(c.runs, c.failures) : 'absent'}`;
+  let cls = `c ${c.present ? modelClass(c.classification, c.runs, c.failures) : 'absent'}`;
+  if (c.same && c.present) cls += ' same';
   if (c.active > 0) cls += ' run';
   else if (c.queued) cls += ' q';
   if (c.changePoint) cls += ' cp';
@@ -35,7 +36,12 @@ function cellClass(c: Cell): string {
   return cls;
 }
 
+// A failing or flaky test's cell says the model's failure rate ("20%"), not this commit's counts;
+// a passing one its runs.
 function cellText(c: Cell): string {
+  const v = c.classification?.verdict;
+  const rate = c.classification?.rate;
+  if ((v === 'flaky' || v === 'broken') && rate && rate.runs > 0) return percent(rate.estimate);
   if (c.runs === 0) return c.present && c.active === 0 && !c.queued ? '·' : '';
   return c.failures > 0 ? `${c.failures}/${c.runs}` : String(c.runs);
 }
@@ -79,7 +85,7 @@ class GridRow extends Component<RowProps> {
     const merge = c.parents.length > 1;
     const changed = row.changes.length > 0;
     return (
-      <div class={`hrow${changed ? ' has-cp' : ''}`} data-sha={c.sha}>
+      <div class={`hrow${changed ? ' has-cp' : ''}${row.sameAsNext ? ' same-next' : ''}`} data-sha={c.sha}>
         <div class="meta">
           <a class="sha" href={paths.commit(repo, c.sha)}>
             {shortSha(c.sha)}
@@ -99,12 +105,19 @@ class GridRow extends Component<RowProps> {
           >
             {changed ? '◆' : merge ? <MergeMark /> : ''}
           </span>
+          {row.sameAsNext && (
+            <span class="same-tag" title="same inputs as the commit below, so the same runs: nothing can change here">
+              same runs as ↓
+            </span>
+          )}
           <span class="subj" title={c.error ? `definitions error: ${c.error}` : c.subject}>
             {c.error && <span class="warn">⚠ </span>}
             {c.subject}
           </span>
           <span class="auth">{c.author}</span>
-          <span class="age">{age(c.time, now)}</span>
+          <span class="age" title={dateTime(c.time)}>
+            {age(c.time, now)}
+          </span>
         </div>
         <div class="cells" dangerouslySetInnerHTML={{ __html: cellsHtml(row.cells) }} />
       </div>
@@ -122,12 +135,14 @@ function tipLines(column: Column, row: Row, cell: Cell): string[] {
   const lines = [column.group ? `${column.label} (${column.names.length} tests)` : column.label];
   lines.push(`${shortSha(row.commit.sha)} ${row.commit.subject}`);
   if (!cell.present) return [...lines, 'not defined at this commit'];
-  lines.push(`${cell.runs} runs, ${cell.failures} failures`);
-  if (cell.runs > 0) lines.push(`failure rate ${percent(cell.failures / cell.runs)}`);
+  if (cell.classification) lines.push(verdictText(cell.classification));
+  const model = modelRateText(cell.classification);
+  if (model) lines.push(`failure rate ${model} (the model's, since the last change)`);
+  lines.push(`this commit: ${cell.runs} runs, ${cell.failures} failures`);
+  if (cell.same && cell.present) lines.push('same inputs as the commit below: the same runs');
   if (cell.active > 0) lines.push(`${cell.active} running now`);
   else if (cell.queued) lines.push('queued: wants more runs');
   if (cell.status && cell.status !== 'done') lines.push(`status: ${cell.status.replace(/_/g, ' ')}`);
-  if (cell.classification) lines.push(verdictText(cell.classification));
   for (const cp of row.changes) {
     if (column.names.includes(cp.name)) {
       lines.push(`◆ ${cp.name} ${changeSentence(cp)} (${Math.floor(cp.probability * 100)}% sure)`);

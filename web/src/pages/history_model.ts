@@ -38,12 +38,17 @@ export interface Cell {
   changePoint: boolean;
   // The statistics' classification (columns of one test only; null when the server sent none).
   classification: Classification | null;
+  // Every test of the cell has the same identity (inputs) at the commit below: the same runs.
+  same: boolean;
 }
 
 export interface Row {
   commit: HistoryCommit;
   cells: Cell[];
   changes: ChangePoint[];
+  // Every test of the commit has the identity it has at the commit below (a docs commit): the
+  // same runs, so nothing can have changed here.
+  sameAsNext: boolean;
 }
 
 // project and configuration of a name: from its definition when known, else the defaults of the
@@ -116,6 +121,7 @@ export function columnsOf(names: string[], known: Map<string, Naming>, f: Filter
 
 function cellOf(
   byName: Map<string, HistoryObject>,
+  below: Map<string, HistoryObject> | null,
   names: string[],
   changed: Set<string> | undefined,
 ): Cell {
@@ -128,9 +134,11 @@ function cellOf(
     status: null,
     changePoint: false,
     classification: null,
+    same: below !== null,
   };
   for (const name of names) {
     const o = byName.get(name);
+    if (o?.hash !== below?.get(name)?.hash) cell.same = false;
     if (!o) continue;
     cell.present = true;
     cell.runs += o.runs;
@@ -160,6 +168,9 @@ function sameCells(a: Cell[], b: Cell[]): boolean {
       x.present !== y.present ||
       x.status !== y.status ||
       x.changePoint !== y.changePoint ||
+      x.same !== y.same ||
+      x.classification?.rate?.estimate !== y.classification?.rate?.estimate ||
+      x.classification?.rate?.runs !== y.classification?.rate?.runs ||
       x.classification?.verdict !== y.classification?.verdict ||
       x.classification?.confidence !== y.classification?.confidence
     ) {
@@ -173,6 +184,7 @@ function sameRow(a: Row, b: Row): boolean {
   return (
     a.commit.error === b.commit.error &&
     a.commit.subject === b.commit.subject &&
+    a.sameAsNext === b.sameAsNext &&
     a.changes.map((c) => c.name).join() === b.changes.map((c) => c.name).join() &&
     sameCells(a.cells, b.cells)
   );
@@ -191,17 +203,26 @@ export function rowsOf(history: History, columns: Column[], f: Filters, previous
   }
   const shown = new Set(columns.flatMap((c) => c.names));
   const rows: Row[] = [];
-  for (const commit of history.commits) {
-    const byName = new Map<string, HistoryObject>();
-    for (const o of commit.objects) byName.set(o.name, o);
+  const objectsOf = (commit: HistoryCommit | undefined): Map<string, HistoryObject> | null =>
+    commit ? new Map(commit.objects.map((o) => [o.name, o])) : null;
+  let byName = objectsOf(history.commits[0]);
+  history.commits.forEach((commit, i) => {
+    const next = history.commits[i + 1];
+    const here = byName!;
+    byName = objectsOf(next);
+    // The commit below in the list is its first parent (the list is first-parent history).
+    const below = next && commit.parents[0] === next.sha ? byName : null;
     const changes = (changesAt.get(commit.sha) ?? []).filter((cp) => shown.has(cp.name));
     const changed = changes.length ? new Set(changes.map((cp) => cp.name)) : undefined;
-    const cells = columns.map((c) => cellOf(byName, c.names, changed));
-    if (f.onlyWithResults && !cells.some((c) => c.runs > 0 || c.active > 0)) continue;
-    const row = { commit, cells, changes };
+    const cells = columns.map((c) => cellOf(here, below, c.names, changed));
+    if (f.onlyWithResults && !cells.some((c) => c.runs > 0 || c.active > 0)) return;
+    const tests = commit.objects.filter((o) => o.kind === 'test');
+    const sameAsNext =
+      below !== null && tests.length > 0 && tests.every((o) => below.get(o.name)?.hash === o.hash);
+    const row = { commit, cells, changes, sameAsNext };
     const old = before.get(commit.sha);
     rows.push(old && sameRow(old, row) ? old : row);
-  }
+  });
   return rows;
 }
 

@@ -4,7 +4,9 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 
 import { api, type History } from '../api';
-import { Crumbs, Loading, Problem } from '../components/layout';
+import { BranchState } from '../components/branch_state';
+import { Crumbs, Loading, Problem, useTitle } from '../components/layout';
+import { MoreRuns } from '../components/more_runs';
 import { paths, shortSha } from '../format';
 import { useLive } from '../live';
 import { setQuery, type Place } from '../router';
@@ -124,16 +126,25 @@ function FilterBar({ f, names, naming, limit }: { f: Filters; names: string[]; n
   );
 }
 
+// Decodes every mark of the grid.
 function Legend() {
   return (
     <div class="legend">
-      <span class="c pass">3</span> passing runs <span class="c f2">1/9</span> failures/runs{' '}
-      <span class="c f5">2/2</span> always failing <span class="c none run" /> running{' '}
-      <span class="c none q" /> queued <span class="c none">·</span> no runs{' '}
-      <span class="mark">◆</span> suspected change of failure rate <span class="mark">
+      <span class="lg-title">Colour = the model's failure rate since the last change, not this commit's runs:</span>
+      <span class="c pass">3</span> passing (runs) <span class="c f1">3%</span>
+      <span class="c f2">10%</span>
+      <span class="c f3">25%</span>
+      <span class="c f4">60%</span> flaky, by estimated rate <span class="c f5">100%</span> broken (fails every time,
+      or its rate rose here) <span class="c none">·</span> no runs <span class="c none run" /> running{' '}
+      <span class="c none q" /> queued · corners: <span class="c pass v v-flaky" /> flaky{' '}
+      <span class="c f5 v v-broken" /> broken here <span class="c pass v v-fixed" /> fixed here{' '}
+      <span class="c pass v v-new" /> new <span class="c pass v v-removed" /> removed ·{' '}
+      <span class="c f3 cp" /> <span class="mark">◆</span> change of failure rate here (more likely than not; hover
+      for how sure) · <span class="c f3 same" /> <span class="same-tag">same runs as ↓</span> same inputs as the
+      commit below, so the same runs: nothing can change there · <span class="mark">
         <MergeMark />
       </span>{' '}
-      merge · <span class="c pass v v-flaky">4</span> classified flaky (corner: flaky, broken, fixed, new, removed)
+      merge
     </div>
   );
 }
@@ -176,6 +187,7 @@ export function HistoryPage({ args, place }: { args: string[]; place: Place }) {
     else next.add(key);
     setExpanded(next);
   };
+  useTitle(branch, repo);
   const onRendered = (t: RenderTiming): void => {
     const d = document.documentElement.dataset;
     d.historyParsedMs = t.parsed.toFixed(1);
@@ -198,15 +210,19 @@ export function HistoryPage({ args, place }: { args: string[]; place: Place }) {
           changes
         </a>
       </h1>
+      <BranchState repo={repo} branch={branch} />
       <Problem error={live.error} />
       {!history ? (
-        <Loading what="history" />
+        <Loading what="history" error={live.error} />
       ) : (
         <>
           <BranchPins repo={repo} branch={branch} head={history.head} />
           <FilterBar f={f} names={names} naming={naming} limit={limit} />
+          <HeadActions repo={repo} history={history} reload={live.reload} />
           <Legend />
-          {columns.length === 0 && <p class="muted">No tests match (or the commits define none).</p>}
+          {columns.length === 0 && !history.commits[0]?.error && (
+            <p class="muted">No tests match (or the commits define none).</p>
+          )}
           <HistoryGrid
             repo={repo}
             branch={branch}
@@ -230,6 +246,32 @@ export function HistoryPage({ args, place }: { args: string[]; place: Place }) {
         </>
       )}
     </>
+  );
+}
+
+// "Run N more" of the head's failing and flaky tests, and "Retry" of those blocked.
+function HeadActions({ repo, history, reload }: { repo: string; history: History; reload: () => void }) {
+  const head = history.commits[0];
+  if (!head) return null;
+  const doubtful = head.objects.filter(
+    (o) =>
+      o.status === 'infra_blocked' ||
+      (o.kind === 'test' &&
+        (o.classification?.verdict === 'flaky' || o.classification?.verdict === 'broken' || o.failures > 0)),
+  );
+  if (doubtful.length === 0) return null;
+  const tests = doubtful.filter((o) => o.kind === 'test').length;
+  return (
+    <div class="head-actions">
+      At the head <a href={paths.commit(repo, head.sha)}>{shortSha(head.sha)}</a>:{' '}
+      <MoreRuns
+        repo={repo}
+        sha={head.sha}
+        objects={doubtful}
+        label={tests > 0 ? `of its ${tests} failing or flaky test${tests > 1 ? 's' : ''}` : undefined}
+        done={reload}
+      />
+    </div>
   );
 }
 

@@ -3,8 +3,8 @@
 import { useEffect, useRef } from 'preact/hooks';
 
 import { api, type Machines } from '../api';
-import { Loading, Problem } from '../components/layout';
-import { age, duration, paths, shortSha } from '../format';
+import { Loading, Problem, When } from '../components/layout';
+import { duration, paths, shortSha } from '../format';
 import { useLive } from '../live';
 
 // Machines boot and go idle without a server event: the page also asks every few seconds.
@@ -91,7 +91,9 @@ function Fleet({ m }: { m: Machines }) {
                     </>
                   )}
                 </td>
-                <td title={new Date(x.booted_at * 1000).toLocaleString()}>{age(x.booted_at, now)} ago</td>
+                <td>
+                  <When t={x.booted_at} now={now} />
+                </td>
                 <td class="idle">{x.state === 'idle' ? duration(x.idle_seconds) : ''}</td>
                 <td>
                   {x.runs.length === 0 ? (
@@ -167,7 +169,7 @@ export function MachinesPage() {
       <h1>Machines</h1>
       <Problem error={live.error} />
       {!live.data ? (
-        <Loading what="machines" />
+        <Loading what="machines" error={live.error} />
       ) : live.data.enabled ? (
         <Fleet m={live.data} />
       ) : (

@@ -2,8 +2,9 @@
 import { api, type Repo } from '../api';
 import { RegressionsPanel } from '../components/changes';
 import { HealthBar, healthOf } from '../components/health';
-import { Loading, Problem } from '../components/layout';
-import { age, paths, shortSha } from '../format';
+import { SearchLine } from '../components/branch_state';
+import { Loading, Problem, useTitle, When } from '../components/layout';
+import { paths, shortSha } from '../format';
 import { useLive } from '../live';
 
 function BranchHealth({ repo, branch }: { repo: string; branch: string }) {
@@ -20,8 +21,14 @@ function BranchHealth({ repo, branch }: { repo: string; branch: string }) {
       <a class="sha" href={paths.commit(repo, head.sha)}>
         {shortSha(head.sha)}
       </a>{' '}
-      <span class="subject">{head.subject}</span> <span class="muted">{age(head.time)}</span>{' '}
-      <HealthBar health={healthOf(head.objects)} />
+      <span class="subject">{head.subject}</span> <When t={head.time} />{' '}
+      {head.error ? (
+        <span class="fail-text head-error" data-head-error="" title={head.error}>
+          ⚠ definitions error: {head.error.length > 120 ? `${head.error.slice(0, 120)}…` : head.error}
+        </span>
+      ) : (
+        <HealthBar health={healthOf(head.objects)} />
+      )}
     </>
   );
 }
@@ -51,6 +58,9 @@ function RepoCard({ repo }: { repo: Repo }) {
                 <td>
                   <BranchHealth repo={repo.name} branch={b.name} />
                 </td>
+                <td class="small">
+                  <SearchLine b={b} />
+                </td>
               </tr>
             ))}
           </tbody>
@@ -61,13 +71,18 @@ function RepoCard({ repo }: { repo: Repo }) {
 }
 
 export function ReposPage() {
-  const live = useLive(() => api.repos(), [], (e) => e.type === 'branch' || e.type === 'commits' || e.type === 'repo');
+  const live = useLive(
+    () => api.repos(),
+    [],
+    (e) => e.type === 'branch' || e.type === 'commits' || e.type === 'repo' || e.type === 'runs',
+  );
+  useTitle('Repos');
   return (
     <>
       <h1>Repos</h1>
       <Problem error={live.error} />
       {!live.data ? (
-        <Loading what="repos" />
+        <Loading what="repos" error={live.error} />
       ) : live.data.length === 0 ? (
         <p class="muted">No git repos under the server's --repos folder yet.</p>
       ) : (

@@ -8,49 +8,64 @@ import { useEffect, useMemo, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 
 import { api, type ChangePoint, type TestHistoryCommit } from '../api';
-import { Crumbs, Loading, Problem } from '../components/layout';
+import { Crumbs, Loading, Problem, useTitle, When } from '../components/layout';
 import { StatusBadge } from '../components/status';
-import { VerdictBadge } from '../components/verdict';
-import { age, paths, percent, rateClass, rateText, shortSha } from '../format';
+import { changeSentence, Sure, VerdictBadge } from '../components/verdict';
+import { MoreRuns } from '../components/more_runs';
+import { modelClass, modelRateText, paths, percent, rateText, shortSha } from '../format';
 import { useLive } from '../live';
 import type { Place } from '../router';
 
 // A change is drawn solid when it is more likely than not (the history grid marks those).
 const kSuspected = 0.5;
 
+const kModel = '#b03a2e';
+const kRaw = 'rgba(60,60,60,0.35)';
+const kChange = '#7d3cff';
+
+// The model along the history (oldest first): the failure rate of the segment each commit lies
+// in, as steps with their 95% band; each commit's own runs as faint points; the changes labelled.
 function RatePlot({ points, changes }: { points: TestHistoryCommit[]; changes: ChangePoint[] }) {
   const host = useRef<HTMLDivElement>(null);
   useEffect(() => {
-    const xs = points.map((_, i) => i);
-    const has = (p: TestHistoryCommit): boolean => p.runs > 0;
-    const est = points.map((p) => (has(p) ? p.failure_rate.estimate : null));
-    const low = points.map((p) => (has(p) ? p.failure_rate.low : null));
-    const high = points.map((p) => (has(p) ? p.failure_rate.high : null));
+    // Three x positions per commit (its left edge, its centre, its right edge), so that each
+    // segment's rate is a flat step over its commits that changes halfway between two commits,
+    // where the change lines are drawn, and the commit's own runs sit at its centre.
+    const kEdge = 0.4999;
+    const xs: number[] = [];
+    const model: Array<number | null> = [];
+    const low: Array<number | null> = [];
+    const high: Array<number | null> = [];
+    const raw: Array<number | null> = [];
+    points.forEach((p, i) => {
+      const r = p.present && p.classification?.rate && p.classification.rate.runs > 0 ? p.classification.rate : null;
+      for (const dx of [-kEdge, 0, kEdge]) {
+        xs.push(i + dx);
+        model.push(r?.estimate ?? null);
+        low.push(r?.low ?? null);
+        high.push(r?.high ?? null);
+        raw.push(dx === 0 && p.runs > 0 ? p.failures / p.runs : null);
+      }
+    });
     const changeAt = changes
-      .map((cp) => ({ i: points.findIndex((p) => p.sha === cp.commit), sure: cp.range_probability >= kSuspected }))
+      .map((cp) => ({ cp, i: points.findIndex((p) => p.sha === cp.commit), sure: cp.range_probability >= kSuspected }))
       .filter((c) => c.i >= 0);
     const width = Math.max(400, host.current!.clientWidth - 16);
-    const rateValue = (_u: uPlot, v: number | null): string => (v == null ? '—' : percent(v));
     const plot = new uPlot(
       {
         width,
         height: 280,
-        padding: [12, 48, 0, 8],
+        padding: [28, 48, 0, 8],
+        legend: { show: false },
         scales: { x: { time: false, range: [-0.5, Math.max(0.5, points.length - 0.5)] }, y: { range: [0, 1] } },
         series: [
-          { label: 'commit', value: (_u, i) => (i == null ? '' : shortSha(points[Math.round(i)]?.sha ?? '')) },
-          {
-            label: 'failure rate',
-            stroke: '#c0392b',
-            width: 2,
-            spanGaps: true,
-            points: { show: true, size: 7, fill: '#c0392b' },
-            value: rateValue,
-          },
-          { label: '95% low', stroke: 'rgba(192,57,43,0.35)', spanGaps: true, points: { show: false }, value: rateValue },
-          { label: '95% high', stroke: 'rgba(192,57,43,0.35)', spanGaps: true, points: { show: false }, value: rateValue },
+          {},
+          { label: 'model', stroke: kModel, width: 2.5, points: { show: false } },
+          { label: '95% low', stroke: 'rgba(176,58,46,0.25)', points: { show: false } },
+          { label: '95% high', stroke: 'rgba(176,58,46,0.25)', points: { show: false } },
+          { label: 'runs', stroke: kRaw, width: 0, points: { show: true, size: 6, fill: kRaw, stroke: kRaw } },
         ],
-        bands: [{ series: [3, 2], fill: 'rgba(192,57,43,0.12)' }],
+        bands: [{ series: [3, 2], fill: 'rgba(176,58,46,0.13)' }],
         axes: [
           {
             incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500],
@@ -63,9 +78,12 @@ function RatePlot({ points, changes }: { points: TestHistoryCommit[]; changes: C
             (u) => {
               const ctx = u.ctx;
               ctx.save();
-              ctx.strokeStyle = '#7d3cff';
+              ctx.strokeStyle = kChange;
+              ctx.fillStyle = kChange;
               ctx.lineWidth = 2;
-              for (const { i, sure } of changeAt) {
+              ctx.font = `${12 * devicePixelRatio}px sans-serif`;
+              ctx.textBaseline = 'bottom';
+              for (const { cp, i, sure } of changeAt) {
                 // The change is between the commit before and this one.
                 ctx.setLineDash(sure ? [] : [6, 4]);
                 const x = u.valToPos(i - 0.5, 'x', true);
@@ -73,26 +91,51 @@ function RatePlot({ points, changes }: { points: TestHistoryCommit[]; changes: C
                 ctx.moveTo(x, u.bbox.top);
                 ctx.lineTo(x, u.bbox.top + u.bbox.height);
                 ctx.stroke();
+                const label = `◆ ${percent(cp.before.estimate)} → ${percent(cp.after.estimate)}, ${Math.floor(
+                  cp.range_probability * 100,
+                )}% sure`;
+                const w = ctx.measureText(label).width;
+                const lx = Math.min(Math.max(x - w / 2, u.bbox.left), u.bbox.left + u.bbox.width - w);
+                ctx.fillText(label, lx, u.bbox.top - 4 * devicePixelRatio);
               }
               ctx.restore();
             },
           ],
         },
       },
-      [xs, est, low, high],
+      [xs, model, low, high, raw],
       host.current!,
     );
     return () => plot.destroy();
   }, [points, changes]);
   return (
-    <div
-      class="plot"
-      ref={host}
-      data-points={points.length}
-      data-with-runs={points.filter((p) => p.runs > 0).length}
-      data-change-points={changes.length}
-      data-change-commits={changes.map((c) => c.commit).join(' ')}
-    />
+    <div class="plot-box">
+      <div
+        class="plot"
+        ref={host}
+        data-points={points.length}
+        data-with-runs={points.filter((p) => p.runs > 0).length}
+        data-segment-rates={[...new Set(points.map((p) => p.classification?.rate?.estimate).filter((r) => r != null))]
+          .map((r) => r!.toFixed(3))
+          .join(' ')}
+        data-change-points={changes.length}
+        data-change-commits={changes.map((c) => c.commit).join(' ')}
+      />
+      <div class="plot-legend">
+        <span>
+          <i class="lg-model" /> failure rate of the model (runs pooled between changes)
+        </span>
+        <span>
+          <i class="lg-band" /> its 95% interval
+        </span>
+        <span>
+          <i class="lg-raw" /> one commit's own runs (failures / runs)
+        </span>
+        <span>
+          <i class="lg-change" /> change of failure rate: before → after, how sure (dashed: less likely than not)
+        </span>
+      </div>
+    </div>
   );
 }
 
@@ -110,6 +153,7 @@ export default function TestHistoryPage({ args, place }: { args: string[]; place
   const test = history?.test ?? name;
   const testCase = history?.case ?? null;
   const head = history?.commits[0];
+  useTitle(name, branch, repo);
   return (
     <>
       <Crumbs
@@ -135,9 +179,20 @@ export default function TestHistoryPage({ args, place }: { args: string[]; place
         )}{' '}
         <span class="muted">on {branch}</span> {head && <VerdictBadge c={head.classification} />}
       </h1>
+      {head && head.present && (
+        <p class="head-actions">
+          At the head <a href={paths.commit(repo, head.sha)}>{shortSha(head.sha)}</a>:{' '}
+          <MoreRuns
+            repo={repo}
+            sha={head.sha}
+            objects={[{ name: test, kind: 'test', runs: head.runs, status: head.status }]}
+            done={live.reload}
+          />
+        </p>
+      )}
       <Problem error={live.error} />
       {!history ? (
-        <Loading what="history" />
+        <Loading what="history" error={live.error} />
       ) : (
         <>
           <RatePlot points={points} changes={changes} />
@@ -146,8 +201,8 @@ export default function TestHistoryPage({ args, place }: { args: string[]; place
               {changes.map((cp) => (
                 <li key={cp.commit} data-change={cp.commit}>
                   <span class={cp.range_probability >= kSuspected ? 'cp-mark' : 'muted'}>◆</span> at{' '}
-                  <a href={paths.commit(repo, cp.commit)}>{shortSha(cp.commit)}</a>: {percent(cp.before.estimate)} →{' '}
-                  {percent(cp.after.estimate)} (probability {cp.range_probability.toFixed(2)})
+                  <a href={paths.commit(repo, cp.commit)}>{shortSha(cp.commit)}</a>: {changeSentence(cp)} (
+                  <Sure p={cp.range_probability} />)
                 </li>
               ))}
             </ul>
@@ -160,7 +215,8 @@ export default function TestHistoryPage({ args, place }: { args: string[]; place
                 <th>commit</th>
                 <th>age</th>
                 <th>status</th>
-                <th>failures/runs · rate (95%)</th>
+                <th>this commit: failures/runs · rate (95%)</th>
+                <th>model: rate since the last change</th>
                 <th>classification</th>
               </tr>
             </thead>
@@ -178,7 +234,9 @@ export default function TestHistoryPage({ args, place }: { args: string[]; place
                     )}
                     {p.subject}
                   </td>
-                  <td class="muted">{age(p.time)}</td>
+                  <td class="muted">
+                    <When t={p.time} />
+                  </td>
                   <td>
                     {p.status ? (
                       <StatusBadge status={p.status} active={p.active_runs} />
@@ -186,9 +244,10 @@ export default function TestHistoryPage({ args, place }: { args: string[]; place
                       <span class="muted">absent</span>
                     )}
                   </td>
-                  <td class={p.present ? `rate ${rateClass(p.runs, p.failures)}` : ''}>
+                  <td class={p.present ? `rate ${modelClass(p.classification, p.runs, p.failures)}` : ''}>
                     {p.present && `${p.failures}/${p.runs} · ${rateText(p.failure_rate, p.runs)}`}
                   </td>
+                  <td class="muted">{p.present && modelRateText(p.classification)}</td>
                   <td>
                     <VerdictBadge c={p.classification} rate={p.runs > 0 ? p.failures / p.runs : undefined} />
                   </td>

@@ -6,10 +6,11 @@ import { useEffect, useState } from 'preact/hooks';
 
 import { api, type Branch, type Commit, type Run } from '../api';
 import { CancelButton } from '../components/cancel';
-import { Crumbs, Loading, Problem } from '../components/layout';
+import { Crumbs, Loading, Problem, useTitle, When } from '../components/layout';
 import { RunStateBadge, StatusBadge } from '../components/status';
 import { VerdictBadge } from '../components/verdict';
-import { dateTime, duration, paths, rateClass, rateText, shortSha } from '../format';
+import { duration, modelClass, modelRateText, paths, rateText, shortSha } from '../format';
+import { MoreRuns } from '../components/more_runs';
 import { useLive } from '../live';
 import type { Place } from '../router';
 
@@ -60,7 +61,9 @@ function RunsTable({ runs }: { runs: Run[] }) {
                 {r.state === 'running' && <CancelButton key={r.id} id={r.id} />}
                 {r.detail && <div class="muted small">{r.detail}</div>}
               </td>
-              <td>{dateTime(r.started)}</td>
+              <td>
+                <When t={r.started} />
+              </td>
               <td>{r.ended ? duration(r.ended - r.started) : '…'}</td>
               <td>{r.worker}</td>
               <td>{r.state === 'running' ? '' : r.exit_code}</td>
@@ -139,7 +142,7 @@ function CaseMatrix({
                 caseName
               )}
             </td>
-            <td class={`rate ${rateClass(counts.runs, counts.failures)}`}>
+            <td class={`rate ${modelClass(counts.classification, counts.runs, counts.failures)}`}>
               {counts.failures}/{counts.runs} · {rateText(counts.failure_rate, counts.runs)}
             </td>
             <td>
@@ -177,6 +180,7 @@ export function TestPage({ args, place }: { args: string[]; place: Place }) {
     (e) => e.type === 'runs' || (e.type === 'run' && e.name === name) || (e.type === 'commit' && e.commit === sha),
   );
   const o = live.data?.commit.objects.find((x) => x.name === name);
+  useTitle(name, shortSha(sha), repo);
   return (
     <>
       <Crumbs
@@ -192,15 +196,19 @@ export function TestPage({ args, place }: { args: string[]; place: Place }) {
       </h1>
       <Problem error={live.error} />
       {!live.data ? (
-        <Loading what="runs" />
+        <Loading what="runs" error={live.error} />
       ) : !o ? (
         <Problem error={`commit ${shortSha(sha)} has no object named ${name}`} />
       ) : (
         <>
           <p class="summary">
             <StatusBadge status={o.status} active={o.active_runs} /> {o.runs} runs, {o.failures} failures ·
-            failure rate <span class={`rate ${rateClass(o.runs, o.failures)}`}>{rateText(o.failure_rate, o.runs)}</span>{' '}
-            · target {o.target_runs} · identity <code>{o.hash.slice(0, 12)}</code>
+            failure rate{' '}
+            <span class={`rate ${modelClass(o.classification, o.runs, o.failures)}`} title={modelRateText(o.classification)}>
+              {rateText(o.failure_rate, o.runs)}
+            </span>{' '}
+            · target {o.target_runs} · identity <code>{o.hash.slice(0, 12)}</code>{' '}
+            <MoreRuns repo={repo} sha={sha} objects={[o]} done={live.reload} />
             {branch && (
               <>
                 {' '}
