@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "docker_proxy/docker_proxy.h"
 #include "environments/child_process.h"
 #include "environments/environments.h"
 #include "environments/launchers.h"
@@ -25,8 +26,12 @@ std::string container_name(const std::string& run_id) {
   return name + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
 }
 
+// Where a test's container finds its scoped docker, and how it is told.
+constexpr const char* kScopedSocket = "/var/run/testlooper-docker.sock";
+
 std::vector<std::string> docker_run_argv(const std::string& docker, const std::string& tag,
-                                         const std::string& name, const Command& command) {
+                                         const std::string& name, const Command& command,
+                                         const std::string& scoped_socket) {
   std::vector<std::string> argv = {
       docker,       "run",
       "--rm",       "--init",
@@ -38,6 +43,10 @@ std::vector<std::string> docker_run_argv(const std::string& docker, const std::s
   for (const std::string& mount : command.mounts) {
     argv.insert(argv.end(), {"--volume", mount + ":" + mount});
   }
+  if (!scoped_socket.empty()) {
+    argv.insert(argv.end(), {"--volume", scoped_socket + ":" + kScopedSocket, "--env",
+                             std::string("DOCKER_HOST=unix://") + kScopedSocket});
+  }
   if (!command.working_dir.empty()) argv.insert(argv.end(), {"--workdir", command.working_dir});
   for (const auto& [variable, value] : command.env) {
     argv.insert(argv.end(), {"--env", variable + "=" + value});
@@ -46,10 +55,59 @@ std::vector<std::string> docker_run_argv(const std::string& docker, const std::s
   return argv;
 }
 
+// The run's scoped docker (docker_proxy.h): its socket lives in a private directory of its own
+// under /tmp (a unix socket path holds at most 107 bytes). Destroying it stops the proxy and
+// removes everything the run created through it.
+class ScopedDocker {
+ public:
+  static Result<std::unique_ptr<ScopedDocker>> start(const Command& command) {
+    const std::string engine = docker_proxy::engine_socket_from_environment();
+    if (engine.empty()) return std::unique_ptr<ScopedDocker>();  // tcp/ssh engines: none
+    char dir[] = "/tmp/tl-docker-XXXXXX";
+    if (::mkdtemp(dir) == nullptr) return Error{"scoped docker", "mkdtemp failed"};
+    auto scoped = std::unique_ptr<ScopedDocker>(new ScopedDocker(dir, engine, command));
+    Result<std::unique_ptr<docker_proxy::DockerProxy>> proxy = docker_proxy::DockerProxy::start(
+        docker_proxy::Scope{command.run_id, command.owner, command.mounts}, scoped->socket(),
+        engine);
+    if (!proxy.ok()) return proxy.error();
+    scoped->proxy_ = std::move(proxy).value();
+    return scoped;
+  }
+
+  ~ScopedDocker() { (void)end(); }
+
+  std::string socket() const { return dir_ + "/docker.sock"; }
+
+  // Stops the proxy and removes what the run created; idempotent. Error: what is left.
+  Status end() {
+    if (ended_) return {};
+    ended_ = true;
+    if (proxy_) proxy_->stop();
+    Status removed = docker_proxy::remove_scope(engine_, run_id_);
+    ::rmdir(dir_.c_str());
+    return removed;
+  }
+
+ private:
+  ScopedDocker(std::string dir, std::string engine, const Command& command)
+      : dir_(std::move(dir)), engine_(std::move(engine)), run_id_(command.run_id) {}
+
+  std::string dir_;
+  std::string engine_;
+  std::string run_id_;
+  std::unique_ptr<docker_proxy::DockerProxy> proxy_;
+  bool ended_ = false;
+};
+
 class DockerProcess : public Process {
  public:
-  DockerProcess(ChildProcess client, std::string docker, std::string name)
-      : client_(std::move(client)), docker_(std::move(docker)), name_(std::move(name)) {}
+  DockerProcess(ChildProcess client, std::string docker, std::string name,
+                std::unique_ptr<ScopedDocker> scoped, int log_fd)
+      : client_(std::move(client)),
+        docker_(std::move(docker)),
+        name_(std::move(name)),
+        scoped_(std::move(scoped)),
+        log_fd_(log_fd) {}
 
   ~DockerProcess() override {
     if (!finished_) remove_container();
@@ -67,6 +125,7 @@ class DockerProcess : public Process {
       client_.reap();
     }
     finished_ = true;
+    end_scoped_docker();
     if (killed_) return Exit{Exit::Kind::kKilled, -1};
     if (!status) return Exit{Exit::Kind::kTimedOut, -1};
     if (!WIFEXITED(*status)) {
@@ -93,10 +152,23 @@ class DockerProcess : public Process {
     client_.kill_group(SIGKILL);
   }
 
+  // Whatever the command's outcome, what it created through its scoped docker goes; a failure
+  // to remove it is the infrastructure's, told in the log, not the test's.
+  void end_scoped_docker() {
+    if (!scoped_) return;
+    Status ended = scoped_->end();
+    if (!ended.ok() && log_fd_ >= 0) {
+      const std::string line = "testlooper: " + ended.error().to_string() + "\n";
+      (void)!::write(log_fd_, line.data(), line.size());
+    }
+  }
+
   std::mutex mutex_;  // orders kill_group() from kill() against reap() in wait_until()
   ChildProcess client_;
   std::string docker_;
   std::string name_;
+  std::unique_ptr<ScopedDocker> scoped_;  // ended once the container is gone
+  int log_fd_;
   std::atomic<bool> killed_{false};
   bool finished_ = false;
 };
@@ -108,16 +180,18 @@ class DockerLauncher : public Launcher {
 
   Result<std::unique_ptr<Process>> start(const Command& command) override {
     const std::string name = container_name(command.run_id);
+    Result<std::unique_ptr<ScopedDocker>> scoped = ScopedDocker::start(command);
+    if (!scoped.ok()) return scoped.error();
     SpawnSpec spec;
-    spec.argv = docker_run_argv(docker_, tag_, name, command);
+    spec.argv = docker_run_argv(docker_, tag_, name, command, *scoped ? (*scoped)->socket() : "");
     spec.env = inherited_environment();
     if (!command.owner.empty()) spec.env.push_back(owner_marker(command.owner));
     spec.stdout_fd = command.log_fd;
     spec.stderr_fd = command.log_fd;
     Result<ChildProcess> client = ChildProcess::spawn(spec);
     if (!client.ok()) return client.error();
-    return std::unique_ptr<Process>(
-        std::make_unique<DockerProcess>(std::move(client).value(), docker_, name));
+    return std::unique_ptr<Process>(std::make_unique<DockerProcess>(
+        std::move(client).value(), docker_, name, std::move(scoped).value(), command.log_fd));
   }
 
   std::string describe() const override { return "docker " + tag_ + " (" + how_ + ")"; }
