@@ -117,12 +117,8 @@ std::string checked_bind_source(const Scope& scope, const std::string& source, E
   if (source.empty() || source[0] != '/') refuse(refusal);
   const std::optional<std::string> real = engine.real_path(source);
   if (!real) refuse(refusal + " (and it must exist)");
-  for (const std::string& root : scope.roots) {
-    const std::optional<std::string> real_root = engine.real_path(root);
-    if (!real_root || *real_root == "/") continue;
-    if (*real == *real_root || real->rfind(*real_root + "/", 0) == 0) return *real;
-  }
-  refuse(refusal);
+  if (!bind_source_allowed(scope, *real, engine)) refuse(refusal);
+  return *real;
 }
 
 std::string owned_volume(const Scope& scope, const std::string& name, Engine& engine) {
@@ -355,6 +351,12 @@ void rewrite_host_config(const Scope& scope, json& host, Engine& engine) {
   } else if (host.contains("LogConfig") && !host["LogConfig"].is_null()) {
     refuse("HostConfig.LogConfig must be an object");
   }
+  // The engine would restart the container by itself, re-mounting bind sources unchecked.
+  if (host.contains("RestartPolicy") && host["RestartPolicy"].is_object()) {
+    require_one_of(host["RestartPolicy"], "Name", {"", "no"}, "RestartPolicy");
+  } else if (host.contains("RestartPolicy") && !host["RestartPolicy"].is_null()) {
+    refuse("HostConfig.RestartPolicy must be an object");
+  }
   const std::string mode = string_field(host, "NetworkMode", "HostConfig");
   if (mode.rfind("container:", 0) == 0) {
     host["NetworkMode"] = "container:" + owned_container(mode.substr(10), engine);
@@ -410,6 +412,16 @@ bool valid_name(const std::string& name) {
     if (!isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-') return false;
   }
   return true;
+}
+
+bool bind_source_allowed(const Scope& scope, const std::string& source, Engine& engine) {
+  if (engine.real_path(source) != source) return false;  // gone, or a symlink now
+  for (const std::string& root : scope.roots) {
+    const std::optional<std::string> real_root = engine.real_path(root);
+    if (!real_root || *real_root == "/") continue;
+    if (source == *real_root || source.rfind(*real_root + "/", 0) == 0) return true;
+  }
+  return false;
 }
 
 std::optional<std::string> scoped_name(const Scope& scope, const std::string& name) {

@@ -19,6 +19,11 @@ bool valid_name(const std::string& name);
 // valid name (or `name` is empty).
 std::optional<std::string> scoped_name(const Scope& scope, const std::string& name);
 
+// Whether `source` (a resolved path: no symlink in it) still lies in one of the scope's roots.
+// Checked again when a container starts: the engine mounts at start, and the test owns the
+// directories a source lies in.
+bool bind_source_allowed(const Scope& scope, const std::string& source, Engine& engine);
+
 Result<std::string> rewrite_container_create(const Scope& scope, const std::string& body,
                                              Engine& engine);
 Result<std::string> rewrite_exec_create(const std::string& body);

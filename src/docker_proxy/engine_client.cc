@@ -147,6 +147,20 @@ std::optional<std::string> EngineLookups::real_path(const std::string& path) {
   return std::string(resolved);
 }
 
+std::optional<std::vector<std::string>> EngineLookups::bind_sources(const std::string& id) {
+  Result<EngineAnswer> answer = call_engine(engine_socket_, "GET", "/containers/" + id + "/json");
+  if (!answer.ok() || answer->status != 200) return std::nullopt;
+  const json container = parse(answer->body);
+  if (!container.is_object()) return std::nullopt;
+  const json mounts = container.value("Mounts", json::array());
+  if (!mounts.is_array()) return std::nullopt;
+  std::vector<std::string> sources;
+  for (const json& mount : mounts) {
+    if (string_at(mount, "Type") == "bind") sources.push_back(string_at(mount, "Source"));
+  }
+  return sources;
+}
+
 std::string engine_socket_from_environment() {
   const char* host = ::getenv("DOCKER_HOST");
   if (host == nullptr || *host == '\0') return "/var/run/docker.sock";

@@ -28,6 +28,7 @@ class EngineLookups : public Engine {
   std::optional<Owned> find_owned(Kind kind, const std::string& ref) override;
   Status ensure_volume(const std::string& name) override;
   std::optional<std::string> real_path(const std::string& path) override;
+  std::optional<std::vector<std::string>> bind_sources(const std::string& id) override;
 
  private:
   std::optional<Owned> find_one(Kind kind, const std::string& ref);

@@ -154,7 +154,8 @@ std::optional<std::string> query_value(const Target& target, const std::string& 
 
 // Routes of one object: /containers/{ref}/..., /networks/{ref}/..., /exec/{id}/...,
 // /volumes/{name}. The object must be the scope's; the path then names it by id.
-Plan object_route(const Request& request, Target& target, Kind kind, Engine& engine) {
+Plan object_route(const Scope& scope, const Request& request, Target& target, Kind kind,
+                  Engine& engine) {
   const std::vector<std::string>& s = target.segments;
   const std::string& method = request.method;
   const std::string action = s.size() > 2 ? s[2] : "";
@@ -189,6 +190,16 @@ Plan object_route(const Request& request, Target& target, Kind kind, Engine& eng
                            (s[0] + (action.empty() ? "/{id}" : "/{id}/" + action)));
   const std::optional<Owned> owned = engine.find_owned(kind, s[1]);
   if (!owned) return refuse(404, std::string("No such ") + kind_noun(kind) + ": " + s[1]);
+  if (kind == Kind::kContainer && (action == "start" || action == "restart")) {
+    const std::optional<std::vector<std::string>> sources = engine.bind_sources(owned->id);
+    if (!sources) return refuse(404, std::string("No such container: ") + s[1]);
+    for (const std::string& source : *sources) {
+      if (!bind_source_allowed(scope, source, engine)) {
+        return refuse(403, "bind mount of '" + source +
+                               "' refused: it no longer leads inside the run's directories");
+      }
+    }
+  }
   std::vector<std::string> segments = s;
   segments[1] = owned->id;
   std::string body = request.body;
@@ -307,7 +318,7 @@ Plan plan_request(const Scope& scope, const Request& request, Engine& engine) {
                   "prune is not allowed through the scoped docker (the run's objects are "
                   "removed when it ends)");
   }
-  if (s.size() >= 2) return object_route(request, target, kind->second, engine);
+  if (s.size() >= 2) return object_route(scope, request, target, kind->second, engine);
   return refuse(403, "not allowed through the scoped docker: " + m + " " + s[0]);
 }
 

@@ -61,6 +61,8 @@ class Engine {
   virtual Status ensure_volume(const std::string& name) = 0;
   // The host path with every symlink resolved (realpath), nullopt when it does not exist.
   virtual std::optional<std::string> real_path(const std::string& path) = 0;
+  // The host paths the (existing) container `id` bind-mounts; nullopt when it cannot be read.
+  virtual std::optional<std::vector<std::string>> bind_sources(const std::string& id) = 0;
 };
 
 struct Request {

@@ -33,7 +33,11 @@ class FakeEngine : public Engine {
     if (path.rfind("/runs/", 0) == 0 || path.rfind("/etc", 0) == 0) return path;
     return std::nullopt;
   }
+  std::optional<std::vector<std::string>> bind_sources(const std::string&) override {
+    return sources;
+  }
   std::vector<std::string> ensured;
+  std::vector<std::string> sources = {"/runs/run1/data"};
 };
 
 class FilterTest : public ::testing::Test {
@@ -175,6 +179,7 @@ TEST_F(FilterTest, CreateRefusesWhatEscapesTheSandbox) {
   expect_refused(create({{"OomScoreAdj", -1000}}), "OomScoreAdj");
   expect_refused(create({{"LogConfig", {{"Type", "syslog"}}}}), "LogConfig");
   expect_refused(create({{"SomethingNew", true}}), "SomethingNew");
+  expect_refused(create({{"RestartPolicy", {{"Name", "always"}}}}), "RestartPolicy");
   expect_refused(create(json::object(), {{"Unknown", 1}}), "Unknown");
   expect_refused(create({{"NetworkMode", "container:theirs"}}), "No such container");
   expect_refused(create({{"NetworkMode", "their-net"}}), "No such network");
@@ -235,6 +240,14 @@ TEST_F(FilterTest, NetworksVolumesAndExecsAreCheckedToo) {
   const Plan volume = plan("POST", "/volumes/create", json::object());
   ASSERT_EQ(volume.action, Plan::Action::kForward) << volume.error;
   EXPECT_EQ(json::parse(volume.body)["Labels"]["testlooper.scope"], "run1");
+}
+
+TEST_F(FilterTest, AStartChecksTheBindSourcesAgain) {
+  EXPECT_EQ(plan("POST", "/containers/mine/start").action, Plan::Action::kForward);
+  engine_.sources = {"/runs/run1/escape"};  // a directory at create, a symlink to /etc now
+  expect_refused(plan("POST", "/containers/mine/start"), "no longer leads inside");
+  expect_refused(plan("POST", "/containers/mine/restart"), "no longer leads inside");
+  EXPECT_EQ(plan("POST", "/containers/mine/stop").action, Plan::Action::kForward);
 }
 
 }  // namespace

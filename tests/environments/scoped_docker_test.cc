@@ -170,16 +170,22 @@ TEST_F(ScopedDockerTest, HostPathsOutsideTheRunCannotBeMounted) {
       "docker run --rm --volume $PWD/escape:/host $base true; echo $? > link.rc\n"
       "docker run --rm --mount type=bind,source=/,target=/host $base true; echo $? > root.rc\n"
       "docker run --rm --privileged $base true; echo $? > privileged.rc\n"
-      "docker run --rm --volume $PWD:/w $base cat /w/inside.txt > inside.txt.copy\n");
+      "docker run --rm --volume $PWD:/w $base cat /w/inside.txt > inside.txt.copy\n"
+      "mkdir swapped\n"
+      "docker create --name swap --volume $PWD/swapped:/s $base cat /s/hostname\n"
+      "rmdir swapped && ln -s /etc swapped\n"
+      "docker start --attach swap > swap.txt; echo $? > swap.rc\n");
   ASSERT_TRUE(process);
   Result<Exit> exit = process->wait_until(kForever);
   ASSERT_TRUE(exit.ok()) << exit.error().to_string();
   EXPECT_EQ(exit->code, 0) << run.log();
-  for (const char* rc : {"etc.rc", "link.rc", "root.rc", "privileged.rc"}) {
+  for (const char* rc : {"etc.rc", "link.rc", "root.rc", "privileged.rc", "swap.rc"}) {
     EXPECT_NE(read_file(run.dir / rc), "0\n") << rc << run.log();
     EXPECT_NE(read_file(run.dir / rc), "") << rc << run.log();
   }
   EXPECT_EQ(read_file(run.dir / "etc.txt"), "");
+  EXPECT_EQ(read_file(run.dir / "swap.txt"), "");
+  EXPECT_NE(run.log().find("no longer leads inside"), std::string::npos) << run.log();
   EXPECT_NE(run.log().find("bind mount of '/etc' refused"), std::string::npos) << run.log();
   EXPECT_NE(run.log().find("Privileged is not allowed"), std::string::npos) << run.log();
   EXPECT_EQ(read_file(run.dir / "inside.txt.copy"), "mine\n") << run.log();
