@@ -202,6 +202,31 @@ class DockerLauncher : public Launcher {
   std::string how_;
 };
 
+// Removes the objects `list` shows whose testlooper.owner label is one of `owners`, with
+// `remove`. False when the listing failed (no docker CLI or engine).
+bool remove_labelled(const std::string& docker, const std::vector<std::string>& list,
+                     const std::vector<std::string>& remove, const std::set<std::string>& owners) {
+  std::vector<std::string> argv = {docker};
+  argv.insert(argv.end(), list.begin(), list.end());
+  const std::string id = list[0] == "volume" ? "{{.Name}}" : "{{.ID}}";
+  argv.insert(argv.end(), {"--filter", "label=testlooper.owner", "--format",
+                           id + " {{.Label \"testlooper.owner\"}}"});
+  Result<Captured> listed = run_and_capture(argv);
+  if (!listed.ok() || listed->exit_code != 0) return false;
+  argv = {docker};
+  argv.insert(argv.end(), remove.begin(), remove.end());
+  const size_t fixed = argv.size();
+  std::istringstream lines(listed->output);
+  for (std::string line; std::getline(lines, line);) {
+    const size_t space = line.find(' ');
+    if (space != std::string::npos && owners.count(line.substr(space + 1))) {
+      argv.push_back(line.substr(0, space));
+    }
+  }
+  if (argv.size() > fixed) (void)run_and_capture(argv);
+  return true;
+}
+
 }  // namespace
 
 std::string owner_label(const std::string& owner) { return "testlooper.owner=" + owner; }
@@ -215,20 +240,12 @@ void kill_leftovers(const std::vector<std::string>& owners, const std::string& d
     kill_all_with_env(owner_marker(owner), std::chrono::seconds(10));
   }
   if (wanted.empty()) return;
-  // One listing for all owners: each docker call costs tens of milliseconds.
-  Result<Captured> listed =
-      run_and_capture({docker, "ps", "--all", "--filter", "label=testlooper.owner", "--format",
-                       "{{.ID}} {{.Label \"testlooper.owner\"}}"});
-  if (!listed.ok() || listed->exit_code != 0) return;  // no docker here, or no engine
-  std::vector<std::string> argv = {docker, "rm", "--force"};
-  std::istringstream lines(listed->output);
-  for (std::string line; std::getline(lines, line);) {
-    const size_t space = line.find(' ');
-    if (space != std::string::npos && wanted.count(line.substr(space + 1))) {
-      argv.push_back(line.substr(0, space));
-    }
-  }
-  if (argv.size() > 3) (void)run_and_capture(argv);
+  // Containers first (networks and volumes in use cannot go), then what scoped dockers created
+  // (docker_proxy labels them with the owner too). One listing of each kind for all owners: each
+  // docker call costs tens of milliseconds.
+  if (!remove_labelled(docker, {"ps", "--all"}, {"rm", "--force"}, wanted)) return;  // no engine
+  (void)remove_labelled(docker, {"network", "ls"}, {"network", "rm"}, wanted);
+  (void)remove_labelled(docker, {"volume", "ls"}, {"volume", "rm", "--force"}, wanted);
 }
 
 std::shared_ptr<Launcher> make_docker_launcher(std::string docker, std::string tag,

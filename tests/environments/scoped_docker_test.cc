@@ -123,6 +123,30 @@ TEST_F(ScopedDockerTest, AKilledRunLeavesNothingEither) {
   EXPECT_EQ(leftovers(run.id), "");
 }
 
+TEST_F(ScopedDockerTest, ATimedOutRunLeavesNothingEither) {
+  TestRun run("timeout");
+  std::unique_ptr<Process> process = start(run, std::string(kStartSleeper) + "sleep 1000\n");
+  ASSERT_TRUE(process);
+  ASSERT_TRUE(wait_for(run.dir / "started")) << run.log();
+  Result<Exit> exit = process->wait_until(steady_clock::now());
+  ASSERT_TRUE(exit.ok()) << exit.error().to_string();
+  EXPECT_EQ(exit->kind, Exit::Kind::kTimedOut);
+  EXPECT_EQ(leftovers(run.id), "");
+}
+
+// A worker killed with -9 never ends its scoped dockers: the next user of its work directory
+// (kill_leftovers) removes their networks and volumes as well as their containers.
+TEST_F(ScopedDockerTest, LeftoversOfADeadWorkerIncludeNetworksAndVolumes) {
+  const std::string owner = "scoped-owner-" + std::to_string(::getpid());
+  const std::string label =
+      " --label testlooper.owner=" + owner + " --label testlooper.run=" + owner;
+  ASSERT_NE(shell_output("docker network create" + label + " tl-" + owner + "-net"), "");
+  ASSERT_NE(shell_output("docker volume create" + label + " tl-" + owner + "-data"), "");
+  ASSERT_NE(leftovers(owner), "");
+  factory_.kill_leftovers({owner});
+  EXPECT_EQ(leftovers(owner), "");
+}
+
 TEST_F(ScopedDockerTest, ARunCannotListOrStopAnotherRunsContainer) {
   TestRun first("first");
   std::unique_ptr<Process> owner = start(first, std::string(kStartSleeper) + "sleep 1000\n");
