@@ -190,7 +190,11 @@ class Proxy : public DockerProxy {
       }
       connection->thread = std::thread([this, connection] {
         serve(*connection);
+        // The answer ends with the connection: clients that read to EOF see it now.
         std::lock_guard lock(mutex_);
+        beast::error_code ignored;
+        connection->client.close(ignored);
+        if (connection->engine) connection->engine->close(ignored);
         connection->done = true;
       });
       connections_.push_back(std::move(connection));
