@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -56,8 +57,8 @@ std::vector<std::string> docker_run_argv(const std::string& docker, const std::s
 }
 
 // The run's scoped docker (docker_proxy.h): its socket lives in a private directory of its own
-// under /tmp (a unix socket path holds at most 107 bytes). Destroying it stops the proxy and
-// removes everything the run created through it.
+// under /tmp (a unix socket path holds at most 107 bytes). Ending (or destroying) it stops the
+// proxy and removes everything the run created through it.
 class ScopedDocker {
  public:
   static Result<std::unique_ptr<ScopedDocker>> start(const Command& command) {
@@ -101,13 +102,8 @@ class ScopedDocker {
 
 class DockerProcess : public Process {
  public:
-  DockerProcess(ChildProcess client, std::string docker, std::string name,
-                std::unique_ptr<ScopedDocker> scoped, int log_fd)
-      : client_(std::move(client)),
-        docker_(std::move(docker)),
-        name_(std::move(name)),
-        scoped_(std::move(scoped)),
-        log_fd_(log_fd) {}
+  DockerProcess(ChildProcess client, std::string docker, std::string name)
+      : client_(std::move(client)), docker_(std::move(docker)), name_(std::move(name)) {}
 
   ~DockerProcess() override {
     if (!finished_) remove_container();
@@ -125,7 +121,6 @@ class DockerProcess : public Process {
       client_.reap();
     }
     finished_ = true;
-    end_scoped_docker();
     if (killed_) return Exit{Exit::Kind::kKilled, -1};
     if (!status) return Exit{Exit::Kind::kTimedOut, -1};
     if (!WIFEXITED(*status)) {
@@ -152,23 +147,10 @@ class DockerProcess : public Process {
     client_.kill_group(SIGKILL);
   }
 
-  // Whatever the command's outcome, what it created through its scoped docker goes; a failure
-  // to remove it is the infrastructure's, told in the log, not the test's.
-  void end_scoped_docker() {
-    if (!scoped_) return;
-    Status ended = scoped_->end();
-    if (!ended.ok() && log_fd_ >= 0) {
-      const std::string line = "testlooper: " + ended.error().to_string() + "\n";
-      (void)!::write(log_fd_, line.data(), line.size());
-    }
-  }
-
   std::mutex mutex_;  // orders kill_group() from kill() against reap() in wait_until()
   ChildProcess client_;
   std::string docker_;
   std::string name_;
-  std::unique_ptr<ScopedDocker> scoped_;  // ended once the container is gone
-  int log_fd_;
   std::atomic<bool> killed_{false};
   bool finished_ = false;
 };
@@ -180,23 +162,51 @@ class DockerLauncher : public Launcher {
 
   Result<std::unique_ptr<Process>> start(const Command& command) override {
     const std::string name = container_name(command.run_id);
-    Result<std::unique_ptr<ScopedDocker>> scoped = ScopedDocker::start(command);
-    if (!scoped.ok()) return scoped.error();
+    Result<std::string> scoped_socket = scoped_docker(command);
+    if (!scoped_socket.ok()) return scoped_socket.error();
     SpawnSpec spec;
-    spec.argv = docker_run_argv(docker_, tag_, name, command, *scoped ? (*scoped)->socket() : "");
+    spec.argv = docker_run_argv(docker_, tag_, name, command, *scoped_socket);
     spec.env = inherited_environment();
     if (!command.owner.empty()) spec.env.push_back(owner_marker(command.owner));
     spec.stdout_fd = command.log_fd;
     spec.stderr_fd = command.log_fd;
     Result<ChildProcess> client = ChildProcess::spawn(spec);
     if (!client.ok()) return client.error();
-    return std::unique_ptr<Process>(std::make_unique<DockerProcess>(
-        std::move(client).value(), docker_, name, std::move(scoped).value(), command.log_fd));
+    return std::unique_ptr<Process>(
+        std::make_unique<DockerProcess>(std::move(client).value(), docker_, name));
   }
 
   std::string describe() const override { return "docker " + tag_ + " (" + how_ + ")"; }
 
+  Status end_run(const std::string& run_id) override {
+    std::unique_ptr<ScopedDocker> scoped;
+    {
+      std::lock_guard lock(mutex_);
+      auto it = scoped_.find(run_id);
+      if (it == scoped_.end()) return {};
+      scoped = std::move(it->second);
+      scoped_.erase(it);
+    }
+    return scoped ? scoped->end() : Status();
+  }
+
  private:
+  // The socket of the run's scoped docker, started with its first command ("" = none: the
+  // engine is not a unix socket). Its later commands share it: a container started in one
+  // stage is there in the next.
+  Result<std::string> scoped_docker(const Command& command) {
+    std::lock_guard lock(mutex_);
+    auto it = scoped_.find(command.run_id);
+    if (it == scoped_.end()) {
+      Result<std::unique_ptr<ScopedDocker>> started = ScopedDocker::start(command);
+      if (!started.ok()) return started.error();
+      it = scoped_.emplace(command.run_id, std::move(started).value()).first;
+    }
+    return it->second ? it->second->socket() : "";
+  }
+
+  std::mutex mutex_;                                             // guards scoped_
+  std::map<std::string, std::unique_ptr<ScopedDocker>> scoped_;  // by run id, until end_run
   std::string docker_;
   std::string tag_;
   std::string how_;

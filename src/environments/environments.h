@@ -81,6 +81,15 @@ class Launcher {
 
   // Short description for logs: "host", "docker testlooper-env:0123456789ab".
   virtual std::string describe() const = 0;
+
+  // Ends what the launcher keeps for a run across its commands, once the run's last command has
+  // ended, however it ended: for docker, the run's scoped docker (DOCKER_HOST in its commands),
+  // removing every container, network and volume the run created through it. Idempotent. Error
+  // = what could not be removed (an infrastructure failure, never the test's).
+  virtual Status end_run(const std::string& run_id) {
+    (void)run_id;
+    return {};
+  }
 };
 
 // How launchers are chosen.

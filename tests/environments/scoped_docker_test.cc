@@ -106,7 +106,23 @@ TEST_F(ScopedDockerTest, ARunThatExitsLeavesNoContainerNetworkOrVolume) {
   Result<Exit> exit = process->wait_until(kForever);
   ASSERT_TRUE(exit.ok()) << exit.error().to_string();
   EXPECT_EQ(exit->code, 3) << run.log();
+  EXPECT_TRUE(launcher_->end_run(run.id).ok());
   EXPECT_EQ(read_file(run.dir / "listed.txt"), "tl-" + run.id + "-sleeper\n") << run.log();
+  EXPECT_EQ(leftovers(run.id), "");
+}
+
+// The scope is the run's, not the command's: what one stage started, the next one sees.
+TEST_F(ScopedDockerTest, TheRunsCommandsShareItsScopeUntilTheRunEnds) {
+  TestRun run("stages");
+  std::unique_ptr<Process> first = start(run, std::string(kStartSleeper) + "exit 0\n");
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(first->wait_until(kForever).ok());
+  std::unique_ptr<Process> second =
+      start(run, "docker inspect --format '{{.State.Running}}' sleeper > running.txt\n");
+  ASSERT_TRUE(second);
+  ASSERT_TRUE(second->wait_until(kForever).ok());
+  EXPECT_EQ(read_file(run.dir / "running.txt"), "true\n") << run.log();
+  EXPECT_TRUE(launcher_->end_run(run.id).ok());
   EXPECT_EQ(leftovers(run.id), "");
 }
 
@@ -120,6 +136,7 @@ TEST_F(ScopedDockerTest, AKilledRunLeavesNothingEither) {
   Result<Exit> exit = process->wait_until(kForever);
   ASSERT_TRUE(exit.ok()) << exit.error().to_string();
   EXPECT_EQ(exit->kind, Exit::Kind::kKilled);
+  EXPECT_TRUE(launcher_->end_run(run.id).ok());
   EXPECT_EQ(leftovers(run.id), "");
 }
 
@@ -131,6 +148,7 @@ TEST_F(ScopedDockerTest, ATimedOutRunLeavesNothingEither) {
   Result<Exit> exit = process->wait_until(steady_clock::now());
   ASSERT_TRUE(exit.ok()) << exit.error().to_string();
   EXPECT_EQ(exit->kind, Exit::Kind::kTimedOut);
+  EXPECT_TRUE(launcher_->end_run(run.id).ok());
   EXPECT_EQ(leftovers(run.id), "");
 }
 
@@ -178,8 +196,10 @@ TEST_F(ScopedDockerTest, ARunCannotListOrStopAnotherRunsContainer) {
   EXPECT_NE(second.log().find("No such container"), std::string::npos) << second.log();
   // ... and the first run's container lives on.
   EXPECT_EQ(shell_output("docker inspect --format '{{.State.Running}}' " + id), "true\n");
+  EXPECT_TRUE(launcher_->end_run(second.id).ok());
   owner->kill();
   ASSERT_TRUE(owner->wait_until(kForever).ok());
+  EXPECT_TRUE(launcher_->end_run(first.id).ok());
   EXPECT_EQ(leftovers(first.id), "");
 }
 
@@ -213,6 +233,7 @@ TEST_F(ScopedDockerTest, HostPathsOutsideTheRunCannotBeMounted) {
   EXPECT_NE(run.log().find("bind mount of '/etc' refused"), std::string::npos) << run.log();
   EXPECT_NE(run.log().find("Privileged is not allowed"), std::string::npos) << run.log();
   EXPECT_EQ(read_file(run.dir / "inside.txt.copy"), "mine\n") << run.log();
+  EXPECT_TRUE(launcher_->end_run(run.id).ok());
   EXPECT_EQ(leftovers(run.id), "");
 }
 
