@@ -458,8 +458,8 @@ Result<std::string> rewrite_exec_create(const std::string& body) {
   return refusing([&] {
     json exec = parse_object(body, false);
     check_keys(exec,
-               {"AttachStdin", "AttachStdout", "AttachStderr", "ConsoleSize", "DetachKeys", "Tty",
-                "Env", "Cmd", "Privileged", "User", "WorkingDir"},
+               {"AttachStdin", "AttachStdout", "AttachStderr", "ConsoleSize", "Detach",
+                "DetachKeys", "Tty", "Env", "Cmd", "Privileged", "User", "WorkingDir"},
                "exec");
     require_zero(exec, {"Privileged"}, "exec");
     return exec.dump();

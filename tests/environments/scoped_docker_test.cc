@@ -118,10 +118,16 @@ TEST_F(ScopedDockerTest, TheRunsCommandsShareItsScopeUntilTheRunEnds) {
   ASSERT_TRUE(first);
   ASSERT_TRUE(first->wait_until(kForever).ok());
   std::unique_ptr<Process> second =
-      start(run, "docker inspect --format '{{.State.Running}}' sleeper > running.txt\n");
+      start(run,
+            "docker inspect --format '{{.State.Running}}' sleeper > running.txt\n"
+            "docker exec sleeper sh -c 'echo hi from $HOSTNAME' > exec.txt\n"
+            "docker run --name talker --network net testlooper-base:bookworm echo said\n"
+            "docker logs talker > logs.txt\n");
   ASSERT_TRUE(second);
   ASSERT_TRUE(second->wait_until(kForever).ok());
   EXPECT_EQ(read_file(run.dir / "running.txt"), "true\n") << run.log();
+  EXPECT_EQ(read_file(run.dir / "exec.txt").substr(0, 8), "hi from ") << run.log();
+  EXPECT_EQ(read_file(run.dir / "logs.txt"), "said\n") << run.log();
   EXPECT_TRUE(launcher_->end_run(run.id).ok());
   EXPECT_EQ(leftovers(run.id), "");
 }
