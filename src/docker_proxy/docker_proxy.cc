@@ -267,15 +267,17 @@ class Proxy : public DockerProxy {
     http::read_header(engine, engine_buffer, response);
     if (plan.action == Plan::Action::kFilterList) {
       http::read(engine, engine_buffer, response);
-      if (response.get().result_int() != 200) {
-        return answer(connection.client, response.get().result_int(), response.get().body());
+      // An error (a bad filter, say) passes as the engine said it; a list keeps the run's only.
+      std::string body = response.get().body();
+      if (response.get().result_int() == 200) {
+        Result<std::string> kept = filter_list(scope_, plan.list_kind, body);
+        if (!kept.ok()) return answer(connection.client, 502, kept.error().message);
+        body = std::move(*kept);
       }
-      Result<std::string> kept = filter_list(scope_, plan.list_kind, response.get().body());
-      if (!kept.ok()) return answer(connection.client, 502, kept.error().message);
-      http::response<http::string_body> filtered(http::status::ok, 11);
+      http::response<http::string_body> filtered(response.get().result(), 11);
       filtered.set(http::field::content_type, "application/json");
       filtered.set(http::field::connection, "close");
-      filtered.body() = *kept;
+      filtered.body() = std::move(body);
       filtered.prepare_payload();
       http::write(connection.client, filtered, error);
       return;
