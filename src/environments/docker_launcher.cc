@@ -4,9 +4,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <map>
 #include <set>
 #include <sstream>
 
+#include "docker_proxy/docker_proxy.h"
 #include "environments/child_process.h"
 #include "environments/environments.h"
 #include "environments/launchers.h"
@@ -25,8 +27,12 @@ std::string container_name(const std::string& run_id) {
   return name + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
 }
 
+// Where a test's container finds its scoped docker, and how it is told.
+constexpr const char* kScopedSocket = "/var/run/testlooper-docker.sock";
+
 std::vector<std::string> docker_run_argv(const std::string& docker, const std::string& tag,
-                                         const std::string& name, const Command& command) {
+                                         const std::string& name, const Command& command,
+                                         const std::string& scoped_socket) {
   std::vector<std::string> argv = {
       docker,       "run",
       "--rm",       "--init",
@@ -38,6 +44,10 @@ std::vector<std::string> docker_run_argv(const std::string& docker, const std::s
   for (const std::string& mount : command.mounts) {
     argv.insert(argv.end(), {"--volume", mount + ":" + mount});
   }
+  if (!scoped_socket.empty()) {
+    argv.insert(argv.end(), {"--volume", scoped_socket + ":" + kScopedSocket, "--env",
+                             std::string("DOCKER_HOST=unix://") + kScopedSocket});
+  }
   if (!command.working_dir.empty()) argv.insert(argv.end(), {"--workdir", command.working_dir});
   for (const auto& [variable, value] : command.env) {
     argv.insert(argv.end(), {"--env", variable + "=" + value});
@@ -45,6 +55,50 @@ std::vector<std::string> docker_run_argv(const std::string& docker, const std::s
   argv.insert(argv.end(), {tag, "/bin/bash", "-c", command.script});
   return argv;
 }
+
+// The run's scoped docker (docker_proxy.h): its socket lives in a private directory of its own
+// under /tmp (a unix socket path holds at most 107 bytes). Ending (or destroying) it stops the
+// proxy and removes everything the run created through it.
+class ScopedDocker {
+ public:
+  static Result<std::unique_ptr<ScopedDocker>> start(const Command& command) {
+    const std::string engine = docker_proxy::engine_socket_from_environment();
+    if (engine.empty()) return std::unique_ptr<ScopedDocker>();  // tcp/ssh engines: none
+    char dir[] = "/tmp/tl-docker-XXXXXX";
+    if (::mkdtemp(dir) == nullptr) return Error{"scoped docker", "mkdtemp failed"};
+    auto scoped = std::unique_ptr<ScopedDocker>(new ScopedDocker(dir, engine, command));
+    Result<std::unique_ptr<docker_proxy::DockerProxy>> proxy = docker_proxy::DockerProxy::start(
+        docker_proxy::Scope{command.run_id, command.owner, command.mounts}, scoped->socket(),
+        engine);
+    if (!proxy.ok()) return proxy.error();
+    scoped->proxy_ = std::move(proxy).value();
+    return scoped;
+  }
+
+  ~ScopedDocker() { (void)end(); }
+
+  std::string socket() const { return dir_ + "/docker.sock"; }
+
+  // Stops the proxy and removes what the run created; idempotent. Error: what is left.
+  Status end() {
+    if (ended_) return {};
+    ended_ = true;
+    if (proxy_) proxy_->stop();
+    Status removed = docker_proxy::remove_scope(engine_, run_id_);
+    ::rmdir(dir_.c_str());
+    return removed;
+  }
+
+ private:
+  ScopedDocker(std::string dir, std::string engine, const Command& command)
+      : dir_(std::move(dir)), engine_(std::move(engine)), run_id_(command.run_id) {}
+
+  std::string dir_;
+  std::string engine_;
+  std::string run_id_;
+  std::unique_ptr<docker_proxy::DockerProxy> proxy_;
+  bool ended_ = false;
+};
 
 class DockerProcess : public Process {
  public:
@@ -108,8 +162,10 @@ class DockerLauncher : public Launcher {
 
   Result<std::unique_ptr<Process>> start(const Command& command) override {
     const std::string name = container_name(command.run_id);
+    Result<std::string> scoped_socket = scoped_docker(command);
+    if (!scoped_socket.ok()) return scoped_socket.error();
     SpawnSpec spec;
-    spec.argv = docker_run_argv(docker_, tag_, name, command);
+    spec.argv = docker_run_argv(docker_, tag_, name, command, *scoped_socket);
     spec.env = inherited_environment();
     if (!command.owner.empty()) spec.env.push_back(owner_marker(command.owner));
     spec.stdout_fd = command.log_fd;
@@ -122,11 +178,64 @@ class DockerLauncher : public Launcher {
 
   std::string describe() const override { return "docker " + tag_ + " (" + how_ + ")"; }
 
+  Status end_run(const std::string& run_id) override {
+    std::unique_ptr<ScopedDocker> scoped;
+    {
+      std::lock_guard lock(mutex_);
+      auto it = scoped_.find(run_id);
+      if (it == scoped_.end()) return {};
+      scoped = std::move(it->second);
+      scoped_.erase(it);
+    }
+    return scoped ? scoped->end() : Status();
+  }
+
  private:
+  // The socket of the run's scoped docker, started with its first command ("" = none: the
+  // engine is not a unix socket). Its later commands share it: a container started in one
+  // stage is there in the next.
+  Result<std::string> scoped_docker(const Command& command) {
+    std::lock_guard lock(mutex_);
+    auto it = scoped_.find(command.run_id);
+    if (it == scoped_.end()) {
+      Result<std::unique_ptr<ScopedDocker>> started = ScopedDocker::start(command);
+      if (!started.ok()) return started.error();
+      it = scoped_.emplace(command.run_id, std::move(started).value()).first;
+    }
+    return it->second ? it->second->socket() : "";
+  }
+
+  std::mutex mutex_;                                             // guards scoped_
+  std::map<std::string, std::unique_ptr<ScopedDocker>> scoped_;  // by run id, until end_run
   std::string docker_;
   std::string tag_;
   std::string how_;
 };
+
+// Removes the objects `list` shows whose testlooper.owner label is one of `owners`, with
+// `remove`. False when the listing failed (no docker CLI or engine).
+bool remove_labelled(const std::string& docker, const std::vector<std::string>& list,
+                     const std::vector<std::string>& remove, const std::set<std::string>& owners) {
+  std::vector<std::string> argv = {docker};
+  argv.insert(argv.end(), list.begin(), list.end());
+  const std::string id = list[0] == "volume" ? "{{.Name}}" : "{{.ID}}";
+  argv.insert(argv.end(), {"--filter", "label=testlooper.owner", "--format",
+                           id + " {{.Label \"testlooper.owner\"}}"});
+  Result<Captured> listed = run_and_capture(argv);
+  if (!listed.ok() || listed->exit_code != 0) return false;
+  argv = {docker};
+  argv.insert(argv.end(), remove.begin(), remove.end());
+  const size_t fixed = argv.size();
+  std::istringstream lines(listed->output);
+  for (std::string line; std::getline(lines, line);) {
+    const size_t space = line.find(' ');
+    if (space != std::string::npos && owners.count(line.substr(space + 1))) {
+      argv.push_back(line.substr(0, space));
+    }
+  }
+  if (argv.size() > fixed) (void)run_and_capture(argv);
+  return true;
+}
 
 }  // namespace
 
@@ -141,20 +250,12 @@ void kill_leftovers(const std::vector<std::string>& owners, const std::string& d
     kill_all_with_env(owner_marker(owner), std::chrono::seconds(10));
   }
   if (wanted.empty()) return;
-  // One listing for all owners: each docker call costs tens of milliseconds.
-  Result<Captured> listed =
-      run_and_capture({docker, "ps", "--all", "--filter", "label=testlooper.owner", "--format",
-                       "{{.ID}} {{.Label \"testlooper.owner\"}}"});
-  if (!listed.ok() || listed->exit_code != 0) return;  // no docker here, or no engine
-  std::vector<std::string> argv = {docker, "rm", "--force"};
-  std::istringstream lines(listed->output);
-  for (std::string line; std::getline(lines, line);) {
-    const size_t space = line.find(' ');
-    if (space != std::string::npos && wanted.count(line.substr(space + 1))) {
-      argv.push_back(line.substr(0, space));
-    }
-  }
-  if (argv.size() > 3) (void)run_and_capture(argv);
+  // Containers first (networks and volumes in use cannot go), then what scoped dockers created
+  // (docker_proxy labels them with the owner too). One listing of each kind for all owners: each
+  // docker call costs tens of milliseconds.
+  if (!remove_labelled(docker, {"ps", "--all"}, {"rm", "--force"}, wanted)) return;  // no engine
+  (void)remove_labelled(docker, {"network", "ls"}, {"network", "rm"}, wanted);
+  (void)remove_labelled(docker, {"volume", "ls"}, {"volume", "rm", "--force"}, wanted);
 }
 
 std::shared_ptr<Launcher> make_docker_launcher(std::string docker, std::string tag,

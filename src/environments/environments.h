@@ -81,6 +81,15 @@ class Launcher {
 
   // Short description for logs: "host", "docker testlooper-env:0123456789ab".
   virtual std::string describe() const = 0;
+
+  // Ends what the launcher keeps for a run across its commands, once the run's last command has
+  // ended, however it ended: for docker, the run's scoped docker (DOCKER_HOST in its commands),
+  // removing every container, network and volume the run created through it. Idempotent. Error
+  // = what could not be removed (an infrastructure failure, never the test's).
+  virtual Status end_run(const std::string& run_id) {
+    (void)run_id;
+    return {};
+  }
 };
 
 // How launchers are chosen.
@@ -93,10 +102,10 @@ struct EnvironmentOptions {
 };
 
 // Kills every process (by its TESTLOOPER_OWNER marker, whatever its process group or session)
-// and removes every container (by its label, with the CLI `docker` when it is installed) that
-// commands started with Command::owner in `owners`, and returns once they are gone (at most a
-// few seconds each). For directories whose previous user died (kill -9): call it before reusing
-// them.
+// and removes every container, and every network and volume a scoped docker created (by their
+// label, with the CLI `docker` when it is installed) that commands started with Command::owner
+// in `owners`, and returns once they are gone (at most a few seconds each). For directories whose
+// previous user died (kill -9): call it before reusing them.
 void kill_leftovers(const std::vector<std::string>& owners, const std::string& docker = "docker");
 
 // The plain host launcher (process groups on this machine).
@@ -132,7 +141,7 @@ class LauncherFactory {
   EnvironmentOptions options_;
   std::shared_ptr<Launcher> host_;  // one for every host environment
   std::mutex mutex_;                // guards images_; image builds run under it, one at a time
-  std::map<std::string, Result<std::shared_ptr<Launcher>>> images_;  // by tag
+  std::map<std::string, Result<std::shared_ptr<Launcher>>> images_;         // by tag
   std::map<std::string, std::chrono::steady_clock::time_point> failed_at_;  // by tag
 };
 

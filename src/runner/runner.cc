@@ -218,6 +218,7 @@ class RunExecution {
     } else {
       run_stages();
     }
+    end_run();
     finish();
     return std::move(result_);
   }
@@ -255,6 +256,16 @@ class RunExecution {
                " GB RAM");
     TL_RETURN_IF_ERROR(check_free_disk(layout_->root, object_.min_disk_gb));
     return stage_inputs(object_, layout_->inputs, *context_.store, *context_.sources);
+  }
+
+  // What the run's commands shared in their environment (the scoped docker's containers,
+  // networks, volumes) goes with the run, whatever its outcome. Failing to remove it is the
+  // infrastructure's failure, told in the log; the run's result stands.
+  void end_run() {
+    if (!launcher_) return;
+    if (Status ended = launcher_->end_run(request_.run_id); !ended.ok()) {
+      log_->line("run " + request_.run_id + ": " + ended.error().to_string());
+    }
   }
 
   void run_stages() {
