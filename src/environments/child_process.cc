@@ -12,7 +12,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
+#include <sstream>
 #include <thread>
+#include <vector>
 
 extern char** environ;
 
@@ -143,10 +146,12 @@ bool holds_entry(const std::string& environ_text, const std::string& entry) {
   return false;
 }
 
-std::string read_small_file(const std::string& path) {
-  std::string text;
+// The content of a small /proc file; nullopt when it cannot be opened (the process is gone, or
+// belongs to another user).
+std::optional<std::string> read_small_file(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return text;
+  if (fd < 0) return std::nullopt;
+  std::string text;
   char buffer[8192];
   ssize_t n;
   while ((n = ::read(fd, buffer, sizeof buffer)) > 0) text.append(buffer, n);
@@ -154,40 +159,81 @@ std::string read_small_file(const std::string& path) {
   return text;
 }
 
+// True when process `pid` is not one that could still run a command of ours: gone, a zombie
+// waiting for its parent, or a kernel thread (which has no environment ever).
+bool cannot_run_commands(pid_t pid) {
+  const std::string stat = read_small_file("/proc/" + std::to_string(pid) + "/stat").value_or("");
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return true;
+  if (stat[paren + 2] == 'Z' || stat[paren + 2] == 'X') return true;
+  // Fields after the name: state ppid pgrp session tty_nr tpgid flags ...
+  std::istringstream fields(stat.substr(paren + 2));
+  std::string field;
+  unsigned long flags = 0;
+  for (int i = 0; i < 7 && fields >> field; ++i) {
+    if (i == 6) flags = std::strtoul(field.c_str(), nullptr, 10);
+  }
+  constexpr unsigned long kKernelThread = 0x00200000;  // PF_KTHREAD
+  return (flags & kKernelThread) != 0;
+}
+
+// A process with no environment to read for a moment: one between the two halves of an
+// execve (its new memory is in place, its environment not yet), or one that has let its memory
+// go on its way out but is not a zombie yet. Looked at again for this long.
+constexpr std::chrono::milliseconds kUnsettledWait{20};
+
 }  // namespace
 
 int kill_processes_with_env(const std::string& entry, int started_after) {
   const pid_t self = ::getpid();
   int found = 0;
+  std::vector<pid_t> unsettled;
+  // True when `pid` is settled: killed, or not one of ours.
   auto check = [&](pid_t pid) {
-    if (pid == self) return;
-    // A zombie's environ reads empty: only processes that can still run are found.
-    if (holds_entry(read_small_file("/proc/" + std::to_string(pid) + "/environ"), entry)) {
+    if (pid == self) return true;
+    const std::optional<std::string> environ_text =
+        read_small_file("/proc/" + std::to_string(pid) + "/environ");
+    if (!environ_text) return true;  // gone, or another user's
+    if (holds_entry(*environ_text, entry)) {
       ::kill(pid, SIGKILL);
       ++found;
+      return true;
     }
+    // A zombie's environ reads empty too: only a live process with none is unsettled.
+    return !environ_text->empty() || cannot_run_commands(pid);
+  };
+  auto look = [&](pid_t pid) {
+    if (!check(pid)) unsettled.push_back(pid);
   };
   // The pids created after `started_after`: (started_after, last] while they did not wrap.
   // A short command made few: each is looked at directly, sparing a readdir of /proc (which
   // makes the kernel instantiate every process's entry).
-  const int last =
-      started_after > 0 ? atoi(read_small_file("/proc/sys/kernel/ns_last_pid").c_str()) : 0;
+  const int last = started_after > 0
+                       ? atoi(read_small_file("/proc/sys/kernel/ns_last_pid").value_or("").c_str())
+                       : 0;
   if (started_after > 0 && last >= started_after && last - started_after <= kMaxDirectPids) {
-    for (pid_t pid = started_after + 1; pid <= last; ++pid) check(pid);
-    return found;
+    for (pid_t pid = started_after + 1; pid <= last; ++pid) look(pid);
+  } else {
+    auto newer = [&](pid_t pid) {
+      if (last <= 0) return true;  // no range: every process
+      return last >= started_after ? pid > started_after && pid <= last
+                                   : pid > started_after || pid <= last;  // wrapped at pid_max
+    };
+    if (DIR* proc = ::opendir("/proc")) {
+      while (dirent* d = ::readdir(proc)) {
+        const pid_t pid = static_cast<pid_t>(atoi(d->d_name));
+        if (pid > 0 && newer(pid)) look(pid);
+      }
+      ::closedir(proc);
+    }
   }
-  auto newer = [&](pid_t pid) {
-    if (last <= 0) return true;  // no range: every process
-    return last >= started_after ? pid > started_after && pid <= last
-                                 : pid > started_after || pid <= last;  // wrapped at pid_max
-  };
-  DIR* proc = ::opendir("/proc");
-  if (!proc) return 0;
-  while (dirent* d = ::readdir(proc)) {
-    const pid_t pid = static_cast<pid_t>(atoi(d->d_name));
-    if (pid > 0 && newer(pid)) check(pid);
+  // Caught mid-execve, a process of the run would be missed: look again until each has an
+  // environment or has ended (one that runs with no environment at all is left after a while).
+  const auto until = std::chrono::steady_clock::now() + kUnsettledWait;
+  while (!unsettled.empty() && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::erase_if(unsettled, check);
   }
-  ::closedir(proc);
   return found;
 }
 
