@@ -10,6 +10,7 @@
 #include "cli/command.h"
 #include "core/token.h"
 #include "server/config.h"
+#include "server/event_log.h"
 #include "server/http.h"
 #include "server/rebuild.h"
 #include "server/server.h"
@@ -113,7 +114,15 @@ void add_serve_command(CLI::App& app, Action& action) {
       ->check(CLI::IsMember({"none", "token", "oauth"}));
   cmd->add_option("--web", options->web_dir,
                   "The built web UI (default: web/dist beside the binary's folder)");
-  cmd->callback([options, config, cmd, auth_mode, &action] {
+  auto log_format = std::make_shared<std::string>("text");
+  cmd->add_option("--log-format", *log_format,
+                  "text (default): 'TIME LEVEL EVENT key=value ...' per line on stderr; json: one "
+                  "object per line, {\"time\", \"level\", \"event\", fields...}")
+      ->check(CLI::IsMember({"text", "json"}));
+  cmd->callback([options, config, cmd, auth_mode, log_format, &action] {
+    server::LogFormat format = server::LogFormat::kText;
+    server::parse_log_format(*log_format, &format);
+    server::set_log_format(format);
     if (!config->empty()) {
       // Flags given on the command line win over the file.
       const server::ServerOptions from_file = read_config(*config);
@@ -153,6 +162,7 @@ void add_serve_command(CLI::App& app, Action& action) {
       options->host = from_file.host;    // GitHub or GitLab as the source: config only
       options->fleet = from_file.fleet;  // machine_management's Aws form: config only
       options->s3 = from_file.s3;        // artifacts in S3: config only
+      options->notify = from_file.notify;  // notifications: config only
       options->post_statuses = from_file.post_statuses;
       options->status_fail_on = from_file.status_fail_on;
       options->auth_mode = from_file.auth_mode;

@@ -14,6 +14,24 @@ constexpr int64_t kSeedRuns = 2;
 // The least value (nats) of a run that localises a change.
 constexpr double kBisectMinValue = 1e-6;
 
+// After pick_extra_runs' search: the runs left of `room` go to the head, one at a time to each
+// test in turn whose changes are localised and whose head's own rate is not yet bounded.
+void add_head_confirmations(const BranchBudget& budget, const PlanInput& input,
+                            const std::vector<std::string>& names,
+                            const std::vector<std::vector<stats::CommitEvidence>>& evidence,
+                            int64_t room, const std::string& purpose, std::vector<ExtraRun>& out) {
+  std::vector<size_t> unconfirmed;
+  for (size_t h = 0; h < evidence.size(); ++h) {
+    const auto head = stats::head_rate(evidence[h], input.head_width);
+    if (head && !head->bounded && stats::changes_localised(evidence[h], input.extra_confidence))
+      unconfirmed.push_back(h);
+  }
+  for (size_t k = 0; !unconfirmed.empty() && static_cast<int64_t>(out.size()) < room; ++k) {
+    const size_t h = unconfirmed[k % unconfirmed.size()];
+    out.push_back({budget.repo, evidence[h].back().commit, names[h], purpose});
+  }
+}
+
 }  // namespace
 
 std::map<std::string, std::vector<stats::CommitEvidence>> test_histories(
@@ -148,6 +166,7 @@ std::vector<ExtraRun> pick_extra_runs(
           {budget.repo, evidence[pick.history][pick.index].commit, names[pick.history], purpose});
     }
   }
+  add_head_confirmations(budget, input, names, evidence, room, purpose, out);
   return out;
 }
 

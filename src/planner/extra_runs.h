@@ -21,7 +21,9 @@ struct ExtraRun {
 // min(extra_left, extra_parallel - extra_active). First for the tests with a failure somewhere on
 // the branch's history (a scaffold away from the head, then stats::plan_runs; none for a test
 // whose listed changes are all at least input.extra_confidence probable). A test that never
-// failed, or never passed, gets none after the scaffold: it has no change to localise.
+// failed, or never passed, gets none after the scaffold: it has no change to localise. Then, for
+// the tests whose changes are localised, runs at the head until its own rate is bounded
+// (input.head_width), shared between those tests in turn.
 // `objects_at(repo, sha)` gives a reachable commit's objects (nullptr when unknown).
 std::vector<ExtraRun> pick_extra_runs(
     const BranchBudget& budget, const PlanInput& input,

@@ -102,6 +102,10 @@ struct PlanInput {
   // A test's change is localised (and gets no more extra runs) when its most probable change is
   // at least this probable.
   double extra_confidence = 0.95;
+  // Once a test's changes are localised, its branch's head keeps getting extra runs until the 95%
+  // interval of its own rate is at most this wide (stats::head_rate; docs/statistics.md
+  // "Confirming the head"), so a fix, or a new breakage, is confirmed without manual targets.
+  double head_width = 0.1;
 };
 
 // clang-format off

@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 #include <openssl/crypto.h>
-#include <openssl/hmac.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -11,6 +10,7 @@
 #include <set>
 
 #include "core/glob.h"
+#include "core/hmac.h"
 #include "core/ids.h"
 #include "core/token.h"
 #include "planner/planner.h"
@@ -46,16 +46,6 @@ bool is_json_content_type(const Request& request) {
   return type == "application/json";
 }
 
-std::string hmac_sha256_hex(const std::string& key, const std::string& data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest, &size);
-  std::string out;
-  for (unsigned int i = 0; i < size; ++i) out += fmt::format("{:02x}", digest[i]);
-  return out;
-}
-
 // A JSON integer in [low, high], or nullopt (a float, a string, or out of range: nlohmann would
 // truncate 4294967297 to 1 on get<int>()).
 std::optional<int64_t> bounded_integer(const json& value, int64_t low, int64_t high) {
@@ -74,8 +64,6 @@ std::optional<int64_t> bounded_integer(const json& value, int64_t low, int64_t h
 constexpr int64_t kMaxTargetRuns = 1'000'000;
 constexpr int64_t kMaxDepth = 100'000;
 constexpr int64_t kMaxHistoryLimit = 10'000;
-// The changes endpoint looks this far back along the branch (first-parent commits).
-constexpr size_t kChangesWindow = 2000;
 // The most '*' a glob from a request may hold (each one makes fnmatch try every position).
 constexpr std::ptrdiff_t kMaxGlobStars = 4;
 
@@ -461,43 +449,7 @@ Response Api::changes(const std::string& repo, const std::string& branch, const 
   if (test.size() > 256 || std::count(test.begin(), test.end(), '*') > kMaxGlobStars) {
     return error(400, fmt::format("'test' must be a glob of at most 256 bytes and {} '*'", kMaxGlobStars));
   }
-  const std::vector<std::string> shas =
-      state_.first_parent_history(repo, b->second.head, kChangesWindow);
-  json out = json::array();
-  for (const auto& [name, t] : branch_stats(state_, repo, shas)) {
-    if (!test.empty() && !glob_match(test, name)) continue;
-    change_points_json(name, t.analysis, out);
-    if (!has_failures(t)) continue;
-    for (const auto& [case_name, stats] : case_stats(state_, t)) {
-      change_points_json(name + "::" + case_name, stats.analysis, out);
-    }
-  }
-  // What a person needs to judge each change without another request: the commit, how far
-  // from the head, the host's page of it, and which test a case's change belongs to.
-  std::map<std::string, size_t> distance;
-  for (size_t i = 0; i < shas.size(); ++i) distance.emplace(shas[i], i);
-  for (json& change : out) {
-    const std::string sha = change["commit"].get<std::string>();
-    const std::string name = change["name"].get<std::string>();
-    const size_t cut = name.find("::");
-    change["test"] = name.substr(0, cut);
-    change["case"] = cut == std::string::npos ? json(nullptr) : json(name.substr(cut + 2));
-    change["distance"] = distance.count(sha) ? json(distance[sha]) : json(nullptr);
-    const CommitState* c = state_.commit(repo, sha);
-    change["subject"] = c ? c->row.subject : "";
-    change["author"] = c ? c->row.author : "";
-    change["time"] = c ? c->row.time : 0;
-    const std::string link = commit_link_ ? commit_link_(repo, sha) : "";
-    change["url"] = link.empty() ? json(nullptr) : json(link);
-  }
-  // Most certain first; among equally certain ones, the newest.
-  std::stable_sort(out.begin(), out.end(), [](const json& x, const json& y) {
-    const double px = x["probability"].get<double>(), py = y["probability"].get<double>();
-    if (px != py) return px > py;
-    return x["distance"].is_number() && (!y["distance"].is_number() ||
-                                         x["distance"].get<size_t>() < y["distance"].get<size_t>());
-  });
-  return ok(out);
+  return ok(branch_changes(state_, repo, b->second.head, test, commit_link_));
 }
 
 Response Api::commit(const std::string& repo, const std::string& sha) {

@@ -1,5 +1,10 @@
 #include "server/api_json.h"
 
+#include <algorithm>
+#include <map>
+
+#include "core/glob.h"
+#include "server/commit_stats.h"
 #include "stats/classification.h"
 
 namespace testlooper::server::reply {
@@ -52,6 +57,46 @@ void change_points_json(const std::string& name, const stats::ChangeAnalysis& an
                    {"after", rate_json(cp.after)},
                    {"runs_used", cp.runs_used}});
   }
+}
+
+json branch_changes(ServerState& state, const std::string& repo, const std::string& head,
+                    const std::string& test, const CommitLink& commit_link, bool only_failing) {
+  const std::vector<std::string> shas = state.first_parent_history(repo, head, kChangesWindow);
+  json out = json::array();
+  for (const auto& [name, t] : branch_stats(state, repo, shas, only_failing)) {
+    if (!test.empty() && !glob_match(test, name)) continue;
+    change_points_json(name, t.analysis, out);
+    if (!has_failures(t)) continue;
+    for (const auto& [case_name, stats] : case_stats(state, t)) {
+      change_points_json(name + "::" + case_name, stats.analysis, out);
+    }
+  }
+  // What a person needs to judge each change without another request: the commit, how far
+  // from the head, the host's page of it, and which test a case's change belongs to.
+  std::map<std::string, size_t> distance;
+  for (size_t i = 0; i < shas.size(); ++i) distance.emplace(shas[i], i);
+  for (json& change : out) {
+    const std::string sha = change["commit"].get<std::string>();
+    const std::string name = change["name"].get<std::string>();
+    const size_t cut = name.find("::");
+    change["test"] = name.substr(0, cut);
+    change["case"] = cut == std::string::npos ? json(nullptr) : json(name.substr(cut + 2));
+    change["distance"] = distance.count(sha) ? json(distance[sha]) : json(nullptr);
+    const CommitState* c = state.commit(repo, sha);
+    change["subject"] = c ? c->row.subject : "";
+    change["author"] = c ? c->row.author : "";
+    change["time"] = c ? c->row.time : 0;
+    const std::string link = commit_link ? commit_link(repo, sha) : "";
+    change["url"] = link.empty() ? json(nullptr) : json(link);
+  }
+  // Most certain first; among equally certain ones, the newest.
+  std::stable_sort(out.begin(), out.end(), [](const json& x, const json& y) {
+    const double px = x["probability"].get<double>(), py = y["probability"].get<double>();
+    if (px != py) return px > py;
+    return x["distance"].is_number() && (!y["distance"].is_number() ||
+                                         x["distance"].get<size_t>() < y["distance"].get<size_t>());
+  });
+  return out;
 }
 
 json classification_json(std::span<const stats::CommitEvidence> history, size_t index,

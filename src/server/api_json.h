@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
@@ -37,6 +38,21 @@ nlohmann::json rate_json(int64_t failures, int64_t runs);
 // "before", "after", "runs_used"} to the array `out`.
 void change_points_json(const std::string& name, const stats::ChangeAnalysis& analysis,
                         nlohmann::json& out);
+
+// The changes endpoint looks this far back along a branch (first-parent commits).
+constexpr size_t kChangesWindow = 2000;
+// The host's web page of `repo`'s commit `sha`, or "" when unknown.
+using CommitLink = std::function<std::string(const std::string& repo, const std::string& sha)>;
+
+// GET /api/repos/{repo}/branches/{branch}/changes' answer for the branch whose head is `head`:
+// each change of a test's (or case's) failure rate along its first kChangesWindow first-parent
+// commits, as change_points_json gives them plus {"test", "case", "distance", "subject",
+// "author", "time", "url"}, most certain first, then newest. `test`: a glob on the test's name
+// ("" = all); with `only_failing`, only tests that failed somewhere on it are analysed. What the
+// API shows and what notifications send (notifier.h).
+nlohmann::json branch_changes(ServerState& state, const std::string& repo, const std::string& head,
+                              const std::string& test, const CommitLink& commit_link,
+                              bool only_failing = false);
 
 // {"verdict", "confidence", "rate"}: stats::classify at history[index], and the failure rate of
 // the model's segment holding it ({"estimate", "low", "high", "runs"}; null without runs there).

@@ -254,6 +254,30 @@ Setter host_ips(std::map<std::string, std::string>& field, std::vector<std::stri
   };
 }
 
+// notify: [{"url": "https://...", "secret": "..."}, ...] (docs/configuration.md "Notifications").
+Setter notify_targets(std::vector<NotifyTarget>& field) {
+  return [&field](const json& v, const std::string& where) -> Status {
+    const std::string expected = R"(expected [{"url": "https://...", "secret": "..."}, ...])";
+    if (!v.is_array() || v.size() > kMaxNotifyTargets) {
+      return Error{where, fmt::format("{} (at most {})", expected, kMaxNotifyTargets)};
+    }
+    std::vector<NotifyTarget> out;
+    for (size_t i = 0; i < v.size(); ++i) {
+      const std::string at = fmt::format("{}[{}]", where, i);
+      if (!v[i].is_object()) return Error{at, expected};
+      NotifyTarget target;
+      TL_RETURN_IF_ERROR(
+          apply_section(v[i], at, {{"url", text(target.url)}, {"secret", text(target.secret)}}));
+      if (auto e = notify_url_error(target.url); !e.empty()) return Error{at + ".url", e};
+      if (target.secret.empty() || target.secret.size() > 1024)
+        return Error{at + ".secret", "required: 1 to 1,024 bytes (the HMAC key)"};
+      out.push_back(std::move(target));
+    }
+    field = std::move(out);
+    return {};
+  };
+}
+
 // The fleet's settings that are wrong when the Aws form is given.
 Status check_fleet(const std::string& path, const fleet::FleetOptions& f) {
   if (!f.enabled) return {};
@@ -504,6 +528,7 @@ Status load_config(const std::string& path, ServerOptions& o,
   const std::map<std::string, Setter> top = {
       {"extra_runs", number(o.extra_runs)},
       {"extra_confidence", number(o.extra_confidence)},
+      {"notify", notify_targets(o.notify)},
       {"http_server", ignored("the original TestLooper never read it either", warnings)}};
   for (const auto& [key, value] : config.items()) {
     if (auto t = top.find(key); t != top.end()) {
@@ -517,7 +542,7 @@ Status load_config(const std::string& path, ServerOptions& o,
           path,
           fmt::format("unknown or unsupported section '{}'; expected server, server_ports, "
                       "source_control, statuses, artifacts, machine_management, auth, extra_runs, "
-                      "extra_confidence, http_server",
+                      "extra_confidence, notify, http_server",
                       key)};
     }
     auto s = apply_section(value, key, section->second);

@@ -8,6 +8,8 @@
 #include <optional>
 #include <string>
 
+#include "server/event_log.h"
+
 namespace testlooper::server {
 
 namespace asio = boost::asio;
@@ -154,7 +156,7 @@ std::string lower(std::string_view s) {
 }
 
 void log_error(const std::string& where, const std::string& what) {
-  std::cerr << "testlooper serve: " << where << ": " << what << std::endl;
+  log_event("error", "http_error", {{"where", where}, {"message", what}});
 }
 
 std::variant<Request, Response> request_of(const http::request_header<>& header, bool upgrade,

@@ -11,6 +11,7 @@
 #include "git/git.h"
 #include "git/git_source_reader.h"
 #include "hosting/git_cli.h"
+#include "server/event_log.h"
 
 namespace testlooper::server {
 namespace {
@@ -27,9 +28,7 @@ bool valid_repo_name(const std::string& name) {
   return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos;
 }
 
-void log_line(const std::string& text) {
-  std::cerr << "testlooper serve: pins: " << text << std::endl;
-}
+void log_line(const std::string& text) { log_event("info", "pins", {{"message", text}}); }
 
 }  // namespace
 

@@ -16,8 +16,10 @@
 #include "hosting/mirrors.h"
 #include "hosting/status_poster.h"
 #include "server/api.h"
+#include "server/event_log.h"
 #include "server/fleet_controller.h"
 #include "server/http.h"
+#include "server/notifier.h"
 #include "server/pins.h"
 #include "server/protocol.h"
 #include "server/state.h"
@@ -159,9 +161,7 @@ FleetController::Hooks fleet_hooks(HttpServer& http, ServerState& state) {
   hooks.revoke_token = [&http, &state](const std::string& id) {
     http.post([&state, id] { (void)state.store().revoke_token(id); });
   };
-  hooks.log = [](const std::string& line) {
-    std::cerr << "testlooper serve: " + line + "\n" << std::flush;
-  };
+  hooks.log = [](const std::string& line) { log_event("info", "fleet", {{"message", line}}); };
   return hooks;
 }
 
@@ -205,10 +205,10 @@ static PinMoverOptions pin_mover_options(
                                            "+refs/heads/*:refs/heads/*"};
     auto r = hosting::run_git(args, dir + "/" + name, credentials, timeout);
     if (!r.ok() || r->exit_code != 0) {
-      std::cerr
-          << "testlooper serve: pins: "
-          << (r.ok() ? hosting::git_error(name, args, *r, credentials) : r.error()).to_string()
-          << std::endl;
+      log_event(
+          "error", "pins",
+          {{"message",
+            (r.ok() ? hosting::git_error(name, args, *r, credentials) : r.error()).to_string()}});
     }
   };
   return out;
@@ -324,12 +324,14 @@ int run_server(const ServerOptions& options) {
         });
       }));
   api.set_pin_mover(pin_mover.get());
-  api.set_commit_link([&mirrors, kind = options.host.kind](const std::string& repo,
-                                                           const std::string& sha) -> std::string {
+  const CommitLinkFn commit_link = [&mirrors, kind = options.host.kind](
+                                       const std::string& repo,
+                                       const std::string& sha) -> std::string {
     const auto hosted = mirrors ? mirrors->repo(repo) : std::nullopt;
     if (!hosted || hosted->web_url.empty()) return "";
     return hosted->web_url + (kind == hosting::Kind::kGitLab ? "/-/commit/" : "/commit/") + sha;
-  });
+  };
+  api.set_commit_link(commit_link);
   watcher = std::make_unique<Watcher>(
       repos_dir, options.poll_seconds, state.known_commits(),
       [&](RepoBatch batch) {
@@ -386,6 +388,31 @@ int run_server(const ServerOptions& options) {
         });
     http->every(1, [&reporter] { reporter->update(); });
   }
+  // Notifications (notifier.h): the changes are looked at again when a run ended or a head moved
+  // since the last look, at most every 2 s, and at most a tenth of the io thread's time (a look
+  // costs what GET .../changes does: 800 ms on bench/history_bench.sh's 1,000 x 500 history).
+  Notifier notifier(options.notify, data + "/notified");
+  const std::string ui_url = options.public_url.empty() ? http->local_url() : options.public_url;
+  std::string looked_at;  // what the changes were last looked at after
+  double next_look = 0;   // steady seconds
+  auto steady = [] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  };
+  http->every(2, [&] {
+    if (steady() < next_look) return;
+    int64_t ended = 0;
+    for (const auto& [key, count] : state.runs_ended()) ended += count;
+    std::string now = std::to_string(ended);
+    for (const auto& [key, b] : state.branches()) {
+      if (b.under_test) now += " " + key.first + "/" + key.second + "@" + b.head;
+    }
+    if (now == looked_at) return;
+    looked_at = now;
+    const double start = steady();
+    notify_changes(state, notifier, options.extra_confidence, ui_url, commit_link);
+    next_look = steady() + 9 * (steady() - start);
+  });
   http->every(0.5, [&] {
     if (g_stop) http->stop();
     workers.supervise();

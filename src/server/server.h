@@ -12,11 +12,14 @@
 #include "fleet/fleet.h"
 #include "fleet/s3.h"
 #include "hosting/hosting.h"
+#include "server/notifier.h"
 
 namespace testlooper::server {
 
 // The largest --max-log-mb (1 TiB): the cap is counted in bytes in an int64_t.
 constexpr int kMaxLogMb = 1 << 20;
+// The most `notify` targets a config may list.
+constexpr size_t kMaxNotifyTargets = 16;
 
 struct ServerOptions {
   std::string repos_dir;             // every git repo directly under it is watched
@@ -50,6 +53,8 @@ struct ServerOptions {
   int64_t extra_runs = 500;          // extra runs per branch under test (statistical bisection)
   double extra_confidence = 0.95;    // a change this probable is localised: no more extra runs
   std::string webhook_secret;        // HMAC secret for push webhooks ("" = unverified)
+  // Webhooks told of each change that reaches extra_confidence (`notify`; notifier.h).
+  std::vector<NotifyTarget> notify;
   std::string self_executable;       // the testlooper binary, for local workers
   std::string artifacts_dir;         // "" = <data_dir>/artifacts
   std::string web_dir;               // the built web UI; "" = web/dist beside the binary's folder

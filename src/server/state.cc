@@ -12,6 +12,7 @@
 
 #include "core/hash.h"
 #include "dispatch/dispatch.h"
+#include "server/event_log.h"
 #include "server/protocol.h"
 
 namespace testlooper::server {
@@ -275,6 +276,22 @@ planner::HashProgress ServerState::progress(const std::string& hash) const {
   return it == progress_.end() ? planner::HashProgress{} : it->second;
 }
 
+// The operator's lines of an ingested batch: how many new commits, and the definitions error of
+// each new commit that has one (a known commit resolved again is not said again).
+static void log_ingested(const RepoBatch& batch, const std::set<std::string>& again) {
+  size_t fresh = 0;
+  for (const auto& row : batch.commits) {
+    if (!again.count(row.sha)) ++fresh;
+    if (row.error && !again.count(row.sha)) {
+      log_event("warn", "definitions_error",
+                {{"repo", row.repo}, {"commit", row.sha}, {"error", *row.error}});
+    }
+  }
+  if (fresh > 0) {
+    log_event("info", "new_commits", {{"repo", batch.repo.name}, {"count", std::to_string(fresh)}});
+  }
+}
+
 void ServerState::ingest(RepoBatch batch) {
   (void)store_.put_repo(batch.repo);
   repos_[batch.repo.name] = batch.repo.path;
@@ -297,6 +314,7 @@ void ServerState::ingest(RepoBatch batch) {
     }
   }
   if (!batch.commits.empty()) (void)store_.put_commits(batch.commits);
+  log_ingested(batch, again);
   for (size_t i = 0; i < batch.commits.size(); ++i) (void)store_.put_definitions(batch.commits[i], batch.objects[i]);
   std::set<std::string> present;
   for (auto& b : batch.branches) {
@@ -312,6 +330,7 @@ void ServerState::ingest(RepoBatch batch) {
       const bool moved = it->second.head != b.head;
       it->second.head = b.head;
       if (!moved) continue;
+      log_event("info", "branch_moved", {{"repo", b.repo}, {"branch", b.name}, {"head", b.head}});
       (void)store_.put_branch(it->second);
       if (it->second.under_test) enable_triggered(b.repo, b.head, b.name);
     } else {
@@ -431,6 +450,11 @@ Status ServerState::set_branch_under_test(const std::string& repo, const std::st
     store_failed("branch " + branch + " of repo " + repo, s.error());
     return s;
   }
+  log_event("info", enabled ? "branch_under_test" : "branch_not_under_test",
+            {{"repo", repo},
+             {"branch", branch},
+             {"head", it->second.head},
+             {"depth", std::to_string(depth)}});
   if (enabled) {
     for (const auto& sha : first_parent_history(repo, it->second.head, static_cast<size_t>(depth) + 1)) {
       enable_triggered(repo, sha, branch);

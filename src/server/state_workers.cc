@@ -15,6 +15,7 @@
 #include "core/ids.h"
 #include "core/token.h"
 #include "dispatch/dispatch.h"
+#include "server/event_log.h"
 #include "server/protocol.h"
 #include "server/state.h"
 #include "server/worker_token.h"
@@ -136,6 +137,11 @@ void ServerState::worker_hello(const std::shared_ptr<Socket>& socket, const Hell
     w.token = t->second.second.name;
   }
   worker_by_socket_[socket->id()] = id;
+  log_event("info", "worker_connected",
+            {{"worker", id},
+             {"host", m.host},
+             {"cores", std::to_string(m.cores)},
+             {"ram_gb", std::to_string(m.ram_gb)}});
   for (const auto& r : m.finished) finish_run(id, r);
   // Runs the server thinks this worker has but it does not report are lost.
   const std::set<std::string> still(m.running.begin(), m.running.end());
@@ -167,6 +173,8 @@ void ServerState::worker_disconnected(const std::shared_ptr<Socket>& socket) {
   auto w = workers_.find(it->second);
   if (w != workers_.end() && w->second.socket == socket) {
     w->second.socket.reset();  // cancels it may not have received are sent again at its hello
+    log_event("info", "worker_disconnected",
+              {{"worker", w->first}, {"running", std::to_string(w->second.running.size())}});
   }
   worker_by_socket_.erase(it);
   broadcast(json{{"type", "workers"}}.dump());
@@ -182,6 +190,8 @@ void ServerState::check_workers(double now) {
   std::vector<std::string> gone;
   for (auto& [id, w] : workers_) {
     if (w.socket || now - w.last_seen < options_.worker_timeout_seconds) continue;
+    log_event("warn", "worker_lost",
+              {{"worker", id}, {"running", std::to_string(w.running.size())}});
     fail_worker_runs(w, "the worker was lost");
     gone.push_back(id);
   }
@@ -492,17 +502,16 @@ void ServerState::store_failed(const std::string& what, const Error& error) {
   const std::string failure = error.where == "store"
                                   ? "to " + options_.store_path + ": " + error.message
                                   : "(" + error.to_string() + ")";
-  std::cerr << fmt::format(
-                   "testlooper serve: cannot write {} {}; new runs paused, retrying in {} s "
-                   "({} results waiting)\n",
-                   what, failure, store_delay_, unstored_.size())
-            << std::flush;
+  log_event("error", "store_failed",
+            {{"message", fmt::format("cannot write {} {}; new runs paused, retrying in {} s "
+                                     "({} results waiting)",
+                                     what, failure, store_delay_, unstored_.size())}});
 }
 
 void ServerState::store_worked() {
   if (store_delay_ == 0) return;
-  std::cerr << "testlooper serve: the data dir is writable again (a run was stored whole)\n"
-            << std::flush;
+  log_event("info", "store_writable",
+            {{"message", "the data dir is writable again (a run was stored whole)"}});
   store_delay_ = 0;
   store_retry_at_ = 0;
 }
@@ -513,6 +522,15 @@ void ServerState::result_stored(const store::RunRow& run, bool counted, bool env
   planner::HashProgress& p = progress_[run.hash];
   if (p.active > 0) --p.active;
   // An infrastructure failure taught nothing: the budget gets its run back.
+  if (run.state == store::RunState::kInfraFailed) {
+    log_event("warn", "infra_failure",
+              {{"run", run.id},
+               {"repo", run.repo},
+               {"commit", run.commit},
+               {"name", run.name},
+               {"worker", run.worker},
+               {"reason", run.detail}});
+  }
   if (!run.purpose.empty() && run.state == store::RunState::kInfraFailed && extra_used_[run.purpose] > 0) {
     --extra_used_[run.purpose];
   }

@@ -170,18 +170,9 @@ struct PlannedHistory {
   double failure_probability = 0;
 };
 
-// Whether every listed change is already localised with `confidence`.
-bool localised(std::span<const CommitEvidence> history, double confidence,
-               const ChangeModel& model) {
-  const ChangeAnalysis analysis = analyse_changes(history, model);
-  if (analysis.changes.empty()) return false;
-  return std::all_of(analysis.changes.begin(), analysis.changes.end(),
-                     [&](const ChangePoint& change) { return change.probability >= confidence; });
-}
-
 void choose_best(PlannedHistory& planned, const RunBudget& budget, const ChangeModel& model) {
   planned.best.value = 0;
-  if (localised(planned.history, budget.confidence, model)) {
+  if (changes_localised(planned.history, budget.confidence, model)) {
     planned.done = true;
     return;
   }
@@ -197,6 +188,25 @@ void choose_best(PlannedHistory& planned, const RunBudget& budget, const ChangeM
 }
 
 }  // namespace
+
+bool changes_localised(std::span<const CommitEvidence> history, double confidence,
+                       const ChangeModel& model) {
+  const ChangeAnalysis analysis = analyse_changes(history, model);
+  if (analysis.changes.empty()) return false;
+  return std::all_of(analysis.changes.begin(), analysis.changes.end(),
+                     [&](const ChangePoint& change) { return change.probability >= confidence; });
+}
+
+std::optional<HeadRate> head_rate(std::span<const CommitEvidence> history, double width) {
+  if (history.empty()) return std::nullopt;
+  const Experiments experiments = group_experiments(history);
+  const size_t x = experiments.experiment_of_commit.back();
+  if (x == kNoExperiment) return std::nullopt;
+  const Experiment& head = experiments.experiments[x];
+  HeadRate out{head.first_commit, head.runs, head.failures, failure_rate(head.failures, head.runs)};
+  out.bounded = out.rate.high - out.rate.low <= width;
+  return out;
+}
 
 double value_of_one_more_run(std::span<const CommitEvidence> history, size_t index,
                              const ChangeModel& model) {

@@ -12,10 +12,12 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
 #include "stats/evidence.h"
+#include "stats/failure_rate.h"
 
 namespace testlooper::stats {
 
@@ -46,5 +48,24 @@ struct RunBudget {
 // commit. Stops early when no run is worth budget.min_value.
 std::vector<PlannedRun> plan_runs(std::span<const std::vector<CommitEvidence>> histories,
                                   const RunBudget& budget, const ChangeModel& model = {});
+
+// Whether `history` (oldest first) lists at least one change and each listed change is at least
+// `confidence` probable at its most probable commit (ChangeAnalysis::changes): plan_runs gives
+// such a history no more runs.
+bool changes_localised(std::span<const CommitEvidence> history, double confidence,
+                       const ChangeModel& model = {});
+
+// The newest commit's own failure rate: the runs of its experiment alone (the consecutive present
+// commits that share its identity, experiments.h), never pooled with older experiments as a
+// segment's rate is. `bounded` when its 95% interval is at most `width` wide
+// (docs/statistics.md "Confirming the head"). nullopt when the newest commit is absent.
+struct HeadRate {
+  size_t first = 0;  // history index of the experiment's first commit
+  int64_t runs = 0;
+  int64_t failures = 0;
+  FailureRate rate;
+  bool bounded = false;
+};
+std::optional<HeadRate> head_rate(std::span<const CommitEvidence> history, double width);
 
 }  // namespace testlooper::stats

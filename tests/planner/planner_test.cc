@@ -214,10 +214,30 @@ TEST(PlannerExtraRuns, NothingWithoutFailuresBudgetOrRoom) {
   EXPECT_EQ(runs, 1);
 }
 
-TEST(PlannerExtraRuns, StopsWhenTheChangeIsLocalised) {
+TEST(PlannerExtraRuns, StopsWhenTheChangeIsLocalisedAndTheHeadsRateIsBounded) {
   PlanInput in = branch_of(20, 100);
   for (int i = 1; i <= 20; ++i) in.progress["ht-c" + std::to_string(i)] = {10, i >= 11 ? 10 : 0, 0};
+  in.progress["ht-c20"] = {40, 40, 0};
   EXPECT_TRUE(extra_jobs(make_plan(in)).empty());
+}
+
+TEST(PlannerExtraRuns, AfterTheChangeIsLocalisedTheHeadRunsUntilItsOwnRateIsBounded) {
+  PlanInput in = branch_of(20, 100);
+  for (int i = 1; i <= 19; ++i) in.progress["ht-c" + std::to_string(i)] = {10, i >= 11 ? 10 : 0, 0};
+  in.progress["ht-c20"] = {1, 1, 0};  // still broken? one run says little of its own rate
+  const std::vector<Job> extra = extra_jobs(make_plan(in));
+  int runs = 0;
+  for (const auto& j : extra) {
+    EXPECT_EQ(j.commit, "c20");
+    runs += j.runs;
+  }
+  EXPECT_EQ(runs, 4) << "a round of extra_parallel runs at the head";
+  in.progress["ht-c20"] = {40, 40, 0};  // surely broken still: above about 94%
+  EXPECT_TRUE(extra_jobs(make_plan(in)).empty());
+  in.progress["ht-c20"] = {40, 0, 0};  // a fix, localised and confirmed: below about 6%
+  EXPECT_TRUE(extra_jobs(make_plan(in)).empty());
+  in.head_width = 0.01;
+  EXPECT_FALSE(extra_jobs(make_plan(in)).empty()) << "bounded is head_width's";
 }
 
 TEST(PlannerExtraRuns, ABlockedPickNeedsItsBuildFirst) {

@@ -163,10 +163,12 @@ TEST_F(ServeTest, Serve_ChangesEndpointNamesTheCommitThatBrokeATest) {
                                              R"({"name": "t/linux", "runs": 10})");
     ASSERT_EQ(status, 200) << body.dump();
   }
+  // At least: once the change is localised the head gets extra runs until its own rate is
+  // bounded (issue 16; docs/statistics.md "Confirming the head").
   ASSERT_TRUE(eventually([&] {
     const json h = server->get("/api/repos/app/branches/main/history");
     for (const auto& c : h["commits"]) {
-      if (c["subject"] != "first" && c["objects"][0]["runs"] != 10) return false;
+      if (c["subject"] != "first" && c["objects"][0]["runs"] < 10) return false;
     }
     return true;
   }, 30)) << server->get("/api/repos/app/branches/main/history").dump();

@@ -105,3 +105,42 @@ TEST(PlanRuns, LocalisesASimulatedFlakeAndNamesTheRightCommit) {
 
 }  // namespace
 }  // namespace testlooper::stats
+
+namespace testlooper::stats {
+namespace {
+
+TEST(HeadRate, IsTheNewestExperimentsOwnRateNeverPooled) {
+  auto history = fresh_history(5);
+  for (size_t i = 0; i < 4; ++i) history[i].runs = history[i].failures = 10;  // broken
+  history[3].identity = history[4].identity = "fix";  // the head shares c3's identity
+  history[3].runs = 3;
+  history[3].failures = 0;
+  const auto head = head_rate(history, 0.1);
+  ASSERT_TRUE(head.has_value());
+  EXPECT_EQ(head->first, 3u);
+  EXPECT_EQ(head->runs, 3);
+  EXPECT_EQ(head->failures, 0);
+  EXPECT_FALSE(head->bounded) << "3 passes leave a wide interval";
+  history[3].runs = 40;
+  EXPECT_TRUE(head_rate(history, 0.1)->bounded) << "40 passes: below about 6%";
+  EXPECT_FALSE(head_rate(history, 0.01)->bounded);
+  history[4].present = false;
+  history[4].identity = "";
+  EXPECT_FALSE(head_rate(history, 0.1).has_value()) << "the test is gone at the head";
+  EXPECT_FALSE(head_rate({}, 0.1).has_value());
+}
+
+TEST(ChangesLocalised, NeedsAListedChangeAtConfidence) {
+  auto history = fresh_history(20);
+  EXPECT_FALSE(changes_localised(history, 0.95)) << "no change listed";
+  for (size_t i = 0; i < 20; ++i) {
+    history[i].runs = 10;
+    history[i].failures = i >= 10 ? 10 : 0;
+  }
+  EXPECT_TRUE(changes_localised(history, 0.95));
+  history[10].runs = history[10].failures = 0;  // c9 or c10
+  EXPECT_FALSE(changes_localised(history, 0.95));
+}
+
+}  // namespace
+}  // namespace testlooper::stats
