@@ -16,9 +16,9 @@
 #include "core/ids.h"
 #include "core/url.h"
 #include "git/git.h"
+#include "s3store/s3_artifacts.h"
 #include "server/api.h"
 #include "server/api_json.h"
-#include "s3store/s3_artifacts.h"
 #include "server/worker_token.h"
 
 namespace testlooper::server {

@@ -154,6 +154,17 @@ Result<std::vector<s3store::PutKey>> RemoteFiles::put_outputs(
   }
   // The log is the server's to put (it keeps it as it came); the record is the worker's.
   TL_RETURN_IF_ERROR(s3.put_run(run_id, store_.run_dir(run_id), "", &put));
+  // Named in the result only when the server will take the names (docs/api.md): else the server
+  // gets the files as uploads, and what was put stays (the server puts the same keys again).
+  if (put.size() > kMaxS3Keys) {
+    return Error{run_id, "the run stored more than " + std::to_string(kMaxS3Keys) + " files"};
+  }
+  for (s3store::PutKey& k : put) {
+    if (!s3store::is_run_key(run_id, k.key) && !s3store::is_build_key(object.hash, k.key)) {
+      return Error{k.key, "is not a name the server takes from a worker"};
+    }
+    if (k.etag.size() > 128) k.etag.clear();  // then only the size is checked
+  }
   std::error_code ec;
   fs::remove_all(store_.run_dir(run_id), ec);
   return put;

@@ -95,6 +95,9 @@ class S3Access {
 // Moves builds and run records between the server and the worker's local store.
 class RemoteFiles {
  public:
+  // The most objects a result may name (the server's limit on its lists).
+  static constexpr size_t kMaxS3Keys = 10000;
+
   // `client` and `store` must outlive this.
   RemoteFiles(const ServerClient& client, const artifacts::Store& store);
 
@@ -107,7 +110,8 @@ class RemoteFiles {
   // Puts what run `run_id` of `object` stored in `s3` itself: a succeeded build's artifacts
   // (complete.json last), then the run record (test_result.json last), which is then removed
   // here. The objects it put (for the result's "s3_keys"); an Error when S3 refused or could not
-  // be reached (then nothing is removed: upload_outputs can still send it all to the server).
+  // be reached, or the server would not take the names (more than kMaxS3Keys, a path too long):
+  // then nothing is removed, and upload_outputs can still send it all to the server.
   Result<std::vector<s3store::PutKey>> put_outputs(const definitions::ResolvedObject& object,
                                                    const std::string& run_id, bool succeeded,
                                                    s3store::S3Artifacts& s3) const;
