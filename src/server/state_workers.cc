@@ -16,6 +16,7 @@
 #include "core/ids.h"
 #include "core/token.h"
 #include "dispatch/dispatch.h"
+#include "server/http.h"
 #include "server/protocol.h"
 #include "server/state.h"
 #include "server/worker_token.h"
@@ -44,11 +45,21 @@ Status put_run_files(s3store::S3Artifacts& s3, const std::string& artifacts_dir,
 }
 
 // Checks what the worker of `run` says it put in S3 (`keys`, named within its run already): each
-// object is there with its size and ETag, a succeeded build is complete in S3; then fetches the
-// run's record into the local store, as if it had been uploaded.
+// object is there with its size and ETag, the record is no larger than an upload may be
+// (kMaxFileBodyBytes), a succeeded build is complete in S3; then fetches the run's record into
+// the local store, as if it had been uploaded.
 Status verify_worker_keys(s3store::S3Artifacts& s3, const std::string& artifacts_dir,
                           const store::RunRow& run, const std::vector<s3store::PutKey>& keys) {
   TL_RETURN_IF_ERROR(s3.verify(keys));
+  // The record comes to the server's disk: no larger than an upload of it may be.
+  uint64_t record_bytes = 0;
+  for (const s3store::PutKey& k : keys) {
+    if (k.key.rfind("runs/", 0) == 0) record_bytes += k.size;
+  }
+  if (record_bytes > kMaxFileBodyBytes) {
+    return Error{"runs/" + run.id + "/", fmt::format("holds {} bytes, more than an upload may ({})",
+                                                     record_bytes, kMaxFileBodyBytes)};
+  }
   if (run.kind == "build" && run.state == store::RunState::kSucceeded) {
     const std::string complete = "builds/" + run.hash + "/" + artifacts::kCompleteFile;
     Result<bool> there = s3.has(complete);
