@@ -4,12 +4,15 @@
 # remote `testlooper worker`. Prints the build's time (start to recorded: build, upload to the
 # server, multipart put in S3), the object's ETag (-N: N parts), the server's peak RSS (the file
 # is streamed, never whole in memory), and the longest answer to GET .../runs while it ran
-# (the S3 puts run on a thread of their own: the server keeps answering).
-# Usage: bench/s3_bench.sh [path/to/testlooper] [MiB, default 200]
+# (the S3 puts run on a thread of their own: the server keeps answering). VIA `direct` (the
+# default): the worker has credentials and puts the build in S3 itself, the server verifies it;
+# `server`: the worker has none and uploads to the server, which puts it in S3.
+# Usage: bench/s3_bench.sh [path/to/testlooper] [MiB, default 200] [direct|server]
 set -euo pipefail
 
 testlooper="$(realpath "${1:-$(dirname "$0")/../build/testlooper}")"
 mib="${2:-200}"
+via="${3:-direct}"
 work="$(mktemp -d)"
 pids=()
 cleanup() {
@@ -21,7 +24,7 @@ trap cleanup EXIT
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1
 moto_server -H 127.0.0.1 -p 0 >"$work/moto.log" 2>&1 &
 pids+=($!)
-until grep -q 'Running on http' "$work/moto.log"; do sleep 0.1; done
+until grep -q 'Running on http' "$work/moto.log" 2>/dev/null; do sleep 0.1; done
 moto="$(grep -o 'http://127.0.0.1:[0-9]*' "$work/moto.log" | head -1)"
 python3 -c "import boto3; boto3.client('s3', endpoint_url='$moto').create_bucket(Bucket='bench')"
 
@@ -54,7 +57,12 @@ until grep -q ':[0-9]' "$work/serve.out" 2>/dev/null; do sleep 0.1; done
 port="$(grep -o ':[0-9]*' "$work/serve.out" | tail -1 | tr -d :)"
 api="http://127.0.0.1:$port/api"
 until curl -sf "$api/repos" | grep -q bench; do sleep 0.2; done
-"$testlooper" worker --server "http://127.0.0.1:$port" --dir "$work/worker" --cores 1 \
+worker_env=()
+if [ "$via" = server ]; then
+  worker_env=(env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY
+    AWS_SHARED_CREDENTIALS_FILE="$work/none" AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:1)
+fi
+"${worker_env[@]}" "$testlooper" worker --server "http://127.0.0.1:$port" --dir "$work/worker" --cores 1 \
   --ram-gb 1 --id bench --token-file "$work/data/worker.token" >"$work/worker.log" 2>&1 &
 pids+=($!)
 until curl -sf "$api/workers" | grep -q '"bench"'; do sleep 0.2; done
@@ -77,7 +85,9 @@ hash="$(curl -sf "$api/repos/bench/commits/$head/runs" | grep -o '"hash": *"[0-9
   grep -o '[0-9a-f]\{64\}')"
 etag="$(python3 -c "import boto3; print(boto3.client('s3', endpoint_url='$moto').head_object(
   Bucket='bench', Key='tl/builds/$hash/big.tar')['ETag'])")"
-printf 'a build writing %d MiB, artifacts in S3 (moto): %s in %.1f s; S3 ETag %s\n' \
-  "$mib" "$(state | grep -o '"[a-z_]*"$')" "$seconds" "$etag"
+printf 'a build writing %d MiB, artifacts in S3 (moto), via %s: %s in %.1f s; S3 ETag %s\n' \
+  "$mib" "$via" "$(state | grep -o '"[a-z_]*"$')" "$seconds" "$etag"
+printf 'put by the worker itself and verified by the server: %s\n' \
+  "$(grep -q "put the run's files in S3 itself" "$work/serve.err" && echo yes || echo no)"
 printf 'server peak RSS (VmHWM) %d MB; slowest GET of the runs meanwhile %.2f s\n' \
   "$(awk '$1 == "VmHWM:" {print int($2 / 1024)}' "/proc/$server_pid/status")" "$slowest"

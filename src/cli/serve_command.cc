@@ -198,12 +198,12 @@ void add_rebuild_command(CLI::App& app, Action& action) {
   cmd->add_flag("--trust-unknown-runs", *trust_unknown,
                 "Also restore records of runs the database does not know (it was lost entirely)");
   cmd->callback([data, config, trust_unknown, cmd, &action] {
-    auto s3 = std::make_shared<std::unique_ptr<server::S3Artifacts>>();
+    auto s3 = std::make_shared<std::unique_ptr<s3store::S3Artifacts>>();
     if (!config->empty()) {
       const server::ServerOptions from_file = read_config(*config);
       if (cmd->count("--data") == 0) *data = from_file.data_dir;
       if (from_file.s3.enabled) {
-        auto opened = server::S3Artifacts::open(from_file.s3);
+        auto opened = s3store::S3Artifacts::open(from_file.s3);
         if (!opened.ok()) {
           throw CLI::ValidationError("--config", "artifacts in S3: " + opened.error().to_string());
         }

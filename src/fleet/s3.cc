@@ -172,22 +172,23 @@ Status S3Client::put_object(const std::string& bucket, const std::string& key,
 }
 
 Status S3Client::put_file(const std::string& bucket, const std::string& key,
-                          const std::string& path) const {
+                          const std::string& path, std::string* etag) const {
   std::error_code ec;
   const uint64_t size = std::filesystem::file_size(path, ec);
   if (ec) return Error{path, "cannot be read: " + ec.message()};
-  if (size > kPartBytes) return put_multipart(bucket, key, path, size);
+  if (size > kPartBytes) return put_multipart(bucket, key, path, size, etag);
   auto request = file_region_put(path, 0, size);
   if (!request.ok()) return request.error();
   request->path = object_path(bucket, key);
   request->headers.push_back("Content-Type: application/octet-stream");
   auto answer = send_ok(bucket, *request, where("PutObject", bucket, key));
   if (!answer.ok()) return answer.error();
+  if (etag != nullptr) *etag = answer->header("etag").value_or("");
   return {};
 }
 
 Status S3Client::put_multipart(const std::string& bucket, const std::string& key,
-                               const std::string& path, uint64_t size) const {
+                               const std::string& path, uint64_t size, std::string* etag) const {
   if ((size + kPartBytes - 1) / kPartBytes > kMaxParts)
     return Error{path, fmt::format("is larger than {} parts of {} bytes", kMaxParts, kPartBytes)};
   AwsRequest create;
@@ -204,7 +205,7 @@ Status S3Client::put_multipart(const std::string& bucket, const std::string& key
   if (upload_id.empty() || upload_id.size() > 1024) return Error{at, "answered no UploadId"};
   std::vector<std::string> etags;
   Status done = upload_parts(bucket, key, path, upload_id, size, &etags);
-  if (done.ok()) done = complete_multipart(bucket, key, upload_id, etags);
+  if (done.ok()) done = complete_multipart(bucket, key, upload_id, etags, etag);
   if (done.ok()) return done;
   AwsRequest abort;
   abort.method = "DELETE";
@@ -219,7 +220,8 @@ Status S3Client::put_multipart(const std::string& bucket, const std::string& key
 
 Status S3Client::complete_multipart(const std::string& bucket, const std::string& key,
                                     const std::string& upload_id,
-                                    const std::vector<std::string>& etags) const {
+                                    const std::vector<std::string>& etags,
+                                    std::string* etag) const {
   AwsRequest complete;
   complete.method = "POST";
   complete.path = object_path(bucket, key);
@@ -234,6 +236,7 @@ Status S3Client::complete_multipart(const std::string& bucket, const std::string
   pugi::xml_document doc;
   if (!doc.load_buffer(answer->body.data(), answer->body.size()) || doc.child("Error"))
     return answer_error(*answer, at);
+  if (etag != nullptr) *etag = doc.child("CompleteMultipartUploadResult").child_value("ETag");
   return {};
 }
 
@@ -289,7 +292,8 @@ Status S3Client::get_file(const std::string& bucket, const std::string& key,
 }
 
 Result<std::optional<uint64_t>> S3Client::head_object(const std::string& bucket,
-                                                      const std::string& key) const {
+                                                      const std::string& key,
+                                                      std::string* etag) const {
   AwsRequest request;
   request.method = "HEAD";
   request.path = object_path(bucket, key);
@@ -300,6 +304,7 @@ Result<std::optional<uint64_t>> S3Client::head_object(const std::string& bucket,
   if (!answer->ok()) return answer_error(*answer, at);
   const auto size = parse_size(answer->header("content-length").value_or(""));
   if (!size) return Error{at, "answered no Content-Length"};
+  if (etag != nullptr) *etag = answer->header("etag").value_or("");
   return std::optional<uint64_t>(*size);
 }
 

@@ -45,17 +45,19 @@ class S3Client {
   Status put_object(const std::string& bucket, const std::string& key, const std::string& body,
                     const std::string& content_type = "application/octet-stream") const;
   // Uploads the file at `path`: one PUT up to kPartBytes, else a multipart upload (aborted when
-  // a part fails, so no parts are left behind).
-  Status put_file(const std::string& bucket, const std::string& key, const std::string& path) const;
+  // a part fails, so no parts are left behind). The object's ETag as S3 answered it goes to
+  // `etag` when not null.
+  Status put_file(const std::string& bucket, const std::string& key, const std::string& path,
+                  std::string* etag = nullptr) const;
   // The object's bytes; Error when it is larger than `max_bytes` or missing (the Error says
   // "NoSuchKey"; use head_object to tell absence apart).
   Result<std::string> get_object(const std::string& bucket, const std::string& key,
                                  size_t max_bytes = 16 << 20) const;
   // Streams the object to `path` (written to path + ".part", then renamed).
   Status get_file(const std::string& bucket, const std::string& key, const std::string& path) const;
-  // The object's size, or nullopt when there is no such object.
-  Result<std::optional<uint64_t>> head_object(const std::string& bucket,
-                                              const std::string& key) const;
+  // The object's size, or nullopt when there is no such object; its ETag to `etag` when not null.
+  Result<std::optional<uint64_t>> head_object(const std::string& bucket, const std::string& key,
+                                              std::string* etag = nullptr) const;
   // Every object under `prefix` (ListObjectsV2, all pages), in key order.
   Result<std::vector<S3Object>> list_objects(const std::string& bucket,
                                              const std::string& prefix) const;
@@ -87,10 +89,10 @@ class S3Client {
   Result<AwsAnswer> send_ok(const std::string& bucket, const AwsRequest& request,
                             const std::string& at) const;
   Status put_multipart(const std::string& bucket, const std::string& key, const std::string& path,
-                       uint64_t size) const;
+                       uint64_t size, std::string* etag) const;
   Status complete_multipart(const std::string& bucket, const std::string& key,
-                            const std::string& upload_id,
-                            const std::vector<std::string>& etags) const;
+                            const std::string& upload_id, const std::vector<std::string>& etags,
+                            std::string* etag) const;
   // UploadPart of every kPartBytes region of `path` (ETags in part order).
   Status upload_parts(const std::string& bucket, const std::string& key, const std::string& path,
                       const std::string& upload_id, uint64_t size,

@@ -16,9 +16,9 @@
 #include "core/ids.h"
 #include "core/url.h"
 #include "git/git.h"
+#include "s3store/s3_artifacts.h"
 #include "server/api.h"
 #include "server/api_json.h"
-#include "server/s3_artifacts.h"
 #include "server/worker_token.h"
 
 namespace testlooper::server {
@@ -170,7 +170,7 @@ std::optional<Response> Api::get_file(const Request& request) {
 }
 
 bool Api::fetch_build_from_s3(const Request& request, Completion& done) {
-  S3Artifacts* s3 = state_.s3();
+  s3store::S3Artifacts* s3 = state_.s3();
   if (s3 == nullptr || request.method != "GET" ||
       !starts_with(request.path, "/api/artifacts/builds/") || !from_worker(state_, request)) {
     return false;

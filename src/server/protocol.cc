@@ -125,6 +125,23 @@ Result<CaseResult> parse_case(const json& c) {
   return out;
 }
 
+// {"key": 1 to 1024 bytes, "size": a non-negative integer, "etag"?: at most 128 bytes}
+Result<s3store::PutKey> parse_s3_key(const json& k, const std::string& where) {
+  const std::string what = "'s3_keys' must list {\"key\", \"size\", \"etag\"?}";
+  if (!k.is_object()) return Error{where, what};
+  Fields f(k, where);
+  s3store::PutKey out;
+  f.text("key", true, 1024, out.key);
+  f.text("etag", false, 128, out.etag);
+  const json* size = f.find("size", true);
+  if (f.error() || out.key.empty() || size == nullptr || !size->is_number_integer() ||
+      (!size->is_number_unsigned() && size->get<int64_t>() < 0)) {
+    return Error{where, what};
+  }
+  out.size = size->get<uint64_t>();
+  return out;
+}
+
 Result<ResultMessage> parse_result(const json& m, const std::string& where) {
   if (!m.is_object()) return Error{where, "a result must be an object"};
   Fields f(m, where);
@@ -151,6 +168,14 @@ Result<ResultMessage> parse_result(const json& m, const std::string& where) {
       Result<CaseResult> parsed = parse_case(c);
       if (!parsed.ok()) return Error{where, parsed.error().message};
       out.cases.push_back(std::move(*parsed));
+    }
+  }
+  if (const json* keys = f.list("s3_keys")) {
+    out.s3_keys.emplace();
+    for (const json& k : *keys) {
+      Result<s3store::PutKey> parsed = parse_s3_key(k, where);
+      if (!parsed.ok()) return parsed.error();
+      out.s3_keys->push_back(std::move(*parsed));
     }
   }
   if (f.error()) return *f.error();

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "s3store/s3_artifacts.h"
 #include "store/store.h"
 
 namespace testlooper::server {
@@ -46,7 +47,8 @@ struct CaseResult {
   double elapsed = 0;
 };
 
-// {"type": "result", "run_id", "outcome", "exit_code"?, "message"?, "start"?, "end"?, "cases"?}
+// {"type": "result", "run_id", "outcome", "exit_code"?, "message"?, "start"?, "end"?, "cases"?,
+//  "s3_keys"?}
 struct ResultMessage {
   std::string run_id;   // core/ids.h is_run_id
   std::string outcome;  // "success" | "failure" | "cancelled" | "infra"
@@ -57,6 +59,10 @@ struct ResultMessage {
   // The run's environment could not be prepared (e.g. its Dockerfile did not build): the
   // failure is counted against that environment, for every object that uses it.
   bool environment_failed = false;
+  // The worker put the run's files in S3 itself (docs/api.md "Files"): these objects, keys
+  // relative to the key prefix, each {"key", "size", "etag"?}; at most kMaxListedRuns. nullopt =
+  // it did not (its files came through the server). The server checks them before it records.
+  std::optional<std::vector<s3store::PutKey>> s3_keys;
 };
 
 // {"type": "hello", "worker", "cores", "ram_gb", "host"?, "shared_disk"?, "platforms"?, "docker"?,

@@ -170,7 +170,7 @@ Status count(RebuildSummary& summary, const std::string& id, const Result<std::s
 }  // namespace
 
 Result<RebuildSummary> rebuild_database(const std::string& data_dir, bool trust_unknown_runs,
-                                        S3Artifacts* s3) {
+                                        s3store::S3Artifacts* s3) {
   std::error_code created;
   // A data dir lost with its database (the records are in S3) is made anew.
   if (s3 != nullptr) fs::create_directories(data_dir, created);

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "server/s3_artifacts.h"
+#include "s3store/s3_artifacts.h"
 
 namespace testlooper::server {
 
@@ -33,6 +33,6 @@ struct RebuildSummary {
 // the database cannot be opened or written, or S3 cannot be listed or read; bad records are
 // skipped.
 Result<RebuildSummary> rebuild_database(const std::string& data_dir, bool trust_unknown_runs,
-                                        S3Artifacts* s3 = nullptr);
+                                        s3store::S3Artifacts* s3 = nullptr);
 
 }  // namespace testlooper::server

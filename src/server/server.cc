@@ -257,9 +257,9 @@ int run_server(const ServerOptions& options) {
   state_options.max_log_bytes = int64_t{options.max_log_mb} << 20;
   // Artifacts in S3 (docs/configuration.md "Artifacts in S3"): the local store is their
   // cache. It outlives the state, whose threads may be putting files in S3 until it is gone.
-  std::unique_ptr<S3Artifacts> s3;
+  std::unique_ptr<s3store::S3Artifacts> s3;
   if (options.s3.enabled) {
-    auto opened = S3Artifacts::open(options.s3);
+    auto opened = s3store::S3Artifacts::open(options.s3);
     if (!opened.ok()) {
       std::cerr << "testlooper serve: artifacts in S3: " << opened.error().to_string() << "\n";
       return 2;

@@ -15,11 +15,11 @@
 
 #include "core/log_cap.h"
 #include "planner/planner.h"
+#include "s3store/s3_artifacts.h"
 #include "server/fleet_controller.h"
 #include "server/http.h"
 #include "server/log_viewers.h"
 #include "server/protocol.h"
-#include "server/s3_artifacts.h"
 #include "server/watcher.h"
 #include "store/store.h"
 
@@ -182,10 +182,10 @@ class ServerState {
   std::string log_path(const std::string& run_id) const;
   const std::string& logs_dir() const { return options_.logs_dir; }
   const std::string& artifacts_dir() const { return options_.artifacts_dir; }
-  // Artifacts in S3 (server/s3_artifacts.h), or nullptr when they are kept on the local disk
+  // Artifacts in S3 (s3store/s3_artifacts.h), or nullptr when they are kept on the local disk
   // only. Not owned; set before load().
-  void set_s3(S3Artifacts* s3) { s3_ = s3; }
-  S3Artifacts* s3() const { return s3_; }
+  void set_s3(s3store::S3Artifacts* s3) { s3_ = s3; }
+  s3store::S3Artifacts* s3() const { return s3_; }
   int64_t run_counter() const { return run_counter_; }
   // Runs ended since the server started, by (state: succeeded, failed, infra_failed, cancelled;
   // kind: build, test), for GET /metrics.
@@ -263,8 +263,12 @@ class ServerState {
   // Ends an active run. False when the store cannot write it now: the run then waits in
   // unstored_ (still counted active by the planner, its worker not acknowledged, so that a
   // restart loses nothing) until retry_unstored stores it.
+  // `s3_keys`: the objects its worker says it put in S3 itself (checked by is_run_key and
+  // is_build_key already); they are verified, and the record fetched from S3, before the result
+  // is stored (a run whose objects fail that is recorded as an infrastructure failure).
   bool record_result(store::RunRow run, const std::vector<store::CaseRow>& cases,
-                     bool environment_failed = false);
+                     bool environment_failed = false,
+                     std::optional<std::vector<s3store::PutKey>> s3_keys = std::nullopt);
   // What follows a stored result: counts, holds (update_holds), events, live log viewers.
   void result_stored(const store::RunRow& run, bool counted, bool environment_failed);
   void store_worked();
@@ -334,11 +338,14 @@ class ServerState {
     std::vector<store::CaseRow> cases;
     bool environment_failed = false;
     bool ack = false;  // its worker reported it and waits for the ack
+    // Its worker put its files in S3 itself, verified: only the log is left to put.
+    bool record_in_s3 = false;
   };
   std::map<std::string, Unstored> unstored_;
   // Puts the run's files in S3 (when it is on), then stores its result: a result is never
   // acknowledged before its files are in S3.
-  Result<bool> store_result(const store::RunRow& run, const std::vector<store::CaseRow>& cases);
+  Result<bool> store_result(const store::RunRow& run, const std::vector<store::CaseRow>& cases,
+                            bool record_in_s3);
   // The end of storing `u`: `recorded` is the store's answer. Failed: `u` waits in unstored_
   // (the failure logged, with back-off). Stored: counts, events, and its ack when `u.ack`.
   bool stored_or_waiting(const Unstored& u, const Result<bool>& recorded);
@@ -346,12 +353,16 @@ class ServerState {
   void acknowledge(const Unstored& u);
   // Stores the results whose files another thread finished putting in S3 (s3_puts_).
   void collect_s3_puts();
-  S3Artifacts* s3_ = nullptr;
+  s3store::S3Artifacts* s3_ = nullptr;
   // Runs whose files are being put in S3 by another thread (a large build takes seconds: not on
   // the io thread), by run id; their results are stored once that is done (collect_s3_puts).
+  struct S3PutOutcome {
+    Status put;       // the puts (an S3 failure of the server's: the result waits)
+    Status verified;  // the objects the worker put itself (a failure: the run's, infra)
+  };
   struct S3Put {
     Unstored unstored;
-    std::future<Status> done;
+    std::future<S3PutOutcome> done;
   };
   std::map<std::string, S3Put> s3_puts_;
   double store_delay_ = 0;      // the current back-off of store writes; 0 = writable

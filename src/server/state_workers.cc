@@ -11,11 +11,13 @@
 #include <nlohmann/json.hpp>
 
 #include "artifacts/artifacts.h"
+#include "artifacts/transfer.h"
 #include "core/hash.h"
 #include "core/ids.h"
 #include "core/token.h"
 #include "dispatch/dispatch.h"
 #include "server/event_log.h"
+#include "server/http.h"
 #include "server/protocol.h"
 #include "server/state.h"
 #include "server/worker_token.h"
@@ -31,14 +33,64 @@ constexpr int64_t kLogSlack = 64 << 10;
 // A run id (core/ids.h): 8 bytes from the CSPRNG.
 std::string new_run_id() { return random_hex(8); }
 
-// Puts run `run`'s files in S3: a succeeded build's files, then its record and log `log`.
-Status put_run_files(S3Artifacts& s3, const std::string& artifacts_dir, const store::RunRow& run,
-                     const std::string& log) {
+// Puts run `run`'s files in S3: a succeeded build's files, then its record and log `log` (only
+// the log when `record_in_s3`: its worker put the rest).
+Status put_run_files(s3store::S3Artifacts& s3, const std::string& artifacts_dir,
+                     const store::RunRow& run, const std::string& log, bool record_in_s3) {
   const artifacts::Store local(artifacts_dir);
   if (run.kind == "build" && run.state == store::RunState::kSucceeded) {
     TL_RETURN_IF_ERROR(s3.put_build(local, run.hash));
   }
+  if (record_in_s3) return s3.put_log(run.id, log);
   return s3.put_run(run.id, local.run_dir(run.id), log);
+}
+
+// Checks what the worker of `run` says it put in S3 (`keys`, named within its run already): each
+// object is there with its size and ETag, the record is no larger than an upload may be
+// (kMaxFileBodyBytes), a succeeded build is complete in S3; then fetches the run's record into
+// the local store, as if it had been uploaded.
+Status verify_worker_keys(s3store::S3Artifacts& s3, const std::string& artifacts_dir,
+                          const store::RunRow& run, const std::vector<s3store::PutKey>& keys) {
+  TL_RETURN_IF_ERROR(s3.verify(keys));
+  // The record comes to the server's disk: no larger than an upload of it may be.
+  uint64_t record_bytes = 0;
+  for (const s3store::PutKey& k : keys) {
+    if (k.key.rfind("runs/", 0) == 0) record_bytes += k.size;
+  }
+  if (record_bytes > kMaxFileBodyBytes) {
+    return Error{"runs/" + run.id + "/", fmt::format("holds {} bytes, more than an upload may ({})",
+                                                     record_bytes, kMaxFileBodyBytes)};
+  }
+  if (run.kind == "build" && run.state == store::RunState::kSucceeded) {
+    const std::string complete = "builds/" + run.hash + "/" + artifacts::kCompleteFile;
+    Result<bool> there = s3.has(complete);
+    if (!there.ok()) return there.error();
+    if (!*there) return Error{complete, "is not in the bucket: the build is not complete there"};
+  }
+  return s3.fetch_run(artifacts::Store(artifacts_dir), run.id, keys);
+}
+
+// What a worker sent, fit for a log line: printable, at most 200 bytes.
+std::string printable(const std::string& text) {
+  std::string out = text.substr(0, 200);
+  for (char& c : out) {
+    if (c < 0x20 || c > 0x7e) c = '?';
+  }
+  return out;
+}
+
+// Why the keys a worker named for `run` are refused ("" = they are not): each must be a file of
+// the run's record (runs/<run id>/...) or, for a build, of that build (builds/<hash>/...).
+std::string refused_keys(bool in_s3, const store::RunRow& run,
+                         const std::vector<s3store::PutKey>& keys) {
+  if (!in_s3) return "this server does not keep artifacts in S3";
+  for (const s3store::PutKey& k : keys) {
+    if (s3store::is_run_key(run.id, k.key)) continue;
+    if (run.kind == "build" && s3store::is_build_key(run.hash, k.key)) continue;
+    return "'" + printable(k.key) + "' is not under runs/" + run.id + "/" +
+           (run.kind == "build" ? " nor builds/" + run.hash + "/" : "");
+  }
+  return "";
 }
 
 }  // namespace
@@ -340,10 +392,18 @@ void ServerState::start_run(WorkerState& worker, const planner::Job& job, int co
                   {"max_log_bytes", options_.max_log_bytes},
                   {"object", json::parse(object->definition_json, nullptr, false)}};
   // Only a worker that shares the server's disk is told where it is; any other one fetches
-  // sources and builds over HTTP and uploads what it stores (docs/api.md "Files").
+  // sources and builds over HTTP and uploads what it stores (docs/api.md "Files"), or, with
+  // artifacts in S3 and credentials of its own, reads and writes the bucket (never given
+  // credentials: only where the bucket is).
   if (worker.shared_disk) {
     message["repos_dir"] = options_.repos_dir;
     message["artifacts_dir"] = options_.artifacts_dir;
+  } else if (s3_ != nullptr) {
+    const fleet::S3Options& o = s3_->options();
+    message["s3"] = {{"bucket", o.bucket},
+                     {"region", o.region},
+                     {"key_prefix", o.key_prefix},
+                     {"endpoint_url", o.endpoint_url}};
   }
   worker.socket->send(message.dump());
 }
@@ -368,6 +428,22 @@ void ServerState::finish_run(const std::string& worker, const ResultMessage& m) 
   r.detail = m.message;
   std::vector<store::CaseRow> cases;
   for (const auto& c : m.cases) cases.push_back({c.name, c.success, c.elapsed});
+  std::optional<std::vector<s3store::PutKey>> s3_keys = m.s3_keys;
+  if (s3_keys) {
+    // A worker names only its own run's objects: anything else is refused, and its run taught
+    // nothing reliable (an infrastructure failure, never the test's).
+    if (const std::string refused = refused_keys(s3_ != nullptr, r, *s3_keys); !refused.empty()) {
+      std::cerr << fmt::format(
+                       "testlooper serve: refused the S3 objects worker '{}' named for run {}: {}; "
+                       "recorded as an infrastructure failure\n",
+                       printable(worker), r.id, refused)
+                << std::flush;
+      r.state = store::RunState::kInfraFailed;
+      r.detail = "the worker named S3 objects outside its run: " + refused;
+      cases.clear();
+      s3_keys.reset();
+    }
+  }
   // A worker on the server's disk that could not work because that disk is full: a failed write
   // of the server's, which backs off (the run's quick end must not count as a whole run stored).
   // A test that failed then may have failed only for want of space (its output could not be
@@ -382,7 +458,8 @@ void ServerState::finish_run(const std::string& worker, const ResultMessage& m) 
     store_failed("the work of run " + r.id + " (a worker on the server's disk)",
                  Error{"", r.detail});
   }
-  if (!record_result(r, cases, m.environment_failed && r.state == store::RunState::kInfraFailed)) {
+  if (!record_result(r, cases, m.environment_failed && r.state == store::RunState::kInfraFailed,
+                     std::move(s3_keys))) {
     // Acknowledged once stored (retry_unstored, collect_s3_puts).
     auto u = unstored_.find(r.id);
     (u != unstored_.end() ? u->second : s3_puts_.at(r.id).unstored).ack = true;
@@ -394,7 +471,8 @@ void ServerState::finish_run(const std::string& worker, const ResultMessage& m) 
 }
 
 bool ServerState::record_result(store::RunRow run, const std::vector<store::CaseRow>& cases,
-                                bool environment_failed) {
+                                bool environment_failed,
+                                std::optional<std::vector<s3store::PutKey>> s3_keys) {
   if (auto c = cancels_.find(run.id); c != cancels_.end()) {
     if (run.state == store::RunState::kCancelled) run.detail = c->second;
     cancels_.erase(c);
@@ -408,18 +486,28 @@ bool ServerState::record_result(store::RunRow run, const std::vector<store::Case
   }
   // Not stored before the back-off allows, nor before results already waiting.
   const bool may_store = unstored_.empty() && now_seconds() >= store_retry_at_;
-  if (may_store && s3_ != nullptr) {
+  // What a worker put in S3 itself is verified now, whatever the back-off: until then it is not
+  // known whether the run taught anything.
+  if ((may_store || s3_keys) && s3_ != nullptr) {
     end_log(run.id);  // the log is put whole, with its cut line
-    S3Artifacts* s3 = s3_;
+    s3store::S3Artifacts* s3 = s3_;
     const std::string artifacts_dir = options_.artifacts_dir, log = log_path(run.id);
-    s3_puts_.emplace(run.id, S3Put{{run, cases, environment_failed},
-                                   std::async(std::launch::async, [s3, artifacts_dir, log, run] {
-                                     return put_run_files(*s3, artifacts_dir, run, log);
+    const bool direct = s3_keys.has_value();
+    s3_puts_.emplace(run.id, S3Put{{run, cases, environment_failed, false, direct},
+                                   std::async(std::launch::async, [s3, artifacts_dir, log, run,
+                                                                   keys = std::move(s3_keys)] {
+                                     S3PutOutcome out;
+                                     if (keys)
+                                       out.verified =
+                                           verify_worker_keys(*s3, artifacts_dir, run, *keys);
+                                     out.put = put_run_files(*s3, artifacts_dir, run, log,
+                                                             keys && out.verified.ok());
+                                     return out;
                                    })});
     return false;
   }
   Result<bool> recorded = Error{"", "waiting for earlier results"};
-  if (may_store) recorded = store_result(run, cases);
+  if (may_store) recorded = store_result(run, cases, false);
   return stored_or_waiting({run, cases, environment_failed}, recorded);
 }
 
@@ -452,9 +540,30 @@ void ServerState::collect_s3_puts() {
       ++it;
       continue;
     }
-    const Status put = it->second.done.get();
-    const Unstored u = std::move(it->second.unstored);
+    const S3PutOutcome outcome = it->second.done.get();
+    const Status& put = outcome.put;
+    Unstored u = std::move(it->second.unstored);
     it = s3_puts_.erase(it);
+    if (u.record_in_s3 && !outcome.verified.ok()) {
+      // Not in S3 as its worker said: the run's result cannot be trusted nor its files served.
+      std::cerr << fmt::format(
+                       "testlooper serve: the S3 objects worker '{}' put for run {} do not check "
+                       "out ({}); recorded as an infrastructure failure\n",
+                       printable(u.run.worker), u.run.id, outcome.verified.error().to_string())
+                << std::flush;
+      u.run.state = store::RunState::kInfraFailed;
+      u.run.detail = "the run's files are not in S3 as its worker said: " +
+                     outcome.verified.error().to_string();
+      u.cases.clear();
+      u.environment_failed = false;
+      u.record_in_s3 = false;
+    } else if (u.record_in_s3) {
+      std::cerr << fmt::format(
+                       "testlooper serve: run {}: worker '{}' put the run's files in S3 itself "
+                       "(verified)\n",
+                       u.run.id, printable(u.run.worker))
+                << std::flush;
+    }
     Result<bool> recorded = Error{"", "waiting for earlier results"};
     // S3 failing is the server's infrastructure failure: the result waits, with back-off.
     if (!put.ok()) {
@@ -471,7 +580,7 @@ void ServerState::retry_unstored(double now) {
   if (unstored_.empty() || now < store_retry_at_) return;
   while (!unstored_.empty()) {
     const Unstored u = unstored_.begin()->second;
-    Result<bool> recorded = store_result(u.run, u.cases);
+    Result<bool> recorded = store_result(u.run, u.cases, u.record_in_s3);
     if (!recorded.ok()) return store_failed("the result of run " + u.run.id, recorded.error());
     unstored_.erase(unstored_.begin());
     result_stored(u.run, *recorded, u.environment_failed);
@@ -481,10 +590,12 @@ void ServerState::retry_unstored(double now) {
 }
 
 Result<bool> ServerState::store_result(const store::RunRow& run,
-                                       const std::vector<store::CaseRow>& cases) {
+                                       const std::vector<store::CaseRow>& cases,
+                                       bool record_in_s3) {
   if (s3_ != nullptr) {
     end_log(run.id);  // the log is put whole, with its cut line
-    const Status put = put_run_files(*s3_, options_.artifacts_dir, run, log_path(run.id));
+    const Status put =
+        put_run_files(*s3_, options_.artifacts_dir, run, log_path(run.id), record_in_s3);
     // An infrastructure failure of the server's (S3 unreachable, refusing): the result waits in
     // memory and is retried with back-off, as for a full disk; never a test's failure.
     if (!put.ok()) return Error{"S3", put.error().to_string()};

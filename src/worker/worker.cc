@@ -34,6 +34,7 @@
 #include "definitions/definitions_json.h"
 #include "environments/environments.h"
 #include "runner/runner.h"
+#include "s3store/s3_artifacts.h"
 #include "worker/server_files.h"
 #include "worker/tls_stream.h"
 
@@ -138,7 +139,27 @@ bool is_job(const json& m) {
               return v.is_number_integer() && v > 0 && v <= int64_t{1} << 50;  // fits int64_t
             }) &&
          is("artifacts_dir", text) && is("upload_token", text) &&
-         is("object", [](const json& v) { return v.is_object(); });
+         is("object", [](const json& v) { return v.is_object(); }) &&
+         is("s3", [](const json& v) { return v.is_object(); });
+}
+
+// A job's "s3" (the bucket of the server's artifacts: {"bucket", "region"?, "key_prefix"?,
+// "endpoint_url"?}, never credentials), or an Error saying what is wrong with it.
+Result<fleet::S3Options> s3_options(const json& s3) {
+  fleet::S3Options o;
+  auto field = [&s3](const char* key, size_t max, std::string& out) {
+    auto it = s3.find(key);
+    if (it == s3.end()) return true;
+    if (!it->is_string() || it->get_ref<const std::string&>().size() > max) return false;
+    out = it->get<std::string>();
+    return true;
+  };
+  if (!field("bucket", 255, o.bucket) || o.bucket.empty() || !field("region", 64, o.region) ||
+      !field("key_prefix", 1024, o.key_prefix) || !field("endpoint_url", 1024, o.endpoint_url)) {
+    return Error{"job", "'s3' is not {\"bucket\", \"region\", \"key_prefix\", \"endpoint_url\"}"};
+  }
+  o.enabled = true;
+  return o;
 }
 
 std::string read_tail(const fs::path& path, size_t max_bytes) {
@@ -556,8 +577,11 @@ class Agent {
     runner::Runner& r =
         shared ? runners_.get(job.value("artifacts_dir", ""), job.value("repos_dir", ""))
                : runners_.remote(local_store_, remote_sources_);
+    // The server's artifacts in S3: read and written here directly when this worker can.
+    std::unique_ptr<s3store::S3Artifacts> s3;
+    if (!shared && job.contains("s3")) s3 = open_s3(run_id, job["s3"]);
     if (!shared) {
-      if (Status fetched = remote_files_.fetch_inputs(*object); !fetched.ok()) {
+      if (Status fetched = remote_files_.fetch_inputs(*object, s3.get()); !fetched.ok()) {
         result["outcome"] = "infra";
         result["message"] =
             "cannot fetch the job's builds from the server: " + fetched.error().to_string();
@@ -575,7 +599,26 @@ class Agent {
     result["outcome"] = outcome_word(run.outcome);
     result["exit_code"] = run.exit_code;
     result["message"] = run.message;
-    if (!shared) {
+    bool put_in_s3 = false;
+    // Opened again: an instance role's credentials may have expired during a long run.
+    if (s3) s3 = open_s3(run_id, job["s3"]);
+    if (!shared && s3) {
+      // Put in the bucket here; the server verifies the objects named before it records.
+      Result<std::vector<s3store::PutKey>> put =
+          remote_files_.put_outputs(*object, run_id, run.outcome == runner::Outcome::kSuccess, *s3);
+      if (put.ok()) {
+        put_in_s3 = true;
+        json keys = json::array();
+        for (const s3store::PutKey& k : *put) {
+          keys.push_back({{"key", k.key}, {"size", k.size}, {"etag", k.etag}});
+        }
+        result["s3_keys"] = keys;
+      } else {
+        std::cerr << "testlooper worker: run " << run_id << ": cannot put its files in S3 ("
+                  << put.error().to_string() << "): through the server" << std::endl;
+      }
+    }
+    if (!shared && !put_in_s3) {
       // Consumers of a build need its artifacts on the server: a run whose files did not get
       // there taught nothing reliable, so it is an infrastructure failure (and runs again).
       if (Status uploaded =
@@ -614,6 +657,19 @@ class Agent {
     }
   }
 
+  // The bucket of a job's "s3" with this worker's credentials; null (and a line saying why) when
+  // it cannot be used here: the run's files then go through the server.
+  std::unique_ptr<s3store::S3Artifacts> open_s3(const std::string& run_id, const json& s3) {
+    Result<fleet::S3Options> options = s3_options(s3);
+    Result<std::unique_ptr<s3store::S3Artifacts>> opened =
+        options.ok() ? s3_access_.open(*options)
+                     : Result<std::unique_ptr<s3store::S3Artifacts>>(options.error());
+    if (opened.ok()) return std::move(*opened);
+    std::cerr << "testlooper worker: run " << run_id << ": not reading or writing S3 directly ("
+              << opened.error().to_string() << "): through the server" << std::endl;
+    return nullptr;
+  }
+
   void cancel_all() {
     std::lock_guard<std::mutex> lock(jobs_mutex_);
     for (auto& [id, c] : cancellations_) c->cancel();
@@ -627,6 +683,7 @@ class Agent {
   artifacts::Store local_store_;
   RemoteSourceExporter remote_sources_;
   RemoteFiles remote_files_;
+  S3Access s3_access_;
   Runners runners_;
   std::string pending_dir_;
   std::mutex mutex_;  // guards conn_

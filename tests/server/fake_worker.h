@@ -80,12 +80,14 @@ class FakeWorker {
 
   // Reports `outcome` ("success", "failure", "infra", "cancelled") for run `run_id` and waits until
   // the server acknowledges it (it has recorded the result); false when no ack came within
-  // `seconds`.
-  bool report(const std::string& run_id, const std::string& outcome, double seconds = 30) {
-    const nlohmann::json result = {{"type", "result"},
-                                   {"run_id", run_id},
-                                   {"outcome", outcome},
-                                   {"exit_code", outcome == "success" ? 0 : 1}};
+  // `seconds`. `extra` adds (or overrides) fields of the result.
+  bool report(const std::string& run_id, const std::string& outcome, double seconds = 30,
+              const nlohmann::json& extra = nlohmann::json::object()) {
+    nlohmann::json result = {{"type", "result"},
+                             {"run_id", run_id},
+                             {"outcome", outcome},
+                             {"exit_code", outcome == "success" ? 0 : 1}};
+    result.update(extra);
     if (!socket_.send(result.dump())) return false;
     const auto until = deadline(seconds);
     while (!acked_.count(run_id)) {
@@ -122,9 +124,9 @@ class FakeWorker {
   }
 
   WsClient socket_;
-  std::map<std::string, FakeJob> jobs_;  // object name -> its first job
-  std::set<std::string> acked_;          // run ids
-  std::set<std::string> cancels_;        // run ids the server said to cancel
+  std::map<std::string, FakeJob> jobs_;                   // object name -> its first job
+  std::set<std::string> acked_;                           // run ids
+  std::set<std::string> cancels_;                         // run ids the server said to cancel
   std::map<std::string, std::vector<FakeJob>> all_jobs_;  // object name -> its jobs, in order
 };
 
