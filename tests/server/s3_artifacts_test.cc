@@ -16,12 +16,7 @@ namespace testlooper::server {
 namespace {
 
 TEST_F(S3ArtifactsTest, BuildsRunRecordsAndLogs_AreInTheBucketUnderTheDocumentedKeys) {
-  app_.write("testlooper.yml", kDefinitions);
-  app_.write("greeting.txt", "hello\n");
-  sha_ = app_.commit("first");
-  create_bucket();
-  start_server("1");
-  test_branch();
+  start_app("1");
   const json build = ended("build/linux");
   const json test = ended("uses-build/linux");
   ASSERT_EQ(build["state"], "succeeded") << build.dump(2) << server_log();
@@ -29,14 +24,7 @@ TEST_F(S3ArtifactsTest, BuildsRunRecordsAndLogs_AreInTheBucketUnderTheDocumented
   const std::string hash = build["hash"], build_id = build["id"], test_id = test["id"];
 
   // Read back with boto3: the build's files (complete.json last), each run's record, the logs.
-  const std::string listed = keys();
-  for (const std::string& key :
-       {"builds/" + hash + "/bin.tar", "builds/" + hash + "/docs.files",
-        "builds/" + hash + "/complete.json", "runs/" + build_id + "/test_result.json",
-        "runs/" + build_id + "/log.txt", "runs/" + test_id + "/test_result.json",
-        "runs/" + test_id + "/log.txt", "runs/" + test_id + "/artifacts/report.tar"}) {
-    EXPECT_NE(listed.find(key + "\n"), std::string::npos) << key << " is not in\n" << listed;
-  }
+  expect_build_and_test_keys(hash, build_id, test_id);
   EXPECT_EQ(json::parse(object("builds/" + hash + "/complete.json"))["hash"], hash);
   const json record = json::parse(object("runs/" + test_id + "/test_result.json"));
   EXPECT_EQ(record["id"], test_id);

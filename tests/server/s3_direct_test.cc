@@ -122,12 +122,7 @@ class S3DirectTest : public S3ArtifactsTest {
 };
 
 TEST_F(S3DirectTest, WorkerWithCredentials_ReadsAndWritesTheBucketItself) {
-  app_.write("testlooper.yml", kDefinitions);
-  app_.write("greeting.txt", "hello\n");
-  sha_ = app_.commit("first");
-  create_bucket();
-  start_server("0");
-  test_branch();
+  start_app("0");
   auto worker = start_worker("direct");  // moto's credentials are in the environment
   const json build = ended("build/linux");
   const json test = ended("uses-build/linux");
@@ -136,14 +131,7 @@ TEST_F(S3DirectTest, WorkerWithCredentials_ReadsAndWritesTheBucketItself) {
   const std::string hash = build["hash"], build_id = build["id"], test_id = test["id"];
 
   // The worker put them (boto3 reads them back), and the server verified each before recording.
-  const std::string listed = keys();
-  for (const std::string& key :
-       {"builds/" + hash + "/bin.tar", "builds/" + hash + "/docs.files",
-        "builds/" + hash + "/complete.json", "runs/" + build_id + "/test_result.json",
-        "runs/" + build_id + "/log.txt", "runs/" + test_id + "/test_result.json",
-        "runs/" + test_id + "/log.txt", "runs/" + test_id + "/artifacts/report.tar"}) {
-    EXPECT_NE(listed.find(key + "\n"), std::string::npos) << key << " is not in\n" << listed;
-  }
+  expect_build_and_test_keys(hash, build_id, test_id);
   EXPECT_EQ(json::parse(object("runs/" + test_id + "/test_result.json"))["id"], test_id);
   EXPECT_NE(object("runs/" + test_id + "/log.txt").find("read-the-build"), std::string::npos);
   EXPECT_TRUE(verified(build_id)) << server_log();
@@ -162,12 +150,7 @@ TEST_F(S3DirectTest, WorkerWithCredentials_ReadsAndWritesTheBucketItself) {
 }
 
 TEST_F(S3DirectTest, WorkerWithoutCredentials_GoesThroughTheServer) {
-  app_.write("testlooper.yml", kDefinitions);
-  app_.write("greeting.txt", "hello\n");
-  sha_ = app_.commit("first");
-  create_bucket();
-  start_server("0");
-  test_branch();
+  start_app("0");
   auto worker = start_worker_without_credentials("direct");
   const json build = ended("build/linux");
   const json test = ended("uses-build/linux");

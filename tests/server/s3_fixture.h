@@ -106,6 +106,16 @@ class S3ArtifactsTest : public ::testing::Test {
     std::ofstream(path) << config.dump(2);
     return path;
   }
+  // Commits kDefinitions and the file its build reads, creates the bucket, starts the server
+  // with `workers` local workers and puts main under test.
+  void start_app(const std::string& workers) {
+    app_.write("testlooper.yml", kDefinitions);
+    app_.write("greeting.txt", "hello\n");
+    sha_ = app_.commit("first");
+    create_bucket();
+    start_server(workers);
+    test_branch();
+  }
   void create_bucket() const { moto_->boto3("s3.create_bucket(Bucket='" + bucket_ + "')"); }
   void start_server(const std::string& workers, const std::string& endpoint = "") {
     server_ = std::make_unique<ServerProcess>(
@@ -125,6 +135,19 @@ class S3ArtifactsTest : public ::testing::Test {
                         "')\n"
                         "print('\\n'.join(sorted(o['Key'][len('" +
                         kPrefix + "'):] for o in r.get('Contents', []))))");
+  }
+  // Expects the bucket to hold what kDefinitions' build and test store: the build's files
+  // (complete.json included), each run's record and log, the test's kept report.
+  void expect_build_and_test_keys(const std::string& hash, const std::string& build_id,
+                                  const std::string& test_id) const {
+    const std::string listed = keys();
+    for (const std::string& key :
+         {"builds/" + hash + "/bin.tar", "builds/" + hash + "/docs.files",
+          "builds/" + hash + "/complete.json", "runs/" + build_id + "/test_result.json",
+          "runs/" + build_id + "/log.txt", "runs/" + test_id + "/test_result.json",
+          "runs/" + test_id + "/log.txt", "runs/" + test_id + "/artifacts/report.tar"}) {
+      EXPECT_NE(listed.find(key + "\n"), std::string::npos) << key << " is not in\n" << listed;
+    }
   }
   std::string object(const std::string& key) const {
     return moto_->boto3("sys.stdout.write(s3.get_object(Bucket='" + bucket_ + "', Key='" + kPrefix +
