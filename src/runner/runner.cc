@@ -13,6 +13,7 @@
 #include <string_view>
 #include <thread>
 
+#include "core/case_message.h"
 #include "runner/inputs.h"
 #include "runner/run_layout.h"
 #include "runner/test_results.h"
@@ -468,6 +469,7 @@ nlohmann::json test_result_json(const RunResult& result,
     tests.push_back({{"testName", t.name},
                      {"success", t.success},
                      {"logs", t.logs},
+                     {"message", t.message},
                      {"elapsed", t.elapsed},
                      {"startTimestamp", t.start_timestamp}});
   }
@@ -511,6 +513,7 @@ void RunExecution::finish() {
                     : failed_  ? Outcome::kFailure
                                : Outcome::kSuccess;
   if (collector_) result_.tests = std::move(collector_->results());
+  cap_case_messages(result_.tests);
   if (result_.outcome == Outcome::kSuccess) fail_on_failed_cases();
   if (result_.outcome == Outcome::kSuccess && object_.kind == ObjectKind::kBuild) {
     Status complete = context_.store->mark_build_complete(

@@ -110,7 +110,10 @@ struct TestCaseResult {
   bool success = false;
   double elapsed = 0;             // seconds; 0 when not reported
   double start_timestamp = 0;     // seconds since the epoch; 0 when not reported
-  std::vector<std::string> logs;  // files in the run record (relative to it)
+  std::vector<std::string> logs;  // files in the run record: test_logs/<dir>/<file>
+  // Why it failed (or was noted): JUnit's <failure>/<error> message and text, testSummary.json's
+  // "message"; capped (core/case_message.h). "" when none was reported.
+  std::string message;
 };
 
 enum class Outcome { kSuccess, kFailure, kInfraError, kCancelled };

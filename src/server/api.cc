@@ -92,7 +92,17 @@ bool split_repo_path(const std::string& path, std::string& repo, std::string& re
 json run_json(const store::RunRow& run, store::Store& store) {
   json cases = json::array();
   if (auto cs = store.cases(run.id); cs.ok()) {
-    for (const auto& c : *cs) cases.push_back({{"name", c.name}, {"success", c.success}, {"elapsed", c.elapsed}});
+    for (const auto& c : *cs) {
+      json logs = json::array();
+      for (const std::string& log : c.logs) {
+        logs.push_back({{"name", log}, {"url", "/api/runs/" + run.id + "/" + log}});
+      }
+      cases.push_back({{"name", c.name},
+                       {"success", c.success},
+                       {"elapsed", c.elapsed},
+                       {"message", c.message},
+                       {"logs", logs}});
+    }
   }
   return {{"id", run.id}, {"hash", run.hash}, {"repo", run.repo}, {"commit", run.commit}, {"name", run.name},
           {"kind", run.kind}, {"worker", run.worker}, {"state", store::to_string(run.state)},
