@@ -27,8 +27,8 @@ inline constexpr size_t kMinTextCap = 48;
 std::string cap_text(std::string_view text, size_t max_bytes);
 
 // Caps the `message` of each case in order: kMaxCaseMessageBytes each, kMaxRunCaseMessageBytes in
-// all (a case past the run's budget keeps "[... N bytes not kept]" only). `Cases` is a range of
-// structs with a std::string `message`.
+// all (a case past the run's budget keeps at most kMinTextCap bytes, the marker included). `Cases`
+// is a range of structs with a std::string `message`.
 template <class Cases>
 void cap_case_messages(Cases& cases) {
   size_t left = kMaxRunCaseMessageBytes;

@@ -23,20 +23,20 @@ using ::testlooper::testing::kCaseScriptPath;
 using CaseFailures = testing::RunFixture;
 
 // The case named `name` in a list of cases.
-const json& case_named(const json& cases, const std::string& name) {
+// (A copy: reading a field it lacks is then null, not undefined behaviour.)
+json case_named(const json& cases, const std::string& name) {
   for (const json& c : cases) {
-    if (c["name"] == name) return c;
+    if (c.value("name", "") == name) return c;
   }
-  static const json kMissing;
   ADD_FAILURE() << "no case " << name << " in " << cases.dump(2);
-  return kMissing;
+  return json::object();
 }
 
 TEST_F(CaseFailures, RunJsonKeepsEachFailedCasesMessageAndLogs) {
   commit(kCaseDefinitions, {{kCaseScriptPath, kCaseScript}});
   const json report = run_json("", 1);
-  const json& run = object_named(report, "cases/linux")["runs_detail"][0];
-  const json& cases = run["cases"];
+  json run = object_named(report, "cases/linux")["runs_detail"][0];
+  const json cases = run["cases"];
   ASSERT_TRUE(cases.is_array()) << run.dump(2);
   EXPECT_EQ(case_named(cases, "pkg.C.ok")["message"], "");
   EXPECT_EQ(case_named(cases, "pkg.C.ok")["success"], true);
@@ -48,7 +48,7 @@ TEST_F(CaseFailures, RunJsonKeepsEachFailedCasesMessageAndLogs) {
   EXPECT_EQ(case_named(cases, "S::fails")["message"],
             "assertion failed\nline 2\nline 3\nline 4\nline 5\nline 6\nline 7");
   // The log named relative to $TEST_OUTPUT_DIR is kept in the run's record.
-  const json& logs = case_named(cases, "S::fails")["logs"];
+  json logs = case_named(cases, "S::fails")["logs"];
   ASSERT_EQ(logs.size(), 1u) << cases.dump(2);
   EXPECT_EQ(read_text(logs[0]), "the log of S::fails\n");
   // 10,000 bytes of message: 4 KiB kept, the cut marked.

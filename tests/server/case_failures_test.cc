@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "cli/case_failures_script.h"
+#include "fake_worker.h"
 #include "server_fixture.h"
 
 namespace testlooper::server {
@@ -25,13 +26,13 @@ using fixtures::TempDir;
 using fixtures::WorkerProcess;
 using nlohmann::json;
 
-const json& case_named(const json& cases, const std::string& name) {
+// (A copy: reading a field it lacks is then null, not undefined behaviour.)
+json case_named(const json& cases, const std::string& name) {
   for (const json& c : cases) {
-    if (c["name"] == name) return c;
+    if (c.value("name", "") == name) return c;
   }
-  static const json kMissing;
   ADD_FAILURE() << "no case " << name << " in " << cases.dump(2);
-  return kMissing;
+  return json::object();
 }
 
 class CaseFailuresTest : public ::testing::Test {
@@ -91,9 +92,9 @@ TEST_F(CaseFailuresTest, MessagesAndLogsAreServedAndSurviveARestartAndARebuild) 
       90))
       << server_->get("/api/repos/app/commits/" + sha_ + "/runs").dump(2);
   const std::string id = the_run()["id"];
-  const json run = server_->get("/api/runs/" + id);
+  json run = server_->get("/api/runs/" + id);
   ASSERT_EQ(run["state"], "failed") << run.dump(2);
-  const json& cases = run["cases"];
+  const json cases = run["cases"];
   EXPECT_EQ(case_named(cases, "pkg.C.bad")["message"],
             "expected 1, got 2\nat C.java:10\nat C.java:20");
   EXPECT_EQ(case_named(cases, "pkg.C.boom")["message"], "NullPointerException");
@@ -106,7 +107,7 @@ TEST_F(CaseFailuresTest, MessagesAndLogsAreServedAndSurviveARestartAndARebuild) 
   EXPECT_NE(cut.find("bytes not kept]"), std::string::npos);
 
   // The case's log: named in the record, served as text from the run's record.
-  const json& logs = case_named(cases, "S::fails")["logs"];
+  json logs = case_named(cases, "S::fails")["logs"];
   ASSERT_EQ(logs.size(), 1u) << cases.dump(2);
   const std::string url = logs[0]["url"];
   EXPECT_EQ(url, "/api/runs/" + id + "/" + logs[0]["name"].get<std::string>());
@@ -155,6 +156,53 @@ TEST_F(CaseFailuresTest, MessagesAndLogsAreServedAndSurviveARestartAndARebuild) 
   start();
   EXPECT_EQ(server_->get("/api/runs/" + id)["cases"], cases);
   EXPECT_EQ(fetch(url).second, "the log of S::fails\n");
+}
+
+// What a worker sends is capped, not refused (a refused result would be resent at every hello and
+// lock the worker out); a log name outside its grammar is refused.
+TEST_F(CaseFailuresTest, AWorkersMessagesAreCappedAndBadLogNamesRefused) {
+  ASSERT_TRUE(eventually([&] { return server_->get("/api/repos").size() == 1; }, 30));
+  fixtures::FakeWorker worker(server_->port(), fixtures::worker_token(data()), "fake-1");
+  ASSERT_TRUE(worker.connected());
+  ASSERT_EQ(server_->post("/api/repos/app/branches/main/test", R"({"enabled": true})").first, 200);
+  const std::optional<fixtures::FakeJob> job = worker.job("cases/linux");
+  ASSERT_TRUE(job.has_value());
+  // 100 cases of 8 KiB (the first of 2 MiB, more than any other text field may hold): 4 KiB each
+  // is kept until the run's 256 KiB are spent.
+  json cases = json::array();
+  for (int i = 0; i < 100; ++i) {
+    cases.push_back({{"name", "c" + std::to_string(i)},
+                     {"success", false},
+                     {"message", std::string(i == 0 ? 2 << 20 : 8192, 'y')}});
+  }
+  cases[0]["logs"] = {"test_logs/c0/0-out.log"};
+  ASSERT_TRUE(worker.report(job->run_id, "failure", 60, {{"cases", cases}}));
+  json run = server_->get("/api/runs/" + job->run_id);
+  ASSERT_EQ(run["cases"].size(), 100u) << run.dump().substr(0, 2000);
+  size_t total = 0;
+  for (const json& c : run["cases"]) {
+    const std::string message = c.value("message", "");
+    EXPECT_LE(message.size(), 4096u);
+    EXPECT_NE(message.find("bytes not kept]"), std::string::npos) << c["name"];
+    total += message.size();
+  }
+  EXPECT_LE(total, 256u * 1024 + 100 * 48);
+  EXPECT_EQ(run["cases"][0]["logs"],
+            json::parse(R"([{"name": "test_logs/c0/0-out.log", "url": "/api/runs/)" + job->run_id +
+                        R"(/test_logs/c0/0-out.log"}])"));
+  // The last case's message is past the run's budget: a few bytes and the marker.
+  EXPECT_LE(run["cases"][99].value("message", "").size(), 48u);
+
+  // A log name that could leave the record closes the connection; the stored run is unchanged.
+  const json bad = {{"type", "result"},
+                    {"run_id", job->run_id},
+                    {"outcome", "failure"},
+                    {"cases", {{{"name", "x"}, {"success", false}, {"logs", {"../../state.db"}}}}}};
+  ASSERT_TRUE(worker.socket().send(bad.dump()));
+  const std::optional<std::string> reason = worker.socket().close_reason();
+  ASSERT_TRUE(reason.has_value());
+  EXPECT_NE(reason->find("logs"), std::string::npos) << *reason;
+  EXPECT_EQ(server_->get("/api/runs/" + job->run_id)["cases"], run["cases"]);
 }
 
 }  // namespace

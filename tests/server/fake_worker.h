@@ -78,14 +78,16 @@ class FakeWorker {
   // come in order, so after job() returns a job the server sent later, this is final.
   bool cancel_seen(const std::string& run_id) const { return cancels_.count(run_id) > 0; }
 
-  // Reports `outcome` ("success", "failure", "infra", "cancelled") for run `run_id` and waits until
-  // the server acknowledges it (it has recorded the result); false when no ack came within
-  // `seconds`.
-  bool report(const std::string& run_id, const std::string& outcome, double seconds = 30) {
-    const nlohmann::json result = {{"type", "result"},
-                                   {"run_id", run_id},
-                                   {"outcome", outcome},
-                                   {"exit_code", outcome == "success" ? 0 : 1}};
+  // Reports `outcome` ("success", "failure", "infra", "cancelled") for run `run_id` (with the
+  // fields of `extra` added, e.g. "cases") and waits until the server acknowledges it (it has
+  // recorded the result); false when no ack came within `seconds`.
+  bool report(const std::string& run_id, const std::string& outcome, double seconds = 30,
+              const nlohmann::json& extra = nlohmann::json::object()) {
+    nlohmann::json result = {{"type", "result"},
+                             {"run_id", run_id},
+                             {"outcome", outcome},
+                             {"exit_code", outcome == "success" ? 0 : 1}};
+    result.update(extra);
     if (!socket_.send(result.dump())) return false;
     const auto until = deadline(seconds);
     while (!acked_.count(run_id)) {

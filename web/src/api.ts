@@ -141,6 +141,10 @@ export interface TestCase {
   name: string;
   success: boolean;
   elapsed: number;
+  // Why it failed (JUnit's <failure>/<error>, testSummary.json's "message"); "" when none.
+  message?: string;
+  // Its logs kept in the run's record, each served at `url` as text.
+  logs?: Array<{name: string; url: string}>;
 }
 
 export interface Run {

@@ -15,7 +15,7 @@ import type { Place } from '../router';
 
 // The branch whose history the page links to: the one asked for, else one under test whose
 // head is this commit, else main/master under test, else any under test, else main/master.
-function branchFor(branches: Branch[], sha: string, asked: string | null): string | null {
+export function branchFor(branches: Branch[], sha: string, asked: string | null): string | null {
   if (asked) return asked;
   const main = (b: Branch): boolean => b.name === 'main' || b.name === 'master';
   const tested = branches.filter((b) => b.under_test);
