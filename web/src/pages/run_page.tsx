@@ -237,6 +237,8 @@ export default function RunPage({ args }: { args: string[] }) {
   useEffect(() => {
     if (repo) void api.branches(repo).then(setBranches, () => setBranches([]));
   }, [repo]);
+  const branch = run ? branchFor(branches, run.commit, null) : null;
+  const casesFirst = run?.cases.some((c) => !c.success) ?? false;
   return (
     <>
       <Crumbs items={[['repos', '/'], ...(run ? ([[run.repo, paths.repo(run.repo)]] as Array<[string, string]>) : []), [`run ${id}`, null]]} />
@@ -249,8 +251,10 @@ export default function RunPage({ args }: { args: string[] }) {
             {run.name} <span class="muted">run {run.id}</span>
           </h1>
           <RunFacts run={run} />
+          {/* Cases that failed say why before the whole log; a passing run's list comes after it. */}
+          {casesFirst && <Cases run={run} branch={branch} />}
           <LogTerminal key={id} id={id} running={run.state === 'running'} />
-          {run.cases.length > 0 && <Cases run={run} branch={branchFor(branches, run.commit, null)} />}
+          {run.cases.length > 0 && !casesFirst && <Cases run={run} branch={branch} />}
           <Artifacts id={run.id} />
         </>
       )}
