@@ -36,6 +36,7 @@ json run_json(const RunResult& run) {
                      {"success", test.success},
                      {"elapsed", test.elapsed},
                      {"message", test.message},
+                     {"skipped", test.skipped},
                      {"logs", logs}});
   }
   return {{"id", run.run_id},
@@ -115,6 +116,7 @@ ObjectTotals totals(const ObjectReport& report) {
     ++t.runs;
     if (run.outcome == Outcome::kFailure) ++t.failures;
     for (const TestCaseResult& test : run.tests) {
+      if (test.skipped) continue;  // not a run of the case
       CaseCount& count = t.cases[test.name];
       ++count.runs;
       if (!test.success) ++count.failures;

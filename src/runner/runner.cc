@@ -470,6 +470,7 @@ nlohmann::json test_result_json(const RunResult& result,
                      {"success", t.success},
                      {"logs", t.logs},
                      {"message", t.message},
+                     {"skipped", t.skipped},
                      {"elapsed", t.elapsed},
                      {"startTimestamp", t.start_timestamp}});
   }
@@ -494,7 +495,10 @@ nlohmann::json test_result_json(const RunResult& result,
 // failures only in its JUnit or testSummary file): the message names the first few.
 void RunExecution::fail_on_failed_cases() {
   std::vector<std::string> failed;
+  size_t ran = 0;
   for (const TestCaseResult& t : result_.tests) {
+    if (t.skipped) continue;
+    ++ran;
     if (!t.success) failed.push_back(t.name);
   }
   if (failed.empty()) return;
@@ -502,8 +506,8 @@ void RunExecution::fail_on_failed_cases() {
   for (size_t i = 0; i < failed.size() && i < 3; ++i) names += (i ? ", " : "") + failed[i];
   if (failed.size() > 3) names += ", ...";
   result_.outcome = Outcome::kFailure;
-  result_.message = std::to_string(failed.size()) + " of " + std::to_string(result_.tests.size()) +
-                    " test cases failed: " + names;
+  result_.message =
+      std::to_string(failed.size()) + " of " + std::to_string(ran) + " test cases failed: " + names;
   if (log_) log_->line(result_.message);
 }
 

@@ -114,6 +114,9 @@ struct TestCaseResult {
   // Why it failed (or was noted): JUnit's <failure>/<error> message and text, testSummary.json's
   // "message"; capped (core/case_message.h). "" when none was reported.
   std::string message;
+  // Reported but not run (JUnit <skipped>): never counted as a run of the case; `message` is
+  // the <skipped message>.
+  bool skipped = false;
 };
 
 enum class Outcome { kSuccess, kFailure, kInfraError, kCancelled };

@@ -75,8 +75,12 @@ std::string failure_message(const pugi::xml_node& failure) {
 }
 
 void add_junit_case(const pugi::xml_node& testcase, std::vector<TestCaseResult>& out) {
-  if (skipped(testcase)) return;
   const std::string name = case_name(testcase);
+  if (skipped(testcase)) {
+    const pugi::xml_node why = testcase.child("skipped");
+    out.push_back({name, true, 0, 0, {}, why ? failure_message(why) : "", true});
+    return;
+  }
   const double elapsed = attribute_seconds(testcase, "time");
   for (const char* rerun : {"flakyFailure", "flakyError", "rerunFailure", "rerunError"}) {
     for (const pugi::xml_node attempt : testcase.children(rerun)) {

@@ -96,7 +96,10 @@ json run_json(const store::RunRow& run, store::Store& store, bool with_messages)
   if (auto cs = store.cases(run.id); cs.ok()) {
     for (const auto& c : *cs) {
       if (!with_messages) {
-        cases.push_back({{"name", c.name}, {"success", c.success}, {"elapsed", c.elapsed}});
+        cases.push_back({{"name", c.name},
+                         {"success", c.success},
+                         {"elapsed", c.elapsed},
+                         {"skipped", c.skipped}});
         continue;
       }
       json logs = json::array();
@@ -107,6 +110,7 @@ json run_json(const store::RunRow& run, store::Store& store, bool with_messages)
                        {"success", c.success},
                        {"elapsed", c.elapsed},
                        {"message", c.message},
+                       {"skipped", c.skipped},
                        {"logs", logs}});
     }
   }

@@ -121,6 +121,7 @@ Result<CaseResult> parse_case(const json& c) {
   f.text("name", true, kMaxTextField, out.name);
   f.boolean("success", true, out.success);
   f.number("elapsed", out.elapsed);
+  f.boolean("skipped", false, out.skipped);
   // Any length is taken (the message's size bounds it) and capped: a result refused for a long
   // message would be resent in every hello and lock its worker out.
   f.text("message", false, std::numeric_limits<size_t>::max(), out.message);

@@ -47,6 +47,7 @@ struct CaseResult {
   double elapsed = 0;
   std::string message;            // capped as core/case_message.h says
   std::vector<std::string> logs;  // core/case_message.h is_case_log_name, at most kMaxCaseLogs
+  bool skipped = false;           // reported, not run: never counted
 };
 
 // {"type": "result", "run_id", "outcome", "exit_code"?, "message"?, "start"?, "end"?, "cases"?}

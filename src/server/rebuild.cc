@@ -116,6 +116,9 @@ Result<std::pair<store::RunRow, std::vector<store::CaseRow>>> parse_record(const
       }
       const std::optional<std::string> message = string_at(t, "message", "");
       if (!message) return Error{"", "an individual test's \"message\" is not a string"};
+      if (t.contains("skipped") && !t["skipped"].is_boolean()) {
+        return Error{"", "an individual test's \"skipped\" is not true or false"};
+      }
       std::vector<std::string> logs;
       if (t.contains("logs")) {
         if (!t["logs"].is_array() || t["logs"].size() > kMaxCaseLogs) {
@@ -130,7 +133,8 @@ Result<std::pair<store::RunRow, std::vector<store::CaseRow>>> parse_record(const
       }
       cases.push_back({t["testName"].get<std::string>(),
                        t.contains("success") && t["success"].get<bool>(), *number_at(t, "elapsed"),
-                       *message, std::move(logs)});
+                       *message, std::move(logs),
+                       t.contains("skipped") && t["skipped"].get<bool>()});
     }
     cap_case_messages(cases);
   }

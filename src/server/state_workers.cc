@@ -357,7 +357,8 @@ void ServerState::finish_run(const std::string& worker, const ResultMessage& m) 
   r.ended = m.end.value_or(now_seconds());
   r.detail = m.message;
   std::vector<store::CaseRow> cases;
-  for (const auto& c : m.cases) cases.push_back({c.name, c.success, c.elapsed, c.message, c.logs});
+  for (const auto& c : m.cases)
+    cases.push_back({c.name, c.success, c.elapsed, c.message, c.logs, c.skipped});
   // A worker on the server's disk that could not work because that disk is full: a failed write
   // of the server's, which backs off (the run's quick end must not count as a whole run stored).
   // A test that failed then may have failed only for want of space (its output could not be

@@ -576,6 +576,7 @@ class Agent {
                        {"success", t.success},
                        {"elapsed", t.elapsed},
                        {"message", t.message},
+                       {"skipped", t.skipped},
                        {"logs", t.logs}});
     }
     result["outcome"] = outcome_word(run.outcome);

@@ -1,7 +1,8 @@
 // A test suite that fails in the ways a real one does (issue 16 item 7): a JUnit report with a
-// <failure> (message and stack), an <error>, a case whose name and text hold HTML, a passing
-// case; and a testSummary.json whose cases carry a "message" (one far over the 4 KiB cap) and a
-// log file named relative to $TEST_OUTPUT_DIR. Shared by the `run` and the server tests.
+// <failure> (message and stack), an <error>, a case whose name and text hold HTML, a skipped case
+// saying why, a passing case; and a testSummary.json whose cases carry a "message" (one far over
+// the 4 KiB cap) and a log file named relative to $TEST_OUTPUT_DIR. Shared by the `run` and the
+// server tests.
 #pragma once
 
 namespace testlooper::testing {
@@ -16,6 +17,7 @@ cat > "$TEST_OUTPUT_DIR/junit.xml" <<'XML'
 <testcase classname="pkg.C" name="bad" time="0.2"><failure message="expected 1, got 2">at C.java:10
 at C.java:20</failure></testcase>
 <testcase classname="pkg.C" name="boom"><error message="NullPointerException"/></testcase>
+<testcase classname="pkg.C" name="later"><skipped message="not on Linux"/></testcase>
 <testcase classname="pkg.C" name="&lt;i&gt;html" time="0.3"><failure><![CDATA[<b>not bold</b>]]></failure></testcase>
 </testsuite></testsuites>
 XML

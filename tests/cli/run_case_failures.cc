@@ -44,6 +44,13 @@ TEST_F(CaseFailures, RunJsonKeepsEachFailedCasesMessageAndLogs) {
             "expected 1, got 2\nat C.java:10\nat C.java:20");
   EXPECT_EQ(case_named(cases, "pkg.C.bad")["success"], false);
   EXPECT_EQ(case_named(cases, "pkg.C.boom")["message"], "NullPointerException");
+  // A skipped case keeps why, and is not a run of the case.
+  EXPECT_EQ(case_named(cases, "pkg.C.later")["message"], "not on Linux");
+  EXPECT_EQ(case_named(cases, "pkg.C.later")["skipped"], true);
+  EXPECT_EQ(case_named(cases, "pkg.C.bad")["skipped"], false);
+  EXPECT_FALSE(object_named(report, "cases/linux")["cases"].contains("pkg.C.later"));
+  EXPECT_EQ(read_text(run["log"]).find("5 of 8 test cases"), std::string::npos);
+  EXPECT_NE(read_text(run["log"]).find("5 of 7 test cases failed"), std::string::npos);
   EXPECT_EQ(case_named(cases, "pkg.C.<i>html")["message"], "<b>not bold</b>");
   EXPECT_EQ(case_named(cases, "S::fails")["message"],
             "assertion failed\nline 2\nline 3\nline 4\nline 5\nline 6\nline 7");

@@ -98,6 +98,18 @@ TEST_F(CaseFailuresTest, MessagesAndLogsAreServedAndSurviveARestartAndARebuild) 
   EXPECT_EQ(case_named(cases, "pkg.C.bad")["message"],
             "expected 1, got 2\nat C.java:10\nat C.java:20");
   EXPECT_EQ(case_named(cases, "pkg.C.boom")["message"], "NullPointerException");
+  // A skipped case keeps why; it is not a run of the case (the commit's case counts lack it).
+  EXPECT_EQ(case_named(cases, "pkg.C.later")["message"], "not on Linux");
+  EXPECT_EQ(case_named(cases, "pkg.C.later")["skipped"], true);
+  EXPECT_EQ(run["detail"].get<std::string>().rfind("5 of 7 test cases failed", 0), 0u)
+      << run["detail"];
+  json object;
+  const json commit = server_->get("/api/repos/app/commits/" + sha_);
+  for (const json& o : commit["objects"]) {
+    if (o["name"] == "cases/linux") object = o;
+  }
+  EXPECT_TRUE(object["cases"].contains("pkg.C.bad")) << object.dump(2);
+  EXPECT_FALSE(object["cases"].contains("pkg.C.later")) << object.dump(2);
   EXPECT_EQ(case_named(cases, "pkg.C.<i>html")["message"], "<b>not bold</b>");
   EXPECT_EQ(case_named(cases, "pkg.C.ok")["message"], "");
   EXPECT_EQ(case_named(cases, "S::fails")["message"],

@@ -181,14 +181,20 @@ function RunFacts({ run }: { run: Run }) {
   );
 }
 
-// The run's test cases, failed first: each failed case's message (as text, pre-formatted) and
-// logs under it; each name links to the case's history along `branch` (when the repo has one).
+// The run's test cases, failed first, skipped last: each case's message (why it failed or was
+// skipped; as text, pre-formatted) and logs under it; each name links to the case's history along
+// `branch` (when the repo has one).
 function Cases({ run, branch }: { run: Run; branch: string | null }) {
   const failed = run.cases.filter((c) => !c.success);
+  const passed = run.cases.filter((c) => c.success && !c.skipped);
+  const skipped = run.cases.filter((c) => c.skipped);
+  const state = (c: TestCase): string => (c.skipped ? 'skipped' : c.success ? 'passed' : 'failed');
   const row = (c: TestCase, i: number) => (
-    <tbody key={i} data-case={c.name} data-case-state={c.success ? 'passed' : 'failed'}>
+    <tbody key={i} data-case={c.name} data-case-state={state(c)}>
       <tr>
-        <td class={`mark ${c.success ? 'ok' : 'bad'}`}>{c.success ? '✓' : '✗'}</td>
+        <td class={`mark ${c.skipped ? 'skip' : c.success ? 'ok' : 'bad'}`} title={state(c)}>
+          {c.skipped ? '–' : c.success ? '✓' : '✗'}
+        </td>
         <td>
           {branch ? (
             <a href={paths.testHistory(run.repo, branch, `${run.name}::${c.name}`)} title={`${c.name} along ${branch}`}>
@@ -221,9 +227,9 @@ function Cases({ run, branch }: { run: Run; branch: string | null }) {
   return (
     <>
       <h2>
-        Test cases: {run.cases.length - failed.length} passed, {failed.length} failed
+        Test cases: {passed.length} passed, {failed.length} failed{skipped.length > 0 && `, ${skipped.length} skipped`}
       </h2>
-      <table class="list cases">{[...failed, ...run.cases.filter((c) => c.success)].map(row)}</table>
+      <table class="list cases">{[...failed, ...passed, ...skipped].map(row)}</table>
     </>
   );
 }

@@ -67,7 +67,8 @@ function RunsTable({ runs }: { runs: Run[] }) {
               <td>
                 {r.cases.length > 0 && (
                   <>
-                    {r.cases.length - failed} ok{failed > 0 && <b class="fail-text">, {failed} failed</b>}
+                    {r.cases.filter((c) => c.success && !c.skipped).length} ok
+                    {failed > 0 && <b class="fail-text">, {failed} failed</b>}
                   </>
                 )}
               </td>
@@ -104,7 +105,7 @@ function CaseMatrix({
   const shown = runs.filter((r) => r.state !== 'running').slice(0, kMatrixRuns);
   const results = shown.map((r) => {
     const m = new Map<string, boolean>();
-    for (const c of r.cases) m.set(c.name, (m.get(c.name) ?? true) && c.success);
+    for (const c of r.cases) if (!c.skipped) m.set(c.name, (m.get(c.name) ?? true) && c.success);
     return m;
   });
   return (
