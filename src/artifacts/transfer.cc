@@ -14,6 +14,7 @@
 #include <set>
 
 #include "artifacts/confined_dir.h"
+#include "core/case_message.h"
 
 namespace testlooper::artifacts {
 namespace {
@@ -326,6 +327,17 @@ Result<fs::path> export_run_artifact(const Store& store, const std::string& run_
     return Error{name, "run " + run_id + " kept no such artifact"};
   }
   return tar_of_directory(store, file, "run-" + run_id + "-" + name);
+}
+
+Result<fs::path> run_test_log(const Store& store, const std::string& run_id, const std::string& dir,
+                              const std::string& file) {
+  if (!is_safe_id(run_id) || !is_case_log_segment(dir) || !is_case_log_segment(file)) {
+    return Error{"test log", "not a test log's name"};
+  }
+  if (!stored_as(store, {"runs", run_id, "test_logs", dir, file}, fs::file_type::regular)) {
+    return Error{"test log", "run " + run_id + " kept no such test log"};
+  }
+  return store.run_dir(run_id) / "test_logs" / dir / file;
 }
 
 }  // namespace testlooper::artifacts

@@ -79,4 +79,11 @@ std::vector<std::string> run_artifact_names(const Store& store, const std::strin
 Result<fs::path> export_run_artifact(const Store& store, const std::string& run_id,
                                      const std::string& name);
 
+// The file of a test case's log kept in run record `run_id` as test_logs/<dir>/<file>
+// (runner::TestResultCollector). Error when a name is outside core/case_message.h's grammar
+// (is_case_log_segment) or there is no such regular file reached without any symlink from the
+// store's root.
+Result<fs::path> run_test_log(const Store& store, const std::string& run_id, const std::string& dir,
+                              const std::string& file);
+
 }  // namespace testlooper::artifacts

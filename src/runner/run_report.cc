@@ -14,6 +14,9 @@ namespace {
 
 using nlohmann::json;
 
+// How much of a failed case's message the closing summary shows.
+constexpr size_t kSummaryMessageLines = 5;
+
 bool counted(const RunResult& run) {
   return run.outcome == Outcome::kSuccess || run.outcome == Outcome::kFailure;
 }
@@ -23,13 +26,44 @@ json rate_json(const stats::FailureRate& rate) {
 }
 
 json run_json(const RunResult& run) {
+  json cases = json::array();
+  for (const TestCaseResult& test : run.tests) {
+    json logs = json::array();
+    for (const std::string& log : test.logs) {
+      logs.push_back(run.record_dir.empty() ? log : (run.record_dir / log).string());
+    }
+    cases.push_back({{"name", test.name},
+                     {"success", test.success},
+                     {"elapsed", test.elapsed},
+                     {"message", test.message},
+                     {"skipped", test.skipped},
+                     {"logs", logs}});
+  }
   return {{"id", run.run_id},
           {"success", run.outcome == Outcome::kSuccess},
           {"outcome", to_string(run.outcome)},
           {"exit_code", run.exit_code},
           {"seconds", run.seconds()},
           {"log", run.log_path.string()},
-          {"artifacts", run.artifacts}};
+          {"artifacts", run.artifacts},
+          {"cases", cases}};
+}
+
+// The first `max_lines` lines of `text`, each as "<indent><line>\n", then "(+N lines)" when more.
+std::string first_lines(const std::string& text, size_t max_lines, const std::string& indent) {
+  std::string out;
+  size_t start = 0, shown = 0;
+  while (start < text.size() && shown < max_lines) {
+    const size_t end = std::min(text.find('\n', start), text.size());
+    out += indent + text.substr(start, end - start) + "\n";
+    ++shown;
+    start = end + 1;
+  }
+  size_t more = 0;
+  for (size_t i = start; i < text.size(); ++i) more += text[i] == '\n';
+  if (start < text.size()) more += text.back() == '\n' ? 0 : 1;
+  if (more > 0) out += indent + fmt::format("(+{} lines)\n", more);
+  return out;
 }
 
 // `testlooper run` runs one commit: the classification of a history of that commit alone (no
@@ -82,6 +116,7 @@ ObjectTotals totals(const ObjectReport& report) {
     ++t.runs;
     if (run.outcome == Outcome::kFailure) ++t.failures;
     for (const TestCaseResult& test : run.tests) {
+      if (test.skipped) continue;  // not a run of the case
       CaseCount& count = t.cases[test.name];
       ++count.runs;
       if (!test.success) ++count.failures;
@@ -242,6 +277,14 @@ std::string report_summary(const std::vector<ObjectReport>& reports, const Gate&
         verdict == "flaky" && allowed_flaky(gate, o.name) ? " (allowed by --allow-flaky)" : "");
     if (first == report.runs.end()) continue;
     details += fmt::format("    first failure: run {}: {}\n", first->run_id, first->message);
+    // The first failed case that says why (JUnit's <failure>, testSummary.json's "message").
+    const auto failed_case =
+        std::find_if(first->tests.begin(), first->tests.end(),
+                     [](const TestCaseResult& c) { return !c.success && !c.message.empty(); });
+    if (failed_case != first->tests.end()) {
+      details += "    case " + failed_case->name + ":\n";
+      details += first_lines(failed_case->message, kSummaryMessageLines, "    > ");
+    }
     if (first->log_path.empty()) continue;
     details += "    log: " + first->log_path.string() + "\n";
     std::string tail = read_tail(first->log_path.string());

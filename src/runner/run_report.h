@@ -45,9 +45,11 @@ ObjectTotals totals(const ObjectReport& report);
 // {"commit", "dirty", "working_tree", "objects": [{"name", "kind", "hash", "runs", "failures",
 // "infra_errors", "failure_rate": {"estimate", "low", "high"}, "cases": {name: {"runs",
 // "failures"}}, "reused", "blocked", "runs_detail": [{"id", "success", "outcome", "exit_code",
-// "seconds", "log", "artifacts"}]}]}, pretty-printed. `working_tree` is the id of the working tree
-// run (git/working_tree.h) when it had uncommitted changes: then "dirty" is true, "commit" is the
-// commit they are on top of, and "working_tree" is that id (null when clean).
+// "seconds", "log", "artifacts", "cases": [{"name", "success", "elapsed", "message", "skipped",
+// "logs": [path]}]}]}]}, pretty-printed. Skipped cases are listed per run but never counted.
+// `working_tree` is the id of the working tree run (git/working_tree.h) when it had uncommitted
+// changes: then "dirty" is true, "commit" is the commit they are on top of, and "working_tree" is
+// that id (null when clean).
 std::string report_json(const std::string& commit, const std::vector<ObjectReport>& reports,
                         const std::string& working_tree = "");
 
@@ -82,7 +84,8 @@ int exit_status(const std::vector<ObjectReport>& reports, const Gate& gate = {})
 
 // The closing summary for CI logs (as pytest's and nextest's): totals and time; each failing or
 // flaky test with its failure rate and interval, its verdict, and the first failure's message,
-// log path and last `tail_lines` lines (read by `read_tail(log path)`); then the gate's result
+// the first lines of its first failed case's message (when a case said why), its log path and
+// last `tail_lines` lines (read by `read_tail(log path)`); then the gate's result
 // and why. Plain text, no colour.
 std::string report_summary(const std::vector<ObjectReport>& reports, const Gate& gate,
                            double seconds,

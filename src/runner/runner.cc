@@ -13,6 +13,7 @@
 #include <string_view>
 #include <thread>
 
+#include "core/case_message.h"
 #include "runner/inputs.h"
 #include "runner/run_layout.h"
 #include "runner/test_results.h"
@@ -479,6 +480,8 @@ nlohmann::json test_result_json(const RunResult& result,
     tests.push_back({{"testName", t.name},
                      {"success", t.success},
                      {"logs", t.logs},
+                     {"message", t.message},
+                     {"skipped", t.skipped},
                      {"elapsed", t.elapsed},
                      {"startTimestamp", t.start_timestamp}});
   }
@@ -503,7 +506,10 @@ nlohmann::json test_result_json(const RunResult& result,
 // failures only in its JUnit or testSummary file): the message names the first few.
 void RunExecution::fail_on_failed_cases() {
   std::vector<std::string> failed;
+  size_t ran = 0;
   for (const TestCaseResult& t : result_.tests) {
+    if (t.skipped) continue;
+    ++ran;
     if (!t.success) failed.push_back(t.name);
   }
   if (failed.empty()) return;
@@ -511,8 +517,8 @@ void RunExecution::fail_on_failed_cases() {
   for (size_t i = 0; i < failed.size() && i < 3; ++i) names += (i ? ", " : "") + failed[i];
   if (failed.size() > 3) names += ", ...";
   result_.outcome = Outcome::kFailure;
-  result_.message = std::to_string(failed.size()) + " of " + std::to_string(result_.tests.size()) +
-                    " test cases failed: " + names;
+  result_.message =
+      std::to_string(failed.size()) + " of " + std::to_string(ran) + " test cases failed: " + names;
   if (log_) log_->line(result_.message);
 }
 
@@ -522,6 +528,7 @@ void RunExecution::finish() {
                     : failed_  ? Outcome::kFailure
                                : Outcome::kSuccess;
   if (collector_) result_.tests = std::move(collector_->results());
+  cap_case_messages(result_.tests);
   if (result_.outcome == Outcome::kSuccess) fail_on_failed_cases();
   if (result_.outcome == Outcome::kSuccess && object_.kind == ObjectKind::kBuild) {
     Status complete = context_.store->mark_build_complete(

@@ -110,7 +110,13 @@ struct TestCaseResult {
   bool success = false;
   double elapsed = 0;             // seconds; 0 when not reported
   double start_timestamp = 0;     // seconds since the epoch; 0 when not reported
-  std::vector<std::string> logs;  // files in the run record (relative to it)
+  std::vector<std::string> logs;  // files in the run record: test_logs/<dir>/<file>
+  // Why it failed (or was noted): JUnit's <failure>/<error> message and text, testSummary.json's
+  // "message"; capped (core/case_message.h). "" when none was reported.
+  std::string message;
+  // Reported but not run (JUnit <skipped>): never counted as a run of the case; `message` is
+  // the <skipped message>.
+  bool skipped = false;
 };
 
 enum class Outcome { kSuccess, kFailure, kInfraError, kCancelled };

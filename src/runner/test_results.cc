@@ -5,6 +5,8 @@
 #include <pugixml.hpp>
 #include <system_error>
 
+#include "core/case_message.h"
+
 namespace testlooper::runner {
 namespace {
 
@@ -19,6 +21,9 @@ TestCaseResult case_from_object(const std::string& name, const json& value) {
   result.success = value.value("success", false);
   result.elapsed = value.value("elapsed", 0.0);
   result.start_timestamp = value.value("startTimestamp", 0.0);
+  if (const auto message = value.find("message"); message != value.end() && message->is_string()) {
+    result.message = message->get<std::string>();
+  }
   if (const auto logs = value.find("logs"); logs != value.end() && logs->is_array()) {
     for (const json& log : *logs) {
       if (log.is_string()) result.logs.push_back(log.get<std::string>());
@@ -28,7 +33,7 @@ TestCaseResult case_from_object(const std::string& name, const json& value) {
 }
 
 Result<TestCaseResult> case_from_entry(const std::string& name, const json& value) {
-  if (value.is_boolean()) return TestCaseResult{name, value.get<bool>(), 0, 0, {}};
+  if (value.is_boolean()) return TestCaseResult{name, value.get<bool>(), 0, 0, {}, {}};
   if (value.is_object() && value.contains("success") && value["success"].is_boolean()) {
     return case_from_object(name, value);
   }
@@ -52,17 +57,40 @@ std::string case_name(const pugi::xml_node& testcase) {
   return classname.empty() ? name : classname + "." + name;
 }
 
+// What a <failure>/<error> (or a rerun's) says: its message attribute, then its text (the stack
+// trace, the assertion's output) when that adds anything.
+std::string failure_message(const pugi::xml_node& failure) {
+  std::string message = failure.attribute("message").as_string();
+  std::string text;
+  for (const pugi::xml_node child : failure.children()) {
+    if (child.type() == pugi::node_pcdata || child.type() == pugi::node_cdata)
+      text += child.value();
+  }
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  text = first == std::string::npos
+             ? ""
+             : text.substr(first, text.find_last_not_of(" \t\r\n") + 1 - first);
+  if (text.empty() || text == message) return message;
+  return message.empty() ? text : message + "\n" + text;
+}
+
 void add_junit_case(const pugi::xml_node& testcase, std::vector<TestCaseResult>& out) {
-  if (skipped(testcase)) return;
   const std::string name = case_name(testcase);
+  if (skipped(testcase)) {
+    const pugi::xml_node why = testcase.child("skipped");
+    out.push_back({name, true, 0, 0, {}, why ? failure_message(why) : "", true});
+    return;
+  }
   const double elapsed = attribute_seconds(testcase, "time");
   for (const char* rerun : {"flakyFailure", "flakyError", "rerunFailure", "rerunError"}) {
     for (const pugi::xml_node attempt : testcase.children(rerun)) {
-      out.push_back({name, false, attribute_seconds(attempt, "time"), 0, {}});
+      out.push_back(
+          {name, false, attribute_seconds(attempt, "time"), 0, {}, failure_message(attempt)});
     }
   }
-  const bool failed = testcase.child("failure") || testcase.child("error");
-  out.push_back({name, !failed, elapsed, 0, {}});
+  pugi::xml_node failure = testcase.child("failure");
+  if (!failure) failure = testcase.child("error");
+  out.push_back({name, !failure, elapsed, 0, {}, failure ? failure_message(failure) : ""});
 }
 
 std::string signature(const fs::path& path) {
@@ -77,10 +105,10 @@ std::string read_whole(const fs::path& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// A name safe as one path component.
+// A name safe as one path component (and as a segment of core/case_message.h's log names).
 std::string component(const std::string& name) {
   std::string out;
-  for (const char c : name)
+  for (const char c : name.substr(0, 200))
     out += (isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_') ? c : '_';
   return out.empty() || out[0] == '.' ? "_" + out : out;
 }
@@ -169,13 +197,14 @@ std::vector<std::string> TestResultCollector::keep_logs(const std::string& test,
                                                         const std::vector<std::string>& logs) {
   std::vector<std::string> kept;
   for (const std::string& log : logs) {
+    if (kept.size() == kMaxCaseLogs) break;
     const fs::path source = fs::path(log).is_absolute() ? fs::path(log) : output_dir_ / log;
     const fs::path rel = fs::path("test_logs") / component(test) /
                          (std::to_string(kept_logs_++) + "-" + component(source.filename()));
     std::error_code ec;
     fs::create_directories((record_dir_ / rel).parent_path(), ec);
     if (!ec) fs::copy_file(source, record_dir_ / rel, ec);
-    if (!ec) kept.push_back(rel.string());
+    if (!ec && is_case_log_name(rel.string())) kept.push_back(rel.string());
   }
   return kept;
 }

@@ -20,9 +20,10 @@ Result<std::vector<TestCaseResult>> parse_test_summary(std::string_view json);
 
 // Parses a JUnit XML document (<testsuites> or <testsuite> at the root, nested suites allowed).
 // Each <testcase> is one run named "classname.name" (just "name" without a classname): failed
-// with <failure>/<error>, skipped (no run) with <skipped> or result/status "skipped"/"notrun".
-// Every <flakyFailure>/<flakyError>/<rerunFailure>/<rerunError> is one more failed run of that
-// case. nullopt when `xml` is not XML or not a JUnit report.
+// with <failure>/<error> (its message attribute and text kept as the case's message), skipped
+// (kept with `skipped` and its <skipped message>, never counted as a run) with <skipped> or
+// result/status "skipped"/"notrun". Every <flakyFailure>/<flakyError>/<rerunFailure>/<rerunError>
+// is one more failed run of that case. nullopt when `xml` is not XML or not a JUnit report.
 std::optional<std::vector<TestCaseResult>> parse_junit_xml(std::string_view xml);
 
 // Collects results from a run's output directory after each stage: reads and removes

@@ -77,10 +77,30 @@ bool split_repo_path(const std::string& path, std::string& repo, std::string& re
   return !repo.empty();
 }
 
-json run_json(const store::RunRow& run, store::Store& store) {
+// A run as GET /api/runs/{id} shows it. In lists (`with_messages` false) its cases leave out
+// their messages and logs: a commit's runs may be thousands, each with up to 256 KiB of messages.
+json run_json(const store::RunRow& run, store::Store& store, bool with_messages) {
   json cases = json::array();
   if (auto cs = store.cases(run.id); cs.ok()) {
-    for (const auto& c : *cs) cases.push_back({{"name", c.name}, {"success", c.success}, {"elapsed", c.elapsed}});
+    for (const auto& c : *cs) {
+      if (!with_messages) {
+        cases.push_back({{"name", c.name},
+                         {"success", c.success},
+                         {"elapsed", c.elapsed},
+                         {"skipped", c.skipped}});
+        continue;
+      }
+      json logs = json::array();
+      for (const std::string& log : c.logs) {
+        logs.push_back({{"name", log}, {"url", "/api/runs/" + run.id + "/" + log}});
+      }
+      cases.push_back({{"name", c.name},
+                       {"success", c.success},
+                       {"elapsed", c.elapsed},
+                       {"message", c.message},
+                       {"skipped", c.skipped},
+                       {"logs", logs}});
+    }
   }
   return {{"id", run.id}, {"hash", run.hash}, {"repo", run.repo}, {"commit", run.commit}, {"name", run.name},
           {"kind", run.kind}, {"worker", run.worker}, {"state", store::to_string(run.state)},
@@ -510,7 +530,7 @@ Response Api::run(const std::string& id) {
   auto r = state_.store().run(id);
   if (!r.ok()) return error(500, r.error().message);
   if (!r->has_value()) return error(404, "no run " + id);
-  return ok(run_json(**r, state_.store()));
+  return ok(run_json(**r, state_.store(), true));
 }
 
 Response Api::commit_runs(const std::string& repo, const std::string& sha, const std::string& name) {
@@ -524,7 +544,7 @@ Response Api::commit_runs(const std::string& repo, const std::string& sha, const
   auto runs = state_.store().runs_of({hashes.begin(), hashes.end()});
   if (!runs.ok()) return error(500, runs.error().message);
   json out = json::array();
-  for (const auto& r : *runs) out.push_back(run_json(r, state_.store()));
+  for (const auto& r : *runs) out.push_back(run_json(r, state_.store(), false));
   return ok(out);
 }
 

@@ -136,6 +136,7 @@ class Api : public Handler {
   Response put_run_record(const std::string& run_id, const Request& request);
   Response run_artifacts(const std::string& run_id);
   Response run_artifact(const std::string& run_id, const std::string& name);
+  Response run_test_log(const std::vector<std::string>& parts);
   Response repos();
   Response branches(const std::string& repo);
   nlohmann::json branch_json(const store::BranchRow& branch) const;

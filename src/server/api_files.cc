@@ -12,6 +12,7 @@
 
 #include "artifacts/artifacts.h"
 #include "artifacts/transfer.h"
+#include "core/case_message.h"
 #include "core/hash.h"
 #include "core/ids.h"
 #include "core/url.h"
@@ -165,6 +166,7 @@ std::optional<Response> Api::get_file(const Request& request) {
     const std::vector<std::string> parts = segments(p.substr(10));
     if (parts.size() == 2 && parts[1] == "artifacts") return run_artifacts(parts[0]);
     if (parts.size() == 3 && parts[1] == "artifacts") return run_artifact(parts[0], parts[2]);
+    if (parts.size() >= 2 && parts[1] == "test_logs") return run_test_log(parts);
   }
   return std::nullopt;
 }
@@ -427,6 +429,23 @@ Response Api::run_artifact(const std::string& run_id, const std::string& name) {
     }
   }
   return file_response(*file);
+}
+
+// GET /api/runs/{id}/test_logs/{dir}/{file}: a test case's log kept in the run's record, as
+// text (never as anything a browser would run: the test wrote it).
+Response Api::run_test_log(const std::vector<std::string>& parts) {
+  if (!is_run_id(parts[0])) return error(400, "not a run id");
+  if (parts.size() != 4 || !is_case_log_segment(parts[2]) || !is_case_log_segment(parts[3])) {
+    return error(400,
+                 "expected /api/runs/{id}/test_logs/{dir}/{file}, each name of [A-Za-z0-9._-] not "
+                 "starting with '.'");
+  }
+  const artifacts::Store store(state_.artifacts_dir());
+  Result<fs::path> file = artifacts::run_test_log(store, parts[0], parts[2], parts[3]);
+  if (!file.ok()) return error(404, file.error().message);
+  Response res{200, "text/plain; charset=utf-8", "", file->string()};
+  res.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  return res;
 }
 
 }  // namespace testlooper::server

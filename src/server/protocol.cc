@@ -121,6 +121,20 @@ Result<CaseResult> parse_case(const json& c) {
   f.text("name", true, kMaxTextField, out.name);
   f.boolean("success", true, out.success);
   f.number("elapsed", out.elapsed);
+  f.boolean("skipped", false, out.skipped);
+  // Any length is taken (the message's size bounds it) and capped: a result refused for a long
+  // message would be resent in every hello and lock its worker out.
+  f.text("message", false, std::numeric_limits<size_t>::max(), out.message);
+  out.message = cap_text(out.message, kMaxCaseMessageBytes);
+  if (const json* logs = f.list("logs", kMaxCaseLogs)) {
+    for (const json& log : *logs) {
+      if (!log.is_string() || !is_case_log_name(log.get_ref<const std::string&>())) {
+        f.fail("logs", "a list of names test_logs/<dir>/<file>");
+        break;
+      }
+      out.logs.push_back(log.get<std::string>());
+    }
+  }
   if (f.error()) return *f.error();
   return out;
 }
@@ -169,6 +183,7 @@ Result<ResultMessage> parse_result(const json& m, const std::string& where) {
       if (!parsed.ok()) return Error{where, parsed.error().message};
       out.cases.push_back(std::move(*parsed));
     }
+    cap_case_messages(out.cases);
   }
   if (const json* keys = f.list("s3_keys")) {
     out.s3_keys.emplace();

@@ -15,6 +15,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/case_message.h"
 #include "core/error.h"
 #include "s3store/s3_artifacts.h"
 #include "store/store.h"
@@ -45,6 +46,9 @@ struct CaseResult {
   std::string name;
   bool success = false;
   double elapsed = 0;
+  std::string message;            // capped as core/case_message.h says
+  std::vector<std::string> logs;  // core/case_message.h is_case_log_name, at most kMaxCaseLogs
+  bool skipped = false;           // reported, not run: never counted
 };
 
 // {"type": "result", "run_id", "outcome", "exit_code"?, "message"?, "start"?, "end"?, "cases"?,

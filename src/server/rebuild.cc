@@ -7,6 +7,7 @@
 #include <optional>
 #include <sstream>
 
+#include "core/case_message.h"
 #include "core/ids.h"
 #include "server/protocol.h"
 #include "store/store.h"
@@ -113,10 +114,29 @@ Result<std::pair<store::RunRow, std::vector<store::CaseRow>>> parse_record(const
           (t.contains("success") && !t["success"].is_boolean()) || !number_at(t, "elapsed")) {
         return Error{"", "an individual test is malformed"};
       }
+      const std::optional<std::string> message = string_at(t, "message", "");
+      if (!message) return Error{"", "an individual test's \"message\" is not a string"};
+      if (t.contains("skipped") && !t["skipped"].is_boolean()) {
+        return Error{"", "an individual test's \"skipped\" is not true or false"};
+      }
+      std::vector<std::string> logs;
+      if (t.contains("logs")) {
+        if (!t["logs"].is_array() || t["logs"].size() > kMaxCaseLogs) {
+          return Error{"", "an individual test's \"logs\" is not a list of log names"};
+        }
+        for (const json& log : t["logs"]) {
+          if (!log.is_string() || !is_case_log_name(log.get_ref<const std::string&>())) {
+            return Error{"", "an individual test's \"logs\" is not a list of log names"};
+          }
+          logs.push_back(log.get<std::string>());
+        }
+      }
       cases.push_back({t["testName"].get<std::string>(),
-                       t.contains("success") && t["success"].get<bool>(),
-                       *number_at(t, "elapsed")});
+                       t.contains("success") && t["success"].get<bool>(), *number_at(t, "elapsed"),
+                       *message, std::move(logs),
+                       t.contains("skipped") && t["skipped"].get<bool>()});
     }
+    cap_case_messages(cases);
   }
   return std::make_pair(std::move(run), std::move(cases));
 }

@@ -427,7 +427,8 @@ void ServerState::finish_run(const std::string& worker, const ResultMessage& m) 
   r.ended = m.end.value_or(now_seconds());
   r.detail = m.message;
   std::vector<store::CaseRow> cases;
-  for (const auto& c : m.cases) cases.push_back({c.name, c.success, c.elapsed});
+  for (const auto& c : m.cases)
+    cases.push_back({c.name, c.success, c.elapsed, c.message, c.logs, c.skipped});
   std::optional<std::vector<s3store::PutKey>> s3_keys = m.s3_keys;
   if (s3_keys) {
     // A worker names only its own run's objects: anything else is refused, and its run taught

@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE INDEX IF NOT EXISTS runs_by_hash ON runs (hash);
 CREATE TABLE IF NOT EXISTS cases (
   run_id TEXT NOT NULL, seq INTEGER NOT NULL, name TEXT NOT NULL, success INTEGER NOT NULL,
-  elapsed REAL NOT NULL, PRIMARY KEY (run_id, seq));
+  elapsed REAL NOT NULL, message TEXT NOT NULL DEFAULT '', logs TEXT NOT NULL DEFAULT '',
+  skipped INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (run_id, seq));
 CREATE TABLE IF NOT EXISTS holds (
   key TEXT PRIMARY KEY, infra_failures INTEGER NOT NULL, not_before REAL NOT NULL,
   reason TEXT NOT NULL, forgiven_failures INTEGER NOT NULL);
@@ -431,8 +432,11 @@ class SqliteStore : public Store {
     if (sqlite3_changes(db_->get()) == 0) return false;
     int seq = 0;
     for (const auto& c : cases) {
-      Statement i(db_->get(), "INSERT INTO cases (run_id, seq, name, success, elapsed) VALUES (?, ?, ?, ?, ?)");
+      Statement i(db_->get(),
+                  "INSERT INTO cases (run_id, seq, name, success, elapsed, message, logs, skipped) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
       i.bind(1, r.id).bind(2, seq++).bind(3, c.name).bind(4, c.success ? 1 : 0).bind(5, c.elapsed);
+      i.bind(6, c.message).bind(7, join_words(c.logs)).bind(8, c.skipped ? 1 : 0);
       if (!i.run()) return failed("finish_run", i);
     }
     TL_RETURN_IF_ERROR(t.commit());
@@ -507,18 +511,26 @@ class SqliteStore : public Store {
   }
 
   Result<std::vector<CaseRow>> cases(const std::string& run_id) override {
-    Statement s(db_->get(), "SELECT name, success, elapsed FROM cases WHERE run_id = ? ORDER BY seq");
+    Statement s(db_->get(),
+                "SELECT name, success, elapsed, message, logs, skipped FROM cases WHERE run_id = ? "
+                "ORDER BY "
+                "seq");
     s.bind(1, run_id);
     std::vector<CaseRow> out;
-    while (s.step()) out.push_back({s.text(0), s.integer(1) != 0, s.real(2)});
+    while (s.step()) {
+      out.push_back({s.text(0), s.integer(1) != 0, s.real(2), s.text(3), split_words(s.text(4)),
+                     s.integer(5) != 0});
+    }
     if (!s.error().empty()) return failed("cases", s);
     return out;
   }
 
   Result<std::map<std::string, std::pair<int64_t, int64_t>>> case_counts(const std::string& hash) override {
-    Statement s(db_->get(),
-                "SELECT c.name, COUNT(*), SUM(1 - c.success) FROM cases c JOIN runs r ON r.id = c.run_id "
-                "WHERE r.hash = ? AND r.state IN ('succeeded', 'failed') GROUP BY c.name");
+    Statement s(
+        db_->get(),
+        "SELECT c.name, COUNT(*), SUM(1 - c.success) FROM cases c JOIN runs r ON r.id = c.run_id "
+        "WHERE r.hash = ? AND r.state IN ('succeeded', 'failed') AND c.skipped = 0 "
+        "GROUP BY c.name");
     s.bind(1, hash);
     std::map<std::string, std::pair<int64_t, int64_t>> out;
     while (s.step()) out[s.text(0)] = {s.integer(1), s.integer(2)};
@@ -616,12 +628,30 @@ Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path) {
   // Stores made before runs had a purpose gain the column (their runs were all wanted runs).
   bool has_purpose = false;
   bool has_upload_token = false;
+  bool has_case_message = false;
+  bool has_case_skipped = false;
   {
     Statement s((*db)->get(), "SELECT name FROM pragma_table_info('runs')");
     while (s.step()) {
       has_purpose = has_purpose || s.text(0) == "purpose";
       has_upload_token = has_upload_token || s.text(0) == "upload_token";
     }
+    Statement c((*db)->get(), "SELECT name FROM pragma_table_info('cases')");
+    while (c.step()) {
+      has_case_message = has_case_message || c.text(0) == "message";
+      has_case_skipped = has_case_skipped || c.text(0) == "skipped";
+    }
+  }
+  // Stores made before cases kept their messages, logs and skips gain them (empty, not skipped).
+  if (!has_case_message) {
+    TL_RETURN_IF_ERROR(
+        (*db)->exec("ALTER TABLE cases ADD COLUMN message TEXT NOT NULL DEFAULT '';"
+                    "ALTER TABLE cases ADD COLUMN logs TEXT NOT NULL DEFAULT ''",
+                    "adding cases.message and cases.logs"));
+  }
+  if (!has_case_skipped) {
+    TL_RETURN_IF_ERROR((*db)->exec(
+        "ALTER TABLE cases ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0", "adding cases.skipped"));
   }
   if (!has_purpose) {
     TL_RETURN_IF_ERROR((*db)->exec("ALTER TABLE runs ADD COLUMN purpose TEXT NOT NULL DEFAULT ''", "adding runs.purpose"));

@@ -94,6 +94,9 @@ struct CaseRow {
   std::string name;
   bool success = false;
   double elapsed = 0;
+  std::string message;            // why it failed, capped (core/case_message.h); "" = none
+  std::vector<std::string> logs;  // its logs in the run record: "test_logs/<dir>/<file>"
+  bool skipped = false;  // reported but not run (JUnit <skipped>): not counted by case_counts
 };
 
 // A test set enabled at a commit because a branch was under test (Store::set_branch_set).

@@ -595,7 +595,14 @@ class Agent {
     const runner::RunResult run = r.run(request, {});
     follower.finish(run.log_path);
     json cases = json::array();
-    for (const auto& t : run.tests) cases.push_back({{"name", t.name}, {"success", t.success}, {"elapsed", t.elapsed}});
+    for (const auto& t : run.tests) {
+      cases.push_back({{"name", t.name},
+                       {"success", t.success},
+                       {"elapsed", t.elapsed},
+                       {"message", t.message},
+                       {"skipped", t.skipped},
+                       {"logs", t.logs}});
+    }
     result["outcome"] = outcome_word(run.outcome);
     result["exit_code"] = run.exit_code;
     result["message"] = run.message;

@@ -8,14 +8,15 @@ import { FakeWorker, GitRepo, launchBrowser, Server, tempDir, screenshot } from 
 import { syntheticHistory } from './synthetic.mjs';
 
 // Each test gets its own identity per commit (it depends on the commit's tree), so runs are
-// counted per commit. `cases/linux` reports two test cases, one of which fails.
+// counted per commit. `cases/linux` reports two test cases, one of which fails (saying why, in
+// text that looks like HTML).
 const kDefinitions = `looper_version: 5
 environments: {linux: {platform: linux, image: {host: true}}}
 tests:
   unit/linux: {command: 'echo unit passes', dependencies: {src: HEAD}}
   fails/linux: {command: 'echo about to fail; exit 1', dependencies: {src: HEAD}}
   cases/linux:
-    command: 'echo "{\\"a\\": true, \\"b\\": false}" > $TEST_OUTPUT_DIR/testSummary.json'
+    command: 'echo "{\\"a\\": true, \\"b\\": {\\"success\\": false, \\"message\\": \\"<b>b</b> broke\\"}}" > $TEST_OUTPUT_DIR/testSummary.json'
     dependencies: {src: HEAD}
 `;
 
@@ -227,6 +228,19 @@ export function register({ binary, artifacts }) {
     await page.waitForSelector('tr[data-case="b"] td.mark.bad');
     await page.waitForSelector('tr[data-case="a"] td.mark.ok');
     await shot(page, 'test');
+
+    // A run of it: the failed case first, its message as text (not markup), its name a link to
+    // the case's history (issue 16 item 7).
+    const [caseRun] = await server.get(`/api/repos/app/commits/${repo.c4}/runs?name=cases/linux`);
+    await page.goto(`${server.url}/runs/${caseRun.id}`);
+    await page.waitForSelector('tbody[data-case="b"] pre.case-message');
+    const cases = await page.evaluate(() => [...document.querySelectorAll('table.cases tbody')].map((b) => b.getAttribute('data-case')));
+    assertEqual(cases, ['b', 'a'], 'failed cases first');
+    assertEqual(await page.textContent('tbody[data-case="b"] pre.case-message'), '<b>b</b> broke', 'the message, escaped');
+    assertEqual(await page.$$eval('tbody[data-case="b"] pre.case-message b', (e) => e.length), 0, 'no markup from the message');
+    const href = await page.getAttribute('tbody[data-case="b"] td a', 'href');
+    assertEqual(href, '/repos/app/branches/main/tests/cases/linux%3A%3Ab', 'the case links to its history');
+    await shot(page, 'run-cases');
 
     await page.goto(`${server.url}/repos/app/commits/${repo.c4}/tests/unit/linux`);
     await page.waitForSelector('tr[data-run]');

@@ -12,7 +12,8 @@ using testing::write_file;
 
 std::string outcomes(const std::vector<TestCaseResult>& results) {
   std::string out;
-  for (const TestCaseResult& r : results) out += r.name + (r.success ? "+ " : "- ");
+  for (const TestCaseResult& r : results)
+    out += r.name + (r.skipped ? "~ " : r.success ? "+ " : "- ");
   return out;
 }
 
@@ -60,7 +61,7 @@ TEST(JunitXml, CountsEachCaseAndKeepsRerunsAsSeparateRuns) {
         <testcase classname="pkg.A" name="passes" time="0.5"/>
         <testcase classname="pkg.A" name="fails"><failure message="boom"/></testcase>
         <testcase classname="pkg.A" name="errors"><error/></testcase>
-        <testcase classname="pkg.A" name="skipped"><skipped/></testcase>
+        <testcase classname="pkg.A" name="skipped"><skipped message="not here"/></testcase>
         <testcase classname="pkg.A" name="flaky">
           <flakyFailure message="1st"/><flakyError message="2nd"/>
         </testcase>
@@ -73,9 +74,14 @@ TEST(JunitXml, CountsEachCaseAndKeepsRerunsAsSeparateRuns) {
     </testsuites>)");
   ASSERT_TRUE(results.has_value());
   EXPECT_EQ(outcomes(*results),
-            "pkg.A.passes+ pkg.A.fails- pkg.A.errors- pkg.A.flaky- pkg.A.flaky- pkg.A.flaky+ "
-            "pkg.A.broken- pkg.A.broken- pkg.A.broken- deep+ ");
+            "pkg.A.passes+ pkg.A.fails- pkg.A.errors- pkg.A.skipped~ pkg.A.flaky- pkg.A.flaky- "
+            "pkg.A.flaky+ pkg.A.broken- pkg.A.broken- pkg.A.broken- gtest_notrun~ deep+ ");
   EXPECT_DOUBLE_EQ((*results)[0].elapsed, 0.5);
+  // Why each failed (or was skipped) is kept with it.
+  EXPECT_EQ((*results)[1].message, "boom");
+  EXPECT_EQ((*results)[3].message, "not here");
+  EXPECT_EQ((*results)[4].message, "1st");
+  EXPECT_EQ((*results)[2].message, "");
 }
 
 TEST(JunitXml, AcceptsASingleTestsuiteRootAndIgnoresOtherXml) {

@@ -161,6 +161,12 @@ export interface TestCase {
   name: string;
   success: boolean;
   elapsed: number;
+  // Why it failed (JUnit's <failure>/<error>, testSummary.json's "message"); "" when none.
+  message?: string;
+  // Its logs kept in the run's record, each served at `url` as text.
+  logs?: Array<{ name: string; url: string }>;
+  // Reported but not run (JUnit <skipped>; `message` says why): not a run of the case.
+  skipped?: boolean;
 }
 
 export interface Run {

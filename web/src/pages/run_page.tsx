@@ -1,17 +1,19 @@
 // `/runs/{id}`: one run. Its log in a terminal (xterm.js), following `/api/runs/{id}/log/live`
-// while the run is running; its timing, worker, outcome and test cases.
+// while the run is running; its timing, worker, outcome and test cases (failed first, each with
+// why it failed and its logs, its name linking to the case's history along a branch).
 import '@xterm/xterm/css/xterm.css';
 
 import { FitAddon } from '@xterm/addon-fit';
 import { Terminal } from '@xterm/xterm';
 import { useEffect, useRef, useState } from 'preact/hooks';
 
-import { api, ApiError, socketUrl, type Run } from '../api';
+import { api, ApiError, socketUrl, type Branch, type Run, type TestCase } from '../api';
 import { CancelButton } from '../components/cancel';
 import { Crumbs, Loading, Problem } from '../components/layout';
 import { RunStateBadge } from '../components/status';
 import { dateTime, duration, paths, shortSha } from '../format';
 import { useLive } from '../live';
+import { branchFor } from './test_page';
 
 type Follow = 'loading' | 'following' | 'complete';
 
@@ -112,7 +114,7 @@ function Artifacts({ id }: { id: string }) {
       <h2>Artifacts</h2>
       <Problem error={live.error} />
       {!list ? (
-        <Loading what="artifacts" />
+        <Loading what="artifacts" error={live.error} />
       ) : list.length === 0 ? (
         <p class="muted" data-artifacts="0">
           No artifacts.
@@ -179,42 +181,86 @@ function RunFacts({ run }: { run: Run }) {
   );
 }
 
+// The run's test cases, failed first, skipped last: each case's message (why it failed or was
+// skipped; as text, pre-formatted) and logs under it; each name links to the case's history along
+// `branch` (when the repo has one).
+function Cases({ run, branch }: { run: Run; branch: string | null }) {
+  const failed = run.cases.filter((c) => !c.success);
+  const passed = run.cases.filter((c) => c.success && !c.skipped);
+  const skipped = run.cases.filter((c) => c.skipped);
+  const state = (c: TestCase): string => (c.skipped ? 'skipped' : c.success ? 'passed' : 'failed');
+  const row = (c: TestCase, i: number) => (
+    <tbody key={i} data-case={c.name} data-case-state={state(c)}>
+      <tr>
+        <td class={`mark ${c.skipped ? 'skip' : c.success ? 'ok' : 'bad'}`} title={state(c)}>
+          {c.skipped ? '–' : c.success ? '✓' : '✗'}
+        </td>
+        <td>
+          {branch ? (
+            <a href={paths.testHistory(run.repo, branch, `${run.name}::${c.name}`)} title={`${c.name} along ${branch}`}>
+              {c.name}
+            </a>
+          ) : (
+            c.name
+          )}
+          {(c.logs ?? []).map((l) => (
+            <span key={l.url}>
+              {' · '}
+              <a class="case-log" href={l.url} target="_blank" rel="noopener">
+                {l.name.split('/').pop()}
+              </a>
+            </span>
+          ))}
+        </td>
+        <td class="muted">{duration(c.elapsed)}</td>
+      </tr>
+      {c.message ? (
+        <tr class="case-message-row">
+          <td />
+          <td colSpan={2}>
+            <pre class="case-message">{c.message}</pre>
+          </td>
+        </tr>
+      ) : null}
+    </tbody>
+  );
+  return (
+    <>
+      <h2>
+        Test cases: {passed.length} passed, {failed.length} failed{skipped.length > 0 && `, ${skipped.length} skipped`}
+      </h2>
+      <table class="list cases">{[...failed, ...passed, ...skipped].map(row)}</table>
+    </>
+  );
+}
+
 export default function RunPage({ args }: { args: string[] }) {
   const id = args[0]!;
   const live = useLive(() => api.run(id), [id], (e) => e.type === 'run' && e.run_id === id);
   const run = live.data;
-  const failed = run?.cases.filter((c) => !c.success) ?? [];
+  const repo = run?.repo;
+  const [branches, setBranches] = useState<Branch[]>([]);
+  useEffect(() => {
+    if (repo) void api.branches(repo).then(setBranches, () => setBranches([]));
+  }, [repo]);
+  const branch = run ? branchFor(branches, run.commit, null) : null;
+  const casesFirst = run?.cases.some((c) => !c.success) ?? false;
   return (
     <>
       <Crumbs items={[['repos', '/'], ...(run ? ([[run.repo, paths.repo(run.repo)]] as Array<[string, string]>) : []), [`run ${id}`, null]]} />
       <Problem error={live.error} />
       {!run ? (
-        <Loading what="run" />
+        <Loading what="run" error={live.error} />
       ) : (
         <>
           <h1>
             {run.name} <span class="muted">run {run.id}</span>
           </h1>
           <RunFacts run={run} />
+          {/* Cases that failed say why before the whole log; a passing run's list comes after it. */}
+          {casesFirst && <Cases run={run} branch={branch} />}
           <LogTerminal key={id} id={id} running={run.state === 'running'} />
-          {run.cases.length > 0 && (
-            <>
-              <h2>
-                Test cases: {run.cases.length - failed.length} passed, {failed.length} failed
-              </h2>
-              <table class="list cases">
-                <tbody>
-                  {[...failed, ...run.cases.filter((c) => c.success)].map((c, i) => (
-                    <tr key={i}>
-                      <td class={`mark ${c.success ? 'ok' : 'bad'}`}>{c.success ? '✓' : '✗'}</td>
-                      <td>{c.name}</td>
-                      <td class="muted">{duration(c.elapsed)}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </>
-          )}
+          {run.cases.length > 0 && !casesFirst && <Cases run={run} branch={branch} />}
           <Artifacts id={run.id} />
         </>
       )}

@@ -16,7 +16,7 @@ import type { Place } from '../router';
 
 // The branch whose history the page links to: the one asked for, else one under test whose
 // head is this commit, else main/master under test, else any under test, else main/master.
-function branchFor(branches: Branch[], sha: string, asked: string | null): string | null {
+export function branchFor(branches: Branch[], sha: string, asked: string | null): string | null {
   if (asked) return asked;
   const main = (b: Branch): boolean => b.name === 'main' || b.name === 'master';
   const tested = branches.filter((b) => b.under_test);
@@ -70,7 +70,8 @@ function RunsTable({ runs }: { runs: Run[] }) {
               <td>
                 {r.cases.length > 0 && (
                   <>
-                    {r.cases.length - failed} ok{failed > 0 && <b class="fail-text">, {failed} failed</b>}
+                    {r.cases.filter((c) => c.success && !c.skipped).length} ok
+                    {failed > 0 && <b class="fail-text">, {failed} failed</b>}
                   </>
                 )}
               </td>
@@ -107,7 +108,7 @@ function CaseMatrix({
   const shown = runs.filter((r) => r.state !== 'running').slice(0, kMatrixRuns);
   const results = shown.map((r) => {
     const m = new Map<string, boolean>();
-    for (const c of r.cases) m.set(c.name, (m.get(c.name) ?? true) && c.success);
+    for (const c of r.cases) if (!c.skipped) m.set(c.name, (m.get(c.name) ?? true) && c.success);
     return m;
   });
   return (
