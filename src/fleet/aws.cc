@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <strings.h>
 #include <unistd.h>
 
@@ -21,6 +20,7 @@
 #include <pugixml.hpp>
 
 #include "core/hash.h"
+#include "core/hmac.h"
 #include "core/http_header.h"
 
 namespace testlooper::fleet {
@@ -210,20 +210,6 @@ Result<AwsAnswer> finish(CURLcode code, Transfer& transfer, const AwsRequest& re
   return std::move(transfer.answer);
 }
 
-std::string hmac_sha256(const std::string& key, const std::string& data) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &length);
-  return std::string(reinterpret_cast<char*>(out), length);
-}
-
-std::string hex(const std::string& bytes) {
-  std::string out;
-  for (unsigned char c : bytes) out += fmt::format("{:02x}", c);
-  return out;
-}
-
 // "http://host:port/base" → {"http://host:port", "host:port", "/base"}.
 struct UrlParts {
   std::string origin, host, path;
@@ -373,7 +359,7 @@ std::string presign_url(const Endpoint& endpoint, const Credentials& credentials
   for (const std::string& part : {endpoint.region, endpoint.service, std::string("aws4_request")})
     key = hmac_sha256(key, part);
   return url.origin + url.path + path + "?" + canonical +
-         "&X-Amz-Signature=" + hex(hmac_sha256(key, to_sign));
+         "&X-Amz-Signature=" + hmac_sha256_hex(key, to_sign);
 }
 
 std::string base64_encode(std::string_view bytes) {

@@ -20,6 +20,7 @@
 #include "s3store/s3_artifacts.h"
 #include "server/api.h"
 #include "server/api_json.h"
+#include "server/event_log.h"
 #include "server/worker_token.h"
 
 namespace testlooper::server {
@@ -100,8 +101,7 @@ Response unauthorized() {
 
 // S3 could not be read (artifacts in S3): logged; the client may try again later.
 Response s3_unreadable(const std::string& what, const Error& e) {
-  std::cerr << "testlooper serve: cannot read " << what << " from S3 (" << e.to_string() << ")\n"
-            << std::flush;
+  log_event("warn", "s3_unreadable", {{"what", what}, {"error", e.to_string()}});
   return error(503, "the artifact store (S3) cannot be read now; try again later");
 }
 
@@ -289,9 +289,8 @@ Response Api::source_archive(const std::string& repo, const std::string& sha,
   if (state_.s3() != nullptr) {
     // Only a cache (git can make it again): a failure to keep it in S3 is logged, not fatal.
     if (Status put = state_.s3()->put_once(s3_key, cached); !put.ok()) {
-      std::cerr << "testlooper serve: cannot put a source archive in S3 ("
-                << put.error().to_string() << ")\n"
-                << std::flush;
+      log_event("warn", "s3_put_failed",
+                {{"what", "a source archive"}, {"error", put.error().to_string()}});
     }
   }
   return file_response(cached);

@@ -434,11 +434,8 @@ void ServerState::finish_run(const std::string& worker, const ResultMessage& m) 
     // A worker names only its own run's objects: anything else is refused, and its run taught
     // nothing reliable (an infrastructure failure, never the test's).
     if (const std::string refused = refused_keys(s3_ != nullptr, r, *s3_keys); !refused.empty()) {
-      std::cerr << fmt::format(
-                       "testlooper serve: refused the S3 objects worker '{}' named for run {}: {}; "
-                       "recorded as an infrastructure failure\n",
-                       printable(worker), r.id, refused)
-                << std::flush;
+      log_event("warn", "s3_keys_refused",
+                {{"worker", printable(worker)}, {"run", r.id}, {"refused", refused}});
       r.state = store::RunState::kInfraFailed;
       r.detail = "the worker named S3 objects outside its run: " + refused;
       cases.clear();
@@ -547,11 +544,10 @@ void ServerState::collect_s3_puts() {
     it = s3_puts_.erase(it);
     if (u.record_in_s3 && !outcome.verified.ok()) {
       // Not in S3 as its worker said: the run's result cannot be trusted nor its files served.
-      std::cerr << fmt::format(
-                       "testlooper serve: the S3 objects worker '{}' put for run {} do not check "
-                       "out ({}); recorded as an infrastructure failure\n",
-                       printable(u.run.worker), u.run.id, outcome.verified.error().to_string())
-                << std::flush;
+      log_event("warn", "s3_keys_unverified",
+                {{"worker", printable(u.run.worker)},
+                 {"run", u.run.id},
+                 {"error", outcome.verified.error().to_string()}});
       u.run.state = store::RunState::kInfraFailed;
       u.run.detail = "the run's files are not in S3 as its worker said: " +
                      outcome.verified.error().to_string();
@@ -559,11 +555,7 @@ void ServerState::collect_s3_puts() {
       u.environment_failed = false;
       u.record_in_s3 = false;
     } else if (u.record_in_s3) {
-      std::cerr << fmt::format(
-                       "testlooper serve: run {}: worker '{}' put the run's files in S3 itself "
-                       "(verified)\n",
-                       u.run.id, printable(u.run.worker))
-                << std::flush;
+      log_event("info", "s3_direct_put", {{"worker", printable(u.run.worker)}, {"run", u.run.id}});
     }
     Result<bool> recorded = Error{"", "waiting for earlier results"};
     // S3 failing is the server's infrastructure failure: the result waits, with back-off.

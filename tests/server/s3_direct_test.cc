@@ -114,8 +114,7 @@ class S3DirectTest : public S3ArtifactsTest {
   }
   // Whether the server logged that it verified what worker 'direct' put in S3 for run `id`.
   bool verified(const std::string& id) const {
-    return server_log().find("run " + id + ": worker 'direct' put the run's files in S3 itself") !=
-           std::string::npos;
+    return server_log().find("s3_direct_put worker=direct run=" + id) != std::string::npos;
   }
 
   TempDir worker_dir_;
@@ -218,12 +217,11 @@ TEST_F(S3DirectTest, KeysOutsideTheRunOrNotInTheBucket_AreRefused) {
     ASSERT_TRUE(fake.report(job->run_id, "success", 60, {{"s3_keys", json::array({outside})}}));
     const json run = ended("quick/linux");
     EXPECT_EQ(run["state"], "infra_failed") << run.dump(2);
-    EXPECT_NE(
-        server_log().find("refused the S3 objects worker 'rogue' named for run " + job->run_id +
-                          ": 'runs/0123456789abcdef/test_result.json' is "
-                          "not under runs/" +
-                          job->run_id + "/"),
-        std::string::npos)
+    EXPECT_NE(server_log().find("s3_keys_refused worker=rogue run=" + job->run_id +
+                                " refused=\"'runs/0123456789abcdef/test_result.json' is "
+                                "not under runs/" +
+                                job->run_id + "/"),
+              std::string::npos)
         << server_log();
   }
   // Its own run's key, but nothing was put there: the server's HEAD finds no such object.
@@ -240,8 +238,7 @@ TEST_F(S3DirectTest, KeysOutsideTheRunOrNotInTheBucket_AreRefused) {
     EXPECT_EQ(r["state"], "infra_failed") << r.dump(2);
   }
   EXPECT_TRUE(found) << runs.dump(2);
-  EXPECT_NE(server_log().find("the S3 objects worker 'liar' put for run " + job->run_id +
-                              " do not check out"),
+  EXPECT_NE(server_log().find("s3_keys_unverified worker=liar run=" + job->run_id),
             std::string::npos)
       << server_log();
 }
