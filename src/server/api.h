@@ -61,6 +61,7 @@ class Api : public Handler {
   std::optional<Response> refuse_early(const Request& head) override;
   bool on_open(const std::shared_ptr<Socket>& socket, const Request& request) override;
   void on_message(const std::shared_ptr<Socket>& socket, const std::string& text) override;
+  void on_binary(const std::shared_ptr<Socket>& socket, const std::string& bytes) override;
   void on_close(const std::shared_ptr<Socket>& socket) override;
   // Uploads (POST /api/artifacts/...) are streamed to a file under the artifact store's tmp/.
   std::string body_file_for(const Request& head) override;
@@ -118,6 +119,10 @@ class Api : public Handler {
   // GET /api/repos/{repo}/branches/{branch}/pins.
   Response pins(const std::string& repo, const std::string& branch);
 
+  // Deployments (api_deployments.cc): GET /api/deployments[/{id}], POST
+  // /api/deployments/{id}/shutdown, POST /api/repos/{repo}/commits/{sha}/deployments/{name}/boot;
+  // nullopt for any other request.
+  std::optional<Response> deployment_endpoint(const Request& request, const auth::Principal& who);
   Response get(const Request& request);
   Response post(const Request& request, const auth::Principal& who);
   // Source archives, build artifacts and run records (api_files.cc); nullopt when `request` is
