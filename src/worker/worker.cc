@@ -770,8 +770,10 @@ class Agent {
       // command that keeps the run (and its work directory) alive until it is cancelled.
       definitions::Stage capture;
       const std::string tmp = (dir / "env.tmp").string();
-      capture.command = "env -0 > " + shell_quote(tmp) + " && mv " + shell_quote(tmp) + " " +
-                        shell_quote(env_file.string());
+      // Never a failed stage (which would skip the deployment's own): in a container the
+      // worker's directory is not there, and there is no terminal yet.
+      capture.command = "{ env -0 > " + shell_quote(tmp) + " && mv " + shell_quote(tmp) + " " +
+                        shell_quote(env_file.string()) + "; } 2>/dev/null || true";
       capture.always_run = true;
       capture.order = o.stages.empty() ? 0 : o.stages.front().order - 1;
       definitions::Stage keep;

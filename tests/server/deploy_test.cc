@@ -4,7 +4,10 @@
 // same screen to a second viewer; shutting it down frees the worker's cores; an idle deployment
 // stops by itself; a restarted server knows its deployments as stopped.
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <regex>
 #include <string>
@@ -98,6 +101,68 @@ bool read_until(WsClient& ws, std::string& screen, const std::string& pattern) {
   return true;
 }
 
+// `testlooper shell --server URL ID` with its stdin and stdout on pipes (no terminal: no raw
+// mode), in a process group of its own.
+class ShellProcess {
+ public:
+  ShellProcess(const std::string& url, const std::string& id) {
+    int in[2], out[2];
+    if (pipe(in) != 0 || pipe(out) != 0) throw std::runtime_error("pipe failed");
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(in[0], STDIN_FILENO);
+      dup2(out[1], STDOUT_FILENO);
+      for (int fd : {in[0], in[1], out[0], out[1]}) close(fd);
+      setpgid(0, 0);
+      execl(TL_BINARY, TL_BINARY, "shell", "--server", url.c_str(), id.c_str(), nullptr);
+      _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    in_ = in[1];
+    out_ = out[0];
+  }
+  ~ShellProcess() {
+    if (in_ >= 0) close(in_);
+    close(out_);
+    if (pid_ > 0) {
+      kill(-pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  void type(const std::string& text) { (void)!write(in_, text.data(), text.size()); }
+  // Reads its stdout until it holds `text`; false after 60 s or at its end.
+  bool read_until(const std::string& text) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (screen_.find(text) == std::string::npos) {
+      if (std::chrono::steady_clock::now() > until) return false;
+      pollfd p{out_, POLLIN, 0};
+      if (poll(&p, 1, 200) <= 0) continue;
+      char chunk[4096];
+      const ssize_t n = read(out_, chunk, sizeof(chunk));
+      if (n <= 0) return false;
+      screen_.append(chunk, static_cast<size_t>(n));
+    }
+    return true;
+  }
+  // Ends its stdin; its exit status.
+  int finish() {
+    close(in_);
+    in_ = -1;
+    int status = -1;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+  const std::string& screen() const { return screen_; }
+
+ private:
+  pid_t pid_ = -1;
+  int in_ = -1;
+  int out_ = -1;
+  std::string screen_;
+};
+
 TEST_F(DeployTest, TerminalOfAHostDeploymentSharedByTwoViewersUntilShutdown) {
   auto server = start();
   // Bad names and ids are refused before anything happens.
@@ -152,6 +217,17 @@ TEST_F(DeployTest, TerminalOfAHostDeploymentSharedByTwoViewersUntilShutdown) {
   ASSERT_TRUE(read_until(one, screen, "X42Y")) << screen;
   ASSERT_TRUE(read_until(two, screen_two, "X42Y")) << screen_two;
   EXPECT_EQ(server->get("/api/deployments/" + id)["viewers"], 2);
+  {
+    // `testlooper shell` is one more viewer; it ends with its stdin.
+    ShellProcess cli(server->url(""), id);
+    ASSERT_TRUE(cli.read_until("X42Y")) << cli.screen();
+    cli.type("echo \"S$((3+4))S\"\n");
+    ASSERT_TRUE(cli.read_until("S7S")) << cli.screen();
+    ASSERT_TRUE(read_until(one, screen, "S7S")) << screen;
+    const int status = cli.finish();
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  }
+  EXPECT_TRUE(eventually([&] { return server->get("/api/deployments/" + id)["viewers"] == 2; }));
 
   // Shut down: the viewers are told, the shell is gone and the core is free again.
   const auto [status, body] = server->post("/api/deployments/" + id + "/shutdown", "{}");
