@@ -30,7 +30,8 @@ json deployment_json(const DeploymentState& d) {
           {"detail", r.detail},
           {"cores", d.cores},
           {"ram_gb", d.ram_gb},
-          {"viewers", d.viewers.size()}};
+          {"viewers", d.viewers.size()},
+          {"debug_run", r.debug_run}};
 }
 
 // A deployment's name as a URL segment holds it (a '/' encoded as %2F, decoded already): 1 to
@@ -75,6 +76,17 @@ std::optional<Response> Api::deployment_endpoint(const Request& request,
       return ok(deployment_json(state_.deployments().at(id)));
     }
     return error(404, "no such endpoint: " + request.method + " " + p);
+  }
+  if (request.method == "POST" && p.starts_with("/api/runs/") && p.ends_with("/debug")) {
+    const std::string run_id = p.substr(10, p.size() - 10 - 6);
+    if (!is_run_id(run_id)) return error(400, "not a run id (16 lowercase hex digits)");
+    if (!state_.store_writable()) return reply::store_full();
+    const Result<store::DeploymentRow> booted = state_.debug_run(run_id, who.name);
+    if (!booted.ok()) {
+      if (!state_.store_writable()) return reply::store_full();
+      return error(404, booted.error().message);
+    }
+    return ok({{"id", booted->id}, {"state", state_.deployments().at(booted->id).row.state}});
   }
   // POST /api/repos/{repo}/commits/{sha}/deployments/{name}/boot
   const std::string repos = "/api/repos/", commits = "/commits/", deployments = "/deployments/";

@@ -181,6 +181,11 @@ class ServerState {
   Result<store::DeploymentRow> boot_deployment(const std::string& repo, const std::string& sha,
                                                const std::string& name,
                                                const std::string& booted_by);
+  // "Debug this run": a deployment of run `run_id`'s object (a test or a build), its inputs
+  // staged as for the run and its commands not run, for a person to reproduce it by hand. It
+  // starts once the object's builds are built (they were, for the run). Error (message for a
+  // 404) when there is no such run or its commit or object is no longer known.
+  Result<store::DeploymentRow> debug_run(const std::string& run_id, const std::string& booted_by);
   // Stops deployment `id` (its worker told to end it, its cores freed). Error when unknown;
   // false when it was stopped already.
   Result<bool> shutdown_deployment(const std::string& id, const std::string& why);
@@ -271,6 +276,11 @@ class ServerState {
   void add_commit(store::CommitRow row, std::vector<store::ObjectRow> objects);
   // Deployments (state_deployments.cc).
   Status load_deployments();
+  // Stores and adds a waiting deployment of `object` (of `repo`'s commit `sha`).
+  Result<store::DeploymentRow> add_deployment(const std::string& repo, const std::string& sha,
+                                              const planner::PlannedObject& object,
+                                              const std::string& booted_by,
+                                              const std::string& debug_run);
   // The jobs of the waiting deployments whose builds are done (each one run, purpose = its id);
   // stops those whose builds failed.
   std::vector<planner::Job> deployment_jobs();

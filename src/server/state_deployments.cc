@@ -53,7 +53,8 @@ Status ServerState::load_deployments() {
       row.detail = "the server restarted";
       TL_RETURN_IF_ERROR(store_.put_deployment(row));
     }
-    if (row.state == "waiting") plan_input_.deployments.insert({row.repo, row.commit, row.name});
+    if (row.state == "waiting" && row.debug_run.empty())
+      plan_input_.deployments.insert({row.repo, row.commit, row.name});
     deployments_[row.id].row = std::move(row);
   }
   return {};
@@ -67,7 +68,32 @@ Result<store::DeploymentRow> ServerState::boot_deployment(const std::string& rep
   if (o == nullptr || o->kind != "deployment") {
     return Error{"", "commit " + sha + " of '" + repo + "' has no deployment named '" + name + "'"};
   }
+  return add_deployment(repo, sha, *o, booted_by, "");
+}
+
+Result<store::DeploymentRow> ServerState::debug_run(const std::string& run_id,
+                                                    const std::string& booted_by) {
+  auto run = store_.run(run_id);
+  if (!run.ok()) return run.error();
+  if (!run->has_value()) return Error{"", "no run " + run_id};
+  const store::RunRow& r = **run;
+  const planner::PlannedObject* o = planned_object(r.repo, r.commit, r.name);
+  if (o == nullptr || o->kind == "deployment") {
+    return Error{"", "run " + run_id + "'s object " + r.name + " of commit " + r.commit +
+                         " is not known any more"};
+  }
+  return add_deployment(r.repo, r.commit, *o, booted_by, run_id);
+}
+
+Result<store::DeploymentRow> ServerState::add_deployment(const std::string& repo,
+                                                         const std::string& sha,
+                                                         const planner::PlannedObject& object,
+                                                         const std::string& booted_by,
+                                                         const std::string& debug_run) {
+  const planner::PlannedObject* o = &object;
+  const std::string& name = o->name;
   store::DeploymentRow row;
+  row.debug_run = debug_run;
   row.id = random_hex(8);  // a run id's grammar (core/ids.h)
   row.repo = repo;
   row.commit = sha;
@@ -81,7 +107,8 @@ Result<store::DeploymentRow> ServerState::boot_deployment(const std::string& rep
       "info", "deployment_booted",
       {{"deployment", row.id}, {"repo", repo}, {"commit", sha}, {"name", name}, {"by", booted_by}});
   deployments_[row.id].row = row;
-  plan_input_.deployments.insert({repo, sha, name});
+  // A deployment's builds are needed first; a debugged run's were built for that run.
+  if (debug_run.empty()) plan_input_.deployments.insert({repo, sha, name});
   broadcast(json{{"type", "deployments"}}.dump());
   update();
   return deployments_.at(row.id).row;
@@ -102,8 +129,23 @@ std::vector<planner::Job> ServerState::deployment_jobs() {
   for (const auto& [id, d] : deployments_) {
     if (d.row.state != "waiting") continue;
     const planner::PlannedObject* o = planned_object(d.row.repo, d.row.commit, d.row.name);
+    if (o == nullptr) continue;
+    if (!d.row.debug_run.empty()) {
+      // A debugged run's builds were built for it: ready, unless one is not (any more).
+      std::string missing;
+      for (const auto& b : o->builds) {
+        const planner::HashProgress p = progress(b.hash);
+        if (p.runs <= p.failures && missing.empty()) missing = b.name;
+      }
+      if (missing.empty()) {
+        jobs.push_back(deployment_job(id, d.row, *o));
+      } else {
+        failed.emplace_back(id, "its build " + missing + " is not built");
+      }
+      continue;
+    }
     auto status = plan_.statuses.find({d.row.repo, d.row.commit, d.row.name});
-    if (o == nullptr || status == plan_.statuses.end()) continue;
+    if (status == plan_.statuses.end()) continue;
     const planner::ObjectState state = status->second.state;
     if (state == planner::ObjectState::kRunnable) {
       jobs.push_back(deployment_job(id, d.row, *o));
@@ -149,6 +191,7 @@ void ServerState::start_deployment(WorkerState& worker, const planner::Job& job,
                   {"repo", row.repo},
                   {"commit", row.commit},
                   {"max_seconds", options_.deployment_max_seconds},
+                  {"debug", !row.debug_run.empty()},
                   {"object", json::parse(object->definition_json, nullptr, false)}};
   add_file_access(message, worker);
   worker.socket->send(message.dump());

@@ -178,6 +178,9 @@ struct DeploymentRow {
   double started = 0;     // when a worker took it (0 = not yet)
   double stopped = 0;     // 0 = not yet
   std::string detail;     // why it stopped
+  // "" for a deployment; else the run whose test (or build) it reproduces: that object's
+  // environment and inputs, without its commands (POST /api/runs/{id}/debug).
+  std::string debug_run;
 };
 
 class Store {

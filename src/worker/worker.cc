@@ -766,6 +766,9 @@ class Agent {
       why = failure.value("message", "cannot prepare the deployment");
     } else {
       definitions::ResolvedObject& o = prepared->object;
+      // Debugging a run: its inputs and environment, none of its commands (a person runs them).
+      auto debug = job.find("debug");
+      if (debug != job.end() && debug->is_boolean() && debug->get<bool>()) o.stages.clear();
       // First, whatever happens, the variables its commands see (for the terminal); last, a
       // command that keeps the run (and its work directory) alive until it is cancelled.
       definitions::Stage capture;

@@ -33,6 +33,10 @@ builds:
     stages:
       - command: 'mkdir -p $TEST_BUILD_OUTPUT_DIR/bin && echo built > $TEST_BUILD_OUTPUT_DIR/bin/out.txt'
         artifacts: [{name: bin, directory: bin}]
+tests:
+  failing/linux:
+    dependencies: {whole: build/linux}
+    command: 'touch ran.txt; exit 1'
 deployments:
   shell/linux:
     dependencies: {whole: build/linux}
@@ -195,7 +199,7 @@ TEST_F(DeployTest, TerminalOfAHostDeploymentSharedByTwoViewersUntilShutdown) {
       "echo \"in:$TEST_INPUTS:end\"; find \"$TEST_INPUTS\" -name out.txt -exec cat {} + | tr a-z "
       "A-Z\n");
   ASSERT_TRUE(read_until(one, screen, "in:/[^:\\r\\n]+:end")) << screen;
-  ASSERT_TRUE(read_until(one, screen, "\nBUILT\\r?\\n")) << screen;
+  ASSERT_TRUE(read_until(one, screen, "[^A-Z]BUILT\\r?\\n")) << screen;
   // A resize reaches the shell's terminal.
   ASSERT_TRUE(one.send(R"({"type": "resize", "cols": 100, "rows": 40})"));
   one.send_binary("stty size\n");
@@ -212,7 +216,7 @@ TEST_F(DeployTest, TerminalOfAHostDeploymentSharedByTwoViewersUntilShutdown) {
   ASSERT_TRUE(two.connected());
   std::string screen_two;
   ASSERT_TRUE(read_until(two, screen_two, "[^0-9]40 100\\r?\\n")) << screen_two;
-  ASSERT_TRUE(read_until(two, screen_two, "\nBUILT\\r?\\n")) << screen_two;
+  ASSERT_TRUE(read_until(two, screen_two, "[^A-Z]BUILT\\r?\\n")) << screen_two;
   two.send_binary("echo \"X$((6*7))Y\"\n");
   ASSERT_TRUE(read_until(one, screen, "X42Y")) << screen;
   ASSERT_TRUE(read_until(two, screen_two, "X42Y")) << screen_two;
@@ -287,6 +291,48 @@ TEST_F(DeployTest, AnIdleDeploymentStopsAndARestartedServerKnowsItsDeployments) 
   EXPECT_EQ(again["detail"], "the server restarted") << again.dump();
   EXPECT_EQ(server->get("/api/deployments/" + id)["state"], "stopped");
   EXPECT_TRUE(eventually([&] { return kill(shell, 0) != 0; }, 30)) << "the shell still runs";
+}
+
+// "Debug this run": a deployment of a failed run's test, its inputs staged as for the run and its
+// command not run, with a terminal to run it by hand.
+TEST_F(DeployTest, DebuggingAFailedRunStagesItsInputs) {
+  auto server = start();
+  EXPECT_EQ(server->post("/api/runs/nope/debug", "{}").first, 400);
+  EXPECT_EQ(server->post("/api/runs/0123456789abcdef/debug", "{}").first, 404);
+  server->post("/api/repos/app/branches/main/test", R"({"enabled": true})");
+  std::string run_id;
+  ASSERT_TRUE(eventually(
+      [&] {
+        const json runs =
+            server->get("/api/repos/app/commits/" + sha_ + "/runs?name=failing/linux");
+        if (!runs.is_array()) return false;
+        for (const auto& r : runs) {
+          if (r["state"] == "failed") run_id = r["id"];
+        }
+        return !run_id.empty();
+      },
+      120));
+  const auto [status, body] = server->post("/api/runs/" + run_id + "/debug", "{}");
+  ASSERT_EQ(status, 200) << body.dump();
+  const std::string id = body["id"];
+  ASSERT_TRUE(eventually([&] { return state(*server, id) == "running"; }, 120))
+      << server->get("/api/deployments/" + id).dump();
+  const json d = server->get("/api/deployments/" + id);
+  EXPECT_EQ(d["debug_run"], run_id);
+  EXPECT_EQ(d["name"], "failing/linux");
+
+  WsClient viewer(server->port(), "/api/deployments/" + id + "/terminal");
+  ASSERT_TRUE(viewer.connected());
+  std::string screen;
+  // The build it depends on is staged; the test's own command (which makes ran.txt in its
+  // working directory, the inputs) did not run.
+  viewer.send_binary(
+      "find \"$TEST_INPUTS\" -name out.txt -exec cat {} + | tr a-z A-Z; echo \"R$(test -e "
+      "ran.txt; echo $?)R in:$PWD\"\n");
+  ASSERT_TRUE(read_until(viewer, screen, "[^A-Z]BUILT\\r?\\n")) << screen;
+  ASSERT_TRUE(read_until(viewer, screen, "R1R in:/")) << screen;
+  EXPECT_EQ(server->post("/api/deployments/" + id + "/shutdown", "{}").first, 200);
+  EXPECT_TRUE(eventually([&] { return worker(*server)["deployments"] == json::array(); }, 30));
 }
 
 }  // namespace
