@@ -285,6 +285,8 @@ class ServerState {
   // stops those whose builds failed.
   std::vector<planner::Job> deployment_jobs();
   void start_deployment(WorkerState& worker, const planner::Job& job, int cores, int ram);
+  // No connected worker can run waiting deployment `id`: its detail says why (not stored).
+  void deployment_unrunnable(const std::string& id, const std::string& reason);
   void deployment_message(const WorkerState& worker, const DeploymentMessage& m);
   void terminal_output(const WorkerState& worker, const TerminalMessage& m);
   // Marks `d` stopped with `why`; its worker, when `tell_worker` and connected, told to end it.

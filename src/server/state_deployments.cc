@@ -175,6 +175,7 @@ void ServerState::start_deployment(WorkerState& worker, const planner::Job& job,
   DeploymentState& d = it->second;
   store::DeploymentRow row = d.row;
   row.state = "starting";
+  row.detail.clear();  // why no worker could take it, until this one
   row.worker = worker.id;
   row.started = now_seconds();
   if (Status stored = store_.put_deployment(row); !stored.ok())
@@ -198,6 +199,12 @@ void ServerState::start_deployment(WorkerState& worker, const planner::Job& job,
   log_event("info", "deployment_started",
             {{"deployment", row.id}, {"worker", worker.id}, {"cores", std::to_string(cores)}});
   broadcast(json{{"type", "deployments"}}.dump());
+}
+
+void ServerState::deployment_unrunnable(const std::string& id, const std::string& reason) {
+  auto it = deployments_.find(id);
+  if (it != deployments_.end() && it->second.row.state == "waiting")
+    it->second.row.detail = "no worker can run it: " + reason;
 }
 
 void ServerState::deployment_message(const WorkerState& worker, const DeploymentMessage& m) {

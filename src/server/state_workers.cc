@@ -352,7 +352,11 @@ void ServerState::dispatch() {
   const bool with_deployments = !deploying.empty();
   if (with_deployments) deploying.insert(deploying.end(), plan_.jobs.begin(), plan_.jobs.end());
   const auto result = dispatch::assign(with_deployments ? deploying : plan_.jobs, capacity);
-  for (const auto& u : result.unrunnable) unrunnable_[u.job.hash] = u.reason;
+  for (const auto& u : result.unrunnable) {
+    unrunnable_[u.job.hash] = u.reason;
+    // A waiting deployment says why no worker takes it.
+    if (u.job.kind == "deployment") deployment_unrunnable(u.job.purpose, u.reason);
+  }
   for (const auto& a : result.assignments) {
     if (now_seconds() < store_retry_at_) break;  // the last start could not be stored
     WorkerState& worker = workers_.at(a.worker);
