@@ -89,6 +89,7 @@ bool Api::on_open(const std::shared_ptr<Socket>& socket, const Request& request)
       socket->close("unauthorized: the worker token is missing or wrong");
       return false;
     }
+    state_.note_worker_address(socket->id(), request.client);
     state_.worker_connected(socket, *token);
     return true;
   }

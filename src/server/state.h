@@ -50,6 +50,7 @@ struct WorkerState {
   int runs_started = 0;  // runs given to it since the server started
   double last_seen = 0;
   std::string token;  // the name of the worker token it connected with
+  std::string address;  // the IP address its connection came from (a deployment's ports there)
   std::map<std::string, std::pair<int, int>> running;  // run id -> (cores, ram)
   // The runs it ended most recently (at most kRecentRuns, the newest first), since the server
   // started: for GET /api/workers.
@@ -190,6 +191,17 @@ class ServerState {
   // false when it was stopped already.
   Result<bool> shutdown_deployment(const std::string& id, const std::string& why);
   const std::map<std::string, DeploymentState>& deployments() const { return deployments_; }
+  // Where port `name` (its definition's portExpose) of running deployment `id` answers: its
+  // worker's address and the port. Error (message for a 404) otherwise.
+  struct PortTarget {
+    std::string host;
+    int port = 0;
+  };
+  Result<PortTarget> deployment_port(const std::string& id, const std::string& name) const;
+  // The address a worker connection came from (Request::client), kept for its hello.
+  void note_worker_address(int socket_id, const std::string& address) {
+    worker_addresses_[socket_id] = address;
+  }
   // A terminal viewer of deployment `id`: it gets the scroll-back, then every output. Error
   // (the reason to close it with) when the deployment is not starting or running.
   Status add_terminal_viewer(const std::string& id, const std::shared_ptr<Socket>& socket);
@@ -422,6 +434,7 @@ class ServerState {
   s3store::S3Artifacts* s3_ = nullptr;
   std::map<std::string, DeploymentState> deployments_;
   std::map<int, std::string> terminal_of_socket_;  // viewer socket id -> deployment id
+  std::map<int, std::string> worker_addresses_;    // worker socket id -> its client address
   // Runs whose files are being put in S3 by another thread (a large build takes seconds: not on
   // the io thread), by run id; their results are stored once that is done (collect_s3_puts).
   struct S3PutOutcome {

@@ -299,6 +299,29 @@ void ServerState::check_deployments(double now) {
   if (stopped) update();
 }
 
+Result<ServerState::PortTarget> ServerState::deployment_port(const std::string& id,
+                                                             const std::string& name) const {
+  auto it = deployments_.find(id);
+  if (it == deployments_.end()) return Error{"", "no deployment " + id};
+  const store::DeploymentRow& row = it->second.row;
+  if (row.state != "running") return Error{"", "the deployment is " + row.state};
+  const CommitState* c = commit(row.repo, row.commit);
+  std::optional<int> port;
+  for (const auto& o : c ? c->objects : std::vector<store::ObjectRow>{}) {
+    if (o.name != row.name) continue;
+    const json d = json::parse(o.definition_json, nullptr, false);
+    const json ports = d.is_object() ? d.value("portExpose", json::object()) : json::object();
+    auto p = ports.is_object() ? ports.find(name) : ports.end();
+    if (ports.is_object() && p != ports.end() && p->is_number_integer() && *p > 0 && *p < 65536)
+      port = p->get<int>();
+  }
+  if (!port) return Error{"", "the deployment exposes no port named '" + name + "'"};
+  auto w = workers_.find(row.worker);
+  if (w == workers_.end() || !w->second.socket || w->second.address.empty())
+    return Error{"", "the deployment's worker is not connected"};
+  return PortTarget{w->second.address, *port};
+}
+
 Status ServerState::add_terminal_viewer(const std::string& id,
                                         const std::shared_ptr<Socket>& socket) {
   auto it = deployments_.find(id);

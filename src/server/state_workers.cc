@@ -192,6 +192,9 @@ void ServerState::worker_hello(const std::shared_ptr<Socket>& socket, const Hell
   if (auto t = worker_tokens_.find(socket->id()); t != worker_tokens_.end()) {
     w.token = t->second.second.name;
   }
+  if (auto a = worker_addresses_.find(socket->id()); a != worker_addresses_.end()) {
+    w.address = a->second;
+  }
   worker_by_socket_[socket->id()] = id;
   log_event("info", "worker_connected",
             {{"worker", id},
@@ -224,6 +227,7 @@ void ServerState::worker_hello(const std::shared_ptr<Socket>& socket, const Hell
 void ServerState::worker_disconnected(const std::shared_ptr<Socket>& socket) {
   refused_workers_.erase(socket->id());
   worker_tokens_.erase(socket->id());
+  worker_addresses_.erase(socket->id());
   auto it = worker_by_socket_.find(socket->id());
   if (it == worker_by_socket_.end()) return;
   auto w = workers_.find(it->second);

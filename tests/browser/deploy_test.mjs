@@ -46,6 +46,10 @@ export function register({ binary, artifacts }) {
     await eventually(async () => (await server.get(`/api/deployments/${id}`)).state === 'running', {
       what: 'the deployment runs',
     });
+    // The shell's prompt came through the terminal's socket: it is open.
+    await eventually(async () => /bash/.test(await page.innerText('.terminal .xterm-rows')), {
+      what: 'the prompt',
+    });
     await page.click('.terminal');
     await page.keyboard.type('find "$TEST_INPUTS" -name out.txt -exec cat {} + | tr a-z A-Z\n');
     await eventually(async () => /(^|\n)BUILT/.test(await page.innerText('.terminal .xterm-rows')), {

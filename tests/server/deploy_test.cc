@@ -335,5 +335,40 @@ TEST_F(DeployTest, DebuggingAFailedRunStagesItsInputs) {
   EXPECT_TRUE(eventually([&] { return worker(*server)["deployments"] == json::array(); }, 30));
 }
 
+// A port a deployment exposes (portExpose) answers through the server.
+TEST_F(DeployTest, AnExposedPortAnswersThroughTheServer) {
+  const int port = fixtures::free_port();
+  app_.write("testlooper.yml", std::string(kDefinitions) + R"(  web/linux:
+    portExpose: {http: )" + std::to_string(port) + R"(}
+    command: 'echo hello-through-the-server > page.txt && exec python3 -m http.server --bind 127.0.0.1 )" +
+                                   std::to_string(port) + R"('
+)");
+  sha_ = app_.commit("a deployment serving a page");
+  auto server = start();
+  const auto [status, body] =
+      server->post("/api/repos/app/commits/" + sha_ + "/deployments/web%2Flinux/boot", "{}");
+  ASSERT_EQ(status, 200) << body.dump();
+  const std::string id = body["id"];
+  ASSERT_TRUE(eventually([&] { return state(*server, id) == "running"; }, 120));
+  EXPECT_EQ(server->get("/api/deployments/" + id)["ports"], json::array({"http"}));
+  const std::string url = server->url("/api/deployments/" + id + "/ports/http/page.txt");
+  ASSERT_TRUE(eventually(
+      [&] {
+        return fixtures::capture("curl -s " + url).find("hello-through-the-server") !=
+               std::string::npos;
+      },
+      60))
+      << fixtures::capture("curl -s " + url);
+  // Only the ports it declares, of running deployments.
+  EXPECT_NE(fixtures::capture("curl -s -o /dev/null -w '%{http_code}' " +
+                              server->url("/api/deployments/" + id + "/ports/nope/")),
+            "200");
+  EXPECT_EQ(fixtures::capture("curl -s -o /dev/null -w '%{http_code}' " +
+                              server->url("/api/deployments/" + id + "/ports/nope/")),
+            "404");
+  server->post("/api/deployments/" + id + "/shutdown", "{}");
+  EXPECT_EQ(fixtures::capture("curl -s -o /dev/null -w '%{http_code}' " + url), "404");
+}
+
 }  // namespace
 }  // namespace testlooper::server

@@ -226,6 +226,7 @@ export interface Deployment {
   ram_gb: number;
   viewers: number;
   debug_run: string;
+  ports: string[]; // portExpose names, reached at /api/deployments/{id}/ports/{name}/
 }
 
 // GET /api/machines: the fleet's machines (EC2), its limits and use, and what waits for a machine.

@@ -105,8 +105,11 @@ function TerminalView({ id }: { id: string }) {
       if (socket.readyState === WebSocket.OPEN)
         socket.send(JSON.stringify({ type: 'resize', cols: term.cols, rows: term.rows }));
     };
+    // Keys typed before the socket opened go once it has.
+    const pending: Uint8Array[] = [];
     socket.onopen = () => {
       resize();
+      for (const bytes of pending.splice(0)) socket.send(bytes);
       term.focus();
     };
     socket.onmessage = (m: MessageEvent) => {
@@ -115,6 +118,7 @@ function TerminalView({ id }: { id: string }) {
     socket.onclose = (e: CloseEvent) => setClosed(e.reason || 'the terminal closed');
     const typed = term.onData((data) => {
       if (socket.readyState === WebSocket.OPEN) socket.send(encoder.encode(data));
+      else if (socket.readyState === WebSocket.CONNECTING) pending.push(encoder.encode(data));
     });
     const observer = new ResizeObserver(() => resize());
     observer.observe(box.current!);
@@ -177,6 +181,16 @@ function One({ id }: { id: string }) {
             )}
             {d.state === 'stopped' && <span class="muted"> · {d.detail}</span>}
           </p>
+          {d.state === 'running' && d.ports.length > 0 && (
+            <p class="ports">
+              Ports:{' '}
+              {d.ports.map((p) => (
+                <a key={p} href={`/api/deployments/${encodeURIComponent(d.id)}/ports/${encodeURIComponent(p)}/`} target="_blank" rel="noreferrer">
+                  {p}
+                </a>
+              ))}
+            </p>
+          )}
           {d.state !== 'stopped' && canEdit(session) && (
             <p>
               <button type="button" name="shutdown" onClick={() => void shutdown()}>
