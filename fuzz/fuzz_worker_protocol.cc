@@ -24,6 +24,7 @@ class FakeSocket : public testlooper::server::Socket {
  public:
   explicit FakeSocket(int id) : id_(id) {}
   void send(const std::string& text) override { sent_ += text.size(); }
+  void send_binary(const std::string& bytes) override { sent_ += bytes.size(); }
   void close(const std::string& reason) override {
     closed_ = true;
     reason_ = reason;

@@ -19,6 +19,7 @@ void add_serve_command(CLI::App& app, Action& action);
 void add_worker_command(CLI::App& app, Action& action);
 void add_rebuild_command(CLI::App& app, Action& action);
 void add_token_command(CLI::App& app, Action& action);
+void add_shell_command(CLI::App& app, Action& action);
 // checkout, status and fetch: the workspace (cli/workspace.h).
 void add_workspace_commands(CLI::App& app, Action& action);
 

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   testlooper::cli::add_worker_command(app, action);
   testlooper::cli::add_rebuild_command(app, action);
   testlooper::cli::add_token_command(app, action);
+  testlooper::cli::add_shell_command(app, action);
   testlooper::cli::add_workspace_commands(app, action);
   try {
     app.parse(argc, argv);

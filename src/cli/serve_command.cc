@@ -76,6 +76,10 @@ void add_serve_command(CLI::App& app, Action& action) {
                   "Hours after which a run still going is ended as an infrastructure failure "
                   "and its worker told to cancel it (default 24)")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--deployment-idle-seconds", options->deployment_idle_seconds,
+                  "Seconds a deployment may stay with no terminal attached before it is shut "
+                  "down (default 3600)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--infra-backoff-seconds", options->infra_backoff_seconds,
                   "First wait after an infrastructure failure of a test, build or environment; "
                   "it doubles with each failure in a row, up to 30 min, and the 5th blocks it "
@@ -144,6 +148,9 @@ void add_serve_command(CLI::App& app, Action& action) {
       if (cmd->count("--worker-timeout") == 0)
         options->worker_timeout_seconds = from_file.worker_timeout_seconds;
       if (cmd->count("--max-run-hours") == 0) options->max_run_hours = from_file.max_run_hours;
+      if (cmd->count("--deployment-idle-seconds") == 0)
+        options->deployment_idle_seconds = from_file.deployment_idle_seconds;
+      options->deployment_max_hours = from_file.deployment_max_hours;
       if (cmd->count("--infra-backoff-seconds") == 0)
         options->infra_backoff_seconds = from_file.infra_backoff_seconds;
       if (cmd->count("--max-log-mb") == 0) options->max_log_mb = from_file.max_log_mb;

@@ -31,6 +31,8 @@ class Planner {
   Plan run() {
     Plan plan;
     for (const PlannedCommit* c : commits_) enable_commit(*c);
+    // A person waits for a deployment: its builds come before every other run.
+    for (const auto& key : in_.deployments) need(key, kDeploymentPriority);
     std::map<std::string, Job> jobs;
     // Extra runs: their builds are needed (after everything users want), and they become jobs
     // of their own once nothing blocks them.
@@ -69,6 +71,8 @@ class Planner {
  private:
   // Below every wanted job (their priority is a commit time, >= 0).
   static constexpr double kExtraPriority = -1;
+  // Above every wanted job (a commit time in seconds).
+  static constexpr double kDeploymentPriority = 1e18;
 
   const std::vector<PlannedObject>* objects_at(const std::string& repo, const std::string& sha) {
     auto it = commit_index_.find({repo, sha});
@@ -191,6 +195,15 @@ class Planner {
     const Located at = *locate(key);
     const PlannedObject& o = *at.object;
     ObjectStatus status;
+    if (o.kind == "deployment") {
+      status.state = ObjectState::kRunnable;
+      if (auto b = blocked(o)) {
+        status.state = b->state;
+        status.reason = b->reason;
+      }
+      plan.statuses[key] = status;
+      return;
+    }
     status.target = target_of(key, o);
     const HashProgress p = progress(o.hash);
     int64_t& keep = plan.keep[o.hash];

@@ -106,6 +106,10 @@ struct PlanInput {
   // interval of its own rate is at most this wide (stats::head_rate; docs/statistics.md
   // "Confirming the head"), so a fix, or a new breakage, is confirmed without manual targets.
   double head_width = 0.1;
+  // Deployments booted and waiting for their builds, as (repo, sha, name): their builds are
+  // needed before anything else; the deployment itself is never a job (the server starts it
+  // once its status is kRunnable).
+  std::set<std::tuple<std::string, std::string, std::string>> deployments;
 };
 
 // clang-format off

@@ -186,6 +186,7 @@ Response Api::get(const Request& request) {
   }
   if (!starts_with(p, "/api/") && p != "/githubReceivedAPush" && p != "/webhook") return web_file(p);
   if (p == "/api/repos") return repos();
+  if (auto d = deployment_endpoint(request, auth::Principal{})) return *d;
   if (p == "/api/workers") return workers();
   if (p == "/api/queue") return queue();
   if (p == "/api/machines") return machines();
@@ -243,6 +244,7 @@ Response Api::post(const Request& request, const auth::Principal& who) {
   if (json_endpoint && !is_json_content_type(request)) {
     return error(415, "the body must be sent with Content-Type: application/json");
   }
+  if (auto d = deployment_endpoint(request, who)) return *d;
   if (p == "/api/refresh") {
     // With a webhook secret, a refresh needs the same proof as a push webhook: otherwise the
     // secret would protect nothing (anyone could make the server poll at will).
@@ -585,6 +587,13 @@ Response Api::workers() {
                         {"extra", !r->purpose.empty()}});
       }
     }
+    // A deployment holds its cores while it lives.
+    json deployments = json::array();
+    for (const auto& [dep_id, d] : state_.deployments()) {
+      if (d.row.worker != id || (d.row.state != "starting" && d.row.state != "running")) continue;
+      deployments.push_back(dep_id);
+      used += d.cores;
+    }
     json recent = json::array();
     for (const store::RunRow& r : w.recent) {
       recent.push_back({{"id", r.id},
@@ -603,6 +612,7 @@ Response Api::workers() {
                    {"ram_gb", w.ram_gb},
                    {"cores_used", used},
                    {"running", running},
+                   {"deployments", deployments},
                    {"runs", runs},
                    {"recent", recent},
                    {"platforms", w.platforms},

@@ -61,6 +61,7 @@ class Api : public Handler {
   std::optional<Response> refuse_early(const Request& head) override;
   bool on_open(const std::shared_ptr<Socket>& socket, const Request& request) override;
   void on_message(const std::shared_ptr<Socket>& socket, const std::string& text) override;
+  void on_binary(const std::shared_ptr<Socket>& socket, const std::string& bytes) override;
   void on_close(const std::shared_ptr<Socket>& socket) override;
   // Uploads (POST /api/artifacts/...) are streamed to a file under the artifact store's tmp/.
   std::string body_file_for(const Request& head) override;
@@ -118,6 +119,14 @@ class Api : public Handler {
   // GET /api/repos/{repo}/branches/{branch}/pins.
   Response pins(const std::string& repo, const std::string& branch);
 
+  // Deployments (api_deployments.cc): GET /api/deployments[/{id}], POST
+  // /api/deployments/{id}/shutdown, POST /api/repos/{repo}/commits/{sha}/deployments/{name}/boot;
+  // nullopt for any other request.
+  std::optional<Response> deployment_endpoint(const Request& request, const auth::Principal& who);
+  // /api/deployments/{id}/ports/{name}/{path}: the request (GET, HEAD or POST; no WebSocket)
+  // forwarded to that exposed port on the deployment's worker, on a thread of port_proxies_;
+  // false for any other request.
+  bool proxy_port(const Request& request, Completion& done);
   Response get(const Request& request);
   Response post(const Request& request, const auth::Principal& who);
   // Source archives, build artifacts and run records (api_files.cc); nullopt when `request` is
@@ -180,6 +189,7 @@ class Api : public Handler {
   struct Exchanges;
   std::shared_ptr<Exchanges> exchanges_;   // sign-ins talking to the provider
   std::shared_ptr<Exchanges> s3_fetches_;  // builds fetched from S3 (fetch_build_from_s3)
+  std::shared_ptr<Exchanges> port_proxies_;  // requests to deployments' ports (proxy_port)
   // Runs `work` on a thread of `pool` (made when null); false when the pool is full.
   bool start_thread(std::shared_ptr<Exchanges>& pool,
                     std::function<void(const std::atomic<bool>& stop)> work);

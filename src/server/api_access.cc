@@ -65,6 +65,11 @@ auth::Principal Api::principal(const Request& request) {
 // The table of docs/api.md "Access". Paths are compared exactly as get()/post() route them.
 Role Api::needed_role(const Request& request) const {
   const std::string& p = request.path;
+  // A deployment's terminal is a shell on a worker: as much as an editor may do.
+  if (p.starts_with("/api/deployments/") &&
+      (p.ends_with("/terminal") || p.find("/ports/") != std::string::npos)) {
+    return Role::kEditor;
+  }
   if (request.method == "GET" || request.method == "HEAD") {
     if (p == "/metrics") return Role::kViewer;             // Prometheus' scrape (a viewer token)
     if (!p.starts_with("/api/")) return Role::kAnonymous;  // the web UI must load to sign in

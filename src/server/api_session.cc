@@ -98,7 +98,7 @@ struct Api::Exchanges : std::enable_shared_from_this<Api::Exchanges> {
 };
 
 void Api::stop_sign_ins() {
-  for (auto* pool : {&exchanges_, &s3_fetches_}) {
+  for (auto* pool : {&exchanges_, &s3_fetches_, &port_proxies_}) {
     if (!*pool) continue;
     (*pool)->stop = true;
     for (auto& t : (*pool)->threads) t.join();
@@ -195,6 +195,7 @@ Response Api::sign_in_start(const Request& request) {
 bool Api::handle_async(const Request& request, Completion done) {
   if (request.method == "POST" && pin_path(request.path)) return pin_update(request, done);
   if (fetch_build_from_s3(request, done)) return true;
+  if (proxy_port(request, done)) return true;
   if (request.path != "/auth/callback" || request.method != "GET") return false;
   auto answer = [&done](Response r) {
     done([r = std::move(r)] { return r; });

@@ -25,6 +25,17 @@ std::optional<std::string> live_log_id(const std::string& path) {
   return path.substr(prefix.size(), path.size() - prefix.size() - suffix.size());
 }
 
+// The deployment id of a terminal path "/api/deployments/{id}/terminal" (not yet checked against
+// the id grammar), or nullopt for any other path.
+std::optional<std::string> terminal_id(const std::string& path) {
+  const std::string prefix = "/api/deployments/", suffix = "/terminal";
+  if (path.size() < prefix.size() + suffix.size() || !path.starts_with(prefix) ||
+      !path.ends_with(suffix)) {
+    return std::nullopt;
+  }
+  return path.substr(prefix.size(), path.size() - prefix.size() - suffix.size());
+}
+
 bool is_websocket_upgrade(const Request& head) {
   auto upgrade = head.headers.find("upgrade");
   if (upgrade == head.headers.end() || upgrade->second.size() != 9) return false;
@@ -60,6 +71,11 @@ std::optional<Response> Api::refuse_early(const Request& head) {
     if (!is_run_id(*id)) return error(400, "not a run id (16 lowercase hex digits)");
     return std::nullopt;
   }
+  if (const auto id = terminal_id(p)) {
+    if (!is_run_id(*id)) return error(400, "not a deployment id (16 lowercase hex digits)");
+    if (!state_.deployments().count(*id)) return error(404, "no deployment " + *id);
+    return std::nullopt;
+  }
   return error(404, "no such WebSocket: " + p);
 }
 
@@ -73,6 +89,7 @@ bool Api::on_open(const std::shared_ptr<Socket>& socket, const Request& request)
       socket->close("unauthorized: the worker token is missing or wrong");
       return false;
     }
+    state_.note_worker_address(socket->id(), request.client);
     state_.worker_connected(socket, *token);
     return true;
   }
@@ -84,12 +101,24 @@ bool Api::on_open(const std::shared_ptr<Socket>& socket, const Request& request)
     state_.add_log_socket(*id, socket);
     return true;
   }
+  if (const auto id = terminal_id(p); id && is_run_id(*id)) {
+    if (Status added = state_.add_terminal_viewer(*id, socket); !added.ok()) {
+      socket->close(added.error().message);
+      return false;
+    }
+    return true;
+  }
   socket->close("no such WebSocket");
   return false;
 }
 
 void Api::on_message(const std::shared_ptr<Socket>& socket, const std::string& text) {
-  if (socket->path() == "/api/worker") state_.worker_message(socket, text);
+  if (socket->path() == "/api/worker") return state_.worker_message(socket, text);
+  if (terminal_id(socket->path())) state_.terminal_message(socket, text, false);
+}
+
+void Api::on_binary(const std::shared_ptr<Socket>& socket, const std::string& bytes) {
+  if (terminal_id(socket->path())) state_.terminal_message(socket, bytes, true);
 }
 
 void Api::on_close(const std::shared_ptr<Socket>& socket) {

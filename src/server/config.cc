@@ -425,6 +425,8 @@ Status load_config(const std::string& path, ServerOptions& o,
         {"default_target_runs", number(o.default_target_runs)},
         {"worker_timeout_seconds", number(o.worker_timeout_seconds)},
         {"max_run_hours", number(o.max_run_hours)},
+        {"deployment_idle_seconds", number(o.deployment_idle_seconds)},
+        {"deployment_max_hours", number(o.deployment_max_hours)},
         {"infra_backoff_seconds", number(o.infra_backoff_seconds)},
         {"max_log_mb", number(o.max_log_mb)},
         {"webhook_secret", text(o.webhook_secret)},
@@ -608,6 +610,10 @@ Status load_config(const std::string& path, ServerOptions& o,
   }
   if (o.extra_runs < 0) return Error{path, "extra_runs: must not be negative"};
   if (!(o.max_run_hours > 0)) return Error{path, "server.max_run_hours: must be positive"};
+  if (!(o.deployment_idle_seconds > 0))
+    return Error{path, "server.deployment_idle_seconds: must be positive"};
+  if (!(o.deployment_max_hours > 0))
+    return Error{path, "server.deployment_max_hours: must be positive"};
   if (!(o.infra_backoff_seconds > 0))
     return Error{path, "server.infra_backoff_seconds: must be positive"};
   if (o.max_log_mb < 1 || o.max_log_mb > kMaxLogMb) {

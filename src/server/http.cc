@@ -179,7 +179,7 @@ class Slot {
 // What a WsSocket reaches of its connection, whatever the stream.
 class WsConnection : public Session {
  public:
-  virtual void send(const std::string& text) = 0;
+  virtual void send(const std::string& text, bool binary) = 0;
   virtual void close(const std::string& reason) = 0;
   virtual size_t buffered() const = 0;
 };
@@ -192,6 +192,7 @@ class WsSocket : public Socket {
   WsSocket(std::string path, int id, asio::any_io_executor executor)
       : path_(std::move(path)), id_(id), executor_(std::move(executor)) {}
   void send(const std::string& text) override;
+  void send_binary(const std::string& bytes) override;
   void close(const std::string& reason) override;
   size_t buffered() const override;
   void post(std::function<void()> task) override { asio::post(executor_, std::move(task)); }
@@ -244,9 +245,9 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
     });
   }
 
-  void send(const std::string& text) override {
+  void send(const std::string& text, bool binary) override {
     if (closed_) return;
-    queue_.push_back(text);
+    queue_.push_back({text, binary});
     buffered_ += text.size();
     if (queue_.size() == 1) write_next();
   }
@@ -300,7 +301,11 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
       self->buffer_.consume(self->buffer_.size());
       if (!self->closed_) {  // once closing, the rest is read until the peer's close frame
         try {
-          self->shared_.handler.on_message(self->socket_, text);
+          if (self->ws_.got_binary()) {
+            self->shared_.handler.on_binary(self->socket_, text);
+          } else {
+            self->shared_.handler.on_message(self->socket_, text);
+          }
         } catch (const std::exception& e) {
           log_error("a message on " + self->socket_->path(), e.what());
           self->close_with(websocket::close_code::internal_error, "internal error");
@@ -312,14 +317,14 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
 
   void write_next() {
     auto self = this->shared_from_this();
-    ws_.text(true);
-    ws_.async_write(asio::buffer(queue_.front()), [self](beast::error_code ec, size_t) {
+    ws_.binary(queue_.front().second);
+    ws_.async_write(asio::buffer(queue_.front().first), [self](beast::error_code ec, size_t) {
       if (ec) {
         self->queue_.clear();
         self->buffered_ = 0;
         return;
       }
-      self->buffered_ -= self->queue_.front().size();
+      self->buffered_ -= self->queue_.front().first.size();
       self->queue_.pop_front();
       if (!self->queue_.empty()) self->write_next();
     });
@@ -330,15 +335,19 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
   std::unique_ptr<Slot> slot_;
   std::shared_ptr<WsSocket> socket_;
   beast::flat_buffer buffer_;
-  std::deque<std::string> queue_;
-  size_t buffered_ = 0;  // bytes in queue_
+  std::deque<std::pair<std::string, bool>> queue_;  // (message, binary)
+  size_t buffered_ = 0;                             // bytes in queue_
   bool closed_ = false;
   bool opened_ = false;    // on_open accepted it (or threw)
   bool notified_ = false;  // on_close was called
 };
 
 void WsSocket::send(const std::string& text) {
-  if (auto s = session.lock()) s->send(text);
+  if (auto s = session.lock()) s->send(text, false);
+}
+
+void WsSocket::send_binary(const std::string& bytes) {
+  if (auto s = session.lock()) s->send(bytes, true);
 }
 
 void WsSocket::close(const std::string& reason) {

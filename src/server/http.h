@@ -111,6 +111,8 @@ class Socket {
  public:
   virtual ~Socket() = default;
   virtual void send(const std::string& text) = 0;
+  // Sends `bytes` in a binary frame (a terminal's output).
+  virtual void send_binary(const std::string& bytes) = 0;
   // Closes the connection; `reason` (at most 123 bytes are sent) tells the peer why, and a
   // non-empty one closes with code 1008 (policy violation) rather than 1000.
   virtual void close(const std::string& reason = "") = 0;
@@ -156,6 +158,11 @@ class Handler {
   // A WebSocket opened on `socket->path()`; return false to refuse it.
   virtual bool on_open(const std::shared_ptr<Socket>& socket, const Request& request) = 0;
   virtual void on_message(const std::shared_ptr<Socket>& socket, const std::string& text) = 0;
+  // A binary frame (a terminal's keystrokes); ignored unless overridden.
+  virtual void on_binary(const std::shared_ptr<Socket>& socket, const std::string& bytes) {
+    (void)socket;
+    (void)bytes;
+  }
   // Called once for every socket on_open accepted, at the latest when the server stops.
   virtual void on_close(const std::shared_ptr<Socket>& socket) = 0;
 };

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/ids.h"
+#include "fleet/aws.h"
 
 namespace testlooper::server {
 namespace {
@@ -259,6 +260,29 @@ Result<WorkerMessage> parse_worker_message(std::string_view text) {
     f.run_id("run_id", out.run_id);
     f.text("data", true, std::numeric_limits<size_t>::max(), out.data);
     if (f.error()) return *f.error();
+    return WorkerMessage(std::move(out));
+  }
+  if (word == "deployment") {
+    Fields f(m, "deployment");
+    DeploymentMessage out;
+    f.run_id("run_id", out.run_id);
+    f.text("state", true, 16, out.state);
+    if (!f.error() && out.state != "running" && out.state != "stopped")
+      f.fail("state", "\"running\" or \"stopped\"");
+    f.text("message", false, kMaxTextField, out.message);
+    if (f.error()) return *f.error();
+    return WorkerMessage(std::move(out));
+  }
+  if (word == "terminal") {
+    Fields f(m, "terminal");
+    TerminalMessage out;
+    std::string encoded;
+    f.run_id("run_id", out.run_id);
+    f.text("data", true, kMaxTerminalChunk * 4 / 3 + 4, encoded);
+    if (f.error()) return *f.error();
+    Result<std::string> data = fleet::base64_decode(encoded);
+    if (!data.ok()) return Error{"terminal", "'data' must be base64"};
+    out.data = std::move(*data);
     return WorkerMessage(std::move(out));
   }
   return Error{"", "unknown message type '" + word.substr(0, 40) + "'"};

@@ -96,7 +96,23 @@ struct LogMessage {
   std::string data;
 };
 
-using WorkerMessage = std::variant<HelloMessage, HeartbeatMessage, LogMessage, ResultMessage>;
+// {"type": "deployment", "run_id": the deployment's id, "state": "running" | "stopped",
+//  "message"?}: its environment is ready (inputs staged, command started), or it ended.
+struct DeploymentMessage {
+  std::string run_id;
+  std::string state;
+  std::string message;
+};
+
+// {"type": "terminal", "run_id": the deployment's id, "data": base64 of terminal output}
+struct TerminalMessage {
+  std::string run_id;
+  std::string data;  // decoded
+};
+inline constexpr size_t kMaxTerminalChunk = 1 << 20;  // decoded bytes of one "terminal" message
+
+using WorkerMessage = std::variant<HelloMessage, HeartbeatMessage, LogMessage, ResultMessage,
+                                   DeploymentMessage, TerminalMessage>;
 
 // `text` as one of the messages a worker sends; an Error saying what is wrong otherwise (never
 // throws). Unknown fields are ignored; a missing required field, a wrong type, a number out of

@@ -255,6 +255,8 @@ int run_server(const ServerOptions& options) {
                              options.extra_confidence};
   state_options.store_path = data + "/state.db";
   state_options.max_log_bytes = int64_t{options.max_log_mb} << 20;
+  state_options.deployment_idle_seconds = options.deployment_idle_seconds;
+  state_options.deployment_max_seconds = options.deployment_max_hours * 3600;
   // Artifacts in S3 (docs/configuration.md "Artifacts in S3"): the local store is their
   // cache. It outlives the state, whose threads may be putting files in S3 until it is gone.
   std::unique_ptr<s3store::S3Artifacts> s3;

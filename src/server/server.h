@@ -45,6 +45,8 @@ struct ServerOptions {
   double poll_seconds = 10;          // git polling interval
   double worker_timeout_seconds = 30;  // a worker silent this long is lost
   double max_run_hours = 24;           // a run active this long is ended as an infra failure
+  double deployment_idle_seconds = 3600;  // a deployment without a terminal viewer this long stops
+  double deployment_max_hours = 24;       // a deployment stops once it lived this long
   // The first back-off after an infrastructure failure of an identity or environment; it doubles
   // with each failure in a row (up to 30 min), and the 5th in a row blocks it (infra_blocked).
   double infra_backoff_seconds = 10;

@@ -172,6 +172,7 @@ Status ServerState::load() {
   auto total = store_.run_count();
   if (!total.ok()) return total.error();
   run_counter_ = *total;
+  TL_RETURN_IF_ERROR(load_deployments());
   recompute_reachable();
   return {};
 }

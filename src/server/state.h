@@ -8,6 +8,7 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <set>
 #include <string>
@@ -49,6 +50,7 @@ struct WorkerState {
   int runs_started = 0;  // runs given to it since the server started
   double last_seen = 0;
   std::string token;  // the name of the worker token it connected with
+  std::string address;  // the IP address its connection came from (a deployment's ports there)
   std::map<std::string, std::pair<int, int>> running;  // run id -> (cores, ram)
   // The runs it ended most recently (at most kRecentRuns, the newest first), since the server
   // started: for GET /api/workers.
@@ -81,6 +83,25 @@ struct StateOptions {
   // their commands write; the server keeps at most kLogSlack more of what a worker sends (the
   // runner's own lines), and ends a log it cut itself with log_cut_line.
   int64_t max_log_bytes = kDefaultMaxLogBytes;
+  // A deployment with no terminal viewer this long is shut down, and any deployment once it has
+  // lived this long (docs/configuration.md `deployment_idle_seconds`, `deployment_max_hours`).
+  double deployment_idle_seconds = 3600;
+  double deployment_max_seconds = 24 * 3600;
+};
+
+// The most of a deployment's terminal output the server keeps for a viewer that attaches late.
+inline constexpr size_t kTerminalScrollback = 256 << 10;
+
+// A deployment booted by a user (state_deployments.cc; docs/api.md "Deployments"): waiting for
+// its builds, then starting on a worker (its cores and RAM held), running (its environment
+// ready, a terminal open), stopped.
+struct DeploymentState {
+  store::DeploymentRow row;
+  int cores = 0;
+  int ram_gb = 0;
+  std::set<std::shared_ptr<Socket>> viewers;  // terminal WebSockets attached now
+  std::string screen;                         // the terminal's last kTerminalScrollback bytes
+  double idle_since = 0;                      // when its last viewer left (or it started)
 };
 
 class ServerState {
@@ -154,6 +175,40 @@ class ServerState {
   // those failures so that it runs again. Error when there is no such commit or object; false
   // when there was nothing to retry.
   Result<bool> retry(const std::string& repo, const std::string& sha, const std::string& name);
+
+  // Deployments (state_deployments.cc). Boots object `name` (a deployment) of a commit for
+  // `booted_by`: waiting until its builds succeeded, then started on a worker that can run its
+  // environment. Error (message for a 4xx) when there is no such deployment.
+  Result<store::DeploymentRow> boot_deployment(const std::string& repo, const std::string& sha,
+                                               const std::string& name,
+                                               const std::string& booted_by);
+  // "Debug this run": a deployment of run `run_id`'s object (a test or a build), its inputs
+  // staged as for the run and its commands not run, for a person to reproduce it by hand. It
+  // starts once the object's builds are built (they were, for the run). Error (message for a
+  // 404) when there is no such run or its commit or object is no longer known.
+  Result<store::DeploymentRow> debug_run(const std::string& run_id, const std::string& booted_by);
+  // Stops deployment `id` (its worker told to end it, its cores freed). Error when unknown;
+  // false when it was stopped already.
+  Result<bool> shutdown_deployment(const std::string& id, const std::string& why);
+  const std::map<std::string, DeploymentState>& deployments() const { return deployments_; }
+  // Where port `name` (its definition's portExpose) of running deployment `id` answers: its
+  // worker's address and the port. Error (message for a 404) otherwise.
+  struct PortTarget {
+    std::string host;
+    int port = 0;
+  };
+  Result<PortTarget> deployment_port(const std::string& id, const std::string& name) const;
+  // The address a worker connection came from (Request::client), kept for its hello.
+  void note_worker_address(int socket_id, const std::string& address) {
+    worker_addresses_[socket_id] = address;
+  }
+  // A terminal viewer of deployment `id`: it gets the scroll-back, then every output. Error
+  // (the reason to close it with) when the deployment is not starting or running.
+  Status add_terminal_viewer(const std::string& id, const std::shared_ptr<Socket>& socket);
+  // A viewer's message: `binary` frames are keystrokes, text frames JSON control messages
+  // ({"type": "resize", "cols", "rows"}); anything else is ignored.
+  void terminal_message(const std::shared_ptr<Socket>& socket, const std::string& data,
+                        bool binary);
 
   // Event streams and live logs.
   void add_event_socket(const std::shared_ptr<Socket>& socket) { event_sockets_.insert(socket); }
@@ -231,6 +286,29 @@ class ServerState {
 
  private:
   void add_commit(store::CommitRow row, std::vector<store::ObjectRow> objects);
+  // Deployments (state_deployments.cc).
+  Status load_deployments();
+  // Stores and adds a waiting deployment of `object` (of `repo`'s commit `sha`).
+  Result<store::DeploymentRow> add_deployment(const std::string& repo, const std::string& sha,
+                                              const planner::PlannedObject& object,
+                                              const std::string& booted_by,
+                                              const std::string& debug_run);
+  // The jobs of the waiting deployments whose builds are done (each one run, purpose = its id);
+  // stops those whose builds failed.
+  std::vector<planner::Job> deployment_jobs();
+  void start_deployment(WorkerState& worker, const planner::Job& job, int cores, int ram);
+  // No connected worker can run waiting deployment `id`: its detail says why (not stored).
+  void deployment_unrunnable(const std::string& id, const std::string& reason);
+  void deployment_message(const WorkerState& worker, const DeploymentMessage& m);
+  void terminal_output(const WorkerState& worker, const TerminalMessage& m);
+  // Marks `d` stopped with `why`; its worker, when `tell_worker` and connected, told to end it.
+  void stop_deployment(DeploymentState& d, const std::string& why, bool tell_worker);
+  void stop_worker_deployments(const std::string& worker, const std::string& why);
+  void check_deployments(double now);
+  void remove_terminal_viewer(const std::shared_ptr<Socket>& socket);
+  // Adds to a job message what a worker needs to reach its files: the server's directories
+  // when it shares the server's disk, else the S3 bucket when artifacts are kept there.
+  void add_file_access(nlohmann::json& message, const WorkerState& worker) const;
   // Enables the sets `sha`'s triggers select, on behalf of branch `branch` under test.
   // Deletes the branches of `repo` whose names are not in `keep`: from branches_ and the store.
   void delete_branches(const std::string& repo, const std::set<std::string>& keep);
@@ -354,6 +432,9 @@ class ServerState {
   // Stores the results whose files another thread finished putting in S3 (s3_puts_).
   void collect_s3_puts();
   s3store::S3Artifacts* s3_ = nullptr;
+  std::map<std::string, DeploymentState> deployments_;
+  std::map<int, std::string> terminal_of_socket_;  // viewer socket id -> deployment id
+  std::map<int, std::string> worker_addresses_;    // worker socket id -> its client address
   // Runs whose files are being put in S3 by another thread (a large build takes seconds: not on
   // the io thread), by run id; their results are stored once that is done (collect_s3_puts).
   struct S3PutOutcome {

@@ -154,6 +154,10 @@ void ServerState::worker_message(const std::shared_ptr<Socket>& socket, const st
   } else if (const auto* result = std::get_if<ResultMessage>(&*parsed)) {
     finish_run(w.id, *result);
     update();
+  } else if (const auto* deployment = std::get_if<DeploymentMessage>(&*parsed)) {
+    deployment_message(w, *deployment);
+  } else if (const auto* terminal = std::get_if<TerminalMessage>(&*parsed)) {
+    terminal_output(w, *terminal);
   }
 }
 
@@ -188,6 +192,9 @@ void ServerState::worker_hello(const std::shared_ptr<Socket>& socket, const Hell
   if (auto t = worker_tokens_.find(socket->id()); t != worker_tokens_.end()) {
     w.token = t->second.second.name;
   }
+  if (auto a = worker_addresses_.find(socket->id()); a != worker_addresses_.end()) {
+    w.address = a->second;
+  }
   worker_by_socket_[socket->id()] = id;
   log_event("info", "worker_connected",
             {{"worker", id},
@@ -220,11 +227,14 @@ void ServerState::worker_hello(const std::shared_ptr<Socket>& socket, const Hell
 void ServerState::worker_disconnected(const std::shared_ptr<Socket>& socket) {
   refused_workers_.erase(socket->id());
   worker_tokens_.erase(socket->id());
+  worker_addresses_.erase(socket->id());
   auto it = worker_by_socket_.find(socket->id());
   if (it == worker_by_socket_.end()) return;
   auto w = workers_.find(it->second);
   if (w != workers_.end() && w->second.socket == socket) {
     w->second.socket.reset();  // cancels it may not have received are sent again at its hello
+    // A worker ends its deployments when its connection does (their terminals went with it).
+    stop_worker_deployments(w->first, "the worker's connection ended");
     log_event("info", "worker_disconnected",
               {{"worker", w->first}, {"running", std::to_string(w->second.running.size())}});
   }
@@ -236,6 +246,7 @@ void ServerState::check_workers(double now) {
   collect_s3_puts();
   retry_unstored(now);
   end_overdue_runs(now);
+  check_deployments(now);
   drop_revoked_workers();
   // A back-off or a build's retry wait ended: its object wants runs again.
   if (next_wake_ > 0 && now >= next_wake_) update();
@@ -329,18 +340,35 @@ void ServerState::dispatch() {
       cores -= res.first;
       ram -= res.second;
     }
+    for (const auto& [dep_id, d] : deployments_) {
+      if (d.row.worker != id || d.row.state == "waiting" || d.row.state == "stopped") continue;
+      cores -= d.cores;  // a deployment holds its cores and RAM while it lives
+      ram -= d.ram_gb;
+    }
     capacity.push_back({id, cores, ram, w.cores, w.ram_gb, w.platforms, w.docker, w.ami, w.image});
   }
   // No new runs while the store cannot write: they could not be recorded (issue 11 item 8).
   if (!unstored_.empty() || now_seconds() < store_retry_at_) return;
   unrunnable_.clear();
   if (capacity.empty()) return;
-  const auto result = dispatch::assign(plan_.jobs, capacity);
-  for (const auto& u : result.unrunnable) unrunnable_[u.job.hash] = u.reason;
+  // Deployments first: a person is waiting for them.
+  std::vector<planner::Job> deploying = deployment_jobs();
+  const bool with_deployments = !deploying.empty();
+  if (with_deployments) deploying.insert(deploying.end(), plan_.jobs.begin(), plan_.jobs.end());
+  const auto result = dispatch::assign(with_deployments ? deploying : plan_.jobs, capacity);
+  for (const auto& u : result.unrunnable) {
+    unrunnable_[u.job.hash] = u.reason;
+    // A waiting deployment says why no worker takes it.
+    if (u.job.kind == "deployment") deployment_unrunnable(u.job.purpose, u.reason);
+  }
   for (const auto& a : result.assignments) {
     if (now_seconds() < store_retry_at_) break;  // the last start could not be stored
     WorkerState& worker = workers_.at(a.worker);
     if (worker.ami && worker.runs_started > 0) continue;  // one job (above): the rest waits
+    if (a.job.kind == "deployment") {
+      start_deployment(worker, a.job, a.cores, a.ram_gb);
+      continue;
+    }
     start_run(worker, a.job, a.cores, a.ram_gb);
   }
   if (!result.assignments.empty()) broadcast(json{{"type", "runs"}}.dump());
@@ -391,6 +419,11 @@ void ServerState::start_run(WorkerState& worker, const planner::Job& job, int co
                   {"upload_token", upload_token},
                   {"max_log_bytes", options_.max_log_bytes},
                   {"object", json::parse(object->definition_json, nullptr, false)}};
+  add_file_access(message, worker);
+  worker.socket->send(message.dump());
+}
+
+void ServerState::add_file_access(json& message, const WorkerState& worker) const {
   // Only a worker that shares the server's disk is told where it is; any other one fetches
   // sources and builds over HTTP and uploads what it stores (docs/api.md "Files"), or, with
   // artifacts in S3 and credentials of its own, reads and writes the bucket (never given
@@ -405,7 +438,6 @@ void ServerState::start_run(WorkerState& worker, const planner::Job& job, int co
                      {"key_prefix", o.key_prefix},
                      {"endpoint_url", o.endpoint_url}};
   }
-  worker.socket->send(message.dump());
 }
 
 void ServerState::finish_run(const std::string& worker, const ResultMessage& m) {
@@ -686,6 +718,7 @@ void ServerState::add_log_socket(const std::string& run_id, const std::shared_pt
 void ServerState::remove_socket(const std::shared_ptr<Socket>& socket) {
   event_sockets_.erase(socket);
   log_viewers_.remove(socket);
+  remove_terminal_viewer(socket);
 }
 
 void ServerState::broadcast(const std::string& event) {

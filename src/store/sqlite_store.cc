@@ -61,6 +61,11 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE TABLE IF NOT EXISTS sessions (
   key_hash TEXT PRIMARY KEY, login TEXT NOT NULL, provider TEXT NOT NULL, role TEXT NOT NULL,
   csrf TEXT NOT NULL, expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS deployments (
+  id TEXT PRIMARY KEY, repo TEXT NOT NULL, sha TEXT NOT NULL, name TEXT NOT NULL,
+  hash TEXT NOT NULL, state TEXT NOT NULL, worker TEXT NOT NULL, booted_by TEXT NOT NULL,
+  booted REAL NOT NULL, started REAL NOT NULL, stopped REAL NOT NULL, detail TEXT NOT NULL,
+  debug_run TEXT NOT NULL DEFAULT '');
 )sql";
 
 std::string join_words(const std::vector<std::string>& words) {
@@ -150,6 +155,41 @@ class SqliteStore : public Store {
           {s.text(0), static_cast<int>(s.integer(1)), s.real(2), s.text(3), s.integer(4)});
     }
     if (!s.error().empty()) return failed("holds", s);
+    return out;
+  }
+
+  Status put_deployment(const DeploymentRow& d) override {
+    Statement s(db_->get(),
+                "INSERT OR REPLACE INTO deployments (id, repo, sha, name, hash, state, worker, "
+                "booted_by, booted, started, stopped, detail, debug_run) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    s.bind(1, d.id)
+        .bind(2, d.repo)
+        .bind(3, d.commit)
+        .bind(4, d.name)
+        .bind(5, d.hash)
+        .bind(6, d.state)
+        .bind(7, d.worker)
+        .bind(8, d.booted_by)
+        .bind(9, d.booted)
+        .bind(10, d.started)
+        .bind(11, d.stopped)
+        .bind(12, d.detail)
+        .bind(13, d.debug_run);
+    if (!s.run()) return failed("put_deployment", s);
+    return {};
+  }
+
+  Result<std::vector<DeploymentRow>> deployments() override {
+    Statement s(db_->get(),
+                "SELECT id, repo, sha, name, hash, state, worker, booted_by, booted, started, "
+                "stopped, detail, debug_run FROM deployments ORDER BY booted, id");
+    std::vector<DeploymentRow> out;
+    while (s.step()) {
+      out.push_back({s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5), s.text(6),
+                     s.text(7), s.real(8), s.real(9), s.real(10), s.text(11), s.text(12)});
+    }
+    if (!s.error().empty()) return failed("deployments", s);
     return out;
   }
 

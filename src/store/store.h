@@ -162,6 +162,27 @@ struct SessionRow {
   double expires = 0;    // seconds since the epoch
 };
 
+// A deployment (server/state.h "Deployments"): booted by a user, it holds a worker's cores and
+// RAM from `starting` until it is stopped. Kept so that a restarted server still lists it
+// (stopped: its worker's environment ended with the connection).
+struct DeploymentRow {
+  std::string id;  // a run id's grammar (core/ids.h)
+  std::string repo;
+  std::string commit;
+  std::string name;
+  std::string hash;
+  std::string state;  // "waiting" | "starting" | "running" | "stopped"
+  std::string worker;
+  std::string booted_by;  // the principal's name
+  double booted = 0;      // seconds since the epoch
+  double started = 0;     // when a worker took it (0 = not yet)
+  double stopped = 0;     // 0 = not yet
+  std::string detail;     // why it stopped
+  // "" for a deployment; else the run whose test (or build) it reproduces: that object's
+  // environment and inputs, without its commands (POST /api/runs/{id}/debug).
+  std::string debug_run;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -245,6 +266,9 @@ class Store {
   virtual Status delete_session(const std::string& key_hash) = 0;
   // Deletes the sessions that expired at or before `now`.
   virtual Status prune_sessions(double now) = 0;
+  // Deployments (DeploymentRow), replaced by id; listed by boot time.
+  virtual Status put_deployment(const DeploymentRow& deployment) = 0;
+  virtual Result<std::vector<DeploymentRow>> deployments() = 0;
 };
 
 // Opens (creating if needed) the SQLite store at `path`.

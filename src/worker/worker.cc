@@ -33,9 +33,11 @@
 #include "core/ids.h"
 #include "definitions/definitions_json.h"
 #include "environments/environments.h"
+#include "fleet/aws.h"
 #include "runner/runner.h"
 #include "s3store/s3_artifacts.h"
 #include "worker/server_files.h"
+#include "worker/terminal.h"
 #include "worker/tls_stream.h"
 
 namespace testlooper::worker {
@@ -311,9 +313,11 @@ class Agent {
       }
     }
     cancel_all();
+    end_deployments();
     heartbeat.join();
     orphan_check.join();
     for (auto& t : threads_) t.thread.join();
+    for (auto& d : ended_deployments_) d->thread.join();
     return 0;
   }
 
@@ -402,6 +406,9 @@ class Agent {
     };
     check();
     io.run();
+    // A deployment lives as long as the connection it was given on: the server marks it stopped
+    // when the connection ends (its terminal's bytes have nowhere to go).
+    end_deployments();
     std::lock_guard<std::mutex> lock(mutex_);
     conn_.reset();
     return true;
@@ -517,6 +524,12 @@ class Agent {
     const std::string run_id = m["run_id"];
     if (type == "job") {
       if (is_job(m)) start(m);
+    } else if (type == "deploy") {
+      if (is_job(m)) deploy(m);
+    } else if (type == "shutdown") {
+      end_deployment(run_id);
+    } else if (type == "input" || type == "resize") {
+      terminal_control(type, run_id, m);
     } else if (type == "cancel") {
       std::lock_guard<std::mutex> lock(jobs_mutex_);
       auto it = cancellations_.find(run_id);
@@ -555,14 +568,25 @@ class Agent {
                         done});
   }
 
-  json execute(const json& job, runner::Cancellation& cancellation) {
+  // What a job (or a deployment) runs with: its object, the runner for where its files are,
+  // the bucket when this worker reads and writes S3 itself.
+  struct Prepared {
+    definitions::ResolvedObject object;
+    runner::Runner* runner = nullptr;
+    bool shared = false;
+    std::unique_ptr<s3store::S3Artifacts> s3;
+  };
+
+  // Parses the job's object, prepares its environment and fetches its inputs (builds) when this
+  // worker does not share the server's disk. On failure `result` holds the infrastructure
+  // failure ("outcome", "message", "environment_failed") and nullopt is returned.
+  std::optional<Prepared> prepare_job(const json& job, json& result) {
     const std::string run_id = job.value("run_id", "");
-    json result = {{"type", "result"}, {"run_id", run_id}};
     auto object = definitions::object_from_json(job.value("object", json::object()).dump());
     if (!object.ok()) {
       result["outcome"] = "infra";
       result["message"] = object.error().to_string();
-      return result;
+      return std::nullopt;
     }
     // An environment that cannot be prepared (its image does not build) fails every run on it:
     // the server counts that once for the environment, not once per object.
@@ -570,25 +594,38 @@ class Agent {
       result["outcome"] = "infra";
       result["message"] = "cannot prepare the environment: " + launcher.error().to_string();
       result["environment_failed"] = true;
-      return result;
+      return std::nullopt;
     }
+    Prepared p;
+    p.object = std::move(*object);
     // The server names its directories only to workers that share its disk.
-    const bool shared = job.contains("repos_dir") && job.contains("artifacts_dir");
-    runner::Runner& r =
-        shared ? runners_.get(job.value("artifacts_dir", ""), job.value("repos_dir", ""))
-               : runners_.remote(local_store_, remote_sources_);
+    p.shared = job.contains("repos_dir") && job.contains("artifacts_dir");
+    p.runner = p.shared ? &runners_.get(job.value("artifacts_dir", ""), job.value("repos_dir", ""))
+                        : &runners_.remote(local_store_, remote_sources_);
     // The server's artifacts in S3: read and written here directly when this worker can.
-    std::unique_ptr<s3store::S3Artifacts> s3;
-    if (!shared && job.contains("s3")) s3 = open_s3(run_id, job["s3"]);
-    if (!shared) {
-      if (Status fetched = remote_files_.fetch_inputs(*object, s3.get()); !fetched.ok()) {
+    if (!p.shared && job.contains("s3")) p.s3 = open_s3(run_id, job["s3"]);
+    if (!p.shared) {
+      if (Status fetched = remote_files_.fetch_inputs(p.object, p.s3.get()); !fetched.ok()) {
         result["outcome"] = "infra";
         result["message"] =
             "cannot fetch the job's builds from the server: " + fetched.error().to_string();
-        return result;
+        return std::nullopt;
       }
     }
-    runner::RunRequest request{&*object, run_id, job.value("cores", 1), job.value("ram_gb", 0), &cancellation, {}};
+    return p;
+  }
+
+  json execute(const json& job, runner::Cancellation& cancellation) {
+    const std::string run_id = job.value("run_id", "");
+    json result = {{"type", "result"}, {"run_id", run_id}};
+    std::optional<Prepared> prepared = prepare_job(job, result);
+    if (!prepared) return result;
+    const definitions::ResolvedObject* object = &prepared->object;
+    runner::Runner& r = *prepared->runner;
+    const bool shared = prepared->shared;
+    std::unique_ptr<s3store::S3Artifacts>& s3 = prepared->s3;
+    runner::RunRequest request{object,        run_id, job.value("cores", 1), job.value("ram_gb", 0),
+                               &cancellation, {}};
     request.max_log_bytes = job.value("max_log_bytes", kDefaultMaxLogBytes);
     LogFollower follower(run_id, [this](const std::string& text) { send_when_room(text); });
     request.on_log_open = [&follower](const fs::path& log) { follower.follow(log); };
@@ -677,6 +714,201 @@ class Agent {
     return nullptr;
   }
 
+  // A deployment this worker holds (docs/api.md "Deployments"): its environment staged and its
+  // command run by the runner (which keeps the run going until it is cancelled), and a terminal.
+  struct Deployment {
+    std::string id;
+    runner::Cancellation cancellation;
+    std::atomic<bool> stop{false};
+    std::atomic<bool> done{false};
+    std::mutex mutex;  // guards pty, cols, rows
+    Pty pty;
+    int cols = 80;
+    int rows = 24;
+    std::thread thread;
+  };
+
+  static std::string shell_quote(const std::string& text) {
+    std::string out = "'";
+    for (const char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+  }
+
+  // A "deploy" message (the session's io thread): starts the deployment on a thread of its own.
+  void deploy(const json& job) {
+    const std::string id = job.value("run_id", "");
+    auto max = job.find("max_seconds");
+    const double max_seconds =
+        max != job.end() && max->is_number() ? std::clamp(max->get<double>(), 1.0, 1e7) : 86400;
+    std::lock_guard<std::mutex> lock(deployments_mutex_);
+    std::erase_if(ended_deployments_, [](const std::shared_ptr<Deployment>& d) {
+      if (!d->done) return false;
+      d->thread.join();
+      return true;
+    });
+    if (deployments_.count(id)) return;
+    auto d = std::make_shared<Deployment>();
+    d->id = id;
+    deployments_[id] = d;
+    d->thread = std::thread([this, d, job, max_seconds] { run_deployment(*d, job, max_seconds); });
+  }
+
+  void run_deployment(Deployment& d, const json& job, double max_seconds) {
+    const fs::path dir = fs::absolute(fs::path(options_.dir) / "deployments" / d.id);
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    fs::create_directories(dir, ec);
+    const fs::path env_file = dir / "env";
+    json failure = json::object();
+    std::string why = "shut down";
+    std::optional<Prepared> prepared = prepare_job(job, failure);
+    if (!prepared) {
+      why = failure.value("message", "cannot prepare the deployment");
+    } else {
+      definitions::ResolvedObject& o = prepared->object;
+      // Debugging a run: its inputs and environment, none of its commands (a person runs them).
+      auto debug = job.find("debug");
+      if (debug != job.end() && debug->is_boolean() && debug->get<bool>()) o.stages.clear();
+      // First, whatever happens, the variables its commands see (for the terminal); last, a
+      // command that keeps the run (and its work directory) alive until it is cancelled.
+      definitions::Stage capture;
+      const std::string tmp = (dir / "env.tmp").string();
+      // Never a failed stage (which would skip the deployment's own): in a container the
+      // worker's directory is not there, and there is no terminal yet.
+      capture.command = "{ env -0 > " + shell_quote(tmp) + " && mv " + shell_quote(tmp) + " " +
+                        shell_quote(env_file.string()) + "; } 2>/dev/null || true";
+      capture.always_run = true;
+      capture.order = o.stages.empty() ? 0 : o.stages.front().order - 1;
+      definitions::Stage keep;
+      keep.command = "while :; do sleep 3600; done";
+      keep.always_run = true;
+      keep.order = o.stages.empty() ? 1 : o.stages.back().order + 1;
+      o.stages.insert(o.stages.begin(), capture);
+      o.stages.push_back(keep);
+      o.timeout = static_cast<int>(max_seconds) + 60;
+      runner::RunRequest request{
+          &o, d.id, job.value("cores", 1), job.value("ram_gb", 0), &d.cancellation, {}};
+      std::atomic<bool> ran{false};
+      runner::RunResult run;
+      std::thread running([&] {
+        run = prepared->runner->run(request, {});
+        ran = true;
+      });
+      bool announced = false;
+      auto spawned_at = std::chrono::steady_clock::now();
+      while (!d.stop && !ran) {
+        bool shell = false;
+        {
+          std::lock_guard<std::mutex> lock(d.mutex);
+          shell = d.pty.running();
+        }
+        if (!shell) {
+          std::string env;
+          if (fs::exists(env_file)) env = read_tail(env_file, 1 << 20);
+          const auto vars = split_environment(env);
+          if (vars.empty()) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            continue;
+          }
+          std::string cwd = dir.string();
+          for (const auto& v : vars) {
+            if (v.starts_with("TEST_INPUTS=")) cwd = v.substr(12);
+          }
+          if (announced && std::chrono::steady_clock::now() - spawned_at < std::chrono::seconds(1))
+            std::this_thread::sleep_for(std::chrono::seconds(1));  // a shell that dies at once
+          Status started;
+          {
+            std::lock_guard<std::mutex> lock(d.mutex);
+            started = d.pty.spawn(vars, cwd, d.cols, d.rows);
+          }
+          spawned_at = std::chrono::steady_clock::now();
+          if (!started.ok()) {
+            why = "cannot open a terminal: " + started.error().to_string();
+            break;
+          }
+          if (!announced) {
+            announced = true;
+            send(json{{"type", "deployment"}, {"run_id", d.id}, {"state", "running"}}.dump());
+          }
+          continue;
+        }
+        bool ended = false;
+        const std::string out = d.pty.read(kLogChunk / 2, 100, ended);
+        if (!out.empty()) {
+          send_when_room(
+              json{{"type", "terminal"}, {"run_id", d.id}, {"data", fleet::base64_encode(out)}}
+                  .dump());
+        }
+        if (ended) {
+          std::lock_guard<std::mutex> lock(d.mutex);
+          d.pty.kill();
+        }
+      }
+      d.cancellation.cancel();
+      {
+        std::lock_guard<std::mutex> lock(d.mutex);
+        d.pty.kill();
+      }
+      running.join();
+      if (!d.stop) {
+        why = "its environment ended: " +
+              (run.message.empty() ? std::string(runner::to_string(run.outcome)) : run.message);
+      }
+    }
+    fs::remove_all(dir, ec);
+    send(json{{"type", "deployment"}, {"run_id", d.id}, {"state", "stopped"}, {"message", why}}
+             .dump());
+    d.done = true;
+  }
+
+  // "input" (base64 keystrokes) and "resize" ({cols, rows}) for a deployment's terminal.
+  void terminal_control(const std::string& type, const std::string& id, const json& m) {
+    std::shared_ptr<Deployment> d;
+    {
+      std::lock_guard<std::mutex> lock(deployments_mutex_);
+      auto it = deployments_.find(id);
+      if (it == deployments_.end()) return;
+      d = it->second;
+    }
+    std::lock_guard<std::mutex> lock(d->mutex);
+    if (type == "input") {
+      auto data = m.find("data");
+      if (data == m.end() || !data->is_string()) return;
+      Result<std::string> bytes = fleet::base64_decode(data->get_ref<const std::string&>());
+      if (bytes.ok()) d->pty.write(*bytes);
+      return;
+    }
+    auto cols = m.find("cols"), rows = m.find("rows");
+    if (cols == m.end() || rows == m.end() || !cols->is_number_integer() ||
+        !rows->is_number_integer())
+      return;
+    const int64_t c = cols->get<int64_t>(), r = rows->get<int64_t>();
+    if (c < 1 || c > 1000 || r < 1 || r > 1000) return;
+    d->cols = static_cast<int>(c);
+    d->rows = static_cast<int>(r);
+    d->pty.resize(d->cols, d->rows);
+  }
+
+  // Stops deployment `id` (a "shutdown"): its thread ends the terminal and the run, and says so.
+  void end_deployment(const std::string& id) {
+    std::lock_guard<std::mutex> lock(deployments_mutex_);
+    auto it = deployments_.find(id);
+    if (it == deployments_.end()) return;
+    it->second->stop = true;
+    it->second->cancellation.cancel();
+    ended_deployments_.push_back(it->second);
+    deployments_.erase(it);
+  }
+
+  void end_deployments() {
+    std::vector<std::string> ids;
+    {
+      std::lock_guard<std::mutex> lock(deployments_mutex_);
+      for (const auto& [id, d] : deployments_) ids.push_back(id);
+    }
+    for (const auto& id : ids) end_deployment(id);
+  }
+
   void cancel_all() {
     std::lock_guard<std::mutex> lock(jobs_mutex_);
     for (auto& [id, c] : cancellations_) c->cancel();
@@ -702,6 +934,9 @@ class Agent {
     std::shared_ptr<std::atomic<bool>> done;
   };
   std::vector<RunThread> threads_;  // touched by the session's io thread only (start, then run())
+  std::mutex deployments_mutex_;    // guards deployments_ and ended_deployments_
+  std::map<std::string, std::shared_ptr<Deployment>> deployments_;
+  std::vector<std::shared_ptr<Deployment>> ended_deployments_;  // stopping; joined once done
   std::string last_close_reason_;    // touched by the session's io thread only
   std::string last_connect_error_;   // touched by the session's thread only
 };

@@ -6,6 +6,7 @@ import path from 'node:path';
 
 import { runAll } from './harness.mjs';
 import { register as registerChanges } from './changes_test.mjs';
+import { register as registerDeploy } from './deploy_test.mjs';
 import { register as registerHistoryCancel } from './history_cancel_test.mjs';
 import { register as registerMachines } from './machines_test.mjs';
 import { register as registerModel } from './model_test.mjs';
@@ -13,7 +14,7 @@ import { register as registerOAuth } from './oauth_test.mjs';
 import { register as registerPins } from './pins_test.mjs';
 import { register as registerUi } from './ui_test.mjs';
 
-const kSuites = { ui: registerUi, changes: registerChanges, history_cancel: registerHistoryCancel, machines: registerMachines, model: registerModel, oauth: registerOAuth, pins: registerPins };
+const kSuites = { ui: registerUi, changes: registerChanges, history_cancel: registerHistoryCancel, machines: registerMachines, model: registerModel, oauth: registerOAuth, pins: registerPins, deploy: registerDeploy };
 
 const [binary, artifacts] = process.argv.slice(2);
 if (!binary || !artifacts) {

@@ -27,6 +27,30 @@ TEST(Planner, BuildRunsFirstThenTestsWaitOnIt) {
   EXPECT_EQ(plan.statuses.at({"repo", "c1", "test"}).state, ObjectState::kWaitingOnBuilds);
 }
 
+// A booted deployment (PlanInput::deployments) needs its builds before everything else, even on
+// a commit nothing enabled; it is never a job itself: its status says when the server may start it.
+TEST(Planner, BootedDeploymentNeedsItsBuildsFirstAndIsNeverAJob) {
+  PlanInput in = one_commit();
+  PlannedCommit other{"repo", "c2", 50, true, {}, {}};
+  other.objects.push_back({"build", "build", "hb2", {}, 1, 1, 0, 1});
+  other.objects.push_back({"web", "deployment", "hd", {{"repo/c2/build", "hb2"}}, 1, 1, 0, 0});
+  in.commits.push_back(other);
+  in.deployments.insert({"repo", "c2", "web"});
+  Plan plan = make_plan(in);
+  ASSERT_EQ(plan.jobs.size(), 2u);
+  EXPECT_EQ(plan.jobs[0].hash, "hb2");  // before c1's build, though c1 is newer
+  EXPECT_EQ(plan.jobs[1].hash, "hb");
+  EXPECT_EQ(plan.statuses.at({"repo", "c2", "web"}).state, ObjectState::kWaitingOnBuilds);
+  EXPECT_FALSE(plan.keep.count("hd"));
+  in.progress["hb2"] = {1, 0, 0};
+  plan = make_plan(in);
+  EXPECT_EQ(plan.statuses.at({"repo", "c2", "web"}).state, ObjectState::kRunnable);
+  for (const Job& j : plan.jobs) EXPECT_NE(j.kind, "deployment");
+  in.deployments.clear();
+  plan = make_plan(in);
+  EXPECT_FALSE(plan.statuses.count({"repo", "c2", "web"}));
+}
+
 TEST(Planner, TestsBecomeRunnableWithTargetRuns) {
   PlanInput in = one_commit();
   in.progress["hb"] = {1, 0, 0};

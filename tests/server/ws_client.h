@@ -54,6 +54,17 @@ class WsClient {
     return !ec;
   }
 
+  // Sends `bytes` in a binary frame; false when the connection is gone.
+  bool send_binary(const std::string& bytes) {
+    boost::beast::error_code ec;
+    ws_.binary(true);
+    ws_.write(boost::asio::buffer(bytes), ec);
+    return !ec;
+  }
+
+  // Whether the last message read() returned came in a binary frame.
+  bool got_binary() const { return ws_.got_binary(); }
+
   // The next message, or nullopt when the connection closed (or broke) or nothing came within
   // `seconds` (then the connection is dropped).
   std::optional<std::string> read(double seconds = 30) {

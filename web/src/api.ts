@@ -209,6 +209,26 @@ export interface Worker {
   recent?: WorkerRun[]; // the last ended, newest first
 }
 
+// GET /api/deployments[/{id}] (docs/api.md "Deployments").
+export interface Deployment {
+  id: string;
+  repo: string;
+  commit: string;
+  name: string;
+  state: 'waiting' | 'starting' | 'running' | 'stopped';
+  worker: string;
+  booted_by: string;
+  booted: number;
+  started: number;
+  stopped: number;
+  detail: string;
+  cores: number;
+  ram_gb: number;
+  viewers: number;
+  debug_run: string;
+  ports: string[]; // portExpose names, reached at /api/deployments/{id}/ports/{name}/
+}
+
 // GET /api/machines: the fleet's machines (EC2), its limits and use, and what waits for a machine.
 export interface MachineRun {
   run_id: string;
@@ -383,6 +403,17 @@ export const api = {
     ),
   runArtifacts: (id: string) => request<Artifact[]>('GET', `/api/runs/${enc(id)}/artifacts`),
   cancelRun: (id: string) => request<unknown>('POST', `/api/runs/${enc(id)}/cancel`, {}),
+  deployments: () => request<{ deployments: Deployment[] }>('GET', '/api/deployments'),
+  deployment: (id: string) => request<Deployment>('GET', `/api/deployments/${enc(id)}`),
+  // A deployment's name keeps its '/' encoded: it is one segment.
+  bootDeployment: (repo: string, sha: string, name: string) =>
+    request<{ id: string; state: string }>(
+      'POST',
+      `/api/repos/${enc(repo)}/commits/${enc(sha)}/deployments/${enc(name)}/boot`,
+      {},
+    ),
+  debugRun: (id: string) => request<{ id: string; state: string }>('POST', `/api/runs/${enc(id)}/debug`, {}),
+  shutdownDeployment: (id: string) => request<Deployment>('POST', `/api/deployments/${enc(id)}/shutdown`, {}),
 
   setBranchUnderTest: (repo: string, branch: string, enabled: boolean, depth: number) =>
     request<unknown>('POST', `/api/repos/${enc(repo)}/branches/${encodePath(branch)}/test`, {

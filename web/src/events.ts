@@ -4,7 +4,16 @@
 import { socketUrl } from './api';
 
 export interface ServerEvent {
-  type: 'branch' | 'commits' | 'commit' | 'run' | 'runs' | 'workers' | 'repo' | 'reconnected';
+  type:
+    | 'branch'
+    | 'commits'
+    | 'commit'
+    | 'run'
+    | 'runs'
+    | 'workers'
+    | 'repo'
+    | 'deployments'
+    | 'reconnected';
   repo?: string;
   branch?: string;
   commit?: string;

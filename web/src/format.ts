@@ -109,5 +109,6 @@ export const paths = {
   test: (repo: string, sha: string, name: string) =>
     `/repos/${encodeURIComponent(repo)}/commits/${sha}/tests/${encodePath(name)}`,
   run: (id: string) => `/runs/${encodeURIComponent(id)}`,
+  deployment: (id: string) => `/deployments/${encodeURIComponent(id)}`,
   workers: () => '/workers',
 };

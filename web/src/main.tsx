@@ -41,11 +41,14 @@ function RunPage(props: Params) {
   return <LazyRunPage {...props} />;
 }
 const TestHistoryPage = lazy(() => import('./pages/test_history_page'));
+const DeploymentsPage = lazy(() => import('./pages/deployments_page'));
 
 const kRoutes: Array<[RegExp, Page]> = [
   [/^\/$/, ReposPage],
   [/^\/workers\/?$/, WorkersPage],
   [/^\/machines\/?$/, MachinesPage],
+  [/^\/deployments\/?$/, DeploymentsPage],
+  [/^\/deployments\/([^/]+)$/, DeploymentsPage],
   [/^\/runs\/([^/]+)$/, RunPage],
   [/^\/repos\/([^/]+)\/?$/, RepoPage],
   [/^\/repos\/([^/]+)\/commits\/([^/]+)\/tests\/(.+)$/, TestPage],

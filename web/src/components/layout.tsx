@@ -52,6 +52,7 @@ export function Layout({ children }: { children: ComponentChildren }) {
           <a href="/">Repos</a>
           <a href="/workers">Workers</a>
           <a href="/machines">Machines</a>
+          <a href="/deployments">Deployments</a>
         </nav>
         <Who />
         <span class={`conn conn-${connection}`} data-connection={connection}>

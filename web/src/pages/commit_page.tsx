@@ -5,6 +5,7 @@ import { CulpritBanner } from '../components/changes';
 import { useEffect, useState } from 'preact/hooks';
 
 import { api, type Commit, type CommitObject } from '../api';
+import { BootButton } from '../components/deploy_buttons';
 import { Crumbs, Loading, Problem, useTitle, When } from '../components/layout';
 import { StatusBadge } from '../components/status';
 import { VerdictBadge } from '../components/verdict';
@@ -124,7 +125,13 @@ function ObjectRow({ c, o, done }: { c: Commit; o: CommitObject; done: () => voi
           <CaseVerdicts o={o} />
         </td>
         <td>
-          {o.kind === 'test' ? <TargetControl repo={c.repo} sha={c.sha} o={o} done={done} /> : <span class="muted">{o.target_runs}</span>}
+          {o.kind === 'test' ? (
+            <TargetControl repo={c.repo} sha={c.sha} o={o} done={done} />
+          ) : o.kind === 'deployment' ? (
+            <BootButton repo={c.repo} sha={c.sha} name={o.name} />
+          ) : (
+            <span class="muted">{o.target_runs}</span>
+          )}
         </td>
         <td>
           <Dependencies o={o} />

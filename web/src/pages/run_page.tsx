@@ -9,6 +9,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 
 import { api, ApiError, socketUrl, type Branch, type Run, type TestCase } from '../api';
 import { CancelButton } from '../components/cancel';
+import { DebugButton } from '../components/deploy_buttons';
 import { Crumbs, Loading, Problem } from '../components/layout';
 import { RunStateBadge } from '../components/status';
 import { dateTime, duration, paths, shortSha } from '../format';
@@ -150,6 +151,7 @@ function RunFacts({ run }: { run: Run }) {
           <td>
             <RunStateBadge state={run.state} /> {(run.state === 'succeeded' || run.state === 'failed') && `exit code ${run.exit_code}`}
             {run.state === 'running' && <CancelButton key={run.id} id={run.id} />}
+            {run.state === 'failed' && <DebugButton key={`debug-${run.id}`} id={run.id} />}
             {run.detail && <span class="muted"> · {run.detail}</span>}
           </td>
         </tr>

@@ -1,0 +1,46 @@
+// A terminal of a deployment (docs/api.md "Deployments"): a shell on a pseudo-terminal
+// (forkpty) with the deployment's environment variables and working directory, in a session of
+// its own. The worker reads its output and writes keystrokes; kill() ends the shell's process
+// group. Not thread-safe: the owner serialises calls (read() may run on its own thread while
+// another thread writes or resizes, which the kernel allows).
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+
+namespace testlooper::worker {
+
+class Pty {
+ public:
+  Pty() = default;
+  ~Pty() { kill(); }
+  Pty(const Pty&) = delete;
+  Pty& operator=(const Pty&) = delete;
+
+  // Starts `bash` (no profile or rc files: the deployment's variables as given) in `cwd` with
+  // exactly `environment` ("NAME=value" entries; TERM added when missing) on a new terminal of
+  // `cols` x `rows`.
+  Status spawn(const std::vector<std::string>& environment, const std::string& cwd, int cols,
+               int rows);
+  bool running() const { return master_ >= 0; }
+  // Up to `max` bytes of output, waiting at most `timeout_ms`: "" when none came; nullopt-like
+  // `ended` true once the shell is gone (EOF or EIO on the terminal).
+  std::string read(size_t max, int timeout_ms, bool& ended);
+  void write(const std::string& bytes);
+  void resize(int cols, int rows);
+  // Ends the shell and what it started in its process group, and reaps it.
+  void kill();
+
+ private:
+  int master_ = -1;
+  pid_t child_ = -1;
+};
+
+// The "NAME=value" entries of `env -0`'s output (NUL-separated).
+std::vector<std::string> split_environment(const std::string& nul_separated);
+
+}  // namespace testlooper::worker
