@@ -42,17 +42,17 @@ export function register({ binary, artifacts }) {
     await page.click('tr[data-name="shell/linux"] button[name="boot"]');
     await page.waitForURL(/\/deployments\/[0-9a-f]{16}$/);
     const id = page.url().split('/').pop();
-    await page.waitForSelector('.terminal .xterm-screen', { timeout: 120_000 });
+    await page.waitForSelector('.deploy-terminal .xterm-screen', { timeout: 120_000 });
     await eventually(async () => (await server.get(`/api/deployments/${id}`)).state === 'running', {
       what: 'the deployment runs',
     });
     // The shell's prompt came through the terminal's socket: it is open.
-    await eventually(async () => /bash/.test(await page.innerText('.terminal .xterm-rows')), {
+    await eventually(async () => /bash/.test(await page.innerText('.deploy-terminal .xterm-rows')), {
       what: 'the prompt',
     });
-    await page.click('.terminal');
+    await page.click('.deploy-terminal');
     await page.keyboard.type('find "$TEST_INPUTS" -name out.txt -exec cat {} + | tr a-z A-Z\n');
-    await eventually(async () => /(^|\n)BUILT/.test(await page.innerText('.terminal .xterm-rows')), {
+    await eventually(async () => /(^|\n)BUILT/.test(await page.innerText('.deploy-terminal .xterm-rows')), {
       what: 'the terminal shows the answer',
     });
     await screenshot(page, artifacts, 'deploy-terminal');

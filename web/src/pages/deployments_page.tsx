@@ -131,7 +131,7 @@ function TerminalView({ id }: { id: string }) {
   }, [id]);
   return (
     <>
-      <div class="terminal" ref={box} data-deployment={id} />
+      <div class="deploy-terminal" ref={box} data-deployment={id} />
       {closed && <p class="muted terminal-closed">{closed}</p>}
     </>
   );
