@@ -296,8 +296,7 @@ Response Api::post(const Request& request, const auth::Principal& who) {
       const auto runs = body.contains("runs") ? bounded_integer(body["runs"], 0, kMaxTargetRuns) : std::nullopt;
       if (!runs) return error(400, fmt::format("'runs' must be an integer from 0 to {}", kMaxTargetRuns));
       const std::string name = body["name"];
-      const store::ObjectRow* object = nullptr;
-      for (const auto& o : c->objects) object = o.name == name ? &o : object;
+      const planner::PlannedObject* object = state_.object(repo, sha, name);
       if (object == nullptr) return error(404, "commit has no test named '" + name + "'");
       // A build runs until it succeeds or fails max_retries + 1 times: a target would change
       // nothing (it used to be accepted and ignored).
@@ -428,8 +427,8 @@ Response Api::history(const std::string& repo, const std::string& branch, size_t
     put(R"({}{{"sha":{},"subject":{},"author":{},"time":{},"parents":{},"error":{},"objects":[)", i ? "," : "",
         quoted(sha), quoted(c->row.subject), quoted(c->row.author), c->row.time, json(c->row.parents).dump(),
         c->row.error ? quoted(*c->row.error) : "null");
-    for (size_t k = 0; k < c->objects.size(); ++k) {
-      const store::ObjectRow& o = c->objects[k];
+    for (size_t k = 0; k < c->planned.objects.size(); ++k) {
+      const planner::PlannedObject& o = c->planned.objects[k];
       const auto p = state_.progress(o.hash);
       put(R"({}{{"name":{},"kind":{},"hash":{},"status":"{}","runs":{},"failures":{},"active_runs":{},"failure_rate":{})",
           k ? "," : "", quoted(o.name), quoted(o.kind), quoted(o.hash), status_json(state_, {repo, sha, o.name}, o.hash),
@@ -479,7 +478,12 @@ Response Api::commit(const std::string& repo, const std::string& sha) {
   if (c == nullptr) return error(404, "no commit " + sha + " in repo '" + repo + "'");
   json objects = json::array();
   const auto [tests, index] = commit_stats(state_, repo, sha);
-  for (const auto& o : c->objects) {
+  // The definitions, kept in the store only: read in one query.
+  std::map<std::string, std::string> definitions;
+  if (auto rows = state_.store().objects_of(repo, sha); rows.ok()) {
+    for (auto& row : *rows) definitions[row.name] = std::move(row.definition_json);
+  }
+  for (const auto& o : c->planned.objects) {
     const auto p = state_.progress(o.hash);
     auto st = state_.plan().statuses.find({repo, sha, o.name});
     json cases = json::object();
@@ -506,14 +510,20 @@ Response Api::commit(const std::string& repo, const std::string& sha) {
         }
       }
     }
-    objects.push_back({{"name", o.name}, {"kind", o.kind}, {"hash", o.hash},
+    objects.push_back({{"name", o.name},
+                       {"kind", o.kind},
+                       {"hash", o.hash},
                        {"status", status_json(state_, {repo, sha, o.name}, o.hash)},
                        {"reason", reason_json(state_, {repo, sha, o.name}, o.hash)},
-                       {"runs", p.runs}, {"active_runs", p.active}, {"failures", p.failures},
+                       {"runs", p.runs},
+                       {"active_runs", p.active},
+                       {"failures", p.failures},
                        {"target_runs", st == state_.plan().statuses.end() ? 0 : st->second.target},
-                       {"failure_rate", rate_json(p.failures, p.runs)}, {"cases", cases},
-                       {"classification", t == tests.end() ? json(nullptr) : classification_json(t->second, index)},
-                       {"definition", json::parse(o.definition_json, nullptr, false)}});
+                       {"failure_rate", rate_json(p.failures, p.runs)},
+                       {"cases", cases},
+                       {"classification",
+                        t == tests.end() ? json(nullptr) : classification_json(t->second, index)},
+                       {"definition", json::parse(definitions[o.name], nullptr, false)}});
   }
   json enabled = json::array();
   if (auto e = state_.enabled_sets().find({repo, sha}); e != state_.enabled_sets().end()) {
@@ -539,7 +549,7 @@ Response Api::commit_runs(const std::string& repo, const std::string& sha, const
   const CommitState* c = state_.commit(repo, sha);
   if (c == nullptr) return error(404, "no commit " + sha + " in repo '" + repo + "'");
   std::set<std::string> hashes;
-  for (const auto& o : c->objects) {
+  for (const auto& o : c->planned.objects) {
     if (name.empty() || o.name == name) hashes.insert(o.hash);
   }
   if (!name.empty() && hashes.empty()) return error(404, "commit has no object named '" + name + "'");

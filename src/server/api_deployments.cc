@@ -29,23 +29,21 @@ using reply::error;
 using reply::ok;
 
 // The names of the ports object `name` of a commit exposes (portExpose).
-json port_names(const CommitState* c, const std::string& name) {
+json port_names(const ServerState& state, const std::string& repo, const std::string& sha,
+                const std::string& name) {
   json out = json::array();
-  if (c == nullptr) return out;
-  for (const auto& o : c->objects) {
-    if (o.name != name) continue;
-    const json d = json::parse(o.definition_json, nullptr, false);
-    const json ports = d.is_object() ? d.value("portExpose", json::object()) : json::object();
-    if (!ports.is_object()) continue;
-    for (const auto& [port, number] : ports.items()) out.push_back(port);
-  }
+  if (state.object(repo, sha, name) == nullptr) return out;
+  const json d = json::parse(state.definition(repo, sha, name), nullptr, false);
+  const json ports = d.is_object() ? d.value("portExpose", json::object()) : json::object();
+  if (!ports.is_object()) return out;
+  for (const auto& [port, number] : ports.items()) out.push_back(port);
   return out;
 }
 
 json deployment_json(const DeploymentState& d, const ServerState& state) {
   const store::DeploymentRow& r = d.row;
   return {{"id", r.id},
-          {"ports", port_names(state.commit(r.repo, r.commit), r.name)},
+          {"ports", port_names(state, r.repo, r.commit, r.name)},
           {"repo", r.repo},
           {"commit", r.commit},
           {"name", r.name},

@@ -20,9 +20,9 @@ constexpr size_t kMaxHistory = 5000;
 
 using namespace reply;  // NOLINT(google-build-using-namespace): the API's shared replies
 
-const store::ObjectRow* find_object(const CommitState* c, const std::string& name) {
+const planner::PlannedObject* find_object(const CommitState* c, const std::string& name) {
   if (c == nullptr) return nullptr;
-  for (const auto& o : c->objects) {
+  for (const auto& o : c->planned.objects) {
     if (o.name == name) return &o;
   }
   return nullptr;
@@ -36,7 +36,7 @@ bool resolve_name(ServerState& state, const std::string& repo, const std::vector
   std::set<std::string> names;
   for (const auto& sha : shas) {
     if (const CommitState* c = state.commit(repo, sha)) {
-      for (const auto& o : c->objects) names.insert(o.name);
+      for (const auto& o : c->planned.objects) names.insert(o.name);
     }
   }
   if (names.count(name)) {
@@ -145,7 +145,7 @@ std::optional<Response> test_history(ServerState& state, const std::string& repo
   for (size_t k = 0; k < std::min(n, limit); ++k) {
     const size_t i = n - 1 - k;  // history index of the k-th newest commit
     const CommitState* c = state.commit(repo, shas[k]);
-    const store::ObjectRow* o = find_object(c, object);
+    const planner::PlannedObject* o = find_object(c, object);
     const auto [runs, failures] =
         o && evidence[i].present ? shown(o->hash) : std::pair<int64_t, int64_t>{0, 0};
     json entry = {{"sha", shas[k]},

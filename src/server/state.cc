@@ -115,15 +115,15 @@ Status ServerState::load() {
   }
   auto commits = store_.commits();
   if (!commits.ok()) return commits.error();
-  auto objects = store_.objects();
-  if (!objects.ok()) return objects.error();
-  std::map<std::pair<std::string, std::string>, std::vector<store::ObjectRow>> by_commit;
-  for (auto& o : *objects) by_commit[{o.repo, o.commit}].push_back(std::move(o));
+  // One commit's objects at a time, each distinct definition parsed once; none is kept.
+  std::unordered_map<std::string, planner::PlannedObject> parsed;
   for (auto& c : *commits) {
     auto key = std::make_pair(c.repo, c.sha);
     const std::string where = fmt::format("commit {} of repo '{}'", c.sha, c.repo);
+    auto objects = store_.objects_of(c.repo, c.sha);
+    if (!objects.ok()) return objects.error();
     try {
-      add_commit(std::move(c), std::move(by_commit[key]));
+      add_commit(std::move(c), *objects, &parsed);
     } catch (const std::exception& e) {
       // A damaged row: say which, and how to recover, instead of aborting (issue 10, item 16).
       commits_.erase(key);
@@ -206,13 +206,50 @@ std::map<std::string, std::set<std::string>> ServerState::unstored_pins() const 
   return out;
 }
 
-void ServerState::add_commit(store::CommitRow row, std::vector<store::ObjectRow> objects) {
+void ServerState::add_commit(store::CommitRow row, const std::vector<store::ObjectRow>& objects,
+                             std::unordered_map<std::string, planner::PlannedObject>* parsed) {
+  // Its definitions are (about to be) stored anew.
+  definitions_.erase(definitions_.lower_bound({row.repo, row.sha, ""}),
+                     definitions_.lower_bound({row.repo, row.sha + '\0', ""}));
   CommitState& c = commits_[{row.repo, row.sha}];
   c.row = std::move(row);
-  c.objects = std::move(objects);
   c.planned = planner::PlannedCommit{c.row.repo, c.row.sha, c.row.time, reachable_.count({c.row.repo, c.row.sha}) > 0, {}, {}};
-  for (const auto& o : c.objects) c.planned.objects.push_back(planned_from(o));
+  c.planned.objects.reserve(objects.size());
+  for (const auto& o : objects) {
+    if (parsed == nullptr) {
+      c.planned.objects.push_back(planned_from(o));
+      continue;
+    }
+    auto it = parsed->find(o.definition_json);
+    if (it == parsed->end()) it = parsed->emplace(o.definition_json, planned_from(o)).first;
+    // The definition's text decides all but the row's own columns.
+    planner::PlannedObject planned = it->second;
+    planned.name = o.name;
+    planned.kind = o.kind;
+    planned.hash = o.hash;
+    c.planned.objects.push_back(std::move(planned));
+  }
   c.planned.test_sets = test_sets_from(c.row.test_sets_json);
+}
+
+std::string ServerState::definition(const std::string& repo, const std::string& sha,
+                                    const std::string& name) const {
+  const auto key = std::make_tuple(repo, sha, name);
+  if (auto it = definitions_.find(key); it != definitions_.end()) return it->second;
+  auto row = store_.object(repo, sha, name);
+  if (!row.ok() || !row->has_value()) return "";
+  if (definitions_.size() >= kCachedDefinitions) definitions_.clear();
+  return definitions_[key] = (*row)->definition_json;
+}
+
+const planner::PlannedObject* ServerState::object(const std::string& repo, const std::string& sha,
+                                                  const std::string& name) const {
+  const CommitState* c = commit(repo, sha);
+  if (c == nullptr) return nullptr;
+  for (const auto& o : c->planned.objects) {
+    if (o.name == name) return &o;
+  }
+  return nullptr;
 }
 
 const CommitState* ServerState::commit(const std::string& repo, const std::string& sha) const {
@@ -543,7 +580,7 @@ void ServerState::update() {
   plan_holds(now_seconds());
   plan_ = planner::make_plan(in, commits);
   cancel_unwanted();
-  dispatch();
+  if (!dispatch_held_) dispatch();
 }
 
 void ServerState::cancel_unwanted() {

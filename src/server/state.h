@@ -12,6 +12,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/log_cap.h"
@@ -30,9 +31,11 @@ namespace testlooper::server {
 // infrastructure failure of the server (issue 11 item 8), not a bad upload or a broken test.
 bool disk_full(const std::string& dir);
 
+// A commit as the server keeps it: its row and what the planner needs of each object (names,
+// kinds and hashes in planned.objects). The objects' definitions stay in the store, fetched on
+// demand (ServerState::definition): 500,000 of them held 200 MB (issue 18).
 struct CommitState {
   store::CommitRow row;
-  std::vector<store::ObjectRow> objects;
   planner::PlannedCommit planned;  // parsed from row and objects once; `reachable` kept current
 };
 
@@ -222,6 +225,15 @@ class ServerState {
   const std::map<std::string, std::string>& repos() const { return repos_; }
   const std::map<std::pair<std::string, std::string>, store::BranchRow>& branches() const { return branches_; }
   const CommitState* commit(const std::string& repo, const std::string& sha) const;
+  // The stored definition (definitions::object_to_json, the JSON text a worker receives) of
+  // object `name` of a commit; "" when there is none or the store cannot say now. Read from the
+  // store on demand and kept in a bounded cache (kCachedDefinitions), dropped for a commit
+  // whose definitions are stored again.
+  std::string definition(const std::string& repo, const std::string& sha,
+                         const std::string& name) const;
+  // The object named `name` of a commit as the planner sees it, or nullptr.
+  const planner::PlannedObject* object(const std::string& repo, const std::string& sha,
+                                       const std::string& name) const;
   std::vector<std::string> first_parent_history(const std::string& repo, const std::string& sha, size_t limit) const;
   const planner::Plan& plan() const { return plan_; }
   planner::HashProgress progress(const std::string& hash) const;
@@ -271,6 +283,10 @@ class ServerState {
   // Replans, cancels the active runs nobody wants any more (cancel_unwanted), and dispatches;
   // called after every change.
   void update();
+  // While held, update() starts no run: `serve` holds dispatch until the background check of
+  // the store (store::check_sqlite_store) found it sound, so that nothing is run on a store that
+  // stops the server when the check ends. Reads and results are served meanwhile.
+  void hold_dispatch(bool held) { dispatch_held_ = held; }
 
   // Writing the store failed (a full disk, an I/O error: issue 11 item 8) and has not worked
   // since: dispatch is paused and results wait in memory, retried with back-off
@@ -285,7 +301,10 @@ class ServerState {
   void store_failed(const std::string& what, const Error& error);
 
  private:
-  void add_commit(store::CommitRow row, std::vector<store::ObjectRow> objects);
+  // `parsed`: the planner's view of definitions parsed already, by definition text (load()
+  // parses each distinct definition once: commits share most of their objects' identities).
+  void add_commit(store::CommitRow row, const std::vector<store::ObjectRow>& objects,
+                  std::unordered_map<std::string, planner::PlannedObject>* parsed = nullptr);
   // Deployments (state_deployments.cc).
   Status load_deployments();
   // Stores and adds a waiting deployment of `object` (of `repo`'s commit `sha`).
@@ -406,6 +425,11 @@ class ServerState {
   std::map<std::pair<std::string, std::string>, int64_t> runs_ended_;  // runs_ended()
   std::map<std::string, int64_t> extra_used_;  // purpose -> extra runs spent (not infra failures)
   std::map<std::string, planner::CaseCounts> case_cache_;  // by hash (case_counts)
+  // Definitions read from the store by (repo, sha, name) (definition()): a cache, so mutable;
+  // cleared when it reaches kCachedDefinitions.
+  mutable std::map<std::tuple<std::string, std::string, std::string>, std::string> definitions_;
+  static constexpr size_t kCachedDefinitions = 10'000;
+  bool dispatch_held_ = false;                             // hold_dispatch
   std::map<std::string, std::string> unrunnable_;          // by hash, from the last dispatch
   // Holds (store::HoldRow) by key: loaded at start, written through on every change.
   std::map<std::string, store::HoldRow> holds_;

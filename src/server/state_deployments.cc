@@ -167,11 +167,8 @@ void ServerState::start_deployment(WorkerState& worker, const planner::Job& job,
   if (it == deployments_.end() || it->second.row.state != "waiting") return;
   const CommitState* c = commit(job.repo, job.commit);
   if (c == nullptr) return;
-  const store::ObjectRow* object = nullptr;
-  for (const auto& o : c->objects) {
-    if (o.name == job.name) object = &o;
-  }
-  if (object == nullptr) return;
+  const std::string definition = this->definition(job.repo, job.commit, job.name);
+  if (definition.empty()) return;
   DeploymentState& d = it->second;
   store::DeploymentRow row = d.row;
   row.state = "starting";
@@ -193,7 +190,7 @@ void ServerState::start_deployment(WorkerState& worker, const planner::Job& job,
                   {"commit", row.commit},
                   {"max_seconds", options_.deployment_max_seconds},
                   {"debug", !row.debug_run.empty()},
-                  {"object", json::parse(object->definition_json, nullptr, false)}};
+                  {"object", json::parse(definition, nullptr, false)}};
   add_file_access(message, worker);
   worker.socket->send(message.dump());
   log_event("info", "deployment_started",
@@ -305,11 +302,9 @@ Result<ServerState::PortTarget> ServerState::deployment_port(const std::string& 
   if (it == deployments_.end()) return Error{"", "no deployment " + id};
   const store::DeploymentRow& row = it->second.row;
   if (row.state != "running") return Error{"", "the deployment is " + row.state};
-  const CommitState* c = commit(row.repo, row.commit);
   std::optional<int> port;
-  for (const auto& o : c ? c->objects : std::vector<store::ObjectRow>{}) {
-    if (o.name != row.name) continue;
-    const json d = json::parse(o.definition_json, nullptr, false);
+  if (object(row.repo, row.commit, row.name) != nullptr) {
+    const json d = json::parse(definition(row.repo, row.commit, row.name), nullptr, false);
     const json ports = d.is_object() ? d.value("portExpose", json::object()) : json::object();
     auto p = ports.is_object() ? ports.find(name) : ports.end();
     if (ports.is_object() && p != ports.end() && p->is_number_integer() && *p > 0 && *p < 65536)

@@ -11,16 +11,11 @@ namespace {
 using nlohmann::json;
 
 // An object's setup_script_contents (its definition's image), "" when none.
-std::string setup_script(const CommitState* commit, const std::string& name) {
-  if (commit == nullptr) return "";
-  for (const auto& o : commit->objects) {
-    if (o.name != name) continue;
-    const json j = json::parse(o.definition_json, nullptr, false);
-    if (!j.is_object() || !j.contains("image") || !j["image"].is_object()) return "";
-    const json& s = j["image"].value("setup_script_contents", json(""));
-    return s.is_string() ? s.get<std::string>() : "";
-  }
-  return "";
+std::string setup_script(const std::string& definition) {
+  const json j = json::parse(definition, nullptr, false);
+  if (!j.is_object() || !j.contains("image") || !j["image"].is_object()) return "";
+  const json& s = j["image"].value("setup_script_contents", json(""));
+  return s.is_string() ? s.get<std::string>() : "";
 }
 
 }  // namespace
@@ -36,7 +31,7 @@ FleetSnapshot ServerState::fleet_snapshot() const {
     d.ami = job.ami ? job.image : "";
     // Run at boot, before the worker starts: an AMI environment's, or a Windows one's.
     if (job.ami || job.platform == "windows")
-      d.setup_script = setup_script(commit(job.repo, job.commit), job.name);
+      d.setup_script = setup_script(definition(job.repo, job.commit, job.name));
     d.one_job = job.ami;
     d.cores = std::max(1, job.min_cores);
     d.ram_gb = std::max(0, job.min_ram_gb);

@@ -377,11 +377,9 @@ void ServerState::dispatch() {
 void ServerState::start_run(WorkerState& worker, const planner::Job& job, int cores, int ram) {
   const CommitState* c = commit(job.repo, job.commit);
   if (c == nullptr) return;
-  const store::ObjectRow* object = nullptr;
-  for (const auto& o : c->objects) {
-    if (o.name == job.name) object = &o;
-  }
-  if (object == nullptr) return;
+  // Read from the store (a commit's objects keep no definition in memory).
+  const std::string definition = this->definition(job.repo, job.commit, job.name);
+  if (definition.empty()) return;
   store::RunRow run;
   run.id = new_run_id();
   run.hash = job.hash;
@@ -418,7 +416,7 @@ void ServerState::start_run(WorkerState& worker, const planner::Job& job, int co
                   {"commit", job.commit},
                   {"upload_token", upload_token},
                   {"max_log_bytes", options_.max_log_bytes},
-                  {"object", json::parse(object->definition_json, nullptr, false)}};
+                  {"object", json::parse(definition, nullptr, false)}};
   add_file_access(message, worker);
   worker.socket->send(message.dump());
 }

@@ -3,11 +3,13 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "store/run_tallies.h"
 #include "store/sqlite.h"
 #include "store/store.h"
 
@@ -396,6 +398,31 @@ class SqliteStore : public Store {
     return out;
   }
 
+  Result<std::vector<ObjectRow>> objects_of(const std::string& repo,
+                                            const std::string& commit) override {
+    Statement s(db_->get(),
+                "SELECT repo, sha, name, kind, hash, definition FROM objects WHERE repo = ? AND "
+                "sha = ? ORDER BY name");
+    s.bind(1, repo).bind(2, commit);
+    std::vector<ObjectRow> out;
+    while (s.step())
+      out.push_back({s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5)});
+    if (!s.error().empty()) return failed("objects_of", s);
+    return out;
+  }
+
+  Result<std::optional<ObjectRow>> object(const std::string& repo, const std::string& commit,
+                                          const std::string& name) override {
+    Statement s(db_->get(),
+                "SELECT repo, sha, name, kind, hash, definition FROM objects WHERE repo = ? AND "
+                "sha = ? AND name = ?");
+    s.bind(1, repo).bind(2, commit).bind(3, name);
+    std::optional<ObjectRow> out;
+    if (s.step()) out = ObjectRow{s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5)};
+    if (!s.error().empty()) return failed("object", s);
+    return out;
+  }
+
   Status set_target(const std::string& repo, const std::string& commit, const std::string& name,
                     int runs) override {
     Statement s(db_->get(), "INSERT OR REPLACE INTO targets (repo, sha, name, runs) VALUES (?, ?, ?, ?)");
@@ -492,6 +519,7 @@ class SqliteStore : public Store {
   }
 
   Result<std::vector<RunRow>> active_runs() override {
+    // The partial index runs_running (run_tallies.h) holds exactly these.
     Statement s(db_->get(), fmt::format("SELECT {} FROM runs WHERE state = 'running' ORDER BY started", kRunColumns));
     std::vector<RunRow> out;
     while (s.step()) out.push_back(read_run(s));
@@ -512,7 +540,8 @@ class SqliteStore : public Store {
   }
 
   Result<std::map<std::string, RunCounts>> run_counts() override {
-    Statement s(db_->get(), "SELECT hash, state, COUNT(*) FROM runs GROUP BY hash, state");
+    // Kept by triggers (run_tallies.h): a few rows per identity, however many runs.
+    Statement s(db_->get(), "SELECT hash, state, runs FROM run_tallies WHERE runs != 0");
     std::map<std::string, RunCounts> out;
     while (s.step()) {
       RunCounts& c = out[s.text(0)];
@@ -528,8 +557,7 @@ class SqliteStore : public Store {
   }
 
   Result<std::map<std::string, int64_t>> purpose_counts() override {
-    Statement s(db_->get(),
-                "SELECT purpose, COUNT(*) FROM runs WHERE purpose != '' AND state != 'infra_failed' GROUP BY purpose");
+    Statement s(db_->get(), "SELECT purpose, runs FROM purpose_tallies WHERE runs != 0");
     std::map<std::string, int64_t> out;
     while (s.step()) out[s.text(0)] = s.integer(1);
     if (!s.error().empty()) return failed("purpose_counts", s);
@@ -537,7 +565,7 @@ class SqliteStore : public Store {
   }
 
   Result<int64_t> run_count() override {
-    Statement s(db_->get(), "SELECT COUNT(*) FROM runs");
+    Statement s(db_->get(), "SELECT COALESCE(SUM(runs), 0) FROM run_tallies");
     if (s.step()) return s.integer(0);
     return failed("run_count", s);
   }
@@ -646,37 +674,73 @@ Status check_database_file(const std::string& path) {
   return {};
 }
 
+// PRAGMA quick_check on `db`: every page is read. `stop`, when set, interrupts it.
+Status quick_check(sqlite3* db, const std::string& path, const std::atomic<bool>* stop) {
+  if (stop != nullptr) {
+    sqlite3_progress_handler(
+        db, 10000, [](void* flag) { return static_cast<std::atomic<bool>*>(flag)->load() ? 1 : 0; },
+        const_cast<std::atomic<bool>*>(stop));
+  }
+  Statement s(db, "PRAGMA quick_check(1)");
+  const bool row = s.step();
+  if (stop != nullptr && stop->load()) return Error{path, "the check was stopped"};
+  if (!row || s.text(0) != "ok") {
+    std::string problem = row ? s.text(0) : s.error();
+    std::replace(problem.begin(), problem.end(), '\n', ' ');
+    return damaged(path, "PRAGMA quick_check says: " + problem);
+  }
+  return {};
+}
+
+// The schema and its migrations on `db`.
+Status make_schema(Connection& db);
+
 }  // namespace
 
-Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path) {
+Status check_sqlite_store(const std::string& path, const std::atomic<bool>* stop) {
+  TL_RETURN_IF_ERROR(check_database_file(path));
+  sqlite3* db = nullptr;
+  const int opened = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> closer(db, sqlite3_close);
+  if (opened != SQLITE_OK) {
+    return damaged(path, std::string("cannot open it: ") + sqlite3_errmsg(db));
+  }
+  sqlite3_busy_timeout(db, 5000);
+  return quick_check(db, path, stop);
+}
+
+Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path, StoreCheck check) {
   TL_RETURN_IF_ERROR(check_database_file(path));
   auto db = Connection::open(path);
   if (!db.ok()) return db.error();
-  {
-    // SQLite opens a damaged file and fails only on the page it cannot read: look at every page
-    // now (3 s per GB cached, up to 25 s per GB cold: bench/store_check_bench.sh), so a damaged
-    // store stops the start.
-    Statement s((*db)->get(), "PRAGMA quick_check(1)");
-    const bool row = s.step();
-    if (!row || s.text(0) != "ok") {
-      std::string problem = row ? s.text(0) : s.error();
-      std::replace(problem.begin(), problem.end(), '\n', ' ');
-      return damaged(path, "PRAGMA quick_check says: " + problem);
-    }
+  // SQLite opens a damaged file and fails only on the page it cannot read: look at every page
+  // (3 s per GB cached, up to 25 s per GB cold: bench/store_check_bench.sh), now or, for
+  // `serve`, in the background once it answers (check_sqlite_store). When opening fails, the
+  // check says first whether the file is damaged.
+  if (check == StoreCheck::kNow) TL_RETURN_IF_ERROR(quick_check((*db)->get(), path, nullptr));
+  if (Status made = make_schema(**db); !made.ok()) {
+    if (check == StoreCheck::kLater) TL_RETURN_IF_ERROR(quick_check((*db)->get(), path, nullptr));
+    return made.error();
   }
-  TL_RETURN_IF_ERROR((*db)->exec(kSchema, "creating the schema"));
+  return std::unique_ptr<Store>(new SqliteStore(std::move(*db)));
+}
+
+namespace {
+
+Status make_schema(Connection& db) {
+  TL_RETURN_IF_ERROR(db.exec(kSchema, "creating the schema"));
   // Stores made before runs had a purpose gain the column (their runs were all wanted runs).
   bool has_purpose = false;
   bool has_upload_token = false;
   bool has_case_message = false;
   bool has_case_skipped = false;
   {
-    Statement s((*db)->get(), "SELECT name FROM pragma_table_info('runs')");
+    Statement s(db.get(), "SELECT name FROM pragma_table_info('runs')");
     while (s.step()) {
       has_purpose = has_purpose || s.text(0) == "purpose";
       has_upload_token = has_upload_token || s.text(0) == "upload_token";
     }
-    Statement c((*db)->get(), "SELECT name FROM pragma_table_info('cases')");
+    Statement c(db.get(), "SELECT name FROM pragma_table_info('cases')");
     while (c.step()) {
       has_case_message = has_case_message || c.text(0) == "message";
       has_case_skipped = has_case_skipped || c.text(0) == "skipped";
@@ -685,24 +749,25 @@ Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path) {
   // Stores made before cases kept their messages, logs and skips gain them (empty, not skipped).
   if (!has_case_message) {
     TL_RETURN_IF_ERROR(
-        (*db)->exec("ALTER TABLE cases ADD COLUMN message TEXT NOT NULL DEFAULT '';"
-                    "ALTER TABLE cases ADD COLUMN logs TEXT NOT NULL DEFAULT ''",
-                    "adding cases.message and cases.logs"));
+        db.exec("ALTER TABLE cases ADD COLUMN message TEXT NOT NULL DEFAULT '';"
+                "ALTER TABLE cases ADD COLUMN logs TEXT NOT NULL DEFAULT ''",
+                "adding cases.message and cases.logs"));
   }
   if (!has_case_skipped) {
-    TL_RETURN_IF_ERROR((*db)->exec(
-        "ALTER TABLE cases ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0", "adding cases.skipped"));
+    TL_RETURN_IF_ERROR(db.exec("ALTER TABLE cases ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0",
+                               "adding cases.skipped"));
   }
   if (!has_purpose) {
-    TL_RETURN_IF_ERROR((*db)->exec("ALTER TABLE runs ADD COLUMN purpose TEXT NOT NULL DEFAULT ''", "adding runs.purpose"));
+    TL_RETURN_IF_ERROR(db.exec("ALTER TABLE runs ADD COLUMN purpose TEXT NOT NULL DEFAULT ''",
+                               "adding runs.purpose"));
   }
   if (!has_upload_token) {
-    TL_RETURN_IF_ERROR(
-        (*db)->exec("ALTER TABLE runs ADD COLUMN upload_token TEXT NOT NULL DEFAULT ''",
-                    "adding runs.upload_token"));
+    TL_RETURN_IF_ERROR(db.exec("ALTER TABLE runs ADD COLUMN upload_token TEXT NOT NULL DEFAULT ''",
+                               "adding runs.upload_token"));
   }
-
-  return std::unique_ptr<Store>(new SqliteStore(std::move(*db)));
+  return ensure_run_tallies(db);
 }
+
+}  // namespace
 
 }  // namespace testlooper::store

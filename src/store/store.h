@@ -11,13 +11,14 @@
 // each method is one transaction. Errors come back as values naming the operation.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
-#include <tuple>
 #include <memory>
 #include <optional>
-#include <utility>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -202,6 +203,13 @@ class Store {
   // Records a commit's resolved definitions and objects (replacing earlier ones).
   virtual Status put_definitions(const CommitRow& commit, const std::vector<ObjectRow>& objects) = 0;
   virtual Result<std::vector<ObjectRow>> objects() = 0;
+  // The objects of one commit (by name), and one of them: indexed lookups, for a server that
+  // keeps no definition in memory (ServerState::definition).
+  virtual Result<std::vector<ObjectRow>> objects_of(const std::string& repo,
+                                                    const std::string& commit) = 0;
+  virtual Result<std::optional<ObjectRow>> object(const std::string& repo,
+                                                  const std::string& commit,
+                                                  const std::string& name) = 0;
 
   virtual Status set_target(const std::string& repo, const std::string& commit,
                             const std::string& name, int runs) = 0;
@@ -271,7 +279,22 @@ class Store {
   virtual Result<std::vector<DeploymentRow>> deployments() = 0;
 };
 
-// Opens (creating if needed) the SQLite store at `path`.
-Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path);
+// When open_sqlite_store looks at every page of the database for damage (PRAGMA quick_check,
+// seconds per GB): at once, or later by the caller (check_sqlite_store; `serve` answers
+// meanwhile). With kLater it still checks at once when opening fails, so that a damaged file
+// is reported as such.
+enum class StoreCheck { kNow, kLater };
+
+// Opens (creating if needed) the SQLite store at `path`. An Error saying how to recover when the
+// file is damaged (not a database, not whole pages, or, with kNow, failing quick_check).
+// Counts per identity and purpose are kept in SQL by triggers (store/run_tallies.h): the first
+// open of a store made before them tallies its runs once (9 s for 10M runs).
+Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path,
+                                                 StoreCheck check = StoreCheck::kNow);
+
+// PRAGMA quick_check of the database at `path` on a read-only connection of its own (any
+// thread; the store may be written meanwhile). The Error open_sqlite_store would give when it
+// is damaged; an Error too when `stop` was set before it ended (it stops early).
+Status check_sqlite_store(const std::string& path, const std::atomic<bool>* stop = nullptr);
 
 }  // namespace testlooper::store

@@ -1,6 +1,10 @@
 #include "store/store.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <map>
+#include <random>
 
 #include "git/git_fixture.h"
 
@@ -125,6 +129,119 @@ TEST_F(StoreTest, Store_AggregatesRunsWithoutReadingThemAll) {
   EXPECT_EQ(of_h2->at(0).id, "r6");  // newest first
   EXPECT_EQ(of_h2->at(0).state, RunState::kCancelled);
   EXPECT_EQ(store->run("r1")->value().purpose, "extra:repo/main");
+}
+
+// What run_counts, purpose_counts, run_count and active_runs must say of `runs` (id -> run):
+// counted from the runs themselves.
+struct Recount {
+  std::map<std::string, RunCounts> counts;
+  std::map<std::string, int64_t> purposes;
+  int64_t total = 0;
+  size_t active = 0;
+};
+Recount recount(const std::map<std::string, RunRow>& runs) {
+  Recount out;
+  for (const auto& [id, r] : runs) {
+    RunCounts& c = out.counts[r.hash];
+    c.runs += r.state == RunState::kSucceeded || r.state == RunState::kFailed ? 1 : 0;
+    c.failures += r.state == RunState::kFailed ? 1 : 0;
+    c.infra_failures += r.state == RunState::kInfraFailed ? 1 : 0;
+    c.active += r.state == RunState::kRunning ? 1 : 0;
+    if (!r.purpose.empty() && r.state != RunState::kInfraFailed) ++out.purposes[r.purpose];
+    ++out.total;
+    out.active += r.state == RunState::kRunning ? 1 : 0;
+  }
+  return out;
+}
+
+void expect_counts(Store& store, const std::map<std::string, RunRow>& runs) {
+  const Recount want = recount(runs);
+  auto counts = store.run_counts();
+  ASSERT_TRUE(counts.ok());
+  ASSERT_EQ(counts->size(), want.counts.size());
+  for (const auto& [hash, c] : want.counts) {
+    ASSERT_TRUE(counts->count(hash)) << hash;
+    const RunCounts& got = counts->at(hash);
+    EXPECT_EQ(got.runs, c.runs) << hash;
+    EXPECT_EQ(got.failures, c.failures) << hash;
+    EXPECT_EQ(got.infra_failures, c.infra_failures) << hash;
+    EXPECT_EQ(got.active, c.active) << hash;
+  }
+  EXPECT_EQ(*store.purpose_counts(), want.purposes);
+  EXPECT_EQ(*store.run_count(), want.total);
+  EXPECT_EQ(store.active_runs()->size(), want.active);
+}
+
+// The counts kept in SQL by triggers (store/run_tallies.h) equal a recount of the runs after any
+// mix of new runs, runs re-recorded (a worker resuming: INSERT OR REPLACE, even with another
+// hash or purpose) and finished in every state, and after reopening.
+TEST_F(StoreTest, Store_RunCountsEqualARecountAfterRandomWrites) {
+  std::map<std::string, RunRow> runs;
+  std::mt19937 random(18);
+  const RunState ends[] = {RunState::kSucceeded, RunState::kFailed, RunState::kInfraFailed,
+                           RunState::kCancelled};
+  const std::string purposes[] = {"", "", "extra:repo/main@c1", "extra:repo/dev@c2"};
+  {
+    auto store = open();
+    for (int i = 0; i < 800; ++i) {
+      const unsigned what = random() % 3;
+      auto some = runs.begin();
+      if (!runs.empty()) std::advance(some, random() % runs.size());
+      if (what == 0 || runs.empty() || (what == 1 && random() % 4 != 0)) {
+        // A new run, or one re-recorded running.
+        RunRow r = running(what == 0 || runs.empty() ? "r" + std::to_string(i) : some->first,
+                           "h" + std::to_string(random() % 6));
+        r.purpose = purposes[random() % 4];
+        ASSERT_TRUE(store->start_run(r).ok());
+        runs[r.id] = r;
+      } else {
+        RunRow r = some->second;
+        r.state = ends[random() % 4];
+        auto finished = store->finish_run(r, {});
+        ASSERT_TRUE(finished.ok());
+        EXPECT_EQ(*finished, some->second.state == RunState::kRunning);
+        if (*finished) some->second = r;
+      }
+      if (i % 100 == 99) expect_counts(*store, runs);
+    }
+  }
+  expect_counts(*open(), runs);
+}
+
+// A store made before the tallies (no tally tables, triggers or index of running runs) is
+// tallied once when opened, and kept from then on.
+TEST_F(StoreTest, Store_AStoreMadeBeforeTheTalliesIsTalliedAtOpen) {
+  std::map<std::string, RunRow> runs;
+  {
+    auto store = open();
+    for (int i = 0; i < 30; ++i) {
+      RunRow r = running("r" + std::to_string(i), "h" + std::to_string(i % 4));
+      r.purpose = i % 3 == 0 ? "extra:repo/main@c1" : "";
+      ASSERT_TRUE(store->start_run(r).ok());
+      if (i % 5 != 0) {
+        r.state = i % 2 ? RunState::kSucceeded : RunState::kInfraFailed;
+        ASSERT_TRUE(store->finish_run(r, {}).ok());
+      }
+      runs[r.id] = r;
+    }
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_.path() + "/state.db").c_str(), &db), SQLITE_OK);
+  const char* old_store =
+      "DROP TRIGGER runs_tally_insert; DROP TRIGGER runs_tally_update; "
+      "DROP TRIGGER runs_tally_delete; DROP TABLE run_tallies; DROP TABLE purpose_tallies; "
+      "DROP INDEX runs_running; UPDATE runs SET state = 'failed' WHERE id = 'r1'";
+  ASSERT_EQ(sqlite3_exec(db, old_store, nullptr, nullptr, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  runs["r1"].state = RunState::kFailed;
+  auto store = open();
+  expect_counts(*store, runs);
+  RunRow r = runs["r5"];
+  r.state = RunState::kFailed;
+  ASSERT_TRUE(*store->finish_run(r, {}));
+  runs["r5"] = r;
+  expect_counts(*store, runs);
 }
 
 TEST_F(StoreTest, Store_SurvivesReopeningWithEverything) {

@@ -1,0 +1,192 @@
+// Issue 18 (start-up and memory at 10M runs), through the real `testlooper serve`: the objects'
+// definitions stay in the store and are read on demand (each commit's own, before and after a
+// restart), and the check of state.db for damage (PRAGMA quick_check) runs once the API answers
+// yet still stops the server, exit 2 naming the file and how to recreate it.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "fake_worker.h"
+#include "server_fixture.h"
+#include "store/store.h"
+
+namespace testlooper::server {
+namespace {
+
+using fixtures::eventually;
+using fixtures::FakeJob;
+using fixtures::FakeWorker;
+using fixtures::GitFixtureRepo;
+using fixtures::ServerProcess;
+using fixtures::TempDir;
+using nlohmann::json;
+
+std::string definitions(const std::string& command) {
+  return "looper_version: 5\n"
+         "environments: {linux: {platform: linux, image: {host: true}}}\n"
+         "tests: {t/linux: {command: '" +
+         command + "'}, same/linux: {command: 'true'}}\n";
+}
+
+// Each object's definition as the commit endpoint shows it, by name.
+std::map<std::string, json> shown_definitions(const ServerProcess& server, const std::string& sha) {
+  std::map<std::string, json> out;
+  const json commit = server.get("/api/repos/app/commits/" + sha);
+  if (!commit.is_object() || !commit["objects"].is_array()) return out;
+  for (const json& o : commit["objects"]) out[o["name"].get<std::string>()] = o["definition"];
+  return out;
+}
+
+// The command of a definition (its one stage's).
+std::string command_of(const json& definition) {
+  const json stages = definition.is_object() ? definition.value("stages", json()) : json();
+  if (!stages.is_array() || stages.empty() || !stages[0].is_object()) return "";
+  const json command = stages[0].value("command", json());
+  return command.is_string() ? command.get<std::string>() : "";
+}
+std::string command_of(const FakeJob& job) { return command_of(job.message["object"]); }
+
+TEST(Startup, Startup_DefinitionsReadFromTheStoreAreEachCommitsOwnAcrossARestart) {
+  TempDir dir;
+  GitFixtureRepo app(dir.path() + "/repos/app");
+  app.write("testlooper.yml", definitions("echo one"));
+  const std::string one = app.commit("one");
+  app.write("testlooper.yml", definitions("echo two"));
+  const std::string two = app.commit("two");
+  const std::vector<std::string> args = {
+      "--repos", dir.path() + "/repos", "--data", dir.path() + "/data", "--port", "0", "--workers",
+      "0",       "--poll-seconds",      "0.3",    "--extra-runs",       "0"};
+  std::map<std::string, json> before_one;
+  std::map<std::string, json> before_two;
+  {
+    ServerProcess server(args);
+    ASSERT_TRUE(eventually([&] { return server.get("/api/repos").size() == 1; }, 30));
+    FakeWorker worker(server.port(), fixtures::worker_token(dir.path() + "/data"), "fake");
+    ASSERT_EQ(
+        server.post("/api/repos/app/branches/main/test", R"({"enabled": true, "depth": 1})").first,
+        200);
+    // One run of each test at each commit, each job with its own commit's definition.
+    const std::vector<FakeJob> jobs = worker.jobs("t/linux", 2);
+    ASSERT_EQ(jobs.size(), 2u);
+    for (const FakeJob& job : jobs) {
+      const std::string sha = job.message["commit"].get<std::string>();
+      EXPECT_EQ(command_of(job), sha == one ? "echo one" : "echo two") << job.message.dump();
+      ASSERT_TRUE(worker.report(job.run_id, "success"));
+    }
+    const std::vector<FakeJob> same = worker.jobs("same/linux", 1);
+    ASSERT_EQ(same.size(), 1u);  // one identity for both commits
+    EXPECT_EQ(command_of(same[0]), "true");
+    ASSERT_TRUE(worker.report(same[0].run_id, "success"));
+    before_one = shown_definitions(server, one);
+    before_two = shown_definitions(server, two);
+    ASSERT_EQ(before_one.size(), 2u);
+    EXPECT_EQ(command_of(before_one["t/linux"]), "echo one");
+    EXPECT_EQ(command_of(before_two["t/linux"]), "echo two");
+    EXPECT_NE(before_one["t/linux"]["hash"], before_two["t/linux"]["hash"]);
+    EXPECT_EQ(before_one["same/linux"]["hash"], before_two["same/linux"]["hash"]);
+    EXPECT_NE(before_one["same/linux"], before_two["same/linux"]);  // its full_name
+  }
+  // Restarted: loaded from the store, the definitions read from it again.
+  ServerProcess server(args);
+  ASSERT_TRUE(eventually([&] { return server.get("/api/repos").size() == 1; }, 30));
+  EXPECT_EQ(shown_definitions(server, one), before_one);
+  EXPECT_EQ(shown_definitions(server, two), before_two);
+  FakeWorker worker(server.port(), fixtures::worker_token(dir.path() + "/data"), "fake");
+  ASSERT_EQ(
+      server.post("/api/repos/app/commits/" + one + "/targets", R"({"name": "t/linux", "runs": 2})")
+          .first,
+      200);
+  const auto job = worker.job("t/linux");
+  ASSERT_TRUE(job.has_value());
+  EXPECT_EQ(job->message["commit"], one);
+  EXPECT_EQ(command_of(*job), "echo one");
+  EXPECT_EQ(job->message["object"], before_one["t/linux"]);
+}
+
+// A store whose runs fill many pages, one of which (a page of finished runs: nothing a start
+// reads) has an invalid b-tree page type.
+void damaged_store(const std::string& path) {
+  {
+    auto store = store::open_sqlite_store(path);
+    ASSERT_TRUE(store.ok()) << store.error().to_string();
+    for (int i = 0; i < 2000; ++i) {
+      store::RunRow r;
+      r.id = "run" + std::to_string(i);
+      r.hash = "h" + std::to_string(i % 7);
+      r.repo = "app";
+      r.commit = std::string(40, 'a');
+      r.name = "t/linux";
+      r.kind = "test";
+      r.worker = "w";
+      r.detail = "page-filler " + std::string(200, 'x');
+      ASSERT_TRUE((*store)->start_run(r).ok());
+      r.state = store::RunState::kSucceeded;
+      ASSERT_TRUE((*store)->finish_run(r, {}).ok());
+    }
+  }
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  constexpr size_t kPage = 4096;
+  ASSERT_GT(bytes.size(), 20 * kPage);
+  bool damaged = false;
+  for (size_t at = bytes.size() / 2 / kPage * kPage; at + kPage <= bytes.size(); at += kPage) {
+    // 0x0d: a leaf page of a table; this one holds runs.
+    if (bytes[at] != 0x0d || bytes.substr(at, kPage).find("page-filler") == std::string::npos)
+      continue;
+    bytes[at] = 0x42;
+    damaged = true;
+    break;
+  }
+  ASSERT_TRUE(damaged) << "no page of runs found";
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+TEST(Startup, Startup_DamageFoundAfterTheApiAnswersStillStopsServeNamingTheFile) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.path() + "/repos");
+  std::filesystem::create_directories(dir.path() + "/data");
+  const std::string db = dir.path() + "/data/state.db";
+  damaged_store(db);
+  if (HasFatalFailure()) return;
+  int out[2];
+  ASSERT_EQ(pipe(out), 0);
+  const std::string err = dir.path() + "/stderr.txt";
+  const pid_t pid =
+      fixtures::spawn_testlooper("serve",
+                                 {"--repos", dir.path() + "/repos", "--data", dir.path() + "/data",
+                                  "--port", "0", "--workers", "0", "--poll-seconds", "3600"},
+                                 out, err);
+  close(out[1]);
+  // Its first line on stdout, "listening on ..." once it answers (or nothing: it exited).
+  std::string said;
+  char c = 0;
+  while (read(out[0], &c, 1) == 1 && c != '\n') said += c;
+  close(out[0]);
+  int status = -1;
+  const bool exited = eventually([&] { return waitpid(pid, &status, WNOHANG) == pid; }, 120);
+  if (!exited) {
+    kill(-pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  }
+  ASSERT_TRUE(exited) << "serve went on on a damaged store";
+  // It answered first: the store's check no longer holds the start up.
+  EXPECT_NE(said.find("listening on"), std::string::npos) << said;
+  std::ifstream in(err);
+  const std::string errors((std::istreambuf_iterator<char>(in)), {});
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 2) << errors;
+  EXPECT_NE(errors.find(db), std::string::npos) << errors;
+  EXPECT_NE(errors.find("PRAGMA quick_check"), std::string::npos) << errors;
+  EXPECT_NE(errors.find("testlooper rebuild --data"), std::string::npos) << errors;
+}
+
+}  // namespace
+}  // namespace testlooper::server
