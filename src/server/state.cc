@@ -126,6 +126,7 @@ Status ServerState::load() {
       add_commit(std::move(c), std::move(by_commit[key]));
     } catch (const std::exception& e) {
       // A damaged row: say which, and how to recover, instead of aborting (issue 10, item 16).
+      plan_index_.remove(key.first, key.second);
       commits_.erase(key);
       return Error{"state.db", fmt::format("malformed row for {}: {}; the database is damaged: move it "
                                            "away and run `testlooper rebuild` to recreate it",
@@ -207,12 +208,16 @@ std::map<std::string, std::set<std::string>> ServerState::unstored_pins() const 
 }
 
 void ServerState::add_commit(store::CommitRow row, std::vector<store::ObjectRow> objects) {
+  // Parsed first: a malformed row (planned_from and test_sets_from throw) changes nothing.
+  planner::PlannedCommit planned{
+      row.repo, row.sha, row.time, reachable_.count({row.repo, row.sha}) > 0, {}, {}};
+  for (const auto& o : objects) planned.objects.push_back(planned_from(o));
+  planned.test_sets = test_sets_from(row.test_sets_json);
   CommitState& c = commits_[{row.repo, row.sha}];
   c.row = std::move(row);
   c.objects = std::move(objects);
-  c.planned = planner::PlannedCommit{c.row.repo, c.row.sha, c.row.time, reachable_.count({c.row.repo, c.row.sha}) > 0, {}, {}};
-  for (const auto& o : c.objects) c.planned.objects.push_back(planned_from(o));
-  c.planned.test_sets = test_sets_from(c.row.test_sets_json);
+  c.planned = std::move(planned);
+  plan_index_.put(&c.planned);  // re-indexed: its objects may have changed
 }
 
 const CommitState* ServerState::commit(const std::string& repo, const std::string& sha) const {
@@ -523,9 +528,6 @@ void ServerState::recompute_reachable() {
 void ServerState::update() {
   planner::PlanInput& in = plan_input_;
   in.default_target = options_.default_target_runs;
-  std::vector<const planner::PlannedCommit*> commits;
-  commits.reserve(commits_.size());
-  for (const auto& [key, c] : commits_) commits.push_back(&c.planned);
   in.budgets.clear();
   in.extra_confidence = options_.extra_confidence;
   std::map<std::string, int64_t> extra_active;
@@ -541,7 +543,9 @@ void ServerState::update() {
                           extra_active[purpose], options_.extra_parallel});
   }
   plan_holds(now_seconds());
-  plan_ = planner::make_plan(in, commits);
+  // Over the kept index: the cost is the enabled commits' objects and the budgets' histories, not
+  // every commit (issue 18).
+  plan_ = planner::make_plan(in, plan_index_);
   cancel_unwanted();
   dispatch();
 }
