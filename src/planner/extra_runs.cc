@@ -56,7 +56,8 @@ std::map<std::string, std::vector<stats::CommitEvidence>> test_histories(
   for (size_t i = 0; i < n; ++i) {
     if (objects[i] == nullptr) continue;
     for (const auto& o : *objects[i]) {
-      if (!wanted.count(o.name)) continue;
+      // As in the first pass: another kind of object of a test's name is not that test.
+      if ((only_name.empty() && o.kind != "test") || !wanted.count(o.name)) continue;
       auto& e = out[o.name];
       if (e.empty()) {
         e.resize(n);
@@ -103,10 +104,8 @@ std::map<std::string, std::vector<stats::CommitEvidence>> case_histories(
   return out;
 }
 
-std::vector<ExtraRun> pick_extra_runs(
-    const BranchBudget& budget, const PlanInput& input,
-    const std::function<const std::vector<PlannedObject>*(const std::string&, const std::string&)>&
-        objects_at) {
+std::vector<ExtraRun> pick_extra_runs(const BranchBudget& budget, const PlanInput& input,
+                                      const PlanIndex& index) {
   const int64_t room =
       std::min<int64_t>(budget.extra_left, budget.extra_parallel - budget.extra_active);
   if (room <= 0) return {};
@@ -114,9 +113,7 @@ std::vector<ExtraRun> pick_extra_runs(
     auto it = input.progress.find(hash);
     return it == input.progress.end() ? HashProgress{} : it->second;
   };
-  auto histories = test_histories(
-      budget.history, [&](const std::string& sha) { return objects_at(budget.repo, sha); },
-      progress_of, true);
+  auto histories = failing_test_histories(budget.history, budget.repo, index, input.progress);
   if (histories.empty()) return {};
   std::vector<ExtraRun> out;
   const std::string purpose = extra_purpose(budget.repo, budget.branch, budget.history.back());

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "planner/plan_index.h"
 #include "planner/planner.h"
 
 namespace testlooper::planner {
@@ -24,10 +25,8 @@ struct ExtraRun {
 // failed, or never passed, gets none after the scaffold: it has no change to localise. Then, for
 // the tests whose changes are localised, runs at the head until its own rate is bounded
 // (input.head_width), shared between those tests in turn.
-// `objects_at(repo, sha)` gives a reachable commit's objects (nullptr when unknown).
-std::vector<ExtraRun> pick_extra_runs(
-    const BranchBudget& budget, const PlanInput& input,
-    const std::function<const std::vector<PlannedObject>*(const std::string&, const std::string&)>&
-        objects_at);
+// The histories are read from `index` (failing_test_histories).
+std::vector<ExtraRun> pick_extra_runs(const BranchBudget& budget, const PlanInput& input,
+                                      const PlanIndex& index);
 
 }  // namespace testlooper::planner

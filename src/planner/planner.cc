@@ -2,35 +2,29 @@
 
 #include <algorithm>
 #include <optional>
-#include <string_view>
-#include <unordered_map>
 
 #include "planner/extra_runs.h"
+#include "planner/plan_index.h"
 
 namespace testlooper::planner {
 namespace {
 
 using Key = std::tuple<std::string, std::string, std::string>;
 
-struct Located {
-  const PlannedCommit* commit;
-  const PlannedObject* object;
-};
+using Located = PlanIndex::Located;
 
 class Planner {
  public:
-  Planner(const PlanInput& input, const std::vector<const PlannedCommit*>& commits) : in_(input), commits_(commits) {
-    for (const PlannedCommit* c : commits_) {
-      commit_index_[{c->repo, c->sha}] = c;
-      for (const auto& o : c->objects) {
-        if (o.kind == "build") builds_by_hash_.emplace(o.hash, Located{c, &o});
-      }
-    }
-  }
+  Planner(const PlanInput& input, const PlanIndex& index) : in_(input), index_(index) {}
 
   Plan run() {
     Plan plan;
-    for (const PlannedCommit* c : commits_) enable_commit(*c);
+    // The roots: the enabled sets of reachable commits (the order does not matter: `need` keeps
+    // each object's highest priority).
+    for (const auto& [key, sets] : in_.enabled_sets) {
+      const PlannedCommit* c = index_.commit(key.first, key.second);
+      if (c != nullptr) enable_commit(*c, sets);
+    }
     // A person waits for a deployment: its builds come before every other run.
     for (const auto& key : in_.deployments) need(key, kDeploymentPriority);
     std::map<std::string, Job> jobs;
@@ -38,9 +32,7 @@ class Planner {
     // of their own once nothing blocks them.
     std::vector<ExtraRun> extra;
     for (const auto& budget : in_.budgets) {
-      auto picked = pick_extra_runs(budget, in_, [this](const std::string& repo, const std::string& sha) {
-        return objects_at(repo, sha);
-      });
+      auto picked = pick_extra_runs(budget, in_, index_);
       extra.insert(extra.end(), picked.begin(), picked.end());
     }
     for (size_t i = 0; i < extra.size(); ++i) {
@@ -74,14 +66,9 @@ class Planner {
   // Above every wanted job (a commit time in seconds).
   static constexpr double kDeploymentPriority = 1e18;
 
-  const std::vector<PlannedObject>* objects_at(const std::string& repo, const std::string& sha) {
-    auto it = commit_index_.find({repo, sha});
-    return it == commit_index_.end() || !it->second->reachable ? nullptr : &it->second->objects;
-  }
-
   void need_build(const std::string& hash, double priority) {
-    auto b = builds_by_hash_.find(hash);
-    if (b != builds_by_hash_.end()) need({b->second.commit->repo, b->second.commit->sha, b->second.object->name}, priority);
+    if (auto b = index_.build(hash))
+      need({b->commit->repo, b->commit->sha, b->object->name}, priority);
   }
 
   static Job job_of(const PlannedObject& o, const std::string& repo, const std::string& sha,
@@ -122,29 +109,18 @@ class Planner {
     return it == in_.progress.end() ? HashProgress{} : it->second;
   }
 
-  void enable_commit(const PlannedCommit& c) {
+  void enable_commit(const PlannedCommit& c, const std::set<std::string>& sets) {
     if (!c.reachable) return;
-    auto sets = in_.enabled_sets.find({c.repo, c.sha});
-    if (sets == in_.enabled_sets.end()) return;
-    for (const auto& set : sets->second) {
+    for (const auto& set : sets) {
       auto members = c.test_sets.find(set);
       if (members == c.test_sets.end()) continue;
       for (const auto& name : members->second) need({c.repo, c.sha, name}, static_cast<double>(c.time));
     }
   }
 
-  // The commit and object `key` names, if any. A commit's names are indexed the first time one
-  // of its objects is looked up, so a plan costs O(objects of the commits it touches).
-  std::optional<Located> locate(const Key& key) {
-    auto c = commit_index_.find({std::get<0>(key), std::get<1>(key)});
-    if (c == commit_index_.end()) return std::nullopt;
-    auto [names, inserted] = names_.try_emplace(c->second);
-    if (inserted) {
-      for (const auto& o : c->second->objects) names->second.emplace(o.name, &o);
-    }
-    auto o = names->second.find(std::get<2>(key));
-    if (o == names->second.end()) return std::nullopt;
-    return Located{c->second, o->second};
+  // The commit and object `key` names, if any.
+  std::optional<Located> locate(const Key& key) const {
+    return index_.locate(std::get<0>(key), std::get<1>(key), std::get<2>(key));
   }
 
   // Marks an object (and, through its build dependencies, what it needs) as needed.
@@ -172,12 +148,10 @@ class Planner {
   std::optional<ObjectStatus> blocked(const PlannedObject& o) const {
     std::optional<ObjectStatus> waiting;
     for (const auto& dep : o.builds) {
-      auto b = builds_by_hash_.find(dep.hash);
-      if (b == builds_by_hash_.end()) {
-        return ObjectStatus{ObjectState::kUnresolvedDependency, 0, dep.name};
-      }
+      auto b = index_.build(dep.hash);
+      if (!b) return ObjectStatus{ObjectState::kUnresolvedDependency, 0, dep.name};
       const HashProgress p = progress(dep.hash);
-      if (build_exhausted(dep.hash, p, b->second.object->max_retries)) {
+      if (build_exhausted(dep.hash, p, b->object->max_retries)) {
         return ObjectStatus{ObjectState::kDependencyFailed, 0, dep.name};
       }
       if (!build_succeeded(p) && !waiting) waiting = ObjectStatus{ObjectState::kWaitingOnBuilds, 0, dep.name};
@@ -248,11 +222,8 @@ class Planner {
   }
 
   const PlanInput& in_;
-  const std::vector<const PlannedCommit*>& commits_;
-  std::multimap<std::string, Located> builds_by_hash_;
+  const PlanIndex& index_;
   std::map<Key, double> needed_;
-  std::map<std::pair<std::string, std::string>, const PlannedCommit*> commit_index_;
-  std::unordered_map<const PlannedCommit*, std::unordered_map<std::string_view, const PlannedObject*>> names_;
 };
 
 }  // namespace
@@ -270,8 +241,12 @@ const char* to_string(ObjectState state) {
   return "?";
 }
 
+Plan make_plan(const PlanInput& input, const PlanIndex& index) {
+  return Planner(input, index).run();
+}
+
 Plan make_plan(const PlanInput& input, const std::vector<const PlannedCommit*>& commits) {
-  return Planner(input, commits).run();
+  return make_plan(input, PlanIndex(commits));
 }
 
 Plan make_plan(const PlanInput& input) {

@@ -13,6 +13,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "stats/evidence.h"
@@ -61,6 +62,9 @@ struct HashProgress {
   int64_t failures = 0;
   int64_t active = 0;    // running now
 };
+// Per identity hash, its progress: hashed, as a replan looks up every identity of the extra-run
+// budget's histories (issue 18).
+using ProgressMap = std::unordered_map<std::string, HashProgress>;
 
 // A branch under test, for the extra-run budget: the planner spends up to `extra_left` more runs on
 // its tests where the statistics say they teach most (stats::plan_runs), at most `extra_parallel`
@@ -96,7 +100,7 @@ struct PlanInput {
   // (repo, sha, name) -> target runs
   std::map<std::tuple<std::string, std::string, std::string>, int> targets;
   int default_target = 1;
-  std::map<std::string, HashProgress> progress;  // by hash
+  ProgressMap progress;                          // by hash
   std::map<std::string, Hold> holds;             // by hash or environment key
   std::vector<BranchBudget> budgets;
   // A test's change is localised (and gets no more extra runs) when its most probable change is
@@ -170,8 +174,11 @@ struct Plan {
   std::map<std::tuple<std::string, std::string, std::string>, ObjectStatus> statuses;
 };
 
-// Computes the plan. O(commits + builds + objects of the commits it needs), plus, for each branch with budget left and room
-// for more extra runs in flight, its tests' histories and stats::plan_runs over those that failed.
+// Computes the plan. O(commits + objects) to index them (a server keeps a PlanIndex instead:
+// make_plan(input, index) in plan_index.h), then O(objects of the commits it needs), plus, for
+// each branch with budget left and room for more extra runs in flight, its tests' histories and
+// stats::plan_runs over those that failed. A build identity that several commits hold is planned
+// at the first of them in (repo, sha) order.
 // Statuses are given for the objects that are needed (enabled, or built for what is); every other
 // object is not enabled.
 Plan make_plan(const PlanInput& input);

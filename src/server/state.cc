@@ -126,6 +126,7 @@ Status ServerState::load() {
       add_commit(std::move(c), *objects, &parsed);
     } catch (const std::exception& e) {
       // A damaged row: say which, and how to recover, instead of aborting (issue 10, item 16).
+      plan_index_.remove(key.first, key.second);
       commits_.erase(key);
       return Error{"state.db", fmt::format("malformed row for {}: {}; the database is damaged: move it "
                                            "away and run `testlooper rebuild` to recreate it",
@@ -208,28 +209,32 @@ std::map<std::string, std::set<std::string>> ServerState::unstored_pins() const 
 
 void ServerState::add_commit(store::CommitRow row, const std::vector<store::ObjectRow>& objects,
                              std::unordered_map<std::string, planner::PlannedObject>* parsed) {
-  // Its definitions are (about to be) stored anew.
-  definitions_.erase(definitions_.lower_bound({row.repo, row.sha, ""}),
-                     definitions_.lower_bound({row.repo, row.sha + '\0', ""}));
-  CommitState& c = commits_[{row.repo, row.sha}];
-  c.row = std::move(row);
-  c.planned = planner::PlannedCommit{c.row.repo, c.row.sha, c.row.time, reachable_.count({c.row.repo, c.row.sha}) > 0, {}, {}};
-  c.planned.objects.reserve(objects.size());
+  // Parsed first: a malformed row (planned_from and test_sets_from throw) changes nothing.
+  planner::PlannedCommit planned{
+      row.repo, row.sha, row.time, reachable_.count({row.repo, row.sha}) > 0, {}, {}};
+  planned.objects.reserve(objects.size());
   for (const auto& o : objects) {
     if (parsed == nullptr) {
-      c.planned.objects.push_back(planned_from(o));
+      planned.objects.push_back(planned_from(o));
       continue;
     }
     auto it = parsed->find(o.definition_json);
     if (it == parsed->end()) it = parsed->emplace(o.definition_json, planned_from(o)).first;
     // The definition's text decides all but the row's own columns.
-    planner::PlannedObject planned = it->second;
-    planned.name = o.name;
-    planned.kind = o.kind;
-    planned.hash = o.hash;
-    c.planned.objects.push_back(std::move(planned));
+    planner::PlannedObject p = it->second;
+    p.name = o.name;
+    p.kind = o.kind;
+    p.hash = o.hash;
+    planned.objects.push_back(std::move(p));
   }
-  c.planned.test_sets = test_sets_from(c.row.test_sets_json);
+  planned.test_sets = test_sets_from(row.test_sets_json);
+  // Its definitions are (about to be) stored anew.
+  definitions_.erase(definitions_.lower_bound({row.repo, row.sha, ""}),
+                     definitions_.lower_bound({row.repo, row.sha + '\0', ""}));
+  CommitState& c = commits_[{row.repo, row.sha}];
+  c.row = std::move(row);
+  c.planned = std::move(planned);
+  plan_index_.put(&c.planned);  // re-indexed: its objects may have changed
 }
 
 std::string ServerState::definition(const std::string& repo, const std::string& sha,
@@ -560,9 +565,6 @@ void ServerState::recompute_reachable() {
 void ServerState::update() {
   planner::PlanInput& in = plan_input_;
   in.default_target = options_.default_target_runs;
-  std::vector<const planner::PlannedCommit*> commits;
-  commits.reserve(commits_.size());
-  for (const auto& [key, c] : commits_) commits.push_back(&c.planned);
   in.budgets.clear();
   in.extra_confidence = options_.extra_confidence;
   std::map<std::string, int64_t> extra_active;
@@ -578,7 +580,9 @@ void ServerState::update() {
                           extra_active[purpose], options_.extra_parallel});
   }
   plan_holds(now_seconds());
-  plan_ = planner::make_plan(in, commits);
+  // Over the kept index: the cost is the enabled commits' objects and the budgets' histories, not
+  // every commit (issue 18).
+  plan_ = planner::make_plan(in, plan_index_);
   cancel_unwanted();
   if (!dispatch_held_) dispatch();
 }

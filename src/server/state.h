@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/log_cap.h"
+#include "planner/plan_index.h"
 #include "planner/planner.h"
 #include "s3store/s3_artifacts.h"
 #include "server/fleet_controller.h"
@@ -396,9 +397,12 @@ class ServerState {
   // The planner's input, kept up to date rather than rebuilt for each plan (its commits are
   // passed apart, as pointers to commits_' planned).
   planner::PlanInput plan_input_;
+  // The planner's index of commits_' planned commits, updated as commits are added (add_commit),
+  // so that a replan does not pass over every object of every commit (issue 18).
+  planner::PlanIndex plan_index_;
   std::map<std::pair<std::string, std::string>, std::set<std::string>>& enabled_ = plan_input_.enabled_sets;
   std::map<std::tuple<std::string, std::string, std::string>, int>& targets_ = plan_input_.targets;
-  std::map<std::string, planner::HashProgress>& progress_ = plan_input_.progress;
+  planner::ProgressMap& progress_ = plan_input_.progress;
   std::map<std::string, store::RunRow> active_runs_;
   // Active runs being stopped (stop_run) -> the detail they are recorded with when cancelled.
   std::map<std::string, std::string> cancels_;

@@ -401,6 +401,7 @@ void ServerState::start_run(WorkerState& worker, const planner::Job& job, int co
   ++run_counter_;
   active_runs_[run.id] = run;
   ++progress_[run.hash].active;
+  plan_index_.progress_changed(run.hash);
   worker.running[run.id] = {cores, ram};
   ++worker.runs_started;
   // Keep the plan's counts in step so the same runs are not dispatched twice in one pass.
@@ -654,6 +655,7 @@ void ServerState::result_stored(const store::RunRow& run, bool counted, bool env
   ++runs_ended_[{store::to_string(run.state), run.kind}];
   case_cache_.erase(run.hash);
   planner::HashProgress& p = progress_[run.hash];
+  plan_index_.progress_changed(run.hash);
   if (p.active > 0) --p.active;
   // An infrastructure failure taught nothing: the budget gets its run back.
   if (run.state == store::RunState::kInfraFailed) {

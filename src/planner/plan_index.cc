@@ -1,0 +1,145 @@
+#include "planner/plan_index.h"
+
+#include <set>
+
+namespace testlooper::planner {
+
+uint32_t PlanIndex::Interned::id(const std::string& s) {
+  auto [it, inserted] = ids.try_emplace(s, static_cast<uint32_t>(text.size()));
+  if (inserted) text.push_back(s);
+  return it->second;
+}
+
+PlanIndex::PlanIndex(const std::vector<const PlannedCommit*>& commits) {
+  for (const PlannedCommit* c : commits) put(c);
+}
+
+void PlanIndex::put(const PlannedCommit* commit) {
+  remove(commit->repo, commit->sha);
+  CommitEntry& e = commits_[{commit->repo, commit->sha}];
+  e.commit = commit;
+  for (size_t i = 0; i < commit->objects.size(); ++i) {
+    const PlannedObject& o = commit->objects[i];
+    if (o.kind != "build") continue;
+    builds_[o.hash].emplace(std::make_tuple(commit->repo, commit->sha, i), Located{commit, &o});
+    e.builds.emplace_back(o.hash, i);
+  }
+}
+
+void PlanIndex::remove(const std::string& repo, const std::string& sha) {
+  auto it = commits_.find({repo, sha});
+  if (it == commits_.end()) return;
+  for (const auto& [hash, i] : it->second.builds) {
+    auto b = builds_.find(hash);
+    if (b == builds_.end()) continue;
+    b->second.erase({repo, sha, i});
+    if (b->second.empty()) builds_.erase(b);
+  }
+  commits_.erase(it);
+}
+
+const PlannedCommit* PlanIndex::commit(const std::string& repo, const std::string& sha) const {
+  auto it = commits_.find({repo, sha});
+  return it == commits_.end() ? nullptr : it->second.commit;
+}
+
+std::optional<PlanIndex::Located> PlanIndex::locate(const std::string& repo, const std::string& sha,
+                                                    std::string_view name) const {
+  auto it = commits_.find({repo, sha});
+  if (it == commits_.end()) return std::nullopt;
+  const CommitEntry& e = it->second;
+  if (!e.names) {
+    e.names = std::make_unique<std::unordered_map<std::string_view, const PlannedObject*>>();
+    // The first object of a name wins, as a lookup in the commit's order would find it.
+    for (const auto& o : e.commit->objects) e.names->emplace(o.name, &o);
+  }
+  auto o = e.names->find(name);
+  if (o == e.names->end()) return std::nullopt;
+  return Located{e.commit, o->second};
+}
+
+std::optional<PlanIndex::Located> PlanIndex::build(const std::string& hash) const {
+  auto it = builds_.find(hash);
+  if (it == builds_.end()) return std::nullopt;
+  return it->second.begin()->second;
+}
+
+const std::vector<PlanIndex::Entry>& PlanIndex::entries(const PlannedCommit& commit) const {
+  static const std::vector<Entry> kNone;
+  auto it = commits_.find({commit.repo, commit.sha});
+  if (it == commits_.end() || it->second.commit != &commit) return kNone;
+  const CommitEntry& e = it->second;
+  if (!e.entries) {
+    e.entries = std::make_unique<std::vector<Entry>>();
+    e.entries->reserve(commit.objects.size());
+    for (const auto& o : commit.objects)
+      e.entries->push_back({names_.id(o.name), hashes_.id(o.hash), o.kind == "test"});
+  }
+  return *e.entries;
+}
+
+void PlanIndex::progress_changed(const std::string& hash) {
+  auto it = hashes_.ids.find(hash);
+  if (it != hashes_.ids.end() && it->second < progress_current_.size())
+    progress_current_[it->second] = 0;
+}
+
+const HashProgress& PlanIndex::progress_of(uint32_t id, const ProgressMap& progress) const {
+  if (id >= progress_current_.size()) {
+    progress_.resize(hashes_.text.size());
+    progress_current_.resize(hashes_.text.size(), 0);
+  }
+  if (!progress_current_[id]) {
+    auto p = progress.find(hashes_.text[id]);
+    progress_[id] = p == progress.end() ? HashProgress{} : p->second;
+    progress_current_[id] = 1;
+  }
+  return progress_[id];
+}
+
+std::map<std::string, std::vector<stats::CommitEvidence>> failing_test_histories(
+    const std::vector<std::string>& oldest_first, const std::string& repo, const PlanIndex& index,
+    const ProgressMap& progress) {
+  const size_t n = oldest_first.size();
+  std::vector<const std::vector<PlanIndex::Entry>*> at(n, nullptr);
+  for (size_t i = 0; i < n; ++i) {
+    const PlannedCommit* c = index.commit(repo, oldest_first[i]);
+    if (c != nullptr && c->reachable) at[i] = &index.entries(*c);
+  }
+  std::vector<char> wanted(index.name_count(), 0);  // tests with a failure on the history
+  bool any = false;
+  for (size_t i = 0; i < n; ++i) {
+    if (at[i] == nullptr) continue;
+    for (const auto& e : *at[i]) {
+      if (!e.test || wanted[e.name]) continue;
+      if (index.progress_of(e.hash, progress).failures > 0) wanted[e.name] = any = true;
+    }
+  }
+  std::map<std::string, std::vector<stats::CommitEvidence>> out;
+  if (!any) return out;
+  std::map<uint32_t, std::vector<stats::CommitEvidence>*> by_name;
+  std::set<std::pair<uint32_t, uint32_t>> placed;  // (name, identity) already placed
+  for (size_t i = 0; i < n; ++i) {
+    if (at[i] == nullptr) continue;
+    for (const auto& e : *at[i]) {
+      if (!e.test || !wanted[e.name]) continue;
+      auto [b, inserted] = by_name.try_emplace(e.name, nullptr);
+      if (inserted) {
+        b->second = &out[index.name_of(e.name)];
+        b->second->resize(n);
+        for (size_t j = 0; j < n; ++j) (*b->second)[j] = {oldest_first[j], "", false, 0, 0};
+      }
+      stats::CommitEvidence& c = (*b->second)[i];
+      c.identity = index.hash_of(e.hash);
+      c.present = true;
+      if (placed.emplace(e.name, e.hash).second) {
+        const HashProgress& p = index.progress_of(e.hash, progress);
+        c.runs = p.runs;
+        c.failures = p.failures;
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace testlooper::planner
