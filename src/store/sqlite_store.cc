@@ -698,7 +698,11 @@ Status make_schema(Connection& db);
 }  // namespace
 
 Status check_sqlite_store(const std::string& path, const std::atomic<bool>* stop) {
-  TL_RETURN_IF_ERROR(check_database_file(path));
+  // No check_database_file here: the caller has the store open (open_sqlite_store checked the
+  // header then), and closing any other descriptor of the file in this process would drop the
+  // process's POSIX locks on it, SQLite's included; another process closing its connection
+  // would then checkpoint and delete the WAL that the open store goes on writing into, and every
+  // later write would be lost.
   sqlite3* db = nullptr;
   const int opened = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
   std::unique_ptr<sqlite3, int (*)(sqlite3*)> closer(db, sqlite3_close);

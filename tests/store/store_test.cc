@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <cstdio>
 #include <map>
 #include <random>
 
@@ -272,6 +273,36 @@ TEST_F(StoreTest, Store_SurvivesReopeningWithEverything) {
   EXPECT_EQ(store->objects()->size(), 1u);
   EXPECT_EQ((store->targets()->at({"repo", "c2", "t"})), 7);
   EXPECT_TRUE((store->commit_sets()->at({"repo", "c2", "all"})));
+}
+
+
+// `serve` checks its open store on a thread (check_sqlite_store). That check must not close a
+// descriptor of the file behind SQLite's back: the process's POSIX locks would go with it, and
+// another process closing its connection would then delete the WAL the store still writes into
+// (every later write lost; found by infra_test reading state.db while serve ran).
+TEST_F(StoreTest, Store_WritesAfterTheBackgroundCheckSurviveAnotherProcessClosingTheStore) {
+  auto store = open();
+  ASSERT_TRUE(store->start_run(running("before", "h")).ok());
+  ASSERT_TRUE(check_sqlite_store(dir_.path() + "/state.db").ok());
+  // Another process (python3's sqlite3) opens the store, counts its runs and closes it.
+  const auto runs_seen_by_another_process = [&] {
+    const std::string command =
+        std::string("python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); "
+                    "print(c.execute(\"select count(*) from runs\").fetchone()[0]); c.close()' ") +
+                             fixtures::shell_quote(dir_.path() + "/state.db");
+    std::string out;
+    if (FILE* p = popen(command.c_str(), "r")) {
+      char buffer[64];
+      while (fgets(buffer, sizeof buffer, p) != nullptr) out += buffer;
+      pclose(p);
+    }
+    return out;
+  };
+  EXPECT_EQ(runs_seen_by_another_process(), "1\n");
+  ASSERT_TRUE(store->start_run(running("after", "h")).ok());
+  EXPECT_EQ(runs_seen_by_another_process(), "2\n");
+  store.reset();
+  EXPECT_EQ(runs_seen_by_another_process(), "2\n");
 }
 
 }  // namespace
