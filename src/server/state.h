@@ -198,6 +198,8 @@ class ServerState {
     int port = 0;
   };
   Result<PortTarget> deployment_port(const std::string& id, const std::string& name) const;
+  // Deployment `id` was used through one of its ports (a request, a WebSocket): it is not idle.
+  void deployment_used(const std::string& id);
   // The address a worker connection came from (Request::client), kept for its hello.
   void note_worker_address(int socket_id, const std::string& address) {
     worker_addresses_[socket_id] = address;
