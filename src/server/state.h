@@ -409,6 +409,9 @@ class ServerState {
   std::map<std::string, int64_t> extra_used_;  // purpose -> extra runs spent (not infra failures)
   std::map<std::string, planner::CaseCounts> case_cache_;  // by hash (case_counts)
   std::map<std::string, std::string> unrunnable_;          // by hash, from the last dispatch
+  // The jobs of the deployments ready to start that the last dispatch left waiting (the fleet
+  // boots machines for them: fleet_snapshot).
+  std::vector<planner::Job> waiting_deployments_;
   // Holds (store::HoldRow) by key: loaded at start, written through on every change.
   std::map<std::string, store::HoldRow> holds_;
   double next_wake_ = 0;  // when a back-off ends and the plan changes (0 = none pending)
