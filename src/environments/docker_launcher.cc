@@ -212,15 +212,16 @@ class DockerLauncher : public Launcher {
   std::string how_;
 };
 
-// Removes the objects `list` shows whose testlooper.owner label is one of `owners`, with
-// `remove`. False when the listing failed (no docker CLI or engine).
+// Removes the objects `list` shows whose label `label` is one of `owners`, with `remove`. False
+// when the listing failed (no docker CLI or engine).
 bool remove_labelled(const std::string& docker, const std::vector<std::string>& list,
-                     const std::vector<std::string>& remove, const std::set<std::string>& owners) {
+                     const std::vector<std::string>& remove, const std::set<std::string>& owners,
+                     const std::string& label = "testlooper.owner") {
   std::vector<std::string> argv = {docker};
   argv.insert(argv.end(), list.begin(), list.end());
   const std::string id = list[0] == "volume" ? "{{.Name}}" : "{{.ID}}";
-  argv.insert(argv.end(), {"--filter", "label=testlooper.owner", "--format",
-                           id + " {{.Label \"testlooper.owner\"}}"});
+  argv.insert(argv.end(),
+              {"--filter", "label=" + label, "--format", id + " {{.Label \"" + label + "\"}}"});
   Result<Captured> listed = run_and_capture(argv);
   if (!listed.ok() || listed->exit_code != 0) return false;
   argv = {docker};
@@ -256,6 +257,14 @@ void kill_leftovers(const std::vector<std::string>& owners, const std::string& d
   if (!remove_labelled(docker, {"ps", "--all"}, {"rm", "--force"}, wanted)) return;  // no engine
   (void)remove_labelled(docker, {"network", "ls"}, {"network", "rm"}, wanted);
   (void)remove_labelled(docker, {"volume", "ls"}, {"volume", "rm", "--force"}, wanted);
+}
+
+void kill_run_leftovers(const std::string& run_id, const std::string& docker) {
+  kill_all_with_env(run_marker(run_id), std::chrono::seconds(10));
+  if (!remove_labelled(docker, {"ps", "--all"}, {"rm", "--force"}, {run_id}, "testlooper.run"))
+    return;  // no engine
+  if (const std::string engine = docker_proxy::engine_socket_from_environment(); !engine.empty())
+    (void)docker_proxy::remove_scope(engine, run_id);
 }
 
 std::shared_ptr<Launcher> make_docker_launcher(std::string docker, std::string tag,

@@ -108,6 +108,11 @@ struct EnvironmentOptions {
 // previous user died (kill -9): call it before reusing them.
 void kill_leftovers(const std::vector<std::string>& owners, const std::string& docker = "docker");
 
+// Kills every process that carries run `run_id`'s marker (TESTLOOPER_RUN_ID, whatever its
+// process group or session), removes its containers (label testlooper.run) and what its scoped
+// docker created, with the CLI `docker` when it is installed; for a run whose process died.
+void kill_run_leftovers(const std::string& run_id, const std::string& docker = "docker");
+
 // The plain host launcher (process groups on this machine).
 std::shared_ptr<Launcher> make_host_launcher();
 

@@ -22,6 +22,8 @@
 
 namespace testlooper::server {
 
+class PortBridge;  // server/port_proxy.h
+
 class Api : public Handler {
  public:
   // `refresh` asks the git watcher to look now. `web_dir` holds the built web UI (web/dist),
@@ -123,10 +125,14 @@ class Api : public Handler {
   // /api/deployments/{id}/shutdown, POST /api/repos/{repo}/commits/{sha}/deployments/{name}/boot;
   // nullopt for any other request.
   std::optional<Response> deployment_endpoint(const Request& request, const auth::Principal& who);
-  // /api/deployments/{id}/ports/{name}/{path}: the request (GET, HEAD or POST; no WebSocket)
-  // forwarded to that exposed port on the deployment's worker, on a thread of port_proxies_;
-  // false for any other request.
+  // /api/deployments/{id}/ports/{name}/{path}: the request (GET, HEAD, POST, PUT, PATCH, DELETE,
+  // OPTIONS) forwarded to that exposed port on the deployment's worker (server/port_proxy.h), on
+  // a thread of port_proxies_; false for any other request.
   bool proxy_port(const Request& request, Completion& done);
+  // A WebSocket to /api/deployments/{id}/ports/{name}/{path}: bridged to the same path at that
+  // port, on a thread of port_sockets_ (port_bridges_ routes its messages); false (the socket
+  // closed with the reason) when the deployment or port is not there.
+  bool open_port_socket(const std::shared_ptr<Socket>& socket, const Request& request);
   Response get(const Request& request);
   Response post(const Request& request, const auth::Principal& who);
   // Source archives, build artifacts and run records (api_files.cc); nullopt when `request` is
@@ -190,10 +196,12 @@ class Api : public Handler {
   std::shared_ptr<Exchanges> exchanges_;   // sign-ins talking to the provider
   std::shared_ptr<Exchanges> s3_fetches_;  // builds fetched from S3 (fetch_build_from_s3)
   std::shared_ptr<Exchanges> port_proxies_;  // requests to deployments' ports (proxy_port)
+  std::shared_ptr<Exchanges> port_sockets_;  // WebSockets bridged to them (open_port_socket)
+  std::map<int, std::shared_ptr<PortBridge>> port_bridges_;  // by the client's socket id
   // Runs `work` on a thread of `pool` (made when null); false when the pool is full.
   bool start_thread(std::shared_ptr<Exchanges>& pool,
                     std::function<void(const std::atomic<bool>& stop)> work);
-  // Joins every thread of both pools (their work told to stop).
+  // Joins every thread of every pool (their work told to stop).
   void stop_sign_ins();
   // GET /api/artifacts/builds/{hash}[/{file}] from a worker, with artifacts in S3, of a build the
   // local store does not have: fetched from S3 on a thread of s3_fetches_, then answered as

@@ -5,21 +5,20 @@
 #include <utility>
 // clang-format on
 
-#include <boost/asio.hpp>
-#include <boost/beast.hpp>
-#include <nlohmann/json.hpp>
-#include <optional>
-#include <string>
-
 #include <fmt/format.h>
 
 #include <cctype>
 #include <chrono>
 #include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
 
 #include "core/ids.h"
 #include "server/api.h"
 #include "server/api_json.h"
+#include "server/event_log.h"
+#include "server/port_proxy.h"
 
 namespace testlooper::server {
 namespace {
@@ -70,103 +69,58 @@ bool is_object_name(const std::string& name) {
   return true;
 }
 
-// `query` as a query string again ("" when empty).
-std::string query_string(const std::map<std::string, std::string>& query) {
-  std::string out;
-  for (const auto& [k, v] : query) {
-    for (const std::string* part : {&k, &v}) {
-      if (part == &v) out += '=';
-      for (const unsigned char c : *part) {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-          out += static_cast<char>(c);
-        } else {
-          out += fmt::format("%{:02X}", c);
-        }
-      }
-    }
-    out += '&';
-  }
-  if (!out.empty()) out.pop_back();  // the last '&'
-  return out.empty() ? "" : "?" + out;
-}
-
-// One HTTP/1.1 request to host:port, at most 30 s, an answer of at most kMaxBodyBytes.
-Response forward(const std::string& host, int port, const std::string& method,
-                 const std::string& target, const Request& request) {
-  namespace beast = boost::beast;
-  namespace http = beast::http;
-  try {
-    boost::asio::io_context io;
-    beast::tcp_stream stream(io);
-    stream.expires_after(std::chrono::seconds(30));
-    boost::asio::ip::tcp::resolver resolver(io);
-    stream.connect(resolver.resolve(host, std::to_string(port)));
-    http::request<http::string_body> out(method == "HEAD"   ? http::verb::head
-                                         : method == "POST" ? http::verb::post
-                                                            : http::verb::get,
-                                         target, 11);
-    out.set(http::field::host, host + ":" + std::to_string(port));
-    for (const char* name : {"content-type", "accept", "accept-language"}) {
-      auto h = request.headers.find(name);
-      if (h != request.headers.end()) out.set(name, h->second);
-    }
-    out.body() = request.body;
-    out.prepare_payload();
-    http::write(stream, out);
-    beast::flat_buffer buffer;
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(kMaxBodyBytes);
-    if (method == "HEAD") parser.skip(true);
-    http::read(stream, buffer, parser);
-    const auto& in = parser.get();
-    Response r;
-    r.status = static_cast<int>(in.result_int());
-    auto type = in.find(http::field::content_type);
-    r.content_type = type == in.end() ? "application/octet-stream" : std::string(type->value());
-    r.body = in.body();
-    for (const auto field : {http::field::location, http::field::cache_control}) {
-      auto h = in.find(field);
-      if (h != in.end()) r.headers.emplace_back(std::string(h->name_string()), std::string(h->value()));
-    }
-    return r;
-  } catch (const std::exception& e) {
-    return error(502, std::string("the deployment's port did not answer: ") + e.what());
-  }
-}
-
 }  // namespace
 
 bool Api::proxy_port(const Request& request, Completion& done) {
-  const std::string prefix = "/api/deployments/", ports = "/ports/";
-  const std::string& p = request.path;
-  if (!p.starts_with(prefix)) return false;
-  const size_t at = p.find(ports, prefix.size());
-  if (at == std::string::npos) return false;
-  auto answer = [&done](Response r) {
+  const std::optional<PortPath> where = parse_port_path(request.path);
+  if (!where) return false;
+  const std::string who = principal(request).name;
+  auto answer = [&](Response r) {
+    log_port_use(who, *where, request.method, r.status);
     done([r = std::move(r)] { return r; });
     return true;
   };
   if (auto refusal = access_refusal(request, principal(request))) return answer(*refusal);
-  const std::string id = p.substr(prefix.size(), at - prefix.size());
-  const std::string rest = p.substr(at + ports.size());
-  const size_t slash = rest.find('/');
-  const std::string name = rest.substr(0, slash);
-  const std::string path = slash == std::string::npos ? "/" : rest.substr(slash);
-  if (!is_run_id(id)) return answer(error(400, "not a deployment id (16 lowercase hex digits)"));
-  if (request.method != "GET" && request.method != "HEAD" && request.method != "POST")
-    return answer(error(405, "a deployment's port is reached with GET, HEAD or POST"));
-  if (name.empty() || !is_object_name(name)) return answer(error(400, "not a port name"));
-  const Result<ServerState::PortTarget> target = state_.deployment_port(id, name);
+  if (!is_run_id(where->id))
+    return answer(error(400, "not a deployment id (16 lowercase hex digits)"));
+  if (!is_proxied_method(request.method)) {
+    return answer(error(
+        405, "a deployment's port is reached with GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS"));
+  }
+  if (!is_object_name(where->name)) return answer(error(400, "not a port name"));
+  const Result<ServerState::PortTarget> target = state_.deployment_port(where->id, where->name);
   if (!target.ok()) return answer(error(404, target.error().message));
-  const std::string method = request.method;
-  const std::string url = path + query_string(request.query);
+  state_.deployment_used(where->id);
   const bool running = start_thread(
-      port_proxies_, [host = target->host, port = target->port, method, url, request,
-                      done](const std::atomic<bool>&) {
-        Response r = forward(host, port, method, url, request);
+      port_proxies_, [forwarded = port_request(request, *where, target->host, target->port),
+                      where = *where, who, done](const std::atomic<bool>&) {
+        Response r = forward_to_port(forwarded);
+        log_port_use(who, where, forwarded.method, r.status);
         done([r = std::move(r)] { return r; });
       });
   if (!running) return answer(error(503, "too many requests to deployments' ports; try again"));
+  return true;
+}
+
+bool Api::open_port_socket(const std::shared_ptr<Socket>& socket, const Request& request) {
+  const std::optional<PortPath> where = parse_port_path(request.path);
+  const std::string who = principal(request).name;
+  auto refuse = [&](const std::string& why, int status) {
+    if (where) log_port_use(who, *where, "WEBSOCKET", status);
+    socket->close(why);
+    return false;
+  };
+  if (!where || !is_run_id(where->id) || !is_object_name(where->name))
+    return refuse("not a deployment's port", 400);
+  const Result<ServerState::PortTarget> target = state_.deployment_port(where->id, where->name);
+  if (!target.ok()) return refuse(target.error().message, 404);
+  state_.deployment_used(where->id);
+  auto bridge = make_port_bridge(
+      socket, port_request(request, *where, target->host, target->port),
+      [who, where = *where](int status) { log_port_use(who, where, "WEBSOCKET", status); });
+  if (!start_thread(port_sockets_, [bridge](const std::atomic<bool>& stop) { bridge->run(stop); }))
+    return refuse("too many WebSockets to deployments' ports; try again later", 503);
+  port_bridges_[socket->id()] = bridge;
   return true;
 }
 

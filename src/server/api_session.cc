@@ -98,7 +98,7 @@ struct Api::Exchanges : std::enable_shared_from_this<Api::Exchanges> {
 };
 
 void Api::stop_sign_ins() {
-  for (auto* pool : {&exchanges_, &s3_fetches_, &port_proxies_}) {
+  for (auto* pool : {&exchanges_, &s3_fetches_, &port_proxies_, &port_sockets_}) {
     if (!*pool) continue;
     (*pool)->stop = true;
     for (auto& t : (*pool)->threads) t.join();

@@ -7,6 +7,8 @@
 #include "core/ids.h"
 #include "server/api.h"
 #include "server/api_json.h"
+#include "server/event_log.h"
+#include "server/port_proxy.h"
 #include "server/worker_token.h"
 
 namespace testlooper::server {
@@ -59,6 +61,16 @@ std::optional<Response> Api::refuse_early(const Request& head) {
   if (auto refusal = access_refusal(head, who)) {
     note_refusal(head, who, *refusal);
     audit(head, who, refusal->status);
+    // A deployment's terminal or port refused is in the operator log too.
+    if (const auto port = parse_port_path(p)) {
+      log_port_use(who.name, *port, is_websocket_upgrade(head) ? "WEBSOCKET" : head.method,
+                   refusal->status);
+    } else if (const auto id = terminal_id(p)) {
+      log_event("info", "terminal_opened",
+                {{"who", who.name},
+                 {"deployment", id->substr(0, 64)},
+                 {"status", std::to_string(refusal->status)}});
+    }
     return *refusal;
   }
   if (!is_websocket_upgrade(head)) {
@@ -74,6 +86,12 @@ std::optional<Response> Api::refuse_early(const Request& head) {
   if (const auto id = terminal_id(p)) {
     if (!is_run_id(*id)) return error(400, "not a deployment id (16 lowercase hex digits)");
     if (!state_.deployments().count(*id)) return error(404, "no deployment " + *id);
+    return std::nullopt;
+  }
+  if (const auto port = parse_port_path(p)) {
+    if (!is_run_id(port->id)) return error(400, "not a deployment id (16 lowercase hex digits)");
+    if (auto target = state_.deployment_port(port->id, port->name); !target.ok())
+      return error(404, target.error().message);
     return std::nullopt;
   }
   return error(404, "no such WebSocket: " + p);
@@ -102,27 +120,42 @@ bool Api::on_open(const std::shared_ptr<Socket>& socket, const Request& request)
     return true;
   }
   if (const auto id = terminal_id(p); id && is_run_id(*id)) {
-    if (Status added = state_.add_terminal_viewer(*id, socket); !added.ok()) {
+    const Status added = state_.add_terminal_viewer(*id, socket);
+    LogFields fields = {{"who", principal(request).name},
+                        {"deployment", *id},
+                        {"status", added.ok() ? "101" : "404"}};
+    if (!added.ok()) fields.emplace_back("detail", added.error().message);
+    log_event("info", "terminal_opened", fields);
+    if (!added.ok()) {
       socket->close(added.error().message);
       return false;
     }
     return true;
   }
+  if (parse_port_path(p)) return open_port_socket(socket, request);
   socket->close("no such WebSocket");
   return false;
 }
 
 void Api::on_message(const std::shared_ptr<Socket>& socket, const std::string& text) {
   if (socket->path() == "/api/worker") return state_.worker_message(socket, text);
+  if (auto bridge = port_bridges_.find(socket->id()); bridge != port_bridges_.end())
+    return bridge->second->send(text, false);
   if (terminal_id(socket->path())) state_.terminal_message(socket, text, false);
 }
 
 void Api::on_binary(const std::shared_ptr<Socket>& socket, const std::string& bytes) {
+  if (auto bridge = port_bridges_.find(socket->id()); bridge != port_bridges_.end())
+    return bridge->second->send(bytes, true);
   if (terminal_id(socket->path())) state_.terminal_message(socket, bytes, true);
 }
 
 void Api::on_close(const std::shared_ptr<Socket>& socket) {
   if (socket->path() == "/api/worker") state_.worker_disconnected(socket);
+  if (auto bridge = port_bridges_.find(socket->id()); bridge != port_bridges_.end()) {
+    bridge->second->close();
+    port_bridges_.erase(bridge);
+  }
   state_.remove_socket(socket);
 }
 

@@ -202,6 +202,8 @@ class ServerState {
     int port = 0;
   };
   Result<PortTarget> deployment_port(const std::string& id, const std::string& name) const;
+  // Deployment `id` was used through one of its ports (a request, a WebSocket): it is not idle.
+  void deployment_used(const std::string& id);
   // The address a worker connection came from (Request::client), kept for its hello.
   void note_worker_address(int socket_id, const std::string& address) {
     worker_addresses_[socket_id] = address;
@@ -435,6 +437,9 @@ class ServerState {
   static constexpr size_t kCachedDefinitions = 10'000;
   bool dispatch_held_ = false;                             // hold_dispatch
   std::map<std::string, std::string> unrunnable_;          // by hash, from the last dispatch
+  // The jobs of the deployments ready to start that the last dispatch left waiting (the fleet
+  // boots machines for them: fleet_snapshot).
+  std::vector<planner::Job> waiting_deployments_;
   // Holds (store::HoldRow) by key: loaded at start, written through on every change.
   std::map<std::string, store::HoldRow> holds_;
   double next_wake_ = 0;  // when a back-off ends and the plan changes (0 = none pending)

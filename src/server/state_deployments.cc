@@ -317,6 +317,11 @@ Result<ServerState::PortTarget> ServerState::deployment_port(const std::string& 
   return PortTarget{w->second.address, *port};
 }
 
+void ServerState::deployment_used(const std::string& id) {
+  auto it = deployments_.find(id);
+  if (it != deployments_.end()) it->second.idle_since = now_seconds();
+}
+
 Status ServerState::add_terminal_viewer(const std::string& id,
                                         const std::shared_ptr<Socket>& socket) {
   auto it = deployments_.find(id);

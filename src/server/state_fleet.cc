@@ -24,8 +24,8 @@ FleetSnapshot ServerState::fleet_snapshot() const {
   FleetSnapshot out;
   // (platform, image, setup script, cores, ram) -> its entry in out.demand
   std::map<std::tuple<std::string, std::string, std::string, int, int>, size_t> groups;
-  for (const auto& job : plan_.jobs) {
-    if (job.runs <= 0) continue;
+  auto add = [&](const planner::Job& job) {
+    if (job.runs <= 0) return;
     fleet::Demand d;
     d.platform = job.platform;
     d.ami = job.ami ? job.image : "";
@@ -39,7 +39,10 @@ FleetSnapshot ServerState::fleet_snapshot() const {
     auto [at, added] = groups.emplace(key, out.demand.size());
     if (added) out.demand.push_back(d);
     out.demand[at->second].runs += job.runs;
-  }
+  };
+  // A deployment ready to start waits like a run of its environment.
+  for (const auto& job : waiting_deployments_) add(job);
+  for (const auto& job : plan_.jobs) add(job);
   for (const auto& [id, w] : workers_) {
     FleetWorker f{id,       w.socket != nullptr, w.cores, w.ram_gb, w.cores,
                   w.ram_gb, w.runs_started,      {}};
@@ -49,6 +52,13 @@ FleetSnapshot ServerState::fleet_snapshot() const {
       auto run = active_runs_.find(run_id);
       if (run != active_runs_.end())
         f.runs.push_back({run_id, run->second.repo, run->second.commit, run->second.name});
+    }
+    // A deployment holds its cores and RAM while it lives: its machine is busy, not idle.
+    for (const auto& [dep_id, d] : deployments_) {
+      if (d.row.worker != id || (d.row.state != "starting" && d.row.state != "running")) continue;
+      f.free_cores -= d.cores;
+      f.free_ram_gb -= d.ram_gb;
+      f.runs.push_back({dep_id, d.row.repo, d.row.commit, d.row.name});
     }
     out.workers.push_back(std::move(f));
   }

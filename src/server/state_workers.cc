@@ -350,9 +350,10 @@ void ServerState::dispatch() {
   // No new runs while the store cannot write: they could not be recorded (issue 11 item 8).
   if (!unstored_.empty() || now_seconds() < store_retry_at_) return;
   unrunnable_.clear();
-  if (capacity.empty()) return;
   // Deployments first: a person is waiting for them.
   std::vector<planner::Job> deploying = deployment_jobs();
+  waiting_deployments_ = deploying;
+  if (capacity.empty()) return;
   const bool with_deployments = !deploying.empty();
   if (with_deployments) deploying.insert(deploying.end(), plan_.jobs.begin(), plan_.jobs.end());
   const auto result = dispatch::assign(with_deployments ? deploying : plan_.jobs, capacity);
@@ -366,6 +367,8 @@ void ServerState::dispatch() {
     WorkerState& worker = workers_.at(a.worker);
     if (worker.ami && worker.runs_started > 0) continue;  // one job (above): the rest waits
     if (a.job.kind == "deployment") {
+      std::erase_if(waiting_deployments_,
+                    [&a](const planner::Job& j) { return j.purpose == a.job.purpose; });
       start_deployment(worker, a.job, a.cores, a.ram_gb);
       continue;
     }

@@ -36,6 +36,7 @@
 #include "fleet/aws.h"
 #include "runner/runner.h"
 #include "s3store/s3_artifacts.h"
+#include "worker/lifeline.h"
 #include "worker/server_files.h"
 #include "worker/terminal.h"
 #include "worker/tls_stream.h"
@@ -754,6 +755,7 @@ class Agent {
   }
 
   void run_deployment(Deployment& d, const json& job, double max_seconds) {
+    lifeline_hold(d.id);
     const fs::path dir = fs::absolute(fs::path(options_.dir) / "deployments" / d.id);
     std::error_code ec;
     fs::remove_all(dir, ec);
@@ -856,6 +858,7 @@ class Agent {
       }
     }
     fs::remove_all(dir, ec);
+    lifeline_release(d.id);
     send(json{{"type", "deployment"}, {"run_id", d.id}, {"state", "stopped"}, {"message", why}}
              .dump());
     d.done = true;
@@ -957,6 +960,10 @@ int run_worker(const WorkerOptions& options) {
     return 2;
   }
   fs::create_directories(options.dir);
+  // Before any thread: a deployment's processes die with the worker, however it dies.
+  if (!start_lifeline())
+    std::cerr << "testlooper worker: no lifeline process: a deployment may outlive a killed worker"
+              << std::endl;
   return Agent(options, *server).run();
 }
 

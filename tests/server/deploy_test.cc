@@ -3,12 +3,15 @@
 // the worker, relayed over WebSockets) answers typed commands, follows a resize and shows the
 // same screen to a second viewer; shutting it down frees the worker's cores; an idle deployment
 // stops by itself; a restarted server knows its deployments as stopped.
+#include <dirent.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <iterator>
 #include <regex>
 #include <string>
 
@@ -22,6 +25,7 @@ using fixtures::eventually;
 using fixtures::GitFixtureRepo;
 using fixtures::ServerProcess;
 using fixtures::TempDir;
+using fixtures::WorkerProcess;
 using fixtures::WsClient;
 using nlohmann::json;
 
@@ -335,11 +339,58 @@ TEST_F(DeployTest, DebuggingAFailedRunStagesItsInputs) {
   EXPECT_TRUE(eventually([&] { return worker(*server)["deployments"] == json::array(); }, 30));
 }
 
+// The pids of the processes that carry run `id`'s marker in their environment.
+std::vector<pid_t> marked(const std::string& id) {
+  const std::string entry = "TESTLOOPER_RUN_ID=" + id;
+  std::vector<pid_t> out;
+  DIR* proc = opendir("/proc");
+  while (dirent* d = proc ? readdir(proc) : nullptr) {
+    const pid_t pid = atoi(d->d_name);
+    if (pid <= 0) continue;
+    std::ifstream in("/proc/" + std::to_string(pid) + "/environ");
+    const std::string env{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    if (("\0" + env + std::string(1, '\0')).find('\0' + entry + '\0') != std::string::npos)
+      out.push_back(pid);
+  }
+  if (proc) closedir(proc);
+  return out;
+}
+
+// A deployment's processes (the stage that keeps it alive, its terminal's shell) die with a
+// worker killed outright: the worker's lifeline ends them.
+TEST_F(DeployTest, ADeploymentsProcessesDieWithAKilledWorker) {
+  auto server = std::make_unique<ServerProcess>(std::vector<std::string>{
+      "--repos", dir_.path() + "/repos", "--data", dir_.path() + "/data", "--port", "0",
+      "--workers", "0", "--poll-seconds", "0.3", "--extra-runs", "0"});
+  ASSERT_TRUE(eventually(
+      [&] { return server->get("/api/repos/app/commits/" + sha_).contains("objects"); }, 60));
+  auto worker = std::make_unique<WorkerProcess>(
+      std::vector<std::string>{"--server", server->url(""), "--token-file",
+                               dir_.path() + "/data/worker.token", "--dir", dir_.path() + "/w",
+                               "--id", "killed", "--cores", "2", "--ram-gb", "2", "--shared-disk"},
+      SIGKILL);
+  const std::string id = boot_running(*server);
+  ASSERT_FALSE(id.empty());
+  {
+    WsClient viewer(server->port(), "/api/deployments/" + id + "/terminal");
+    std::string screen;
+    viewer.send_binary("echo \"T$((2+3))T\"\n");
+    ASSERT_TRUE(read_until(viewer, screen, "T5T")) << screen;
+  }
+  // Its command ended ('echo deployed'): the stage that keeps it alive runs, and its shell.
+  ASSERT_TRUE(eventually([&] { return marked(id).size() >= 2; }, 30)) << marked(id).size();
+  worker.reset();  // SIGKILL to the worker's process group
+  const bool gone = eventually([&] { return marked(id).empty(); }, 60);
+  for (const pid_t pid : marked(id)) kill(pid, SIGKILL);  // what it left, not to leak
+  EXPECT_TRUE(gone) << "processes of the deployment outlived its worker";
+}
+
 // A port a deployment exposes (portExpose) answers through the server.
 TEST_F(DeployTest, AnExposedPortAnswersThroughTheServer) {
   const int port = fixtures::free_port();
   app_.write("testlooper.yml", std::string(kDefinitions) + R"(  web/linux:
-    portExpose: {http: )" + std::to_string(port) + R"(}
+    portExpose: {http: )" + std::to_string(port) +
+                                   R"(}
     command: 'echo hello-through-the-server > page.txt && exec python3 -m http.server --bind 127.0.0.1 )" +
                                    std::to_string(port) + R"('
 )");

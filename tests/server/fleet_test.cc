@@ -189,6 +189,46 @@ tests:
   })) << server->get("/api/tokens").dump();
 }
 
+// A booted deployment waits like a run of its environment: it boots a machine, starts there, and
+// the machine is busy (never terminated as idle) until the deployment is shut down.
+TEST_F(FleetTest, ABootedDeploymentBootsAMachineThatStaysBusyWhileItLives) {
+  app_.write("testlooper.yml", R"(looper_version: 5
+environments: {linux: {platform: linux, image: {host: true}}}
+deployments:
+  shell/linux:
+    command: 'echo deployed'
+)");
+  sha_ = app_.commit("first");
+  Harness harness(worker_name_, dir_.path() + "/harness");
+  auto server = serve({{"idle_shutdown_seconds", 2}});
+  ASSERT_TRUE(eventually(
+      [&] { return server->get("/api/repos/app/commits/" + sha_).contains("objects"); }, 60));
+  const auto [status, body] =
+      server->post("/api/repos/app/commits/" + sha_ + "/deployments/shell%2Flinux/boot", "{}");
+  ASSERT_EQ(status, 200) << body.dump();
+  const std::string id = body["id"];
+  ASSERT_TRUE(
+      eventually([&] { return server->get("/api/deployments/" + id)["state"] == "running"; }, 180))
+      << server->get("/api/deployments/" + id).dump() << server->get("/api/machines").dump()
+      << serve_log() << harness.log();
+  const json ours = instances();
+  ASSERT_EQ(ours.size(), 1u) << ours.dump();
+  EXPECT_EQ(server->get("/api/deployments/" + id)["worker"], ours[0]["machine"]);
+  // Its machine is busy with it (an idle one would be terminated after idle_shutdown_seconds).
+  auto busy_with_it = [&] {
+    const json m = server->get("/api/machines")["machines"];
+    return m.is_array() && m.size() == 1 && m[0]["state"] == "busy" && m[0]["runs"].size() == 1 &&
+           m[0]["runs"][0]["run_id"] == id;
+  };
+  ASSERT_TRUE(eventually(busy_with_it, 60)) << server->get("/api/machines").dump();
+  EXPECT_EQ(count_state(instances(), "terminated"), 0) << instances().dump();
+  EXPECT_EQ(server->get("/api/deployments/" + id)["state"], "running");
+  // Shut down, it frees the machine, which goes once idle.
+  EXPECT_EQ(server->post("/api/deployments/" + id + "/shutdown", "{}").first, 200);
+  ASSERT_TRUE(eventually([&] { return count_state(instances(), "terminated") == 1; }, 60))
+      << instances().dump() << serve_log();
+}
+
 TEST_F(FleetTest, ThirtyWaitingFourCoreRunsWithMaxCores16NeverBootMoreThan16Cores) {
   app_.write("testlooper.yml", R"(looper_version: 5
 environments: {linux: {platform: linux, image: {host: true}}}
