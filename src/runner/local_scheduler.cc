@@ -22,11 +22,61 @@ struct Event {
   RunResult result;
 };
 
-// One run going on: its thread and how to cancel it.
+// One run going on: what it is and how to cancel it.
 struct Worker {
   Start start;
   std::unique_ptr<Cancellation> cancellation;
-  std::thread thread;
+};
+
+// Threads that run the runs: one per run at once, each kept for the next run rather than made
+// and joined per run (a thread costs a clone, a stack and its page faults: at a trivial test's
+// scale, a measurable part of a run).
+class RunThreads {
+ public:
+  ~RunThreads() {
+    {
+      std::lock_guard lock(mutex_);
+      closing_ = true;
+    }
+    ready_.notify_all();
+    for (std::thread& thread : threads_) thread.join();
+  }
+
+  // Runs `task` on an idle thread, or on a new one when none is idle.
+  void post(std::function<void()> task) {
+    std::lock_guard lock(mutex_);
+    tasks_.push_back(std::move(task));
+    if (static_cast<size_t>(idle_) >= tasks_.size()) {
+      ready_.notify_one();
+      return;
+    }
+    threads_.emplace_back([this] { serve(); });
+  }
+
+ private:
+  void serve() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      if (tasks_.empty()) {
+        ++idle_;
+        ready_.wait(lock, [this] { return closing_ || !tasks_.empty(); });
+        --idle_;
+        if (tasks_.empty()) return;  // closing
+      }
+      std::function<void()> task = std::move(tasks_.front());
+      tasks_.pop_front();
+      lock.unlock();
+      task();
+      lock.lock();
+    }
+  }
+
+  std::mutex mutex_;  // guards the members below
+  std::condition_variable ready_;
+  std::deque<std::function<void()>> tasks_;
+  std::vector<std::thread> threads_;
+  int idle_ = 0;  // threads waiting for a task
+  bool closing_ = false;
 };
 
 class Driver {
@@ -65,11 +115,15 @@ class Driver {
     Worker& worker = workers_[slot];
     worker.start = start;
     worker.cancellation = std::make_unique<Cancellation>();
-    RunRequest request{schedule_.objects()[start.object], new_run_id(), start.cores, start.ram_gb,
-                       worker.cancellation.get(), {}};
+    RunRequest request{schedule_.objects()[start.object],
+                       new_run_id(),
+                       start.cores,
+                       start.ram_gb,
+                       worker.cancellation.get(),
+                       {}};
     if (cancellation_) cancellation_->track(worker.cancellation.get(), true);
     if (events_.started) events_.started(start, request.run_id);
-    worker.thread = std::thread([this, slot, request] {
+    threads_.post([this, slot, request] {
       PublishCallback publish = [this](const std::string& hash, const std::string& artifact) {
         post({false, hash, artifact, 0, {}});
       };
@@ -105,7 +159,6 @@ class Driver {
       }
       Worker worker = std::move(workers_.at(event.slot));
       workers_.erase(event.slot);
-      worker.thread.join();
       if (cancellation_) cancellation_->track(worker.cancellation.get(), false);
       schedule_.finished(worker.start, event.result.outcome, now());
       if (events_.finished) events_.finished(worker.start, event.result);
@@ -123,6 +176,7 @@ class Driver {
   std::mutex mutex_;  // guards queue_
   std::condition_variable wakeup_;
   std::deque<Event> queue_;
+  RunThreads threads_;  // last: joined first, before what the runs post to goes
 };
 
 }  // namespace
