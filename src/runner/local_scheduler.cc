@@ -5,6 +5,8 @@
 #include <deque>
 #include <thread>
 
+#include "runner/thread_pool.h"
+
 namespace testlooper::runner {
 namespace {
 
@@ -26,57 +28,6 @@ struct Event {
 struct Worker {
   Start start;
   std::unique_ptr<Cancellation> cancellation;
-};
-
-// Threads that run the runs: one per run at once, each kept for the next run rather than made
-// and joined per run (a thread costs a clone, a stack and its page faults: at a trivial test's
-// scale, a measurable part of a run).
-class RunThreads {
- public:
-  ~RunThreads() {
-    {
-      std::lock_guard lock(mutex_);
-      closing_ = true;
-    }
-    ready_.notify_all();
-    for (std::thread& thread : threads_) thread.join();
-  }
-
-  // Runs `task` on an idle thread, or on a new one when none is idle.
-  void post(std::function<void()> task) {
-    std::lock_guard lock(mutex_);
-    tasks_.push_back(std::move(task));
-    if (static_cast<size_t>(idle_) >= tasks_.size()) {
-      ready_.notify_one();
-      return;
-    }
-    threads_.emplace_back([this] { serve(); });
-  }
-
- private:
-  void serve() {
-    std::unique_lock lock(mutex_);
-    for (;;) {
-      if (tasks_.empty()) {
-        ++idle_;
-        ready_.wait(lock, [this] { return closing_ || !tasks_.empty(); });
-        --idle_;
-        if (tasks_.empty()) return;  // closing
-      }
-      std::function<void()> task = std::move(tasks_.front());
-      tasks_.pop_front();
-      lock.unlock();
-      task();
-      lock.lock();
-    }
-  }
-
-  std::mutex mutex_;  // guards the members below
-  std::condition_variable ready_;
-  std::deque<std::function<void()>> tasks_;
-  std::vector<std::thread> threads_;
-  int idle_ = 0;  // threads waiting for a task
-  bool closing_ = false;
 };
 
 class Driver {
@@ -176,7 +127,7 @@ class Driver {
   std::mutex mutex_;  // guards queue_
   std::condition_variable wakeup_;
   std::deque<Event> queue_;
-  RunThreads threads_;  // last: joined first, before what the runs post to goes
+  ThreadPool threads_;  // the runs' threads; last: joined first, before what they post to goes
 };
 
 }  // namespace
