@@ -1,4 +1,4 @@
-// run_schedule(): drives a Schedule with one thread per running run; with_needed_builds().
+// run_schedule(): drives a Schedule, each running run on a thread of a pool; with_needed_builds().
 #include "runner/local_scheduler.h"
 
 #include <condition_variable>
