@@ -1,9 +1,11 @@
-// run_schedule(): drives a Schedule with one thread per running run; with_needed_builds().
+// run_schedule(): drives a Schedule, each running run on a thread of a pool; with_needed_builds().
 #include "runner/local_scheduler.h"
 
 #include <condition_variable>
 #include <deque>
 #include <thread>
+
+#include "runner/thread_pool.h"
 
 namespace testlooper::runner {
 namespace {
@@ -22,11 +24,10 @@ struct Event {
   RunResult result;
 };
 
-// One run going on: its thread and how to cancel it.
+// One run going on: what it is and how to cancel it.
 struct Worker {
   Start start;
   std::unique_ptr<Cancellation> cancellation;
-  std::thread thread;
 };
 
 class Driver {
@@ -65,11 +66,15 @@ class Driver {
     Worker& worker = workers_[slot];
     worker.start = start;
     worker.cancellation = std::make_unique<Cancellation>();
-    RunRequest request{schedule_.objects()[start.object], new_run_id(), start.cores, start.ram_gb,
-                       worker.cancellation.get(), {}};
+    RunRequest request{schedule_.objects()[start.object],
+                       new_run_id(),
+                       start.cores,
+                       start.ram_gb,
+                       worker.cancellation.get(),
+                       {}};
     if (cancellation_) cancellation_->track(worker.cancellation.get(), true);
     if (events_.started) events_.started(start, request.run_id);
-    worker.thread = std::thread([this, slot, request] {
+    threads_.post([this, slot, request] {
       PublishCallback publish = [this](const std::string& hash, const std::string& artifact) {
         post({false, hash, artifact, 0, {}});
       };
@@ -105,7 +110,6 @@ class Driver {
       }
       Worker worker = std::move(workers_.at(event.slot));
       workers_.erase(event.slot);
-      worker.thread.join();
       if (cancellation_) cancellation_->track(worker.cancellation.get(), false);
       schedule_.finished(worker.start, event.result.outcome, now());
       if (events_.finished) events_.finished(worker.start, event.result);
@@ -123,6 +127,7 @@ class Driver {
   std::mutex mutex_;  // guards queue_
   std::condition_variable wakeup_;
   std::deque<Event> queue_;
+  ThreadPool threads_;  // the runs' threads; last: joined first, before what they post to goes
 };
 
 }  // namespace

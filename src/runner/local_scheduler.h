@@ -9,6 +9,7 @@
 // thread-safe; run_schedule() calls it from one thread only.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -82,6 +83,7 @@ class Schedule {
     size_t object;
     int index;
     double not_before;
+    bool retry = false;  // counted in delayed_
   };
   bool ready(const Pending& run) const;
   bool satisfied(const definitions::Dependency& dependency) const;
@@ -91,7 +93,9 @@ class Schedule {
 
   std::vector<const definitions::ResolvedObject*> objects_;
   Capacity capacity_;
-  std::vector<Pending> pending_;
+  // A deque: runs start from the front, so taking one costs O(1), not O(pending runs).
+  std::deque<Pending> pending_;
+  int delayed_ = 0;  // pending retries (they have a not_before): wake_time() looks only then
   std::map<std::string, size_t> build_by_hash_;
   std::set<std::string> complete_;                           // build hashes done
   std::set<std::pair<std::string, std::string>> published_;  // (build hash, artifact)

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -17,6 +18,7 @@
 #include "runner/inputs.h"
 #include "runner/run_layout.h"
 #include "runner/test_results.h"
+#include "runner/thread_pool.h"
 
 namespace testlooper::runner {
 namespace {
@@ -90,17 +92,24 @@ class LogFile {
   bool ends_in_newline_ = true;
 };
 
-// The stdout and stderr of one command: a pipe whose reading end a thread copies into the log
-// (so that the log can be capped however much a command writes). Used by one thread.
+// The stdout and stderr of one command: a pipe whose reading end a thread of `copiers` copies
+// into the log (so that the log can be capped however much a command writes). Used by one
+// thread.
 class OutputPipe {
  public:
-  explicit OutputPipe(LogFile& log) : log_(log) {
+  OutputPipe(LogFile& log, ThreadPool& copiers) : log_(log) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) return;
     read_fd_ = fds[0];
     write_fd_ = fds[1];
     (void)::fcntl(read_fd_, F_SETPIPE_SZ, 1 << 20);  // fewer wake-ups for chatty commands
-    copier_ = std::thread([this] { copy(); });
+    copying_ = true;
+    copiers.post([this] {
+      copy();
+      std::lock_guard lock(mutex_);
+      copying_ = false;
+      copied_.notify_all();
+    });
   }
   ~OutputPipe() { finish(); }
   OutputPipe(const OutputPipe&) = delete;
@@ -114,7 +123,10 @@ class OutputPipe {
     if (write_fd_ >= 0) ::close(write_fd_);
     write_fd_ = -1;
     finishing_ = true;
-    if (copier_.joinable()) copier_.join();
+    {
+      std::unique_lock lock(mutex_);
+      copied_.wait(lock, [this] { return !copying_; });
+    }
     if (read_fd_ >= 0) ::close(read_fd_);
     read_fd_ = -1;
   }
@@ -141,7 +153,9 @@ class OutputPipe {
   int read_fd_ = -1;
   int write_fd_ = -1;
   std::atomic<bool> finishing_{false};
-  std::thread copier_;
+  std::mutex mutex_;  // guards copying_
+  std::condition_variable copied_;
+  bool copying_ = false;  // the copier has not returned yet
 };
 
 Status write_file(const fs::path& path, const std::string& contents) {
@@ -200,10 +214,11 @@ int exit_code_of(const Exit& exit) {
 // One run in progress. Holds the state the stages share; used once, by one thread.
 class RunExecution {
  public:
-  RunExecution(const RunnerContext& context, WorkDirPool& work_dirs, const RunRequest& request,
-               const PublishCallback& on_publish)
+  RunExecution(const RunnerContext& context, WorkDirPool& work_dirs, ThreadPool& copiers,
+               const RunRequest& request, const PublishCallback& on_publish)
       : context_(context),
         work_dirs_(work_dirs),
+        copiers_(copiers),
         request_(request),
         object_(*request.object),
         on_publish_(on_publish) {}
@@ -373,7 +388,7 @@ class RunExecution {
   }
 
   Result<Exit> start_and_wait(environments::Command& command, steady_clock::time_point deadline) {
-    OutputPipe output(*log_);
+    OutputPipe output(*log_, copiers_);
     if (output.write_fd() < 0) return Error{"log", "cannot make a pipe for the command's output"};
     command.log_fd = output.write_fd();
     Result<std::unique_ptr<environments::Process>> process = launcher_->start(command);
@@ -456,6 +471,7 @@ class RunExecution {
 
   const RunnerContext& context_;
   WorkDirPool& work_dirs_;
+  ThreadPool& copiers_;
   const RunRequest& request_;
   const definitions::ResolvedObject& object_;
   const PublishCallback& on_publish_;
@@ -578,12 +594,13 @@ Runner::Runner(RunnerContext context)
     : context_(std::move(context)),
       work_dirs_(std::make_unique<WorkDirPool>(
           context_.store->work_root(),
-          [this](const std::vector<fs::path>& slots) { kill_leftovers_in(context_, slots); })) {}
+          [this](const std::vector<fs::path>& slots) { kill_leftovers_in(context_, slots); })),
+      copiers_(std::make_unique<ThreadPool>()) {}
 
 Runner::~Runner() = default;
 
 RunResult Runner::run(const RunRequest& request, const PublishCallback& on_publish) const {
-  return RunExecution(context_, *work_dirs_, request, on_publish).execute();
+  return RunExecution(context_, *work_dirs_, *copiers_, request, on_publish).execute();
 }
 
 }  // namespace testlooper::runner

@@ -169,6 +169,7 @@ struct RunnerContext {
 };
 
 class WorkDirPool;
+class ThreadPool;
 
 class Runner {
  public:
@@ -182,6 +183,7 @@ class Runner {
  private:
   RunnerContext context_;
   std::unique_ptr<WorkDirPool> work_dirs_;  // working directories, reused from run to run
+  std::unique_ptr<ThreadPool> copiers_;     // the threads copying commands' output into logs
 };
 
 // A fresh run id: 16 random lowercase hex characters.

@@ -95,6 +95,7 @@ std::vector<Start> Schedule::next(double now) {
     free_ram_ -= start->ram_gb;
     ++running_;
     starts.push_back(*start);
+    if (pending_[i].retry) --delayed_;
     pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(i));
   }
   // Nothing runs, nothing waits for time, yet runs remain: they can never become ready.
@@ -103,6 +104,7 @@ std::vector<Start> Schedule::next(double now) {
       blocked_.push_back({run.object, "its dependencies can never be satisfied"});
     }
     pending_.clear();
+    delayed_ = 0;
   }
   return starts;
 }
@@ -122,8 +124,9 @@ void Schedule::finished(const Start& start, Outcome outcome, double now) {
     return;
   }
   if (outcome != Outcome::kCancelled && !stopped_ && start.index < object.max_retries) {
-    pending_.insert(pending_.begin(),
-                    {start.object, start.index + 1, now + std::max(0, object.retry_wait_seconds)});
+    pending_.push_front(
+        {start.object, start.index + 1, now + std::max(0, object.retry_wait_seconds), true});
+    ++delayed_;
     return;
   }
   failed_.insert(object.hash);
@@ -143,6 +146,7 @@ void Schedule::block_dependents(const std::string& build_hash, const std::string
       blocked_.push_back({it->object, reason});
       if (is_build(object)) newly_failed.push_back(object.hash);
     }
+    if (it->retry) --delayed_;
     it = pending_.erase(it);
   }
   for (const std::string& hash : newly_failed) {
@@ -171,6 +175,7 @@ void Schedule::block_unsatisfiable() {
 
 std::optional<double> Schedule::wake_time(double now) const {
   std::optional<double> earliest;
+  if (delayed_ == 0) return earliest;  // no retry waits: spare a look at every pending run
   for (const Pending& run : pending_) {
     if (run.not_before > now && (!earliest || run.not_before < *earliest))
       earliest = run.not_before;

@@ -83,17 +83,17 @@ Result<fs::path> WorkDirPool::claim() {
       free_.pop_back();
     }
   }
-  if (slot.empty()) {
-    Result<fs::path> locked = lock_new_slot();
-    if (!locked.ok()) return locked.error();
-    slot = *locked;
-  }
-  if (Status prepared = prepare_slot(slot); !prepared.ok()) return prepared.error();
-  return slot;
+  if (!slot.empty()) return slot;  // release() left it ready: no second look per run
+  Result<fs::path> locked = lock_new_slot();
+  if (!locked.ok()) return locked.error();
+  if (Status prepared = prepare_slot(*locked); !prepared.ok()) return prepared.error();
+  return locked;
 }
 
 void WorkDirPool::release(const fs::path& slot) {
-  for (const char* subdir : kSubdirs) empty_directory(slot / subdir);
+  // Whatever the run left anywhere in the slot goes now, so that claim() can hand it out as it
+  // is; a slot that cannot be made ready again is not used again.
+  if (!prepare_slot(slot).ok()) return;
   std::lock_guard lock(mutex_);
   free_.push_back(slot);
 }

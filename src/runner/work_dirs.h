@@ -36,7 +36,8 @@ class WorkDirPool {
   // the runner itself, such as the test list).
   Result<std::filesystem::path> claim();
 
-  // Empties `slot` (from claim()) and keeps it for the next claim().
+  // Empties `slot` (from claim()): its standard directories, and removes anything else in it;
+  // keeps it, ready, for the next claim().
   void release(const std::filesystem::path& slot);
 
  private:

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "artifacts/temp_dir.h"
 
 namespace testlooper::runner {
@@ -35,6 +37,31 @@ TEST(RunLayout, ClaimsEmptyDirectoriesAndEmptiesThemAfterwards) {
   EXPECT_TRUE(std::filesystem::exists(dir / "ccache"));
   Result<RunLayout> again = RunLayout::create(pool, dir / "ccache");
   EXPECT_EQ(again->root, root);
+}
+
+// A released slot is handed to the next claim as it is: release() must leave it as a fresh one,
+// whatever the run did to it (files beside the standard directories, one of them removed).
+TEST(WorkDirPool, ReleaseLeavesTheSlotReadyForTheNextClaim) {
+  testing::TempDir dir;
+  WorkDirPool pool(dir / "work");
+  Result<std::filesystem::path> slot = pool.claim();
+  ASSERT_TRUE(slot.ok());
+  testing::write_file(*slot / "stray/file", "x");
+  testing::write_file(*slot / "inputs/src/file", "x");
+  testing::write_file(*slot / "control/test_list.txt", "x");
+  std::filesystem::remove_all(*slot / "scratch");
+  pool.release(*slot);
+  Result<std::filesystem::path> again = pool.claim();
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, *slot);
+  std::vector<std::string> entries;
+  for (const auto& entry : std::filesystem::directory_iterator(*again)) {
+    entries.push_back(entry.path().filename().string());
+    EXPECT_TRUE(entry.is_directory());
+    EXPECT_TRUE(std::filesystem::is_empty(entry.path())) << entry.path();
+  }
+  std::sort(entries.begin(), entries.end());
+  EXPECT_EQ(entries, (std::vector<std::string>{"control", "inputs", "output", "scratch"}));
 }
 
 TEST(WorkDirPool, GivesEachClaimItsOwnSlotAcrossPools) {

@@ -124,6 +124,32 @@ TEST(Schedule, RetriesAFailedBuildAfterItsWait) {
   EXPECT_EQ(names(s, s.next(27)), "t#0 ");
 }
 
+// wake_time() looks at the pending runs only while retries wait: it must keep counting them
+// right as they start, are blocked, or wait together.
+TEST(Schedule, WakesForEveryWaitingRetryUntilItStarts) {
+  ResolvedObject a = build("a"), b = build("b"), c = build("c"), t = test("t");
+  for (ResolvedObject* x : {&a, &b, &c}) x->max_retries = 1;
+  a.retry_wait_seconds = 10;
+  b.retry_wait_seconds = 20;
+  c.retry_wait_seconds = 5;
+  needs(t, c, "");
+  Schedule s({&a, &b, &c, &t}, 1, kBig, {});
+  std::vector<Start> first = s.next(0);
+  ASSERT_EQ(first.size(), 3u);
+  EXPECT_EQ(s.wake_time(0), std::nullopt);
+  for (const Start& start : first) s.finished(start, Outcome::kFailure, 1);
+  EXPECT_EQ(s.wake_time(1), 6);
+  std::vector<Start> retry_c = s.next(6);
+  ASSERT_EQ(retry_c.size(), 1u);
+  EXPECT_EQ(s.wake_time(6), 11);
+  s.finished(retry_c[0], Outcome::kFailure, 7);  // c gives up: t is blocked
+  EXPECT_EQ(s.wake_time(7), 11);
+  ASSERT_EQ(s.next(11).size(), 1u);
+  EXPECT_EQ(s.wake_time(11), 21);
+  ASSERT_EQ(s.next(21).size(), 1u);
+  EXPECT_EQ(s.wake_time(21), std::nullopt);
+}
+
 TEST(Schedule, AFailedBuildBlocksEverythingThatNeedsIt) {
   ResolvedObject b = build("b"), b2 = build("b2"), t = test("t"), free = test("free");
   needs(b2, b, "");
