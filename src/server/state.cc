@@ -207,6 +207,7 @@ std::map<std::string, std::set<std::string>> ServerState::unstored_pins() const 
 }
 
 void ServerState::add_commit(store::CommitRow row, std::vector<store::ObjectRow> objects) {
+  ++commits_generation_;
   CommitState& c = commits_[{row.repo, row.sha}];
   c.row = std::move(row);
   c.objects = std::move(objects);

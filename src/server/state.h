@@ -21,6 +21,7 @@
 #include "server/http.h"
 #include "server/log_viewers.h"
 #include "server/protocol.h"
+#include "server/stats_cache.h"
 #include "server/watcher.h"
 #include "store/store.h"
 
@@ -228,6 +229,11 @@ class ServerState {
   // Per identity, its cases' (runs, failures) over its finished runs (store::Store::case_counts),
   // cached until a run of that identity ends; empty when the store cannot say.
   const planner::CaseCounts& case_counts(const std::string& hash);
+  // The statistics of tests along first-parent windows, kept between requests (stats_cache.h).
+  StatsCache& stats_cache() { return stats_cache_; }
+  // Changes whenever a commit is added or its objects replaced (a commit resolved again): the
+  // statistics cache recomputes the windows it kept then.
+  uint64_t commits_generation() const { return commits_generation_; }
   // Why an identity wanting runs cannot run on any connected worker ("" when it can).
   std::string unrunnable_reason(const std::string& hash) const;
   const std::map<std::string, WorkerState>& workers() const { return workers_; }
@@ -406,6 +412,8 @@ class ServerState {
   std::map<std::pair<std::string, std::string>, int64_t> runs_ended_;  // runs_ended()
   std::map<std::string, int64_t> extra_used_;  // purpose -> extra runs spent (not infra failures)
   std::map<std::string, planner::CaseCounts> case_cache_;  // by hash (case_counts)
+  StatsCache stats_cache_;
+  uint64_t commits_generation_ = 0;
   std::map<std::string, std::string> unrunnable_;          // by hash, from the last dispatch
   // Holds (store::HoldRow) by key: loaded at start, written through on every change.
   std::map<std::string, store::HoldRow> holds_;
