@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <string_view>
+#include <unordered_map>
 
 #include "core/glob.h"
 #include "core/hmac.h"
@@ -106,10 +108,6 @@ json run_json(const store::RunRow& run, store::Store& store, bool with_messages)
           {"kind", run.kind}, {"worker", run.worker}, {"state", store::to_string(run.state)},
           {"exit_code", run.exit_code}, {"started", run.started}, {"ended", run.ended},
           {"detail", run.detail}, {"cases", cases}};
-}
-
-json classification_json(const TestStats& t, size_t index) {
-  return reply::classification_json(t.evidence, index, t.analysis);
 }
 
 std::string content_type_of(const std::filesystem::path& file) {
@@ -338,9 +336,10 @@ std::string Api::search_state(const store::BranchRow& b) const {
   const ServerState::ExtraInFlight in_flight = state_.extra_in_flight(b.repo, b.name);
   if (in_flight.active + in_flight.queued > 0) return "searching";
   if (state_.extra_used(b.repo, b.name) >= state_.extra_budget()) return "budget_spent";
-  const BranchStats failing = branch_stats(
-      state_, b.repo, state_.first_parent_history(b.repo, b.head, kAnalysisWindow), true);
-  for (const auto& [name, t] : failing) {
+  const auto window =
+      window_stats(state_, b.repo, state_.first_parent_history(b.repo, b.head, kAnalysisWindow));
+  for (const auto& [name, t] : window->tests) {
+    if (!t.failures) continue;
     for (const auto& change : t.analysis.changes) {
       if (change.range_probability >= state_.extra_confidence()) return "localised";
     }
@@ -398,59 +397,113 @@ Response Api::history(const std::string& repo, const std::string& branch, size_t
       state_.first_parent_history(repo, b->second.head, std::max(limit, kAnalysisWindow));
   const size_t n = shas.size();
   const size_t shown = std::min(n, limit);
-  const BranchStats tests = branch_stats(state_, repo, shas);
-  // Cases are classified for the tests that failed somewhere in the window (the others' cases
-  // have nothing to tell apart from the test).
-  std::map<std::string, BranchStats> cases;
-  for (const auto& [name, t] : tests) {
-    if (has_failures(t)) cases[name] = case_stats(state_, t);
+  const auto window = window_stats(state_, repo, shas);
+  auto quoted = [](const std::string& text) { return json(text).dump(); };
+  // Each test's classification at the commits shown, and its cases' for the tests that failed
+  // somewhere in the window (the others' cases have nothing to tell apart from the test), as
+  // text: test by test, each test's evidence rebuilt once (the window keeps none).
+  ClassificationText classification;
+  struct Cells {
+    std::vector<const std::string*> classification;  // per commit shown (ClassificationText's)
+    std::vector<std::string> cases;                  // per commit shown; empty: no "cases"
+  };
+  std::map<std::string, Cells> cells;                           // by test
+  std::unordered_map<std::string_view, const Cells*> cells_of;  // the same, hashed
+  const std::string no_cases = R"(,"cases":{})";
+  for (const auto& [name, t] : window->tests) {
+    const std::vector<stats::CommitEvidence> evidence = window->evidence(t);
+    Cells& text = cells[name];
+    cells_of.emplace(name, &text);
+    text.classification.resize(shown);
+    for (size_t i = 0; i < shown; ++i) {
+      text.classification[i] = &classification(evidence, n - 1 - i, t.analysis);
+    }
+    if (!t.failures) continue;
+    text.cases.assign(shown, no_cases);
+    if (t.cases.empty()) continue;
+    const auto cases = window->case_evidence(state_, evidence);
+    for (size_t i = 0; i < shown; ++i) {
+      const size_t index = n - 1 - i;  // in the oldest-first histories
+      std::string cell = R"(,"cases":{)";
+      bool first = true;
+      for (const auto& [case_name, e] : cases) {
+        const auto analysis = t.cases.find(case_name);
+        if (!e[index].present || analysis == t.cases.end()) continue;
+        cell += (first ? "" : ",") + quoted(case_name) + R"(:{"classification":)" +
+                classification(e, index, analysis->second) + "}";
+        first = false;
+      }
+      text.cases[i] = cell + "}";
+    }
   }
   // Written straight to text: 100 commits x 500 tests is 50,000 cells, and building them as a
-  // JSON tree first took most of the time. Commits that share an identity share its counts, so
-  // each interval is formatted once.
+  // JSON tree first took most of the time. Commits share identities, and an identity's name,
+  // kind, hash and counts are formatted once.
   std::map<std::pair<int64_t, int64_t>, std::string> rates;
   auto rate_of = [&rates](int64_t failures, int64_t runs) -> const std::string& {
     auto [it, inserted] = rates.try_emplace({failures, runs});
     if (inserted) it->second = rate_json(failures, runs).dump();
     return it->second;
   };
-  auto quoted = [](const std::string& text) { return json(text).dump(); };
-  fmt::memory_buffer out;
+  struct Identity {
+    const planner::PlannedObject* object;  // the first object seen with it
+    std::string names;               // "name":..,"kind":..,"hash":..
+    std::string counts;              // "runs":..,"failures":..,"active_runs":..,"failure_rate":..
+  };
+  std::unordered_map<std::string_view, Identity> identities;
+  std::string out;
+  out.reserve(shown * (history_row_bytes_ + 64));
   auto put = [&out]<typename... A>(fmt::format_string<A...> format, A&&... args) {
     fmt::format_to(std::back_inserter(out), format, std::forward<A>(args)...);
   };
   put(R"({{"repo":{},"branch":{},"head":{},"commits":[)", quoted(repo), quoted(branch), quoted(b->second.head));
+  const auto& statuses = state_.plan().statuses;
+  std::unordered_map<std::string_view, const planner::ObjectStatus*> status_of;
   for (size_t i = 0; i < shown; ++i) {
     const std::string& sha = shas[i];
-    const size_t index = n - 1 - i;  // in the oldest-first histories
     const CommitState* c = state_.commit(repo, sha);
     put(R"({}{{"sha":{},"subject":{},"author":{},"time":{},"parents":{},"error":{},"objects":[)", i ? "," : "",
         quoted(sha), quoted(c->row.subject), quoted(c->row.author), c->row.time, json(c->row.parents).dump(),
         c->row.error ? quoted(*c->row.error) : "null");
+    status_of.clear();
+    for (auto st = statuses.lower_bound({repo, sha, ""});
+         st != statuses.end() && std::get<0>(st->first) == repo && std::get<1>(st->first) == sha;
+         ++st) {
+      status_of.emplace(std::get<2>(st->first), &st->second);
+    }
     for (size_t k = 0; k < c->planned.objects.size(); ++k) {
       const planner::PlannedObject& o = c->planned.objects[k];
-      const auto p = state_.progress(o.hash);
-      put(R"({}{{"name":{},"kind":{},"hash":{},"status":"{}","runs":{},"failures":{},"active_runs":{},"failure_rate":{})",
-          k ? "," : "", quoted(o.name), quoted(o.kind), quoted(o.hash), status_json(state_, {repo, sha, o.name}, o.hash),
-          p.runs, p.failures, p.active, rate_of(p.failures, p.runs));
-      if (auto t = tests.find(o.name); t != tests.end()) put(R"(,"classification":{})", classification_json(t->second, index).dump());
-      if (auto cs = cases.find(o.name); cs != cases.end()) {
-        json case_json = json::object();
-        for (const auto& [case_name, stats] : cs->second) {
-          if (!stats.evidence[index].present) continue;
-          case_json[case_name] = {{"classification", classification_json(stats, index)}};
-        }
-        put(R"(,"cases":{})", case_json.dump());
+      auto [known, inserted] = identities.try_emplace(o.hash, Identity{&o, "", ""});
+      Identity& id = known->second;
+      if (inserted) {
+        const auto p = state_.progress(o.hash);
+        id.names = fmt::format(R"("name":{},"kind":{},"hash":{})", quoted(o.name), quoted(o.kind),
+                               quoted(o.hash));
+        id.counts = fmt::format(R"("runs":{},"failures":{},"active_runs":{},"failure_rate":{})",
+                                p.runs, p.failures, p.active, rate_of(p.failures, p.runs));
       }
-      put("}}");
+      const bool same = id.object->name == o.name && id.object->kind == o.kind;
+      const auto st = status_of.find(o.name);
+      put(R"({}{{{},"status":"{}",{})", k ? "," : "",
+          same ? id.names
+               : fmt::format(R"("name":{},"kind":{},"hash":{})", quoted(o.name), quoted(o.kind),
+                             quoted(o.hash)),
+          status_json(state_, st == status_of.end() ? nullptr : st->second, o.hash), id.counts);
+      if (auto t = cells_of.find(o.name); t != cells_of.end()) {
+        out += R"(,"classification":)";
+        out += *t->second->classification[i];
+        if (!t->second->cases.empty()) out += t->second->cases[i];
+      }
+      out += '}';
     }
-    put("]}}");
+    out += "]}";
   }
   json all_points = json::array();
-  for (const auto& [name, t] : tests) change_points_json(name, t.analysis, all_points);
-  for (const auto& [name, cs] : cases) {
-    for (const auto& [case_name, stats] : cs)
-      change_points_json(name + "::" + case_name, stats.analysis, all_points);
+  for (const auto& [name, t] : window->tests) {
+    change_points_json(name, t.analysis, all_points);
+    if (!t.failures) continue;
+    for (const auto& [case_name, analysis] : t.cases)
+      change_points_json(name + "::" + case_name, analysis, all_points);
   }
   // Only the changes at the commits shown.
   const std::set<std::string> shown_shas(shas.begin(),
@@ -460,7 +513,8 @@ Response Api::history(const std::string& repo, const std::string& branch, size_t
     if (shown_shas.count(cp["commit"].get<std::string>())) change_points.push_back(std::move(cp));
   }
   put(R"(],"change_points":{}}})", change_points.dump());
-  return Response{200, "application/json", fmt::to_string(out), ""};
+  if (shown > 0) history_row_bytes_ = out.size() / shown;
+  return Response{200, "application/json", std::move(out), ""};
 }
 
 Response Api::changes(const std::string& repo, const std::string& branch, const std::string& test) {
@@ -477,7 +531,7 @@ Response Api::commit(const std::string& repo, const std::string& sha) {
   const CommitState* c = state_.commit(repo, sha);
   if (c == nullptr) return error(404, "no commit " + sha + " in repo '" + repo + "'");
   json objects = json::array();
-  const auto [tests, index] = commit_stats(state_, repo, sha);
+  const auto [window, index] = commit_stats(state_, repo, sha);
   // The definitions, kept in the store only: read in one query.
   std::map<std::string, std::string> definitions;
   if (auto rows = state_.store().objects_of(repo, sha); rows.ok()) {
@@ -487,26 +541,32 @@ Response Api::commit(const std::string& repo, const std::string& sha) {
     const auto p = state_.progress(o.hash);
     auto st = state_.plan().statuses.find({repo, sha, o.name});
     json cases = json::object();
-    const auto t = tests.find(o.name);
+    const auto t = window->tests.find(o.name);
     if (o.kind == "test") {
       {
         for (const auto& [name, rf] : state_.case_counts(o.hash)) {
           cases[name] = {{"runs", rf.first}, {"failures", rf.second}, {"failure_rate", rate_json(rf.second, rf.first)}};
         }
       }
-      if (t != tests.end() && !cases.empty()) {
+      if (t != window->tests.end() && !cases.empty() && t->second.failures) {
+        const auto evidence = window->case_evidence(state_, window->evidence(t->second));
+        for (const auto& [name, e] : evidence) {
+          const auto analysis = t->second.cases.find(name);
+          if (cases.contains(name) && analysis != t->second.cases.end())
+            cases[name]["classification"] = classification_json(e, index, analysis->second);
+        }
+      } else if (t != window->tests.end() && !cases.empty()) {
         // A test that never failed along the ancestry: its cases are judged on this commit's runs
         // alone (reading every ancestor identity's cases would teach nothing more).
-        TestStats here = t->second;
-        size_t at = index;
-        if (!has_failures(here)) {
-          here.evidence = {here.evidence[index]};
-          here.evidence[0].runs = p.runs;
-          here.evidence[0].failures = p.failures;
-          at = 0;
-        }
+        TestStats here;
+        here.evidence = {window->evidence(t->second)[index]};
+        here.evidence[0].commit = sha;
+        here.evidence[0].identity = o.hash;
+        here.evidence[0].runs = p.runs;
+        here.evidence[0].failures = p.failures;
         for (const auto& [name, stats] : case_stats(state_, here)) {
-          if (cases.contains(name)) cases[name]["classification"] = classification_json(stats, at);
+          if (cases.contains(name))
+            cases[name]["classification"] = classification_json(stats.evidence, 0, stats.analysis);
         }
       }
     }
@@ -521,8 +581,10 @@ Response Api::commit(const std::string& repo, const std::string& sha) {
                        {"target_runs", st == state_.plan().statuses.end() ? 0 : st->second.target},
                        {"failure_rate", rate_json(p.failures, p.runs)},
                        {"cases", cases},
-                       {"classification",
-                        t == tests.end() ? json(nullptr) : classification_json(t->second, index)},
+                       {"classification", t == window->tests.end()
+                                              ? json(nullptr)
+                                              : classification_json(window->evidence(t->second),
+                                                                    index, t->second.analysis)},
                        {"definition", json::parse(definitions[o.name], nullptr, false)}});
   }
   json enabled = json::array();

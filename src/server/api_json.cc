@@ -63,12 +63,13 @@ json branch_changes(ServerState& state, const std::string& repo, const std::stri
                     const std::string& test, const CommitLink& commit_link, bool only_failing) {
   const std::vector<std::string> shas = state.first_parent_history(repo, head, kChangesWindow);
   json out = json::array();
-  for (const auto& [name, t] : branch_stats(state, repo, shas, only_failing)) {
+  const auto window = window_stats(state, repo, shas);
+  for (const auto& [name, t] : window->tests) {
+    if (only_failing && !t.failures) continue;
     if (!test.empty() && !glob_match(test, name)) continue;
     change_points_json(name, t.analysis, out);
-    if (!has_failures(t)) continue;
-    for (const auto& [case_name, stats] : case_stats(state, t)) {
-      change_points_json(name + "::" + case_name, stats.analysis, out);
+    for (const auto& [case_name, analysis] : t.cases) {
+      change_points_json(name + "::" + case_name, analysis, out);
     }
   }
   // What a person needs to judge each change without another request: the commit, how far
@@ -99,14 +100,26 @@ json branch_changes(ServerState& state, const std::string& repo, const std::stri
   return out;
 }
 
-json classification_json(std::span<const stats::CommitEvidence> history, size_t index,
-                         const stats::ChangeAnalysis& analysis) {
+namespace {
+
+// What classification_json says: the verdict at `index` and the segment whose rate goes with it
+// (nullptr: none).
+std::pair<stats::Classification, const stats::Segment*> classified(
+    std::span<const stats::CommitEvidence> history, size_t index,
+    const stats::ChangeAnalysis& analysis) {
   const stats::Classification c = stats::classify(history, index, analysis);
   // The model's failure rate here: its segment's, pooled over the runs between two probable
   // changes (what the web UI colours by, not this commit's own counts).
   const stats::Segment* segment = stats::segment_at(analysis, index);
+  if (segment == nullptr || segment->runs == 0 || c.verdict == stats::Verdict::kUnknown) {
+    segment = nullptr;
+  }
+  return {c, segment};
+}
+
+json classification_of(const stats::Classification& c, const stats::Segment* segment) {
   json rate = nullptr;
-  if (segment != nullptr && segment->runs > 0 && c.verdict != stats::Verdict::kUnknown) {
+  if (segment != nullptr) {
     rate = rate_json(segment->rate);
     rate["runs"] = segment->runs;
   }
@@ -115,14 +128,37 @@ json classification_json(std::span<const stats::CommitEvidence> history, size_t 
           {"rate", rate}};
 }
 
+}  // namespace
+
+json classification_json(std::span<const stats::CommitEvidence> history, size_t index,
+                         const stats::ChangeAnalysis& analysis) {
+  const auto [c, segment] = classified(history, index, analysis);
+  return classification_of(c, segment);
+}
+
+const std::string& ClassificationText::operator()(std::span<const stats::CommitEvidence> history,
+                                                  size_t index,
+                                                  const stats::ChangeAnalysis& analysis) {
+  const auto [c, segment] = classified(history, index, analysis);
+  const auto key = std::make_tuple(static_cast<int>(c.verdict), c.confidence,
+                                   segment ? segment->runs : -1, segment ? segment->failures : 0);
+  auto [it, inserted] = texts_.try_emplace(key);
+  if (inserted) it->second = classification_of(c, segment).dump();
+  return it->second;
+}
+
 std::string status_json(const ServerState& state, const ObjectKey& key, const std::string& hash) {
   auto st = state.plan().statuses.find(key);
-  if (st == state.plan().statuses.end()) return "not_enabled";
-  if (st->second.state == planner::ObjectState::kRunnable &&
-      !state.unrunnable_reason(hash).empty()) {
+  return status_json(state, st == state.plan().statuses.end() ? nullptr : &st->second, hash);
+}
+
+std::string status_json(const ServerState& state, const planner::ObjectStatus* status,
+                        const std::string& hash) {
+  if (status == nullptr) return "not_enabled";
+  if (status->state == planner::ObjectState::kRunnable && !state.unrunnable_reason(hash).empty()) {
     return "unrunnable";
   }
-  return planner::to_string(st->second.state);
+  return planner::to_string(status->state);
 }
 
 std::string reason_json(const ServerState& state, const ObjectKey& key, const std::string& hash) {

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
@@ -59,11 +60,26 @@ nlohmann::json branch_changes(ServerState& state, const std::string& repo, const
 nlohmann::json classification_json(std::span<const stats::CommitEvidence> history, size_t index,
                                    const stats::ChangeAnalysis& analysis);
 
+// classification_json as text, each distinct answer formatted once: a history page holds tens of
+// thousands, mostly alike. One object per reply.
+class ClassificationText {
+ public:
+  const std::string& operator()(std::span<const stats::CommitEvidence> history, size_t index,
+                                const stats::ChangeAnalysis& analysis);
+
+ private:
+  // verdict, confidence, and the segment's (runs, failures) or (-1, 0) without a rate
+  std::map<std::tuple<int, double, int64_t, int64_t>, std::string> texts_;
+};
+
 // An object's state for the API: the planner's ("not_enabled" when it planned nothing for it),
 // or "unrunnable" when it wants runs that no connected worker could ever take; and the reason
 // that goes with it (the blocking dependency, or what it needs).
 using ObjectKey = std::tuple<std::string, std::string, std::string>;  // repo, commit, name
 std::string status_json(const ServerState& state, const ObjectKey& key, const std::string& hash);
+// status_json of the object whose plan status is `status` (nullptr: the plan has none).
+std::string status_json(const ServerState& state, const planner::ObjectStatus* status,
+                        const std::string& hash);
 std::string reason_json(const ServerState& state, const ObjectKey& key, const std::string& hash);
 
 }  // namespace testlooper::server::reply

@@ -6,30 +6,9 @@
 
 namespace testlooper::server {
 
-BranchStats branch_stats(ServerState& state, const std::string& repo,
-                         std::vector<std::string> newest_first, bool only_failing) {
-  std::reverse(newest_first.begin(), newest_first.end());
-  auto histories = planner::test_histories(
-      newest_first,
-      [&](const std::string& sha) {
-        const CommitState* c = state.commit(repo, sha);
-        return c == nullptr ? nullptr : &c->planned.objects;
-      },
-      [&](const std::string& hash) { return state.progress(hash); }, only_failing);
-  BranchStats out;
-  for (auto& [name, e] : histories) {
-    TestStats& t = out[name];
-    t.analysis = stats::analyse_changes(e);
-    t.evidence = std::move(e);
-  }
-  return out;
-}
-
-bool has_failures(const TestStats& t) {
-  for (const auto& e : t.evidence) {
-    if (e.failures > 0) return true;
-  }
-  return false;
+std::shared_ptr<const WindowStats> window_stats(ServerState& state, const std::string& repo,
+                                                const std::vector<std::string>& newest_first) {
+  return state.stats_cache().window(state, repo, newest_first);
 }
 
 BranchStats case_stats(ServerState& state, const TestStats& t) {
@@ -54,22 +33,22 @@ CommitStats commit_stats(ServerState& state, const std::string& repo, const std:
   for (const bool under_test : {true, false}) {
     for (const auto& [key, b] : state.branches()) {
       if (found || key.first != repo || b.under_test != under_test) continue;
-      const auto history = state.first_parent_history(repo, b.head, kClassifyAncestry);
+      auto history = state.first_parent_history(repo, b.head, kClassifyAncestry);
       const auto at = std::find(history.begin(), history.end(), sha);
       if (at == history.end()) continue;
       index = history.size() - 1 - static_cast<size_t>(at - history.begin());
-      around = history;
+      around = std::move(history);
       found = true;
     }
   }
-  return {branch_stats(state, repo, around), index};
+  return {window_stats(state, repo, around), index};
 }
 
-StatusVerdict status_verdict(const TestStats& t, size_t index) {
-  if (index >= t.evidence.size()) return {};
+StatusVerdict status_verdict(const WindowStats& w, const WindowTest& t, size_t index) {
+  if (index >= w.size()) return {};
   StatusVerdict out;
   const stats::Verdict rate = stats::classify_rate(t.analysis, index).verdict;
-  out.verdict = stats::classify(t.evidence, index, t.analysis).verdict;
+  out.verdict = stats::classify(w.evidence(t), index, t.analysis).verdict;
   if (out.verdict == stats::Verdict::kNew) out.verdict = rate;
   out.flaky_rising = rate == stats::Verdict::kFlaky && stats::rate_rose_at(t.analysis, index);
   return out;

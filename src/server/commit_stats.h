@@ -4,10 +4,12 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "server/state.h"
+#include "server/stats_cache.h"
 #include "stats/change_points.h"
 #include "stats/classification.h"
 #include "stats/evidence.h"
@@ -28,25 +30,24 @@ struct TestStats {
 };
 using BranchStats = std::map<std::string, TestStats>;  // by test name
 
-// The statistics of each test along `newest_first` of `repo` (with `only_failing`, the tests
-// that failed somewhere on it).
-BranchStats branch_stats(ServerState& state, const std::string& repo,
-                         std::vector<std::string> newest_first, bool only_failing = false);
-// Whether `t` has a failure anywhere on its history.
-bool has_failures(const TestStats& t);
-// The per-case statistics of a test with `t`'s history: its cases' histories and analyses.
+// The statistics of every test along `newest_first` of `repo` (first-parent commits from a
+// head), from the state's cache (stats_cache.h): computed once, then brought up to date.
+std::shared_ptr<const WindowStats> window_stats(ServerState& state, const std::string& repo,
+                                                const std::vector<std::string>& newest_first);
+// The per-case statistics of a test with `t`'s history (its evidence naming real identities):
+// its cases' histories and analyses.
 BranchStats case_stats(ServerState& state, const TestStats& t);
 
 // The tests of one commit classified in context: along the first-parent history of a branch
 // holding the commit (one under test first), so later commits count too; else along its own
 // ancestry (kClassifyAncestry commits at most).
 struct CommitStats {
-  BranchStats tests;
+  std::shared_ptr<const WindowStats> window;
   size_t index = 0;  // the commit's place in each test's evidence (oldest first)
 };
 CommitStats commit_stats(ServerState& state, const std::string& repo, const std::string& sha);
 
-// What the commit statuses count of a test at history index `index` of `t`.
+// What the commit statuses count of a test at history index `index` of `t` (a test of `w`).
 struct StatusVerdict {
   // stats::classify, but the rate's verdict (classify_rate) where classify says only "new": a
   // test added broken is broken.
@@ -54,6 +55,6 @@ struct StatusVerdict {
   // Flaky here (classify_rate) and its failure rate rose at this commit (stats::rate_rose_at).
   bool flaky_rising = false;
 };
-StatusVerdict status_verdict(const TestStats& t, size_t index);
+StatusVerdict status_verdict(const WindowStats& w, const WindowTest& t, size_t index);
 
 }  // namespace testlooper::server

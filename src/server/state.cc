@@ -231,6 +231,7 @@ void ServerState::add_commit(store::CommitRow row, const std::vector<store::Obje
   // Its definitions are (about to be) stored anew.
   definitions_.erase(definitions_.lower_bound({row.repo, row.sha, ""}),
                      definitions_.lower_bound({row.repo, row.sha + '\0', ""}));
+  ++commits_generation_;
   CommitState& c = commits_[{row.repo, row.sha}];
   c.row = std::move(row);
   c.planned = std::move(planned);

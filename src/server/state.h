@@ -23,6 +23,7 @@
 #include "server/http.h"
 #include "server/log_viewers.h"
 #include "server/protocol.h"
+#include "server/stats_cache.h"
 #include "server/watcher.h"
 #include "store/store.h"
 
@@ -243,6 +244,11 @@ class ServerState {
   // Per identity, its cases' (runs, failures) over its finished runs (store::Store::case_counts),
   // cached until a run of that identity ends; empty when the store cannot say.
   const planner::CaseCounts& case_counts(const std::string& hash);
+  // The statistics of tests along first-parent windows, kept between requests (stats_cache.h).
+  StatsCache& stats_cache() { return stats_cache_; }
+  // Changes whenever a commit is added or its objects replaced (a commit resolved again): the
+  // statistics cache recomputes the windows it kept then.
+  uint64_t commits_generation() const { return commits_generation_; }
   // Why an identity wanting runs cannot run on any connected worker ("" when it can).
   std::string unrunnable_reason(const std::string& hash) const;
   const std::map<std::string, WorkerState>& workers() const { return workers_; }
@@ -436,6 +442,8 @@ class ServerState {
   mutable std::map<std::tuple<std::string, std::string, std::string>, std::string> definitions_;
   static constexpr size_t kCachedDefinitions = 10'000;
   bool dispatch_held_ = false;                             // hold_dispatch
+  StatsCache stats_cache_;
+  uint64_t commits_generation_ = 0;
   std::map<std::string, std::string> unrunnable_;          // by hash, from the last dispatch
   // The jobs of the deployments ready to start that the last dispatch left waiting (the fleet
   // boots machines for them: fleet_snapshot).

@@ -180,9 +180,9 @@ CommitStatus StatusReporter::judged(const CommitState& c, const std::string& set
   WorstTest worst;
   for (const auto& name : c.planned.test_sets.at(set)) {
     auto o = objects.find(name);
-    auto t = stats.tests.find(name);
-    if (o == objects.end() || o->second->kind != "test" || t == stats.tests.end()) continue;
-    const StatusVerdict v = status_verdict(t->second, stats.index);
+    auto t = stats.window->tests.find(name);
+    if (o == objects.end() || o->second->kind != "test" || t == stats.window->tests.end()) continue;
+    const StatusVerdict v = status_verdict(*stats.window, t->second, stats.index);
     broken += v.verdict == stats::Verdict::kBroken;
     flaky += v.verdict == stats::Verdict::kFlaky;
     const bool fails =
