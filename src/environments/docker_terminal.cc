@@ -146,17 +146,30 @@ Result<int> start_exec(const std::string& engine, const std::string& exec_id, st
   return fd;
 }
 
+// POST /exec/{id}/resize (the engine waits for the exec to have started); a refusal is tried
+// again 100 ms later, ten times at most, while `go_on()`.
+template <class GoOn>
+void resize_exec(const std::string& engine, const std::string& exec_id, int cols, int rows,
+                 GoOn go_on) {
+  const std::string target =
+      "/exec/" + exec_id + "/resize?h=" + std::to_string(rows) + "&w=" + std::to_string(cols);
+  for (int attempt = 0; attempt < 10 && go_on(); ++attempt) {
+    Result<docker_proxy::EngineAnswer> answer = docker_proxy::call_engine(engine, "POST", target);
+    if (answer.ok() && (answer->status == 200 || answer->status == 201)) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
 // The exec's stream, read by the caller's thread; keystrokes and resizes go to the engine in
 // the order they came, from a thread of its own (so that neither a resize's call to the engine
 // nor a full socket blocks the caller, and `stty size` typed after a resize sees it).
 class DockerExec final : public Terminal {
  public:
-  DockerExec(std::string engine, std::string exec_id, int fd, std::string early, int cols, int rows)
+  DockerExec(std::string engine, std::string exec_id, int fd, std::string early)
       : engine_(std::move(engine)),
         exec_id_(std::move(exec_id)),
         fd_(fd),
         early_(std::move(early)) {
-    resize(cols, rows);
     writer_ = std::thread([this, fd] { write_loop(fd); });
   }
   ~DockerExec() override { kill(); }
@@ -229,28 +242,14 @@ class DockerExec final : public Terminal {
       queued_ -= item.bytes.size();
       lock.unlock();
       if (item.cols > 0) {
-        send_size(item.cols, item.rows);
+        resize_exec(engine_, exec_id_, item.cols, item.rows, [this] {
+          std::lock_guard<std::mutex> lock(mutex_);
+          return !stopping_;
+        });
       } else {
         (void)send_all(fd, item.bytes.data(), item.bytes.size());
       }
       lock.lock();
-    }
-  }
-
-  // POST /exec/{id}/resize (the engine waits for the exec to have started); a refusal is tried
-  // again 100 ms later, ten times at most.
-  void send_size(int cols, int rows) {
-    const std::string target =
-        "/exec/" + exec_id_ + "/resize?h=" + std::to_string(rows) + "&w=" + std::to_string(cols);
-    for (int attempt = 0; attempt < 10; ++attempt) {
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (stopping_) return;
-      }
-      Result<docker_proxy::EngineAnswer> answer =
-          docker_proxy::call_engine(engine_, "POST", target);
-      if (answer.ok() && (answer->status == 200 || answer->status == 201)) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   }
 
@@ -298,8 +297,11 @@ Result<std::unique_ptr<Terminal>> open_docker_terminal(const std::string& run_id
   std::string early;
   Result<int> fd = start_exec(engine, exec_id, early);
   if (!fd.ok()) return fd.error();
+  // Sized before anything is typed (engines before API 1.42 ignore ConsoleSize): a resize
+  // racing the first keystrokes can lose them in the shell's redraw.
+  resize_exec(engine, exec_id, cols, rows, [] { return true; });
   return std::unique_ptr<Terminal>(
-      std::make_unique<DockerExec>(engine, exec_id, *fd, std::move(early), cols, rows));
+      std::make_unique<DockerExec>(engine, exec_id, *fd, std::move(early)));
 }
 
 }  // namespace testlooper::environments

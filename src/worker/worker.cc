@@ -737,6 +737,10 @@ class Agent {
     // thread replaces `terminal` and reads from it.
     std::mutex mutex;
     std::unique_ptr<environments::Terminal> terminal;
+    // Keystrokes that came before the terminal's shell wrote anything (its prompt): a shell
+    // that is still setting its terminal up may drop them, so they wait (1 MiB at most).
+    bool shell_ready = false;
+    std::string early_input;
     int cols = 80;
     int rows = 24;
     std::thread thread;
@@ -873,6 +877,7 @@ class Agent {
           {
             std::lock_guard<std::mutex> lock(d.mutex);
             d.terminal = std::move(*opened);
+            d.shell_ready = false;
             // A resize that came while it opened.
             if (d.cols != cols || d.rows != rows) d.terminal->resize(d.cols, d.rows);
           }
@@ -885,6 +890,13 @@ class Agent {
         bool ended = false;
         const std::string out = d.terminal->read(kLogChunk / 2, 100, ended);
         if (!out.empty()) {
+          {
+            std::lock_guard<std::mutex> lock(d.mutex);
+            if (!d.shell_ready) {
+              d.shell_ready = true;
+              if (!d.early_input.empty()) d.terminal->write(std::exchange(d.early_input, {}));
+            }
+          }
           send_when_room(
               json{{"type", "terminal"}, {"run_id", d.id}, {"data", fleet::base64_encode(out)}}
                   .dump());
@@ -925,7 +937,12 @@ class Agent {
       auto data = m.find("data");
       if (data == m.end() || !data->is_string()) return;
       Result<std::string> bytes = fleet::base64_decode(data->get_ref<const std::string&>());
-      if (bytes.ok() && d->terminal) d->terminal->write(*bytes);
+      if (!bytes.ok()) return;
+      if (d->terminal && d->shell_ready) {
+        d->terminal->write(*bytes);
+      } else if (d->early_input.size() + bytes->size() <= (1 << 20)) {
+        d->early_input += *bytes;
+      }
       return;
     }
     auto cols = m.find("cols"), rows = m.find("rows");
