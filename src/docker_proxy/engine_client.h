@@ -1,5 +1,6 @@
-// Internal to docker_proxy: plain calls to the Docker Engine API over its unix socket (one
-// connection per call), and the filter's Engine over them.
+// Internal to docker_proxy (and the docker terminal, environments/terminal.h): plain calls to
+// the Docker Engine API over its unix socket (one connection per call), and the filter's Engine
+// over them.
 #pragma once
 
 #include <string>

@@ -48,6 +48,12 @@ std::vector<std::string> docker_run_argv(const std::string& docker, const std::s
     argv.insert(argv.end(), {"--volume", scoped_socket + ":" + kScopedSocket, "--env",
                              std::string("DOCKER_HOST=unix://") + kScopedSocket});
   }
+  for (const Command::Published& p : command.publish) {
+    const std::string address =
+        p.address.find(':') != std::string::npos ? "[" + p.address + "]" : p.address;
+    const std::string port = std::to_string(p.port);
+    argv.insert(argv.end(), {"--publish", address + ":" + port + ":" + port});
+  }
   if (!command.working_dir.empty()) argv.insert(argv.end(), {"--workdir", command.working_dir});
   for (const auto& [variable, value] : command.env) {
     argv.insert(argv.end(), {"--env", variable + "=" + value});
@@ -177,6 +183,7 @@ class DockerLauncher : public Launcher {
   }
 
   std::string describe() const override { return "docker " + tag_ + " (" + how_ + ")"; }
+  bool runs_in_containers() const override { return true; }
 
   Status end_run(const std::string& run_id) override {
     std::unique_ptr<ScopedDocker> scoped;

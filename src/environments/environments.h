@@ -44,6 +44,13 @@ struct Command {
   // TESTLOOPER_OWNER=<owner> in their environment and containers the label
   // testlooper.owner=<owner>, so that kill_leftovers(owner) finds what a dead process started.
   std::string owner;
+  // Ports published for a docker command (`--publish address:port:port`: a deployment's
+  // portExpose, on the worker's address the server sees); host commands listen themselves.
+  struct Published {
+    std::string address;  // an IPv4 or IPv6 address
+    int port = 0;         // 1..65535
+  };
+  std::vector<Published> publish;
 };
 
 // How a command ended.
@@ -81,6 +88,10 @@ class Launcher {
 
   // Short description for logs: "host", "docker testlooper-env:0123456789ab".
   virtual std::string describe() const = 0;
+
+  // Whether its commands run in containers (labelled testlooper.run=<run id>: a terminal in
+  // one is open_docker_terminal's, environments/terminal.h) rather than as processes here.
+  virtual bool runs_in_containers() const { return false; }
 
   // Ends what the launcher keeps for a run across its commands, once the run's last command has
   // ended, however it ended: for docker, the run's scoped docker (DOCKER_HOST in its commands),

@@ -352,6 +352,11 @@ class RunExecution {
     command.mounts = {layout_->root.string(), layout_->ccache.string()};
     command.run_id = request_.run_id;
     command.owner = layout_->root.string();
+    if (!request_.publish_address.empty()) {
+      for (const auto& [name, port] : object_.port_expose) {
+        if (port > 0 && port < 65536) command.publish.push_back({request_.publish_address, port});
+      }
+    }
     for (const std::string& line : command_log_lines(label, command.script)) log_->line(line);
     const auto deadline = command_deadline(cap);
     const double started = context_.clock->now_seconds();

@@ -154,6 +154,9 @@ struct RunRequest {
   // The log keeps at most this much (FORMAT.md has none: `serve --max-log-mb`); what commands
   // write beyond it is counted, not kept, and the log's last line says so (log_cut_line).
   int64_t max_log_bytes = kDefaultMaxLogBytes;
+  // For a deployment in a docker environment: the address its exposed ports (the object's
+  // portExpose) are published on, in every command's container ("" = none).
+  std::string publish_address;
 };
 
 // The seams and the store a Runner uses; all must outlive it.

@@ -1,6 +1,7 @@
-// A terminal of a deployment (docs/api.md "Deployments"): a shell on a pseudo-terminal
+// A terminal of a host deployment (docs/api.md "Deployments"): a shell on a pseudo-terminal
 // (forkpty) with the deployment's environment variables and working directory, in a session of
-// its own. The worker reads its output and writes keystrokes; kill() ends the shell's process
+// its own; a docker deployment's is environments::open_docker_terminal's, behind the same
+// interface. The worker reads its output and writes keystrokes; kill() ends the shell's process
 // group. Not thread-safe: the owner serialises calls (read() may run on its own thread while
 // another thread writes or resizes, which the kernel allows).
 #pragma once
@@ -11,13 +12,14 @@
 #include <vector>
 
 #include "core/error.h"
+#include "environments/terminal.h"
 
 namespace testlooper::worker {
 
-class Pty {
+class Pty final : public environments::Terminal {
  public:
   Pty() = default;
-  ~Pty() { kill(); }
+  ~Pty() override { kill(); }
   Pty(const Pty&) = delete;
   Pty& operator=(const Pty&) = delete;
 
@@ -26,14 +28,14 @@ class Pty {
   // `cols` x `rows`.
   Status spawn(const std::vector<std::string>& environment, const std::string& cwd, int cols,
                int rows);
-  bool running() const { return master_ >= 0; }
+  bool running() const override { return master_ >= 0; }
   // Up to `max` bytes of output, waiting at most `timeout_ms`: "" when none came; nullopt-like
   // `ended` true once the shell is gone (EOF or EIO on the terminal).
-  std::string read(size_t max, int timeout_ms, bool& ended);
-  void write(const std::string& bytes);
-  void resize(int cols, int rows);
+  std::string read(size_t max, int timeout_ms, bool& ended) override;
+  void write(const std::string& bytes) override;
+  void resize(int cols, int rows) override;
   // Ends the shell and what it started in its process group, and reaps it.
-  void kill();
+  void kill() override;
 
  private:
   int master_ = -1;

@@ -33,6 +33,7 @@
 #include "core/ids.h"
 #include "definitions/definitions_json.h"
 #include "environments/environments.h"
+#include "environments/terminal.h"
 #include "fleet/aws.h"
 #include "runner/runner.h"
 #include "s3store/s3_artifacts.h"
@@ -370,6 +371,13 @@ class Agent {
         }));
         websocket::response_type response;
         ws.handshake(response, server_.url.authority(), "/api/worker", ec);
+        // The address the server sees this worker at (docker deployments publish ports there).
+        beast::error_code no_address;
+        const auto local = beast::get_lowest_layer(ws).local_endpoint(no_address);
+        if (!no_address) {
+          std::lock_guard<std::mutex> lock(mutex_);
+          local_address_ = local.address().to_string();
+        }
         ws.read_message_max(256 << 20);
         ws.text(true);
       });
@@ -575,6 +583,7 @@ class Agent {
     definitions::ResolvedObject object;
     runner::Runner* runner = nullptr;
     bool shared = false;
+    bool in_containers = false;  // its environment's commands run in docker containers
     std::unique_ptr<s3store::S3Artifacts> s3;
   };
 
@@ -591,13 +600,15 @@ class Agent {
     }
     // An environment that cannot be prepared (its image does not build) fails every run on it:
     // the server counts that once for the environment, not once per object.
-    if (auto launcher = runners_.prepare(object->environment); !launcher.ok()) {
+    auto launcher = runners_.prepare(object->environment);
+    if (!launcher.ok()) {
       result["outcome"] = "infra";
       result["message"] = "cannot prepare the environment: " + launcher.error().to_string();
       result["environment_failed"] = true;
       return std::nullopt;
     }
     Prepared p;
+    p.in_containers = (*launcher)->runs_in_containers();
     p.object = std::move(*object);
     // The server names its directories only to workers that share its disk.
     p.shared = job.contains("repos_dir") && job.contains("artifacts_dir");
@@ -716,14 +727,21 @@ class Agent {
   }
 
   // A deployment this worker holds (docs/api.md "Deployments"): its environment staged and its
-  // command run by the runner (which keeps the run going until it is cancelled), and a terminal.
+  // command run by the runner (which keeps the run going until it is cancelled), and a terminal
+  // (a Pty on this machine, or an exec in its container for a docker environment).
   struct Deployment {
     std::string id;
     runner::Cancellation cancellation;
     std::atomic<bool> stop{false};
     std::atomic<bool> done{false};
-    std::mutex mutex;  // guards pty, cols, rows
-    Pty pty;
+    // Guards the terminal's use from other threads, cols and rows; only the deployment's own
+    // thread replaces `terminal` and reads from it.
+    std::mutex mutex;
+    std::unique_ptr<environments::Terminal> terminal;
+    // Keystrokes that came before the terminal's shell wrote anything (its prompt): a shell
+    // that is still setting its terminal up may drop them, so they wait (1 MiB at most).
+    bool shell_ready = false;
+    std::string early_input;
     int cols = 80;
     int rows = 24;
     std::thread thread;
@@ -751,10 +769,38 @@ class Agent {
     auto d = std::make_shared<Deployment>();
     d->id = id;
     deployments_[id] = d;
-    d->thread = std::thread([this, d, job, max_seconds] { run_deployment(*d, job, max_seconds); });
+    std::string address;
+    {
+      std::lock_guard<std::mutex> address_lock(mutex_);
+      address = local_address_;
+    }
+    d->thread = std::thread(
+        [this, d, job, max_seconds, address] { run_deployment(*d, job, max_seconds, address); });
   }
 
-  void run_deployment(Deployment& d, const json& job, double max_seconds) {
+  // A new terminal for `d`: nullptr while its environment is not ready (its variables not saved
+  // in `env_file` yet; no container of it running).
+  Result<std::unique_ptr<environments::Terminal>> open_terminal(Deployment& d, bool in_containers,
+                                                                const fs::path& env_file,
+                                                                const fs::path& dir, int cols,
+                                                                int rows) {
+    if (in_containers) return environments::open_docker_terminal(d.id, cols, rows);
+    std::string env;
+    if (fs::exists(env_file)) env = read_tail(env_file, 1 << 20);
+    const auto vars = split_environment(env);
+    if (vars.empty()) return std::unique_ptr<environments::Terminal>();
+    std::string cwd = dir.string();
+    for (const auto& v : vars) {
+      if (v.starts_with("TEST_INPUTS=")) cwd = v.substr(12);
+    }
+    auto pty = std::make_unique<Pty>();
+    if (Status started = pty->spawn(vars, cwd, cols, rows); !started.ok()) return started.error();
+    return std::unique_ptr<environments::Terminal>(std::move(pty));
+  }
+
+  // `publish_address`: where a docker environment publishes the deployment's exposed ports.
+  void run_deployment(Deployment& d, const json& job, double max_seconds,
+                      const std::string& publish_address) {
     lifeline_hold(d.id);
     const fs::path dir = fs::absolute(fs::path(options_.dir) / "deployments" / d.id);
     std::error_code ec;
@@ -768,11 +814,13 @@ class Agent {
       why = failure.value("message", "cannot prepare the deployment");
     } else {
       definitions::ResolvedObject& o = prepared->object;
+      const bool in_containers = prepared->in_containers;
       // Debugging a run: its inputs and environment, none of its commands (a person runs them).
       auto debug = job.find("debug");
       if (debug != job.end() && debug->is_boolean() && debug->get<bool>()) o.stages.clear();
-      // First, whatever happens, the variables its commands see (for the terminal); last, a
-      // command that keeps the run (and its work directory) alive until it is cancelled.
+      // First, whatever happens, the variables its commands see (for a terminal on this machine;
+      // one in a container gets them from its container); last, a command that keeps the run
+      // (and its work directory, and in docker its last container) alive until it is cancelled.
       definitions::Stage capture;
       const std::string tmp = (dir / "env.tmp").string();
       // Never a failed stage (which would skip the deployment's own): in a container the
@@ -785,11 +833,18 @@ class Agent {
       keep.command = "while :; do sleep 3600; done";
       keep.always_run = true;
       keep.order = o.stages.empty() ? 1 : o.stages.back().order + 1;
-      o.stages.insert(o.stages.begin(), capture);
+      // In docker each command is a container of its own: the last one's stays up after the
+      // command ends (run in a subshell, however it ends), so that what it started runs on next
+      // to the terminal, which is in that container. The separate last stage still keeps a
+      // container up when an earlier stage failed (or there is none: a debugged run).
+      if (in_containers && !o.stages.empty() && !o.stages.back().command.empty())
+        o.stages.back().command = "(\n" + o.stages.back().command + "\n)\n" + keep.command;
+      if (!in_containers) o.stages.insert(o.stages.begin(), capture);
       o.stages.push_back(keep);
       o.timeout = static_cast<int>(max_seconds) + 60;
       runner::RunRequest request{
           &o, d.id, job.value("cores", 1), job.value("ram_gb", 0), &d.cancellation, {}};
+      if (in_containers) request.publish_address = publish_address;
       std::atomic<bool> ran{false};
       runner::RunResult run;
       std::thread running([&] {
@@ -800,33 +855,33 @@ class Agent {
       auto spawned_at = std::chrono::steady_clock::now();
       while (!d.stop && !ran) {
         bool shell = false;
+        int cols = 0, rows = 0;
         {
           std::lock_guard<std::mutex> lock(d.mutex);
-          shell = d.pty.running();
+          shell = d.terminal && d.terminal->running();
+          cols = d.cols;
+          rows = d.rows;
         }
         if (!shell) {
-          std::string env;
-          if (fs::exists(env_file)) env = read_tail(env_file, 1 << 20);
-          const auto vars = split_environment(env);
-          if (vars.empty()) {
+          if (announced && std::chrono::steady_clock::now() - spawned_at < std::chrono::seconds(1))
+            std::this_thread::sleep_for(std::chrono::seconds(1));  // a shell that dies at once
+          Result<std::unique_ptr<environments::Terminal>> opened =
+              open_terminal(d, in_containers, env_file, dir, cols, rows);
+          if (!opened.ok()) {
+            why = "cannot open a terminal: " + opened.error().to_string();
+            break;
+          }
+          if (!*opened) {
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
             continue;
           }
-          std::string cwd = dir.string();
-          for (const auto& v : vars) {
-            if (v.starts_with("TEST_INPUTS=")) cwd = v.substr(12);
-          }
-          if (announced && std::chrono::steady_clock::now() - spawned_at < std::chrono::seconds(1))
-            std::this_thread::sleep_for(std::chrono::seconds(1));  // a shell that dies at once
-          Status started;
+          spawned_at = std::chrono::steady_clock::now();
           {
             std::lock_guard<std::mutex> lock(d.mutex);
-            started = d.pty.spawn(vars, cwd, d.cols, d.rows);
-          }
-          spawned_at = std::chrono::steady_clock::now();
-          if (!started.ok()) {
-            why = "cannot open a terminal: " + started.error().to_string();
-            break;
+            d.terminal = std::move(*opened);
+            d.shell_ready = false;
+            // A resize that came while it opened.
+            if (d.cols != cols || d.rows != rows) d.terminal->resize(d.cols, d.rows);
           }
           if (!announced) {
             announced = true;
@@ -835,21 +890,28 @@ class Agent {
           continue;
         }
         bool ended = false;
-        const std::string out = d.pty.read(kLogChunk / 2, 100, ended);
+        const std::string out = d.terminal->read(kLogChunk / 2, 100, ended);
         if (!out.empty()) {
+          {
+            std::lock_guard<std::mutex> lock(d.mutex);
+            if (!d.shell_ready) {
+              d.shell_ready = true;
+              if (!d.early_input.empty()) d.terminal->write(std::exchange(d.early_input, {}));
+            }
+          }
           send_when_room(
               json{{"type", "terminal"}, {"run_id", d.id}, {"data", fleet::base64_encode(out)}}
                   .dump());
         }
         if (ended) {
           std::lock_guard<std::mutex> lock(d.mutex);
-          d.pty.kill();
+          d.terminal->kill();
         }
       }
       d.cancellation.cancel();
       {
         std::lock_guard<std::mutex> lock(d.mutex);
-        d.pty.kill();
+        if (d.terminal) d.terminal->kill();
       }
       running.join();
       if (!d.stop) {
@@ -878,7 +940,12 @@ class Agent {
       auto data = m.find("data");
       if (data == m.end() || !data->is_string()) return;
       Result<std::string> bytes = fleet::base64_decode(data->get_ref<const std::string&>());
-      if (bytes.ok()) d->pty.write(*bytes);
+      if (!bytes.ok()) return;
+      if (d->terminal && d->shell_ready) {
+        d->terminal->write(*bytes);
+      } else if (d->early_input.size() + bytes->size() <= (1 << 20)) {
+        d->early_input += *bytes;
+      }
       return;
     }
     auto cols = m.find("cols"), rows = m.find("rows");
@@ -889,7 +956,7 @@ class Agent {
     if (c < 1 || c > 1000 || r < 1 || r > 1000) return;
     d->cols = static_cast<int>(c);
     d->rows = static_cast<int>(r);
-    d->pty.resize(d->cols, d->rows);
+    if (d->terminal) d->terminal->resize(d->cols, d->rows);
   }
 
   // Stops deployment `id` (a "shutdown"): its thread ends the terminal and the run, and says so.
@@ -928,8 +995,9 @@ class Agent {
   S3Access s3_access_;
   Runners runners_;
   std::string pending_dir_;
-  std::mutex mutex_;  // guards conn_
+  std::mutex mutex_;  // guards conn_, local_address_
   std::shared_ptr<Connection> conn_;
+  std::string local_address_;  // this end's address of the last connection to the server
   std::mutex jobs_mutex_;
   std::map<std::string, std::shared_ptr<runner::Cancellation>> cancellations_;
   struct RunThread {
@@ -940,8 +1008,8 @@ class Agent {
   std::mutex deployments_mutex_;    // guards deployments_ and ended_deployments_
   std::map<std::string, std::shared_ptr<Deployment>> deployments_;
   std::vector<std::shared_ptr<Deployment>> ended_deployments_;  // stopping; joined once done
-  std::string last_close_reason_;    // touched by the session's io thread only
-  std::string last_connect_error_;   // touched by the session's thread only
+  std::string last_close_reason_;   // touched by the session's io thread only
+  std::string last_connect_error_;  // touched by the session's thread only
 };
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "server_fixture.h"
+#include "terminal_reader.h"
 #include "ws_client.h"
 
 namespace testlooper::server {
@@ -23,6 +24,7 @@ namespace {
 
 using fixtures::eventually;
 using fixtures::GitFixtureRepo;
+using fixtures::read_until;
 using fixtures::ServerProcess;
 using fixtures::TempDir;
 using fixtures::WorkerProcess;
@@ -91,23 +93,6 @@ class DeployTest : public ::testing::Test {
   GitFixtureRepo app_;
   std::string sha_;
 };
-
-// Reads `ws` until what it received (kept in `screen`) matches `pattern`; false when the
-// connection ended or 60 s passed first.
-bool read_until(WsClient& ws, std::string& screen, const std::string& pattern) {
-  const std::regex re(pattern);
-  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (!std::regex_search(screen, re)) {
-    const double left =
-        std::chrono::duration<double>(until - std::chrono::steady_clock::now()).count();
-    if (left <= 0) return false;
-    const auto message = ws.read(left);
-    if (!message) return false;
-    EXPECT_TRUE(ws.got_binary()) << "terminal bytes come in binary frames";
-    screen += *message;
-  }
-  return true;
-}
 
 // `testlooper shell --server URL ID` with its stdin and stdout on pipes (no terminal: no raw
 // mode), in a process group of its own.
