@@ -296,6 +296,10 @@ class ServerState {
   // the store (store::check_sqlite_store) found it sound, so that nothing is run on a store that
   // stops the server when the check ends. Reads and results are served meanwhile.
   void hold_dispatch(bool held) { dispatch_held_ = held; }
+  // update() once, at the end of this turn of the io loop (posted through `socket`): results
+  // that arrive together are stored one by one (each acknowledged once stored) and replanned
+  // and dispatched after once (issue 18).
+  void update_soon(const std::shared_ptr<Socket>& socket);
 
   // Writing the store failed (a full disk, an I/O error: issue 11 item 8) and has not worked
   // since: dispatch is paused and results wait in memory, retried with back-off
@@ -451,6 +455,7 @@ class ServerState {
   // Holds (store::HoldRow) by key: loaded at start, written through on every change.
   std::map<std::string, store::HoldRow> holds_;
   double next_wake_ = 0;  // when a back-off ends and the plan changes (0 = none pending)
+  bool update_posted_ = false;  // update_soon posted an update() that has not run yet
   // Results the store could not write yet, by run id (record_result).
   struct Unstored {
     store::RunRow run;

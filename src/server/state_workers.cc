@@ -153,12 +153,21 @@ void ServerState::worker_message(const std::shared_ptr<Socket>& socket, const st
     if (runs_for(w.id, log->run_id)) append_log(log->run_id, log->data);
   } else if (const auto* result = std::get_if<ResultMessage>(&*parsed)) {
     finish_run(w.id, *result);
-    update();
+    update_soon(socket);
   } else if (const auto* deployment = std::get_if<DeploymentMessage>(&*parsed)) {
     deployment_message(w, *deployment);
   } else if (const auto* terminal = std::get_if<TerminalMessage>(&*parsed)) {
     terminal_output(w, *terminal);
   }
+}
+
+void ServerState::update_soon(const std::shared_ptr<Socket>& socket) {
+  if (update_posted_) return;
+  update_posted_ = true;
+  socket->post([this] {
+    update_posted_ = false;
+    update();
+  });
 }
 
 void ServerState::worker_hello(const std::shared_ptr<Socket>& socket, const HelloMessage& m) {

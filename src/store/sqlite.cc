@@ -1,15 +1,83 @@
 #include "store/sqlite.h"
 
-namespace testlooper::store {
+#include <map>
+#include <mutex>
+#include <unordered_map>
 
-Statement::Statement(sqlite3* db, const std::string& sql) : db_(db) {
-  if (sqlite3_prepare_v2(db, sql.c_str(), static_cast<int>(sql.size()), &stmt_, nullptr) != SQLITE_OK) {
+namespace testlooper::store {
+namespace {
+
+// Free prepared statements per connection, by SQL. A connection may be used from more than one
+// thread (one at a time, SQLite serializing): the cache has its own lock.
+struct StatementCache {
+  std::mutex mutex;
+  std::map<sqlite3*, std::unordered_multimap<std::string, sqlite3_stmt*>> free;
+};
+
+StatementCache& statement_cache() {
+  static StatementCache* cache = new StatementCache;  // never destroyed: used until exit
+  return *cache;
+}
+
+sqlite3_stmt* take_cached(sqlite3* db, const std::string& sql) {
+  StatementCache& cache = statement_cache();
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  auto of_db = cache.free.find(db);
+  if (of_db == cache.free.end()) return nullptr;
+  auto it = of_db->second.find(sql);
+  if (it == of_db->second.end()) return nullptr;
+  sqlite3_stmt* stmt = it->second;
+  of_db->second.erase(it);
+  return stmt;
+}
+
+void give_back(sqlite3* db, std::string sql, sqlite3_stmt* stmt) {
+  sqlite3_reset(stmt);
+  sqlite3_clear_bindings(stmt);
+  StatementCache& cache = statement_cache();
+  {
+    std::lock_guard<std::mutex> lock(cache.mutex);
+    auto& of_db = cache.free[db];
+    if (of_db.size() < kStatementCacheSize) {
+      of_db.emplace(std::move(sql), stmt);
+      return;
+    }
+  }
+  sqlite3_finalize(stmt);
+}
+
+void finalize_cached(sqlite3* db) {
+  StatementCache& cache = statement_cache();
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  auto of_db = cache.free.find(db);
+  if (of_db == cache.free.end()) return;
+  for (auto& [sql, stmt] : of_db->second) sqlite3_finalize(stmt);
+  cache.free.erase(of_db);
+}
+
+}  // namespace
+
+size_t cached_statements(sqlite3* db) {
+  StatementCache& cache = statement_cache();
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  auto of_db = cache.free.find(db);
+  return of_db == cache.free.end() ? 0 : of_db->second.size();
+}
+
+Statement::Statement(sqlite3* db, const std::string& sql) : db_(db), sql_(sql) {
+  stmt_ = take_cached(db, sql);
+  if (stmt_ != nullptr) return;
+  if (sqlite3_prepare_v2(db, sql.c_str(), static_cast<int>(sql.size()), &stmt_, nullptr) !=
+      SQLITE_OK) {
     error_ = sqlite3_errmsg(db);
     stmt_ = nullptr;
   }
 }
 
-Statement::~Statement() { sqlite3_finalize(stmt_); }
+Statement::~Statement() {
+  if (stmt_ == nullptr) return;
+  give_back(db_, std::move(sql_), stmt_);
+}
 
 Statement& Statement::bind(int index, const std::string& value) {
   sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
@@ -60,7 +128,10 @@ Result<std::unique_ptr<Connection>> Connection::open(const std::string& path) {
   return std::unique_ptr<Connection>(new Connection(db));
 }
 
-Connection::~Connection() { sqlite3_close(db_); }
+Connection::~Connection() {
+  finalize_cached(db_);
+  sqlite3_close(db_);
+}
 
 Status Connection::exec(const std::string& sql, const std::string& what) {
   char* message = nullptr;

@@ -12,6 +12,11 @@
 
 namespace testlooper::store {
 
+// A prepared statement. Statements are cached per connection (issue 18: preparing was 15% of
+// the server's CPU per run): the constructor takes a prepared copy of `sql` from the cache when
+// one is free (else prepares one), and the destructor resets it, clears its binds and gives it
+// back (at most kStatementCacheSize per connection; the others are finalized). Using the same
+// SQL twice at once, nested, gets two statements.
 class Statement {
  public:
   Statement(sqlite3* db, const std::string& sql);
@@ -37,13 +42,19 @@ class Statement {
  private:
   sqlite3* db_;
   sqlite3_stmt* stmt_ = nullptr;
+  std::string sql_;
   std::string error_;
 };
+
+// The most statements cached per connection.
+inline constexpr size_t kStatementCacheSize = 128;
+// Statements cached for `db` now (for tests).
+size_t cached_statements(sqlite3* db);
 
 class Connection {
  public:
   static Result<std::unique_ptr<Connection>> open(const std::string& path);
-  ~Connection();
+  ~Connection();  // finalizes the connection's cached statements, then closes it
   sqlite3* get() const { return db_; }
   // Executes statements with no results; an Error names `what`.
   Status exec(const std::string& sql, const std::string& what);

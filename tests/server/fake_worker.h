@@ -74,6 +74,10 @@ class FakeWorker {
   bool cancelled(const std::string& run_id, double seconds = 30) {
     return read_until([&] { return cancels_.count(run_id) > 0; }, seconds);
   }
+  // Whether the server acknowledged run `run_id` (it stored the result), waiting up to `seconds`.
+  bool acked(const std::string& run_id, double seconds = 30) {
+    return read_until([&] { return acked_.count(run_id) > 0; }, seconds);
+  }
   // Whether a `cancel` for `run_id` came among the messages read so far (no waiting): messages
   // come in order, so after job() returns a job the server sent later, this is final.
   bool cancel_seen(const std::string& run_id) const { return cancels_.count(run_id) > 0; }
