@@ -57,6 +57,11 @@ void finalize_cached(sqlite3* db) {
 
 }  // namespace
 
+int close_sqlite(sqlite3* db) {
+  finalize_cached(db);
+  return sqlite3_close(db);
+}
+
 size_t cached_statements(sqlite3* db) {
   StatementCache& cache = statement_cache();
   std::lock_guard<std::mutex> lock(cache.mutex);
@@ -128,10 +133,7 @@ Result<std::unique_ptr<Connection>> Connection::open(const std::string& path) {
   return std::unique_ptr<Connection>(new Connection(db));
 }
 
-Connection::~Connection() {
-  finalize_cached(db_);
-  sqlite3_close(db_);
-}
+Connection::~Connection() { close_sqlite(db_); }
 
 Status Connection::exec(const std::string& sql, const std::string& what) {
   char* message = nullptr;

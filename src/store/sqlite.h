@@ -48,6 +48,10 @@ class Statement {
 
 // The most statements cached per connection.
 inline constexpr size_t kStatementCacheSize = 128;
+// Closes `db` after finalizing the statements cached for it: every connection a Statement was
+// used on is closed so (a plain sqlite3_close would fail with them cached, leaving the connection
+// open: it would hold its locks, and keep the last connection from checkpointing the WAL).
+int close_sqlite(sqlite3* db);
 // Statements cached for `db` now (for tests).
 size_t cached_statements(sqlite3* db);
 

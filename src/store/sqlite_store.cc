@@ -705,7 +705,7 @@ Status check_sqlite_store(const std::string& path, const std::atomic<bool>* stop
   // later write would be lost.
   sqlite3* db = nullptr;
   const int opened = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
-  std::unique_ptr<sqlite3, int (*)(sqlite3*)> closer(db, sqlite3_close);
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> closer(db, close_sqlite);
   if (opened != SQLITE_OK) {
     return damaged(path, std::string("cannot open it: ") + sqlite3_errmsg(db));
   }
