@@ -172,9 +172,18 @@ FleetController::Hooks fleet_hooks(HttpServer& http, ServerState& state) {
 // per GB cold). Stopped early and joined when it goes.
 class BackgroundCheck {
  public:
-  explicit BackgroundCheck(const std::string& path)
-      : done_(std::async(std::launch::async,
-                         [this, path] { return store::check_sqlite_store(path, &stop_); })) {}
+  // The connection is opened here, the pages read on the thread.
+  explicit BackgroundCheck(const std::string& path) {
+    auto check = store::SqliteStoreCheck::open(path);
+    if (!check.ok()) {
+      std::promise<Status> failed;
+      failed.set_value(check.error());
+      done_ = failed.get_future();
+      return;
+    }
+    check_ = std::move(*check);
+    done_ = std::async(std::launch::async, [this] { return check_->run(&stop_); });
+  }
   ~BackgroundCheck() {
     stop_ = true;
     if (done_.valid()) done_.wait();
@@ -188,6 +197,7 @@ class BackgroundCheck {
 
  private:
   std::atomic<bool> stop_{false};
+  std::unique_ptr<store::SqliteStoreCheck> check_;
   std::future<Status> done_;
 };
 

@@ -697,7 +697,7 @@ Status make_schema(Connection& db);
 
 }  // namespace
 
-Status check_sqlite_store(const std::string& path, const std::atomic<bool>* stop) {
+Result<std::unique_ptr<SqliteStoreCheck>> SqliteStoreCheck::open(const std::string& path) {
   // No check_database_file here: the caller has the store open (open_sqlite_store checked the
   // header then), and closing any other descriptor of the file in this process would drop the
   // process's POSIX locks on it, SQLite's included; another process closing its connection
@@ -705,12 +705,26 @@ Status check_sqlite_store(const std::string& path, const std::atomic<bool>* stop
   // later write would be lost.
   sqlite3* db = nullptr;
   const int opened = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
-  std::unique_ptr<sqlite3, int (*)(sqlite3*)> closer(db, close_sqlite);
+  std::unique_ptr<SqliteStoreCheck> check(new SqliteStoreCheck(path, db));
   if (opened != SQLITE_OK) {
     return damaged(path, std::string("cannot open it: ") + sqlite3_errmsg(db));
   }
   sqlite3_busy_timeout(db, 5000);
-  return quick_check(db, path, stop);
+  {
+    Statement first(db, "SELECT count(*) FROM sqlite_master");  // opens the WAL and its index
+    (void)first.step();
+  }
+  return check;
+}
+
+SqliteStoreCheck::~SqliteStoreCheck() { close_sqlite(db_); }
+
+Status SqliteStoreCheck::run(const std::atomic<bool>* stop) { return quick_check(db_, path_, stop); }
+
+Status check_sqlite_store(const std::string& path, const std::atomic<bool>* stop) {
+  auto check = SqliteStoreCheck::open(path);
+  if (!check.ok()) return check.error();
+  return (*check)->run(stop);
 }
 
 Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path, StoreCheck check) {

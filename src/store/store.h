@@ -23,6 +23,8 @@
 
 #include "core/error.h"
 
+struct sqlite3;
+
 namespace testlooper::store {
 
 struct RepoRow {
@@ -296,5 +298,23 @@ Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path,
 // thread; the store may be written meanwhile). The Error open_sqlite_store would give when it
 // is damaged; an Error too when `stop` was set before it ended (it stops early).
 Status check_sqlite_store(const std::string& path, const std::atomic<bool>* stop = nullptr);
+
+// The same in two steps: the read-only connection opened now, with its files (the database,
+// its WAL and shared memory, read once), so that the check, later on another thread, needs no
+// descriptor (a server out of descriptors then does not take it for damage).
+class SqliteStoreCheck {
+ public:
+  static Result<std::unique_ptr<SqliteStoreCheck>> open(const std::string& path);
+  ~SqliteStoreCheck();
+  SqliteStoreCheck(const SqliteStoreCheck&) = delete;
+  SqliteStoreCheck& operator=(const SqliteStoreCheck&) = delete;
+  // As check_sqlite_store; once.
+  Status run(const std::atomic<bool>* stop = nullptr);
+
+ private:
+  SqliteStoreCheck(std::string path, sqlite3* db) : path_(std::move(path)), db_(db) {}
+  std::string path_;
+  sqlite3* db_;
+};
 
 }  // namespace testlooper::store

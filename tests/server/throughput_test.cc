@@ -110,17 +110,25 @@ TEST_F(ThroughputTest, Perf_ResultsTogetherAreAllStoredAndEveryWorkerGetsItsNext
     // While runs wait, every worker is busy: the first jobs, then after each burst of results.
     const size_t expected = std::min<size_t>(kRuns, reported + kWorkers);
     std::vector<std::pair<FakeWorker*, std::string>> burst;
+    // The server's word first (a fake worker's read that times out drops its connection): as
+    // many runs running as there are workers, or runs left; then each of those workers reads
+    // the job it was given.
+    std::vector<std::string> given;  // the worker of each running run
     ASSERT_TRUE(eventually(
         [&] {
-          size_t total = 0;
-          for (size_t i = 0; i < kWorkers; ++i) {
-            held[i] = workers_[i]->jobs(kTest, held[i] + 1, 0.05).size();
-            total += held[i];
+          given.clear();
+          for (const json& r : runs()) {
+            if (r["state"] == "running") given.push_back(r["worker"].get<std::string>());
           }
-          return total == expected;
+          return given.size() == expected - reported;
         },
         60))
         << "runs wait and a worker that reported got no job; reported " << reported;
+    for (const std::string& worker : given) {
+      const size_t i = std::stoul(worker.substr(1));  // "w<i>"
+      ASSERT_LT(i, kWorkers) << worker;
+      held[i] = workers_[i]->jobs(kTest, held[i] + 1, 30).size();
+    }
     for (size_t i = 0; i < kWorkers; ++i) {
       const std::vector<FakeJob> jobs = workers_[i]->jobs(kTest, held[i], 0);
       for (const FakeJob& job : jobs) {
