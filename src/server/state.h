@@ -388,8 +388,6 @@ class ServerState {
   void put_hold(const store::HoldRow& hold);
   // The holds as the planner sees them now; sets next_wake_.
   void plan_holds(double now);
-  const planner::PlannedObject* planned_object(const std::string& repo, const std::string& sha,
-                                               const std::string& name) const;
   void fail_worker_runs(WorkerState& worker, const std::string& why);
   // Records those of `ids` still active as infrastructure failures, with `why` as detail.
   void fail_runs(const std::vector<std::string>& ids, const std::string& why);

@@ -64,7 +64,7 @@ Result<store::DeploymentRow> ServerState::boot_deployment(const std::string& rep
                                                           const std::string& sha,
                                                           const std::string& name,
                                                           const std::string& booted_by) {
-  const planner::PlannedObject* o = planned_object(repo, sha, name);
+  const planner::PlannedObject* o = object(repo, sha, name);
   if (o == nullptr || o->kind != "deployment") {
     return Error{"", "commit " + sha + " of '" + repo + "' has no deployment named '" + name + "'"};
   }
@@ -77,7 +77,7 @@ Result<store::DeploymentRow> ServerState::debug_run(const std::string& run_id,
   if (!run.ok()) return run.error();
   if (!run->has_value()) return Error{"", "no run " + run_id};
   const store::RunRow& r = **run;
-  const planner::PlannedObject* o = planned_object(r.repo, r.commit, r.name);
+  const planner::PlannedObject* o = object(r.repo, r.commit, r.name);
   if (o == nullptr || o->kind == "deployment") {
     return Error{"", "run " + run_id + "'s object " + r.name + " of commit " + r.commit +
                          " is not known any more"};
@@ -128,7 +128,7 @@ std::vector<planner::Job> ServerState::deployment_jobs() {
   std::vector<std::pair<std::string, std::string>> failed;
   for (const auto& [id, d] : deployments_) {
     if (d.row.state != "waiting") continue;
-    const planner::PlannedObject* o = planned_object(d.row.repo, d.row.commit, d.row.name);
+    const planner::PlannedObject* o = object(d.row.repo, d.row.commit, d.row.name);
     if (o == nullptr) continue;
     if (!d.row.debug_run.empty()) {
       // A debugged run's builds were built for it: ready, unless one is not (any more).

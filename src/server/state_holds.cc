@@ -33,17 +33,6 @@ bool clear_failures(store::HoldRow& h) {
 
 }  // namespace
 
-const planner::PlannedObject* ServerState::planned_object(const std::string& repo,
-                                                          const std::string& sha,
-                                                          const std::string& name) const {
-  const CommitState* c = commit(repo, sha);
-  if (c == nullptr) return nullptr;
-  for (const auto& o : c->planned.objects) {
-    if (o.name == name) return &o;
-  }
-  return nullptr;
-}
-
 void ServerState::put_hold(const store::HoldRow& hold) {
   (void)store_.put_hold(hold);
   if (is_clear(hold)) {
@@ -54,7 +43,7 @@ void ServerState::put_hold(const store::HoldRow& hold) {
 }
 
 void ServerState::update_holds(const store::RunRow& run, bool environment_failed) {
-  const planner::PlannedObject* o = planned_object(run.repo, run.commit, run.name);
+  const planner::PlannedObject* o = object(run.repo, run.commit, run.name);
   const std::string environment = o == nullptr ? "" : o->environment_key;
   const double now = now_seconds();
   auto hold_of = [this](const std::string& key) {
@@ -121,7 +110,7 @@ void ServerState::plan_holds(double now) {
 
 Result<bool> ServerState::retry(const std::string& repo, const std::string& sha,
                                 const std::string& name) {
-  const planner::PlannedObject* o = planned_object(repo, sha, name);
+  const planner::PlannedObject* o = object(repo, sha, name);
   if (o == nullptr) return Error{name, "commit has no object named '" + name + "'"};
   bool retried = false;
   for (const std::string& key : {o->hash, o->environment_key}) {
