@@ -38,6 +38,7 @@
 #include "runner/runner.h"
 #include "s3store/s3_artifacts.h"
 #include "worker/lifeline.h"
+#include "worker/pending_results.h"
 #include "worker/server_files.h"
 #include "worker/terminal.h"
 #include "worker/tls_stream.h"
@@ -269,8 +270,7 @@ class Agent {
         remote_sources_(client_, options.dir + "/sources"),
         remote_files_(client_, local_store_),
         runners_(options.on_host, options.ami),
-        pending_dir_(options.dir + "/pending") {
-    fs::create_directories(pending_dir_);
+        pending_(options.dir + "/pending.jsonl", options.dir + "/pending") {
     // Said in every hello: the server gives this worker only jobs it can run.
     docker_ = runners_.runs_dockerfiles();
     if (!docker_) {
@@ -511,8 +511,8 @@ class Agent {
       std::lock_guard<std::mutex> lock(jobs_mutex_);
       for (const auto& [id, c] : cancellations_) running.push_back(id);
     }
-    for (const auto& entry : fs::directory_iterator(pending_dir_)) {
-      const json result = json::parse(read_tail(entry.path(), 1 << 30), nullptr, false);
+    for (const std::string& text : pending_.all()) {
+      const json result = json::parse(text, nullptr, false);
       if (result.is_object()) finished.push_back(result);
     }
     char hostname[256] = {0};
@@ -544,8 +544,7 @@ class Agent {
       auto it = cancellations_.find(run_id);
       if (it != cancellations_.end()) it->second->cancel();
     } else if (type == "ack") {
-      std::error_code ignored;
-      fs::remove(pending_dir_ + "/" + run_id + ".json", ignored);
+      pending_.acknowledge(run_id);
     }
   }
 
@@ -564,14 +563,13 @@ class Agent {
     });
     auto done = std::make_shared<std::atomic<bool>>(false);
     threads_.push_back({std::thread([this, job, run_id, cancellation, done] {
-                          const json result = execute(job, *cancellation);
-                          const std::string path = pending_dir_ + "/" + run_id + ".json";
-                          (void)artifacts::write_file_atomically(path, result.dump(), false);
+                          const std::string result = execute(job, *cancellation).dump();
+                          pending_.add(run_id, result);
                           {
                             std::lock_guard<std::mutex> lock(jobs_mutex_);
                             cancellations_.erase(run_id);
                           }
-                          send(result.dump());
+                          send(result);
                           *done = true;
                         }),
                         done});
@@ -994,7 +992,7 @@ class Agent {
   RemoteFiles remote_files_;
   S3Access s3_access_;
   Runners runners_;
-  std::string pending_dir_;
+  PendingResults pending_;
   std::mutex mutex_;  // guards conn_, local_address_
   std::shared_ptr<Connection> conn_;
   std::string local_address_;  // this end's address of the last connection to the server
