@@ -46,23 +46,61 @@ CREATE TRIGGER IF NOT EXISTS runs_tally_insert AFTER INSERT ON runs BEGIN
 END;
 )sql";
 
-}  // namespace
+// Per identity and case name, the cases counted by case_counts: not skipped, of a run that
+// succeeded or failed. A run's cases are inserted after its final state (finish_run), so the
+// insert trigger reads that state; a run replaced or deleted takes its cases' counts with it. A
+// run's state or hash is never changed once it has cases.
+constexpr const char* kCaseTallies = R"sql(
+DROP TABLE IF EXISTS case_tallies;
+CREATE TABLE case_tallies (
+  hash TEXT NOT NULL, name TEXT NOT NULL, runs INTEGER NOT NULL, failures INTEGER NOT NULL,
+  PRIMARY KEY (hash, name));
+INSERT INTO case_tallies (hash, name, runs, failures)
+  SELECT r.hash, c.name, COUNT(*), SUM(1 - c.success) FROM cases c JOIN runs r ON r.id = c.run_id
+  WHERE r.state IN ('succeeded', 'failed') AND c.skipped = 0 GROUP BY r.hash, c.name;
+CREATE TRIGGER IF NOT EXISTS cases_tally_delete AFTER DELETE ON runs
+  WHEN OLD.state IN ('succeeded', 'failed') BEGIN
+  UPDATE case_tallies
+    SET runs = runs - (SELECT COUNT(*) FROM cases c
+                       WHERE c.run_id = OLD.id AND c.skipped = 0 AND c.name = case_tallies.name),
+        failures = failures - (SELECT COALESCE(SUM(1 - c.success), 0) FROM cases c
+                               WHERE c.run_id = OLD.id AND c.skipped = 0 AND c.name = case_tallies.name)
+    WHERE hash = OLD.hash
+      AND name IN (SELECT c.name FROM cases c WHERE c.run_id = OLD.id AND c.skipped = 0);
+END;
+CREATE TRIGGER IF NOT EXISTS cases_tally_insert AFTER INSERT ON cases WHEN NEW.skipped = 0 BEGIN
+  INSERT INTO case_tallies (hash, name, runs, failures)
+    SELECT r.hash, NEW.name, 0, 0 FROM runs r
+    WHERE r.id = NEW.run_id AND r.state IN ('succeeded', 'failed')
+      AND NOT EXISTS (SELECT 1 FROM case_tallies t WHERE t.hash = r.hash AND t.name = NEW.name);
+  UPDATE case_tallies SET runs = runs + 1, failures = failures + (1 - NEW.success)
+    WHERE name = NEW.name AND hash = (SELECT r.hash FROM runs r WHERE r.id = NEW.run_id
+                                      AND r.state IN ('succeeded', 'failed'));
+END;
+)sql";
 
-Status ensure_run_tallies(Connection& db) {
-  TL_RETURN_IF_ERROR(db.exec("PRAGMA recursive_triggers = ON", "turning on recursive triggers"));
+// Runs `script` in one transaction unless trigger `marker` (its last) exists.
+Status ensure(Connection& db, const char* marker, const char* script, const std::string& what) {
   bool made = false;
   {
-    Statement s(
-        db.get(),
-        "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'runs_tally_insert'");
+    Statement s(db.get(), "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?");
+    s.bind(1, std::string(marker));
     made = s.step();
-    if (!s.error().empty()) return Error{"store", "looking for the run tallies: " + s.error()};
+    if (!s.error().empty()) return Error{"store", "looking for the " + what + ": " + s.error()};
   }
   if (made) return {};
   Transaction t(db);
   TL_RETURN_IF_ERROR(t.begun());
-  TL_RETURN_IF_ERROR(db.exec(kTallies, "making the run tallies"));
+  TL_RETURN_IF_ERROR(db.exec(script, "making the " + what));
   return t.commit();
+}
+
+}  // namespace
+
+Status ensure_run_tallies(Connection& db) {
+  TL_RETURN_IF_ERROR(db.exec("PRAGMA recursive_triggers = ON", "turning on recursive triggers"));
+  TL_RETURN_IF_ERROR(ensure(db, "runs_tally_insert", kTallies, "run tallies"));
+  return ensure(db, "cases_tally_insert", kCaseTallies, "case tallies");
 }
 
 }  // namespace testlooper::store

@@ -245,6 +245,84 @@ TEST_F(StoreTest, Store_AStoreMadeBeforeTheTalliesIsTalliedAtOpen) {
   expect_counts(*store, runs);
 }
 
+// Case counts (kept by triggers in case_tallies, store/run_tallies.h) equal a recount of the
+// cases of the runs that succeeded or failed, skipped cases apart, after random writes (runs
+// re-recorded while running, finished in every state, with repeated and skipped cases), after
+// reopening, and after the tallies are made again for a store made before them.
+TEST_F(StoreTest, Store_CaseCountsEqualARecountAfterRandomWritesAndAtOpen) {
+  struct Model {
+    RunRow run;
+    std::vector<CaseRow> cases;
+  };
+  std::map<std::string, Model> runs;
+  std::mt19937 random(7);
+  const RunState ends[] = {RunState::kSucceeded, RunState::kFailed, RunState::kInfraFailed,
+                           RunState::kCancelled};
+  auto expect_case_counts = [&](Store& store) {
+    std::map<std::string, std::map<std::string, std::pair<int64_t, int64_t>>> want;
+    for (const auto& [id, m] : runs) {
+      if (m.run.state != RunState::kSucceeded && m.run.state != RunState::kFailed) continue;
+      for (const auto& c : m.cases) {
+        if (c.skipped) continue;
+        auto& [n, failures] = want[m.run.hash][c.name];
+        ++n;
+        failures += c.success ? 0 : 1;
+      }
+    }
+    for (int h = 0; h < 4; ++h) {
+      const std::string hash = "h" + std::to_string(h);
+      auto got = store.case_counts(hash);
+      ASSERT_TRUE(got.ok()) << got.error().to_string();
+      EXPECT_EQ(*got, want[hash]) << hash;
+    }
+  };
+  {
+    auto store = open();
+    for (int i = 0; i < 400; ++i) {
+      auto some = runs.begin();
+      if (!runs.empty()) std::advance(some, random() % runs.size());
+      if (runs.empty() || random() % 3 == 0) {
+        RunRow r = running("r" + std::to_string(i), "h" + std::to_string(random() % 4));
+        ASSERT_TRUE(store->start_run(r).ok());
+        runs[r.id] = {r, {}};
+      } else if (some->second.run.state == RunState::kRunning && random() % 4 == 0) {
+        // A worker resuming it: recorded again (INSERT OR REPLACE), maybe as another identity.
+        RunRow r = running(some->first, "h" + std::to_string(random() % 4));
+        ASSERT_TRUE(store->start_run(r).ok());
+        some->second.run = r;
+      } else {
+        RunRow r = some->second.run;
+        r.state = ends[random() % 4];
+        std::vector<CaseRow> cases;
+        for (unsigned c = random() % 4; c > 0; --c) {
+          cases.push_back({"case" + std::to_string(random() % 3), random() % 3 != 0, 0.1});
+          cases.back().skipped = random() % 5 == 0;
+        }
+        auto finished = store->finish_run(r, cases);
+        ASSERT_TRUE(finished.ok()) << finished.error().to_string();
+        if (*finished) some->second = {r, cases};
+      }
+      if (i % 100 == 99) expect_case_counts(*store);
+    }
+  }
+  expect_case_counts(*open());
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_.path() + "/state.db").c_str(), &db), SQLITE_OK);
+  const char* old_store =
+      "DROP TRIGGER cases_tally_insert; DROP TRIGGER cases_tally_delete; DROP TABLE case_tallies";
+  ASSERT_EQ(sqlite3_exec(db, old_store, nullptr, nullptr, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  auto store = open();
+  expect_case_counts(*store);
+  RunRow r = running("late", "h1");
+  ASSERT_TRUE(store->start_run(r).ok());
+  r.state = RunState::kFailed;
+  ASSERT_TRUE(*store->finish_run(r, {{"case0", false, 0.1}}));
+  runs["late"] = {r, {{"case0", false, 0.1}}};
+  expect_case_counts(*store);
+}
+
 TEST_F(StoreTest, Store_SurvivesReopeningWithEverything) {
   {
     auto store = open();
