@@ -15,8 +15,9 @@ namespace testlooper::store {
 
 // Makes sure the tallies, their triggers and the index of running runs exist on `db` (whose
 // schema is made), filling the tallies from `runs` (and `cases`) once for a store made before
-// them (one pass over every run or case, in one transaction: a crash leaves the store as it was). Turns on
-// recursive_triggers for `db`, so that the rows an INSERT OR REPLACE replaces are untallied.
+// them (one pass over every run or case, in one transaction: a crash leaves the store as it was).
+// Turns on recursive_triggers for `db`, so that the rows an INSERT OR REPLACE replaces are
+// untallied.
 Status ensure_run_tallies(Connection& db);
 
 }  // namespace testlooper::store
