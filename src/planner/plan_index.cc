@@ -76,7 +76,8 @@ const std::vector<PlanIndex::Entry>& PlanIndex::entries(const PlannedCommit& com
     e.entries = std::make_unique<std::vector<Entry>>();
     e.entries->reserve(commit.objects.size());
     for (const auto& o : commit.objects)
-      e.entries->push_back({names_.id(o.name), hashes_.id(o.hash), std::string_view(o.kind) == "test"});
+      e.entries->push_back(
+          {names_.id(o.name), hashes_.id(o.hash), std::string_view(o.kind) == "test"});
   }
   return *e.entries;
 }
