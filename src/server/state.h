@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "artifacts/confined_dir.h"
 #include "core/log_cap.h"
 #include "planner/plan_index.h"
 #include "planner/planner.h"
@@ -434,6 +435,14 @@ class ServerState {
   std::map<std::string, std::string> upload_tokens_;  // active run id -> its upload token's hash
   LogViewers log_viewers_;
   std::map<std::string, int64_t> log_dropped_;  // active run id -> bytes of its log not kept
+  // Active run id -> its log file, kept open for appending (at most kOpenLogs at once; the others
+  // are opened per message): an open, a stat and a close per log message cost serve CPU per run.
+  struct OpenLog {
+    artifacts::Fd fd;
+    int64_t size = 0;
+  };
+  std::map<std::string, OpenLog> open_logs_;
+  static constexpr size_t kOpenLogs = 256;
   planner::Plan plan_;
   int64_t run_counter_ = 0;
   std::map<std::pair<std::string, std::string>, int64_t> runs_ended_;  // runs_ended()

@@ -1,5 +1,7 @@
 // ServerState: the worker protocol, dispatch, results and live streams.
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -15,6 +17,7 @@
 #include "core/hash.h"
 #include "core/ids.h"
 #include "core/token.h"
+#include "core/write_all.h"
 #include "dispatch/dispatch.h"
 #include "server/event_log.h"
 #include "server/http.h"
@@ -519,6 +522,7 @@ bool ServerState::record_result(store::RunRow run, const std::vector<store::Case
     cancels_.erase(c);
   }
   active_runs_.erase(run.id);
+  open_logs_.erase(run.id);
   upload_tokens_.erase(run.id);
   for (auto& [id, w] : workers_) w.running.erase(run.id);
   if (auto w = workers_.find(run.worker); w != workers_.end()) {
@@ -698,17 +702,30 @@ void ServerState::result_stored(const store::RunRow& run, bool counted, bool env
 
 void ServerState::append_log(const std::string& run_id, const std::string& data) {
   if (!active_runs_.count(run_id) || !is_run_id(run_id)) return;
-  const std::string path = log_path(run_id);
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  const int64_t kept = ec ? 0 : static_cast<int64_t>(size);
-  const int64_t room = std::max<int64_t>(0, options_.max_log_bytes + kLogSlack - kept);
+  OpenLog once;  // when too many logs are open already
+  OpenLog* log = nullptr;
+  if (auto open = open_logs_.find(run_id); open != open_logs_.end()) {
+    log = &open->second;
+  } else {
+    const std::string path = log_path(run_id);
+    artifacts::Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+    struct stat st {};
+    if (!fd.valid() || ::fstat(fd.get(), &st) != 0) {
+      return store_failed("the log of run " + run_id, Error{path, std::strerror(errno)});
+    }
+    OpenLog opened{std::move(fd), static_cast<int64_t>(st.st_size)};
+    log = open_logs_.size() < kOpenLogs
+              ? &open_logs_.emplace(run_id, std::move(opened)).first->second
+              : &(once = std::move(opened));
+  }
+  const int64_t room = std::max<int64_t>(0, options_.max_log_bytes + kLogSlack - log->size);
   const size_t keep = static_cast<size_t>(std::min<int64_t>(room, std::ssize(data)));
   if (keep < data.size()) log_dropped_[run_id] += std::ssize(data) - static_cast<int64_t>(keep);
   if (keep == 0) return;
-  std::ofstream out(path, std::ios::app | std::ios::binary);
-  if (!out.write(data.data(), static_cast<std::streamsize>(keep)).flush()) {
-    store_failed("the log of run " + run_id, Error{path, std::strerror(errno)});
+  if (write_all(log->fd.get(), std::string_view(data).substr(0, keep))) {
+    log->size += static_cast<int64_t>(keep);
+  } else {
+    store_failed("the log of run " + run_id, Error{log_path(run_id), std::strerror(errno)});
   }
   log_viewers_.appended(run_id);
 }

@@ -9,25 +9,14 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/write_all.h"
+
 namespace testlooper::worker {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-// Writes all of `data` to `fd` (O_APPEND: one write lands whole at the end, or not at all on a
-// full disk). False when it could not.
-bool write_all(int fd, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    done += static_cast<size_t>(n);
-  }
-  return true;
-}
 
 std::string read_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
