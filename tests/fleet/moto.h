@@ -32,6 +32,8 @@ class Moto {
     setenv("AWS_DEFAULT_REGION", "us-east-1", 1);
     unsetenv("AWS_PROFILE");
     const std::string log = dir_ + "/moto.log";
+    // Emptied before the child starts: what the loop below reads is this moto_server's.
+    std::ofstream(log, std::ios::trunc).flush();
     pid_ = fork();
     if (pid_ == 0) {
       setpgid(0, 0);

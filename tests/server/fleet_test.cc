@@ -26,9 +26,12 @@ const json kTypes = {{"t3.small", {2, 2}},
                      {"m5.2xlarge", {8, 32}},
                      {"m5.8xlarge", {32, 128}}};
 
+// In a directory of its own: one named by the pid could hold the moto.log of an earlier test
+// process with the same pid (pid_max is 32,768 here), whose "Running on" line was read before this
+// moto_server truncated it: a port nobody listened on.
 fixtures::Moto& moto() {
-  static fixtures::Moto m(std::filesystem::temp_directory_path().string() + "/tl-fleet-moto-" +
-                          std::to_string(getpid()));
+  static TempDir dir;
+  static fixtures::Moto m(dir.path() + "/moto");
   return m;
 }
 
