@@ -1,13 +1,18 @@
 // run_server: wires the store, state, watcher, API and local workers together.
 #include "server/server.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <filesystem>
 #include <future>
@@ -15,6 +20,7 @@
 #include <optional>
 #include <thread>
 
+#include "artifacts/confined_dir.h"
 #include "hosting/mirrors.h"
 #include "hosting/status_poster.h"
 #include "server/api.h"
@@ -278,6 +284,28 @@ int run_server(const ServerOptions& options) {
               << "\n";
     return 2;
   }
+  // One server per data dir: a second would dispatch the same runs and write the same store.
+  // flock: released when this process ends however it ends; not inherited past exec.
+  const std::string lock_path = options.data_dir + "/serve.lock";
+  artifacts::Fd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!lock.valid() || ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+    const int why = errno;
+    std::string holder(32, '\0');
+    const ssize_t n = lock.valid() ? ::pread(lock.get(), holder.data(), holder.size(), 0) : -1;
+    holder.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    while (!holder.empty() && !std::isdigit(static_cast<unsigned char>(holder.back()))) holder.pop_back();
+    std::cerr << "testlooper serve: " << options.data_dir
+              << (why == EWOULDBLOCK ? " is in use by another testlooper serve" +
+                                           (holder.empty() ? "" : " (pid " + holder + ")") +
+                                           "; stop it first, or give another --data"
+                                     : ": cannot lock " + lock_path + ": " + std::strerror(why))
+              << "\n";
+    return 2;
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  const bool said = ::ftruncate(lock.get(), 0) == 0 &&
+                    ::pwrite(lock.get(), pid.data(), pid.size(), 0) == std::ssize(pid);
+  (void)said;  // the pid is only said to a second server: the lock holds without it
   const double started = steady_seconds();
   const std::string db_path = options.data_dir + "/state.db";
   // Checked for damage once the API answers (BackgroundCheck below).

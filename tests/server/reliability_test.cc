@@ -301,5 +301,26 @@ TEST_F(ReliabilityTest, Reliability_DamagedStateDbStopsServeNamingItAndRebuild) 
   EXPECT_EQ(server.get("/api/repos/app/branches")[0]["under_test"], true);
 }
 
+// One server per data dir: a second `serve` on the same --data exits 2 naming the first's pid and
+// changes nothing, however the first ends (here SIGKILL) the next one starts.
+TEST_F(ReliabilityTest, Reliability_ASecondServerOnTheSameDataDirIsRefused) {
+  auto first = std::make_unique<ServerProcess>(no_workers());
+  ASSERT_TRUE(eventually([&] { return first->get("/api/repos").size() == 1; }, 30));
+  ASSERT_EQ(first->post("/api/repos/app/branches/main/test", R"({"enabled": true})").first, 200);
+  std::string command = shell_quote(TL_BINARY) + " serve";
+  for (const auto& a : no_workers()) command += " " + shell_quote(a);
+  // A server that starts anyway is stopped by the timeout (exit 124).
+  const std::string out = capture("timeout 30 " + command + " 2>&1 >/dev/null; echo exit=$?");
+  EXPECT_NE(out.find("exit=2"), std::string::npos) << out;
+  EXPECT_NE(out.find("in use by another testlooper serve (pid " + std::to_string(first->pid()) + ")"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(first->get("/api/repos/app/branches")[0]["under_test"], true);
+  first->stop(SIGKILL);
+  first.reset();
+  ServerProcess second(no_workers());
+  EXPECT_EQ(second.get("/api/repos/app/branches")[0]["under_test"], true);
+}
+
 }  // namespace
 }  // namespace testlooper::server
