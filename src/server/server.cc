@@ -12,8 +12,8 @@
 #include <atomic>
 #include <cctype>
 #include <cerrno>
-#include <cstring>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <future>
 #include <iostream>
@@ -293,7 +293,8 @@ int run_server(const ServerOptions& options) {
     std::string holder(32, '\0');
     const ssize_t n = lock.valid() ? ::pread(lock.get(), holder.data(), holder.size(), 0) : -1;
     holder.resize(n > 0 ? static_cast<size_t>(n) : 0);
-    while (!holder.empty() && !std::isdigit(static_cast<unsigned char>(holder.back()))) holder.pop_back();
+    while (!holder.empty() && !std::isdigit(static_cast<unsigned char>(holder.back())))
+      holder.pop_back();
     std::cerr << "testlooper serve: " << options.data_dir
               << (why == EWOULDBLOCK ? " is in use by another testlooper serve" +
                                            (holder.empty() ? "" : " (pid " + holder + ")") +

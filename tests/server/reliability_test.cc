@@ -312,8 +312,9 @@ TEST_F(ReliabilityTest, Reliability_ASecondServerOnTheSameDataDirIsRefused) {
   // A server that starts anyway is stopped by the timeout (exit 124).
   const std::string out = capture("timeout 30 " + command + " 2>&1 >/dev/null; echo exit=$?");
   EXPECT_NE(out.find("exit=2"), std::string::npos) << out;
-  EXPECT_NE(out.find("in use by another testlooper serve (pid " + std::to_string(first->pid()) + ")"),
-            std::string::npos)
+  EXPECT_NE(
+      out.find("in use by another testlooper serve (pid " + std::to_string(first->pid()) + ")"),
+      std::string::npos)
       << out;
   EXPECT_EQ(first->get("/api/repos/app/branches")[0]["under_test"], true);
   first->stop(SIGKILL);
