@@ -580,7 +580,7 @@ Response Api::commit(const std::string& repo, const std::string& sha) {
                        {"failures", p.failures},
                        {"target_runs", st == state_.plan().statuses.end() ? 0 : st->second.target},
                        {"failure_rate", rate_json(p.failures, p.runs)},
-                       {"cases", cases},
+                       {"cases", std::move(cases)},
                        {"classification", t == window->tests.end()
                                               ? json(nullptr)
                                               : classification_json(window->evidence(t->second),
@@ -597,7 +597,7 @@ Response Api::commit(const std::string& repo, const std::string& sha) {
              {"error", c->row.error ? json(*c->row.error) : json(nullptr)},
              {"test_sets", json::parse(c->row.test_sets_json, nullptr, false)},
              {"triggered_test_sets", json::parse(c->row.triggered_json, nullptr, false)},
-             {"enabled_sets", enabled}, {"objects", objects}});
+             {"enabled_sets", std::move(enabled)}, {"objects", std::move(objects)}});
 }
 
 Response Api::run(const std::string& id) {
