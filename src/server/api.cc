@@ -591,13 +591,18 @@ Response Api::commit(const std::string& repo, const std::string& sha) {
   if (auto e = state_.enabled_sets().find({repo, sha}); e != state_.enabled_sets().end()) {
     for (const auto& s : e->second) enabled.push_back(s);
   }
-  return ok({{"repo", repo}, {"sha", sha}, {"subject", c->row.subject}, {"author", c->row.author},
-             {"time", c->row.time}, {"parents", c->row.parents},
+  return ok({{"repo", repo},
+             {"sha", sha},
+             {"subject", c->row.subject},
+             {"author", c->row.author},
+             {"time", c->row.time},
+             {"parents", c->row.parents},
              {"file", c->row.file ? json(*c->row.file) : json(nullptr)},
              {"error", c->row.error ? json(*c->row.error) : json(nullptr)},
              {"test_sets", json::parse(c->row.test_sets_json, nullptr, false)},
              {"triggered_test_sets", json::parse(c->row.triggered_json, nullptr, false)},
-             {"enabled_sets", std::move(enabled)}, {"objects", std::move(objects)}});
+             {"enabled_sets", std::move(enabled)},
+             {"objects", std::move(objects)}});
 }
 
 Response Api::run(const std::string& id) {
