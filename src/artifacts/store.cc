@@ -1,6 +1,8 @@
 // Store: the on-disk layout described in artifacts.h, with temp-then-rename writes.
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -224,6 +226,22 @@ Result<fs::path> Store::commit_run(const fs::path& temp_dir, const std::string& 
 }
 
 fs::path Store::run_dir(const std::string& run_id) const { return root_ / "runs" / run_id; }
+
+bool spread_new_directories(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return false;
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return false;
+  int flags = 0;
+  bool set = ::ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
+  if (set && !(flags & FS_TOPDIR_FL)) {
+    flags |= FS_TOPDIR_FL;
+    set = ::ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0;
+  }
+  ::close(fd);
+  return set;
+}
 
 Status write_file_atomically(const fs::path& path, std::string_view contents, bool durable) {
   std::error_code ec;

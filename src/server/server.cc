@@ -20,6 +20,7 @@
 #include <optional>
 #include <thread>
 
+#include "artifacts/artifacts.h"
 #include "artifacts/confined_dir.h"
 #include "hosting/mirrors.h"
 #include "hosting/status_poster.h"
@@ -274,6 +275,8 @@ int run_server(const ServerOptions& options) {
               << std::endl;
   }
   std::error_code ec;
+  // Its logs, records and workers' directories away from whatever churned beside it.
+  artifacts::spread_new_directories(options.data_dir);
   fs::create_directories(options.data_dir + "/logs", ec);
   // GitHub or GitLab: the server's own bare mirrors (docs/configuration.md "Git hosting").
   const bool hosted = options.host.kind != hosting::Kind::kLocal;

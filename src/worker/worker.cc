@@ -1026,6 +1026,7 @@ int run_worker(const WorkerOptions& options) {
     return 2;
   }
   fs::create_directories(options.dir);
+  artifacts::spread_new_directories(options.dir);  // its store and work slots: see the function
   // Before any thread: a deployment's processes die with the worker, however it dies.
   if (!start_lifeline())
     std::cerr << "testlooper worker: no lifeline process: a deployment may outlive a killed worker"
