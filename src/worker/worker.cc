@@ -38,6 +38,7 @@
 #include "runner/runner.h"
 #include "s3store/s3_artifacts.h"
 #include "worker/lifeline.h"
+#include "worker/log_pump.h"
 #include "worker/pending_results.h"
 #include "worker/server_files.h"
 #include "worker/terminal.h"
@@ -173,92 +174,9 @@ std::string read_tail(const fs::path& path, size_t max_bytes) {
   return text.size() > max_bytes ? text.substr(text.size() - max_bytes) : text;
 }
 
-// The longest prefix of `text` that does not end inside a UTF-8 sequence.
-size_t utf8_prefix(const std::string& text) {
-  size_t end = text.size();
-  for (size_t back = 1; back <= 3 && back <= text.size(); ++back) {
-    const auto c = static_cast<unsigned char>(text[text.size() - back]);
-    if ((c & 0xC0) == 0x80) continue;  // a continuation byte: look further back
-    const size_t length = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-    if (length > back) end = text.size() - back;
-    break;
-  }
-  return end;
-}
-
-// The most a log message carries, and the most a connection may have queued before a log
-// follower waits (so a test writing a gigabyte costs the worker a few MiB, not a gigabyte).
-constexpr size_t kLogChunk = 1 << 20;
+// The most a connection may have queued before a log message waits (so a test writing a
+// gigabyte costs the worker a few MiB, not a gigabyte).
 constexpr size_t kMaxQueuedBytes = 8 << 20;
-
-// Sends a run's log to the server as it grows: the new bytes every 200 ms, then the rest.
-class LogFollower {
- public:
-  LogFollower(std::string run_id, std::function<void(const std::string&)> send)
-      : run_id_(std::move(run_id)), send_(std::move(send)) {}
-  ~LogFollower() { stop(); }
-
-  void follow(const fs::path& log) {
-    thread_ = std::thread([this, log] {
-      std::unique_lock<std::mutex> lock(mutex_);
-      while (!done_) {
-        lock.unlock();
-        send_new(log);
-        lock.lock();
-        // Woken at once by stop(): a short run must not wait out the interval.
-        wake_.wait_for(lock, std::chrono::milliseconds(200), [this] { return done_.load(); });
-      }
-    });
-  }
-
-  // The run is over and its log now lives at `final_log`.
-  void finish(const fs::path& final_log) {
-    stop();
-    send_new(final_log);
-  }
-
- private:
-  void stop() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      done_ = true;
-    }
-    wake_.notify_all();
-    if (thread_.joinable()) thread_.join();
-  }
-
-  // Sends what the log gained since the last time, in messages of at most kLogChunk bytes; the
-  // send function blocks while the connection has much unsent (back-pressure), so neither a
-  // chatty test nor a slow server makes the worker hold more than a few chunks.
-  void send_new(const fs::path& log) {
-    std::ifstream in(log, std::ios::binary);
-    if (!in) return;
-    in.seekg(static_cast<std::streamoff>(offset_));
-    std::string chunk(kLogChunk, '\0');
-    while (in.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) || in.gcount() > 0) {
-      std::string data = chunk.substr(0, static_cast<size_t>(in.gcount()));
-      // Never split a UTF-8 character between two messages (each is made valid JSON text).
-      const size_t whole = utf8_prefix(data);
-      if (whole < data.size() && whole > 0 && data.size() == kLogChunk) {
-        in.seekg(static_cast<std::streamoff>(whole) - static_cast<std::streamoff>(data.size()),
-                 std::ios::cur);
-        data.resize(whole);
-      }
-      offset_ += data.size();
-      send_(json{{"type", "log"}, {"run_id", run_id_}, {"data", data}}.dump(
-          -1, ' ', false, json::error_handler_t::replace));
-      if (in.eof()) break;
-    }
-  }
-
-  std::string run_id_;
-  std::function<void(const std::string&)> send_;
-  std::atomic<bool> done_{false};
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  size_t offset_ = 0;
-  std::thread thread_;
-};
 
 class Agent {
  public:
@@ -637,7 +555,7 @@ class Agent {
     runner::RunRequest request{object,        run_id, job.value("cores", 1), job.value("ram_gb", 0),
                                &cancellation, {}};
     request.max_log_bytes = job.value("max_log_bytes", kDefaultMaxLogBytes);
-    LogFollower follower(run_id, [this](const std::string& text) { send_when_room(text); });
+    LogPump::Follower follower(log_pump_, run_id);
     request.on_log_open = [&follower](const fs::path& log) { follower.follow(log); };
     const runner::RunResult run = r.run(request, {});
     follower.finish(run.log_path);
@@ -1008,6 +926,8 @@ class Agent {
   std::vector<std::shared_ptr<Deployment>> ended_deployments_;  // stopping; joined once done
   std::string last_close_reason_;   // touched by the session's io thread only
   std::string last_connect_error_;  // touched by the session's thread only
+  // Last: its thread sends through this agent, and it is gone before the rest of it.
+  LogPump log_pump_{[this](const std::string& text) { send_when_room(text); }};
 };
 
 }  // namespace
