@@ -9,7 +9,16 @@
 # With `tls` the server speaks HTTPS/WSS (a self-signed certificate made with openssl; the local
 # workers pin it), to measure what TLS costs. PERF=1 records the server with `perf record -g`
 # during the rounds (perf.data in the current directory).
+# As root, the page cache is written back and dropped first (KEEP_CACHE=1 keeps it): on ext4
+# without a journal, inodes deleted in the last minutes (a previous bench's `rm -rf`, a build's
+# temporary files) stay "recently deleted" while their inode table block is cached, and every
+# file created meanwhile in their block group walks past them: back-to-back rounds measured the
+# file system's recent past (430-570 runs/s) more than this code (1,000+ runs/s).
 set -euo pipefail
+if [ "$(id -u)" = 0 ] && [ "${KEEP_CACHE:-}" != 1 ]; then
+  sync
+  echo 3 >/proc/sys/vm/drop_caches
+fi
 
 testlooper="$(realpath "${1:-$(dirname "$0")/../build/testlooper}")"
 runs="${2:-1000}"
