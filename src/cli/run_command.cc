@@ -140,9 +140,7 @@ class RunSession {
         exporter_(source_exporter(location, tree)),
         runner_({&store_, exporter_.get(),
                  [this](const definitions::Environment& e) { return launchers_.launcher_for(e); },
-                 &runner::system_clock()}) {
-    artifacts::spread_new_directories(store_.root());  // see the function
-  }
+                 &runner::system_clock()}) {}
 
   // Runs `names` of `commit` with the builds they need (--no-deps: taken from the store).
   int run(const ResolvedCommit& commit, const std::vector<std::string>& names) {
