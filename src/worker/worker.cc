@@ -36,6 +36,7 @@
 #include "environments/terminal.h"
 #include "fleet/aws.h"
 #include "runner/runner.h"
+#include "runner/thread_pool.h"
 #include "s3store/s3_artifacts.h"
 #include "worker/lifeline.h"
 #include "worker/log_pump.h"
@@ -236,7 +237,7 @@ class Agent {
     end_deployments();
     heartbeat.join();
     orphan_check.join();
-    for (auto& t : threads_) t.thread.join();
+    run_threads_.reset();  // waits for the runs
     for (auto& d : ended_deployments_) d->thread.join();
     return 0;
   }
@@ -473,24 +474,16 @@ class Agent {
       std::lock_guard<std::mutex> lock(jobs_mutex_);
       cancellations_[run_id] = cancellation;
     }
-    // Threads of finished runs are joined here, so a long-lived worker does not collect them.
-    std::erase_if(threads_, [](RunThread& t) {
-      if (!*t.done) return false;
-      t.thread.join();
-      return true;
+    // On a thread kept from run to run: making one per run was a tenth of a trivial run's cost.
+    run_threads_->post([this, job, run_id, cancellation] {
+      const std::string result = execute(job, *cancellation).dump();
+      pending_.add(run_id, result);
+      {
+        std::lock_guard<std::mutex> lock(jobs_mutex_);
+        cancellations_.erase(run_id);
+      }
+      send(result);
     });
-    auto done = std::make_shared<std::atomic<bool>>(false);
-    threads_.push_back({std::thread([this, job, run_id, cancellation, done] {
-                          const std::string result = execute(job, *cancellation).dump();
-                          pending_.add(run_id, result);
-                          {
-                            std::lock_guard<std::mutex> lock(jobs_mutex_);
-                            cancellations_.erase(run_id);
-                          }
-                          send(result);
-                          *done = true;
-                        }),
-                        done});
   }
 
   // What a job (or a deployment) runs with: its object, the runner for where its files are,
@@ -916,11 +909,8 @@ class Agent {
   std::string local_address_;  // this end's address of the last connection to the server
   std::mutex jobs_mutex_;
   std::map<std::string, std::shared_ptr<runner::Cancellation>> cancellations_;
-  struct RunThread {
-    std::thread thread;
-    std::shared_ptr<std::atomic<bool>> done;
-  };
-  std::vector<RunThread> threads_;  // touched by the session's io thread only (start, then run())
+  // The jobs' threads (posted by the session's io thread; emptied by run() before it returns).
+  std::unique_ptr<runner::ThreadPool> run_threads_ = std::make_unique<runner::ThreadPool>();
   std::mutex deployments_mutex_;    // guards deployments_ and ended_deployments_
   std::map<std::string, std::shared_ptr<Deployment>> deployments_;
   std::vector<std::shared_ptr<Deployment>> ended_deployments_;  // stopping; joined once done
