@@ -15,7 +15,13 @@
 #   BASELINE=path  another testlooper binary, alternated with the same runs (before/after).
 # Stores are removed only at the end: removing one mid-script would put its inodes in the way of
 # the next N's (see above).
+# As root, the page cache is written back and dropped first (KEEP_CACHE=1 keeps it), so that
+# inodes deleted in the last minutes (a build's, another bench's) are not in the way (see above).
 set -euo pipefail
+if [ "$(id -u)" = 0 ] && [ "${KEEP_CACHE:-}" != 1 ]; then
+  sync
+  echo 3 >/proc/sys/vm/drop_caches
+fi
 
 testlooper="$(realpath "${1:-$(dirname "$0")/../build/testlooper}")"
 IFS=, read -r -a sizes <<<"${2:-1000,2000,10000}"
