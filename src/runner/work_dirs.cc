@@ -4,6 +4,8 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <string_view>
 #include <system_error>
 
 namespace testlooper::runner {
@@ -12,6 +14,13 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kSubdirs[] = {"inputs", "output", "scratch", "control"};
+constexpr std::string_view kClean = "clean\n";
+
+// The slot of lock file `fd` was left clean by its last owner (see work_dirs.h).
+bool says_clean(int fd) {
+  char text[8] = {};
+  return ::pread(fd, text, sizeof text, 0) == std::ssize(kClean) && kClean == text;
+}
 
 // Empties the slot and makes sure its standard subdirectories exist.
 Status prepare_slot(const fs::path& slot) {
@@ -59,7 +68,7 @@ void WorkDirPool::reclaim_unlocked_slots() {
     const int fd = ::open(lock_path.c_str(), O_RDWR | O_CLOEXEC);
     if (fd < 0) continue;
     // A slot in use by a live process is locked; only the ones of dead processes are reclaimed.
-    if (::flock(fd, LOCK_EX | LOCK_NB) == 0 && fs::exists(slot, ec)) {
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0 && fs::exists(slot, ec) && !says_clean(fd)) {
       slots.push_back(slot);
       locks.push_back(fd);
     } else {
@@ -71,7 +80,13 @@ void WorkDirPool::reclaim_unlocked_slots() {
 }
 
 WorkDirPool::~WorkDirPool() {
-  for (const int fd : lock_fds_) ::close(fd);
+  for (const auto& [slot, fd] : locks_) {
+    // Released by its run: emptied, and what its commands started was ended with the run.
+    if (std::find(free_.begin(), free_.end(), slot) != free_.end()) {
+      (void)!::pwrite(fd, kClean.data(), kClean.size(), 0);
+    }
+    ::close(fd);
+  }
 }
 
 Result<fs::path> WorkDirPool::claim() {
@@ -111,10 +126,13 @@ Result<fs::path> WorkDirPool::lock_new_slot() {
       ::close(fd);
       continue;
     }
-    lock_fds_.push_back(fd);
     const fs::path slot = work_root_ / std::to_string(next_++);
-    // Its last owner may have died after this pool was made.
-    if (reclaim_ && fs::exists(slot, ec)) reclaim_({slot});
+    locks_.emplace_back(slot, fd);
+    // Its last owner may have died after this pool was made. Dirty from now until it is released
+    // and this pool ends.
+    const bool clean = says_clean(fd);
+    if (::ftruncate(fd, 0) != 0) return Error{lock_path.string(), "cannot write the lock file"};
+    if (reclaim_ && fs::exists(slot, ec) && !clean) reclaim_({slot});
     fs::create_directories(slot, ec);
     if (ec) return Error{slot.string(), "cannot create directory: " + ec.message()};
     return slot;

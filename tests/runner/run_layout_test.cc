@@ -89,6 +89,63 @@ TEST(WorkDirPool, EmptiesLeftoversOfACrashedOwner) {
   EXPECT_FALSE(std::filesystem::exists(*slot / "junk"));
 }
 
+// The slots a pool was asked to reclaim, in order.
+struct Reclaimed {
+  std::vector<std::filesystem::path> slots;
+  WorkDirPool::Reclaim reclaim() {
+    return [this](const std::vector<std::filesystem::path>& s) {
+      slots.insert(slots.end(), s.begin(), s.end());
+    };
+  }
+};
+
+TEST(WorkDirPool, ASlotReleasedByAPoolThatEndedIsNotReclaimedAgain) {
+  testing::TempDir dir;
+  {
+    WorkDirPool pool(dir / "work");
+    Result<std::filesystem::path> slot = pool.claim();
+    ASSERT_TRUE(slot.ok());
+    pool.release(*slot);
+  }
+  Reclaimed reclaimed;
+  WorkDirPool next(dir / "work", reclaimed.reclaim());
+  Result<std::filesystem::path> slot = next.claim();
+  ASSERT_TRUE(slot.ok());
+  EXPECT_EQ(*slot, dir / "work/0");
+  EXPECT_TRUE(reclaimed.slots.empty());
+}
+
+TEST(WorkDirPool, ASlotInUseWhenItsOwnerEndedIsReclaimed) {
+  testing::TempDir dir;
+  {
+    WorkDirPool pool(dir / "work");
+    Result<std::filesystem::path> released = pool.claim();
+    Result<std::filesystem::path> held = pool.claim();  // its run never released it (a crash)
+    ASSERT_TRUE(released.ok() && held.ok());
+    pool.release(*released);
+  }
+  Reclaimed at_start;
+  WorkDirPool next(dir / "work", at_start.reclaim());
+  EXPECT_EQ(at_start.slots, std::vector<std::filesystem::path>{dir / "work/1"});
+}
+
+TEST(WorkDirPool, ACleanSlotTakenByAPoolThatDiesIsReclaimedByTheNext) {
+  testing::TempDir dir;
+  {
+    WorkDirPool pool(dir / "work");
+    Result<std::filesystem::path> slot = pool.claim();
+    ASSERT_TRUE(slot.ok());
+    pool.release(*slot);
+  }
+  {
+    WorkDirPool dying(dir / "work");
+    ASSERT_TRUE(dying.claim().ok());  // never released: its process "died" with it
+  }
+  Reclaimed reclaimed;
+  WorkDirPool next(dir / "work", reclaimed.reclaim());
+  EXPECT_EQ(reclaimed.slots, std::vector<std::filesystem::path>{dir / "work/0"});
+}
+
 TEST(RunVariables, RuntimeWinsOverObjectWhichWinsOverEnvironment) {
   testing::TempDir dir;
   WorkDirPool pool(dir / "work");
