@@ -99,14 +99,17 @@ struct Reclaimed {
   }
 };
 
+// A process's pool that used one slot and ended normally.
+void use_one_slot_and_end(const std::filesystem::path& work) {
+  WorkDirPool pool(work);
+  Result<std::filesystem::path> slot = pool.claim();
+  ASSERT_TRUE(slot.ok());
+  pool.release(*slot);
+}
+
 TEST(WorkDirPool, ASlotReleasedByAPoolThatEndedIsNotReclaimedAgain) {
   testing::TempDir dir;
-  {
-    WorkDirPool pool(dir / "work");
-    Result<std::filesystem::path> slot = pool.claim();
-    ASSERT_TRUE(slot.ok());
-    pool.release(*slot);
-  }
+  use_one_slot_and_end(dir / "work");
   Reclaimed reclaimed;
   WorkDirPool next(dir / "work", reclaimed.reclaim());
   Result<std::filesystem::path> slot = next.claim();
@@ -131,12 +134,7 @@ TEST(WorkDirPool, ASlotInUseWhenItsOwnerEndedIsReclaimed) {
 
 TEST(WorkDirPool, ACleanSlotTakenByAPoolThatDiesIsReclaimedByTheNext) {
   testing::TempDir dir;
-  {
-    WorkDirPool pool(dir / "work");
-    Result<std::filesystem::path> slot = pool.claim();
-    ASSERT_TRUE(slot.ok());
-    pool.release(*slot);
-  }
+  use_one_slot_and_end(dir / "work");
   {
     WorkDirPool dying(dir / "work");
     ASSERT_TRUE(dying.claim().ok());  // never released: its process "died" with it
