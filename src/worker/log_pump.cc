@@ -85,10 +85,10 @@ void LogPump::send_new(Log& log, const fs::path& path, bool final) {
     data.resize(static_cast<size_t>(n));
     // A character being written stays for the next look; a log's end is sent as it is.
     const size_t whole = utf8_prefix(data);
-    if (whole < data.size() && whole > 0 && (!final || data.size() == kLogChunk)) {
+    if (whole < data.size() && (!final || data.size() == kLogChunk)) {
+      if (whole == 0) break;  // only a character's start (at most 3 bytes): sent whole later
       data.resize(whole);
     }
-    if (!final && whole == 0 && data.size() < 4 && log.offset + data.size() == size) break;
     log.offset += data.size();
     send_(json{{"type", "log"}, {"run_id", log.run_id}, {"data", data}}.dump(
         -1, ' ', false, json::error_handler_t::replace));
