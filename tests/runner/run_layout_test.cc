@@ -64,6 +64,30 @@ TEST(WorkDirPool, ReleaseLeavesTheSlotReadyForTheNextClaim) {
   EXPECT_EQ(entries, (std::vector<std::string>{"control", "inputs", "output", "scratch"}));
 }
 
+// A standard directory a command replaced by a link is removed as a link (what it points to is
+// left alone), and a directory with more entries than one read of the directory returns is
+// emptied whole.
+TEST(WorkDirPool, ReleaseRemovesLinksAsLinksAndEmptiesLargeDirectories) {
+  testing::TempDir dir;
+  WorkDirPool pool(dir / "work");
+  Result<std::filesystem::path> slot = pool.claim();
+  ASSERT_TRUE(slot.ok());
+  testing::write_file(dir / "elsewhere/kept", "x");
+  std::filesystem::remove_all(*slot / "output");
+  std::filesystem::create_directory_symlink(dir / "elsewhere", *slot / "output");
+  std::filesystem::create_directory_symlink(dir / "elsewhere", *slot / "scratch/link");
+  for (int i = 0; i < 1000; ++i) {
+    testing::write_file(*slot / "inputs" / ("a-long-enough-file-name-" + std::to_string(i)), "x");
+  }
+  pool.release(*slot);
+  EXPECT_TRUE(std::filesystem::exists(dir / "elsewhere/kept"));
+  for (const char* name : {"inputs", "output", "scratch", "control"}) {
+    EXPECT_FALSE(std::filesystem::is_symlink(*slot / name)) << name;
+    EXPECT_TRUE(std::filesystem::is_directory(*slot / name)) << name;
+    EXPECT_TRUE(std::filesystem::is_empty(*slot / name)) << name;
+  }
+}
+
 TEST(WorkDirPool, GivesEachClaimItsOwnSlotAcrossPools) {
   testing::TempDir dir;
   WorkDirPool first(dir / "work");
