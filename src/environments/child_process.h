@@ -49,6 +49,8 @@ class ChildProcess {
   void reap();
 
   int pid() const { return pid_; }
+  // Readable once the process has exited (pidfd_open); -1 on kernels without pidfds.
+  int pidfd() const { return pidfd_; }
 
  private:
   ChildProcess(int pid, int pidfd) : pid_(pid), pidfd_(pidfd) {}

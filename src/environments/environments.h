@@ -76,6 +76,11 @@ class Process {
 
   // Kills the whole tree now; wait_until() then returns kKilled. Idempotent, any thread.
   virtual void kill() = 0;
+
+  // A descriptor that becomes readable once the command's own process has ended (its pidfd), so
+  // that a caller can wait for that and for other descriptors in one poll before wait_until();
+  // -1 when there is none. Owned by the process.
+  virtual int exit_fd() const { return -1; }
 };
 
 // Starts commands in one prepared environment.

@@ -163,6 +163,8 @@ class HostProcess : public Process {
     kill_tree();
   }
 
+  int exit_fd() const override { return child_.pidfd(); }
+
  private:
   // The group first, then whatever escaped it (setsid) but still carries the run's marker.
   void kill_tree() {

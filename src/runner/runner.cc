@@ -92,24 +92,21 @@ class LogFile {
   bool ends_in_newline_ = true;
 };
 
-// The stdout and stderr of one command: a pipe whose reading end a thread of `copiers` copies
-// into the log (so that the log can be capped however much a command writes). Used by one
-// thread.
+// The stdout and stderr of one command: a pipe whose reading end is copied into the log (so that
+// the log can be capped however much a command writes). While the command's own process runs,
+// the thread that waits for it copies (copy_until_exit), when the process has a descriptor to
+// wait on; else a thread of `copiers` does (copy_on). Either way finish() copies what is left.
+// Copying on the waiting thread spares each run two thread hand-offs (the copier's start and
+// its end), which cost more than a trivial command where switching threads is slow. Used by
+// one thread.
 class OutputPipe {
  public:
-  OutputPipe(LogFile& log, ThreadPool& copiers) : log_(log) {
+  explicit OutputPipe(LogFile& log) : log_(log) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) return;
     read_fd_ = fds[0];
     write_fd_ = fds[1];
     (void)::fcntl(read_fd_, F_SETPIPE_SZ, 1 << 20);  // fewer wake-ups for chatty commands
-    copying_ = true;
-    copiers.post([this] {
-      copy();
-      std::lock_guard lock(mutex_);
-      copying_ = false;
-      copied_.notify_all();
-    });
   }
   ~OutputPipe() { finish(); }
   OutputPipe(const OutputPipe&) = delete;
@@ -118,29 +115,70 @@ class OutputPipe {
   // The descriptor commands write to; -1 when the pipe could not be made.
   int write_fd() const { return write_fd_; }
 
+  // Copies on a thread of `copiers` until finish().
+  void copy_on(ThreadPool& copiers) {
+    if (read_fd_ < 0) return;
+    copying_ = true;
+    copiers.post([this] {
+      copy();
+      std::lock_guard lock(mutex_);
+      copying_ = false;
+      copied_.notify_all();
+    });
+  }
+
+  // Copies on this thread until `exit_fd` is readable (the command's process ended) or
+  // `deadline` passed, whichever is first.
+  void copy_until_exit(int exit_fd, steady_clock::time_point deadline) {
+    bool reading = read_fd_ >= 0;
+    for (;;) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady_clock::now());
+      if (left.count() <= 0) return;
+      pollfd fds[2] = {{exit_fd, POLLIN, 0}, {reading ? read_fd_ : -1, POLLIN, 0}};
+      const int timeout = static_cast<int>(std::min<int64_t>(left.count() + 1, 60'000));
+      if (::poll(fds, 2, timeout) < 0 && errno != EINTR) return;
+      if (fds[1].revents != 0) {
+        const ssize_t n = read_some();
+        reading = n > 0 || (n < 0 && (errno == EINTR || errno == EAGAIN));
+      }
+      if (fds[0].revents != 0) return;
+    }
+  }
+
   // The command ended (and every process it started is gone): copies what is left and stops.
   void finish() {
     if (write_fd_ >= 0) ::close(write_fd_);
     write_fd_ = -1;
     finishing_ = true;
-    {
+    if (copying_) {
       std::unique_lock lock(mutex_);
       copied_.wait(lock, [this] { return !copying_; });
+    } else if (read_fd_ >= 0) {
+      copy();
     }
     if (read_fd_ >= 0) ::close(read_fd_);
     read_fd_ = -1;
   }
 
  private:
+  // Reads once into the log: what read(2) returned.
+  ssize_t read_some() {
+    if (buffer_.empty()) buffer_.resize(1 << 16);
+    const ssize_t n = ::read(read_fd_, buffer_.data(), buffer_.size());
+    if (n > 0) log_.output(buffer_.data(), static_cast<size_t>(n));
+    return n;
+  }
+
+  // Copies until no writer is left (or, once finishing, until one that escaped every kill has
+  // held the pipe for 5 s).
   void copy() {
-    std::vector<char> buffer(1 << 16);
     std::optional<steady_clock::time_point> give_up;
     for (;;) {
       pollfd fd{read_fd_, POLLIN, 0};
       if (::poll(&fd, 1, 100) > 0) {
-        const ssize_t n = ::read(read_fd_, buffer.data(), buffer.size());
+        const ssize_t n = read_some();
         if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) return;  // no writer left
-        if (n > 0) log_.output(buffer.data(), static_cast<size_t>(n));
         continue;
       }
       // A writer that escaped every kill must not hold the run up for ever.
@@ -152,10 +190,11 @@ class OutputPipe {
   LogFile& log_;
   int read_fd_ = -1;
   int write_fd_ = -1;
+  std::vector<char> buffer_;
   std::atomic<bool> finishing_{false};
-  std::mutex mutex_;  // guards copying_
+  std::mutex mutex_;  // guards copying_ once a copier runs
   std::condition_variable copied_;
-  bool copying_ = false;  // the copier has not returned yet
+  bool copying_ = false;  // a copier was posted and has not returned yet
 };
 
 Status write_file(const fs::path& path, const std::string& contents) {
@@ -393,13 +432,18 @@ class RunExecution {
   }
 
   Result<Exit> start_and_wait(environments::Command& command, steady_clock::time_point deadline) {
-    OutputPipe output(*log_, copiers_);
+    OutputPipe output(*log_);
     if (output.write_fd() < 0) return Error{"log", "cannot make a pipe for the command's output"};
     command.log_fd = output.write_fd();
     Result<std::unique_ptr<environments::Process>> process = launcher_->start(command);
     if (!process.ok()) return process.error();
     Cancellation* cancellation = request_.cancellation;
     if (cancellation) cancellation->attach(process->get());
+    if (const int exit_fd = (*process)->exit_fd(); exit_fd >= 0) {
+      output.copy_until_exit(exit_fd, deadline);
+    } else {
+      output.copy_on(copiers_);
+    }
     Result<Exit> exit = (*process)->wait_until(deadline);
     if (cancellation) cancellation->attach(nullptr);
     process->reset();
