@@ -186,7 +186,7 @@ class Runner {
  private:
   RunnerContext context_;
   std::unique_ptr<WorkDirPool> work_dirs_;  // working directories, reused from run to run
-  std::unique_ptr<ThreadPool> copiers_;     // the threads copying commands' output into logs
+  std::unique_ptr<ThreadPool> copiers_;     // copy output of commands without an exit_fd()
 };
 
 // A fresh run id: 16 random lowercase hex characters.
