@@ -118,6 +118,7 @@ class OutputPipe {
   // Copies on a thread of `copiers` until finish().
   void copy_on(ThreadPool& copiers) {
     if (read_fd_ < 0) return;
+    posted_ = true;
     copying_ = true;
     copiers.post([this] {
       copy();
@@ -151,7 +152,7 @@ class OutputPipe {
     if (write_fd_ >= 0) ::close(write_fd_);
     write_fd_ = -1;
     finishing_ = true;
-    if (copying_) {
+    if (posted_) {
       std::unique_lock lock(mutex_);
       copied_.wait(lock, [this] { return !copying_; });
     } else if (read_fd_ >= 0) {
@@ -194,7 +195,8 @@ class OutputPipe {
   std::atomic<bool> finishing_{false};
   std::mutex mutex_;  // guards copying_ once a copier runs
   std::condition_variable copied_;
-  bool copying_ = false;  // a copier was posted and has not returned yet
+  bool copying_ = false;  // the posted copier has not returned yet
+  bool posted_ = false;   // copy_on() posted a copier; only the owning thread touches it
 };
 
 Status write_file(const fs::path& path, const std::string& contents) {
