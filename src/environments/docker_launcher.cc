@@ -268,6 +268,7 @@ void kill_leftovers(const std::vector<std::string>& owners, const std::string& d
 
 void kill_run_leftovers(const std::string& run_id, const std::string& docker) {
   kill_all_with_env(run_marker(run_id), std::chrono::seconds(10));
+  kill_terminal_leftovers(run_id);
   if (!remove_labelled(docker, {"ps", "--all"}, {"rm", "--force"}, {run_id}, "testlooper.run"))
     return;  // no engine
   if (const std::string engine = docker_proxy::engine_socket_from_environment(); !engine.empty())

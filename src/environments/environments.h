@@ -127,7 +127,21 @@ void kill_leftovers(const std::vector<std::string>& owners, const std::string& d
 // Kills every process that carries run `run_id`'s marker (TESTLOOPER_RUN_ID, whatever its
 // process group or session), removes its containers (label testlooper.run) and what its scoped
 // docker created, with the CLI `docker` when it is installed; for a run whose process died.
+// Also kills what run `run_id`'s terminal started (terminal_environment).
 void kill_run_leftovers(const std::string& run_id, const std::string& docker = "docker");
+
+// The environment of a shell on this machine for run `run_id` (a deployment's terminal), from
+// the one its commands saw (`command_environment`, "NAME=value" entries): the run's marker
+// TESTLOOPER_RUN_ID is replaced by TESTLOOPER_TERMINAL=<run id>. Each command of a run kills
+// every process with the run's marker when it ends, which would take a shell opened while the
+// run's commands go on with it; the shell's processes die with the terminal instead
+// (kill_terminal_leftovers).
+std::vector<std::string> terminal_environment(std::vector<std::string> command_environment,
+                                              const std::string& run_id);
+
+// Kills every process that carries run `run_id`'s terminal marker (whatever its process group
+// or session); returns once none is left (a few seconds at most).
+void kill_terminal_leftovers(const std::string& run_id);
 
 // The plain host launcher (process groups on this machine).
 std::shared_ptr<Launcher> make_host_launcher();

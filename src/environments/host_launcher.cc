@@ -220,6 +220,22 @@ std::string run_marker(const std::string& run_id) { return "TESTLOOPER_RUN_ID=" 
 
 std::string owner_marker(const std::string& owner) { return "TESTLOOPER_OWNER=" + owner; }
 
+namespace {
+std::string terminal_marker(const std::string& run_id) { return "TESTLOOPER_TERMINAL=" + run_id; }
+}  // namespace
+
+std::vector<std::string> terminal_environment(std::vector<std::string> command_environment,
+                                              const std::string& run_id) {
+  std::erase_if(command_environment,
+                [](const std::string& entry) { return entry.starts_with("TESTLOOPER_RUN_ID="); });
+  command_environment.push_back(terminal_marker(run_id));
+  return command_environment;
+}
+
+void kill_terminal_leftovers(const std::string& run_id) {
+  kill_all_with_env(terminal_marker(run_id), kSweepTimeout);
+}
+
 std::shared_ptr<Launcher> make_host_launcher() { return std::make_shared<HostLauncher>(); }
 
 }  // namespace testlooper::environments

@@ -3,7 +3,8 @@
 // not outlive it (its deployments: their command, the stage that keeps them alive, their
 // terminal). When the pipe ends, the worker is gone however it went (SIGKILL and the OOM killer
 // included): the lifeline kills every process that still carries one of those runs' marker
-// (TESTLOOPER_RUN_ID=<run id>, whatever its process group or session), removes their containers
+// (TESTLOOPER_RUN_ID=<run id>, or TESTLOOPER_TERMINAL=<run id> for what their terminal started;
+// whatever its process group or session), removes their containers
 // (label testlooper.run=<run id>) and what their scoped docker made, and exits.
 #pragma once
 

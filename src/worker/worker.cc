@@ -696,8 +696,9 @@ class Agent {
     if (in_containers) return environments::open_docker_terminal(d.id, cols, rows);
     std::string env;
     if (fs::exists(env_file)) env = read_tail(env_file, 1 << 20);
-    const auto vars = split_environment(env);
+    std::vector<std::string> vars = split_environment(env);
     if (vars.empty()) return std::unique_ptr<environments::Terminal>();
+    vars = environments::terminal_environment(std::move(vars), d.id);
     std::string cwd = dir.string();
     for (const auto& v : vars) {
       if (v.starts_with("TEST_INPUTS=")) cwd = v.substr(12);
@@ -822,6 +823,8 @@ class Agent {
         std::lock_guard<std::mutex> lock(d.mutex);
         if (d.terminal) d.terminal->kill();
       }
+      // What the shell started outside its process group (jobs, daemons) ends with it.
+      if (!in_containers) environments::kill_terminal_leftovers(d.id);
       running.join();
       if (!d.stop) {
         why = "its environment ended: " +

@@ -46,7 +46,7 @@ tests:
 deployments:
   shell/linux:
     dependencies: {whole: build/linux}
-    command: 'echo deployed'
+    command: 'sleep 2; echo deployed'
 )";
 
 class DeployTest : public ::testing::Test {
@@ -156,6 +156,24 @@ class ShellProcess {
   std::string screen_;
 };
 
+// The pids of the processes that carry run `id`'s marker in their environment: its commands'
+// (TESTLOOPER_RUN_ID) or its terminal's (TESTLOOPER_TERMINAL).
+std::vector<pid_t> marked(const std::string& id, const std::string& marker = "TESTLOOPER_RUN_ID") {
+  const std::string entry = marker + "=" + id;
+  std::vector<pid_t> out;
+  DIR* proc = opendir("/proc");
+  while (dirent* d = proc ? readdir(proc) : nullptr) {
+    const pid_t pid = atoi(d->d_name);
+    if (pid <= 0) continue;
+    std::ifstream in("/proc/" + std::to_string(pid) + "/environ");
+    const std::string env{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    if (("\0" + env + std::string(1, '\0')).find('\0' + entry + '\0') != std::string::npos)
+      out.push_back(pid);
+  }
+  if (proc) closedir(proc);
+  return out;
+}
+
 TEST_F(DeployTest, TerminalOfAHostDeploymentSharedByTwoViewersUntilShutdown) {
   auto server = start();
   // Bad names and ids are refused before anything happens.
@@ -183,6 +201,11 @@ TEST_F(DeployTest, TerminalOfAHostDeploymentSharedByTwoViewersUntilShutdown) {
   WsClient one(server->port(), "/api/deployments/" + id + "/terminal");
   ASSERT_TRUE(one.connected());
   std::string screen;
+  // The shell outlives the deployment's command (which ends while this runs), and so does a
+  // job it started; the job ends with the deployment.
+  one.send_binary("sleep 3600 & sleep 3; echo \"W$((4+4))W\"\n");
+  ASSERT_TRUE(read_until(one, screen, "W8W")) << screen;
+  EXPECT_EQ(marked(id, "TESTLOOPER_TERMINAL").size(), 2u);  // the shell and its job
   // Its inputs are staged as for a test: the build's file is under $TEST_INPUTS.
   one.send_binary(
       "echo \"in:$TEST_INPUTS:end\"; find \"$TEST_INPUTS\" -name out.txt -exec cat {} + | tr a-z "
@@ -233,6 +256,10 @@ TEST_F(DeployTest, TerminalOfAHostDeploymentSharedByTwoViewersUntilShutdown) {
       << worker(*server).dump();
   EXPECT_EQ(worker(*server)["deployments"], json::array());
   EXPECT_TRUE(eventually([&] { return kill(shell, 0) != 0; }, 30)) << "the shell still runs";
+  EXPECT_TRUE(eventually([&] { return marked(id, "TESTLOOPER_TERMINAL").empty(); }, 30))
+      << "the shell's job still runs";
+  EXPECT_TRUE(eventually([&] { return marked(id).empty(); }, 30))
+      << "the deployment's commands still run";
   // A stopped deployment has no terminal.
   WsClient late(server->port(), "/api/deployments/" + id + "/terminal");
   EXPECT_FALSE(late.read(30).has_value());
@@ -280,6 +307,10 @@ TEST_F(DeployTest, AnIdleDeploymentStopsAndARestartedServerKnowsItsDeployments) 
   EXPECT_EQ(again["detail"], "the server restarted") << again.dump();
   EXPECT_EQ(server->get("/api/deployments/" + id)["state"], "stopped");
   EXPECT_TRUE(eventually([&] { return kill(shell, 0) != 0; }, 30)) << "the shell still runs";
+  EXPECT_TRUE(eventually([&] { return marked(id, "TESTLOOPER_TERMINAL").empty(); }, 30))
+      << "the shell's job still runs";
+  EXPECT_TRUE(eventually([&] { return marked(id).empty(); }, 30))
+      << "the deployment's commands still run";
 }
 
 // "Debug this run": a deployment of a failed run's test, its inputs staged as for the run and its
@@ -324,23 +355,6 @@ TEST_F(DeployTest, DebuggingAFailedRunStagesItsInputs) {
   EXPECT_TRUE(eventually([&] { return worker(*server)["deployments"] == json::array(); }, 30));
 }
 
-// The pids of the processes that carry run `id`'s marker in their environment.
-std::vector<pid_t> marked(const std::string& id) {
-  const std::string entry = "TESTLOOPER_RUN_ID=" + id;
-  std::vector<pid_t> out;
-  DIR* proc = opendir("/proc");
-  while (dirent* d = proc ? readdir(proc) : nullptr) {
-    const pid_t pid = atoi(d->d_name);
-    if (pid <= 0) continue;
-    std::ifstream in("/proc/" + std::to_string(pid) + "/environ");
-    const std::string env{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-    if (("\0" + env + std::string(1, '\0')).find('\0' + entry + '\0') != std::string::npos)
-      out.push_back(pid);
-  }
-  if (proc) closedir(proc);
-  return out;
-}
-
 // A deployment's processes (the stage that keeps it alive, its terminal's shell) die with a
 // worker killed outright: the worker's lifeline ends them.
 TEST_F(DeployTest, ADeploymentsProcessesDieWithAKilledWorker) {
@@ -359,14 +373,19 @@ TEST_F(DeployTest, ADeploymentsProcessesDieWithAKilledWorker) {
   {
     WsClient viewer(server->port(), "/api/deployments/" + id + "/terminal");
     std::string screen;
-    viewer.send_binary("echo \"T$((2+3))T\"\n");
+    // A job of the shell's own (a process group the shell's death does not end).
+    viewer.send_binary("sleep 3600 & echo \"T$((2+3))T\"\n");
     ASSERT_TRUE(read_until(viewer, screen, "T5T")) << screen;
   }
-  // Its command ended ('echo deployed'): the stage that keeps it alive runs, and its shell.
+  // Its command ended: the stage that keeps it alive runs, and its shell and the shell's job.
   ASSERT_TRUE(eventually([&] { return marked(id).size() >= 2; }, 30)) << marked(id).size();
+  ASSERT_TRUE(eventually([&] { return marked(id, "TESTLOOPER_TERMINAL").size() >= 2; }, 30))
+      << marked(id, "TESTLOOPER_TERMINAL").size();
   worker.reset();  // SIGKILL to the worker's process group
-  const bool gone = eventually([&] { return marked(id).empty(); }, 60);
+  const bool gone = eventually(
+      [&] { return marked(id).empty() && marked(id, "TESTLOOPER_TERMINAL").empty(); }, 60);
   for (const pid_t pid : marked(id)) kill(pid, SIGKILL);  // what it left, not to leak
+  for (const pid_t pid : marked(id, "TESTLOOPER_TERMINAL")) kill(pid, SIGKILL);
   EXPECT_TRUE(gone) << "processes of the deployment outlived its worker";
 }
 
