@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,7 +16,16 @@ namespace testlooper {
 
 std::string random_hex(size_t bytes) {
   std::vector<unsigned char> raw(bytes);
-  if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1) abort();
+  // The kernel's CSPRNG, one system call: OpenSSL 3's RAND_bytes (its DRBG fetched by name under
+  // locks on every call) cost several times that, and a new run takes two of these.
+  size_t filled = 0;
+  while (filled < raw.size()) {
+    const ssize_t n = ::getrandom(raw.data() + filled, raw.size() - filled, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    filled += static_cast<size_t>(n);
+  }
+  if (filled < raw.size() && RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1) abort();
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;
   out.reserve(2 * bytes);

@@ -262,7 +262,8 @@ class Store {
   virtual Result<bool> revoke_token(const std::string& name) = 0;
   // A value that changes whenever the tokens may have changed: another connection (the
   // `testlooper token` CLI) committed anything (PRAGMA data_version), or this one added or
-  // revoked a token. Cheap: no table is read.
+  // revoked a token. Cheap: no table is read; another connection's commits are seen within
+  // 200 ms (the data version is read at most that often).
   virtual Result<std::pair<int64_t, int64_t>> token_generation() = 0;
   virtual Status touch_token(const std::string& name, double last_used) = 0;
 
