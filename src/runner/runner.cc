@@ -1,22 +1,18 @@
 // Runner::run: one run from staging its inputs to committing its record.
 #include "runner/runner.h"
 
-#include <fcntl.h>
-#include <poll.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
-#include <condition_variable>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <string_view>
 #include <thread>
 
 #include "core/case_message.h"
 #include "runner/inputs.h"
 #include "runner/run_layout.h"
+#include "runner/run_output.h"
 #include "runner/test_results.h"
 #include "runner/thread_pool.h"
 
@@ -33,171 +29,6 @@ constexpr std::chrono::seconds kGrace{60};
 // Time list_tests_command gets (FORMAT.md §11), and how many names it may list.
 constexpr std::chrono::seconds kListTestsTimeout{60};
 constexpr size_t kMaxListedTests = 100'000;
-
-// The run's log.txt: the runner's own lines (always kept) and the commands' output, of which
-// only what fits under `max_bytes` (counting the whole file) is kept; the rest is counted, and a
-// final line says where the log was cut. Thread-safe (a command's output is copied into it by
-// its OutputPipe's thread).
-class LogFile {
- public:
-  LogFile(const fs::path& path, int64_t max_bytes)
-      : fd_(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)),
-        max_bytes_(max_bytes) {}
-  ~LogFile() { close(); }
-  LogFile(const LogFile&) = delete;
-  LogFile& operator=(const LogFile&) = delete;
-  int fd() const { return fd_; }
-  void close() {
-    std::lock_guard lock(mutex_);
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  void line(const std::string& text) {
-    std::lock_guard lock(mutex_);
-    append((ends_in_newline_ ? "" : "\n") + std::string("[testlooper] ") + text + "\n");
-  }
-  // Command output: kept while the log is under its cap.
-  void output(const char* data, size_t size) {
-    std::lock_guard lock(mutex_);
-    const int64_t room = std::max<int64_t>(0, max_bytes_ - size_);
-    const size_t kept = static_cast<size_t>(std::min<int64_t>(room, static_cast<int64_t>(size)));
-    dropped_ += static_cast<int64_t>(size - kept);
-    if (kept > 0) append(std::string_view(data, kept));
-  }
-  // The last line of a log that was cut.
-  void say_if_cut() {
-    std::lock_guard lock(mutex_);
-    if (dropped_ == 0) return;
-    append((ends_in_newline_ ? "" : "\n") + log_cut_line(max_bytes_, dropped_) + "\n");
-  }
-
- private:
-  void append(std::string_view text) {
-    if (fd_ < 0 || text.empty()) return;
-    size_t done = 0;
-    while (done < text.size()) {
-      const ssize_t n = ::write(fd_, text.data() + done, text.size() - done);
-      if (n <= 0) break;  // disk full: the log is best effort, the run's outcome is not
-      done += static_cast<size_t>(n);
-    }
-    size_ += static_cast<int64_t>(done);
-    ends_in_newline_ = text.back() == '\n';
-  }
-
-  std::mutex mutex_;
-  int fd_;
-  int64_t max_bytes_;
-  int64_t size_ = 0;
-  int64_t dropped_ = 0;
-  bool ends_in_newline_ = true;
-};
-
-// The stdout and stderr of one command: a pipe whose reading end is copied into the log (so that
-// the log can be capped however much a command writes). While the command's own process runs,
-// the thread that waits for it copies (copy_until_exit), when the process has a descriptor to
-// wait on; else a thread of `copiers` does (copy_on). Either way finish() copies what is left.
-// Copying on the waiting thread spares each run two thread hand-offs (the copier's start and
-// its end), which cost more than a trivial command where switching threads is slow. Used by
-// one thread.
-class OutputPipe {
- public:
-  explicit OutputPipe(LogFile& log) : log_(log) {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) return;
-    read_fd_ = fds[0];
-    write_fd_ = fds[1];
-    (void)::fcntl(read_fd_, F_SETPIPE_SZ, 1 << 20);  // fewer wake-ups for chatty commands
-  }
-  ~OutputPipe() { finish(); }
-  OutputPipe(const OutputPipe&) = delete;
-  OutputPipe& operator=(const OutputPipe&) = delete;
-
-  // The descriptor commands write to; -1 when the pipe could not be made.
-  int write_fd() const { return write_fd_; }
-
-  // Copies on a thread of `copiers` until finish().
-  void copy_on(ThreadPool& copiers) {
-    if (read_fd_ < 0) return;
-    posted_ = true;
-    copying_ = true;
-    copiers.post([this] {
-      copy();
-      std::lock_guard lock(mutex_);
-      copying_ = false;
-      copied_.notify_all();
-    });
-  }
-
-  // Copies on this thread until `exit_fd` is readable (the command's process ended) or
-  // `deadline` passed, whichever is first.
-  void copy_until_exit(int exit_fd, steady_clock::time_point deadline) {
-    bool reading = read_fd_ >= 0;
-    for (;;) {
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady_clock::now());
-      if (left.count() <= 0) return;
-      pollfd fds[2] = {{exit_fd, POLLIN, 0}, {reading ? read_fd_ : -1, POLLIN, 0}};
-      const int timeout = static_cast<int>(std::min<int64_t>(left.count() + 1, 60'000));
-      if (::poll(fds, 2, timeout) < 0 && errno != EINTR) return;
-      if (fds[1].revents != 0) {
-        const ssize_t n = read_some();
-        reading = n > 0 || (n < 0 && (errno == EINTR || errno == EAGAIN));
-      }
-      if (fds[0].revents != 0) return;
-    }
-  }
-
-  // The command ended (and every process it started is gone): copies what is left and stops.
-  void finish() {
-    if (write_fd_ >= 0) ::close(write_fd_);
-    write_fd_ = -1;
-    finishing_ = true;
-    if (posted_) {
-      std::unique_lock lock(mutex_);
-      copied_.wait(lock, [this] { return !copying_; });
-    } else if (read_fd_ >= 0) {
-      copy();
-    }
-    if (read_fd_ >= 0) ::close(read_fd_);
-    read_fd_ = -1;
-  }
-
- private:
-  // Reads once into the log: what read(2) returned.
-  ssize_t read_some() {
-    if (buffer_.empty()) buffer_.resize(1 << 16);
-    const ssize_t n = ::read(read_fd_, buffer_.data(), buffer_.size());
-    if (n > 0) log_.output(buffer_.data(), static_cast<size_t>(n));
-    return n;
-  }
-
-  // Copies until no writer is left (or, once finishing, until one that escaped every kill has
-  // held the pipe for 5 s).
-  void copy() {
-    std::optional<steady_clock::time_point> give_up;
-    for (;;) {
-      pollfd fd{read_fd_, POLLIN, 0};
-      if (::poll(&fd, 1, 100) > 0) {
-        const ssize_t n = read_some();
-        if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) return;  // no writer left
-        continue;
-      }
-      // A writer that escaped every kill must not hold the run up for ever.
-      if (finishing_ && !give_up) give_up = steady_clock::now() + std::chrono::seconds(5);
-      if (give_up && steady_clock::now() >= *give_up) return;
-    }
-  }
-
-  LogFile& log_;
-  int read_fd_ = -1;
-  int write_fd_ = -1;
-  std::vector<char> buffer_;
-  std::atomic<bool> finishing_{false};
-  std::mutex mutex_;  // guards copying_ once a copier runs
-  std::condition_variable copied_;
-  bool copying_ = false;  // the posted copier has not returned yet
-  bool posted_ = false;   // copy_on() posted a copier; only the owning thread touches it
-};
 
 Status write_file(const fs::path& path, const std::string& contents) {
   std::ofstream out(path, std::ios::binary);
