@@ -226,8 +226,9 @@ std::string terminal_marker(const std::string& run_id) { return "TESTLOOPER_TERM
 
 std::vector<std::string> terminal_environment(std::vector<std::string> command_environment,
                                               const std::string& run_id) {
+  const std::string marker_name = run_marker("");  // "TESTLOOPER_RUN_ID="
   std::erase_if(command_environment,
-                [](const std::string& entry) { return entry.starts_with("TESTLOOPER_RUN_ID="); });
+                [&](const std::string& entry) { return entry.starts_with(marker_name); });
   command_environment.push_back(terminal_marker(run_id));
   return command_environment;
 }

@@ -6,6 +6,7 @@
 // called from the deployments' threads.
 #pragma once
 
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
