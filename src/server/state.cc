@@ -563,7 +563,7 @@ void ServerState::recompute_reachable() {
   for (auto& [key, c] : commits_) c.planned.reachable = reachable_.count(key) > 0;
 }
 
-void ServerState::update() {
+void ServerState::plan_and_dispatch() {
   planner::PlanInput& in = plan_input_;
   in.default_target = options_.default_target_runs;
   in.budgets.clear();
@@ -586,6 +586,18 @@ void ServerState::update() {
   plan_ = planner::make_plan(in, plan_index_);
   cancel_unwanted();
   if (!dispatch_held_) dispatch();
+}
+
+void ServerState::update() {
+  results_stored_late_ = false;
+  plan_and_dispatch();
+  // Results that waited for a write no new run made are stored now. Those stored during this
+  // update (start_run, or here) were not in its plan: a worker it left idle may be wanted now.
+  if (!pending_results_.empty()) (void)store_pending(nullptr);
+  if (!results_stored_late_) return;
+  results_stored_late_ = false;
+  plan_and_dispatch();
+  if (!pending_results_.empty()) (void)store_pending(nullptr);
 }
 
 void ServerState::cancel_unwanted() {

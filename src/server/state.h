@@ -298,8 +298,8 @@ class ServerState {
   // stops the server when the check ends. Reads and results are served meanwhile.
   void hold_dispatch(bool held) { dispatch_held_ = held; }
   // update() once, at the end of this turn of the io loop (posted through `socket`): results
-  // that arrive together are stored one by one (each acknowledged once stored) and replanned
-  // and dispatched after once (issue 18).
+  // that arrive together are replanned and dispatched once, and stored with the first run that
+  // starts (pending_results_; each acknowledged once stored) (issue 18).
   void update_soon(const std::shared_ptr<Socket>& socket);
 
   // Writing the store failed (a full disk, an I/O error: issue 11 item 8) and has not worked
@@ -361,6 +361,8 @@ class ServerState {
   // (it is told again when it says hello).
   void stop_run(const std::string& run_id, const std::string& why);
   void dispatch();
+  // update()'s plan and dispatch (a result stored after its plan asks for a second one).
+  void plan_and_dispatch();
   void start_run(WorkerState& worker, const planner::Job& job, int cores, int ram);
   void worker_hello(const std::shared_ptr<Socket>& socket, const HelloMessage& hello);
   // Closes the worker connections whose token was revoked (a worker token no more): they get
@@ -377,9 +379,11 @@ class ServerState {
   // `s3_keys`: the objects its worker says it put in S3 itself (checked by is_run_key and
   // is_build_key already); they are verified, and the record fetched from S3, before the result
   // is stored (a run whose objects fail that is recorded as an infrastructure failure).
+  // `with_next_write`: a worker's result, which may wait for the next write (pending_results_).
   bool record_result(store::RunRow run, const std::vector<store::CaseRow>& cases,
                      bool environment_failed = false,
-                     std::optional<std::vector<s3store::PutKey>> s3_keys = std::nullopt);
+                     std::optional<std::vector<s3store::PutKey>> s3_keys = std::nullopt,
+                     bool with_next_write = false);
   // What follows a stored result: counts, holds (update_holds), events, live log viewers.
   void result_stored(const store::RunRow& run, bool counted, bool environment_failed);
   void store_worked();
@@ -473,6 +477,18 @@ class ServerState {
     bool record_in_s3 = false;
   };
   std::map<std::string, Unstored> unstored_;
+  // Workers' results that wait for the next write, by run id (issue 18): stored with the next new
+  // run in one commit (start_run), else at the end of update(); acknowledged once stored. Until
+  // then the planner counts them active, as it does unstored_. Only results that hold nothing
+  // back wait so (record_result): an infrastructure failure or a failed build is stored at once,
+  // before a plan could give its identity out again.
+  std::map<std::string, Unstored> pending_results_;
+  bool results_stored_late_ = false;  // pending results were stored after the plan was made
+  // Stores pending_results_ and then `started` (when given) in one transaction. On failure the
+  // results wait in unstored_ (stored_or_waiting) and the error is returned.
+  Status store_pending(const store::RunRow* started);
+  // The result of run `id` waiting to be stored (pending, unstored or in S3), or null.
+  Unstored* waiting_result(const std::string& id);
   // Puts the run's files in S3 (when it is on), then stores its result: a result is never
   // acknowledged before its files are in S3.
   Result<bool> store_result(const store::RunRow& run, const std::vector<store::CaseRow>& cases,

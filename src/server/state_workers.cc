@@ -410,7 +410,7 @@ void ServerState::start_run(WorkerState& worker, const planner::Job& job, int co
   // restarted server still knows it.
   const std::string upload_token = random_hex(32);
   run.upload_token_hash = sha256_hex(upload_token);
-  if (Status stored = store_.start_run(run); !stored.ok())
+  if (Status stored = store_pending(&run); !stored.ok())
     return store_failed("a new run", stored.error());
   if (!run.purpose.empty()) ++extra_used_[run.purpose];
   ++run_counter_;
@@ -460,7 +460,7 @@ void ServerState::finish_run(const std::string& worker, const ResultMessage& m) 
   if (run == active_runs_.end()) {
     // Already recorded (a resend after a reconnect): acknowledge so the worker forgets it. One
     // waiting to be stored is acknowledged once it is (retry_unstored).
-    if (unstored_.count(m.run_id) || s3_puts_.count(m.run_id)) return;
+    if (waiting_result(m.run_id) != nullptr) return;
     if (w != workers_.end() && w->second.socket) {
       w->second.socket->send(json{{"type", "ack"}, {"run_id", m.run_id}}.dump());
     }
@@ -503,10 +503,9 @@ void ServerState::finish_run(const std::string& worker, const ResultMessage& m) 
                  Error{"", r.detail});
   }
   if (!record_result(r, cases, m.environment_failed && r.state == store::RunState::kInfraFailed,
-                     std::move(s3_keys))) {
-    // Acknowledged once stored (retry_unstored, collect_s3_puts).
-    auto u = unstored_.find(r.id);
-    (u != unstored_.end() ? u->second : s3_puts_.at(r.id).unstored).ack = true;
+                     std::move(s3_keys), true)) {
+    // Acknowledged once stored (store_pending, retry_unstored, collect_s3_puts).
+    waiting_result(r.id)->ack = true;
     return;
   }
   if (w != workers_.end() && w->second.socket) {
@@ -516,7 +515,8 @@ void ServerState::finish_run(const std::string& worker, const ResultMessage& m) 
 
 bool ServerState::record_result(store::RunRow run, const std::vector<store::CaseRow>& cases,
                                 bool environment_failed,
-                                std::optional<std::vector<s3store::PutKey>> s3_keys) {
+                                std::optional<std::vector<s3store::PutKey>> s3_keys,
+                                bool with_next_write) {
   if (auto c = cancels_.find(run.id); c != cancels_.end()) {
     if (run.state == store::RunState::kCancelled) run.detail = c->second;
     cancels_.erase(c);
@@ -551,9 +551,44 @@ bool ServerState::record_result(store::RunRow run, const std::vector<store::Case
                                    })});
     return false;
   }
+  // A result that holds nothing back waits for the next write (pending_results_): with the job
+  // its worker is given next, one commit instead of two.
+  const bool holds = run.state == store::RunState::kInfraFailed ||
+                     (run.state == store::RunState::kFailed && run.kind == "build");
+  if (may_store && with_next_write && !holds) {
+    pending_results_[run.id] = Unstored{run, cases, environment_failed};
+    return false;
+  }
   Result<bool> recorded = Error{"", "waiting for earlier results"};
   if (may_store) recorded = store_result(run, cases, false);
   return stored_or_waiting({run, cases, environment_failed}, recorded);
+}
+
+ServerState::Unstored* ServerState::waiting_result(const std::string& id) {
+  if (auto p = pending_results_.find(id); p != pending_results_.end()) return &p->second;
+  if (auto u = unstored_.find(id); u != unstored_.end()) return &u->second;
+  if (auto s = s3_puts_.find(id); s != s3_puts_.end()) return &s->second.unstored;
+  return nullptr;
+}
+
+Status ServerState::store_pending(const store::RunRow* started) {
+  if (pending_results_.empty()) return started != nullptr ? store_.start_run(*started) : Status{};
+  std::map<std::string, Unstored> pending;
+  pending.swap(pending_results_);
+  std::vector<store::Store::FinishedRun> finished;
+  for (const auto& [id, u] : pending) finished.push_back({u.run, u.cases});
+  const Result<std::vector<bool>> recorded = store_.record_runs(finished, started);
+  results_stored_late_ = true;
+  size_t i = 0;
+  for (const auto& [id, u] : pending) {
+    if (recorded.ok()) {
+      stored_or_waiting(u, (*recorded)[i++]);
+    } else {
+      stored_or_waiting(u, recorded.error());
+    }
+  }
+  if (!recorded.ok()) return recorded.error();
+  return {};
 }
 
 bool ServerState::stored_or_waiting(const Unstored& u, const Result<bool>& recorded) {

@@ -485,38 +485,30 @@ class SqliteStore : public Store {
     return out;
   }
 
-  Status start_run(const RunRow& r) override {
-    Statement s(
-        db_->get(),
-        fmt::format(
-            "INSERT OR REPLACE INTO runs ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            kRunColumns));
-    bind_run(s, r);
-    if (!s.run()) return failed("start_run", s);
-    return {};
-  }
+  Status start_run(const RunRow& r) override { return insert_run(r); }
 
   Result<bool> finish_run(const RunRow& r, const std::vector<CaseRow>& cases) override {
     Transaction t(*db_);
     TL_RETURN_IF_ERROR(t.begun());
-    Statement u(db_->get(),
-                "UPDATE runs SET state = ?, exit_code = ?, ended = ?, detail = ?, worker = ? "
-                "WHERE id = ? AND state = 'running'");
-    u.bind(1, std::string(to_string(r.state))).bind(2, r.exit_code).bind(3, r.ended);
-    u.bind(4, r.detail).bind(5, r.worker).bind(6, r.id);
-    if (!u.run()) return failed("finish_run", u);
-    if (sqlite3_changes(db_->get()) == 0) return false;
-    int seq = 0;
-    for (const auto& c : cases) {
-      Statement i(db_->get(),
-                  "INSERT INTO cases (run_id, seq, name, success, elapsed, message, logs, skipped) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-      i.bind(1, r.id).bind(2, seq++).bind(3, c.name).bind(4, c.success ? 1 : 0).bind(5, c.elapsed);
-      i.bind(6, c.message).bind(7, join_words(c.logs)).bind(8, c.skipped ? 1 : 0);
-      if (!i.run()) return failed("finish_run", i);
-    }
+    Result<bool> finished = finish_in_transaction(r, cases);
+    if (!finished.ok() || !*finished) return finished;
     TL_RETURN_IF_ERROR(t.commit());
     return true;
+  }
+
+  Result<std::vector<bool>> record_runs(const std::vector<FinishedRun>& finished,
+                                        const RunRow* started) override {
+    Transaction t(*db_);
+    TL_RETURN_IF_ERROR(t.begun());
+    std::vector<bool> changed;
+    for (const auto& f : finished) {
+      Result<bool> one = finish_in_transaction(f.run, f.cases);
+      if (!one.ok()) return one.error();
+      changed.push_back(*one);
+    }
+    if (started != nullptr) TL_RETURN_IF_ERROR(insert_run(*started));
+    TL_RETURN_IF_ERROR(t.commit());
+    return changed;
   }
 
   Result<std::vector<RunRow>> runs() override {
@@ -619,6 +611,38 @@ class SqliteStore : public Store {
     s.bind(6, r.kind).bind(7, r.worker).bind(8, std::string(to_string(r.state)));
     s.bind(9, r.exit_code).bind(10, r.started).bind(11, r.ended).bind(12, r.detail).bind(13, r.purpose);
     s.bind(14, r.upload_token_hash);
+  }
+
+  Status insert_run(const RunRow& r) {
+    Statement s(
+        db_->get(),
+        fmt::format(
+            "INSERT OR REPLACE INTO runs ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            kRunColumns));
+    bind_run(s, r);
+    if (!s.run()) return failed("start_run", s);
+    return {};
+  }
+
+  // finish_run's writes, in the caller's transaction: false when the run was not running.
+  Result<bool> finish_in_transaction(const RunRow& r, const std::vector<CaseRow>& cases) {
+    Statement u(db_->get(),
+                "UPDATE runs SET state = ?, exit_code = ?, ended = ?, detail = ?, worker = ? "
+                "WHERE id = ? AND state = 'running'");
+    u.bind(1, std::string(to_string(r.state))).bind(2, r.exit_code).bind(3, r.ended);
+    u.bind(4, r.detail).bind(5, r.worker).bind(6, r.id);
+    if (!u.run()) return failed("finish_run", u);
+    if (sqlite3_changes(db_->get()) == 0) return false;
+    int seq = 0;
+    for (const auto& c : cases) {
+      Statement i(db_->get(),
+                  "INSERT INTO cases (run_id, seq, name, success, elapsed, message, logs, skipped) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+      i.bind(1, r.id).bind(2, seq++).bind(3, c.name).bind(4, c.success ? 1 : 0).bind(5, c.elapsed);
+      i.bind(6, c.message).bind(7, join_words(c.logs)).bind(8, c.skipped ? 1 : 0);
+      if (!i.run()) return failed("finish_run", i);
+    }
+    return true;
   }
 
   std::unique_ptr<Connection> db_;

@@ -232,6 +232,15 @@ class Store {
   // Finishes a running run with its results. Idempotent: returns false (and changes nothing)
   // when the run is already finished or unknown.
   virtual Result<bool> finish_run(const RunRow& run, const std::vector<CaseRow>& cases) = 0;
+  // Finishes each of `finished` (as finish_run: whether each changed anything), then records
+  // `started` when given (as start_run), in one transaction: nothing is written unless all is
+  // (issue 18: a worker's result and the job it is given next share one commit).
+  struct FinishedRun {
+    RunRow run;
+    std::vector<CaseRow> cases;
+  };
+  virtual Result<std::vector<bool>> record_runs(const std::vector<FinishedRun>& finished,
+                                                const RunRow* started) = 0;
   virtual Result<std::vector<RunRow>> runs() = 0;
   // The runs still marked running.
   virtual Result<std::vector<RunRow>> active_runs() = 0;

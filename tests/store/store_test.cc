@@ -80,6 +80,55 @@ TEST_F(StoreTest, Store_SessionsAreKeptAcrossReopeningDeletedAndPruned) {
   EXPECT_TRUE(store->session("k2")->has_value());
 }
 
+TEST_F(StoreTest, Store_RecordRunsWritesResultsAndTheNextRunTogetherOrNothing) {
+  auto store = open();
+  ASSERT_TRUE(store->start_run(running("r1", "h")).ok());
+  ASSERT_TRUE(store->start_run(running("r2", "h")).ok());
+  RunRow r1 = running("r1", "h");
+  r1.state = RunState::kFailed;
+  r1.ended = 12;
+  RunRow r2 = running("r2", "h");
+  r2.state = RunState::kSucceeded;
+  r2.ended = 13;
+  // A second connection refuses one run id: the whole write is undone, results included.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_.path() + "/state.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TRIGGER refuse BEFORE INSERT ON runs WHEN NEW.id = 'bad' "
+                         "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  const RunRow bad = running("bad", "h");
+  auto refused = store->record_runs({{r1, {{"case::a", false, 0.1}}}, {r2, {}}}, &bad);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().to_string().find("refused by the test"), std::string::npos)
+      << refused.error().to_string();
+  EXPECT_EQ((*store->run("r1"))->state, RunState::kRunning);
+  EXPECT_EQ((*store->run("r2"))->state, RunState::kRunning);
+  EXPECT_FALSE(store->run("bad")->has_value());
+  EXPECT_TRUE(store->cases("r1")->empty());
+  EXPECT_TRUE(store->case_counts("h")->empty());
+  ASSERT_EQ(sqlite3_exec(db, "DROP TRIGGER refuse", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+
+  // Then written: each result says whether it changed anything (r2 twice: once).
+  const RunRow next = running("r3", "h");
+  auto recorded = store->record_runs({{r1, {{"case::a", false, 0.1}}}, {r2, {}}}, &next);
+  ASSERT_TRUE(recorded.ok()) << recorded.error().to_string();
+  EXPECT_EQ(*recorded, (std::vector<bool>{true, true}));
+  EXPECT_EQ((*store->run("r1"))->state, RunState::kFailed);
+  EXPECT_EQ((*store->run("r2"))->state, RunState::kSucceeded);
+  EXPECT_EQ((*store->run("r3"))->state, RunState::kRunning);
+  EXPECT_EQ(store->case_counts("h")->at("case::a"), (std::pair<int64_t, int64_t>{1, 1}));
+  auto again = store->record_runs({{r2, {}}}, nullptr);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, (std::vector<bool>{false}));
+  auto counts = store->run_counts();
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->at("h").runs, 2);
+  EXPECT_EQ(counts->at("h").active, 1);
+}
+
 TEST_F(StoreTest, Store_FinishingARunIsIdempotent) {
   auto store = open();
   ASSERT_TRUE(store->start_run(running("r1", "h")).ok());
