@@ -431,10 +431,13 @@ void ServerState::start_run(WorkerState& worker, const planner::Job& job, int co
                   {"repo", job.repo},
                   {"commit", job.commit},
                   {"upload_token", upload_token},
-                  {"max_log_bytes", options_.max_log_bytes},
-                  {"object", json::parse(definition, nullptr, false)}};
+                  {"max_log_bytes", options_.max_log_bytes}};
   add_file_access(message, worker);
-  worker.socket->send(message.dump());
+  // The stored definition is JSON text that the server wrote: spliced in as it is rather than
+  // parsed and written again (issue 18: that was 4% of the server's CPU per run).
+  std::string text = message.dump();
+  text.insert(text.size() - 1, ",\"object\":" + definition);
+  worker.socket->send(std::move(text));
 }
 
 void ServerState::add_file_access(json& message, const WorkerState& worker) const {
