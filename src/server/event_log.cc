@@ -78,4 +78,12 @@ void log_event(std::string_view level, std::string_view event, const LogFields& 
   std::cerr << line << std::flush;
 }
 
+std::string printable(const std::string& text) {
+  std::string out = text.substr(0, 200);
+  for (char& c : out) {
+    if (c < 0x20 || c > 0x7e) c = '?';
+  }
+  return out;
+}
+
 }  // namespace testlooper::server

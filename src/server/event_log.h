@@ -27,6 +27,10 @@ using LogFields = std::vector<std::pair<std::string, std::string>>;
 // (branch_under_test, new_commits, definitions_error, infra_failure, worker_connected, ...).
 void log_event(std::string_view level, std::string_view event, const LogFields& fields = {});
 
+// What a peer sent, fit for a log line: printable ASCII ('?' for anything else), at most 200
+// bytes.
+std::string printable(const std::string& text);
+
 // The line log_event writes (without its newline) at `time` (seconds since the epoch).
 std::string format_event(LogFormat format, double time, std::string_view level,
                          std::string_view event, const LogFields& fields);

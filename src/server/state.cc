@@ -589,15 +589,15 @@ void ServerState::plan_and_dispatch() {
 }
 
 void ServerState::update() {
-  results_stored_late_ = false;
-  plan_and_dispatch();
-  // Results that waited for a write no new run made are stored now. Those stored during this
-  // update (start_run, or here) were not in its plan: a worker it left idle may be wanted now.
-  if (!pending_results_.empty()) (void)store_pending(nullptr);
-  if (!results_stored_late_) return;
-  results_stored_late_ = false;
-  plan_and_dispatch();
-  if (!pending_results_.empty()) (void)store_pending(nullptr);
+  // Results that waited for a write no new run made are stored after the dispatch. Those stored
+  // during a pass (with a new run, or after it) were not in its plan: a worker it left idle may
+  // be wanted now, so one more pass.
+  for (int pass = 0; pass < 2; ++pass) {
+    results_stored_late_ = false;
+    plan_and_dispatch();
+    if (!pending_results_.empty()) (void)store_pending(nullptr);
+    if (!results_stored_late_) return;
+  }
 }
 
 void ServerState::cancel_unwanted() {

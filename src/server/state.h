@@ -384,6 +384,9 @@ class ServerState {
                      bool environment_failed = false,
                      std::optional<std::vector<s3store::PutKey>> s3_keys = std::nullopt,
                      bool with_next_write = false);
+  // Whether storing `run` may hold its identity or environment back (update_holds): an
+  // infrastructure failure, a failed build. Such a result is stored before any plan.
+  static bool may_set_hold(const store::RunRow& run);
   // What follows a stored result: counts, holds (update_holds), events, live log viewers.
   void result_stored(const store::RunRow& run, bool counted, bool environment_failed);
   void store_worked();

@@ -42,6 +42,11 @@ void ServerState::put_hold(const store::HoldRow& hold) {
   }
 }
 
+bool ServerState::may_set_hold(const store::RunRow& run) {
+  return run.state == store::RunState::kInfraFailed ||
+         (run.kind == "build" && run.state == store::RunState::kFailed);
+}
+
 void ServerState::update_holds(const store::RunRow& run, bool environment_failed) {
   const planner::PlannedObject* o = object(run.repo, run.commit, run.name);
   const std::string environment = o == nullptr ? "" : o->environment_key;

@@ -488,12 +488,9 @@ class SqliteStore : public Store {
   Status start_run(const RunRow& r) override { return insert_run(r); }
 
   Result<bool> finish_run(const RunRow& r, const std::vector<CaseRow>& cases) override {
-    Transaction t(*db_);
-    TL_RETURN_IF_ERROR(t.begun());
-    Result<bool> finished = finish_in_transaction(r, cases);
-    if (!finished.ok() || !*finished) return finished;
-    TL_RETURN_IF_ERROR(t.commit());
-    return true;
+    Result<std::vector<bool>> finished = record_runs({{r, cases}}, nullptr);
+    if (!finished.ok()) return finished.error();
+    return static_cast<bool>(finished->front());
   }
 
   Result<std::vector<bool>> record_runs(const std::vector<FinishedRun>& finished,
