@@ -2,8 +2,9 @@
 # Dispatches per second through `testlooper serve` with many connected workers (issue 18, row 3):
 # bench/fake_workers.py holds WORKERS worker connections (one core each) and answers every job
 # at once with a passing result. ROUNDS rounds of RUNS runs of one test (the head's target raised
-# by RUNS each round); each prints jobs per second from its first job to its last, and how often
-# a worker waited more than 0.1 s for a job while runs waited (sampled every 50 ms: goal 0). The
+# by RUNS each round); each prints jobs per second from the POST to its last job, and how often
+# a worker waited more than 0.1 s for a job while runs waited (sampled every 50 ms: goal 0; the
+# runs wait from the target's POST, so a worker's wait before it is not counted). The
 # server's CPU per dispatch (utime + stime from /proc/PID/stat over the rounds) and the median
 # are printed last. PERF=1 records the server with `perf record -g` (perf.data here).
 # Usage: bench/dispatch_bench.sh [path/to/testlooper] [workers] [runs] [rounds]
@@ -54,10 +55,11 @@ rates=()
 idle=0
 server_ticks=0
 for round in $(seq 1 "$rounds"); do
-  mkfifo "$work/ready$round"
+  mkfifo "$work/ready$round" "$work/go$round"
   python3 "$here/fake_workers.py" "$port" "$(cat "$work/data/worker.token")" "$workers" \
-    "$((round == 1 ? runs + 1 : runs))" >"$work/ready$round" &
+    "$((round == 1 ? runs + 1 : runs))" <"$work/go$round" >"$work/ready$round" &
   bench_pid=$!
+  exec 4>"$work/go$round"
   exec 3<"$work/ready$round"
   read -r _ <&3  # "connected"
   until [ "$(curl -sf "$api/workers" | grep -o '"connected":true' | wc -l)" -ge "$workers" ]; do sleep 0.1; done
@@ -71,6 +73,8 @@ for round in $(seq 1 "$rounds"); do
   t0=$(ticks "$server_pid")
   curl -sf -X POST -H "Content-Type: application/json" \
     -d "{\"name\": \"trivial/host\", \"runs\": $total}" "$api/repos/bench/commits/$head/targets" >/dev/null
+  echo posted >&4  # the runs wait from now
+  exec 4>&-
   read -r line <&3
   exec 3<&-
   until [ "$(count)" -ge "$total" ]; do sleep 0.05; done

@@ -4,11 +4,15 @@
 Opens N WebSocket connections to a `testlooper serve` at /api/worker with the worker token, says
 hello on each (one core, so each holds one job at a time) and answers each job at once with a
 passing result (the server acknowledges it once stored). Counts jobs until TOTAL came, then
-prints one JSON line: the seconds from the first job to the TOTAL-th, and how often, sampled every
-SAMPLE seconds, a worker had waited longer than IDLE seconds for a job while runs waited (runs
-not yet given to any worker: TOTAL minus the jobs so far), not counting a worker whose job is
-already waiting in its socket (this process was slow to read it, not the server to send it). python3 stdlib only (selectors, raw
-RFC 6455 framing: client frames masked, no extensions).
+prints one JSON line: the seconds from the target's POST (below) to the TOTAL-th job, and how
+often, sampled every SAMPLE seconds, a worker had waited longer than IDLE seconds for a job while
+runs waited (runs not yet given to any worker: TOTAL minus the jobs so far), not counting a worker
+whose job is already waiting in its socket (this process was slow to read it, not the server to
+send it).
+Runs wait from the moment a line arrives on standard input (the bench writes one when it has
+posted the round's target): a worker's wait before then, since it connected, is not counted.
+Each idle sample is described on standard error. python3 stdlib only (selectors, raw RFC 6455
+framing: client frames masked, no extensions).
 Usage: fake_workers.py PORT TOKEN WORKERS TOTAL
 """
 import base64
@@ -98,14 +102,21 @@ def main():
         c.flush()
         c.sock.setblocking(False)
         sel.register(c.sock, selectors.EVENT_READ, c)
+    sel.register(sys.stdin, selectors.EVENT_READ, None)
     print("connected", flush=True)
     jobs = 0
     first = last = None
+    posted = None  # when the runs began to wait
     samples = idle_samples = idle_worker_samples = 0
     next_sample = time.monotonic() + SAMPLE
     while jobs < total:
         for key, _ in sel.select(timeout=SAMPLE):
             c = key.data
+            if c is None:  # the bench posted the target
+                sys.stdin.readline()
+                sel.unregister(sys.stdin)
+                posted = time.monotonic()
+                continue
             try:
                 chunk = c.sock.recv(1 << 20)
             except BlockingIOError:
@@ -134,18 +145,23 @@ def main():
                     c.idle_since = now
             c.flush()
         now = time.monotonic()
-        if first is not None and now >= next_sample:
+        if first is not None and posted is not None and now >= next_sample:
             next_sample = now + SAMPLE
             waiting = total - jobs
             # A job already in a socket's buffer is this process's delay, not the server's.
             pending = {key.data for key, _ in sel.select(timeout=0)}
-            idle = sum(1 for c in conns
-                       if now - c.idle_since > IDLE and c not in pending and len(c.buf) == 0)
+            idle = [now - max(c.idle_since, posted) for c in conns
+                    if c not in pending and len(c.buf) == 0]
+            idle = [wait for wait in idle if wait > IDLE]
             samples += 1
-            if min(idle, waiting) > 0:
+            if idle and waiting > 0:
                 idle_samples += 1
-                idle_worker_samples += min(idle, waiting)
-    seconds = (last - first) if first is not None and last > first else float("nan")
+                idle_worker_samples += min(len(idle), waiting)
+                print(f"idle sample {now - posted:.3f} s after the target: {len(idle)} workers "
+                      f"waiting up to {max(idle):.3f} s, {waiting} runs not given",
+                      file=sys.stderr, flush=True)
+    start = posted if posted is not None else first
+    seconds = (last - start) if start is not None and last > start else float("nan")
     print(json.dumps({"jobs": jobs, "seconds": seconds, "samples": samples,
                       "idle_samples": idle_samples, "idle_worker_samples": idle_worker_samples}),
           flush=True)
