@@ -209,6 +209,7 @@ Result<WorkerMessage> parse_hello(const json& m) {
   f.boolean("shared_disk", false, out.shared_disk);
   f.boolean("docker", false, out.docker);
   f.boolean("ami", false, out.ami);
+  f.boolean("job_acks", false, out.job_acks);
   f.text("image", false, 128, out.image);
   if (const json* platforms = f.list("platforms", kMaxPlatforms)) {
     out.platforms.clear();

@@ -83,6 +83,9 @@ struct HelloMessage {
   std::vector<std::string> platforms = {"linux"};  // 1..kMaxPlatforms names of [a-z0-9_-]
   bool docker = true;
   bool ami = false;
+  // It reads the acks of its results from a job's "acks" too (issue 18: one message, not two,
+  // when it is given its next job as its result is stored). Older workers leave it out.
+  bool job_acks = false;
   std::string image;  // with ami: the AMI the machine was booted from (worker --ami), 0..128 chars
   std::vector<std::string> running;  // run ids
   std::vector<ResultMessage> finished;

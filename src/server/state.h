@@ -52,6 +52,7 @@ struct WorkerState {
   std::vector<std::string> platforms = {"linux"};  // what it can run (HelloMessage)
   bool docker = false;
   bool ami = false;
+  bool job_acks = false;  // it reads acks in a job's "acks" (HelloMessage)
   std::string image;     // an ami worker's image: a machine of the fleet runs one job only
   int runs_started = 0;  // runs given to it since the server started
   double last_seen = 0;
@@ -488,8 +489,9 @@ class ServerState {
   std::map<std::string, Unstored> pending_results_;
   bool results_stored_late_ = false;  // pending results were stored after the plan was made
   // Stores pending_results_ and then `started` (when given) in one transaction. On failure the
-  // results wait in unstored_ (stored_or_waiting) and the error is returned.
-  Status store_pending(const store::RunRow* started);
+  // results wait in unstored_ (stored_or_waiting) and the error is returned. With `job_acks`,
+  // the acks due to `started`'s worker are added there (for its job) rather than sent.
+  Status store_pending(const store::RunRow* started, std::vector<std::string>* job_acks = nullptr);
   // The result of run `id` waiting to be stored (pending, unstored or in S3), or null.
   Unstored* waiting_result(const std::string& id);
   // Puts the run's files in S3 (when it is on), then stores its result: a result is never

@@ -114,7 +114,8 @@ ServerState::Unstored* ServerState::waiting_result(const std::string& id) {
   return nullptr;
 }
 
-Status ServerState::store_pending(const store::RunRow* started) {
+Status ServerState::store_pending(const store::RunRow* started,
+                                  std::vector<std::string>* job_acks) {
   if (pending_results_.empty()) return started != nullptr ? store_.start_run(*started) : Status{};
   std::map<std::string, Unstored> pending;
   pending.swap(pending_results_);
@@ -123,12 +124,16 @@ Status ServerState::store_pending(const store::RunRow* started) {
   const Result<std::vector<bool>> recorded = store_.record_runs(finished, started);
   results_stored_late_ = true;
   size_t i = 0;
-  for (const auto& [id, u] : pending) {
-    if (recorded.ok()) {
-      stored_or_waiting(u, (*recorded)[i++]);
-    } else {
+  for (auto& [id, u] : pending) {
+    if (!recorded.ok()) {
       stored_or_waiting(u, recorded.error());
+      continue;
     }
+    if (job_acks != nullptr && started != nullptr && u.ack && u.run.worker == started->worker) {
+      u.ack = false;  // stored: acknowledged in the job instead
+      job_acks->push_back(id);
+    }
+    stored_or_waiting(u, (*recorded)[i++]);
   }
   if (!recorded.ok()) return recorded.error();
   return {};

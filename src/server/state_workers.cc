@@ -153,6 +153,7 @@ void ServerState::worker_hello(const std::shared_ptr<Socket>& socket, const Hell
   w.platforms = m.platforms;
   w.docker = m.docker;
   w.ami = m.ami;
+  w.job_acks = m.job_acks;
   w.image = m.ami ? m.image : "";
   w.last_seen = now;
   if (auto t = worker_tokens_.find(socket->id()); t != worker_tokens_.end()) {
@@ -364,7 +365,10 @@ void ServerState::start_run(WorkerState& worker, const planner::Job& job, int co
   // restarted server still knows it.
   const std::string upload_token = random_hex(32);
   run.upload_token_hash = sha256_hex(upload_token);
-  if (Status stored = store_pending(&run); !stored.ok())
+  // This worker's results stored with the run are acknowledged in its job, when it reads them
+  // there (issue 18: one message instead of two).
+  std::vector<std::string> acks;
+  if (Status stored = store_pending(&run, worker.job_acks ? &acks : nullptr); !stored.ok())
     return store_failed("a new run", stored.error());
   if (!run.purpose.empty()) ++extra_used_[run.purpose];
   ++run_counter_;
@@ -386,6 +390,7 @@ void ServerState::start_run(WorkerState& worker, const planner::Job& job, int co
                   {"commit", job.commit},
                   {"upload_token", upload_token},
                   {"max_log_bytes", options_.max_log_bytes}};
+  if (!acks.empty()) message["acks"] = std::move(acks);
   add_file_access(message, worker);
   // The stored definition is JSON text that the server wrote: spliced in as it is rather than
   // parsed and written again (issue 18: that was 4% of the server's CPU per run).

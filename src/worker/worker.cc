@@ -433,7 +433,8 @@ class Agent {
         {"type", "hello"},           {"worker", options_.id}, {"cores", options_.cores},
         {"ram_gb", options_.ram_gb}, {"host", hostname},      {"shared_disk", options_.shared_disk},
         {"platforms", {"linux"}},    {"docker", docker_},     {"ami", !options_.ami.empty()},
-        {"image", options_.ami},     {"running", running},    {"finished", finished}}
+        {"image", options_.ami},     {"running", running},    {"finished", finished},
+        {"job_acks", true}}
         .dump();
   }
 
@@ -444,6 +445,14 @@ class Agent {
     const std::string type = m["type"];
     const std::string run_id = m["run_id"];
     if (type == "job") {
+      // Acks of this worker's results may ride in its next job (docs/api.md).
+      if (auto acks = m.find("acks"); acks != m.end() && acks->is_array()) {
+        for (const json& id : *acks) {
+          if (id.is_string() && is_run_id(id.get_ref<const std::string&>())) {
+            pending_.acknowledge(id.get<std::string>());
+          }
+        }
+      }
       if (is_job(m)) start(m);
     } else if (type == "deploy") {
       if (is_job(m)) deployments_.deploy(m);

@@ -78,6 +78,8 @@ class FakeWorker {
   bool acked(const std::string& run_id, double seconds = 30) {
     return read_until([&] { return acked_.count(run_id) > 0; }, seconds);
   }
+  // The run ids acknowledged by an `ack` message of their own (not in a job), so far.
+  const std::set<std::string>& ack_messages() const { return ack_messages_; }
   // Whether a `cancel` for `run_id` came among the messages read so far (no waiting): messages
   // come in order, so after job() returns a job the server sent later, this is final.
   bool cancel_seen(const std::string& run_id) const { return cancels_.count(run_id) > 0; }
@@ -116,7 +118,16 @@ class FakeWorker {
     if (!message.is_object() || !message["type"].is_string() || !message["run_id"].is_string()) {
       return true;
     }
-    if (message["type"] == "ack") acked_.insert(message["run_id"].get<std::string>());
+    if (message["type"] == "ack") {
+      acked_.insert(message["run_id"].get<std::string>());
+      ack_messages_.insert(message["run_id"].get<std::string>());
+    }
+    // A worker that says "job_acks" in its hello may get its acks in its next job (issue 18).
+    if (message["type"] == "job" && message["acks"].is_array()) {
+      for (const auto& id : message["acks"]) {
+        if (id.is_string()) acked_.insert(id.get<std::string>());
+      }
+    }
     if (message["type"] == "cancel") cancels_.insert(message["run_id"].get<std::string>());
     if (message["type"] == "job" && message["object"].is_object() &&
         message["object"]["name"].is_string() && message["upload_token"].is_string()) {
@@ -130,6 +141,7 @@ class FakeWorker {
   WsClient socket_;
   std::map<std::string, FakeJob> jobs_;                   // object name -> its first job
   std::set<std::string> acked_;                           // run ids
+  std::set<std::string> ack_messages_;                    // run ids acked by an `ack` message
   std::set<std::string> cancels_;                         // run ids the server said to cancel
   std::map<std::string, std::vector<FakeJob>> all_jobs_;  // object name -> its jobs, in order
 };

@@ -142,6 +142,7 @@ TEST_F(SecurityWorkerTest, Item6_EachBadMessageClosesOnlyItsConnection) {
       {false,
        R"({"type":"hello","worker":"p","cores":1,"ram_gb":1,"finished":[{"run_id":"0123456789abcdef","outcome":"success","cases":[{"name":1}]}]})"},
       {false, R"({"type":"hello","worker":"p","cores":1,"ram_gb":1,"shared_disk":"yes"})"},
+      {false, R"({"type":"hello","worker":"p","cores":1,"ram_gb":1,"job_acks":1})"},
       {false, R"([1,2])"},
       {false, R"(not json)"},
       {false, R"({"type":"log","run_id":"0123456789abcdef","data":"x"})"},  // before hello

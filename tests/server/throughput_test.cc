@@ -4,6 +4,7 @@
 // acknowledged only once it is stored (a server killed with -9 right after the acks has them).
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <memory>
 #include <set>
 #include <string>
@@ -36,19 +37,19 @@ class ThroughputTest : public testing::Test {
     sha_ = app_.commit("first");
   }
 
-  void start() {
+  void start(int local_workers = 0) {
     server_ = std::make_unique<ServerProcess>(std::vector<std::string>{
         "--repos", dir_.path() + "/repos", "--data", dir_.path() + "/data", "--port", "0",
-        "--workers", "0", "--poll-seconds", "0.3", "--extra-runs", "0"});
+        "--workers", std::to_string(local_workers), "--poll-seconds", "0.3", "--extra-runs", "0"});
     ASSERT_TRUE(eventually([&] { return server_->get("/api/repos").size() == 1; }, 30));
   }
 
-  // `count` one-core fake workers, connected (as /api/workers shows).
-  void connect(size_t count) {
+  // `count` one-core fake workers, connected (as /api/workers shows); `hello` adds fields.
+  void connect(size_t count, const json& hello = json::object()) {
     const std::string token = fixtures::worker_token(dir_.path() + "/data");
     for (size_t i = 0; i < count; ++i) {
-      workers_.push_back(
-          std::make_unique<FakeWorker>(server_->port(), token, "w" + std::to_string(i), 1, 1));
+      workers_.push_back(std::make_unique<FakeWorker>(server_->port(), token,
+                                                      "w" + std::to_string(i), 1, 1, hello));
       ASSERT_TRUE(workers_.back()->connected());
     }
     ASSERT_TRUE(eventually([&] {
@@ -167,6 +168,69 @@ TEST_F(ThroughputTest, Perf_AResultAcknowledgedIsStoredWhenTheServerIsKilledRigh
     const json run = server_->get("/api/runs/" + run_id);
     EXPECT_EQ(run["state"], "succeeded") << run.dump(2);
   }
+}
+
+// A worker that says "job_acks" in its hello gets the ack of a result stored as it is given its
+// next job inside that job (one message, not two); the last result, with no job after it, is
+// acknowledged by a message of its own. One that does not say it gets every ack on its own.
+TEST_F(ThroughputTest, Perf_AWorkerThatReadsAcksInJobsGetsEachAckWithItsNextJob) {
+  start();
+  connect(1, {{"job_acks", true}});
+  want(3);
+  FakeWorker& w = *workers_[0];
+  std::vector<std::string> ids;
+  for (size_t i = 1; i <= 3; ++i) {
+    const std::vector<FakeJob> jobs = w.jobs(kTest, i);
+    ASSERT_EQ(jobs.size(), i);
+    const json& job = jobs.back().message;
+    if (i == 1) {
+      EXPECT_FALSE(job.contains("acks")) << job.dump();
+    } else {
+      EXPECT_EQ(job["acks"], json::array({ids.back()})) << job.dump();
+    }
+    ids.push_back(jobs.back().run_id);
+    ASSERT_TRUE(w.report(ids.back(), "success")) << ids.back();
+  }
+  EXPECT_EQ(w.ack_messages(), std::set<std::string>{ids.back()});
+  EXPECT_EQ(succeeded(), 3u);
+}
+
+TEST_F(ThroughputTest, Perf_AWorkerThatDoesNotReadAcksInJobsGetsThemApart) {
+  start();
+  connect(1);
+  want(2);
+  FakeWorker& w = *workers_[0];
+  const std::vector<FakeJob> first = w.jobs(kTest, 1);
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_TRUE(w.report(first[0].run_id, "success"));
+  const std::vector<FakeJob> both = w.jobs(kTest, 2);
+  ASSERT_EQ(both.size(), 2u);
+  EXPECT_FALSE(both[1].message.contains("acks")) << both[1].message.dump();
+  EXPECT_EQ(w.ack_messages(), std::set<std::string>{first[0].run_id});
+}
+
+// The real worker reads them: once its runs are stored, its journal of results waiting for an
+// ack (worker/pending_results.h) has an ack for every result in it.
+TEST_F(ThroughputTest, Perf_ALocalWorkerForgetsEveryResultOnceStored) {
+  start(1);
+  want(4);
+  ASSERT_TRUE(eventually([&] { return succeeded() == 4; }, 60)) << runs().dump(2);
+  const std::string journal = dir_.path() + "/data/workers/0/pending.jsonl";
+  std::set<std::string> results, acks;
+  ASSERT_TRUE(eventually(
+      [&] {
+        results.clear();
+        acks.clear();
+        std::ifstream in(journal);
+        for (std::string line; std::getline(in, line);) {
+          const json entry = json::parse(line, nullptr, false);
+          if (entry.contains("run_id")) results.insert(entry["run_id"].get<std::string>());
+          if (entry.contains("ack")) acks.insert(entry["ack"].get<std::string>());
+        }
+        return results.size() == 4 && acks == results;
+      },
+      30))
+      << "results " << json(results).dump() << ", acks " << json(acks).dump();
 }
 
 }  // namespace
