@@ -483,11 +483,18 @@ void ServerState::append_log(const std::string& run_id, const std::string& data)
     log = &open->second;
   } else {
     const std::string path = log_path(run_id);
-    artifacts::Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+    // Made new, as a run's log nearly always is, it is known to be empty without an fstat.
+    artifacts::Fd fd(
+        ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644));
     struct stat st {};
-    if (!fd.valid() || ::fstat(fd.get(), &st) != 0) {
-      return store_failed("the log of run " + run_id, Error{path, std::strerror(errno)});
+    const auto failed = [&] {
+      store_failed("the log of run " + run_id, Error{path, std::strerror(errno)});
+    };
+    if (!fd.valid() && errno == EEXIST) {  // a run that began before a restart
+      fd = artifacts::Fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
+      if (fd.valid() && ::fstat(fd.get(), &st) != 0) return failed();
     }
+    if (!fd.valid()) return failed();
     OpenLog opened{std::move(fd), static_cast<int64_t>(st.st_size)};
     log = open_logs_.size() < kOpenLogs
               ? &open_logs_.emplace(run_id, std::move(opened)).first->second
