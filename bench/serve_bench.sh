@@ -8,7 +8,10 @@
 # Usage: bench/serve_bench.sh [path/to/testlooper] [runs] [tls] [rounds]
 # With `tls` the server speaks HTTPS/WSS (a self-signed certificate made with openssl; the local
 # workers pin it), to measure what TLS costs. PERF=1 records the server with `perf record -g`
-# during the rounds (perf.data in the current directory).
+# during the rounds (perf.data in the current directory). The server polls git every
+# POLL_SECONDS (default 10, serve's own default; the bench used 0.2 until 2026-12-01, which made
+# the watcher and the pin mover open the repo and stat its config files 5 times a second:
+# about 5-8% of the server's CPU here, per second rather than per run).
 # As root, the page cache is written back and dropped first (KEEP_CACHE=1 keeps it): on ext4
 # without a journal, inodes deleted in the last minutes (a previous bench's `rm -rf`, a build's
 # temporary files) stay "recently deleted" while their inode table block is cached, and every
@@ -58,7 +61,7 @@ if [ "$tls" = tls ]; then
   export CURL_CA_BUNDLE="$work/cert.pem"
 fi
 "$testlooper" serve --repos "$work/repos" --data "$work/data" --port "$port" --workers 2 \
-  --worker-cores 2 --worker-ram-gb 2 --poll-seconds 0.2 --extra-runs 0 ${tls_flags[@]+"${tls_flags[@]}"} \
+  --worker-cores 2 --worker-ram-gb 2 --poll-seconds "${POLL_SECONDS:-10}" --extra-runs 0 ${tls_flags[@]+"${tls_flags[@]}"} \
   >"$work/serve.log" 2>&1 &
 server_pid=$!
 api="$scheme://127.0.0.1:$port/api"
