@@ -503,6 +503,8 @@ class ServerState {
   bool stored_or_waiting(const Unstored& u, const Result<bool>& recorded);
   // Sends `u`'s worker its ack, when it waits for one (`u.ack`).
   void acknowledge(const Unstored& u);
+  // Sends worker `worker`, when connected, the ack of run `run_id` (its result is stored).
+  void send_ack(const std::string& worker, const std::string& run_id);
   // Stores the results whose files another thread finished putting in S3 (s3_puts_).
   void collect_s3_puts();
   s3store::S3Artifacts* s3_ = nullptr;

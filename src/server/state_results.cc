@@ -155,9 +155,13 @@ bool ServerState::stored_or_waiting(const Unstored& u, const Result<bool>& recor
 }
 
 void ServerState::acknowledge(const Unstored& u) {
-  auto w = workers_.find(u.run.worker);
-  if (u.ack && w != workers_.end() && w->second.socket) {
-    w->second.socket->send(json{{"type", "ack"}, {"run_id", u.run.id}}.dump());
+  if (u.ack) send_ack(u.run.worker, u.run.id);
+}
+
+void ServerState::send_ack(const std::string& worker, const std::string& run_id) {
+  auto w = workers_.find(worker);
+  if (w != workers_.end() && w->second.socket) {
+    w->second.socket->send(json{{"type", "ack"}, {"run_id", run_id}}.dump());
   }
 }
 

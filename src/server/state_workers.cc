@@ -422,10 +422,7 @@ void ServerState::finish_run(const std::string& worker, const ResultMessage& m) 
   if (run == active_runs_.end()) {
     // Already recorded (a resend after a reconnect): acknowledge so the worker forgets it. One
     // waiting to be stored is acknowledged once it is (retry_unstored).
-    if (waiting_result(m.run_id) != nullptr) return;
-    if (w != workers_.end() && w->second.socket) {
-      w->second.socket->send(json{{"type", "ack"}, {"run_id", m.run_id}}.dump());
-    }
+    if (waiting_result(m.run_id) == nullptr) send_ack(worker, m.run_id);
     return;
   }
   if (run->second.worker != worker) return;  // another worker's run: not its to report
@@ -470,9 +467,7 @@ void ServerState::finish_run(const std::string& worker, const ResultMessage& m) 
     waiting_result(r.id)->ack = true;
     return;
   }
-  if (w != workers_.end() && w->second.socket) {
-    w->second.socket->send(json{{"type", "ack"}, {"run_id", m.run_id}}.dump());
-  }
+  send_ack(worker, m.run_id);
 }
 
 void ServerState::append_log(const std::string& run_id, const std::string& data) {
