@@ -232,14 +232,39 @@ class DockerExec final : public Terminal {
     wake_.notify_all();
   }
 
+  // Readline reads the terminal's size and writes it back each time it starts reading a line:
+  // a resize that falls between the two is undone. So the last resize is made again, 0.25, 1
+  // and 3 s after it (the same size again changes nothing and signals no one).
   void write_loop(int fd) {
+    using Clock = std::chrono::steady_clock;
+    std::deque<Clock::time_point> again;  // when the last resize is made again
+    Item last_resize;
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
-      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      auto ready = [this] { return stopping_ || !queue_.empty(); };
+      if (again.empty()) {
+        wake_.wait(lock, ready);
+      } else {
+        wake_.wait_until(lock, again.front(), ready);
+      }
       if (stopping_) return;
-      Item item = std::move(queue_.front());
-      queue_.pop_front();
-      queued_ -= item.bytes.size();
+      Item item;
+      if (!queue_.empty()) {
+        item = std::move(queue_.front());
+        queue_.pop_front();
+        queued_ -= item.bytes.size();
+        if (item.cols > 0) {
+          last_resize = item;
+          const auto now = Clock::now();
+          again = {now + std::chrono::milliseconds(250), now + std::chrono::seconds(1),
+                   now + std::chrono::seconds(3)};
+        }
+      } else if (!again.empty() && Clock::now() >= again.front()) {
+        again.pop_front();
+        item = last_resize;
+      } else {
+        continue;
+      }
       lock.unlock();
       if (item.cols > 0) {
         resize_exec(engine_, exec_id_, item.cols, item.rows, [this] {

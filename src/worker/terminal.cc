@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 namespace testlooper::worker {
@@ -56,6 +57,7 @@ std::string Pty::read(size_t max, int timeout_ms, bool& ended) {
   p.fd = master_;
   p.events = POLLIN;
   const int ready = ::poll(&p, 1, timeout_ms);
+  keep_size();
   if (ready <= 0) return "";
   std::string out(max, '\0');
   const ssize_t n = ::read(master_, out.data(), max);
@@ -69,6 +71,7 @@ std::string Pty::read(size_t max, int timeout_ms, bool& ended) {
 }
 
 void Pty::write(const std::string& bytes) {
+  keep_size();
   size_t done = 0;
   while (master_ >= 0 && done < bytes.size()) {
     const ssize_t n = ::write(master_, bytes.data() + done, bytes.size() - done);
@@ -78,12 +81,42 @@ void Pty::write(const std::string& bytes) {
   }
 }
 
+namespace {
+
+int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
 void Pty::resize(int cols, int rows) {
   if (master_ < 0) return;
+  wanted_size_ = int64_t{cols} << 16 | rows;
+  keep_size_until_ms_ = steady_ms() + kResizeKeptForMs;
   struct winsize size {};
   size.ws_col = static_cast<unsigned short>(cols);
   size.ws_row = static_cast<unsigned short>(rows);
   ::ioctl(master_, TIOCSWINSZ, &size);  // the shell gets SIGWINCH
+}
+
+// A resize undone by readline (its TIOCGWINSZ before the resize, its TIOCSWINSZ after) is made
+// again, while the last resize is recent: a size the shell sets later on purpose is its own.
+void Pty::keep_size() {
+  int64_t until = keep_size_until_ms_.load();
+  if (master_ < 0 || until == 0) return;
+  if (steady_ms() > until) {
+    keep_size_until_ms_.compare_exchange_strong(until, 0);  // unless a resize came meanwhile
+    return;
+  }
+  const int64_t wanted = wanted_size_;
+  struct winsize size {};
+  if (::ioctl(master_, TIOCGWINSZ, &size) != 0) return;
+  if (size.ws_col == (wanted >> 16) && size.ws_row == (wanted & 0xffff)) return;
+  size.ws_col = static_cast<unsigned short>(wanted >> 16);
+  size.ws_row = static_cast<unsigned short>(wanted & 0xffff);
+  ::ioctl(master_, TIOCSWINSZ, &size);
 }
 
 void Pty::kill() {

@@ -8,6 +8,8 @@
 
 #include <sys/types.h>
 
+#include <atomic>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -33,12 +35,22 @@ class Pty final : public environments::Terminal {
   // `ended` true once the shell is gone (EOF or EIO on the terminal).
   std::string read(size_t max, int timeout_ms, bool& ended) override;
   void write(const std::string& bytes) override;
+  // Sets the terminal's size (the shell gets SIGWINCH). Readline reads the size and writes it
+  // back each time it starts reading a line: a resize that falls between the two is undone. So
+  // for kResizeKeptForMs after a resize, read() and write() put the size back when it differs.
   void resize(int cols, int rows) override;
+  static constexpr int64_t kResizeKeptForMs = 3000;
   // Ends the shell and what it started in its process group, and reaps it.
   void kill() override;
 
  private:
+  void keep_size();
+
   int master_ = -1;
+  // The last resize (cols << 16 | rows) and until when (steady clock, ms) keep_size() holds it;
+  // atomics: resize() and read() run on different threads.
+  std::atomic<int64_t> wanted_size_{0};
+  std::atomic<int64_t> keep_size_until_ms_{0};
   pid_t child_ = -1;
 };
 
