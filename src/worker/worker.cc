@@ -490,11 +490,9 @@ class Agent {
 
   // What a job (or a deployment) runs with: its object, the runner for where its files are,
   // the bucket when this worker reads and writes S3 itself.
-  struct Prepared {
-    definitions::ResolvedObject object;
-    runner::Runner* runner = nullptr;
+  // A deployment's (its object, runner and whether in containers), and what a test run needs.
+  struct Prepared : Deployments::Prepared {
     bool shared = false;
-    bool in_containers = false;  // its environment's commands run in docker containers
     std::unique_ptr<s3store::S3Artifacts> s3;
   };
 
@@ -665,7 +663,7 @@ class Agent {
       {[this](const json& job, json& failure) -> std::optional<Deployments::Prepared> {
          std::optional<Prepared> p = prepare_job(job, failure);
          if (!p) return std::nullopt;
-         return Deployments::Prepared{std::move(p->object), p->runner, p->in_containers};
+         return std::move(static_cast<Deployments::Prepared&>(*p));
        },
        [this](const std::string& text) { send(text); },
        [this](const std::string& text) { send_when_room(text); },
