@@ -2,7 +2,8 @@
 # Trivial runs per second through `testlooper serve` with 2 local workers (issue 18, row 2): the
 # median of ROUNDS rounds of RUNS runs each on one server, and the server's CPU per run (its own
 # utime + stime from /proc/PID/stat over the rounds, divided by the runs; the local workers'
-# CPU is printed apart). Then, for scale, `testlooper run --jobs 2` of the same test once.
+# CPU is printed apart). Then the machine's ceiling (`xargs -P2 true`, as many processes) and,
+# for scale, `testlooper run --jobs 2` of the same test once.
 # A repo with one test (`true`) on the host; each round raises the head's target by RUNS; the
 # clock runs from the target being set to the API showing those runs finished.
 # Usage: bench/serve_bench.sh [path/to/testlooper] [runs] [tls] [rounds]
@@ -109,6 +110,16 @@ printf 'serve (%s), 2 local workers: median of %d rounds %.0f runs/s (goal >= 10
   "$scheme" "$rounds" "$median" "$(echo "$median >= 1000" | bc | sed 's/1/met/;s/0/missed/')" \
   "$server_ms" "$(echo "$server_ms <= 0.5" | bc | sed 's/1/met/;s/0/missed/')" "$workers_ms" \
   $((rss_kb / 1024)) "$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# The machine's own ceiling for such runs, in the same sitting: starting `true` RUNS times, two
+# at a time, with nothing recorded (each run of serve's starts one process, the same way: the
+# worker execs a plain command line itself).
+start=$(date +%s.%N)
+seq "$runs" | xargs -P2 -n1 true
+xargs_seconds=$(echo "$(date +%s.%N) - $start" | bc)
+xargs_rate=$(echo "$runs / $xargs_seconds" | bc -l)
+printf 'ceiling: xargs -P2 true, %d processes: %.0f/s; serve'"'"'s median is %.0f%% of it\n' \
+  "$runs" "$xargs_rate" "$(echo "100 * $median / $xargs_rate" | bc -l)"
 
 if [ "${SKIP_RUN:-}" != 1 ]; then
   start=$(date +%s.%N)
