@@ -488,9 +488,8 @@ class Agent {
     });
   }
 
-  // What a job (or a deployment) runs with: its object, the runner for where its files are,
-  // the bucket when this worker reads and writes S3 itself.
-  // A deployment's (its object, runner and whether in containers), and what a test run needs.
+  // What a job runs with: what a deployment does (its object, the runner for where its files
+  // are, whether in containers), and the bucket when this worker reads and writes S3 itself.
   struct Prepared : Deployments::Prepared {
     bool shared = false;
     std::unique_ptr<s3store::S3Artifacts> s3;
