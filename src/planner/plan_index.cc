@@ -1,5 +1,7 @@
 #include "planner/plan_index.h"
 
+#include <algorithm>
+#include <numeric>
 #include <set>
 #include <string_view>
 
@@ -30,7 +32,7 @@ void PlanIndex::put(const PlannedCommit* commit) {
 }
 
 void PlanIndex::remove(const std::string& repo, const std::string& sha) {
-  auto it = commits_.find({repo, sha});
+  auto it = commits_.find(KeyView(repo, sha));
   if (it == commits_.end()) return;
   for (const auto& [hash, i] : it->second.builds) {
     auto b = builds_.find(hash);
@@ -41,24 +43,51 @@ void PlanIndex::remove(const std::string& repo, const std::string& sha) {
   commits_.erase(it);
 }
 
-const PlannedCommit* PlanIndex::commit(const std::string& repo, const std::string& sha) const {
-  auto it = commits_.find({repo, sha});
-  return it == commits_.end() ? nullptr : it->second.commit;
+const PlanIndex::CommitEntry* PlanIndex::entry(std::string_view repo, std::string_view sha) const {
+  auto it = commits_.find(KeyView(repo, sha));
+  return it == commits_.end() ? nullptr : &it->second;
 }
 
-std::optional<PlanIndex::Located> PlanIndex::locate(const std::string& repo, const std::string& sha,
-                                                    std::string_view name) const {
-  auto it = commits_.find({repo, sha});
-  if (it == commits_.end()) return std::nullopt;
-  const CommitEntry& e = it->second;
+const PlannedCommit* PlanIndex::commit(std::string_view repo, std::string_view sha) const {
+  const CommitEntry* e = entry(repo, sha);
+  return e == nullptr ? nullptr : e->commit;
+}
+
+const PlannedObject* PlanIndex::object_named(const CommitEntry& e, std::string_view name) {
   if (!e.names) {
     e.names = std::make_unique<std::unordered_map<std::string_view, const PlannedObject*>>();
     // The first object of a name wins, as a lookup in the commit's order would find it.
     for (const auto& o : e.commit->objects) e.names->emplace(o.name, &o);
   }
   auto o = e.names->find(name);
-  if (o == e.names->end()) return std::nullopt;
-  return Located{e.commit, o->second};
+  return o == e.names->end() ? nullptr : o->second;
+}
+
+std::optional<PlanIndex::Located> PlanIndex::locate(std::string_view repo, std::string_view sha,
+                                                    std::string_view name) const {
+  const CommitEntry* e = entry(repo, sha);
+  const PlannedObject* o = e == nullptr ? nullptr : object_named(*e, name);
+  if (o == nullptr) return std::nullopt;
+  return Located{e->commit, o};
+}
+
+const PlannedObject* PlanIndex::object(const PlannedCommit& commit, std::string_view name) const {
+  const CommitEntry* e = entry(commit.repo, commit.sha);
+  return e == nullptr || e->commit != &commit ? nullptr : object_named(*e, name);
+}
+
+const std::vector<uint32_t>& PlanIndex::by_name(const PlannedCommit& commit) const {
+  static const std::vector<uint32_t> kNone;
+  const CommitEntry* e = entry(commit.repo, commit.sha);
+  if (e == nullptr || e->commit != &commit) return kNone;
+  if (!e->by_name) {
+    e->by_name = std::make_unique<std::vector<uint32_t>>(commit.objects.size());
+    std::iota(e->by_name->begin(), e->by_name->end(), 0u);
+    std::stable_sort(e->by_name->begin(), e->by_name->end(), [&commit](uint32_t a, uint32_t b) {
+      return commit.objects[a].name < commit.objects[b].name;
+    });
+  }
+  return *e->by_name;
 }
 
 std::optional<PlanIndex::Located> PlanIndex::build(const std::string& hash) const {
@@ -67,17 +96,30 @@ std::optional<PlanIndex::Located> PlanIndex::build(const std::string& hash) cons
   return it->second.begin()->second;
 }
 
-const std::vector<PlanIndex::Entry>& PlanIndex::entries(const PlannedCommit& commit) const {
+const std::vector<PlanIndex::Entry>& PlanIndex::entries(const PlannedCommit& commit,
+                                                        const PlannedCommit* like) const {
   static const std::vector<Entry> kNone;
-  auto it = commits_.find({commit.repo, commit.sha});
-  if (it == commits_.end() || it->second.commit != &commit) return kNone;
-  const CommitEntry& e = it->second;
-  if (!e.entries) {
-    e.entries = std::make_unique<std::vector<Entry>>();
-    e.entries->reserve(commit.objects.size());
-    for (const auto& o : commit.objects)
-      e.entries->push_back(
-          {names_.id(o.name), hashes_.id(o.hash), std::string_view(o.kind) == "test"});
+  const CommitEntry* found = entry(commit.repo, commit.sha);
+  if (found == nullptr || found->commit != &commit) return kNone;
+  const CommitEntry& e = *found;
+  if (e.entries) return *e.entries;
+  const CommitEntry* other = like == nullptr ? nullptr : entry(like->repo, like->sha);
+  const std::vector<Entry>* same = other != nullptr && other->commit == like && other->entries &&
+                                           like->objects.size() == commit.objects.size()
+                                       ? other->entries.get()
+                                       : nullptr;
+  e.entries = std::make_unique<std::vector<Entry>>();
+  e.entries->reserve(commit.objects.size());
+  for (size_t k = 0; k < commit.objects.size(); ++k) {
+    const PlannedObject& o = commit.objects[k];
+    const bool test = std::string_view(o.kind) == "test";
+    // Comparing two strings costs less than hashing them into a table of every identity.
+    if (same != nullptr && (*same)[k].test == test && like->objects[k].hash == o.hash &&
+        like->objects[k].name == o.name) {
+      e.entries->push_back((*same)[k]);
+      continue;
+    }
+    e.entries->push_back({names_.id(o.name), hashes_.id(o.hash), test});
   }
   return *e.entries;
 }
@@ -106,18 +148,31 @@ std::map<std::string, std::vector<stats::CommitEvidence>> failing_test_histories
     const ProgressMap& progress) {
   const size_t n = oldest_first.size();
   std::vector<const std::vector<PlanIndex::Entry>*> at(n, nullptr);
+  const PlannedCommit* before = nullptr;
   for (size_t i = 0; i < n; ++i) {
     const PlannedCommit* c = index.commit(repo, oldest_first[i]);
-    if (c != nullptr && c->reachable) at[i] = &index.entries(*c);
+    if (c == nullptr || !c->reachable) continue;
+    at[i] = &index.entries(*c, before);
+    before = c;
   }
   std::vector<char> wanted(index.name_count(), 0);  // tests with a failure on the history
   bool any = false;
+  const std::vector<PlanIndex::Entry>* last = nullptr;  // the last commit looked at
   for (size_t i = 0; i < n; ++i) {
     if (at[i] == nullptr) continue;
-    for (const auto& e : *at[i]) {
+    const std::vector<PlanIndex::Entry>& entries = *at[i];
+    // Consecutive commits mostly hold the same objects in the same places: an entry equal to the
+    // one in its place in the commit before was looked at there (its progress had no failure, or
+    // its name would be wanted by now), so only the entries that changed are looked up.
+    const bool aligned = last != nullptr && last->size() == entries.size();
+    for (size_t k = 0; k < entries.size(); ++k) {
+      const PlanIndex::Entry& e = entries[k];
       if (!e.test || wanted[e.name]) continue;
+      if (aligned && (*last)[k].hash == e.hash && (*last)[k].name == e.name && (*last)[k].test)
+        continue;
       if (index.progress_of(e.hash, progress).failures > 0) wanted[e.name] = any = true;
     }
+    last = &entries;
   }
   std::map<std::string, std::vector<stats::CommitEvidence>> out;
   if (!any) return out;

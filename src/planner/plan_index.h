@@ -43,10 +43,16 @@ class PlanIndex {
     const PlannedCommit* commit = nullptr;
     const PlannedObject* object = nullptr;
   };
-  const PlannedCommit* commit(const std::string& repo, const std::string& sha) const;
+  const PlannedCommit* commit(std::string_view repo, std::string_view sha) const;
   // The object `name` of commit (repo, sha), if both exist.
-  std::optional<Located> locate(const std::string& repo, const std::string& sha,
+  std::optional<Located> locate(std::string_view repo, std::string_view sha,
                                 std::string_view name) const;
+  // Commit `commit`'s object `name` (the first of that name), if it has one and is indexed.
+  const PlannedObject* object(const PlannedCommit& commit, std::string_view name) const;
+  // The places of `commit`'s objects in commit.objects, ordered by name (a stable order), so that
+  // a plan's statuses are written in their map's order without comparing keys; empty when the
+  // commit is not indexed.
+  const std::vector<uint32_t>& by_name(const PlannedCommit& commit) const;
   // The build whose identity is `hash`: of the commits holding one, the first in (repo, sha)
   // order, and its first build of that identity there. nullopt when no commit has it.
   std::optional<Located> build(const std::string& hash) const;
@@ -57,7 +63,11 @@ class PlanIndex {
     uint32_t hash = 0;
     bool test = false;
   };
-  const std::vector<Entry>& entries(const PlannedCommit& commit) const;
+  // `like`, when given, is a commit likely to hold mostly the same objects in the same places
+  // (the one before it on a branch): their ids are taken from its entries where the name and
+  // identity are the same, rather than interned again.
+  const std::vector<Entry>& entries(const PlannedCommit& commit,
+                                    const PlannedCommit* like = nullptr) const;
   // The identity `hash`'s progress changed in the PlanInput this index plans with: its copy
   // kept for the histories (failing_test_histories) is read again at the next plan. A server
   // calls it wherever it changes an identity's progress; an index is used with one PlanInput.
@@ -80,19 +90,41 @@ class PlanIndex {
     // Filled on first use.
     mutable std::unique_ptr<std::unordered_map<std::string_view, const PlannedObject*>> names;
     mutable std::unique_ptr<std::vector<Entry>> entries;
+    mutable std::unique_ptr<std::vector<uint32_t>> by_name;
   };
+  // The entry of (repo, sha), or nullptr.
+  const CommitEntry* entry(std::string_view repo, std::string_view sha) const;
+  static const PlannedObject* object_named(const CommitEntry& e, std::string_view name);
   struct Interned {
     std::unordered_map<std::string, uint32_t> ids;
     std::vector<std::string> text;
     uint32_t id(const std::string& s);
   };
+  // Looked up by views (no copy of the repo and sha per lookup: a replan makes one per needed
+  // object).
+  using KeyView = std::pair<std::string_view, std::string_view>;
   struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(KeyView k) const {
+      return std::hash<std::string_view>()(k.first) * 31 + std::hash<std::string_view>()(k.second);
+    }
     size_t operator()(const std::pair<std::string, std::string>& k) const {
-      return std::hash<std::string>()(k.first) * 31 + std::hash<std::string>()(k.second);
+      return (*this)(KeyView(k.first, k.second));
+    }
+  };
+  struct KeyEq {
+    using is_transparent = void;
+    static KeyView view(KeyView k) { return k; }
+    static KeyView view(const std::pair<std::string, std::string>& k) {
+      return {k.first, k.second};
+    }
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      return view(a) == view(b);
     }
   };
   // (repo, sha) -> the commit
-  std::unordered_map<std::pair<std::string, std::string>, CommitEntry, KeyHash> commits_;
+  std::unordered_map<std::pair<std::string, std::string>, CommitEntry, KeyHash, KeyEq> commits_;
   // build identity -> (repo, sha, place in the commit) -> the build
   std::unordered_map<std::string, std::map<std::tuple<std::string, std::string, size_t>, Located>>
       builds_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <unordered_map>
 
 #include "planner/extra_runs.h"
 #include "planner/plan_index.h"
@@ -40,7 +41,7 @@ class Planner {
       if (!found) continue;
       for (const auto& dep : found->object->builds) need_build(dep.hash, kExtraPriority - static_cast<double>(i));
     }
-    for (const auto& [key, priority] : needed_) plan_object(key, priority, plan, jobs);
+    plan_needed(plan, jobs);
     for (auto& [hash, job] : jobs) plan.jobs.push_back(job);
     std::map<std::pair<std::string, std::string>, Job> extra_jobs;  // (purpose, hash)
     for (size_t i = 0; i < extra.size(); ++i) {
@@ -67,8 +68,7 @@ class Planner {
   static constexpr double kDeploymentPriority = 1e18;
 
   void need_build(const std::string& hash, double priority) {
-    if (auto b = index_.build(hash))
-      need({b->commit->repo, b->commit->sha, b->object->name}, priority);
+    if (auto b = index_.build(hash)) need(*b->commit, *b->object, priority);
   }
 
   static Job job_of(const PlannedObject& o, const std::string& repo, const std::string& sha,
@@ -114,7 +114,12 @@ class Planner {
     for (const auto& set : sets) {
       auto members = c.test_sets.find(set);
       if (members == c.test_sets.end()) continue;
-      for (const auto& name : members->second) need({c.repo, c.sha, name}, static_cast<double>(c.time));
+      for (const auto& name : members->second) {
+        if (const PlannedObject* o = index_.object(c, name))
+          need(c, *o, static_cast<double>(c.time));
+        else
+          need({c.repo, c.sha, name}, static_cast<double>(c.time));  // maybe another commit's
+      }
     }
   }
 
@@ -131,12 +136,32 @@ class Planner {
       if (full && locate(*full)) need(*full, priority);
       return;
     }
-    auto [it, inserted] = needed_.emplace(key, priority);
-    if (!inserted) {
-      if (it->second >= priority) return;
-      it->second = priority;
+    need(*found->commit, *found->object, priority);
+  }
+  void need(const PlannedCommit& c, const PlannedObject& o, double priority) {
+    std::vector<std::optional<double>>& at = needed_[&c];
+    if (at.empty()) at.resize(c.objects.size());
+    std::optional<double>& p = at[static_cast<size_t>(&o - c.objects.data())];
+    if (p && *p >= priority) return;
+    p = priority;
+    for (const auto& dep : o.builds) need_build(dep.hash, priority);
+  }
+
+  // Plans every needed object, in (repo, sha, name) order: their statuses are appended to the
+  // plan's map, each at its end.
+  void plan_needed(Plan& plan, std::map<std::string, Job>& jobs) {
+    std::vector<const PlannedCommit*> commits;
+    commits.reserve(needed_.size());
+    for (const auto& [c, at] : needed_) commits.push_back(c);
+    std::sort(commits.begin(), commits.end(), [](const PlannedCommit* a, const PlannedCommit* b) {
+      return std::tie(a->repo, a->sha) < std::tie(b->repo, b->sha);
+    });
+    for (const PlannedCommit* c : commits) {
+      const std::vector<std::optional<double>>& at = needed_.at(c);
+      for (const uint32_t i : index_.by_name(*c)) {
+        if (at[i]) plan_object(*c, c->objects[i], *at[i], plan, jobs);
+      }
     }
-    for (const auto& dep : found->object->builds) need_build(dep.hash, priority);
   }
 
   static bool build_succeeded(const HashProgress& p) { return p.runs > p.failures; }
@@ -144,17 +169,41 @@ class Planner {
     return !build_succeeded(p) && p.failures - forgiven(hash) > max_retries;
   }
 
+  // What a build dependency's identity is at: unresolved (no build of it), failed for good,
+  // not yet succeeded, or succeeded.
+  enum class DependencyState { kUnresolved, kFailed, kWaiting, kSucceeded };
+  DependencyState dependency_state(const std::string& hash) const {
+    // The objects of a commit mostly share their builds: the last answer is kept.
+    if (last_dependency_ != nullptr && *last_dependency_ == hash) return last_dependency_state_;
+    DependencyState state = DependencyState::kSucceeded;
+    if (auto b = index_.build(hash); !b) {
+      state = DependencyState::kUnresolved;
+    } else if (const HashProgress p = progress(hash);
+               build_exhausted(hash, p, b->object->max_retries)) {
+      state = DependencyState::kFailed;
+    } else if (!build_succeeded(p)) {
+      state = DependencyState::kWaiting;
+    }
+    last_dependency_ = &hash;
+    last_dependency_state_ = state;
+    return state;
+  }
+
   // The blocked state caused by the object's build dependencies, if any.
   std::optional<ObjectStatus> blocked(const PlannedObject& o) const {
     std::optional<ObjectStatus> waiting;
     for (const auto& dep : o.builds) {
-      auto b = index_.build(dep.hash);
-      if (!b) return ObjectStatus{ObjectState::kUnresolvedDependency, 0, dep.name};
-      const HashProgress p = progress(dep.hash);
-      if (build_exhausted(dep.hash, p, b->object->max_retries)) {
-        return ObjectStatus{ObjectState::kDependencyFailed, 0, dep.name};
+      switch (dependency_state(dep.hash)) {
+        case DependencyState::kUnresolved:
+          return ObjectStatus{ObjectState::kUnresolvedDependency, 0, dep.name};
+        case DependencyState::kFailed:
+          return ObjectStatus{ObjectState::kDependencyFailed, 0, dep.name};
+        case DependencyState::kWaiting:
+          if (!waiting) waiting = ObjectStatus{ObjectState::kWaitingOnBuilds, 0, dep.name};
+          break;
+        case DependencyState::kSucceeded:
+          break;
       }
-      if (!build_succeeded(p) && !waiting) waiting = ObjectStatus{ObjectState::kWaitingOnBuilds, 0, dep.name};
     }
     return waiting;
   }
@@ -165,9 +214,9 @@ class Planner {
     return t == in_.targets.end() ? in_.default_target : t->second;
   }
 
-  void plan_object(const Key& key, double priority, Plan& plan, std::map<std::string, Job>& jobs) {
-    const Located at = *locate(key);
-    const PlannedObject& o = *at.object;
+  void plan_object(const PlannedCommit& c, const PlannedObject& o, double priority, Plan& plan,
+                   std::map<std::string, Job>& jobs) {
+    const Key key{c.repo, c.sha, o.name};
     ObjectStatus status;
     if (o.kind == "deployment") {
       status.state = ObjectState::kRunnable;
@@ -175,7 +224,7 @@ class Planner {
         status.state = b->state;
         status.reason = b->reason;
       }
-      plan.statuses[key] = status;
+      plan.statuses.emplace_hint(plan.statuses.end(), key, status);
       return;
     }
     status.target = target_of(key, o);
@@ -189,7 +238,7 @@ class Planner {
     if (auto b = blocked(o)) {
       status.state = b->state;
       status.reason = b->reason;
-      plan.statuses[key] = status;
+      plan.statuses.emplace_hint(plan.statuses.end(), key, status);
       return;
     }
     int wanted = 0;
@@ -210,12 +259,12 @@ class Planner {
       if (h != nullptr && h->one_at_a_time)
         wanted = static_cast<int>(std::clamp<int64_t>(1 - p.active, 0, wanted));
     }
-    plan.statuses[key] = status;
+    plan.statuses.emplace_hint(plan.statuses.end(), key, status);
     if (wanted == 0) return;
     Job& job = jobs[o.hash];
     if (job.hash.empty() || priority > job.priority) {
       const int runs = job.runs;
-      job = job_of(o, at.commit->repo, at.commit->sha, priority);
+      job = job_of(o, c.repo, c.sha, priority);
       job.runs = runs;
     }
     job.runs = std::max(job.runs, wanted);
@@ -223,7 +272,12 @@ class Planner {
 
   const PlanInput& in_;
   const PlanIndex& index_;
-  std::map<Key, double> needed_;
+  // dependency_state's last answer (the input and index do not change during a plan).
+  mutable const std::string* last_dependency_ = nullptr;
+  mutable DependencyState last_dependency_state_ = DependencyState::kSucceeded;
+  // Per commit with needed objects, each object's priority (by its place in the commit), unset
+  // when it is not needed.
+  std::unordered_map<const PlannedCommit*, std::vector<std::optional<double>>> needed_;
 };
 
 }  // namespace
