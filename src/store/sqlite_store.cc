@@ -2,74 +2,15 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <array>
-#include <atomic>
 #include <chrono>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <sstream>
 
-#include "store/run_tallies.h"
 #include "store/sqlite.h"
+#include "store/sqlite_open.h"
 #include "store/store.h"
 
 namespace testlooper::store {
 namespace {
-
-constexpr const char* kSchema = R"sql(
-PRAGMA journal_mode = WAL;
-PRAGMA synchronous = NORMAL;
-CREATE TABLE IF NOT EXISTS repos (name TEXT PRIMARY KEY, path TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS branches (
-  repo TEXT NOT NULL, name TEXT NOT NULL, head TEXT NOT NULL, under_test INTEGER NOT NULL,
-  depth INTEGER NOT NULL, PRIMARY KEY (repo, name));
-CREATE TABLE IF NOT EXISTS commits (
-  repo TEXT NOT NULL, sha TEXT NOT NULL, parents TEXT NOT NULL, subject TEXT NOT NULL,
-  author TEXT NOT NULL, time INTEGER NOT NULL, resolved INTEGER NOT NULL DEFAULT 0,
-  file TEXT, error TEXT, test_sets TEXT NOT NULL DEFAULT '{}', triggered TEXT NOT NULL DEFAULT '[]',
-  PRIMARY KEY (repo, sha));
-CREATE TABLE IF NOT EXISTS objects (
-  repo TEXT NOT NULL, sha TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL,
-  hash TEXT NOT NULL, definition TEXT NOT NULL, PRIMARY KEY (repo, sha, name));
-CREATE TABLE IF NOT EXISTS targets (
-  repo TEXT NOT NULL, sha TEXT NOT NULL, name TEXT NOT NULL, runs INTEGER NOT NULL,
-  PRIMARY KEY (repo, sha, name));
-CREATE TABLE IF NOT EXISTS commit_sets (
-  repo TEXT NOT NULL, sha TEXT NOT NULL, test_set TEXT NOT NULL, enabled INTEGER NOT NULL,
-  PRIMARY KEY (repo, sha, test_set));
-CREATE TABLE IF NOT EXISTS branch_sets (
-  repo TEXT NOT NULL, branch TEXT NOT NULL, sha TEXT NOT NULL, test_set TEXT NOT NULL,
-  PRIMARY KEY (repo, branch, sha, test_set));
-CREATE TABLE IF NOT EXISTS runs (
-  id TEXT PRIMARY KEY, hash TEXT NOT NULL, repo TEXT NOT NULL, sha TEXT NOT NULL,
-  name TEXT NOT NULL, kind TEXT NOT NULL, worker TEXT NOT NULL, state TEXT NOT NULL,
-  exit_code INTEGER NOT NULL, started REAL NOT NULL, ended REAL NOT NULL, detail TEXT NOT NULL,
-  purpose TEXT NOT NULL DEFAULT '', upload_token TEXT NOT NULL DEFAULT '');
-CREATE INDEX IF NOT EXISTS runs_by_hash ON runs (hash);
-CREATE TABLE IF NOT EXISTS cases (
-  run_id TEXT NOT NULL, seq INTEGER NOT NULL, name TEXT NOT NULL, success INTEGER NOT NULL,
-  elapsed REAL NOT NULL, message TEXT NOT NULL DEFAULT '', logs TEXT NOT NULL DEFAULT '',
-  skipped INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (run_id, seq));
-CREATE TABLE IF NOT EXISTS holds (
-  key TEXT PRIMARY KEY, infra_failures INTEGER NOT NULL, not_before REAL NOT NULL,
-  reason TEXT NOT NULL, forgiven_failures INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS tokens (
-  name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, created REAL NOT NULL,
-  last_used REAL NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS audit (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, who TEXT NOT NULL, role TEXT NOT NULL,
-  via TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, client TEXT NOT NULL,
-  status INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS sessions (
-  key_hash TEXT PRIMARY KEY, login TEXT NOT NULL, provider TEXT NOT NULL, role TEXT NOT NULL,
-  csrf TEXT NOT NULL, expires REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS deployments (
-  id TEXT PRIMARY KEY, repo TEXT NOT NULL, sha TEXT NOT NULL, name TEXT NOT NULL,
-  hash TEXT NOT NULL, state TEXT NOT NULL, worker TEXT NOT NULL, booted_by TEXT NOT NULL,
-  booted REAL NOT NULL, started REAL NOT NULL, stopped REAL NOT NULL, detail TEXT NOT NULL,
-  debug_run TEXT NOT NULL DEFAULT '');
-)sql";
 
 std::string join_words(const std::vector<std::string>& words) {
   std::string out;
@@ -669,94 +610,6 @@ std::optional<RunState> run_state_from(const std::string& text) {
   return std::nullopt;
 }
 
-namespace {
-
-// The error for a damaged database at `path`, saying how to recover.
-Error damaged(const std::string& path, const std::string& what) {
-  const std::string dir = std::filesystem::path(path).parent_path().string();
-  return Error{path, what +
-                         ": the database is damaged; move it away (with its -wal and -shm files) "
-                         "and run `testlooper rebuild --data " +
-                         (dir.empty() ? "." : dir) +
-                         " --trust-unknown-runs` to recreate its runs from the artifact store"};
-}
-
-// What SQLite would not say at open: a file that is not a database, or not whole pages (one
-// truncated below its first page would otherwise be taken for a new, empty database).
-Status check_database_file(const std::string& path) {
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec || size == 0) return {};  // absent or new
-  std::ifstream in(path, std::ios::binary);
-  std::array<unsigned char, 100> header{};
-  in.read(reinterpret_cast<char*>(header.data()), header.size());
-  if (in.gcount() < static_cast<std::streamsize>(header.size()) ||
-      std::memcmp(header.data(), "SQLite format 3", 16) != 0) {
-    return damaged(path,
-                   fmt::format("not a SQLite database (no SQLite header in its {} bytes)", size));
-  }
-  const uintmax_t field = header[16] * 256u + header[17];  // big-endian; 1 stands for 65536
-  const uintmax_t page = field == 1 ? 65536 : field;
-  if (page < 512 || size < page || size % page != 0) {
-    return damaged(
-        path, fmt::format("truncated ({} bytes, not a whole number of {}-byte pages)", size, page));
-  }
-  return {};
-}
-
-// PRAGMA quick_check on `db`: every page is read. `stop`, when set, interrupts it.
-Status quick_check(sqlite3* db, const std::string& path, const std::atomic<bool>* stop) {
-  if (stop != nullptr) {
-    sqlite3_progress_handler(
-        db, 10000, [](void* flag) { return static_cast<std::atomic<bool>*>(flag)->load() ? 1 : 0; },
-        const_cast<std::atomic<bool>*>(stop));
-  }
-  Statement s(db, "PRAGMA quick_check(1)");
-  const bool row = s.step();
-  if (stop != nullptr && stop->load()) return Error{path, "the check was stopped"};
-  if (!row || s.text(0) != "ok") {
-    std::string problem = row ? s.text(0) : s.error();
-    std::replace(problem.begin(), problem.end(), '\n', ' ');
-    return damaged(path, "PRAGMA quick_check says: " + problem);
-  }
-  return {};
-}
-
-// The schema and its migrations on `db`.
-Status make_schema(Connection& db);
-
-}  // namespace
-
-Result<std::unique_ptr<SqliteStoreCheck>> SqliteStoreCheck::open(const std::string& path) {
-  // No check_database_file here: the caller has the store open (open_sqlite_store checked the
-  // header then), and closing any other descriptor of the file in this process would drop the
-  // process's POSIX locks on it, SQLite's included; another process closing its connection
-  // would then checkpoint and delete the WAL that the open store goes on writing into, and every
-  // later write would be lost.
-  sqlite3* db = nullptr;
-  const int opened = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
-  std::unique_ptr<SqliteStoreCheck> check(new SqliteStoreCheck(path, db));
-  if (opened != SQLITE_OK) {
-    return damaged(path, std::string("cannot open it: ") + sqlite3_errmsg(db));
-  }
-  sqlite3_busy_timeout(db, 5000);
-  {
-    Statement first(db, "SELECT count(*) FROM sqlite_master");  // opens the WAL and its index
-    (void)first.step();
-  }
-  return check;
-}
-
-SqliteStoreCheck::~SqliteStoreCheck() { close_sqlite(db_); }
-
-Status SqliteStoreCheck::run(const std::atomic<bool>* stop) { return quick_check(db_, path_, stop); }
-
-Status check_sqlite_store(const std::string& path, const std::atomic<bool>* stop) {
-  auto check = SqliteStoreCheck::open(path);
-  if (!check.ok()) return check.error();
-  return (*check)->run(stop);
-}
-
 Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path, StoreCheck check) {
   TL_RETURN_IF_ERROR(check_database_file(path));
   auto db = Connection::open(path);
@@ -772,50 +625,5 @@ Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path, StoreC
   }
   return std::unique_ptr<Store>(new SqliteStore(std::move(*db)));
 }
-
-namespace {
-
-Status make_schema(Connection& db) {
-  TL_RETURN_IF_ERROR(db.exec(kSchema, "creating the schema"));
-  // Stores made before runs had a purpose gain the column (their runs were all wanted runs).
-  bool has_purpose = false;
-  bool has_upload_token = false;
-  bool has_case_message = false;
-  bool has_case_skipped = false;
-  {
-    Statement s(db.get(), "SELECT name FROM pragma_table_info('runs')");
-    while (s.step()) {
-      has_purpose = has_purpose || s.text(0) == "purpose";
-      has_upload_token = has_upload_token || s.text(0) == "upload_token";
-    }
-    Statement c(db.get(), "SELECT name FROM pragma_table_info('cases')");
-    while (c.step()) {
-      has_case_message = has_case_message || c.text(0) == "message";
-      has_case_skipped = has_case_skipped || c.text(0) == "skipped";
-    }
-  }
-  // Stores made before cases kept their messages, logs and skips gain them (empty, not skipped).
-  if (!has_case_message) {
-    TL_RETURN_IF_ERROR(
-        db.exec("ALTER TABLE cases ADD COLUMN message TEXT NOT NULL DEFAULT '';"
-                "ALTER TABLE cases ADD COLUMN logs TEXT NOT NULL DEFAULT ''",
-                "adding cases.message and cases.logs"));
-  }
-  if (!has_case_skipped) {
-    TL_RETURN_IF_ERROR(db.exec("ALTER TABLE cases ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0",
-                               "adding cases.skipped"));
-  }
-  if (!has_purpose) {
-    TL_RETURN_IF_ERROR(db.exec("ALTER TABLE runs ADD COLUMN purpose TEXT NOT NULL DEFAULT ''",
-                               "adding runs.purpose"));
-  }
-  if (!has_upload_token) {
-    TL_RETURN_IF_ERROR(db.exec("ALTER TABLE runs ADD COLUMN upload_token TEXT NOT NULL DEFAULT ''",
-                               "adding runs.upload_token"));
-  }
-  return ensure_run_tallies(db);
-}
-
-}  // namespace
 
 }  // namespace testlooper::store
