@@ -1,11 +1,17 @@
 #include "server/api_history.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "planner/planner.h"
+#include "server/api.h"
 #include "server/api_json.h"
 #include "server/commit_stats.h"
 #include "stats/change_points.h"
@@ -191,6 +197,138 @@ Response cancel_run(ServerState& state, const std::string& run_id) {
   const Status s = state.cancel_run(run_id);
   if (!s.ok()) return error(409, s.error().message);
   return Response{202, "application/json", json{{"id", run_id}, {"cancelling", true}}.dump(), ""};
+}
+
+// GET /api/repos/{repo}/branches/{branch}/history (Api::get): the branch's first-parent commits,
+// newest first, each object's status, counts and classification, and the changes among them.
+Response Api::history(const std::string& repo, const std::string& branch, size_t limit) {
+  auto b = state_.branches().find({repo, branch});
+  if (b == state_.branches().end())
+    return error(404, "no branch '" + branch + "' in repo '" + repo + "'");
+  // Analysed along the branch's window whatever the limit; the first `limit` are shown.
+  const std::vector<std::string> shas =
+      state_.first_parent_history(repo, b->second.head, std::max(limit, kAnalysisWindow));
+  const size_t n = shas.size();
+  const size_t shown = std::min(n, limit);
+  const auto window = window_stats(state_, repo, shas);
+  auto quoted = [](const std::string& text) { return json(text).dump(); };
+  // Each test's classification at the commits shown, and its cases' for the tests that failed
+  // somewhere in the window (the others' cases have nothing to tell apart from the test), as
+  // text: test by test, each test's evidence rebuilt once (the window keeps none).
+  ClassificationText classification;
+  struct Cells {
+    std::vector<const std::string*> classification;  // per commit shown (ClassificationText's)
+    std::vector<std::string> cases;                  // per commit shown; empty: no "cases"
+  };
+  std::map<std::string, Cells> cells;                           // by test
+  std::unordered_map<std::string_view, const Cells*> cells_of;  // the same, hashed
+  const std::string no_cases = R"(,"cases":{})";
+  for (const auto& [name, t] : window->tests) {
+    const std::vector<stats::CommitEvidence> evidence = window->evidence(t);
+    Cells& text = cells[name];
+    cells_of.emplace(name, &text);
+    text.classification.resize(shown);
+    for (size_t i = 0; i < shown; ++i) {
+      text.classification[i] = &classification(evidence, n - 1 - i, t.analysis);
+    }
+    if (!t.failures) continue;
+    text.cases.assign(shown, no_cases);
+    if (t.cases.empty()) continue;
+    const auto cases = window->case_evidence(state_, evidence);
+    for (size_t i = 0; i < shown; ++i) {
+      const size_t index = n - 1 - i;  // in the oldest-first histories
+      std::string cell = R"(,"cases":{)";
+      bool first = true;
+      for (const auto& [case_name, e] : cases) {
+        const auto analysis = t.cases.find(case_name);
+        if (!e[index].present || analysis == t.cases.end()) continue;
+        cell += (first ? "" : ",") + quoted(case_name) + R"(:{"classification":)" +
+                classification(e, index, analysis->second) + "}";
+        first = false;
+      }
+      text.cases[i] = cell + "}";
+    }
+  }
+  // Written straight to text: 100 commits x 500 tests is 50,000 cells, and building them as a
+  // JSON tree first took most of the time. Commits share identities, and an identity's name,
+  // kind, hash and counts are formatted once.
+  std::map<std::pair<int64_t, int64_t>, std::string> rates;
+  auto rate_of = [&rates](int64_t failures, int64_t runs) -> const std::string& {
+    auto [it, inserted] = rates.try_emplace({failures, runs});
+    if (inserted) it->second = rate_json(failures, runs).dump();
+    return it->second;
+  };
+  struct Identity {
+    const planner::PlannedObject* object;  // the first object seen with it
+    std::string names;                     // "name":..,"kind":..,"hash":..
+    std::string counts;  // "runs":..,"failures":..,"active_runs":..,"failure_rate":..
+  };
+  std::unordered_map<std::string_view, Identity> identities;
+  std::string out;
+  out.reserve(shown * (history_row_bytes_ + 64));
+  auto put = [&out]<typename... A>(fmt::format_string<A...> format, A&&... args) {
+    fmt::format_to(std::back_inserter(out), format, std::forward<A>(args)...);
+  };
+  put(R"({{"repo":{},"branch":{},"head":{},"commits":[)", quoted(repo), quoted(branch),
+      quoted(b->second.head));
+  const auto& statuses = state_.plan().statuses;
+  std::unordered_map<std::string_view, const planner::ObjectStatus*> status_of;
+  for (size_t i = 0; i < shown; ++i) {
+    const std::string& sha = shas[i];
+    const CommitState* c = state_.commit(repo, sha);
+    put(R"({}{{"sha":{},"subject":{},"author":{},"time":{},"parents":{},"error":{},"objects":[)",
+        i ? "," : "", quoted(sha), quoted(c->row.subject), quoted(c->row.author), c->row.time,
+        json(c->row.parents).dump(), c->row.error ? quoted(*c->row.error) : "null");
+    status_of.clear();
+    for (auto st = statuses.lower_bound({repo, sha, ""});
+         st != statuses.end() && std::get<0>(st->first) == repo && std::get<1>(st->first) == sha;
+         ++st) {
+      status_of.emplace(std::get<2>(st->first), &st->second);
+    }
+    for (size_t k = 0; k < c->planned.objects.size(); ++k) {
+      const planner::PlannedObject& o = c->planned.objects[k];
+      auto [known, inserted] = identities.try_emplace(o.hash, Identity{&o, "", ""});
+      Identity& id = known->second;
+      if (inserted) {
+        const auto p = state_.progress(o.hash);
+        id.names = fmt::format(R"("name":{},"kind":{},"hash":{})", quoted(o.name), quoted(o.kind),
+                               quoted(o.hash));
+        id.counts = fmt::format(R"("runs":{},"failures":{},"active_runs":{},"failure_rate":{})",
+                                p.runs, p.failures, p.active, rate_of(p.failures, p.runs));
+      }
+      const bool same = id.object->name == o.name && id.object->kind == o.kind;
+      const auto st = status_of.find(o.name);
+      put(R"({}{{{},"status":"{}",{})", k ? "," : "",
+          same ? id.names
+               : fmt::format(R"("name":{},"kind":{},"hash":{})", quoted(o.name), quoted(o.kind),
+                             quoted(o.hash)),
+          status_json(state_, st == status_of.end() ? nullptr : st->second, o.hash), id.counts);
+      if (auto t = cells_of.find(o.name); t != cells_of.end()) {
+        out += R"(,"classification":)";
+        out += *t->second->classification[i];
+        if (!t->second->cases.empty()) out += t->second->cases[i];
+      }
+      out += '}';
+    }
+    out += "]}";
+  }
+  json all_points = json::array();
+  for (const auto& [name, t] : window->tests) {
+    change_points_json(name, t.analysis, all_points);
+    if (!t.failures) continue;
+    for (const auto& [case_name, analysis] : t.cases)
+      change_points_json(name + "::" + case_name, analysis, all_points);
+  }
+  // Only the changes at the commits shown.
+  const std::set<std::string> shown_shas(shas.begin(),
+                                         shas.begin() + static_cast<std::ptrdiff_t>(shown));
+  json change_points = json::array();
+  for (json& cp : all_points) {
+    if (shown_shas.count(cp["commit"].get<std::string>())) change_points.push_back(std::move(cp));
+  }
+  put(R"(],"change_points":{}}})", change_points.dump());
+  if (shown > 0) history_row_bytes_ = out.size() / shown;
+  return Response{200, "application/json", std::move(out), ""};
 }
 
 }  // namespace testlooper::server

@@ -1,6 +1,7 @@
 // API endpoints of the web UI's test history and run controls (docs/api.md), as free functions
 // over ServerState, routed from Api::get and Api::post. Run on the io thread like the rest of the
-// API; errors are `{"error": message}` with a 4xx status.
+// API; errors are `{"error": message}` with a 4xx status. A branch's history (Api::history, which
+// keeps the size of its last answer) is defined beside them in api_history.cc.
 #pragma once
 
 #include <map>
