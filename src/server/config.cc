@@ -3,141 +3,28 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cmath>
-#include <cstdlib>
 #include <fstream>
-#include <functional>
-#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
-#include <type_traits>
 #include <vector>
 
+#include "server/config_keys.h"
 #include "server/http.h"
 
 namespace testlooper::server {
 namespace {
 
+using config_keys::apply_section;
+using config_keys::boolean;
+using config_keys::ignored;
+using config_keys::noting;
+using config_keys::number;
+using config_keys::object;
+using config_keys::Setter;
+using config_keys::text;
+using config_keys::texts;
 using nlohmann::json;
-
-// Replaces $VAR and ${VAR} with the environment's values.
-Result<std::string> expand(const std::string& text, const std::string& where) {
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] != '$' || i + 1 >= text.size()) {
-      out += text[i];
-      continue;
-    }
-    size_t start = i + 1;
-    size_t end = start;
-    const bool braced = text[start] == '{';
-    if (braced) {
-      end = text.find('}', start);
-      if (end == std::string::npos) return Error{where, "unterminated ${ in '" + text + "'"};
-      ++start;
-    } else {
-      while (end < text.size() &&
-             (isalnum(static_cast<unsigned char>(text[end])) || text[end] == '_'))
-        ++end;
-    }
-    const std::string name = text.substr(start, end - start);
-    if (name.empty()) {
-      out += '$';
-      continue;
-    }
-    const char* value = std::getenv(name.c_str());
-    if (value == nullptr)
-      return Error{where, fmt::format("environment variable ${} is not set", name)};
-    out += value;
-    i = braced ? end : end - 1;
-  }
-  return out;
-}
-
-using Setter = std::function<Status(const json& value, const std::string& where)>;
-
-Setter text(std::string& field) {
-  return [&field](const json& v, const std::string& where) -> Status {
-    if (!v.is_string()) return Error{where, "expected a string"};
-    auto e = expand(v.get<std::string>(), where);
-    if (!e.ok()) return e.error();
-    field = *e;
-    return {};
-  };
-}
-
-Setter flag(bool& field) {
-  return [&field](const json& v, const std::string& where) -> Status {
-    if (!v.is_boolean()) return Error{where, "expected true or false"};
-    field = v.get<bool>();
-    return {};
-  };
-}
-
-template <class T>
-Setter number(T& field) {
-  return [&field](const json& v, const std::string& where) -> Status {
-    if (!v.is_number()) return Error{where, "expected a number"};
-    if constexpr (std::is_integral_v<T>) {
-      // An integer in T's range: get<T>() would truncate 4294967297 to 1.
-      const bool fits =
-          v.is_number_integer() &&
-          (v.is_number_unsigned()
-               ? v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max())
-               : v.get<int64_t>() >= std::numeric_limits<T>::min() &&
-                     v.get<int64_t>() <= std::numeric_limits<T>::max());
-      if (!fits) return Error{where, "expected an integer that fits"};
-    } else if (!std::isfinite(v.get<double>()) || std::abs(v.get<double>()) > 1e9) {
-      return Error{where, "expected a number of at most 1e9"};
-    }
-    field = v.get<T>();
-    return {};
-  };
-}
-
-Setter boolean(bool& field) {
-  return [&field](const json& v, const std::string& where) -> Status {
-    if (!v.is_boolean()) return Error{where, "expected true or false"};
-    field = v.get<bool>();
-    return {};
-  };
-}
-
-// A list of strings, each one expanded like text().
-Setter texts(std::vector<std::string>& field) {
-  return [&field](const json& v, const std::string& where) -> Status {
-    if (!v.is_array()) return Error{where, "expected a list of strings"};
-    std::vector<std::string> out;
-    for (const auto& item : v) {
-      std::string one;
-      TL_RETURN_IF_ERROR(text(one)(item, where));
-      out.push_back(one);
-    }
-    field = std::move(out);
-    return {};
-  };
-}
-
-// `setter`, noting in `given` that the key was given.
-Setter noting(Setter setter, bool& given) {
-  return [setter = std::move(setter), &given](const json& v, const std::string& where) -> Status {
-    given = true;
-    return setter(v, where);
-  };
-}
-
-// A key of the original's config.json that has no meaning here: accepted, and one line
-// "<where> is ignored: <why>" added to `warnings`.
-Setter ignored(std::string why, std::vector<std::string>& warnings) {
-  return [why = std::move(why), &warnings](const json&, const std::string& where) -> Status {
-    warnings.push_back(where + " is ignored: " + why);
-    return {};
-  };
-}
-
-// A sub-section (an object, or null when `nullable`), its keys applied like a section's.
-Setter object(std::map<std::string, Setter> keys, bool nullable = false);
 
 // The OAuth settings of `o` that are wrong (docs/configuration.md "Access"), or "".
 std::string sign_in_error(const ServerOptions& o) {
@@ -160,30 +47,6 @@ std::string sign_in_error(const ServerOptions& o) {
   if (!(o.session_hours > 0)) return "auth.session_hours: must be positive";
   if (!(o.oauth_timeout_seconds > 0)) return "auth.provider_timeout_seconds: must be positive";
   return "";
-}
-
-Status apply_section(const json& section, const std::string& name,
-                     const std::map<std::string, Setter>& keys) {
-  if (!section.is_object()) return Error{name, "expected an object"};
-  for (const auto& [key, value] : section.items()) {
-    auto it = keys.find(key);
-    const std::string where = name + "." + key;
-    if (it == keys.end()) {
-      std::string known;
-      for (const auto& [k, s] : keys) known += (known.empty() ? "" : ", ") + k;
-      return Error{where, fmt::format("unknown or unsupported key '{}'; this section takes: {}",
-                                      key, known)};
-    }
-    TL_RETURN_IF_ERROR(it->second(value, where));
-  }
-  return {};
-}
-
-Setter object(std::map<std::string, Setter> keys, bool nullable) {
-  return [keys = std::move(keys), nullable](const json& v, const std::string& where) -> Status {
-    if (nullable && v.is_null()) return {};
-    return apply_section(v, where, keys);
-  };
 }
 
 // What the original's keys (its Config.py) set that the seed's did not.
@@ -438,7 +301,7 @@ Status load_config(const std::string& path, ServerOptions& o,
         {"bind", text(bind)},
         {"tls_cert", text(o.tls_cert)},
         {"tls_key", text(o.tls_key)},
-        {"insecure_no_auth", flag(o.insecure_no_auth)},
+        {"insecure_no_auth", boolean(o.insecure_no_auth)},
         {"path_to_certs",
          object({{"cert", text(cert_path)}, {"key", text(key_path)}, {"chain", text(o.tls_chain)}},
                 /*nullable=*/true)},
