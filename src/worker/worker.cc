@@ -38,6 +38,7 @@
 #include "runner/thread_pool.h"
 #include "s3store/s3_artifacts.h"
 #include "worker/deployments.h"
+#include "worker/jobs.h"
 #include "worker/lifeline.h"
 #include "worker/log_pump.h"
 #include "worker/pending_results.h"
@@ -56,117 +57,6 @@ namespace fs = std::filesystem;
 
 std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop = true; }
-
-// Runners for the stores and repos jobs name (a local server shares its disk with its workers).
-class Runners {
- public:
-  Runners(bool on_host, const std::string& ami) : launchers_({.on_host = on_host, .ami = ami}) {}
-
-  // The launcher for `environment`, preparing it first (an image build): the runner's own call
-  // then finds it ready.
-  Result<std::shared_ptr<environments::Launcher>> prepare(
-      const definitions::Environment& environment) {
-    return launchers_.launcher_for(environment);
-  }
-  bool runs_dockerfiles() const { return launchers_.runs_dockerfiles(); }
-
-  runner::Runner& get(const std::string& store_dir, const std::string& repos_dir) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto& entry = runners_[{store_dir, repos_dir}];
-    if (!entry) {
-      entry = std::make_unique<Entry>();
-      entry->store = std::make_unique<artifacts::Store>(store_dir);
-      entry->exporter = runner::make_git_exporter([repos_dir](const std::string& name) {
-        return std::optional<std::string>(repos_dir + "/" + name);
-      });
-      entry->runner = std::make_unique<runner::Runner>(runner::RunnerContext{
-          entry->store.get(), entry->exporter.get(),
-          [this](const definitions::Environment& e) { return launchers_.launcher_for(e); },
-          &runner::system_clock(), kill_leftovers()});
-    }
-    return *entry->runner;
-  }
-
-  // The runner for jobs without the server's disk: the worker's own store, sources over HTTP.
-  runner::Runner& remote(artifacts::Store& store, runner::SourceExporter& sources) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (!remote_) {
-      remote_ = std::make_unique<runner::Runner>(runner::RunnerContext{
-          &store, &sources,
-          [this](const definitions::Environment& e) { return launchers_.launcher_for(e); },
-          &runner::system_clock(), kill_leftovers()});
-    }
-    return *remote_;
-  }
-
- private:
-  std::function<void(const std::vector<std::string>&)> kill_leftovers() {
-    return [this](const std::vector<std::string>& owners) { launchers_.kill_leftovers(owners); };
-  }
-
-  struct Entry {
-    std::unique_ptr<artifacts::Store> store;
-    std::unique_ptr<runner::SourceExporter> exporter;
-    std::unique_ptr<runner::Runner> runner;
-  };
-  environments::LauncherFactory launchers_;
-  std::mutex mutex_;
-  std::map<std::pair<std::string, std::string>, std::unique_ptr<Entry>> runners_;
-  std::unique_ptr<runner::Runner> remote_;
-};
-
-std::string outcome_word(runner::Outcome o) {
-  switch (o) {
-    case runner::Outcome::kSuccess: return "success";
-    case runner::Outcome::kFailure: return "failure";
-    case runner::Outcome::kCancelled: return "cancelled";
-    case runner::Outcome::kInfraError: return "infra";
-  }
-  return "infra";
-}
-
-// {"type": string, "run_id": a run id, ...}
-bool is_server_message(const json& m) {
-  if (!m.is_object()) return false;
-  auto type = m.find("type");
-  auto run_id = m.find("run_id");
-  return type != m.end() && type->is_string() && run_id != m.end() && run_id->is_string() &&
-         is_run_id(run_id->get_ref<const std::string&>());
-}
-
-// A job's fields have the types execute() reads them as (docs/api.md "The worker protocol").
-bool is_job(const json& m) {
-  auto is = [&m](const char* key, auto check) { return !m.contains(key) || check(m[key]); };
-  auto integer = [](const json& v) { return v.is_number_integer(); };
-  auto text = [](const json& v) { return v.is_string(); };
-  return is("cores", integer) && is("ram_gb", integer) && is("repos_dir", text) &&
-         is("max_log_bytes",
-            [](const json& v) {
-              return v.is_number_integer() && v > 0 && v <= int64_t{1} << 50;  // fits int64_t
-            }) &&
-         is("artifacts_dir", text) && is("upload_token", text) &&
-         is("object", [](const json& v) { return v.is_object(); }) &&
-         is("s3", [](const json& v) { return v.is_object(); });
-}
-
-// A job's "s3" (the bucket of the server's artifacts: {"bucket", "region"?, "key_prefix"?,
-// "endpoint_url"?}, never credentials), or an Error saying what is wrong with it.
-Result<fleet::S3Options> s3_options(const json& s3) {
-  fleet::S3Options o;
-  auto field = [&s3](const char* key, size_t max, std::string& out) {
-    auto it = s3.find(key);
-    if (it == s3.end()) return true;
-    if (!it->is_string() || it->get_ref<const std::string&>().size() > max) return false;
-    out = it->get<std::string>();
-    return true;
-  };
-  if (!field("bucket", 255, o.bucket) || o.bucket.empty() || !field("region", 64, o.region) ||
-      !field("key_prefix", 1024, o.key_prefix) || !field("endpoint_url", 1024, o.endpoint_url)) {
-    return Error{"job", "'s3' is not {\"bucket\", \"region\", \"key_prefix\", \"endpoint_url\"}"};
-  }
-  o.enabled = true;
-  return o;
-}
 
 // The most a connection may have queued before a log message waits (so a test writing a
 // gigabyte costs the worker a few MiB, not a gigabyte).
