@@ -145,8 +145,15 @@ Status Connection::exec(const std::string& sql, const std::string& what) {
   return {};
 }
 
+Status Connection::run(const std::string& sql, const std::string& what) {
+  Statement s(db_, sql);
+  if (!s.run())
+    return Error{"store", what + ": " + (s.error().empty() ? "unknown error" : s.error())};
+  return {};
+}
+
 Transaction::Transaction(Connection& c) : connection_(c) {
-  begun_ = connection_.exec("BEGIN IMMEDIATE", "begin");
+  begun_ = connection_.run("BEGIN IMMEDIATE", "begin");
 }
 
 Transaction::~Transaction() {
@@ -160,7 +167,7 @@ Transaction::~Transaction() {
 
 Status Transaction::commit() {
   if (!begun_.ok()) return begun_;
-  Status s = connection_.exec("COMMIT", "commit");
+  Status s = connection_.run("COMMIT", "commit");
   done_ = s.ok();
   return s;
 }

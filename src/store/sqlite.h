@@ -62,6 +62,9 @@ class Connection {
   sqlite3* get() const { return db_; }
   // Executes statements with no results; an Error names `what`.
   Status exec(const std::string& sql, const std::string& what);
+  // Runs one statement with no results through the statement cache (no parsing each time: a
+  // transaction's BEGIN and COMMIT, issue 18); an Error names `what`.
+  Status run(const std::string& sql, const std::string& what);
 
  private:
   explicit Connection(sqlite3* db) : db_(db) {}

@@ -294,6 +294,86 @@ TEST_F(StoreTest, Store_AStoreMadeBeforeTheTalliesIsTalliedAtOpen) {
   expect_counts(*store, runs);
 }
 
+// A store whose tally triggers are of the version before the UPSERTs (an INSERT ... WHERE NOT
+// EXISTS, then an UPDATE) gets this version's triggers when opened, keeping its counts, and they
+// count right from then on, a run replaced by start_run's INSERT OR REPLACE included.
+TEST_F(StoreTest, Store_OlderTallyTriggersAreMadeAgainAtOpen) {
+  std::map<std::string, RunRow> runs;
+  {
+    auto store = open();
+    for (int i = 0; i < 12; ++i) {
+      RunRow r = running("r" + std::to_string(i), "h" + std::to_string(i % 3));
+      r.purpose = i % 2 ? "extra:repo/main@c1" : "";
+      ASSERT_TRUE(store->start_run(r).ok());
+      if (i % 4 != 0) {
+        r.state = i % 3 ? RunState::kSucceeded : RunState::kFailed;
+        ASSERT_TRUE(store->finish_run(r, {{"case0", i % 3 != 0, 0.1}}).ok());
+      }
+      runs[r.id] = r;
+    }
+  }
+  auto trigger_sql = [&](const std::string& name) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open((dir_.path() + "/state.db").c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* s = nullptr;
+    sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_master WHERE name = ?", -1, &s, nullptr);
+    sqlite3_bind_text(s, 1, name.c_str(), -1, SQLITE_TRANSIENT);
+    std::string sql = sqlite3_step(s) == SQLITE_ROW
+                          ? reinterpret_cast<const char*>(sqlite3_column_text(s, 0))
+                          : "";
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return sql;
+  };
+  EXPECT_NE(trigger_sql("runs_tally_insert").find("ON CONFLICT"), std::string::npos);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_.path() + "/state.db").c_str(), &db), SQLITE_OK);
+  const char* older = R"sql(
+DROP TRIGGER runs_tally_insert; DROP TRIGGER cases_tally_insert;
+CREATE TRIGGER runs_tally_insert AFTER INSERT ON runs BEGIN
+  INSERT INTO run_tallies (hash, state, runs) SELECT NEW.hash, NEW.state, 0
+    WHERE NOT EXISTS (SELECT 1 FROM run_tallies WHERE hash = NEW.hash AND state = NEW.state);
+  UPDATE run_tallies SET runs = runs + 1 WHERE hash = NEW.hash AND state = NEW.state;
+  INSERT INTO purpose_tallies (purpose, runs) SELECT NEW.purpose, 0
+    WHERE NEW.purpose != '' AND NEW.state != 'infra_failed'
+      AND NOT EXISTS (SELECT 1 FROM purpose_tallies WHERE purpose = NEW.purpose);
+  UPDATE purpose_tallies SET runs = runs + 1
+    WHERE purpose = NEW.purpose AND NEW.purpose != '' AND NEW.state != 'infra_failed';
+END;
+CREATE TRIGGER cases_tally_insert AFTER INSERT ON cases WHEN NEW.skipped = 0 BEGIN
+  INSERT INTO case_tallies (hash, name, runs, failures)
+    SELECT r.hash, NEW.name, 0, 0 FROM runs r
+    WHERE r.id = NEW.run_id AND r.state IN ('succeeded', 'failed')
+      AND NOT EXISTS (SELECT 1 FROM case_tallies t WHERE t.hash = r.hash AND t.name = NEW.name);
+  UPDATE case_tallies SET runs = runs + 1, failures = failures + (1 - NEW.success)
+    WHERE name = NEW.name AND hash = (SELECT r.hash FROM runs r WHERE r.id = NEW.run_id
+                                      AND r.state IN ('succeeded', 'failed'));
+END;)sql";
+  ASSERT_EQ(sqlite3_exec(db, older, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  EXPECT_EQ(trigger_sql("runs_tally_insert").find("ON CONFLICT"), std::string::npos);
+
+  auto store = open();
+  EXPECT_NE(trigger_sql("runs_tally_insert").find("ON CONFLICT"), std::string::npos);
+  EXPECT_NE(trigger_sql("cases_tally_insert").find("ON CONFLICT"), std::string::npos);
+  expect_counts(*store, runs);
+  auto cases = store->case_counts("h1");
+  ASSERT_TRUE(cases.ok());
+  EXPECT_EQ((*cases)["case0"], std::make_pair(int64_t{3}, int64_t{0}));
+  // A running run recorded again as another identity and purpose, then finished with a case.
+  RunRow r = running("r4", "h2");
+  r.purpose = "extra:repo/main@c2";
+  ASSERT_TRUE(store->start_run(r).ok());
+  r.state = RunState::kFailed;
+  ASSERT_TRUE(*store->finish_run(r, {{"case0", false, 0.1}}));
+  runs["r4"] = r;
+  expect_counts(*store, runs);
+  EXPECT_EQ(store->purpose_counts()->at("extra:repo/main@c2"), 1);
+  cases = store->case_counts("h2");
+  ASSERT_TRUE(cases.ok());
+  EXPECT_EQ((*cases)["case0"], std::make_pair(int64_t{4}, int64_t{1}));
+}
+
 // Case counts (kept by triggers in case_tallies, store/run_tallies.h) equal a recount of the
 // cases of the runs that succeeded or failed, skipped cases apart, after random writes (runs
 // re-recorded while running, finished in every state, with repeated and skipped cases), after
