@@ -176,6 +176,8 @@ Result<ResultMessage> parse_result(const json& m, const std::string& where) {
   if (end >= 0) out.end = end;
   double start = 0;
   f.number("start", start);  // checked, not kept: the server's own start time is the record's
+  // Bounded only by the message's size, as a log message's data (append_log caps the log).
+  f.text("log", false, std::numeric_limits<size_t>::max(), out.log);
   // A real suite may have many cases: a result the parser refused would be resent in every
   // hello and lock its worker out, so the only bound is the message size (64 MiB).
   if (const json* cases = f.list("cases", std::numeric_limits<size_t>::max())) {

@@ -52,7 +52,7 @@ struct CaseResult {
 };
 
 // {"type": "result", "run_id", "outcome", "exit_code"?, "message"?, "start"?, "end"?, "cases"?,
-//  "s3_keys"?}
+//  "s3_keys"?, "log"?}
 struct ResultMessage {
   std::string run_id;   // core/ids.h is_run_id
   std::string outcome;  // "success" | "failure" | "cancelled" | "infra"
@@ -67,6 +67,9 @@ struct ResultMessage {
   // relative to the key prefix, each {"key", "size", "etag"?}; at most kMaxListedRuns. nullopt =
   // it did not (its files came through the server). The server checks them before it records.
   std::optional<std::vector<s3store::PutKey>> s3_keys;
+  // The end of the run's log not sent in "log" messages, appended before the result is
+  // recorded (a job's "log_in_result" asks for it: issue 18). Any length the message holds.
+  std::string log;
 };
 
 // {"type": "hello", "worker", "cores", "ram_gb", "host"?, "shared_disk"?, "platforms"?, "docker"?,

@@ -389,7 +389,8 @@ void ServerState::start_run(WorkerState& worker, const planner::Job& job, int co
                   {"repo", job.repo},
                   {"commit", job.commit},
                   {"upload_token", upload_token},
-                  {"max_log_bytes", options_.max_log_bytes}};
+                  {"max_log_bytes", options_.max_log_bytes},
+                  {"log_in_result", true}};
   if (!acks.empty()) message["acks"] = std::move(acks);
   add_file_access(message, worker);
   // The stored definition is JSON text that the server wrote: spliced in as it is rather than
@@ -426,6 +427,7 @@ void ServerState::finish_run(const std::string& worker, const ResultMessage& m) 
     return;
   }
   if (run->second.worker != worker) return;  // another worker's run: not its to report
+  if (!m.log.empty()) append_log(m.run_id, m.log);
   store::RunRow r = run->second;
   r.state = run_state_of_outcome(m.outcome);
   r.exit_code = m.exit_code;

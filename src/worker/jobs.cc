@@ -38,6 +38,7 @@ bool is_job(const json& m) {
               return v.is_number_integer() && v > 0 && v <= int64_t{1} << 50;  // fits int64_t
             }) &&
          is("artifacts_dir", text) && is("upload_token", text) &&
+         is("log_in_result", [](const json& v) { return v.is_boolean(); }) &&
          is("object", [](const json& v) { return v.is_object(); }) &&
          is("s3", [](const json& v) { return v.is_object(); });
 }

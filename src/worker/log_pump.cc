@@ -53,7 +53,7 @@ void LogPump::pump() {
     lock.unlock();
     for (const auto& log : logs) {
       std::lock_guard<std::mutex> held(log->mutex);
-      if (!log->path.empty()) send_new(*log, log->path, false);
+      if (!log->path.empty()) send_new(*log, log->path, false, 0);
     }
     lock.lock();
   }
@@ -72,12 +72,21 @@ void LogPump::remove(const std::shared_ptr<Log>& log) {
   followed_.erase(std::remove(followed_.begin(), followed_.end(), log), followed_.end());
 }
 
-// Sends what `path` holds past what was sent, as it is now.
-void LogPump::send_new(Log& log, const fs::path& path, bool final) {
+// Sends what `path` holds past what was sent, as it is now; or, when that is at most `keep`
+// bytes of a final log, returns it unsent.
+std::string LogPump::send_new(Log& log, const fs::path& path, bool final, size_t keep) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
+  if (fd < 0) return "";
   struct stat st {};
   const size_t size = ::fstat(fd, &st) == 0 ? static_cast<size_t>(st.st_size) : 0;
+  if (final && log.offset < size && size - log.offset <= keep) {
+    std::string rest(size - log.offset, '\0');
+    const ssize_t n = ::pread(fd, rest.data(), rest.size(), static_cast<off_t>(log.offset));
+    ::close(fd);
+    rest.resize(static_cast<size_t>(std::max<ssize_t>(n, 0)));
+    log.offset += rest.size();
+    return rest;
+  }
   while (log.offset < size) {
     std::string data(std::min(kLogChunk, size - log.offset), '\0');
     const ssize_t n = ::pread(fd, data.data(), data.size(), static_cast<off_t>(log.offset));
@@ -94,6 +103,7 @@ void LogPump::send_new(Log& log, const fs::path& path, bool final) {
         -1, ' ', false, json::error_handler_t::replace));
   }
   ::close(fd);
+  return "";
 }
 
 LogPump::Follower::Follower(LogPump& pump, std::string run_id)
@@ -115,11 +125,12 @@ void LogPump::Follower::follow(const fs::path& log) {
   pump_.add(log_);
 }
 
-void LogPump::Follower::finish(const fs::path& final_log) {
+std::string LogPump::Follower::finish(const fs::path& final_log, size_t keep) {
   pump_.remove(log_);
   std::lock_guard<std::mutex> lock(log_->mutex);  // after a send in progress
   log_->path.clear();
-  if (!final_log.empty()) pump_.send_new(*log_, final_log, true);
+  if (final_log.empty()) return "";
+  return pump_.send_new(*log_, final_log, true, keep);
 }
 
 }  // namespace testlooper::worker

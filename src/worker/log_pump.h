@@ -23,6 +23,8 @@ namespace testlooper::worker {
 
 // The most a log message carries.
 constexpr size_t kLogChunk = 1 << 20;
+// The most of a log's end a result carries (its "log"), when the server reads it there.
+constexpr size_t kResultLog = 64 << 10;
 
 // The longest prefix of `text` that does not end inside a UTF-8 sequence.
 size_t utf8_prefix(const std::string& text);
@@ -47,8 +49,10 @@ class LogPump {
 
     // The log was opened at `log` (from the runner's thread): sent as it grows from now on.
     void follow(const std::filesystem::path& log);
-    // The run is over and its log now lives at `final_log`: the rest is sent before this returns.
-    void finish(const std::filesystem::path& final_log);
+    // The run is over and its log now lives at `final_log`: the rest is sent before this
+    // returns; or, when the rest is at most `keep` bytes, returned unsent, for the run's result
+    // to carry (one message, not two, for a short run's log: issue 18).
+    std::string finish(const std::filesystem::path& final_log, size_t keep = 0);
 
    private:
     LogPump& pump_;
@@ -58,7 +62,7 @@ class LogPump {
  private:
   void add(const std::shared_ptr<Log>& log);
   void remove(const std::shared_ptr<Log>& log);
-  void send_new(Log& log, const std::filesystem::path& path, bool final);
+  std::string send_new(Log& log, const std::filesystem::path& path, bool final, size_t keep);
   void pump();
 
   Send send_;

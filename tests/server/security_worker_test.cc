@@ -154,6 +154,7 @@ TEST_F(SecurityWorkerTest, Item6_EachBadMessageClosesOnlyItsConnection) {
       {true,
        R"({"type":"result","run_id":"0123456789abcdef","outcome":"success","cases":{"a":1}})"},
       {true, R"({"type":"result","run_id":"0123456789abcdef","outcome":"success","end":-1})"},
+      {true, R"({"type":"result","run_id":"0123456789abcdef","outcome":"success","log":5})"},
       {true, R"({"type":"nope"})"},
       {true, kHello},  // a second hello
   };
@@ -231,8 +232,13 @@ TEST_F(SecurityWorkerTest, Item7_ReportsOnAnotherWorkersRunChangeNothing) {
 
   // An insider with the token, as another worker: a forged result and log for good's run, in
   // its hello and as messages.
-  const json forged = {{"type", "result"}, {"run_id", id},        {"outcome", "success"},
-                       {"exit_code", 0},   {"message", "forged"}, {"cases", json::array()}};
+  const json forged = {{"type", "result"},
+                       {"run_id", id},
+                       {"outcome", "success"},
+                       {"exit_code", 0},
+                       {"message", "forged"},
+                       {"cases", json::array()},
+                       {"log", "INJECTED in a result\n"}};
   FakeWorker fake(server_->port(), token(), "rogue", 1, 0,
                   {{"running", json::array({id})}, {"finished", json::array({forged})}});
   ASSERT_TRUE(fake.connected());

@@ -209,6 +209,32 @@ TEST_F(ThroughputTest, Perf_AWorkerThatDoesNotReadAcksInJobsGetsThemApart) {
   EXPECT_EQ(w.ack_messages(), std::set<std::string>{first[0].run_id});
 }
 
+// A job says the server reads a result's "log": the end of the run's log that came with the
+// result is appended after what came in log messages, before the run is recorded; invalid
+// bytes were replaced by the worker's JSON writer, and an older worker's result without "log"
+// still records its run.
+TEST_F(ThroughputTest, Perf_TheEndOfARunsLogMayComeInItsResult) {
+  start();
+  connect(1, {{"job_acks", true}});
+  want(2);
+  FakeWorker& w = *workers_[0];
+  const std::vector<FakeJob> first = w.jobs(kTest, 1);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].message["log_in_result"], true) << first[0].message.dump();
+  const std::string id = first[0].run_id;
+  ASSERT_TRUE(w.socket().send(json{{"type", "log"}, {"run_id", id}, {"data", "first\n"}}.dump()));
+  ASSERT_TRUE(w.report(id, "success", 30, {{"log", "last \xE2\x82\xAC\n"}}));
+  EXPECT_EQ(fixtures::capture("curl -s " + server_->url("/api/runs/" + id + "/log")),
+            "first\nlast \xE2\x82\xAC\n");
+  EXPECT_EQ(server_->get("/api/runs/" + id)["state"], "succeeded");
+  const std::vector<FakeJob> both = w.jobs(kTest, 2);
+  ASSERT_EQ(both.size(), 2u);
+  ASSERT_TRUE(w.report(both[1].run_id, "success"));
+  EXPECT_EQ(fixtures::capture("curl -s " + server_->url("/api/runs/" + both[1].run_id + "/log")),
+            "");
+  EXPECT_EQ(succeeded(), 2u);
+}
+
 // The real worker reads them: once its runs are stored, its journal of results waiting for an
 // ack (worker/pending_results.h) has an ack for every result in it.
 TEST_F(ThroughputTest, Perf_ALocalWorkerForgetsEveryResultOnceStored) {

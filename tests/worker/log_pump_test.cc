@@ -72,6 +72,48 @@ TEST(LogPump, AShortRunsWholeLogGoesInOneMessageAtItsEnd) {
   EXPECT_EQ(received.messages(), std::vector<std::string>({"[testlooper] running\nok\n"}));
 }
 
+// For a result to carry (a server that reads a result's "log"): the rest of a log, when at most
+// `keep` bytes, is returned unsent; a longer rest is sent as before, and nothing is returned.
+TEST(LogPump, TheRestOfALogUpToKeepBytesIsReturnedUnsent) {
+  TempDir dir;
+  Received received;
+  LogPump pump(received.send(), std::chrono::hours(1));
+  {
+    LogPump::Follower follower(pump, "run-1");
+    follower.follow(dir / "a.txt");
+    append(dir / "a.txt", "caf\xC3\xA9\n");
+    EXPECT_EQ(follower.finish(dir / "a.txt", 8), "caf\xC3\xA9\n");
+  }
+  EXPECT_TRUE(received.messages().empty());
+  {
+    LogPump::Follower follower(pump, "run-1");
+    follower.follow(dir / "b.txt");
+    append(dir / "b.txt", "123456789\n");
+    EXPECT_EQ(follower.finish(dir / "b.txt", 8), "");
+  }
+  EXPECT_EQ(received.messages(), std::vector<std::string>({"123456789\n"}));
+  {
+    LogPump::Follower follower(pump, "run-1");
+    follower.follow(dir / "c.txt");
+    EXPECT_EQ(follower.finish(dir / "c.txt", kResultLog), "");  // never written
+  }
+  EXPECT_EQ(received.messages().size(), 1u);
+}
+
+// What was sent while the log grew is not returned again: sent and returned make the log, once.
+TEST(LogPump, TheRestReturnedStartsWhereWhatWasSentEnds) {
+  TempDir dir;
+  Received received;
+  LogPump pump(received.send(), std::chrono::milliseconds(5));
+  LogPump::Follower follower(pump, "run-1");
+  follower.follow(dir / "log.txt");
+  append(dir / "log.txt", "first\n");
+  ASSERT_TRUE(received.wait_for(1));
+  append(dir / "log.txt", "second\n");
+  const std::string rest = follower.finish(dir / "log.txt", kResultLog);
+  EXPECT_EQ(received.all() + rest, "first\nsecond\n");
+}
+
 TEST(LogPump, AGrowingLogIsSentWhileItGrowsThenItsRestFromWhereItNowLives) {
   TempDir dir;
   Received received;
