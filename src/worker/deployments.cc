@@ -11,6 +11,7 @@
 
 #include "environments/environments.h"
 #include "fleet/aws.h"
+#include "worker/jobs.h"
 #include "worker/lifeline.h"
 #include "worker/log_pump.h"
 #include "worker/terminal.h"
@@ -76,10 +77,9 @@ void Deployments::stop() {
 
 // A "deploy" message (the session's io thread): starts the deployment on a thread of its own.
 void Deployments::deploy(const json& job) {
-  const std::string id = job.value("run_id", "");
-  auto max = job.find("max_seconds");
-  const double max_seconds =
-      max != job.end() && max->is_number() ? std::clamp(max->get<double>(), 1.0, 1e7) : 86400;
+  const Job fields = read_job(job);
+  const std::string& id = fields.run_id;
+  const double max_seconds = fields.max_seconds;
   std::lock_guard<std::mutex> lock(deployments_mutex_);
   std::erase_if(ended_deployments_, [](const std::shared_ptr<Deployment>& d) {
     if (!d->done) return false;
@@ -135,8 +135,8 @@ void Deployments::run(Deployment& d, const json& job, double max_seconds,
     definitions::ResolvedObject& o = prepared->object;
     const bool in_containers = prepared->in_containers;
     // Debugging a run: its inputs and environment, none of its commands (a person runs them).
-    auto debug = job.find("debug");
-    if (debug != job.end() && debug->is_boolean() && debug->get<bool>()) o.stages.clear();
+    const Job fields = read_job(job);
+    if (fields.debug) o.stages.clear();
     // First, whatever happens, the variables its commands see (for a terminal on this machine;
     // one in a container gets them from its container); last, a command that keeps the run
     // (and its work directory, and in docker its last container) alive until it is cancelled.
@@ -161,8 +161,7 @@ void Deployments::run(Deployment& d, const json& job, double max_seconds,
     if (!in_containers) o.stages.insert(o.stages.begin(), capture);
     o.stages.push_back(keep);
     o.timeout = static_cast<int>(max_seconds) + 60;
-    runner::RunRequest request{
-        &o, d.id, job.value("cores", 1), job.value("ram_gb", 0), &d.cancellation, {}};
+    runner::RunRequest request{&o, d.id, fields.cores, fields.ram_gb, &d.cancellation, {}};
     if (in_containers) request.publish_address = publish_address;
     std::atomic<bool> ran{false};
     runner::RunResult run;

@@ -1,5 +1,8 @@
 #include "worker/jobs.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "core/ids.h"
 
 namespace testlooper::worker {
@@ -41,6 +44,36 @@ bool is_job(const json& m) {
          is("log_in_result", [](const json& v) { return v.is_boolean(); }) &&
          is("object", [](const json& v) { return v.is_object(); }) &&
          is("s3", [](const json& v) { return v.is_object(); });
+}
+
+Job read_job(const json& m) {
+  Job j;
+  j.run_id = m.value("run_id", "");
+  j.cores = static_cast<int>(std::clamp<int64_t>(m.value("cores", int64_t{1}), 1, 1 << 16));
+  j.ram_gb = static_cast<int>(std::clamp<int64_t>(m.value("ram_gb", int64_t{0}), 0, 1 << 24));
+  j.max_log_bytes = m.value("max_log_bytes", kDefaultMaxLogBytes);
+  j.log_in_result = m.value("log_in_result", false);
+  j.upload_token = m.value("upload_token", "");
+  if (m.contains("repos_dir")) j.repos_dir = m["repos_dir"].get<std::string>();
+  if (m.contains("artifacts_dir")) j.artifacts_dir = m["artifacts_dir"].get<std::string>();
+  if (m.contains("object")) j.object = m["object"];
+  if (m.contains("s3")) j.s3 = m["s3"];
+  if (auto max = m.find("max_seconds"); max != m.end() && max->is_number()) {
+    const double seconds = max->get<double>();
+    j.max_seconds = std::isfinite(seconds) ? std::clamp(seconds, 1.0, 1e7) : 86400;
+  }
+  if (auto debug = m.find("debug"); debug != m.end() && debug->is_boolean()) j.debug = *debug;
+  return j;
+}
+
+std::vector<std::string> job_acks(const json& m) {
+  std::vector<std::string> out;
+  auto acks = m.find("acks");
+  if (acks == m.end() || !acks->is_array()) return out;
+  for (const json& id : *acks) {
+    if (id.is_string() && is_run_id(id.get_ref<const std::string&>())) out.push_back(id);
+  }
+  return out;
 }
 
 Result<fleet::S3Options> s3_options(const json& s3) {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,6 +27,29 @@ bool is_server_message(const nlohmann::json& m);
 
 // A job's fields have the types the worker reads them as (docs/api.md "The worker protocol").
 bool is_job(const nlohmann::json& m);
+
+// A "job" or "deploy" message's fields as the worker uses them, defaults for those left out.
+struct Job {
+  std::string run_id;
+  int cores = 1;   // 1..65536
+  int ram_gb = 0;  // 0..2^24
+  int64_t max_log_bytes = kDefaultMaxLogBytes;
+  bool log_in_result = false;  // the server reads a result's "log"
+  std::string upload_token;
+  // Both given: the worker shares the server's disk and works in them.
+  std::optional<std::string> repos_dir, artifacts_dir;
+  nlohmann::json object = nlohmann::json::object();  // the resolved object, not yet parsed
+  std::optional<nlohmann::json> s3;                  // an object (s3_options reads it)
+  double max_seconds = 86400;                        // a deployment's: 1..1e7
+  bool debug = false;                                // a debugged run's deployment
+};
+
+// The fields of `m`, which is_job accepted (never throws then).
+Job read_job(const nlohmann::json& m);
+
+// The run ids in a job's "acks" (this worker's results the server stored); entries that are not
+// run ids are left out.
+std::vector<std::string> job_acks(const nlohmann::json& m);
 
 // A job's "s3" (the bucket of the server's artifacts: {"bucket", "region"?, "key_prefix"?,
 // "endpoint_url"?}, never credentials), or an Error saying what is wrong with it.

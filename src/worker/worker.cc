@@ -336,13 +336,7 @@ class Agent {
     const std::string run_id = m["run_id"];
     if (type == "job") {
       // Acks of this worker's results may ride in its next job (docs/api.md).
-      if (auto acks = m.find("acks"); acks != m.end() && acks->is_array()) {
-        for (const json& id : *acks) {
-          if (id.is_string() && is_run_id(id.get_ref<const std::string&>())) {
-            pending_.acknowledge(id.get<std::string>());
-          }
-        }
-      }
+      for (const std::string& id : job_acks(m)) pending_.acknowledge(id);
       if (is_job(m)) start(m);
     } else if (type == "deploy") {
       if (is_job(m)) deployments_.deploy(m);
@@ -390,9 +384,10 @@ class Agent {
   // Parses the job's object, prepares its environment and fetches its inputs (builds) when this
   // worker does not share the server's disk. On failure `result` holds the infrastructure
   // failure ("outcome", "message", "environment_failed") and nullopt is returned.
-  std::optional<Prepared> prepare_job(const json& job, json& result) {
-    const std::string run_id = job.value("run_id", "");
-    auto object = definitions::object_from_json(job.value("object", json::object()).dump());
+  std::optional<Prepared> prepare_job(const json& message, json& result) {
+    const Job job = read_job(message);
+    const std::string& run_id = job.run_id;
+    auto object = definitions::object_from_json(job.object.dump());
     if (!object.ok()) {
       result["outcome"] = "infra";
       result["message"] = object.error().to_string();
@@ -411,11 +406,11 @@ class Agent {
     p.in_containers = (*launcher)->runs_in_containers();
     p.object = std::move(*object);
     // The server names its directories only to workers that share its disk.
-    p.shared = job.contains("repos_dir") && job.contains("artifacts_dir");
-    p.runner = p.shared ? &runners_.get(job.value("artifacts_dir", ""), job.value("repos_dir", ""))
+    p.shared = job.repos_dir && job.artifacts_dir;
+    p.runner = p.shared ? &runners_.get(*job.artifacts_dir, *job.repos_dir)
                         : &runners_.remote(local_store_, remote_sources_);
     // The server's artifacts in S3: read and written here directly when this worker can.
-    if (!p.shared && job.contains("s3")) p.s3 = open_s3(run_id, job["s3"]);
+    if (!p.shared && job.s3) p.s3 = open_s3(run_id, *job.s3);
     if (!p.shared) {
       if (Status fetched = remote_files_.fetch_inputs(p.object, p.s3.get()); !fetched.ok()) {
         result["outcome"] = "infra";
@@ -427,25 +422,24 @@ class Agent {
     return p;
   }
 
-  json execute(const json& job, runner::Cancellation& cancellation) {
-    const std::string run_id = job.value("run_id", "");
+  json execute(const json& message, runner::Cancellation& cancellation) {
+    const Job job = read_job(message);
+    const std::string& run_id = job.run_id;
     json result = {{"type", "result"}, {"run_id", run_id}};
-    std::optional<Prepared> prepared = prepare_job(job, result);
+    std::optional<Prepared> prepared = prepare_job(message, result);
     if (!prepared) return result;
     const definitions::ResolvedObject* object = &prepared->object;
     runner::Runner& r = *prepared->runner;
     const bool shared = prepared->shared;
     std::unique_ptr<s3store::S3Artifacts>& s3 = prepared->s3;
-    runner::RunRequest request{object,        run_id, job.value("cores", 1), job.value("ram_gb", 0),
-                               &cancellation, {}};
-    request.max_log_bytes = job.value("max_log_bytes", kDefaultMaxLogBytes);
+    runner::RunRequest request{object, run_id, job.cores, job.ram_gb, &cancellation, {}};
+    request.max_log_bytes = job.max_log_bytes;
     LogPump::Follower follower(log_pump_, run_id);
     request.on_log_open = [&follower](const fs::path& log) { follower.follow(log); };
     const runner::RunResult run = r.run(request, {});
     // A server that reads a result's "log" says so in the job: a short run's log then goes with
     // its result, one message instead of two.
-    std::string log_end =
-        follower.finish(run.log_path, job.value("log_in_result", false) ? kResultLog : 0);
+    std::string log_end = follower.finish(run.log_path, job.log_in_result ? kResultLog : 0);
     json cases = json::array();
     for (const auto& t : run.tests) {
       cases.push_back({{"name", t.name},
@@ -461,7 +455,7 @@ class Agent {
     result["message"] = run.message;
     bool put_in_s3 = false;
     // Opened again: an instance role's credentials may have expired during a long run.
-    if (s3) s3 = open_s3(run_id, job["s3"]);
+    if (s3) s3 = open_s3(run_id, *job.s3);
     if (!shared && s3) {
       // Put in the bucket here; the server verifies the objects named before it records.
       Result<std::vector<s3store::PutKey>> put =
@@ -481,8 +475,7 @@ class Agent {
     if (!shared && !put_in_s3) {
       // Consumers of a build need its artifacts on the server: a run whose files did not get
       // there taught nothing reliable, so it is an infrastructure failure (and runs again).
-      if (Status uploaded =
-              upload_outputs(*object, run_id, job.value("upload_token", ""), cancellation);
+      if (Status uploaded = upload_outputs(*object, run_id, job.upload_token, cancellation);
           !uploaded.ok()) {
         result["outcome"] = "infra";
         result["message"] =

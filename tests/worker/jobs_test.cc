@@ -38,6 +38,49 @@ TEST(Jobs, AJobsFieldsHaveTheTypesTheWorkerReadsThemAs) {
   }
 }
 
+// What the worker uses of a job or deployment: defaults for what is left out, numbers held to
+// their ranges, the shared disk only when both directories are named.
+TEST(Jobs, AJobIsReadWithDefaultsAndNumbersInTheirRanges) {
+  const Job empty = read_job(json{{"type", "job"}, {"run_id", "0123456789abcdef"}});
+  EXPECT_EQ(empty.run_id, "0123456789abcdef");
+  EXPECT_EQ(empty.cores, 1);
+  EXPECT_EQ(empty.ram_gb, 0);
+  EXPECT_EQ(empty.max_log_bytes, kDefaultMaxLogBytes);
+  EXPECT_FALSE(empty.log_in_result);
+  EXPECT_FALSE(empty.repos_dir || empty.artifacts_dir || empty.s3);
+  EXPECT_EQ(empty.object, json::object());
+  EXPECT_EQ(empty.max_seconds, 86400);
+  EXPECT_FALSE(empty.debug);
+
+  const json big = {{"type", "deploy"},          {"run_id", "0123456789abcdef"},
+                    {"cores", int64_t{1} << 40}, {"ram_gb", -5},
+                    {"max_seconds", 1e300},      {"debug", true},
+                    {"repos_dir", "/r"},         {"artifacts_dir", "/a"},
+                    {"log_in_result", true},     {"s3", {{"bucket", "b"}}}};
+  ASSERT_TRUE(is_job(big));
+  const Job j = read_job(big);
+  EXPECT_EQ(j.cores, 1 << 16);
+  EXPECT_EQ(j.ram_gb, 0);
+  EXPECT_EQ(j.max_seconds, 1e7);
+  EXPECT_TRUE(j.debug);
+  EXPECT_TRUE(j.log_in_result);
+  EXPECT_EQ(j.repos_dir.value_or(""), "/r");
+  EXPECT_EQ(j.artifacts_dir.value_or(""), "/a");
+  ASSERT_TRUE(j.s3.has_value());
+  EXPECT_EQ(s3_options(*j.s3)->bucket, "b");
+  EXPECT_EQ(read_job(json{{"run_id", "0123456789abcdef"}, {"max_seconds", "long"}}).max_seconds,
+            86400);
+  EXPECT_EQ(read_job(json{{"run_id", "0123456789abcdef"}, {"max_seconds", 0}}).max_seconds, 1);
+}
+
+// Acks ride in a job; only run ids are taken (each names a line of the worker's journal).
+TEST(Jobs, AJobsAcksAreTheRunIdsInIt) {
+  EXPECT_EQ(job_acks(json{{"acks", {"0123456789abcdef", "../x", 5, "fedcba9876543210"}}}),
+            (std::vector<std::string>{"0123456789abcdef", "fedcba9876543210"}));
+  EXPECT_TRUE(job_acks(json{{"acks", "0123456789abcdef"}}).empty());
+  EXPECT_TRUE(job_acks(json::object()).empty());
+}
+
 TEST(Jobs, AJobsS3NamesABucketAndNothingElseOfTheWrongType) {
   auto ok = s3_options(json{{"bucket", "b"}, {"region", "eu-west-1"}, {"key_prefix", "p/"}});
   ASSERT_TRUE(ok.ok());
