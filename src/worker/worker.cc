@@ -384,8 +384,7 @@ class Agent {
   // Parses the job's object, prepares its environment and fetches its inputs (builds) when this
   // worker does not share the server's disk. On failure `result` holds the infrastructure
   // failure ("outcome", "message", "environment_failed") and nullopt is returned.
-  std::optional<Prepared> prepare_job(const json& message, json& result) {
-    const Job job = read_job(message);
+  std::optional<Prepared> prepare_job(const Job& job, json& result) {
     const std::string& run_id = job.run_id;
     auto object = definitions::object_from_json(job.object.dump());
     if (!object.ok()) {
@@ -426,7 +425,7 @@ class Agent {
     const Job job = read_job(message);
     const std::string& run_id = job.run_id;
     json result = {{"type", "result"}, {"run_id", run_id}};
-    std::optional<Prepared> prepared = prepare_job(message, result);
+    std::optional<Prepared> prepared = prepare_job(job, result);
     if (!prepared) return result;
     const definitions::ResolvedObject* object = &prepared->object;
     runner::Runner& r = *prepared->runner;
@@ -549,7 +548,7 @@ class Agent {
   Deployments deployments_{
       (fs::path(options_.dir) / "deployments").string(),
       {[this](const json& job, json& failure) -> std::optional<Deployments::Prepared> {
-         std::optional<Prepared> p = prepare_job(job, failure);
+         std::optional<Prepared> p = prepare_job(read_job(job), failure);
          if (!p) return std::nullopt;
          return std::move(static_cast<Deployments::Prepared&>(*p));
        },
