@@ -7,8 +7,19 @@
 # runs wait from the target's POST, so a worker's wait before it is not counted). The
 # server's CPU per dispatch (utime + stime from /proc/PID/stat over the rounds) and the median
 # are printed last. PERF=1 records the server with `perf record -g` (perf.data here).
+# RESULT_LOG=1: each result carries a log like a real worker's (fake_workers.py), so the server
+# also makes a log file per run: the server's own cost per run of bench/serve_bench.sh, without
+# the runs' processes on the same cores. RESULT_DELAY=S: each result S seconds after its job (a
+# run's duration), for the server's cost at a real worker's rate. As root, the page cache is
+# dropped first, as serve_bench.sh does and why (KEEP_CACHE=1 keeps it). The server polls git
+# every POLL_SECONDS (default 10, as in serve_bench.sh; 0.2 until 2026-12-02: 13% of the server's
+# CPU at 220 runs/s, per second rather than per run).
 # Usage: bench/dispatch_bench.sh [path/to/testlooper] [workers] [runs] [rounds]
 set -euo pipefail
+if [ "$(id -u)" = 0 ] && [ "${KEEP_CACHE:-}" != 1 ]; then
+  sync
+  echo 3 >/proc/sys/vm/drop_caches
+fi
 
 testlooper="$(realpath "${1:-$(dirname "$0")/../build/testlooper}")"
 workers="${2:-100}"
@@ -40,7 +51,7 @@ head="$(git -C "$work/repos/bench" rev-parse HEAD)"
 
 port=$((20000 + RANDOM % 20000))
 "$testlooper" serve --repos "$work/repos" --data "$work/data" --port "$port" --workers 0 \
-  --poll-seconds 0.2 --extra-runs 0 --max-connections-per-client $((workers + 64)) >"$work/serve.log" 2>&1 &
+  --poll-seconds "${POLL_SECONDS:-10}" --extra-runs 0 --max-connections-per-client $((workers + 64)) >"$work/serve.log" 2>&1 &
 server_pid=$!
 api="http://127.0.0.1:$port/api"
 until curl -sf "$api/repos" | grep -q bench; do sleep 0.2; done
@@ -93,6 +104,6 @@ done
 if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; perf_pid=""; fi
 median=$(printf '%s\n' "${rates[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 cpu_ms=$(echo "$server_ticks * 1000 / $hz / $total" | bc -l)
-printf 'serve, %d connected workers: median of %d rounds %.0f dispatches/s (goal >= 1000: %s); idle-while-waiting samples %d (goal 0); server CPU %.3f ms per run; load average %s\n' \
-  "$workers" "$rounds" "$median" "$(echo "$median >= 1000" | bc | sed 's/1/met/;s/0/missed/')" \
+printf 'serve, %d connected workers%s: median of %d rounds %.0f dispatches/s (goal >= 1000: %s); idle-while-waiting samples %d (goal 0); server CPU %.3f ms per run; load average %s\n' \
+  "$workers" "$([ "${RESULT_LOG:-}" = 1 ] && echo ', a log in each result')" "$rounds" "$median" "$(echo "$median >= 1000" | bc | sed 's/1/met/;s/0/missed/')" \
   "$idle" "$cpu_ms" "$(cut -d' ' -f1-3 /proc/loadavg)"

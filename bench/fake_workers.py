@@ -9,6 +9,11 @@ often, sampled every SAMPLE seconds, a worker had waited longer than IDLE second
 runs waited (runs not yet given to any worker: TOTAL minus the jobs so far), not counting a worker
 whose job is already waiting in its socket (this process was slow to read it, not the server to
 send it).
+With RESULT_LOG=1 in the environment each result carries a log of about the size a real worker's
+trivial run writes (four lines, ~250 bytes), so that the server creates and writes each run's log
+file, as it does for real workers. With RESULT_DELAY=S each result is sent S seconds after its job
+came (a run that takes that long), to see the server at a real worker's rate without the runs'
+processes on its cores.
 Runs wait from the moment a line arrives on standard input (the bench writes one when it has
 posted the round's target): a worker's wait before then, since it connected, is not counted.
 Each idle sample is described on standard error. python3 stdlib only (selectors, raw RFC 6455
@@ -26,6 +31,8 @@ import time
 
 IDLE = 0.1
 SAMPLE = 0.05
+RESULT_LOG = os.environ.get("RESULT_LOG") == "1"
+RESULT_DELAY = float(os.environ.get("RESULT_DELAY", "0"))
 
 
 class Conn:
@@ -110,8 +117,15 @@ def main():
     posted = None  # when the runs began to wait
     samples = idle_samples = idle_worker_samples = 0
     next_sample = time.monotonic() + SAMPLE
-    while jobs < total:
-        for key, _ in sel.select(timeout=SAMPLE):
+    due = []  # (when, connection, result): results held back RESULT_DELAY seconds, in order
+    while jobs < total or due:
+        now = time.monotonic()
+        while due and due[0][0] <= now:
+            _, dc, result = due.pop(0)
+            dc.send(result)
+            dc.flush()
+        wait = SAMPLE if not due else max(0, min(SAMPLE, due[0][0] - now))
+        for key, _ in sel.select(timeout=wait):
             c = key.data
             if c is None:  # the bench posted the target
                 sys.stdin.readline()
@@ -141,8 +155,14 @@ def main():
                     jobs += 1
                     first = first or now
                     last = now
-                    c.send({"type": "result", "run_id": m["run_id"], "outcome": "success",
-                            "exit_code": 0, "cases": []})
+                    result = {"type": "result", "run_id": m["run_id"], "outcome": "success",
+                              "exit_code": 0, "cases": []}
+                    if RESULT_LOG:
+                        result["log"] = f"[testlooper] run {m['run_id']}: a fake worker's run\n" * 4
+                    if RESULT_DELAY > 0:
+                        due.append((now + RESULT_DELAY, c, result))
+                    else:
+                        c.send(result)
                     c.idle_since = now
             c.flush()
         now = time.monotonic()
