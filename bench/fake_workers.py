@@ -124,6 +124,7 @@ def main():
             _, dc, result = due.pop(0)
             dc.send(result)
             dc.flush()
+            dc.idle_since = now  # free for a job from now
         wait = SAMPLE if not due else max(0, min(SAMPLE, due[0][0] - now))
         for key, _ in sel.select(timeout=wait):
             c = key.data
@@ -161,9 +162,10 @@ def main():
                         result["log"] = f"[testlooper] run {m['run_id']}: a fake worker's run\n" * 4
                     if RESULT_DELAY > 0:
                         due.append((now + RESULT_DELAY, c, result))
+                        c.idle_since = float("inf")  # busy with the run until its result
                     else:
                         c.send(result)
-                    c.idle_since = now
+                        c.idle_since = now
             c.flush()
         now = time.monotonic()
         if first is not None and posted is not None and now >= next_sample:

@@ -23,6 +23,9 @@ using nlohmann::json;
 
 // How many commits a test history may ask for.
 constexpr size_t kMaxHistory = 5000;
+// A history cell's bytes, for the first answer's buffer: an object with its status, counts and
+// classification (416 on average at 1,000 commits x 500 tests; less without a classification).
+constexpr size_t kCellBytes = 448;
 
 using namespace reply;  // NOLINT(google-build-using-namespace): the API's shared replies
 
@@ -265,7 +268,15 @@ Response Api::history(const std::string& repo, const std::string& branch, size_t
   };
   std::unordered_map<std::string_view, Identity> identities;
   std::string out;
-  out.reserve(shown * (history_row_bytes_ + 64));
+  // Sized once: grown by doubling, the first answer of 100 commits x 500 tests (21 MB) copied
+  // about 40 MB and touched each new buffer's pages (a third of its 350 ms here). Until an
+  // answer has been written, an object's cell is taken to be kCellBytes.
+  size_t cells_shown = 0;
+  for (size_t i = 0; i < shown; ++i) {
+    if (const CommitState* c = state_.commit(repo, shas[i]))
+      cells_shown += c->planned.objects.size();
+  }
+  out.reserve(std::max(shown * (history_row_bytes_ + 64), cells_shown * kCellBytes));
   auto put = [&out]<typename... A>(fmt::format_string<A...> format, A&&... args) {
     fmt::format_to(std::back_inserter(out), format, std::forward<A>(args)...);
   };
