@@ -158,7 +158,6 @@ class Api : public Handler {
   std::string search_state(const store::BranchRow& branch) const;
   Response queue() const;
   Response history(const std::string& repo, const std::string& branch, size_t limit);
-  size_t history_row_bytes_ = 0;  // the last history's bytes per commit: its buffer's size
   Response commit(const std::string& repo, const std::string& sha);
   // `test`: a glob (core/glob.h) over test names ("" = all); a case matches by its test's name.
   Response changes(const std::string& repo, const std::string& branch, const std::string& test);

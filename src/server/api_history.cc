@@ -23,9 +23,6 @@ using nlohmann::json;
 
 // How many commits a test history may ask for.
 constexpr size_t kMaxHistory = 5000;
-// A history cell's bytes, for the first answer's buffer: an object with its status, counts and
-// classification (416 on average at 1,000 commits x 500 tests; less without a classification).
-constexpr size_t kCellBytes = 448;
 
 using namespace reply;  // NOLINT(google-build-using-namespace): the API's shared replies
 
@@ -204,117 +201,131 @@ Response cancel_run(ServerState& state, const std::string& run_id) {
 
 // GET /api/repos/{repo}/branches/{branch}/history (Api::get): the branch's first-parent commits,
 // newest first, each object's status, counts and classification, and the changes among them.
-Response Api::history(const std::string& repo, const std::string& branch, size_t limit) {
-  auto b = state_.branches().find({repo, branch});
-  if (b == state_.branches().end())
-    return error(404, "no branch '" + branch + "' in repo '" + repo + "'");
-  // Analysed along the branch's window whatever the limit; the first `limit` are shown.
-  const std::vector<std::string> shas =
-      state_.first_parent_history(repo, b->second.head, std::max(limit, kAnalysisWindow));
-  const size_t n = shas.size();
-  const size_t shown = std::min(n, limit);
-  const auto window = window_stats(state_, repo, shas);
-  auto quoted = [](const std::string& text) { return json(text).dump(); };
-  // Each test's classification at the commits shown, and its cases' for the tests that failed
-  // somewhere in the window (the others' cases have nothing to tell apart from the test), as
-  // text: test by test, each test's evidence rebuilt once (the window keeps none).
-  ClassificationText classification;
-  struct Cells {
-    std::vector<const std::string*> classification;  // per commit shown (ClassificationText's)
-    std::vector<std::string> cases;                  // per commit shown; empty: no "cases"
-  };
-  std::map<std::string, Cells> cells;                           // by test
-  std::unordered_map<std::string_view, const Cells*> cells_of;  // the same, hashed
-  const std::string no_cases = R"(,"cases":{})";
-  for (const auto& [name, t] : window->tests) {
-    const std::vector<stats::CommitEvidence> evidence = window->evidence(t);
-    Cells& text = cells[name];
-    cells_of.emplace(name, &text);
-    text.classification.resize(shown);
-    for (size_t i = 0; i < shown; ++i) {
-      text.classification[i] = &classification(evidence, n - 1 - i, t.analysis);
-    }
-    if (!t.failures) continue;
-    text.cases.assign(shown, no_cases);
-    if (t.cases.empty()) continue;
-    const auto cases = window->case_evidence(state_, evidence);
-    for (size_t i = 0; i < shown; ++i) {
-      const size_t index = n - 1 - i;  // in the oldest-first histories
-      std::string cell = R"(,"cases":{)";
-      bool first = true;
-      for (const auto& [case_name, e] : cases) {
-        const auto analysis = t.cases.find(case_name);
-        if (!e[index].present || analysis == t.cases.end()) continue;
-        cell += (first ? "" : ",") + quoted(case_name) + R"(:{"classification":)" +
-                classification(e, index, analysis->second) + "}";
-        first = false;
+namespace {
+
+// A branch history's answer (Api::history), written commit by commit as the client reads it
+// (Response::stream): 1,000 commits x 500 tests is 208 MB of JSON, which was built whole in
+// memory before it was sent (and the first such answer's fresh pages touched). What needs the
+// whole window (the statistics, the classifications, the change points) is made at once; a
+// commit's row reads the server's state as it is when it is written, its objects looked up by
+// sha again (between two rows, anything may have changed).
+class HistoryAnswer {
+ public:
+  HistoryAnswer(ServerState& state, const std::string& repo, const std::string& branch,
+                const std::string& head, std::vector<std::string> shas, size_t limit)
+      : state_(state), shas_(std::move(shas)) {
+    const size_t n = shas_.size();
+    shown_ = std::min(n, limit);
+    window_ = window_stats(state_, repo, shas_);
+    // Each test's classification at the commits shown, and its cases' for the tests that failed
+    // somewhere in the window (the others' cases have nothing to tell apart from the test), as
+    // text: test by test, each test's evidence rebuilt once (the window keeps none).
+    const std::string no_cases = R"(,"cases":{})";
+    for (const auto& [name, t] : window_->tests) {
+      const std::vector<stats::CommitEvidence> evidence = window_->evidence(t);
+      Cells& text = cells_[name];
+      cells_of_.emplace(name, &text);
+      text.classification.resize(shown_);
+      for (size_t i = 0; i < shown_; ++i) {
+        text.classification[i] = &classification_(evidence, n - 1 - i, t.analysis);
       }
-      text.cases[i] = cell + "}";
+      if (!t.failures) continue;
+      text.cases.assign(shown_, no_cases);
+      if (t.cases.empty()) continue;
+      const auto cases = window_->case_evidence(state_, evidence);
+      for (size_t i = 0; i < shown_; ++i) {
+        const size_t index = n - 1 - i;  // in the oldest-first histories
+        std::string cell = R"(,"cases":{)";
+        bool first = true;
+        for (const auto& [case_name, e] : cases) {
+          const auto analysis = t.cases.find(case_name);
+          if (!e[index].present || analysis == t.cases.end()) continue;
+          cell += (first ? "" : ",") + quoted(case_name) + R"(:{"classification":)" +
+                  classification_(e, index, analysis->second) + "}";
+          first = false;
+        }
+        text.cases[i] = cell + "}";
+      }
     }
+    json all_points = json::array();
+    for (const auto& [name, t] : window_->tests) {
+      change_points_json(name, t.analysis, all_points);
+      if (!t.failures) continue;
+      for (const auto& [case_name, analysis] : t.cases)
+        change_points_json(name + "::" + case_name, analysis, all_points);
+    }
+    // Only the changes at the commits shown.
+    const std::set<std::string> shown_shas(shas_.begin(),
+                                           shas_.begin() + static_cast<std::ptrdiff_t>(shown_));
+    json change_points = json::array();
+    for (json& cp : all_points) {
+      if (shown_shas.count(cp["commit"].get<std::string>())) change_points.push_back(std::move(cp));
+    }
+    tail_ = fmt::format(R"(],"change_points":{}}})", change_points.dump());
+    head_ = fmt::format(R"({{"repo":{},"branch":{},"head":{},"commits":[)", quoted(repo),
+                        quoted(branch), quoted(head));
+    repo_ = repo;
   }
+
+  // Appends the next piece of the answer to `out` (the head with the first commit, then a commit
+  // at a time, the change points with the last); false after the last.
+  bool piece(std::string& out) {
+    if (next_ == 0) out += head_;
+    if (next_ < shown_) put_commit(next_, out);
+    if (++next_ < shown_) return true;
+    out += tail_;
+    return false;
+  }
+
+ private:
+  static std::string quoted(const std::string& text) { return json(text).dump(); }
+
+  template <typename... A>
+  static void put(std::string& out, fmt::format_string<A...> format, A&&... args) {
+    fmt::format_to(std::back_inserter(out), format, std::forward<A>(args)...);
+  }
+
   // Written straight to text: 100 commits x 500 tests is 50,000 cells, and building them as a
   // JSON tree first took most of the time. Commits share identities, and an identity's name,
   // kind, hash and counts are formatted once.
-  std::map<std::pair<int64_t, int64_t>, std::string> rates;
-  auto rate_of = [&rates](int64_t failures, int64_t runs) -> const std::string& {
-    auto [it, inserted] = rates.try_emplace({failures, runs});
-    if (inserted) it->second = rate_json(failures, runs).dump();
-    return it->second;
-  };
-  struct Identity {
-    const planner::PlannedObject* object;  // the first object seen with it
-    std::string names;                     // "name":..,"kind":..,"hash":..
-    std::string counts;  // "runs":..,"failures":..,"active_runs":..,"failure_rate":..
-  };
-  std::unordered_map<std::string_view, Identity> identities;
-  std::string out;
-  // Sized once: grown by doubling, the first answer of 100 commits x 500 tests (21 MB) copied
-  // about 40 MB and touched each new buffer's pages (a third of its 350 ms here). Until an
-  // answer has been written, an object's cell is taken to be kCellBytes.
-  size_t cells_shown = 0;
-  for (size_t i = 0; i < shown; ++i) {
-    if (const CommitState* c = state_.commit(repo, shas[i]))
-      cells_shown += c->planned.objects.size();
-  }
-  out.reserve(std::max(shown * (history_row_bytes_ + 64), cells_shown * kCellBytes));
-  auto put = [&out]<typename... A>(fmt::format_string<A...> format, A&&... args) {
-    fmt::format_to(std::back_inserter(out), format, std::forward<A>(args)...);
-  };
-  put(R"({{"repo":{},"branch":{},"head":{},"commits":[)", quoted(repo), quoted(branch),
-      quoted(b->second.head));
-  const auto& statuses = state_.plan().statuses;
-  std::unordered_map<std::string_view, const planner::ObjectStatus*> status_of;
-  for (size_t i = 0; i < shown; ++i) {
-    const std::string& sha = shas[i];
-    const CommitState* c = state_.commit(repo, sha);
-    put(R"({}{{"sha":{},"subject":{},"author":{},"time":{},"parents":{},"error":{},"objects":[)",
+  void put_commit(size_t i, std::string& out) {
+    const std::string& sha = shas_[i];
+    const CommitState* c = state_.commit(repo_, sha);
+    if (c == nullptr) {  // gone since the answer began (its repo removed)
+      put(out,
+          R"({}{{"sha":{},"subject":"","author":"","time":0,"parents":[],"error":null,)"
+          R"("objects":[]}})",
+          i ? "," : "", quoted(sha));
+      return;
+    }
+    put(out,
+        R"({}{{"sha":{},"subject":{},"author":{},"time":{},"parents":{},"error":{},"objects":[)",
         i ? "," : "", quoted(sha), quoted(c->row.subject), quoted(c->row.author), c->row.time,
         json(c->row.parents).dump(), c->row.error ? quoted(*c->row.error) : "null");
-    status_of.clear();
-    for (auto st = statuses.lower_bound({repo, sha, ""});
-         st != statuses.end() && std::get<0>(st->first) == repo && std::get<1>(st->first) == sha;
+    const auto& statuses = state_.plan().statuses;
+    status_of_.clear();
+    for (auto st = statuses.lower_bound({repo_, sha, ""});
+         st != statuses.end() && std::get<0>(st->first) == repo_ && std::get<1>(st->first) == sha;
          ++st) {
-      status_of.emplace(std::get<2>(st->first), &st->second);
+      status_of_.emplace(std::get<2>(st->first), &st->second);
     }
     for (size_t k = 0; k < c->planned.objects.size(); ++k) {
       const planner::PlannedObject& o = c->planned.objects[k];
-      auto [known, inserted] = identities.try_emplace(o.hash, Identity{&o, "", ""});
+      auto [known, inserted] = identities_.try_emplace(o.hash);
       Identity& id = known->second;
       if (inserted) {
         const auto p = state_.progress(o.hash);
-        id.names = fmt::format(R"("name":{},"kind":{},"hash":{})", quoted(o.name), quoted(o.kind),
-                               quoted(o.hash));
+        id.name = o.name;
+        id.kind = o.kind;
+        id.names = names_of(o);
         id.counts = fmt::format(R"("runs":{},"failures":{},"active_runs":{},"failure_rate":{})",
                                 p.runs, p.failures, p.active, rate_of(p.failures, p.runs));
       }
-      const bool same = id.object->name == o.name && id.object->kind == o.kind;
-      const auto st = status_of.find(o.name);
-      put(R"({}{{{},"status":"{}",{})", k ? "," : "",
-          same ? id.names
-               : fmt::format(R"("name":{},"kind":{},"hash":{})", quoted(o.name), quoted(o.kind),
-                             quoted(o.hash)),
-          status_json(state_, st == status_of.end() ? nullptr : st->second, o.hash), id.counts);
-      if (auto t = cells_of.find(o.name); t != cells_of.end()) {
+      const bool same = id.name == o.name && id.kind == o.kind;
+      const auto st = status_of_.find(o.name);
+      put(out, R"({}{{{},"status":"{}",{})", k ? "," : "", same ? id.names : names_of(o),
+          status_json(state_, st == status_of_.end() ? nullptr : st->second, o.hash), id.counts);
+      if (auto t = cells_of_.find(o.name); t != cells_of_.end()) {
         out += R"(,"classification":)";
         out += *t->second->classification[i];
         if (!t->second->cases.empty()) out += t->second->cases[i];
@@ -323,23 +334,56 @@ Response Api::history(const std::string& repo, const std::string& branch, size_t
     }
     out += "]}";
   }
-  json all_points = json::array();
-  for (const auto& [name, t] : window->tests) {
-    change_points_json(name, t.analysis, all_points);
-    if (!t.failures) continue;
-    for (const auto& [case_name, analysis] : t.cases)
-      change_points_json(name + "::" + case_name, analysis, all_points);
+
+  static std::string names_of(const planner::PlannedObject& o) {
+    return fmt::format(R"("name":{},"kind":{},"hash":{})", quoted(o.name), quoted(o.kind),
+                       quoted(o.hash));
   }
-  // Only the changes at the commits shown.
-  const std::set<std::string> shown_shas(shas.begin(),
-                                         shas.begin() + static_cast<std::ptrdiff_t>(shown));
-  json change_points = json::array();
-  for (json& cp : all_points) {
-    if (shown_shas.count(cp["commit"].get<std::string>())) change_points.push_back(std::move(cp));
+
+  const std::string& rate_of(int64_t failures, int64_t runs) {
+    auto [it, inserted] = rates_.try_emplace({failures, runs});
+    if (inserted) it->second = rate_json(failures, runs).dump();
+    return it->second;
   }
-  put(R"(],"change_points":{}}})", change_points.dump());
-  if (shown > 0) history_row_bytes_ = out.size() / shown;
-  return Response{200, "application/json", std::move(out), ""};
+
+  struct Cells {
+    std::vector<const std::string*> classification;  // per commit shown (classification_'s)
+    std::vector<std::string> cases;                  // per commit shown; empty: no "cases"
+  };
+  struct Identity {
+    std::string name, kind;  // of the first object seen with it
+    std::string names;       // "name":..,"kind":..,"hash":..
+    std::string counts;      // "runs":..,"failures":..,"active_runs":..,"failure_rate":..
+  };
+
+  ServerState& state_;
+  std::string repo_;
+  const std::vector<std::string> shas_;
+  size_t shown_ = 0;
+  size_t next_ = 0;  // the next commit to write
+  std::shared_ptr<const WindowStats> window_;
+  ClassificationText classification_;
+  std::map<std::string, Cells> cells_;                           // by test
+  std::unordered_map<std::string_view, const Cells*> cells_of_;  // the same, hashed
+  std::map<std::pair<int64_t, int64_t>, std::string> rates_;
+  std::unordered_map<std::string, Identity> identities_;
+  std::unordered_map<std::string_view, const planner::ObjectStatus*> status_of_;
+  std::string head_, tail_;
+};
+
+}  // namespace
+
+Response Api::history(const std::string& repo, const std::string& branch, size_t limit) {
+  auto b = state_.branches().find({repo, branch});
+  if (b == state_.branches().end())
+    return error(404, "no branch '" + branch + "' in repo '" + repo + "'");
+  // Analysed along the branch's window whatever the limit; the first `limit` are shown.
+  auto answer = std::make_shared<HistoryAnswer>(
+      state_, repo, branch, b->second.head,
+      state_.first_parent_history(repo, b->second.head, std::max(limit, kAnalysisWindow)), limit);
+  Response res{200, "application/json", "", ""};
+  res.stream = [answer](std::string& out) { return answer->piece(out); };
+  return res;
 }
 
 }  // namespace testlooper::server

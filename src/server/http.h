@@ -41,6 +41,11 @@ struct Response {
   std::string content_type = "application/json";
   std::string body;
   std::string file;  // when set, the body is this file's content (streamed)
+  // When set, the body is made piece by piece as the client reads it: each call appends the next
+  // piece to its argument and returns whether more follow (HTTP/1.1 chunked; an HTTP/1.0
+  // client's connection closes after it). Called on the io thread, after the handler returned:
+  // it may read the server's state as it is then. An exception ends the connection.
+  std::function<bool(std::string&)> stream;
   // Further header fields ("Location", "Set-Cookie", ...; one entry per field line).
   std::vector<std::pair<std::string, std::string>> headers;
 };

@@ -41,6 +41,40 @@ int open_regular_file(const std::string& path) {
   return fd;
 }
 
+// A body made piece by piece by Response::stream, as Beast's serializer asks for it: no size,
+// so the message is sent chunked (HTTP/1.1).
+struct StreamBody {
+  using value_type = std::function<bool(std::string&)>;
+
+  class writer {
+   public:
+    using const_buffers_type = asio::const_buffer;
+    template <bool isRequest, class Fields>
+    writer(const http::header<isRequest, Fields>&, value_type& produce) : produce_(produce) {}
+    void init(beast::error_code& ec) { ec = {}; }
+    boost::optional<std::pair<const_buffers_type, bool>> get(beast::error_code& ec) {
+      ec = {};
+      piece_.clear();
+      while (more_ && piece_.empty()) {
+        try {
+          more_ = produce_(piece_);
+        } catch (const std::exception& e) {
+          log_error("a streamed answer", e.what());
+          ec = asio::error::operation_aborted;  // the connection ends: the answer is cut short
+          return boost::none;
+        }
+      }
+      if (piece_.empty()) return boost::none;
+      return std::make_pair(const_buffers_type(piece_.data(), piece_.size()), more_);
+    }
+
+   private:
+    value_type& produce_;
+    std::string piece_;
+    bool more_ = true;
+  };
+};
+
 template <class Stream>
 class HttpSession : public Session, public std::enable_shared_from_this<HttpSession<Stream>> {
  public:
@@ -294,6 +328,13 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   }
 
   void write_response(Response response, unsigned version, bool keep_alive) {
+    if (response.stream) {
+      auto res = std::make_shared<http::response<StreamBody>>(
+          static_cast<http::status>(response.status), version);
+      res->body() = std::move(response.stream);
+      // Without a length, HTTP/1.0 ends the body by closing the connection.
+      return write(res, response, keep_alive && version >= 11);
+    }
     if (!response.file.empty()) {
       const int fd = open_regular_file(response.file);
       if (fd >= 0) {

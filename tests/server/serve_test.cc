@@ -140,6 +140,39 @@ TEST_F(ServeTest, Serve_CrossRepoDependenciesRunInOrder) {
   EXPECT_EQ(object_at(lib_history, 0, "libbuild/linux")["runs"], 1);
 }
 
+TEST_F(ServeTest, Serve_HistoryIsSentAsItIsWritten) {
+  // A history is written commit by commit as the client reads it (issue 18: 1,000 commits x 500
+  // tests is 208 MB): chunked over HTTP/1.1, the same answer ended by the connection's close
+  // over HTTP/1.0, and a kept-alive connection still serves the next request.
+  for (int i = 0; i < 3; ++i) {
+    app_.write("f" + std::to_string(i), "x");
+    app_.commit("commit " + std::to_string(i));
+  }
+  auto server = start(0);
+  ASSERT_TRUE(eventually(
+      [&] {
+        return server->get("/api/repos/app/branches/main/history?limit=3")["commits"].size() == 3;
+      },
+      30));
+  const std::string url =
+      fixtures::shell_quote(server->url("/api/repos/app/branches/main/history?limit=3"));
+  const std::string head = fixtures::capture("curl -s -D - -o /dev/null " + url);
+  EXPECT_NE(head.find("Transfer-Encoding: chunked"), std::string::npos) << head;
+  const json chunked = json::parse(fixtures::capture("curl -s " + url), nullptr, false);
+  ASSERT_EQ(chunked["commits"].size(), 3u) << chunked.dump();
+  EXPECT_EQ(chunked["commits"][0]["subject"], "commit 2");
+  EXPECT_TRUE(chunked["change_points"].is_array());
+  const std::string http10 = fixtures::capture("curl -s -i --http1.0 " + url);
+  const size_t end = http10.find("\r\n\r\n");
+  ASSERT_NE(end, std::string::npos) << http10;
+  EXPECT_EQ(http10.find("chunked"), std::string::npos) << http10.substr(0, end);
+  EXPECT_EQ(json::parse(http10.substr(end + 4), nullptr, false), chunked) << http10;
+  EXPECT_EQ(
+      fixtures::capture("curl -s -o /dev/null -o /dev/null -w '%{http_code} %{num_connects}\\n' " +
+                        url + " " + url),
+      "200 1\n200 0\n");
+}
+
 TEST_F(ServeTest, Serve_ChangesEndpointNamesTheCommitThatBrokeATest) {
   app_.write("testlooper.yml",
              "looper_version: 5\n"
