@@ -213,7 +213,7 @@ TEST_F(TlsTest, Https_ServesVerifiedRequestsAndWss) {
   for (int i = 0; i < 20 && !told; ++i) {
     const json message = json::parse(events.read(30), nullptr, false);
     if (!message.is_object()) break;
-    told = message["type"] == "branch" && message.value("under_test", false);
+    told = message.value("type", "") == "branch" && message.value("under_test", false);
   }
   EXPECT_TRUE(told);
 }
