@@ -87,7 +87,10 @@ std::string working_dir(const std::string& engine, const std::string& id) {
   Result<docker_proxy::EngineAnswer> answer =
       docker_proxy::call_engine(engine, "GET", "/containers/" + id + "/json");
   if (!answer.ok() || answer->status != 200) return "";
-  const json config = json::parse(answer->body, nullptr, false).value("Config", json::object());
+  // Not an object (value() would throw on this thread): no directory of its own.
+  const json inspected = json::parse(answer->body, nullptr, false);
+  if (!inspected.is_object()) return "";
+  const json config = inspected.value("Config", json::object());
   if (!config.is_object()) return "";
   const json env = config.value("Env", json::array());
   for (const json& e : env.is_array() ? env : json::array()) {
