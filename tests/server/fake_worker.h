@@ -114,28 +114,39 @@ class FakeWorker {
     if (left <= 0) return false;
     const std::optional<std::string> text = socket_.read(left);
     if (!text) return false;
-    // Not const: a const json's operator[] on a missing key is undefined behaviour (a job with no
-    // "acks" read garbage there, and once crashed judge_test); this one adds a null.
-    nlohmann::json message = nlohmann::json::parse(*text, nullptr, false);
-    if (!message.is_object() || !message["type"].is_string() || !message["run_id"].is_string()) {
-      return true;
-    }
-    if (message["type"] == "ack") {
-      acked_.insert(message["run_id"].get<std::string>());
-      ack_messages_.insert(message["run_id"].get<std::string>());
+    // Read with find(), never operator[]: on a const json a missing key is undefined behaviour
+    // (a job with no "acks" read garbage there and once crashed judge_test), and on a mutable
+    // one it adds the key to the job the test is given.
+    const nlohmann::json message = nlohmann::json::parse(*text, nullptr, false);
+    auto text_at = [](const nlohmann::json& object, const char* key) -> std::optional<std::string> {
+      if (!object.is_object()) return std::nullopt;
+      auto it = object.find(key);
+      if (it == object.end() || !it->is_string()) return std::nullopt;
+      return it->get<std::string>();
+    };
+    const std::optional<std::string> type = text_at(message, "type");
+    const std::optional<std::string> run_id = text_at(message, "run_id");
+    if (!type || !run_id) return true;
+    if (*type == "ack") {
+      acked_.insert(*run_id);
+      ack_messages_.insert(*run_id);
     }
     // A worker that says "job_acks" in its hello may get its acks in its next job (issue 18).
-    if (message["type"] == "job" && message["acks"].is_array()) {
-      for (const auto& id : message["acks"]) {
+    if (auto acks = message.find("acks");
+        *type == "job" && acks != message.end() && acks->is_array()) {
+      for (const auto& id : *acks) {
         if (id.is_string()) acked_.insert(id.get<std::string>());
       }
     }
-    if (message["type"] == "cancel") cancels_.insert(message["run_id"].get<std::string>());
-    if (message["type"] == "job" && message["object"].is_object() &&
-        message["object"]["name"].is_string() && message["upload_token"].is_string()) {
-      const FakeJob job{message["run_id"], message["upload_token"], message};
-      jobs_.emplace(message["object"]["name"].get<std::string>(), job);
-      all_jobs_[message["object"]["name"].get<std::string>()].push_back(job);
+    if (*type == "cancel") cancels_.insert(*run_id);
+    const auto object = message.find("object");
+    const std::optional<std::string> name =
+        object == message.end() ? std::nullopt : text_at(*object, "name");
+    const std::optional<std::string> upload_token = text_at(message, "upload_token");
+    if (*type == "job" && name && upload_token) {
+      const FakeJob job{*run_id, *upload_token, message};
+      jobs_.emplace(*name, job);
+      all_jobs_[*name].push_back(job);
     }
     return true;
   }
