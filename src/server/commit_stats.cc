@@ -11,6 +11,22 @@ std::shared_ptr<const WindowStats> window_stats(ServerState& state, const std::s
   return state.stats_cache().window(state, repo, newest_first);
 }
 
+std::vector<std::pair<std::string, std::string>> branches_to_warm(const ServerState& state) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const bool under_test : {true, false}) {
+    for (const auto& [key, b] : state.branches()) {
+      if (b.under_test == under_test && out.size() < StatsCache::kMaxWindows) out.push_back(key);
+    }
+  }
+  return out;
+}
+
+void warm_window(ServerState& state, const std::string& repo, const std::string& branch) {
+  auto b = state.branches().find({repo, branch});
+  if (b == state.branches().end()) return;
+  window_stats(state, repo, state.first_parent_history(repo, b->second.head, kAnalysisWindow));
+}
+
 BranchStats case_stats(ServerState& state, const TestStats& t) {
   std::map<std::string, planner::CaseCounts> counts;
   for (const auto& e : t.evidence) {

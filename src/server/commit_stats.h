@@ -34,6 +34,14 @@ using BranchStats = std::map<std::string, TestStats>;  // by test name
 // head), from the state's cache (stats_cache.h): computed once, then brought up to date.
 std::shared_ptr<const WindowStats> window_stats(ServerState& state, const std::string& repo,
                                                 const std::vector<std::string>& newest_first);
+// The branches whose pages' window (kAnalysisWindow commits from the head: the history, the
+// commit pages and the branch list's `search` share it) is worth computing before anyone asks,
+// as (repo, branch): those under test first, then the others by name, at most
+// StatsCache::kMaxWindows (more would push each other out of the cache).
+std::vector<std::pair<std::string, std::string>> branches_to_warm(const ServerState& state);
+// Computes `repo`'s `branch`'s window into the cache, if the branch is still there.
+void warm_window(ServerState& state, const std::string& repo, const std::string& branch);
+
 // The per-case statistics of a test with `t`'s history (its evidence naming real identities):
 // its cases' histories and analyses.
 BranchStats case_stats(ServerState& state, const TestStats& t);

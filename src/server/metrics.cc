@@ -73,6 +73,17 @@ std::string metrics_text(const ServerState& state, const FleetController* fleet)
       .Add({})
       .Set(static_cast<double>(state.extra_budget()));
 
+  auto& windows = prometheus::BuildCounter()
+                      .Name("testlooper_stats_windows_total")
+                      .Help(
+                          "Statistics windows (a branch head's tests along its first-parent "
+                          "history) computed whole, or brought up to date from the cache, since "
+                          "the server started")
+                      .Register(registry);
+  windows.Add({{"how", "computed"}}).Increment(static_cast<double>(state.stats_cache().computed()));
+  windows.Add({{"how", "refreshed"}})
+      .Increment(static_cast<double>(state.stats_cache().refreshed()));
+
   if (fleet != nullptr) {
     const FleetStatus status = fleet->status();
     auto& machines = prometheus::BuildGauge()

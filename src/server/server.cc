@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cerrno>
@@ -25,6 +26,7 @@
 #include "hosting/mirrors.h"
 #include "hosting/status_poster.h"
 #include "server/api.h"
+#include "server/commit_stats.h"
 #include "server/event_log.h"
 #include "server/fleet_controller.h"
 #include "server/http.h"
@@ -207,6 +209,18 @@ class BackgroundCheck {
   std::unique_ptr<store::SqliteStoreCheck> check_;
   std::future<Status> done_;
 };
+
+// Computes the windows of `left`'s branches into the statistics cache, one per turn of the io
+// thread (a window of 200 commits x 500 tests takes tens of ms: requests go between them), so
+// that the first page after a start does not wait for its statistics (issue 18).
+void warm_windows(HttpServer& http, ServerState& state,
+                  std::shared_ptr<std::vector<std::pair<std::string, std::string>>> left) {
+  if (left->empty()) return;
+  const auto [repo, branch] = left->back();
+  left->pop_back();
+  warm_window(state, repo, branch);
+  http.post([&http, &state, left] { warm_windows(http, state, left); });
+}
 
 double steady_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -521,6 +535,12 @@ int run_server(const ServerOptions& options) {
     if (fleet) fleet->update(state.fleet_snapshot());
   });
   std::cout << "testlooper serve: listening on " << http->local_url() << std::endl;
+  {
+    auto warm =
+        std::make_shared<std::vector<std::pair<std::string, std::string>>>(branches_to_warm(state));
+    std::reverse(warm->begin(), warm->end());  // taken from the back
+    http->post([&http = *http, &state, warm] { warm_windows(http, state, warm); });
+  }
   // run() returns once every connection is closed and every WebSocket's on_close was called, so
   // the state holds no socket when the io_context goes (issue 10, item 11).
   http->run();

@@ -248,6 +248,7 @@ class ServerState {
   const planner::CaseCounts& case_counts(const std::string& hash);
   // The statistics of tests along first-parent windows, kept between requests (stats_cache.h).
   StatsCache& stats_cache() { return stats_cache_; }
+  const StatsCache& stats_cache() const { return stats_cache_; }
   // Changes whenever a commit is added or its objects replaced (a commit resolved again): the
   // statistics cache recomputes the windows it kept then.
   uint64_t commits_generation() const { return commits_generation_; }

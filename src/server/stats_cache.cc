@@ -132,8 +132,10 @@ std::shared_ptr<const WindowStats> StatsCache::window(
     entry.stats->shas = newest_first;
     entry.commits_generation = state.commits_generation();
     build(state, entry);
+    ++computed_;
   } else {
     refresh(state, entry);
+    ++refreshed_;
   }
   return entry.stats;
 }

@@ -85,6 +85,9 @@ class StatsCache {
   // computed, or brought up to date. Valid until the next change of the state.
   std::shared_ptr<const WindowStats> window(ServerState& state, const std::string& repo,
                                             const std::vector<std::string>& newest_first);
+  // How many windows were computed whole, and how many brought up to date, since the start.
+  uint64_t computed() const { return computed_; }
+  uint64_t refreshed() const { return refreshed_; }
 
  private:
   struct Entry {
@@ -99,6 +102,8 @@ class StatsCache {
   // (repo, head, length) -> window
   std::map<std::tuple<std::string, std::string, size_t>, Entry> entries_;
   uint64_t clock_ = 0;
+  uint64_t computed_ = 0;
+  uint64_t refreshed_ = 0;
 };
 
 }  // namespace testlooper::server

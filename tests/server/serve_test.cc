@@ -173,6 +173,36 @@ TEST_F(ServeTest, Serve_HistoryIsSentAsItIsWritten) {
       "200 1\n200 0\n");
 }
 
+TEST_F(ServeTest, Serve_BranchStatisticsAreComputedAtStartUpBeforeAnyoneAsks) {
+  // issue 18: the first page after a restart does not wait for its statistics (a window of 200
+  // commits x 500 tests takes tens of ms): the server computes each branch's window as it starts
+  // (testlooper_stats_windows_total counts them), and the pages then only bring it up to date.
+  for (int i = 0; i < 3; ++i) {
+    app_.write("f" + std::to_string(i), "x");
+    app_.commit("commit " + std::to_string(i));
+  }
+  auto windows = [](ServerProcess& server, const std::string& how) {
+    const std::string metrics =
+        fixtures::capture("curl -s " + fixtures::shell_quote(server.url("/metrics")));
+    const std::string line = "testlooper_stats_windows_total{how=\"" + how + "\"} ";
+    const size_t at = metrics.find(line);
+    return at == std::string::npos ? -1 : std::atoi(metrics.c_str() + at + line.size());
+  };
+  auto server = start(0);
+  ASSERT_TRUE(eventually(
+      [&] { return server->get("/api/repos/app/branches/main/history")["commits"].size() == 4; },
+      30));
+  server.reset();
+  server = start(0);
+  ASSERT_TRUE(eventually([&] { return windows(*server, "computed") == 1; }, 30));
+  const json history = server->get("/api/repos/app/branches/main/history");
+  ASSERT_EQ(history["commits"].size(), 4u) << history.dump();
+  server->get("/api/repos/app/commits/" + history["commits"][0]["sha"].get<std::string>());
+  // Looking at the repos again after the restart found nothing new: the same window served both.
+  EXPECT_EQ(windows(*server, "computed"), 1);
+  EXPECT_GE(windows(*server, "refreshed"), 2);
+}
+
 TEST_F(ServeTest, Serve_ChangesEndpointNamesTheCommitThatBrokeATest) {
   app_.write("testlooper.yml",
              "looper_version: 5\n"
