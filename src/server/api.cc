@@ -428,11 +428,7 @@ Response Api::commit(const std::string& repo, const std::string& sha) {
         // A test that never failed along the ancestry: its cases are judged on this commit's runs
         // alone (reading every ancestor identity's cases would teach nothing more).
         TestStats here;
-        here.evidence = {window->evidence(t->second)[index]};
-        here.evidence[0].commit = sha;
-        here.evidence[0].identity = o.hash;
-        here.evidence[0].runs = p.runs;
-        here.evidence[0].failures = p.failures;
+        here.evidence = {{sha, o.hash, window->present(t->second, index), p.runs, p.failures}};
         for (const auto& [name, stats] : case_stats(state_, here)) {
           if (cases.contains(name))
             cases[name]["classification"] = classification_json(stats.evidence, 0, stats.analysis);
@@ -452,8 +448,7 @@ Response Api::commit(const std::string& repo, const std::string& sha) {
                        {"cases", std::move(cases)},
                        {"classification", t == window->tests.end()
                                               ? json(nullptr)
-                                              : classification_json(window->evidence(t->second),
-                                                                    index, t->second.analysis)},
+                                              : classification_json(*window, t->second, index)},
                        {"definition", json::parse(definitions[o.name], nullptr, false)}});
   }
   json enabled = json::array();

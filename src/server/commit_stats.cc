@@ -64,7 +64,9 @@ StatusVerdict status_verdict(const WindowStats& w, const WindowTest& t, size_t i
   if (index >= w.size()) return {};
   StatusVerdict out;
   const stats::Verdict rate = stats::classify_rate(t.analysis, index).verdict;
-  out.verdict = stats::classify(w.evidence(t), index, t.analysis).verdict;
+  out.verdict = stats::classify_at(w.present(t, index), index > 0 && w.present(t, index - 1), index,
+                                   t.analysis)
+                    .verdict;
   if (out.verdict == stats::Verdict::kNew) out.verdict = rate;
   out.flaky_rising = rate == stats::Verdict::kFlaky && stats::rate_rose_at(t.analysis, index);
   return out;

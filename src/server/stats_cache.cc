@@ -100,6 +100,14 @@ std::vector<stats::CommitEvidence> WindowStats::evidence(const WindowTest& t) co
   return layout_evidence(t.layout, shas.size(), counts);
 }
 
+bool WindowStats::present(const WindowTest& t, size_t index) const {
+  if (index >= shas.size()) return false;
+  for (const Stretch& s : t.layout.stretches) {
+    if (s.first <= index && index <= s.last) return true;
+  }
+  return false;
+}
+
 std::map<std::string, std::vector<stats::CommitEvidence>> WindowStats::case_evidence(
     ServerState& state, const std::vector<stats::CommitEvidence>& test) const {
   std::map<std::string, planner::CaseCounts> by_identity;

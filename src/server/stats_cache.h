@@ -72,6 +72,8 @@ struct WindowStats {
   size_t size() const { return shas.size(); }
   // `t`'s evidence, oldest first (layout_evidence: compact identities, no commits).
   std::vector<stats::CommitEvidence> evidence(const WindowTest& t) const;
+  // Whether `t` exists at `index` of the window (oldest first): evidence(t)[index].present.
+  bool present(const WindowTest& t, size_t index) const;
   // Its cases' evidence, from `test` = evidence(t) (planner::case_histories).
   std::map<std::string, std::vector<stats::CommitEvidence>> case_evidence(
       ServerState& state, const std::vector<stats::CommitEvidence>& test) const;

@@ -102,8 +102,14 @@ RateClasses rate_classes(int64_t failures, int64_t runs, const ChangeModel& mode
 
 Classification classify(std::span<const CommitEvidence> history, size_t index,
                         const ChangeAnalysis& analysis, const ChangeModel& model) {
-  const bool parent_present = index > 0 && history[index - 1].present;
-  if (!history[index].present) {
+  return classify_at(history[index].present, index > 0 && history[index - 1].present, index,
+                     analysis, model);
+}
+
+Classification classify_at(bool present, bool parent_present, size_t index,
+                           const ChangeAnalysis& analysis, const ChangeModel& model) {
+  parent_present = parent_present && index > 0;
+  if (!present) {
     return parent_present ? Classification{Verdict::kRemoved, 1.0} : Classification{};
   }
   if (index > 0 && !parent_present) return {Verdict::kNew, 1.0};

@@ -55,6 +55,11 @@ RateClasses rate_classes(int64_t failures, int64_t runs, const ChangeModel& mode
 //  - unknown outside the commits spanned by runs.
 Classification classify(std::span<const CommitEvidence> history, size_t index,
                         const ChangeAnalysis& analysis, const ChangeModel& model = {});
+// The same from all classify reads of the history: whether the test is present at `index`, and at
+// index - 1 (`parent_present`; false when index is 0), so that a caller holding a compact history
+// need not build it whole to classify one commit.
+Classification classify_at(bool present, bool parent_present, size_t index,
+                           const ChangeAnalysis& analysis, const ChangeModel& model = {});
 
 // The rate part of classify alone: good, flaky or broken, whichever is most probable for the
 // segment of `analysis` holding `index`; unknown when that segment has no runs.

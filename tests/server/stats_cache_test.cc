@@ -217,6 +217,16 @@ TEST(StatsCacheLayoutTest, EvidenceEqualsTestHistoriesOnRandomHistories) {
       ASSERT_TRUE(layout.tests.count(name)) << name;
       const auto got = layout_evidence(layout.tests.at(name), n, counts);
       ASSERT_EQ(got.size(), want.size());
+      // What the commit page and the commit statuses classify by, without the evidence.
+      WindowStats window;
+      window.shas = shas;
+      WindowTest test;
+      test.layout = layout.tests.at(name);
+      for (size_t i = 0; i < n; ++i) {
+        EXPECT_EQ(window.present(test, i), want[i].present)
+            << "round " << round << " " << name << " @" << i;
+      }
+      EXPECT_FALSE(window.present(test, n));
       for (size_t i = 0; i < n; ++i) {
         const std::string identity =
             got[i].identity.empty() ? "" : layout.identities.at(std::stoul(got[i].identity));

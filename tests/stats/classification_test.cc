@@ -93,6 +93,24 @@ TEST(Classification, SameIdentityPoolsRunsIntoOneVerdict) {
   EXPECT_GT(at.confidence, 0.99);
 }
 
+TEST(Classification, ClassifyAtReadsOnlyPresenceOfTheHistory) {
+  // classify_at (for callers holding a compact history) says what classify says, also where the
+  // test is absent, new or removed.
+  auto history = simulated_history(
+      80, 3, [](size_t i) { return i >= 40 ? 0.5 : 0.0; }, 9);
+  for (size_t i : {10u, 11u, 12u, 55u, 56u}) history[i] = {history[i].commit, "", false, 0, 0};
+  const ChangeAnalysis analysis = analyse_changes(history);
+  for (size_t i = 0; i < history.size(); ++i) {
+    const Classification want = classify(history, i, analysis);
+    const Classification got =
+        stats::classify_at(history[i].present, i > 0 && history[i - 1].present, i, analysis);
+    EXPECT_EQ(got.verdict, want.verdict) << i;
+    EXPECT_EQ(got.confidence, want.confidence) << i;
+  }
+  EXPECT_EQ(stats::classify_at(true, true, 0, analysis).verdict,
+            classify(history, 0, analysis).verdict);
+}
+
 TEST(Classification, SharpBreakIsBrokenFromTheCulpritOn) {
   const auto history = simulated_history(
       100, 3, [](size_t i) { return i >= 60 ? 1.0 : 0.0; }, 5);
