@@ -15,7 +15,8 @@ std::vector<std::pair<std::string, std::string>> branches_to_warm(const ServerSt
   std::vector<std::pair<std::string, std::string>> out;
   for (const bool under_test : {true, false}) {
     for (const auto& [key, b] : state.branches()) {
-      if (b.under_test == under_test && out.size() < StatsCache::kMaxWindows) out.push_back(key);
+      if (b.under_test == under_test && out.size() < StatsCache::kMaxWindows / 2)
+        out.push_back(key);
     }
   }
   return out;

@@ -36,8 +36,9 @@ std::shared_ptr<const WindowStats> window_stats(ServerState& state, const std::s
                                                 const std::vector<std::string>& newest_first);
 // The branches whose pages' window (kAnalysisWindow commits from the head: the history, the
 // commit pages and the branch list's `search` share it) is worth computing before anyone asks,
-// as (repo, branch): those under test first, then the others by name, at most
-// StatsCache::kMaxWindows (more would push each other out of the cache).
+// as (repo, branch): those under test first, then the others by name, at most half of
+// StatsCache::kMaxWindows (the notifications' changes windows of the branches under test take
+// the other half; more would push each other out of the cache).
 std::vector<std::pair<std::string, std::string>> branches_to_warm(const ServerState& state);
 // Computes `repo`'s `branch`'s window into the cache, if the branch is still there.
 void warm_window(ServerState& state, const std::string& repo, const std::string& branch);
