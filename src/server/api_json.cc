@@ -102,11 +102,10 @@ json branch_changes(ServerState& state, const std::string& repo, const std::stri
 
 namespace {
 
-// What classification_json says: the verdict at `index` and the segment whose rate goes with it
-// (nullptr: none).
+// What classification_json says: the verdict `c` at `index` and the segment whose rate goes with
+// it (nullptr: none).
 std::pair<stats::Classification, const stats::Segment*> classified(
-    bool present, bool parent_present, size_t index, const stats::ChangeAnalysis& analysis) {
-  const stats::Classification c = stats::classify_at(present, parent_present, index, analysis);
+    const stats::Classification& c, size_t index, const stats::ChangeAnalysis& analysis) {
   // The model's failure rate here: its segment's, pooled over the runs between two probable
   // changes (what the web UI colours by, not this commit's own counts).
   const stats::Segment* segment = stats::segment_at(analysis, index);
@@ -127,32 +126,23 @@ json classification_of(const stats::Classification& c, const stats::Segment* seg
           {"rate", rate}};
 }
 
-// classified at history[index].
-std::pair<stats::Classification, const stats::Segment*> classified(
-    std::span<const stats::CommitEvidence> history, size_t index,
-    const stats::ChangeAnalysis& analysis) {
-  return classified(history[index].present, index > 0 && history[index - 1].present, index,
-                    analysis);
-}
-
 }  // namespace
 
 json classification_json(std::span<const stats::CommitEvidence> history, size_t index,
                          const stats::ChangeAnalysis& analysis) {
-  const auto [c, segment] = classified(history, index, analysis);
+  const auto [c, segment] = classified(stats::classify(history, index, analysis), index, analysis);
   return classification_of(c, segment);
 }
 
 json classification_json(const WindowStats& w, const WindowTest& t, size_t index) {
-  const auto [c, segment] =
-      classified(w.present(t, index), index > 0 && w.present(t, index - 1), index, t.analysis);
+  const auto [c, segment] = classified(classify_in(w, t, index), index, t.analysis);
   return classification_of(c, segment);
 }
 
 const std::string& ClassificationText::operator()(std::span<const stats::CommitEvidence> history,
                                                   size_t index,
                                                   const stats::ChangeAnalysis& analysis) {
-  const auto [c, segment] = classified(history, index, analysis);
+  const auto [c, segment] = classified(stats::classify(history, index, analysis), index, analysis);
   const auto key = std::make_tuple(static_cast<int>(c.verdict), c.confidence,
                                    segment ? segment->runs : -1, segment ? segment->failures : 0);
   auto [it, inserted] = texts_.try_emplace(key);

@@ -61,13 +61,16 @@ CommitStats commit_stats(ServerState& state, const std::string& repo, const std:
   return {window_stats(state, repo, around), index};
 }
 
+stats::Classification classify_in(const WindowStats& w, const WindowTest& t, size_t index) {
+  return stats::classify_at(w.present(t, index), index > 0 && w.present(t, index - 1), index,
+                            t.analysis);
+}
+
 StatusVerdict status_verdict(const WindowStats& w, const WindowTest& t, size_t index) {
   if (index >= w.size()) return {};
   StatusVerdict out;
   const stats::Verdict rate = stats::classify_rate(t.analysis, index).verdict;
-  out.verdict = stats::classify_at(w.present(t, index), index > 0 && w.present(t, index - 1), index,
-                                   t.analysis)
-                    .verdict;
+  out.verdict = classify_in(w, t, index).verdict;
   if (out.verdict == stats::Verdict::kNew) out.verdict = rate;
   out.flaky_rising = rate == stats::Verdict::kFlaky && stats::rate_rose_at(t.analysis, index);
   return out;

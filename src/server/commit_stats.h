@@ -56,6 +56,10 @@ struct CommitStats {
 };
 CommitStats commit_stats(ServerState& state, const std::string& repo, const std::string& sha);
 
+// stats::classify of `t`, a test of `w`, at `index` of its history (oldest first), from where the
+// test exists (WindowStats::present) rather than from its evidence built whole.
+stats::Classification classify_in(const WindowStats& w, const WindowTest& t, size_t index);
+
 // What the commit statuses count of a test at history index `index` of `t` (a test of `w`).
 struct StatusVerdict {
   // stats::classify, but the rate's verdict (classify_rate) where classify says only "new": a

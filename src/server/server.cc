@@ -210,16 +210,15 @@ class BackgroundCheck {
   std::future<Status> done_;
 };
 
-// Computes the windows of `left`'s branches into the statistics cache, one per turn of the io
-// thread (a window of 200 commits x 500 tests takes tens of ms: requests go between them), so
-// that the first page after a start does not wait for its statistics (issue 18).
+// Computes the windows of `branches` from the `next`th into the statistics cache, one per turn of
+// the io thread (a window of 200 commits x 500 tests takes tens of ms: requests go between them),
+// so that the first page after a start does not wait for its statistics (issue 18).
 void warm_windows(HttpServer& http, ServerState& state,
-                  std::shared_ptr<std::vector<std::pair<std::string, std::string>>> left) {
-  if (left->empty()) return;
-  const auto [repo, branch] = left->back();
-  left->pop_back();
-  warm_window(state, repo, branch);
-  http.post([&http, &state, left] { warm_windows(http, state, left); });
+                  std::shared_ptr<const std::vector<std::pair<std::string, std::string>>> branches,
+                  size_t next = 0) {
+  if (next >= branches->size()) return;
+  warm_window(state, (*branches)[next].first, (*branches)[next].second);
+  http.post([&http, &state, branches, next] { warm_windows(http, state, branches, next + 1); });
 }
 
 double steady_seconds() {
@@ -535,12 +534,9 @@ int run_server(const ServerOptions& options) {
     if (fleet) fleet->update(state.fleet_snapshot());
   });
   std::cout << "testlooper serve: listening on " << http->local_url() << std::endl;
-  {
-    auto warm =
-        std::make_shared<std::vector<std::pair<std::string, std::string>>>(branches_to_warm(state));
-    std::reverse(warm->begin(), warm->end());  // taken from the back
-    http->post([&http = *http, &state, warm] { warm_windows(http, state, warm); });
-  }
+  http->post([&http = *http, &state,
+              warm = std::make_shared<const std::vector<std::pair<std::string, std::string>>>(
+                  branches_to_warm(state))] { warm_windows(http, state, warm); });
   // run() returns once every connection is closed and every WebSocket's on_close was called, so
   // the state holds no socket when the io_context goes (issue 10, item 11).
   http->run();
