@@ -1,5 +1,8 @@
 // Repository: opening, revisions, commits, trees and branches. History questions live in
 // last_commit_touching.cc, the `git log` text in log_entry.cc, exporting in export_tree.cc.
+#include <iconv.h>
+#include <strings.h>
+
 #include <algorithm>
 #include <cctype>
 
@@ -20,6 +23,31 @@ std::string first_line(const std::string& message) {
   std::string line = message.substr(0, message.find('\n'));
   while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
   return line;
+}
+
+// `text`, written in `encoding`, as UTF-8, as `git log` shows it. A commit names the encoding of
+// its message and signatures when it is not UTF-8 (the "encoding" header git writes from
+// i18n.commitEncoding: old repos' ISO-8859-1, for one). Unchanged when none is named, when iconv
+// does not know it, or when `text` is not in it (the JSON writers replace what is not UTF-8).
+std::string to_utf8(const std::string& text, const char* encoding) {
+  if (encoding == nullptr || text.empty() || strcasecmp(encoding, "UTF-8") == 0 ||
+      strcasecmp(encoding, "UTF8") == 0) {
+    return text;
+  }
+  iconv_t cd = iconv_open("UTF-8", encoding);
+  if (cd == reinterpret_cast<iconv_t>(-1)) return text;
+  // A byte of any encoding is at most 3 bytes of UTF-8 (4 for a character of 2 or more bytes).
+  std::string out(text.size() * 3 + 4, '\0');
+  char* in = const_cast<char*>(text.data());  // iconv's signature; it does not write there
+  size_t in_left = text.size();
+  char* at = out.data();
+  size_t out_left = out.size();
+  const bool ok = iconv(cd, &in, &in_left, &at, &out_left) != static_cast<size_t>(-1) &&
+                  iconv(cd, nullptr, nullptr, &at, &out_left) != static_cast<size_t>(-1);
+  iconv_close(cd);
+  if (!ok) return text;
+  out.resize(out.size() - out_left);
+  return out;
 }
 
 // git_tree_walk callback collecting blob paths into a std::vector<std::string>.
@@ -65,12 +93,13 @@ Result<CommitInfo> Repository::commit(const std::string& sha) const {
   for (unsigned i = 0; i < git_commit_parentcount(c); ++i) {
     info.parents.push_back(to_hex(*git_commit_parent_id(c, i)));
   }
+  const char* encoding = git_commit_message_encoding(c);
   const git_signature* author = git_commit_author(c);
-  info.author_name = author->name;
+  info.author_name = to_utf8(author->name, encoding);
   info.author_email = author->email;
   info.author_time = author->when.time;
   const char* message = git_commit_message(c);
-  info.message = message != nullptr ? message : "";
+  info.message = message != nullptr ? to_utf8(message, encoding) : "";
   info.subject = first_line(info.message);
   return info;
 }

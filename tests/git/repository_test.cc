@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -107,6 +108,46 @@ TEST(Repository, CommitInfoMatchesGit) {
   EXPECT_EQ(info->subject, "Subject line");
   EXPECT_EQ(info->message, "Subject line\n\nBody text.\n");
   EXPECT_TRUE(repo.commit(parent)->parents.empty());
+}
+
+TEST(Repository, CommitInfoIsUtf8WhateverEncodingTheCommitNames) {
+  // As `git log` shows them: a message and an author written in the encoding the commit names
+  // (its "encoding" header, from i18n.commitEncoding) are read as UTF-8; with none named, or one
+  // iconv does not know, the bytes are kept as they are.
+  TempDir tmp;
+  GitFixtureRepo fixture(tmp.path() + "/repo");
+  fixture.commit("root");
+  const std::string tree = trimmed(fixture.run({"rev-parse", "HEAD^{tree}"}));
+  // A commit object written by hand: `git commit` would re-encode a message that is not UTF-8.
+  auto make = [&](const std::string& header, const std::string& author,
+                  const std::string& message) {
+    const std::string file = tmp.path() + "/object";
+    std::ofstream(file, std::ios::binary)
+        << "tree " << tree << "\nauthor " << author << " <a@example.com> 1700000000 +0000\n"
+        << "committer C <c@example.com> 1700000000 +0000\n"
+        << header << "\n"
+        << message;
+    return trimmed(fixture.run({"hash-object", "-t", "commit", "-w", file}));
+  };
+  Repository repo = open_or_die(fixture.path());
+  const std::string latin =
+      make("encoding ISO-8859-1\n", "J\xf6rg", "Caf\xe9 au lait\n\nd\xe9j\xe0 vu\n");
+  auto info = repo.commit(latin);
+  ASSERT_TRUE(info.ok()) << info.error().to_string();
+  EXPECT_EQ(info->author_name, "J\xc3\xb6rg");
+  EXPECT_EQ(info->subject, "Caf\xc3\xa9 au lait");
+  EXPECT_EQ(info->message, "Caf\xc3\xa9 au lait\n\nd\xc3\xa9j\xc3\xa0 vu\n");
+  EXPECT_EQ(info->subject, trimmed(fixture.run({"log", "-1", "--format=%s", latin})));
+
+  info = repo.commit(make("", "Ada", "na\xefve \xff\n"));
+  ASSERT_TRUE(info.ok()) << info.error().to_string();
+  EXPECT_EQ(info->subject, "na\xefve \xff");
+  info = repo.commit(make("encoding X-NO-SUCH-ENCODING\n", "Ada", "caf\xe9\n"));
+  ASSERT_TRUE(info.ok()) << info.error().to_string();
+  EXPECT_EQ(info->subject, "caf\xe9");
+  info = repo.commit(make("encoding UTF-8\n", "Ada", "caf\xc3\xa9\n"));
+  ASSERT_TRUE(info.ok()) << info.error().to_string();
+  EXPECT_EQ(info->subject, "caf\xc3\xa9");
 }
 
 TEST(Repository, ListFilesIncludesNestedDirectoriesAndSymlinksSorted) {
