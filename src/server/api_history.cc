@@ -240,7 +240,7 @@ class HistoryAnswer {
         for (const auto& [case_name, e] : cases) {
           const auto analysis = t.cases.find(case_name);
           if (!e[index].present || analysis == t.cases.end()) continue;
-          cell += (first ? "" : ",") + quoted(case_name) + R"(:{"classification":)" +
+          cell += (first ? "" : ",") + json_string(case_name) + R"(:{"classification":)" +
                   classification_(e, index, analysis->second) + "}";
           first = false;
         }
@@ -261,9 +261,9 @@ class HistoryAnswer {
     for (json& cp : all_points) {
       if (shown_shas.count(cp["commit"].get<std::string>())) change_points.push_back(std::move(cp));
     }
-    tail_ = fmt::format(R"(],"change_points":{}}})", change_points.dump());
-    head_ = fmt::format(R"({{"repo":{},"branch":{},"head":{},"commits":[)", quoted(repo),
-                        quoted(branch), quoted(head));
+    tail_ = fmt::format(R"(],"change_points":{}}})", text_of(change_points));
+    head_ = fmt::format(R"({{"repo":{},"branch":{},"head":{},"commits":[)", json_string(repo),
+                        json_string(branch), json_string(head));
     repo_ = repo;
   }
 
@@ -278,13 +278,6 @@ class HistoryAnswer {
   }
 
  private:
-  static std::string quoted(const std::string& text) { return json(text).dump(); }
-
-  template <typename... A>
-  static void put(std::string& out, fmt::format_string<A...> format, A&&... args) {
-    fmt::format_to(std::back_inserter(out), format, std::forward<A>(args)...);
-  }
-
   // Written straight to text: 100 commits x 500 tests is 50,000 cells, and building them as a
   // JSON tree first took most of the time. Commits share identities, and an identity's name,
   // kind, hash and counts are formatted once.
@@ -292,16 +285,17 @@ class HistoryAnswer {
     const std::string& sha = shas_[i];
     const CommitState* c = state_.commit(repo_, sha);
     if (c == nullptr) {  // gone since the answer began (its repo removed)
-      put(out,
-          R"({}{{"sha":{},"subject":"","author":"","time":0,"parents":[],"error":null,)"
-          R"("objects":[]}})",
-          i ? "," : "", quoted(sha));
+      append(out,
+             R"({}{{"sha":{},"subject":"","author":"","time":0,"parents":[],"error":null,)"
+             R"("objects":[]}})",
+             i ? "," : "", json_string(sha));
       return;
     }
-    put(out,
-        R"({}{{"sha":{},"subject":{},"author":{},"time":{},"parents":{},"error":{},"objects":[)",
-        i ? "," : "", quoted(sha), quoted(c->row.subject), quoted(c->row.author), c->row.time,
-        json(c->row.parents).dump(), c->row.error ? quoted(*c->row.error) : "null");
+    append(out,
+           R"({}{{"sha":{},"subject":{},"author":{},"time":{},"parents":{},"error":{},"objects":[)",
+           i ? "," : "", json_string(sha), json_string(c->row.subject), json_string(c->row.author),
+           c->row.time, json(c->row.parents).dump(),
+           c->row.error ? json_string(*c->row.error) : "null");
     const auto& statuses = state_.plan().statuses;
     status_of_.clear();
     for (auto st = statuses.lower_bound({repo_, sha, ""});
@@ -319,12 +313,12 @@ class HistoryAnswer {
         id.kind = o.kind;
         id.names = names_of(o);
         id.counts = fmt::format(R"("runs":{},"failures":{},"active_runs":{},"failure_rate":{})",
-                                p.runs, p.failures, p.active, rate_of(p.failures, p.runs));
+                                p.runs, p.failures, p.active, rate_(p.failures, p.runs));
       }
       const bool same = id.name == o.name && id.kind == o.kind;
       const auto st = status_of_.find(o.name);
-      put(out, R"({}{{{},"status":"{}",{})", k ? "," : "", same ? id.names : names_of(o),
-          status_json(state_, st == status_of_.end() ? nullptr : st->second, o.hash), id.counts);
+      append(out, R"({}{{{},"status":"{}",{})", k ? "," : "", same ? id.names : names_of(o),
+             status_json(state_, st == status_of_.end() ? nullptr : st->second, o.hash), id.counts);
       if (auto t = cells_of_.find(o.name); t != cells_of_.end()) {
         out += R"(,"classification":)";
         out += *t->second->classification[i];
@@ -336,14 +330,8 @@ class HistoryAnswer {
   }
 
   static std::string names_of(const planner::PlannedObject& o) {
-    return fmt::format(R"("name":{},"kind":{},"hash":{})", quoted(o.name), quoted(o.kind),
-                       quoted(o.hash));
-  }
-
-  const std::string& rate_of(int64_t failures, int64_t runs) {
-    auto [it, inserted] = rates_.try_emplace({failures, runs});
-    if (inserted) it->second = rate_json(failures, runs).dump();
-    return it->second;
+    return fmt::format(R"("name":{},"kind":{},"hash":{})", json_string(o.name), json_string(o.kind),
+                       json_string(o.hash));
   }
 
   struct Cells {
@@ -365,7 +353,7 @@ class HistoryAnswer {
   ClassificationText classification_;
   std::map<std::string, Cells> cells_;                           // by test
   std::unordered_map<std::string_view, const Cells*> cells_of_;  // the same, hashed
-  std::map<std::pair<int64_t, int64_t>, std::string> rates_;
+  RateText rate_;
   std::unordered_map<std::string, Identity> identities_;
   std::unordered_map<std::string_view, const planner::ObjectStatus*> status_of_;
   std::string head_, tail_;

@@ -21,10 +21,15 @@ std::optional<int64_t> query_integer(const std::string& text, int64_t low, int64
   return v;
 }
 
-Response ok(const json& body) { return Response{200, "application/json", body.dump(), ""}; }
+// What the answers quote may not be UTF-8 (a commit's message is bytes): replaced, not thrown on.
+std::string text_of(const json& body) {
+  return body.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+Response ok(const json& body) { return Response{200, "application/json", text_of(body), ""}; }
 
 Response error(int status, const std::string& message) {
-  return Response{status, "application/json", json{{"error", message}}.dump(), ""};
+  return Response{status, "application/json", text_of(json{{"error", message}}), ""};
 }
 
 Response store_full() {
@@ -45,6 +50,14 @@ json rate_json(const stats::FailureRate& rate) {
 
 json rate_json(int64_t failures, int64_t runs) {
   return rate_json(stats::failure_rate(failures, runs));
+}
+
+std::string json_string(std::string_view text) { return text_of(json(text)); }
+
+const std::string& RateText::operator()(int64_t failures, int64_t runs) {
+  auto [it, inserted] = texts_.try_emplace({failures, runs});
+  if (inserted) it->second = text_of(rate_json(failures, runs));
+  return it->second;
 }
 
 void change_points_json(const std::string& name, const stats::ChangeAnalysis& analysis, json& out) {
@@ -143,6 +156,17 @@ const std::string& ClassificationText::operator()(std::span<const stats::CommitE
                                                   size_t index,
                                                   const stats::ChangeAnalysis& analysis) {
   const auto [c, segment] = classified(stats::classify(history, index, analysis), index, analysis);
+  return text(c, segment);
+}
+
+const std::string& ClassificationText::operator()(const WindowStats& w, const WindowTest& t,
+                                                  size_t index) {
+  const auto [c, segment] = classified(classify_in(w, t, index), index, t.analysis);
+  return text(c, segment);
+}
+
+const std::string& ClassificationText::text(const stats::Classification& c,
+                                            const stats::Segment* segment) {
   const auto key = std::make_tuple(static_cast<int>(c.verdict), c.confidence,
                                    segment ? segment->runs : -1, segment ? segment->failures : 0);
   auto [it, inserted] = texts_.try_emplace(key);

@@ -2,6 +2,8 @@
 // failure rates, change points, classifications and object states. Io thread, like the API.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -9,15 +11,20 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <tuple>
+#include <utility>
 
 #include "server/http.h"
 #include "server/state.h"
 #include "stats/change_points.h"
+#include "stats/classification.h"
 #include "stats/failure_rate.h"
 
 namespace testlooper::server::reply {
 
+// `body` as compact text, any string in it that is not UTF-8 with U+FFFD for its bad bytes.
+std::string text_of(const nlohmann::json& body);
 // 200 with `body`.
 Response ok(const nlohmann::json& body);
 // `status` with {"error": message}.
@@ -34,6 +41,24 @@ std::optional<int64_t> query_integer(const std::string& text, int64_t low, int64
 // {"estimate", "low", "high"}; the second form of failure_rate(failures, runs).
 nlohmann::json rate_json(const stats::FailureRate& rate);
 nlohmann::json rate_json(int64_t failures, int64_t runs);
+
+// The answers written straight to text (the history and commit pages: tens of thousands of cells,
+// which took most of their time as a JSON tree): `text` as a JSON string.
+std::string json_string(std::string_view text);
+// Appends fmt::format(format, args...) to `out`.
+template <typename... A>
+void append(std::string& out, fmt::format_string<A...> format, A&&... args) {
+  fmt::format_to(std::back_inserter(out), format, std::forward<A>(args)...);
+}
+// rate_json(failures, runs) as text, each distinct pair formatted once (its interval is costly):
+// one object per reply.
+class RateText {
+ public:
+  const std::string& operator()(int64_t failures, int64_t runs);
+
+ private:
+  std::map<std::pair<int64_t, int64_t>, std::string> texts_;
+};
 
 // Appends each of `analysis`'s changes as {"name", "commit", "probability", "range_probability",
 // "before", "after", "runs_used"} to the array `out`.
@@ -69,8 +94,12 @@ class ClassificationText {
  public:
   const std::string& operator()(std::span<const stats::CommitEvidence> history, size_t index,
                                 const stats::ChangeAnalysis& analysis);
+  // The second form of classification_json.
+  const std::string& operator()(const WindowStats& w, const WindowTest& t, size_t index);
 
  private:
+  const std::string& text(const stats::Classification& c, const stats::Segment* segment);
+
   // verdict, confidence, and the segment's (runs, failures) or (-1, 0) without a rate
   std::map<std::tuple<int, double, int64_t, int64_t>, std::string> texts_;
 };

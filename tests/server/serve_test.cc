@@ -204,6 +204,43 @@ TEST_F(ServeTest, Serve_BranchStatisticsAreComputedAtStartUpBeforeAnyoneAsks) {
   EXPECT_GE(windows(*server, "refreshed"), 2);
 }
 
+TEST_F(ServeTest, Serve_CommitMessagesThatAreNotUtf8AreShownNotRefused) {
+  // git keeps a message's bytes: an old repo's subjects may be Latin-1 (i18n.commitEncoding, named
+  // in the commit) or bytes in no encoding at all, and JSON must be UTF-8. The first is shown
+  // as git log shows it; the second with U+FFFD for the bytes that cannot be shown. Every page
+  // that shows a subject answers (the JSON writer threw on such bytes).
+  app_.run({"config", "i18n.commitEncoding", "ISO-8859-1"});
+  app_.write("g", "1");
+  const std::string latin = app_.commit("caf\xe9 au lait");
+  // No encoding named and not UTF-8: a commit object written by hand (git commit re-encodes).
+  const std::string object = dir_.path() + "/object";
+  std::ofstream(object, std::ios::binary)
+      << "tree " << app_.run({"rev-parse", "HEAD^{tree}"}) << "parent " << latin
+      << "\nauthor Ada <a@example.com> 1700000000 +0000\n"
+      << "committer Ada <a@example.com> 1700000000 +0000\n\nna\xefve \xff bytes\n";
+  std::string raw = app_.run({"hash-object", "-t", "commit", "-w", object});
+  raw.pop_back();  // its newline
+  app_.run({"update-ref", "refs/heads/main", raw});
+  auto server = start(0);
+  ASSERT_TRUE(eventually(
+      [&] { return server->get("/api/repos/app/branches/main/history")["commits"].size() == 3; },
+      30));
+  const std::string cafe = "caf\xc3\xa9 au lait";
+  const std::string naive = "na\xef\xbf\xbdve \xef\xbf\xbd bytes";
+  const json history = server->get("/api/repos/app/branches/main/history");
+  EXPECT_EQ(history["commits"][0]["subject"], naive) << history.dump();
+  EXPECT_EQ(history["commits"][1]["subject"], cafe) << history.dump();
+  for (const auto& [sha, subject] : {std::pair{raw, naive}, {latin, cafe}}) {
+    const json commit = server->get("/api/repos/app/commits/" + sha);
+    EXPECT_EQ(commit["subject"], subject) << commit.dump();
+    EXPECT_EQ(commit["objects"].size(), 2u) << commit.dump();
+  }
+  const json test = server->get("/api/repos/app/branches/main/tests/unit/linux/history");
+  ASSERT_EQ(test["commits"].size(), 3u) << test.dump();
+  EXPECT_EQ(test["commits"][0]["subject"], naive);
+  EXPECT_EQ(test["commits"][1]["subject"], cafe);
+}
+
 TEST_F(ServeTest, Serve_ChangesEndpointNamesTheCommitThatBrokeATest) {
   app_.write("testlooper.yml",
              "looper_version: 5\n"
