@@ -1,8 +1,10 @@
 // Generates the server data dir of the history-API benchmark (bench/history_bench.sh): one repo
 // "app" with a branch "main" under test, a linear history of 1,000 commits x 500 tests, and
 // 10,000,000 finished runs. A test's identity changes every 20 commits (staggered), so each
-// identity holds 400 runs; 2% of runs fail. Written straight into the store's SQLite schema (the
-// store opens the file first, so the schema is the real one), in one transaction.
+// identity holds 400 runs; 2% of runs fail. Each object's definition is what the watcher stores
+// (definitions::object_to_json), naming its commit (its full name, its source's commit), so no
+// two commits' texts are equal. Written straight into the store's SQLite schema (the store opens
+// the file first, so the schema is the real one), in one transaction.
 // Usage: history_gen DATA_DIR [commits] [tests] [runs]
 #include <sqlite3.h>
 
@@ -13,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "definitions/definitions.h"
+#include "definitions/definitions_json.h"
 #include "store/store.h"
 
 namespace {
@@ -93,9 +97,19 @@ int main(int argc, char** argv) {
       const std::string name =
           "suite" + std::to_string(t / 50) + "/test" + std::to_string(t) + "/linux";
       const std::string hash = hash_of(t, c);
-      const std::string definition =
-          "{\"name\": \"" + name + "\", \"kind\": \"test\", \"hash\": \"" + hash +
-          "\", \"min_cores\": 1, \"max_cores\": 1, \"command\": \"./run " + name + "\"}";
+      testlooper::definitions::ResolvedObject o;
+      o.name = name;
+      o.full_name = "app/" + sha + "/" + name;
+      o.hash = hash;
+      o.environment.name = "linux";
+      o.environment.platform = "linux";
+      o.environment.image_kind = "host";
+      o.configuration = "linux";
+      o.project = name.substr(0, name.find('/'));
+      o.dependencies["src"] = {testlooper::definitions::Dependency::Kind::kSource, "app", sha, ""};
+      o.stages.push_back({});
+      o.stages.back().command = "./run " + name;
+      const std::string definition = testlooper::definitions::object_to_json(o);
       sqlite3_bind_text(object_stmt, 1, sha.c_str(), -1, SQLITE_TRANSIENT);
       sqlite3_bind_text(object_stmt, 2, name.c_str(), -1, SQLITE_TRANSIENT);
       sqlite3_bind_text(object_stmt, 3, hash.c_str(), -1, SQLITE_TRANSIENT);

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <stdexcept>
+#include <string_view>
 
 #include "core/hash.h"
 #include "dispatch/dispatch.h"
@@ -40,7 +41,10 @@ int int_field(const json& j, const char* key, int fallback) {
 
 // The planner's view of a stored object. Throws std::invalid_argument for a malformed
 // definition (the store was written by hand or damaged): load() reports it, never aborts.
-planner::PlannedObject planned_from(const store::ObjectRow& row) {
+// `names_commit`, when given, is set when `commit` (a sha) is in what the planner keeps of the
+// definition other than its builds' names (see ParsedDefinitions).
+planner::PlannedObject planned_from(const store::ObjectRow& row, const std::string& commit = "",
+                                    bool* names_commit = nullptr) {
   planner::PlannedObject o;
   o.name = row.name;
   o.kind = row.kind;
@@ -62,9 +66,13 @@ planner::PlannedObject planned_from(const store::ObjectRow& row) {
     if (auto ami = image->find("base_ami"); ami != image->end() && ami->is_string())
       o.image = ami->get<std::string>();
     // Objects on the same image share its failures (ServerState::update_holds).
-    if (o.docker || o.ami)
-      o.environment_key = "env:" + sha256_hex(o.platform + "\n" + image->dump()).substr(0, 32);
+    if (o.docker || o.ami) {
+      const std::string text = image->dump();
+      o.environment_key = "env:" + sha256_hex(o.platform + "\n" + text).substr(0, 32);
+      if (names_commit != nullptr && text.find(commit) != std::string::npos) *names_commit = true;
+    }
   }
+  if (names_commit != nullptr && o.platform.find(commit) != std::string::npos) *names_commit = true;
   if (!j.contains("dependencies")) return o;
   if (!j["dependencies"].is_object()) throw std::invalid_argument("'dependencies' is not an object");
   for (const auto& [path, dep] : j["dependencies"].items()) {
@@ -77,8 +85,27 @@ planner::PlannedObject planned_from(const store::ObjectRow& row) {
       throw std::invalid_argument("dependency '" + path + "' has no name or hash");
     }
     o.builds.push_back({name.get<std::string>(), hash.get<std::string>()});
+    if (names_commit != nullptr && o.builds.back().hash.find(commit) != std::string::npos)
+      *names_commit = true;
   }
   return o;
+}
+
+// Stands for a commit's sha in ParsedDefinitions' keys: never in JSON text (a string's control
+// characters are escaped there).
+constexpr char kCommitMark = '\x01';
+
+// `text` with each `what` in it replaced by `with`, into `out`.
+void replace_all(const std::string& text, std::string_view what, std::string_view with,
+                 std::string& out) {
+  out.clear();
+  size_t from = 0;
+  for (size_t at; !what.empty() && (at = text.find(what, from)) != std::string::npos;
+       from = at + what.size()) {
+    out.append(text, from, at - from);
+    out += with;
+  }
+  out.append(text, from);
 }
 
 // A commit's test sets ({set: [test, ...]}) as stored; throws std::invalid_argument when
@@ -115,7 +142,7 @@ Status ServerState::load() {
   auto commits = store_.commits();
   if (!commits.ok()) return commits.error();
   // One commit's objects at a time, each distinct definition parsed once; none is kept.
-  std::unordered_map<std::string, planner::PlannedObject> parsed;
+  ParsedDefinitions parsed;
   for (auto& c : *commits) {
     auto key = std::make_pair(c.repo, c.sha);
     const std::string where = fmt::format("commit {} of repo '{}'", c.sha, c.repo);
@@ -207,23 +234,45 @@ std::map<std::string, std::set<std::string>> ServerState::unstored_pins() const 
 }
 
 void ServerState::add_commit(store::CommitRow row, const std::vector<store::ObjectRow>& objects,
-                             std::unordered_map<std::string, planner::PlannedObject>* parsed) {
+                             ParsedDefinitions* parsed) {
   // Parsed first: a malformed row (planned_from and test_sets_from throw) changes nothing.
   planner::PlannedCommit planned{
       row.repo, row.sha, row.time, reachable_.count({row.repo, row.sha}) > 0, {}, {}};
   planned.objects.reserve(objects.size());
+  const std::string mark(1, kCommitMark);
   for (const auto& o : objects) {
-    if (parsed == nullptr) {
+    if (parsed == nullptr || o.definition_json.find(kCommitMark) != std::string::npos) {
       planned.objects.push_back(planned_from(o));
       continue;
     }
-    auto it = parsed->find(o.definition_json);
-    if (it == parsed->end()) it = parsed->emplace(o.definition_json, planned_from(o)).first;
-    // The definition's text decides all but the row's own columns.
-    planner::PlannedObject p = it->second;
+    replace_all(o.definition_json, row.sha, mark, parsed->key);
+    auto it = parsed->by_text.find(parsed->key);
+    if (it == parsed->by_text.end()) {
+      ParsedDefinitions::Entry entry;
+      entry.object = planned_from(o, row.sha, &entry.names_commit);
+      entry.object.name.clear();
+      entry.object.kind.clear();
+      entry.object.hash.clear();
+      for (auto& b : entry.object.builds) {
+        std::string name = std::move(b.name);
+        replace_all(name, row.sha, mark, b.name);
+      }
+      it = parsed->by_text.emplace(parsed->key, std::move(entry)).first;
+    }
+    if (it->second.names_commit) {  // its sha matters beyond its builds' names: parsed each time
+      planned.objects.push_back(planned_from(o));
+      continue;
+    }
+    // The definition's text, its commit's sha aside, decides all but the row's own columns.
+    planner::PlannedObject p = it->second.object;
     p.name = o.name;
     p.kind = o.kind;
     p.hash = o.hash;
+    for (auto& b : p.builds) {
+      if (b.name.find(kCommitMark) == std::string::npos) continue;
+      std::string name = std::move(b.name);
+      replace_all(name, mark, row.sha, b.name);
+    }
     planned.objects.push_back(std::move(p));
   }
   planned.test_sets = test_sets_from(row.test_sets_json);

@@ -317,10 +317,20 @@ class ServerState {
   void store_failed(const std::string& what, const Error& error);
 
  private:
-  // `parsed`: the planner's view of definitions parsed already, by definition text (load()
-  // parses each distinct definition once: commits share most of their objects' identities).
+  // The planner's view of definitions parsed already (load() parses each distinct definition
+  // once: commits share most of their objects' identities). A stored definition names its
+  // commit (its full name, its sources' commit, its builds' full names), so each is keyed by its
+  // text with its commit's sha taken out, and its builds' names given the sha back.
+  struct ParsedDefinitions {
+    struct Entry {
+      planner::PlannedObject object;  // no name, kind or hash; the sha marked in builds' names
+      bool names_commit = false;      // the sha is elsewhere too (an image): not reused
+    };
+    std::unordered_map<std::string, Entry> by_text;
+    std::string key;  // the last text looked up, as its key
+  };
   void add_commit(store::CommitRow row, const std::vector<store::ObjectRow>& objects,
-                  std::unordered_map<std::string, planner::PlannedObject>* parsed = nullptr);
+                  ParsedDefinitions* parsed = nullptr);
   // Deployments (state_deployments.cc).
   Status load_deployments();
   // Stores and adds a waiting deployment of `object` (of `repo`'s commit `sha`).

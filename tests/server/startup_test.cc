@@ -108,6 +108,56 @@ TEST(Startup, Startup_DefinitionsReadFromTheStoreAreEachCommitsOwnAcrossARestart
   EXPECT_EQ(job->message["object"], before_one["t/linux"]);
 }
 
+TEST(Startup, Startup_EachCommitsTestWaitsOnItsOwnCommitsBuildAfterARestart) {
+  // The start parses each definition the commits share once: its text but for its commit's sha,
+  // which a stored definition names (its full name, its builds' full names). A test is still
+  // blocked by its own commit's build after a restart, as before it.
+  TempDir dir;
+  GitFixtureRepo app(dir.path() + "/repos/app");
+  app.write("testlooper.yml",
+            "looper_version: 5\n"
+            "environments: {linux: {platform: linux, image: {host: true}}}\n"
+            "builds: {build/linux: {command: 'true'}}\n"
+            "tests: {t/linux: {command: 'true', dependencies: {build: build/linux}}}\n");
+  std::vector<std::string> shas = {app.commit("one")};
+  for (int i = 0; i < 2; ++i) {
+    app.write("f", std::to_string(i));  // the same build and test identities at each commit
+    shas.push_back(app.commit("more"));
+  }
+  const std::vector<std::string> args = {
+      "--repos", dir.path() + "/repos", "--data", dir.path() + "/data", "--port", "0", "--workers",
+      "0",       "--poll-seconds",      "0.3",    "--extra-runs",       "0"};
+  // What blocks t/linux at each commit.
+  auto blocking = [&](const ServerProcess& server) {
+    std::vector<std::string> out;
+    for (const auto& sha : shas) {
+      const json commit = server.get("/api/repos/app/commits/" + sha);
+      for (const json& o : commit.value("objects", json::array())) {
+        if (o["name"] == "t/linux")
+          out.push_back(o["status"].get<std::string>() + " " + o["reason"].get<std::string>());
+      }
+    }
+    return out;
+  };
+  std::vector<std::string> expected;
+  for (const auto& sha : shas) expected.push_back("waiting_on_builds app/" + sha + "/build/linux");
+  {
+    ServerProcess server(args);
+    ASSERT_TRUE(eventually([&] { return server.get("/api/repos").size() == 1; }, 30));
+    ASSERT_EQ(
+        server.post("/api/repos/app/branches/main/test", R"({"enabled": true, "depth": 3})").first,
+        200);
+    ASSERT_TRUE(eventually([&] { return blocking(server) == expected; }, 30))
+        << testing::PrintToString(blocking(server));
+  }
+  ServerProcess server(args);
+  ASSERT_TRUE(eventually([&] { return server.get("/api/repos").size() == 1; }, 30));
+  EXPECT_EQ(blocking(server), expected);
+  const json build = server.get("/api/repos/app/commits/" + shas[2]);
+  EXPECT_EQ(build["objects"][0]["definition"]["full_name"], "app/" + shas[2] + "/build/linux")
+      << build.dump();
+}
+
 // A store whose runs fill many pages, one of which (a page of finished runs: nothing a start
 // reads) has an invalid b-tree page type.
 void damaged_store(const std::string& path) {
