@@ -75,10 +75,11 @@ Response Api::commit(const std::string& repo, const std::string& sha) {
       }
       for (const auto& [name, rf] : counts) {
         const auto j = judged.find(name);
-        append(cases, R"({}{}:{{{}{}{}"failure_rate":{},"failures":{},"runs":{}}})",
-               cases.size() > 1 ? "," : "", json_string(name),
-               j == judged.end() ? "" : R"("classification":)", j == judged.end() ? "" : *j->second,
-               j == judged.end() ? "" : ",", rate(rf.second, rf.first), rf.second, rf.first);
+        const std::string judgement =
+            j == judged.end() ? "" : R"("classification":)" + *j->second + ",";
+        append(cases, R"({}{}:{{{}"failure_rate":{},"failures":{},"runs":{}}})",
+               cases.size() > 1 ? "," : "", json_string(name), judgement, rate(rf.second, rf.first),
+               rf.second, rf.first);
       }
     }
     cases += "}";

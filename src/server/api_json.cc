@@ -147,11 +147,6 @@ json classification_json(std::span<const stats::CommitEvidence> history, size_t 
   return classification_of(c, segment);
 }
 
-json classification_json(const WindowStats& w, const WindowTest& t, size_t index) {
-  const auto [c, segment] = classified(classify_in(w, t, index), index, t.analysis);
-  return classification_of(c, segment);
-}
-
 const std::string& ClassificationText::operator()(std::span<const stats::CommitEvidence> history,
                                                   size_t index,
                                                   const stats::ChangeAnalysis& analysis) {

@@ -84,9 +84,6 @@ nlohmann::json branch_changes(ServerState& state, const std::string& repo, const
 // the model's segment holding it ({"estimate", "low", "high", "runs"}; null without runs there).
 nlohmann::json classification_json(std::span<const stats::CommitEvidence> history, size_t index,
                                    const stats::ChangeAnalysis& analysis);
-// The same for `t`, a test of window `w`, at `index` of its history (oldest first), without
-// building that history (WindowStats::present).
-nlohmann::json classification_json(const WindowStats& w, const WindowTest& t, size_t index);
 
 // classification_json as text, each distinct answer formatted once: a history page holds tens of
 // thousands, mostly alike. One object per reply.
@@ -94,7 +91,8 @@ class ClassificationText {
  public:
   const std::string& operator()(std::span<const stats::CommitEvidence> history, size_t index,
                                 const stats::ChangeAnalysis& analysis);
-  // The second form of classification_json.
+  // The same for `t`, a test of window `w`, at `index` of its history (oldest first), without
+  // building that history (WindowStats::present).
   const std::string& operator()(const WindowStats& w, const WindowTest& t, size_t index);
 
  private:
