@@ -67,13 +67,11 @@ Repository& Repository::operator=(Repository&& other) noexcept = default;
 Repository::~Repository() = default;
 
 Result<Repository> Repository::open(const std::string& path) {
-  internal::init_libgit2();
-  git_repository* raw = nullptr;
-  if (git_repository_open(&raw, path.c_str()) != 0) {
-    return git_error_at(path, "cannot open git repository");
-  }
+  auto repo =
+      internal::open_repository(path, GIT_REPOSITORY_OPEN_NO_SEARCH, "cannot open git repository");
+  TL_RETURN_IF_ERROR(repo);
   auto impl = std::make_unique<Impl>();
-  impl->repo.reset(raw);
+  impl->repo = std::move(*repo);
   impl->path = path;
   return Repository(std::move(impl));
 }

@@ -1,10 +1,35 @@
 #include "git/repository_impl.h"
 
+#include <git2/sys/repository.h>
+
 namespace testlooper::git::internal {
 
 void init_libgit2() {
   static const int kInitialised = git_libgit2_init();
   (void)kInitialised;
+}
+
+Result<RepositoryHandle> open_repository(const std::string& path, unsigned flags,
+                                         const std::string& what) {
+  init_libgit2();
+  git_repository* raw = nullptr;
+  if (git_repository_open_ext(&raw, path.c_str(), flags, nullptr) != 0) {
+    return git_error_at(path, what);
+  }
+  RepositoryHandle repo(raw);
+  OwnedBuf objects;
+  if (git_repository_item_path(&objects.buf, repo.get(), GIT_REPOSITORY_ITEM_OBJECTS) != 0) {
+    return git_error_at(path, what);
+  }
+  git_odb* odb = nullptr;
+  // One that cannot be opened now is an empty one: the repository and its references are still
+  // there, its objects are not found (as libgit2's own lazy open would answer, without the leak).
+  if (git_odb_open(&odb, objects.buf.ptr) != 0 && git_odb_new(&odb) != 0) {
+    return git_error_at(path, what);
+  }
+  OdbHandle owned(odb);
+  if (git_repository_set_odb(repo.get(), odb) != 0) return git_error_at(path, what);
+  return repo;
 }
 
 Error git_error_at(const std::string& where, const std::string& what) {

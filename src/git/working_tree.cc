@@ -118,12 +118,10 @@ Result<std::set<std::string>> status_paths(git_repository* repo, const std::stri
 // bare repository.
 Result<std::vector<WorkingTreeChange>> changes_from_head(const std::string& dir,
                                                          const std::string& head) {
-  internal::init_libgit2();
-  git_repository* raw = nullptr;
-  if (git_repository_open_ext(&raw, dir.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) != 0) {
-    return internal::git_error_at(dir, "cannot open the repository");
-  }
-  internal::RepositoryHandle repo(raw);
+  auto opened =
+      internal::open_repository(dir, GIT_REPOSITORY_OPEN_NO_SEARCH, "cannot open the repository");
+  TL_RETURN_IF_ERROR(opened);
+  internal::RepositoryHandle repo = std::move(*opened);
   std::vector<WorkingTreeChange> changes;
   if (git_repository_is_bare(repo.get())) return changes;
   auto commit = internal::lookup_commit(repo.get(), dir, head);

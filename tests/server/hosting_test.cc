@@ -367,5 +367,28 @@ TEST(LocalRepos, ADeletedRepoDisappearsAndComesBack) {
   EXPECT_EQ(branches[0]["under_test"], true);
 }
 
+// libgit2 1.5 opens a repository's object database at the first lookup and leaks it whenever that
+// open fails; a repo whose objects cannot be read (here objects/info/alternates is a folder) is
+// looked up at every scan. Under the sanitizer build the server's exit reports any such leak.
+TEST(LocalRepos, ARepoWhoseObjectsCannotBeReadHasItsCommitsOnceTheyCan) {
+  TempDir dir;
+  const std::string repos_dir = dir.path() + "/repos";
+  GitFixtureRepo a(repos_dir + "/a");
+  const std::string a1 = a.commit("a1");
+  const std::string alternates = repos_dir + "/a/.git/objects/info/alternates";
+  std::filesystem::create_directories(alternates);
+  ServerProcess server({"--repos", repos_dir, "--data", dir.path() + "/data", "--port", "0",
+                        "--workers", "0", "--poll-seconds", "3600"});
+  // Not listed while none of its commits can be read.
+  EXPECT_EQ(server.post("/api/refresh", "{}").first, 200);
+  EXPECT_EQ(server.get("/api/repos/a/commits/" + a1).value("sha", ""), "");
+  EXPECT_EQ(repos(server).count("a"), 0u);
+  std::filesystem::remove(alternates);
+  EXPECT_EQ(server.post("/api/refresh", "{}").first, 200);
+  ASSERT_TRUE(eventually([&] {
+    return server.get("/api/repos/a/commits/" + a1).value("sha", "") == a1;
+  })) << server.get("/api/repos");
+}
+
 }  // namespace
 }  // namespace testlooper::server
