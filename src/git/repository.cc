@@ -67,8 +67,7 @@ Repository& Repository::operator=(Repository&& other) noexcept = default;
 Repository::~Repository() = default;
 
 Result<Repository> Repository::open(const std::string& path) {
-  auto repo =
-      internal::open_repository(path, GIT_REPOSITORY_OPEN_NO_SEARCH, "cannot open git repository");
+  auto repo = internal::open_repository(path, "cannot open git repository");
   TL_RETURN_IF_ERROR(repo);
   auto impl = std::make_unique<Impl>();
   impl->repo = std::move(*repo);

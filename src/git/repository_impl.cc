@@ -9,11 +9,10 @@ void init_libgit2() {
   (void)kInitialised;
 }
 
-Result<RepositoryHandle> open_repository(const std::string& path, unsigned flags,
-                                         const std::string& what) {
+Result<RepositoryHandle> open_repository(const std::string& path, const std::string& what) {
   init_libgit2();
   git_repository* raw = nullptr;
-  if (git_repository_open_ext(&raw, path.c_str(), flags, nullptr) != 0) {
+  if (git_repository_open_ext(&raw, path.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) != 0) {
     return git_error_at(path, what);
   }
   RepositoryHandle repo(raw);

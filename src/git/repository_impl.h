@@ -50,13 +50,12 @@ struct OwnedBuf {
 // Initialises libgit2 once per process (never shut down: handles may outlive main's locals).
 void init_libgit2();
 
-// The repository at `path` (git_repository_open_ext with `flags`) with its object database
+// The repository at `path` (git_repository_open_ext, no search upwards) with its object database
 // already open. libgit2 1.5 opens it lazily, and when that first open fails (the objects folder
 // removed under an open repository, an unreadable objects/info/alternates) it leaks the half-made
 // database on every lookup; here a database that cannot be opened is an empty one instead, so its
 // objects are not found, and the references stay readable, as before.
-Result<RepositoryHandle> open_repository(const std::string& path, unsigned flags,
-                                         const std::string& what);
+Result<RepositoryHandle> open_repository(const std::string& path, const std::string& what);
 
 // An Error at `where` saying `what`, followed by libgit2's last error message when there is one.
 Error git_error_at(const std::string& where, const std::string& what);

@@ -118,8 +118,7 @@ Result<std::set<std::string>> status_paths(git_repository* repo, const std::stri
 // bare repository.
 Result<std::vector<WorkingTreeChange>> changes_from_head(const std::string& dir,
                                                          const std::string& head) {
-  auto opened =
-      internal::open_repository(dir, GIT_REPOSITORY_OPEN_NO_SEARCH, "cannot open the repository");
+  auto opened = internal::open_repository(dir, "cannot open the repository");
   TL_RETURN_IF_ERROR(opened);
   internal::RepositoryHandle repo = std::move(*opened);
   std::vector<WorkingTreeChange> changes;
