@@ -5,6 +5,9 @@
 # DATA is a data dir made by build/bench/history_gen (bench/history_bench.sh); it is written to:
 # the first start on a store made before the run tallies fills them (once; that round says so).
 # With BASE=path/to/an/older/testlooper its start on the same store alternates with ours.
+# The server is given a repos dir that does not exist, as in history_bench.sh: given an empty one,
+# it would forget the store's repo "app" (whose path is made up), and the history bench that
+# shares DATA would then find no repo (until 2026-12-03 it did so).
 # Usage: DATA=dir [BASE=testlooper] [ROUNDS=3] bench/startup_bench.sh [path/to/build]
 set -euo pipefail
 
@@ -26,7 +29,7 @@ since() { echo "$(date +%s.%N) - $1" | bc; }
 start() {  # label binary
   local port=$((20000 + RANDOM % 20000)) t0 answered checked
   t0=$(date +%s.%N)
-  "$2" serve --repos "$repos" --data "$data" --port "$port" --workers 0 --poll-seconds 3600 \
+  "$2" serve --repos "$repos/none" --data "$data" --port "$port" --workers 0 --poll-seconds 3600 \
     --extra-runs 0 >"$repos/serve.log" 2>&1 &
   server_pid=$!
   until curl -sf "http://127.0.0.1:$port/api/repos" >/dev/null; do sleep 0.05; done
