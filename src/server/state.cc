@@ -201,6 +201,9 @@ Status ServerState::load() {
   run_counter_ = *total;
   TL_RETURN_IF_ERROR(load_deployments());
   recompute_reachable();
+  // The API answers before the first update (which waits for the store's check): the statuses
+  // it shows are the plan's from the start, not "not_enabled" until then.
+  replan();
   return {};
 }
 
@@ -421,6 +424,12 @@ void ServerState::recompute_reachable() {
 }
 
 void ServerState::plan_and_dispatch() {
+  replan();
+  cancel_unwanted();
+  if (!dispatch_held_) dispatch();
+}
+
+void ServerState::replan() {
   planner::PlanInput& in = plan_input_;
   in.default_target = options_.default_target_runs;
   in.budgets.clear();
@@ -441,8 +450,6 @@ void ServerState::plan_and_dispatch() {
   // Over the kept index: the cost is the enabled commits' objects and the budgets' histories, not
   // every commit (issue 18).
   plan_ = planner::make_plan(in, plan_index_);
-  cancel_unwanted();
-  if (!dispatch_held_) dispatch();
 }
 
 void ServerState::update() {

@@ -375,6 +375,8 @@ class ServerState {
   void dispatch();
   // update()'s plan and dispatch (a result stored after its plan asks for a second one).
   void plan_and_dispatch();
+  // The plan of what is known now (plan_): nothing is started, stopped or stored.
+  void replan();
   void start_run(WorkerState& worker, const planner::Job& job, int cores, int ram);
   void worker_hello(const std::shared_ptr<Socket>& socket, const HelloMessage& hello);
   // Closes the worker connections whose token was revoked (a worker token no more): they get

@@ -111,7 +111,9 @@ TEST(Startup, Startup_DefinitionsReadFromTheStoreAreEachCommitsOwnAcrossARestart
 TEST(Startup, Startup_EachCommitsTestWaitsOnItsOwnCommitsBuildAfterARestart) {
   // The start parses each definition the commits share once: its text but for its commit's sha,
   // which a stored definition names (its full name, its builds' full names). A test is still
-  // blocked by its own commit's build after a restart, as before it.
+  // blocked by its own commit's build after a restart, as before it. The restarted server's
+  // pages say so from its first answer: the plan is made at load, not at the first update after
+  // the store's check (the oldest commits' pages said "not_enabled" until then, under load).
   TempDir dir;
   GitFixtureRepo app(dir.path() + "/repos/app");
   app.write("testlooper.yml",
