@@ -6,7 +6,7 @@
 //
 // Two layers: Schedule is the pure decision logic (no threads, no processes, no clocks: time
 // is passed in), and run_schedule() drives it with one thread per running run. Schedule is not
-// thread-safe; run_schedule() calls it from one thread only.
+// thread-safe; run_schedule() calls it under one lock only.
 #pragma once
 
 #include <deque>
@@ -109,7 +109,8 @@ class Schedule {
   bool stopped_ = false;
 };
 
-// What happened while the schedule ran, reported on the driving thread, in order.
+// What happened while the schedule ran, reported in order, one call at a time (from the runs'
+// threads and the driving thread, never two at once).
 struct ScheduleEvents {
   std::function<void(const Start&, const std::string& run_id)> started;
   std::function<void(const Start&, const RunResult&)> finished;

@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <future>
+#include <map>
+#include <set>
 #include <thread>
 
 #include "runner/fakes.h"
@@ -49,6 +52,82 @@ TEST(RunSchedule, RunsEveryRunAndReportsEach) {
   EXPECT_EQ(finished, 6);
   ASSERT_EQ(ran.size(), 6u);
   EXPECT_EQ(ran[0], "b");
+  EXPECT_TRUE(schedule.done());
+}
+
+TEST(RunSchedule, ARunFollowsTheOneBeforeItOnTheSameThread) {
+  // The next run starts on the thread of the run that ended: no hand-over to another thread
+  // per run (issue 18), so one job runs everything on one thread.
+  ResolvedObject t = object("t", ObjectKind::kTest);
+  Schedule schedule({&t}, 20, Capacity{1, 1, 1}, {});
+  std::set<std::thread::id> threads;
+  RunFunction run = [&](const RunRequest& request, const PublishCallback&) {
+    threads.insert(std::this_thread::get_id());
+    return result_of(request, Outcome::kSuccess);
+  };
+  std::set<std::thread::id> reported_on;
+  ScheduleEvents events;
+  events.finished = [&](const Start&, const RunResult&) {
+    reported_on.insert(std::this_thread::get_id());
+  };
+  testing::FakeClock clock;
+  run_schedule(schedule, run, clock, events, nullptr);
+  EXPECT_EQ(threads.size(), 1u);
+  EXPECT_EQ(threads.count(std::this_thread::get_id()), 0u);
+  EXPECT_EQ(reported_on, threads);  // its end reported there too, not on the driving thread
+  EXPECT_TRUE(schedule.done());
+}
+
+TEST(RunSchedule, EventsComeOneAtATimeAndEachRunIsReportedOnce) {
+  // Many short runs on 4 jobs, builds publishing early artifacts, some tests failing: the
+  // events are never called at once, every run starts and finishes exactly once.
+  std::vector<ResolvedObject> objects;
+  for (int i = 0; i < 4; ++i)
+    objects.push_back(object("b" + std::to_string(i), ObjectKind::kBuild));
+  for (int i = 0; i < 8; ++i) {
+    ResolvedObject t = object("t" + std::to_string(i), ObjectKind::kTest);
+    const ResolvedObject& b = objects[i % 4];
+    t.dependencies["b"] =
+        Dependency{Dependency::Kind::kBuild, "", "", "", b.full_name, b.hash, i % 2 ? "early" : ""};
+    objects.push_back(t);
+  }
+  std::vector<const ResolvedObject*> pointers;
+  for (const ResolvedObject& o : objects) pointers.push_back(&o);
+  Schedule schedule(pointers, 50, Capacity{4, 4, 4}, {});
+  std::atomic<int> inside{0};
+  std::atomic<bool> overlapped{false};
+  auto enter = [&] {
+    if (inside.fetch_add(1) != 0) overlapped = true;
+    std::this_thread::yield();
+    inside.fetch_sub(1);
+  };
+  std::mutex mutex;
+  std::map<std::string, int> started, finished;
+  ScheduleEvents events;
+  events.started = [&](const Start&, const std::string& id) {
+    enter();
+    std::lock_guard lock(mutex);
+    ++started[id];
+  };
+  events.finished = [&](const Start&, const RunResult& result) {
+    enter();
+    std::lock_guard lock(mutex);
+    ++finished[result.run_id];
+  };
+  std::atomic<int> runs{0};
+  RunFunction run = [&](const RunRequest& request, const PublishCallback& publish) {
+    if (++runs % 7 == 0 && request.object->kind == ObjectKind::kTest)
+      return result_of(request, Outcome::kFailure);
+    if (request.object->kind == ObjectKind::kBuild) publish(request.object->hash, "early");
+    return result_of(request, Outcome::kSuccess);
+  };
+  testing::FakeClock clock;
+  run_schedule(schedule, run, clock, events, nullptr);
+  EXPECT_FALSE(overlapped);
+  EXPECT_EQ(runs, 4 + 8 * 50);
+  EXPECT_EQ(started.size(), static_cast<size_t>(runs));
+  EXPECT_EQ(started, finished);
+  for (const auto& [id, n] : finished) EXPECT_EQ(n, 1) << id;
   EXPECT_TRUE(schedule.done());
 }
 
