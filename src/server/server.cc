@@ -178,7 +178,7 @@ FleetController::Hooks fleet_hooks(HttpServer& http, ServerState& state) {
 
 // PRAGMA quick_check of state.db on a thread of its own (store::check_sqlite_store): started
 // once the API answers, as it reads every page (issue 18: 6 s for 10M runs cached, up to 25 s
-// per GB cold). Stopped early and joined when it goes.
+// per GB cold). Interrupted and joined when it goes.
 class BackgroundCheck {
  public:
   // The connection is opened here, the pages read on the thread.
@@ -195,7 +195,12 @@ class BackgroundCheck {
   }
   ~BackgroundCheck() {
     stop_ = true;
-    if (done_.valid()) done_.wait();
+    if (!done_.valid()) return;
+    // Again until it ends: an interrupt made before the check began its read is not seen.
+    while (done_.wait_for(std::chrono::milliseconds(check_ ? 20 : 1000)) !=
+           std::future_status::ready) {
+      if (check_) check_->interrupt();
+    }
   }
   // What the check found, once, when it has ended; nullopt before and after.
   std::optional<Status> take() {

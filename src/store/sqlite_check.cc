@@ -92,7 +92,15 @@ Result<std::unique_ptr<SqliteStoreCheck>> SqliteStoreCheck::open(const std::stri
 SqliteStoreCheck::~SqliteStoreCheck() { close_sqlite(db_); }
 
 Status SqliteStoreCheck::run(const std::atomic<bool>* stop) {
-  return quick_check(db_, path_, stop);
+  if (interrupted_) return Error{path_, "the check was stopped"};
+  Status checked = quick_check(db_, path_, stop);
+  if (interrupted_) return Error{path_, "the check was stopped"};
+  return checked;
+}
+
+void SqliteStoreCheck::interrupt() {
+  interrupted_ = true;
+  sqlite3_interrupt(db_);
 }
 
 Status check_sqlite_store(const std::string& path, const std::atomic<bool>* stop) {
