@@ -7,7 +7,8 @@
 // with its individual test results. Runs are keyed by run id and finishing a run is idempotent:
 // a worker that resends a result after a reconnect does not double-count it.
 //
-// Ownership and threads: a Store is used by one thread at a time (the server's state thread);
+// Ownership and threads: a Store is used by one thread at a time (the server's state thread, or
+// while it loads the thread reading the commits' objects for it);
 // each method is one transaction. Errors come back as values naming the operation.
 #pragma once
 

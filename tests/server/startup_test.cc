@@ -240,5 +240,85 @@ TEST(Startup, Startup_DamageFoundAfterTheApiAnswersStillStopsServeNamingTheFile)
   EXPECT_NE(errors.find("testlooper rebuild --data"), std::string::npos) << errors;
 }
 
+// serve reads the commits' objects on a thread of its own, ahead of the one it adds: a malformed
+// row among many commits still stops the start with the row's commit named (and the reader
+// ahead of it stopped: serve exits instead of hanging), and a store with none starts.
+TEST(Startup, Startup_AMalformedRowAmongManyCommitsIsNamedAndStopsTheStart) {
+  for (const bool malformed : {true, false}) {
+    TempDir dir;
+    std::filesystem::create_directories(dir.path() + "/repos");
+    std::filesystem::create_directories(dir.path() + "/data");
+    const std::string db = dir.path() + "/data/state.db";
+    const auto sha = [](int i) {
+      std::string s = std::to_string(i);
+      return std::string(40 - s.size(), 'a') + s;
+    };
+    {
+      auto store = store::open_sqlite_store(db);
+      ASSERT_TRUE(store.ok()) << store.error().to_string();
+      std::vector<store::CommitRow> commits;
+      for (int i = 0; i < 60; ++i) {
+        store::CommitRow c;
+        c.repo = "app";
+        c.sha = sha(i);
+        c.subject = "commit " + std::to_string(i);
+        commits.push_back(c);
+      }
+      ASSERT_TRUE((*store)->put_commits(commits).ok());
+      for (int i = 0; i < 60; ++i) {
+        store::CommitRow& c = commits[i];
+        c.resolved = true;
+        c.test_sets_json = "{}";
+        c.triggered_json = "[]";
+        std::vector<store::ObjectRow> objects;
+        for (int t = 0; t < 20; ++t) {
+          const std::string name = "t" + std::to_string(t) + "/linux";
+          const bool bad = malformed && i == 30 && t == 7;
+          objects.push_back({"app", c.sha, name, "test", "h" + std::to_string(t),
+                             bad ? "[not an object]" : R"({"min_cores":1})"});
+        }
+        ASSERT_TRUE((*store)->put_definitions(c, objects).ok());
+      }
+    }
+    int out[2];
+    ASSERT_EQ(pipe(out), 0);
+    const std::string err = dir.path() + "/stderr.txt";
+    const pid_t pid = fixtures::spawn_testlooper(
+        "serve",
+        {"--repos", dir.path() + "/repos", "--data", dir.path() + "/data", "--port", "0",
+         "--workers", "0", "--poll-seconds", "3600"},
+        out, err);
+    close(out[1]);
+    std::string said;
+    char c = 0;
+    while (read(out[0], &c, 1) == 1 && c != '\n') said += c;
+    close(out[0]);
+    if (!malformed) {
+      EXPECT_NE(said.find("listening on"), std::string::npos) << said;
+      kill(pid, SIGTERM);
+    }
+    int status = -1;
+    const bool exited = eventually([&] { return waitpid(pid, &status, WNOHANG) == pid; }, 120);
+    if (!exited) {
+      kill(-pid, SIGKILL);
+      waitpid(pid, &status, 0);
+    }
+    ASSERT_TRUE(exited) << "serve did not end";
+    std::ifstream in(err);
+    const std::string errors((std::istreambuf_iterator<char>(in)), {});
+    ASSERT_TRUE(WIFEXITED(status)) << status;
+    if (!malformed) {
+      EXPECT_EQ(WEXITSTATUS(status), 0) << errors;
+      continue;
+    }
+    EXPECT_EQ(said.find("listening on"), std::string::npos) << said;
+    EXPECT_EQ(WEXITSTATUS(status), 2) << errors;
+    EXPECT_NE(errors.find("malformed row for commit " + sha(30) + " of repo 'app'"),
+              std::string::npos)
+        << errors;
+    EXPECT_NE(errors.find("testlooper rebuild"), std::string::npos) << errors;
+  }
+}
+
 }  // namespace
 }  // namespace testlooper::server
