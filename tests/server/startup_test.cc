@@ -160,6 +160,40 @@ TEST(Startup, Startup_EachCommitsTestWaitsOnItsOwnCommitsBuildAfterARestart) {
       << build.dump();
 }
 
+// What `serve` on `dir` (its repos/ and data/) did: its first line on stdout ("listening on ..."
+// once it answers; nothing when it exited first), whether it exited (within 120 s, else it is
+// killed), how, and its stderr. With `stop`, it is sent SIGTERM once it answered.
+struct ServeOutcome {
+  std::string said;
+  bool exited = false;
+  int status = -1;
+  std::string errors;
+};
+ServeOutcome serve_until_it_exits(const TempDir& dir, bool stop) {
+  ServeOutcome outcome;
+  int out[2];
+  if (pipe(out) != 0) return outcome;
+  const std::string err = dir.path() + "/stderr.txt";
+  const pid_t pid =
+      fixtures::spawn_testlooper("serve",
+                                 {"--repos", dir.path() + "/repos", "--data", dir.path() + "/data",
+                                  "--port", "0", "--workers", "0", "--poll-seconds", "3600"},
+                                 out, err);
+  close(out[1]);
+  char c = 0;
+  while (read(out[0], &c, 1) == 1 && c != '\n') outcome.said += c;
+  close(out[0]);
+  if (stop) kill(pid, SIGTERM);
+  outcome.exited = eventually([&] { return waitpid(pid, &outcome.status, WNOHANG) == pid; }, 120);
+  if (!outcome.exited) {
+    kill(-pid, SIGKILL);
+    waitpid(pid, &outcome.status, 0);
+  }
+  std::ifstream in(err);
+  outcome.errors.assign(std::istreambuf_iterator<char>(in), {});
+  return outcome;
+}
+
 // A store whose runs fill many pages, one of which (a page of finished runs: nothing a start
 // reads) has an invalid b-tree page type.
 void damaged_store(const std::string& path) {
@@ -208,33 +242,13 @@ TEST(Startup, Startup_DamageFoundAfterTheApiAnswersStillStopsServeNamingTheFile)
   const std::string db = dir.path() + "/data/state.db";
   damaged_store(db);
   if (HasFatalFailure()) return;
-  int out[2];
-  ASSERT_EQ(pipe(out), 0);
-  const std::string err = dir.path() + "/stderr.txt";
-  const pid_t pid =
-      fixtures::spawn_testlooper("serve",
-                                 {"--repos", dir.path() + "/repos", "--data", dir.path() + "/data",
-                                  "--port", "0", "--workers", "0", "--poll-seconds", "3600"},
-                                 out, err);
-  close(out[1]);
-  // Its first line on stdout, "listening on ..." once it answers (or nothing: it exited).
-  std::string said;
-  char c = 0;
-  while (read(out[0], &c, 1) == 1 && c != '\n') said += c;
-  close(out[0]);
-  int status = -1;
-  const bool exited = eventually([&] { return waitpid(pid, &status, WNOHANG) == pid; }, 120);
-  if (!exited) {
-    kill(-pid, SIGKILL);
-    waitpid(pid, &status, 0);
-  }
-  ASSERT_TRUE(exited) << "serve went on on a damaged store";
+  const ServeOutcome serve = serve_until_it_exits(dir, false);
+  ASSERT_TRUE(serve.exited) << "serve went on on a damaged store";
   // It answered first: the store's check no longer holds the start up.
-  EXPECT_NE(said.find("listening on"), std::string::npos) << said;
-  std::ifstream in(err);
-  const std::string errors((std::istreambuf_iterator<char>(in)), {});
-  ASSERT_TRUE(WIFEXITED(status)) << status;
-  EXPECT_EQ(WEXITSTATUS(status), 2) << errors;
+  EXPECT_NE(serve.said.find("listening on"), std::string::npos) << serve.said;
+  const std::string& errors = serve.errors;
+  ASSERT_TRUE(WIFEXITED(serve.status)) << serve.status;
+  EXPECT_EQ(WEXITSTATUS(serve.status), 2) << errors;
   EXPECT_NE(errors.find(db), std::string::npos) << errors;
   EXPECT_NE(errors.find("PRAGMA quick_check"), std::string::npos) << errors;
   EXPECT_NE(errors.find("testlooper rebuild --data"), std::string::npos) << errors;
@@ -280,39 +294,17 @@ TEST(Startup, Startup_AMalformedRowAmongManyCommitsIsNamedAndStopsTheStart) {
         ASSERT_TRUE((*store)->put_definitions(c, objects).ok());
       }
     }
-    int out[2];
-    ASSERT_EQ(pipe(out), 0);
-    const std::string err = dir.path() + "/stderr.txt";
-    const pid_t pid = fixtures::spawn_testlooper(
-        "serve",
-        {"--repos", dir.path() + "/repos", "--data", dir.path() + "/data", "--port", "0",
-         "--workers", "0", "--poll-seconds", "3600"},
-        out, err);
-    close(out[1]);
-    std::string said;
-    char c = 0;
-    while (read(out[0], &c, 1) == 1 && c != '\n') said += c;
-    close(out[0]);
+    const ServeOutcome serve = serve_until_it_exits(dir, !malformed);
+    ASSERT_TRUE(serve.exited) << "serve did not end";
+    const std::string& errors = serve.errors;
+    ASSERT_TRUE(WIFEXITED(serve.status)) << serve.status;
     if (!malformed) {
-      EXPECT_NE(said.find("listening on"), std::string::npos) << said;
-      kill(pid, SIGTERM);
-    }
-    int status = -1;
-    const bool exited = eventually([&] { return waitpid(pid, &status, WNOHANG) == pid; }, 120);
-    if (!exited) {
-      kill(-pid, SIGKILL);
-      waitpid(pid, &status, 0);
-    }
-    ASSERT_TRUE(exited) << "serve did not end";
-    std::ifstream in(err);
-    const std::string errors((std::istreambuf_iterator<char>(in)), {});
-    ASSERT_TRUE(WIFEXITED(status)) << status;
-    if (!malformed) {
-      EXPECT_EQ(WEXITSTATUS(status), 0) << errors;
+      EXPECT_NE(serve.said.find("listening on"), std::string::npos) << serve.said;
+      EXPECT_EQ(WEXITSTATUS(serve.status), 0) << errors;
       continue;
     }
-    EXPECT_EQ(said.find("listening on"), std::string::npos) << said;
-    EXPECT_EQ(WEXITSTATUS(status), 2) << errors;
+    EXPECT_EQ(serve.said.find("listening on"), std::string::npos) << serve.said;
+    EXPECT_EQ(WEXITSTATUS(serve.status), 2) << errors;
     EXPECT_NE(errors.find("malformed row for commit " + sha(30) + " of repo 'app'"),
               std::string::npos)
         << errors;
