@@ -191,16 +191,14 @@ class BackgroundCheck {
       return;
     }
     check_ = std::move(*check);
-    done_ = std::async(std::launch::async, [this] { return check_->run(&stop_); });
+    done_ = std::async(std::launch::async, [this] { return check_->run(); });
   }
   ~BackgroundCheck() {
-    stop_ = true;
-    if (!done_.valid()) return;
+    if (!check_ || !done_.valid()) return;
     // Again until it ends: an interrupt made before the check began its read is not seen.
-    while (done_.wait_for(std::chrono::milliseconds(check_ ? 20 : 1000)) !=
-           std::future_status::ready) {
-      if (check_) check_->interrupt();
-    }
+    do {
+      check_->interrupt();
+    } while (done_.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready);
   }
   // What the check found, once, when it has ended; nullopt before and after.
   std::optional<Status> take() {
@@ -210,7 +208,6 @@ class BackgroundCheck {
   }
 
  private:
-  std::atomic<bool> stop_{false};
   std::unique_ptr<store::SqliteStoreCheck> check_;
   std::future<Status> done_;
 };
